@@ -1,0 +1,161 @@
+"""The embedded default store: one SQLite file in WAL mode, stdlib ``sqlite3`` only.
+
+Each event is one ``BEGIN IMMEDIATE`` transaction: the write lock is taken before the
+strategy state is read, so processes sharing the file never both read the same rotation
+position (no lost update), and a busy timeout makes them queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from salesbot_core import Outcome, hookimpl
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, entity, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS strategy_state (
+    account TEXT NOT NULL, bot TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (account, bot)
+) WITHOUT ROWID;
+-- One row per processed event: the idempotency key and the audit of what was decided.
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq INTEGER PRIMARY KEY,
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (account, event_id)
+);
+CREATE INDEX IF NOT EXISTS outcomes_record ON outcomes (account, entity, record_id);
+-- One row per assignment, for per-bot, per-user counts without parsing outcomes.
+CREATE TABLE IF NOT EXISTS assignments (
+    seq INTEGER NOT NULL REFERENCES outcomes (seq),
+    account TEXT NOT NULL, bot TEXT NOT NULL, user TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assignments_bot ON assignments (account, bot, user);
+"""
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class SQLiteTransaction:
+    """The reads and writes of one event on an open SQLite transaction."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def outcome(self, account: str, event_id: str) -> Outcome | None:
+        row = self._conn.execute(
+            "SELECT outcome FROM outcomes WHERE account = ? AND event_id = ?", (account, event_id)
+        ).fetchone()
+        return Outcome.model_validate_json(row[0]) if row else None
+
+    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        return _get_record(self._conn, account, entity, record_id)
+
+    def put_record(self, account: str, record: dict[str, Any]) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO records (account, entity, id, data) VALUES (?, ?, ?, ?)",
+            (account, record["entity"], record["id"], json.dumps(record)),
+        )
+
+    def get_state(self, account: str, bot: str) -> dict[str, Any]:
+        row = self._conn.execute(
+            "SELECT state FROM strategy_state WHERE account = ? AND bot = ?", (account, bot)
+        ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def put_state(self, account: str, bot: str, state: dict[str, Any]) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO strategy_state (account, bot, state) VALUES (?, ?, ?)",
+            (account, bot, json.dumps(state)),
+        )
+
+    def put_outcome(self, outcome: Outcome) -> None:
+        seq = self._conn.execute(
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (outcome.account, outcome.event_id, outcome.entity, outcome.record_id,
+             outcome.model_dump_json()),
+        ).lastrowid
+        self._conn.executemany(
+            "INSERT INTO assignments (seq, account, bot, user) VALUES (?, ?, ?, ?)",
+            [(seq, outcome.account, d.bot, d.owner) for d in outcome.assigned],
+        )
+
+
+def _get_record(conn: sqlite3.Connection, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT data FROM records WHERE account = ? AND entity = ? AND id = ?",
+        (account, entity, record_id),
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+class SQLiteStore:
+    """A salesbot store in one SQLite file."""
+
+    def __init__(self, path: str | Path, synchronous: str = "FULL"):
+        """Open (creating if needed) the database at ``path``.
+
+        ``synchronous`` is SQLite's pragma: FULL (the default) survives power loss;
+        NORMAL in WAL mode survives a crashed process but may lose the last commits on
+        power loss, for more speed.
+        """
+        self.path = str(path)
+        # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE),
+        # never implicitly by the sqlite3 module.
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Idempotent DDL: processes opening the same new file at once all succeed.
+        self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteTransaction]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SQLiteTransaction(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        return _get_record(self._conn, account, entity, record_id)
+
+    def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
+        rows = self._conn.execute(
+            "SELECT outcome FROM outcomes WHERE account = ? AND entity = ? AND record_id = ? "
+            "ORDER BY seq",
+            (account, entity, record_id),
+        ).fetchall()
+        return (Outcome.model_validate_json(row[0]) for row in rows)
+
+    def assignment_counts(self) -> list[tuple[str, str, str, int]]:
+        return self._conn.execute(
+            "SELECT account, bot, user, COUNT(*) FROM assignments "
+            "GROUP BY account, bot, user ORDER BY account, bot, user"
+        ).fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@hookimpl(trylast=True)
+def salesbot_open_store(url: str) -> SQLiteStore | None:
+    """Handle plain paths and ``sqlite:///path`` URLs; leave other URLs to other plugins."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///"):])
+    if "://" in url:
+        return None
+    return SQLiteStore(url)

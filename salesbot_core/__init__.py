@@ -1,0 +1,21 @@
+"""salesbot: a lead router that picks the owner of new and edited CRM records.
+
+The public surface: ``Engine`` for host apps, ``hookimpl`` for plugin writers, and the
+data types plugins receive and return.
+"""
+
+import pluggy
+
+from .engine import Engine
+from .errors import EventError, PluginError, RulesetError, SalesbotError, StoreError
+from .models import Bot, Decision, Event, Outcome, Skip, User
+from .strategy import Pick, SelectRequest, Strategy
+
+#: The marker plugins use for their hook implementations.
+hookimpl = pluggy.HookimplMarker("salesbot")
+
+__all__ = [
+    "Bot", "Decision", "Engine", "Event", "EventError", "Outcome", "Pick", "PluginError",
+    "RulesetError", "SalesbotError", "SelectRequest", "Skip", "StoreError", "Strategy",
+    "User", "hookimpl",
+]

@@ -1,0 +1,108 @@
+"""The plugin contract: every hook salesbot calls, what it receives and what it returns.
+
+Plugins implement these with the public marker ``salesbot_core.hookimpl``. Built-in
+plugins (``salesbot_plugins.*``) use exactly the same hooks as third-party ones, so any
+of them can be blocked and replaced. Hooks return data; the engine validates and applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pluggy
+
+from .models import Bot, Event, Outcome, Skip, User
+from .store import Store
+from .strategy import RecordT, Strategy
+
+hookspec = pluggy.HookspecMarker("salesbot")
+
+
+@hookspec
+def salesbot_register_strategies() -> Iterable[Strategy]:
+    """Return the selection strategies this plugin provides.
+
+    Called once when an engine starts. All results are collected; two plugins returning
+    a strategy of the same name is an error at load. A ruleset bot names the strategy it
+    uses (``strategy: round_robin``); ``Strategy.select`` gets a ``SelectRequest`` and
+    returns a ``Pick``, and must be pure: its state comes in and goes out as data.
+
+    Example::
+
+        @hookimpl
+        def salesbot_register_strategies():
+            return [Strategy("first", lambda req: Pick(req.candidates[0]))]
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def salesbot_bot_applies(bot: Bot, event: Event, record: RecordT) -> str | None:
+    """Say why ``bot``, set as an owner of ``record`` by ``event``, must not fire.
+
+    Return ``None`` when the bot may fire, or a short reason (shown in the outcome and
+    the audit trail) when it must not. All implementations are called; any reason stops
+    the bot, which is then removed from the owners and the record keeps its previous
+    owners. Built-in: the bot's active switch, its trigger events and, for deals, its
+    sales processes. Ruleset ``where`` conditions are evaluated by the engine after this.
+
+    Example::
+
+        @hookimpl
+        def salesbot_bot_applies(bot, event, record):
+            return "weekend" if is_weekend() else None
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def salesbot_filter_candidates(
+    bot: Bot, record: RecordT, candidates: Sequence[User]
+) -> Iterable[Skip]:
+    """Return the pool members that must not get ``record``, each with a reason.
+
+    ``candidates`` are the bot's pool users still eligible, in pool order. All
+    implementations are called; the union of their skips is removed. When no candidate
+    is left, nobody is assigned and the bot is not left as an owner. Built-in: users
+    marked ``active: false``.
+
+    Example::
+
+        @hookimpl
+        def salesbot_filter_candidates(bot, record, candidates):
+            return [Skip(user=u.id, reason="on holiday") for u in candidates if away(u)]
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_open_store(url: str) -> Store | None:
+    """Open the store for ``url``, or return ``None`` when this plugin does not handle it.
+
+    ``firstresult``: the first plugin that returns a store wins. The built-in SQLite
+    store takes a file path or a ``sqlite:///path`` URL and is marked ``trylast`` so any
+    other plugin can claim a URL first.
+
+    Example::
+
+        @hookimpl
+        def salesbot_open_store(url):
+            return MyStore(url) if url.startswith("mydb://") else None
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def salesbot_after_assign(outcome: Outcome) -> None:
+    """Called after an event's outcome is committed, once per processed (non-duplicate) event.
+
+    For observers (metrics, logging, live notifications). The return value is ignored; an
+    exception propagates to the caller of ``Engine.handle`` but the outcome stays committed.
+
+    Example::
+
+        @hookimpl
+        def salesbot_after_assign(outcome):
+            metrics.count("assigned", len(outcome.assigned))
+    """
+    raise NotImplementedError

@@ -1,0 +1,223 @@
+"""The data salesbot works on: users, CRM records, events, bots and outcomes.
+
+Everything that crosses the engine's edge (ruleset files, events from a host, outcomes
+written to a store) is one of these pydantic models, so a bad value is rejected at the
+edge with an error that names the field, and the core only ever sees valid data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EntityType = Literal["deal", "person", "company", "task"]
+ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
+EventKind = Literal["created", "updated", "list"]
+EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
+
+#: A record's Owner field holds user ids and bots; a bot is written ``bot:<bot id>`` so a
+#: bot can never be mistaken for a user who happens to share its id.
+BOT_PREFIX = "bot:"
+
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+class Model(BaseModel):
+    """Base of every salesbot model: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class User(Model):
+    """A CRM user who can own records and be in a bot's pool."""
+
+    id: Identifier
+    name: str = ""
+    email: str | None = None
+    active: bool = True
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class _Record(Model):
+    id: Identifier
+    owners: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    #: Custom fields of the host's CRM; ruleset conditions can test them.
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("owners")
+    @classmethod
+    def _no_duplicate_owners(cls, owners: list[str]) -> list[str]:
+        if len(set(owners)) != len(owners):
+            raise ValueError("an owner is listed twice")
+        return owners
+
+    def bot_ids(self) -> list[str]:
+        """Ids of the bots set in the Owner field, in order."""
+        return [o[len(BOT_PREFIX) :] for o in self.owners if o.startswith(BOT_PREFIX)]
+
+    def condition_fields(self) -> dict[str, Any]:
+        """The flat view of the record that ruleset conditions test."""
+        data = self.model_dump(exclude={"owners", "tags", "fields"}, exclude_none=True)
+        return {**self.fields, **data}
+
+
+class Deal(_Record):
+    """A deal (sales opportunity): linked to persons and at most one company."""
+
+    entity: Literal["deal"] = "deal"
+    title: str = ""
+    process: str | None = None
+    value: float | None = None
+    persons: list[Identifier] = Field(default_factory=list)
+    company: Identifier | None = None
+
+
+class Person(_Record):
+    """A contact person, optionally working at a company."""
+
+    entity: Literal["person"] = "person"
+    name: str = ""
+    company: Identifier | None = None
+
+
+class Company(_Record):
+    """A company (organisation)."""
+
+    entity: Literal["company"] = "company"
+    name: str = ""
+
+
+class Link(Model):
+    """What a task is about: a deal, a person or a company."""
+
+    entity: Literal["deal", "person", "company"]
+    id: Identifier
+
+
+class Task(_Record):
+    """A task, optionally about one deal, person or company."""
+
+    entity: Literal["task"] = "task"
+    title: str = ""
+    link: Link | None = None
+
+
+Record = Annotated[Union[Deal, Person, Company, Task], Field(discriminator="entity")]
+
+
+class Event(Model):
+    """Something happened to a record in the host CRM.
+
+    ``id`` is the host's unique id for this delivery (a webhook id, an outbox row id):
+    an event delivered again with the same id is answered from the log, not re-run.
+    """
+
+    id: Identifier
+    kind: EventKind
+    account: Identifier = "default"
+    record: Record
+
+
+class Trigger(Model):
+    """When a bot fires."""
+
+    events: list[EventKind] = Field(default_factory=lambda: list(EVENT_KINDS), min_length=1)
+    #: Deals only: the sales processes the bot applies to; ``None`` means all of them.
+    processes: list[str] | None = Field(default=None, min_length=1)
+    #: A durable-rules condition over the record's fields, e.g. ``{"$gte": {"value": 10000}}``.
+    where: dict[str, Any] | None = None
+
+
+class Bot(Model):
+    """A Sales Bot: a rule with a pool of users that picks the owner of a record."""
+
+    id: Identifier
+    name: str = ""
+    entity: EntityType = "deal"
+    active: bool = True
+    users: list[Identifier] = Field(min_length=1)
+    strategy: str = "round_robin"
+    #: Options for the strategy, validated by the strategy plugin.
+    options: dict[str, Any] = Field(default_factory=dict)
+    trigger: Trigger = Field(default_factory=Trigger)
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, users: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for user in users:
+            if user in seen:
+                raise ValueError(f"user {user!r} is in the pool twice")
+            seen.add(user)
+        return users
+
+    @model_validator(mode="after")
+    def _processes_only_for_deals(self) -> Bot:
+        if self.trigger.processes is not None and self.entity != "deal":
+            raise ValueError("trigger.processes applies to deals only")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def owner_ref(self) -> str:
+        """How this bot is written in a record's Owner field."""
+        return BOT_PREFIX + self.id
+
+
+class RulesetFile(Model):
+    """The contents of one ruleset file."""
+
+    account: Identifier = "default"
+    users: list[User] = Field(default_factory=list)
+    bots: list[Bot] = Field(default_factory=list)
+
+
+class Skip(Model):
+    """A pool member who was not a candidate, and why."""
+
+    user: str
+    reason: str
+
+
+Status = Literal["assigned", "not_applied", "no_candidate", "no_bot"]
+
+
+class Decision(Model):
+    """What one bot on a record decided: who, and the reasons."""
+
+    bot: str
+    status: Status
+    owner: str | None = None
+    reason: str = ""
+    strategy: str | None = None
+    candidates: list[str] = Field(default_factory=list)
+    skipped: list[Skip] = Field(default_factory=list)
+    state_before: dict[str, Any] = Field(default_factory=dict)
+    state_after: dict[str, Any] = Field(default_factory=dict)
+
+
+class Outcome(Model):
+    """The engine's answer for one event: the owners before and after, and each bot's decision."""
+
+    event_id: str
+    account: str
+    entity: EntityType
+    record_id: str
+    kind: EventKind
+    owners_before: list[str]
+    owners_after: list[str]
+    decisions: list[Decision] = Field(default_factory=list)
+    #: True when this event id had been processed before and nothing was done again.
+    duplicate: bool = False
+
+    @property
+    def assigned(self) -> list[Decision]:
+        return [d for d in self.decisions if d.status == "assigned"]

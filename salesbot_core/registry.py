@@ -1,0 +1,142 @@
+"""Builds the plugin manager of one engine: built-ins, entry-point plugins, host plugins.
+
+There is no module-level plugin manager: ``make_plugin_manager`` returns a fresh one
+each time, owned by the engine that asked for it, so two engines (or two tests) never
+share plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .strategy import Strategy
+
+PROJECT = "salesbot"
+ENTRY_POINT_GROUP = "salesbot"
+#: Comma-separated plugin names (built-in module names or entry-point names) not to load.
+BLOCK_ENV = "SALESBOT_BLOCK_PLUGINS"
+#: Set to 1 to load no entry-point plugins at all.
+DISABLE_AUTOLOAD_ENV = "SALESBOT_DISABLE_PLUGIN_AUTOLOAD"
+
+#: The built-in plugins, registered by module name like any other plugin (and blockable).
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "salesbot_plugins.round_robin",
+    "salesbot_plugins.triggers",
+    "salesbot_plugins.eligibility",
+    "salesbot_plugins.sqlite_store",
+)
+
+
+@dataclass(frozen=True)
+class PluginLoadFailure:
+    """An entry-point plugin that could not be imported; the host goes on without it."""
+
+    name: str
+    distribution: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.name!r} (from {self.distribution}) failed to load: {self.error}"
+
+
+@dataclass
+class Registry:
+    """A plugin manager plus what happened while it was filled."""
+
+    pm: pluggy.PluginManager
+    failures: list[PluginLoadFailure]
+
+    def strategies(self) -> dict[str, Strategy]:
+        """All registered strategies by name; a name registered twice is an error."""
+        found: dict[str, Strategy] = {}
+        # Called implementation by implementation (not through the hook caller) so a
+        # clash names the plugin that caused it.
+        for impl in self.pm.hook.salesbot_register_strategies.get_hookimpls():
+            for strategy in impl.function() or ():
+                if strategy.name in found:
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} registers strategy "
+                        f"{strategy.name!r}, which another plugin already registered"
+                    )
+                found[strategy.name] = strategy
+        return found
+
+
+def _env_names(name: str) -> set[str]:
+    return {part.strip() for part in os.environ.get(name, "").split(",") if part.strip()}
+
+
+def make_plugin_manager(
+    plugins: Iterable[object] = (),
+    *,
+    block: Iterable[str] = (),
+    autoload: bool | None = None,
+) -> Registry:
+    """Return a new registry: the built-ins, the ``salesbot`` entry points, then ``plugins``.
+
+    ``block`` names plugins not to load (added to the ``SALESBOT_BLOCK_PLUGINS`` env var).
+    ``autoload`` (default: on unless ``SALESBOT_DISABLE_PLUGIN_AUTOLOAD`` is set) loads
+    the entry-point plugins. An entry point that fails to import is recorded in
+    ``failures`` and skipped; a hook implementation that matches no spec raises
+    ``PluginError`` naming the plugin.
+    """
+    blocked = set(block) | _env_names(BLOCK_ENV)
+    if autoload is None:
+        autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in blocked:
+        pm.set_blocked(name)
+    failures: list[PluginLoadFailure] = []
+
+    for module_name in DEFAULT_PLUGINS:
+        if module_name not in blocked:
+            _register(pm, importlib.import_module(module_name), module_name)
+
+    if autoload:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or pm.get_plugin(ep.name) is not None:
+                continue
+            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # any import-time error of a third party
+                failures.append(PluginLoadFailure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+                continue
+            _register(pm, plugin, ep.name)
+
+    for plugin in plugins:
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name not in blocked:
+            _register(pm, plugin, None)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin {_plugin_name(pm, exc.plugin)!r} is invalid: {exc}"
+        ) from None
+    return Registry(pm, failures)
+
+
+def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
+    return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(
+            f"plugin {name or _plugin_name(pm, plugin)!r} is invalid: {exc}"
+        ) from None
+    except ValueError as exc:  # pluggy: the same plugin or name registered twice
+        raise PluginError(f"plugin {name or _plugin_name(pm, plugin)!r}: {exc}") from None

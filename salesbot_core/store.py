@@ -1,0 +1,55 @@
+"""The storage contract. Store plugins (SQLite built in) implement it; the engine uses only this.
+
+One event is one transaction: the record, the strategy state, the outcome and the
+processed event id are written together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
+
+from .models import Outcome
+
+
+class Transaction(Protocol):
+    """The reads and writes of one event, all inside one database transaction."""
+
+    def outcome(self, account: str, event_id: str) -> Outcome | None:
+        """The outcome stored for an event id, or None if it was never processed."""
+
+    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        """The stored record (as a dict), or None."""
+
+    def put_record(self, account: str, record: dict[str, Any]) -> None:
+        """Insert or replace a record; ``record`` has ``entity`` and ``id`` keys."""
+
+    def get_state(self, account: str, bot: str) -> dict[str, Any]:
+        """A bot's strategy state, ``{}`` when it has none yet."""
+
+    def put_state(self, account: str, bot: str, state: dict[str, Any]) -> None:
+        """Replace a bot's strategy state."""
+
+    def put_outcome(self, outcome: Outcome) -> None:
+        """Log an outcome and mark its event id processed."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A database the engine keeps its records, state and log in."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a write transaction, taking the write lock at once; commit on success."""
+
+    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        """Read a record outside a transaction."""
+
+    def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
+        """Every outcome logged for a record, oldest first."""
+
+    def assignment_counts(self) -> list[tuple[str, str, str, int]]:
+        """``(account, bot, user, count)`` of every assignment ever logged."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -136,7 +136,7 @@ def load_rulesets(folder: Path | str, strategies: Mapping[str, Strategy]) -> Rul
         if bot.trigger.where is not None
     }
     if problems:
-        raise RulesetError(problems)
+        raise RulesetError(sorted(problems, key=lambda p: p.file))
     try:
         condition_set = ConditionSet(conditions)
     except ConditionCompileError as exc:

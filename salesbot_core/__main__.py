@@ -1,0 +1,5 @@
+"""``python -m salesbot_core`` runs the ``salesbot`` command."""
+
+from .cli import main
+
+main()

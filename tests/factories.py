@@ -1,0 +1,22 @@
+"""Builders of test events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The users of the default account in most tests; olga is deactivated.
+TEAM = """
+users:
+  - {id: anna, name: Anna Nowak}
+  - {id: bartek, name: Bartek Wiśniewski}
+  - {id: celina, name: Celina Zając}
+  - {id: jan, name: Jan Kowalski}
+  - {id: olga, name: Olga Lis, active: false}
+"""
+
+
+def deal_event(n: int, owners: list[str] | None = None, kind: str = "created",
+               **fields: Any) -> dict[str, Any]:
+    """An event ``e<n>`` on deal ``d<n>`` whose Owner is the inbound bot unless told otherwise."""
+    record = {"entity": "deal", "id": f"d{n}", "owners": owners or ["bot:inbound"], **fields}
+    return {"id": f"e{n}", "kind": kind, "record": record}

@@ -1,0 +1,75 @@
+"""Ruleset conditions run on durable-rules through salesbot_core.conditions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from factories import TEAM, deal_event
+
+from salesbot_core import Engine, RulesetError
+from salesbot_core.conditions import CHUNK_SIZE, ConditionSet
+
+BIG_DEALS = TEAM + """
+bots:
+  - id: big
+    users: [jan, anna]
+    trigger:
+      where: {$and: [{$gte: {value: 50000}}, {$neq: {region: export}}]}
+"""
+
+
+def test_a_record_matching_the_condition_is_assigned(write_rules, tmp_path: Path) -> None:
+    with Engine(write_rules(**{"b.yaml": BIG_DEALS}), tmp_path / "s.db") as engine:
+        outcome = engine.handle(deal_event(1, ["bot:big"], value=50000, fields={"region": "north"}))
+    assert outcome.owners_after == ["jan"]
+
+
+def test_a_record_not_matching_keeps_its_previous_owners(write_rules, tmp_path: Path) -> None:
+    with Engine(write_rules(**{"b.yaml": BIG_DEALS}), tmp_path / "s.db") as engine:
+        engine.handle(deal_event(1, ["bartek"], value=900))
+        event = deal_event(2, ["bot:big"], kind="updated", value=900)
+        event["record"]["id"] = "d1"
+        outcome = engine.handle(event)
+        export = engine.handle(deal_event(3, ["bot:big"], value=90000, fields={"region": "export"}))
+        stored = engine.store.get_record("default", "deal", "d1")
+    assert outcome.owners_after == ["bartek"]
+    assert outcome.decisions[0].status == "not_applied"
+    assert outcome.decisions[0].reason == "the record does not match trigger.where"
+    assert stored is not None and stored["owners"] == ["bartek"]
+    assert export.owners_after == [] and export.decisions[0].status == "not_applied"
+
+
+def test_thousands_of_conditions_are_split_into_chunks_durable_can_run() -> None:
+    # durable-rules hangs on one ruleset of more than ~512 rules.
+    conditions = {f"bot{i}": {"$eq": {"value": i}} for i in range(3 * CHUNK_SIZE + 7)}
+    compiled = ConditionSet(conditions)
+    for i in (0, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 5, 3 * CHUNK_SIZE + 6):
+        assert compiled.matches(f"bot{i}", {"value": i}) is True
+        assert compiled.matches(f"bot{i}", {"value": i + 1}) is False
+        # one bot's message never matches a rule of another bot in the same chunk
+        assert compiled.matches(f"bot{i}", {"value": i - 1}) is False
+
+
+def test_a_key_without_condition_always_matches() -> None:
+    assert ConditionSet({}).matches("anything", {"value": 1}) is True
+    assert ConditionSet({"a": {"value": 1}}).matches("b", {}) is True
+
+
+def test_none_fields_are_not_posted() -> None:
+    compiled = ConditionSet({"a": {"$nex": {"company": 1}}})
+    assert compiled.matches("a", {"company": None}) is True
+    assert compiled.matches("a", {"company": "warsztat"}) is False
+
+
+def test_a_condition_durable_cannot_compile_names_file_bot_and_field(write_rules) -> None:
+    folder = write_rules(**{"team.yaml": TEAM, "b.yaml": """
+        bots:
+          - {id: fine, users: [anna], trigger: {where: {$mt: {title: '^ACME'}}}}
+          - {id: broken, users: [anna], trigger: {where: {$mt: {title: '[a-'}}}}
+        """})
+    with pytest.raises(RulesetError) as info:
+        Engine(folder, folder.parent / "s.db")
+    (problem,) = info.value.problems
+    assert (problem.file, problem.bot, problem.field) == (str(folder / "b.yaml"), "broken", "trigger.where")
+    assert problem.message.startswith("durable-rules cannot compile this condition")

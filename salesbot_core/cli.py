@@ -38,7 +38,7 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise SystemExit(1)
 
 
@@ -68,7 +68,7 @@ def run(events: Path, rulesets: Path, db: str, quiet: bool) -> None:
     except SalesbotError as exc:
         _fail(str(exc))
     for failure in engine.plugin_failures:
-        err.print(f"[yellow]warning:[/] {failure}", highlight=False)
+        err.print(f"[yellow]warning:[/] {failure}", highlight=False, soft_wrap=True)
 
     total = sum(1 for _ in _lines(events))
     statuses: Counter[str] = Counter()
@@ -83,11 +83,11 @@ def run(events: Path, rulesets: Path, db: str, quiet: bool) -> None:
                 outcome = engine.handle(json.loads(line))
             except json.JSONDecodeError as exc:
                 rejected += 1
-                err.print(f"{events}:{number}: not valid JSON: {exc}", highlight=False)
+                err.print(f"{events}:{number}: not valid JSON: {exc}", highlight=False, soft_wrap=True)
                 continue
             except SalesbotError as exc:
                 rejected += 1
-                err.print(f"{events}:{number}: {exc}", highlight=False)
+                err.print(f"{events}:{number}: {exc}", highlight=False, soft_wrap=True)
                 continue
             if outcome.duplicate:
                 statuses["duplicate"] += 1
@@ -110,8 +110,8 @@ def run(events: Path, rulesets: Path, db: str, quiet: bool) -> None:
             table.add_row(*key, str(assigned[key]), str(all_time.get(key, 0)))
         out.print(table)
         parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(statuses.items())]
-        out.print(f"{total} events: " + ", ".join(parts + [f"{rejected} rejected"]),
-                  highlight=False)
+        out.print(f"{total} events: " + ", ".join([*parts, f"{rejected} rejected"]),
+                  highlight=False, soft_wrap=True)
     if rejected:
         raise SystemExit(1)
 
@@ -126,7 +126,7 @@ def validate(rulesets: Path) -> None:
     except RulesetError as exc:
         err = Console(stderr=True)
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {problem}", highlight=False)
+            err.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
     except SalesbotError as exc:
         _fail(str(exc))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import durable.engine as durable_engine
@@ -89,7 +89,7 @@ class _Host(durable_engine.Host):
         self.matched: list[str] = []
         super().__init__()
 
-    def get_action(self, action_name: str):  # noqa: ANN201 - durable's callback type
+    def get_action(self, action_name: str) -> Callable[[Any], None]:
         def record_match(closure: Any) -> None:
             self.matched.append(action_name)
 

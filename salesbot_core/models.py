@@ -7,7 +7,7 @@ edge with an error that names the field, and the core only ever sees valid data.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -107,7 +107,7 @@ class Task(_Record):
     link: Link | None = None
 
 
-Record = Annotated[Union[Deal, Person, Company, Task], Field(discriminator="entity")]
+Record = Annotated[Deal | Person | Company | Task, Field(discriminator="entity")]
 
 
 class Event(Model):

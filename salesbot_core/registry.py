@@ -60,7 +60,8 @@ class Registry:
         # Called implementation by implementation (not through the hook caller) so a
         # clash names the plugin that caused it.
         for impl in self.pm.hook.salesbot_register_strategies.get_hookimpls():
-            for strategy in impl.function() or ():
+            strategies: Iterable[Strategy] = impl.function() or ()  # type: ignore[assignment]
+            for strategy in strategies:
                 if strategy.name in found:
                     raise PluginError(
                         f"plugin {impl.plugin_name!r} registers strategy "
@@ -128,7 +129,7 @@ def make_plugin_manager(
 
 
 def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
-    return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+    return pm.get_name(plugin) or str(getattr(plugin, "__name__", repr(plugin)))
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import Bot, Deal, Person, Company, Task
+from .models import Bot, Company, Deal, Person, Task
 
 RecordT = Deal | Person | Company | Task
 

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from factories import TEAM
-
 from salesbot_core import Engine
-
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from factories import TEAM, deal_event
 
+from factories import TEAM, deal_event
 from salesbot_core import Engine, RulesetError
 from salesbot_core.conditions import CHUNK_SIZE, ConditionSet
 

@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 from factories import TEAM, deal_event
-
 from salesbot_core import Engine
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from factories import TEAM, deal_event
 
+from factories import TEAM, deal_event
 from salesbot_core import Engine, RulesetError
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.rulesets import load_rulesets

@@ -1,0 +1,151 @@
+"""The engine end to end: triggers, candidates, idempotency, bad events, host plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factories import TEAM, deal_event
+from salesbot_core import Engine, EventError, Outcome, Skip, hookimpl
+
+TRIGGERED = TEAM + """
+bots:
+  - id: sales
+    users: [anna, bartek]
+    trigger: {events: [created], processes: [Sales, Partners]}
+  - id: paused
+    active: false
+    users: [anna]
+  - id: people
+    entity: person
+    users: [jan]
+  - id: ghosts
+    users: [olga]
+"""
+
+
+@pytest.fixture
+def triggered(write_rules, tmp_path: Path):
+    with Engine(write_rules(**{"t.yaml": TRIGGERED}), tmp_path / "s.db") as engine:
+        yield engine
+
+
+@pytest.mark.parametrize(("event", "reason"), [
+    (deal_event(1, ["bot:sales"], process="Support"),
+     "process 'Support' is not one of ['Sales', 'Partners']"),
+    (deal_event(1, ["bot:sales"], process=None), "process None is not one of ['Sales', 'Partners']"),
+    (deal_event(1, ["bot:sales"], kind="updated", process="Sales"),
+     "the bot does not fire on 'updated' events"),
+    (deal_event(1, ["bot:paused"]), "the bot is switched off"),
+    (deal_event(1, ["bot:people"]), "the bot handles person records, not deal records"),
+])
+def test_a_bot_that_does_not_apply_is_removed_and_says_why(triggered: Engine, event, reason) -> None:
+    outcome = triggered.handle(event)
+    assert outcome.owners_after == []
+    (decision,) = outcome.decisions
+    assert (decision.status, decision.reason, decision.owner) == ("not_applied", reason, None)
+
+
+def test_processes_filter_accepts_each_listed_process(triggered: Engine) -> None:
+    owners = [triggered.handle(deal_event(n, ["bot:sales"], process=p)).owners_after
+              for n, p in enumerate(["Sales", "Partners", "Sales"])]
+    assert owners == [["anna"], ["bartek"], ["anna"]]
+
+
+def test_a_pool_with_nobody_eligible_assigns_nobody(triggered: Engine) -> None:
+    triggered.handle(deal_event(1, ["jan"]))
+    outcome = triggered.handle({**deal_event(2, ["bot:ghosts"], kind="updated"),
+                                "record": {"entity": "deal", "id": "d1", "owners": ["bot:ghosts"]}})
+    assert outcome.owners_after == ["jan"]
+    (decision,) = outcome.decisions
+    assert decision.status == "no_candidate"
+    assert decision.skipped == [Skip(user="olga", reason="user is deactivated")]
+
+
+def test_a_bot_beside_other_owners_is_replaced_in_place(triggered: Engine) -> None:
+    outcome = triggered.handle(deal_event(1, ["jan", "bot:sales", "celina"], process="Sales"))
+    assert outcome.owners_after == ["jan", "anna", "celina"]
+    again = triggered.handle(deal_event(2, ["bartek", "bot:sales"], process="Sales"))
+    assert again.owners_after == ["bartek"]  # the pick already owned it: no duplicate owner
+
+
+def test_a_redelivered_event_returns_its_first_outcome_and_changes_nothing(engine: Engine) -> None:
+    first = engine.handle(deal_event(1))
+    again = engine.handle(deal_event(1))
+    assert again.duplicate is True and first.duplicate is False
+    assert again.model_copy(update={"duplicate": False}) == first
+    assert engine.handle(deal_event(2)).owners_after == ["bartek"]
+    assert engine.store.assignment_counts() == [
+        ("default", "inbound", "anna", 1), ("default", "inbound", "bartek", 1)]
+
+
+def test_a_record_without_bot_is_stored_untouched(engine: Engine) -> None:
+    outcome = engine.handle(deal_event(1, ["jan", "anna"], title="Warsztat"))
+    assert (outcome.owners_after, outcome.decisions) == (["jan", "anna"], [])
+    stored = engine.store.get_record("default", "deal", "d1")
+    assert stored is not None and (stored["owners"], stored["title"]) == (["jan", "anna"], "Warsztat")
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    ({"kind": "created", "record": {"entity": "deal", "id": "d1"}},
+     "event: field 'id': Field required"),
+    ({"id": "e1", "kind": "deleted", "record": {"entity": "deal", "id": "d1"}},
+     "event 'e1': field 'kind': Input should be 'created', 'updated' or 'list'"),
+    ({"id": "e1", "kind": "created", "record": {"entity": "lead", "id": "d1"}},
+     "event 'e1': field 'record': Input tag 'lead' found using 'entity' does not match any of "
+     "the expected tags: 'deal', 'person', 'company', 'task'"),
+    ({"id": "e1", "kind": "created", "record": {"entity": "deal", "id": "d1", "value": "lots"}},
+     "event 'e1': field 'record.deal.value': Input should be a valid number, "
+     "unable to parse string as a number"),
+    (deal_event(1, ["bot:nobot"]), "event 'e1': field 'record.owners.0': "
+     "'bot:nobot' is not a bot of account 'default'"),
+    (deal_event(1, ["zofia"]), "event 'e1': field 'record.owners.0': "
+     "'zofia' is not a user of account 'default'"),
+    ({**deal_event(1), "account": "acme"}, "event 'e1': field 'record.owners.0': "
+     "'bot:inbound' is not a bot of account 'acme'"),
+])
+def test_a_bad_event_is_rejected_naming_the_field_and_changes_nothing(
+    engine: Engine, event, message
+) -> None:
+    with pytest.raises(EventError) as info:
+        engine.handle(event)
+    assert str(info.value) == message
+    assert engine.store.get_record("default", "deal", "d1") is None
+    assert engine.store.assignment_counts() == []
+    assert engine.handle(deal_event(2)).owners_after == ["anna"]  # rotation untouched
+
+
+class HolidayCalendar:
+    """A host plugin: bartek is on holiday; every outcome is reported to the host."""
+
+    def __init__(self) -> None:
+        self.seen: list[Outcome] = []
+
+    @hookimpl
+    def salesbot_filter_candidates(self, bot, record, candidates):
+        return [Skip(user=u.id, reason="on holiday") for u in candidates if u.id == "bartek"]
+
+    @hookimpl
+    def salesbot_after_assign(self, outcome):
+        self.seen.append(outcome)
+
+
+def test_host_plugins_filter_candidates_and_observe_outcomes(deal_bot_rules: Path, tmp_path: Path) -> None:
+    calendar = HolidayCalendar()
+    with Engine(deal_bot_rules, tmp_path / "s.db", plugins=[calendar]) as engine:
+        owners = [engine.handle(deal_event(n)).owners_after[0] for n in range(4)]
+        engine.handle(deal_event(0))  # a duplicate is not reported again
+    assert owners == ["anna", "celina", "anna", "celina"]
+    assert [o.event_id for o in calendar.seen] == ["e0", "e1", "e2", "e3"]
+    assert calendar.seen[0].decisions[0].skipped == [Skip(user="bartek", reason="on holiday")]
+
+
+def test_blocking_a_builtin_plugin_by_name(deal_bot_rules: Path, tmp_path: Path) -> None:
+    rules = deal_bot_rules
+    (rules / "team.yaml").write_text(TEAM.replace("active: false", "active: false") +
+                                     "bots:\n  - {id: lis, users: [olga, anna]}\n")
+    with Engine(rules, tmp_path / "a.db") as normal:
+        assert normal.handle(deal_event(1, ["bot:lis"])).owners_after == ["anna"]
+    with Engine(rules, tmp_path / "b.db", block=["salesbot_plugins.eligibility"]) as unfiltered:
+        assert unfiltered.handle(deal_event(1, ["bot:lis"])).owners_after == ["olga"]

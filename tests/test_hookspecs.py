@@ -1,0 +1,35 @@
+"""The hook specs are the documented plugin contract."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from salesbot_core import hookspecs
+
+HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("salesbot_"))
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_there_are_hooks() -> None:
+    assert HOOKS == ["salesbot_after_assign", "salesbot_bot_applies", "salesbot_filter_candidates",
+                     "salesbot_open_store", "salesbot_register_strategies"]
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_typed_and_documented_with_an_example(name: str) -> None:
+    spec = getattr(hookspecs, name)
+    doc = inspect.getdoc(spec) or ""
+    assert len(doc.split()) >= 25, f"{name} needs a docstring saying what it receives and returns"
+    assert "Example::" in doc and "@hookimpl" in doc
+    signature = inspect.signature(spec)
+    assert signature.return_annotation is not inspect.Signature.empty
+    assert all(p.annotation is not inspect.Parameter.empty for p in signature.parameters.values())
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_in_the_readme(name: str) -> None:
+    assert re.search(rf"^\| `{name}\(", README, re.MULTILINE), f"{name} missing from README hook table"

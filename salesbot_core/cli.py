@@ -122,6 +122,8 @@ def validate(rulesets: Path) -> None:
     """Check every ruleset file of a folder; list the bots, or every problem found."""
     try:
         registry = make_plugin_manager()
+        for failure in registry.failures:
+            Console(stderr=True).print(f"[yellow]warning:[/] {failure}", highlight=False, soft_wrap=True)
         rules = load_rulesets(rulesets, registry.strategies())
     except RulesetError as exc:
         err = Console(stderr=True)

@@ -7,6 +7,7 @@ share plugins.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 from collections.abc import Iterable
@@ -109,35 +110,48 @@ def make_plugin_manager(
             dist = ep.dist.name if ep.dist is not None else "unknown distribution"
             try:
                 plugin = ep.load()
-            except Exception as exc:  # any import-time error of a third party
+            except (Exception, SystemExit) as exc:  # any import-time error of a third party
                 failures.append(PluginLoadFailure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
                 continue
             _register(pm, plugin, ep.name)
 
     for plugin in plugins:
-        name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        if name not in blocked:
-            _register(pm, plugin, None)
+        # A readable name for messages and blocking: a module's name, an object's class;
+        # a second object of the same class gets a numbered name.
+        base = getattr(plugin, "__name__", None) or type(plugin).__name__
+        name, n = base, 1
+        while pm.has_plugin(name):
+            n += 1
+            name = f"{base}#{n}"
+        if base not in blocked:
+            _register(pm, plugin, name)
 
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"plugin {_plugin_name(pm, exc.plugin)!r} is invalid: {exc}"
-        ) from None
+    _check_unknown_hooks(pm)
     return Registry(pm, failures)
 
 
-def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
-    return pm.get_name(plugin) or str(getattr(plugin, "__name__", repr(plugin)))
+def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
+    """Fail on a hook implementation that matches no spec (pluggy's ``check_pending``),
+    with a message that names the plugin and suggests the hook it probably meant."""
+    known = [name for name in dir(hookspecs) if name.startswith("salesbot_")]
+    for hook_name in sorted(vars(pm.hook)):
+        caller = getattr(pm.hook, hook_name)
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                close = difflib.get_close_matches(hook_name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} implements {hook_name!r}, "
+                    f"which is not a salesbot hook{hint}"
+                )
 
 
-def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"plugin {name or _plugin_name(pm, plugin)!r} is invalid: {exc}"
-        ) from None
+        raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
     except ValueError as exc:  # pluggy: the same plugin or name registered twice
-        raise PluginError(f"plugin {name or _plugin_name(pm, plugin)!r}: {exc}") from None
+        raise PluginError(f"plugin {name!r}: {exc}") from None

@@ -19,7 +19,9 @@ def python_block_after(heading: str) -> str:
     return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
-def test_embedding_example_prints_what_its_comments_say(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_embedding_example_prints_what_its_comments_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code = python_block_after("## Embedding the engine")
     expected = re.findall(r"# (.+)$", code, re.MULTILINE)
     shutil.copytree(ROOT / "rulesets", tmp_path / "rulesets")

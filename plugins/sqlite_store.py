@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from salesbot_core import Outcome, hookimpl
+from salesbot_core.models import Note, Notification
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -41,6 +42,26 @@ CREATE TABLE IF NOT EXISTS assignments (
     account TEXT NOT NULL, bot TEXT NOT NULL, user TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS assignments_bot ON assignments (account, bot, user);
+CREATE TABLE IF NOT EXISTS notes (
+    seq INTEGER PRIMARY KEY,
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    text TEXT NOT NULL, bot TEXT NOT NULL, event_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS notes_record ON notes (account, entity, record_id);
+-- The outbox: a host delivers pending rows and marks them delivered.
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL, user TEXT NOT NULL, text TEXT NOT NULL,
+    event_id TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (id) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS bot_switches (
+    account TEXT NOT NULL, bot TEXT NOT NULL, active INTEGER NOT NULL,
+    PRIMARY KEY (account, bot)
+) WITHOUT ROWID;
 """
 
 BUSY_TIMEOUT_MS = 30_000
@@ -90,6 +111,27 @@ class SQLiteTransaction:
             "INSERT INTO assignments (seq, account, bot, user) VALUES (?, ?, ?, ?)",
             [(seq, outcome.account, d.bot, d.owner) for d in outcome.assigned],
         )
+
+
+    def get_switches(self, account: str) -> dict[str, bool]:
+        return _get_switches(self._conn, account)
+
+    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str,
+                 event_id: str) -> None:
+        self._conn.execute(
+            "INSERT INTO notes (account, entity, record_id, text, bot, event_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (account, entity, record_id, text, bot, event_id))
+
+    def put_notification(self, account: str, user: str, text: str, event_id: str,
+                         entity: str, record_id: str) -> None:
+        self._conn.execute(
+            "INSERT INTO notifications (account, user, text, event_id, entity, record_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (account, user, text, event_id, entity, record_id))
+
+
+def _get_switches(conn: sqlite3.Connection, account: str) -> dict[str, bool]:
+    rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = ?", (account,))
+    return {bot: bool(active) for bot, active in rows}
 
 
 def _get_record(conn: sqlite3.Connection, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
@@ -146,6 +188,38 @@ class SQLiteStore:
             "SELECT account, bot, user, COUNT(*) FROM assignments "
             "GROUP BY account, bot, user ORDER BY account, bot, user"
         ).fetchall()
+
+    def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
+        rows = self._conn.execute(
+            "SELECT text, bot, event_id, created_at FROM notes "
+            "WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
+            (account, entity, record_id))
+        return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
+
+    def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+        self._conn.row_factory = sqlite3.Row
+        try:
+            rows = self._conn.execute(
+                "SELECT * FROM notifications WHERE delivered_at IS NULL "
+                "AND (? IS NULL OR account = ?) ORDER BY id LIMIT ?", (account, account, limit)
+            ).fetchall()
+        finally:
+            self._conn.row_factory = None
+        return [Notification(**dict(row)) for row in rows]
+
+    def mark_delivered(self, ids: list[int]) -> int:
+        with self.transaction():
+            return sum(self._conn.execute(
+                "UPDATE notifications SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                "WHERE id = ? AND delivered_at IS NULL", (i,)).rowcount for i in ids)
+
+    def set_switch(self, account: str, bot: str, active: bool) -> None:
+        with self.transaction():
+            self._conn.execute("INSERT OR REPLACE INTO bot_switches (account, bot, active) "
+                               "VALUES (?, ?, ?)", (account, bot, int(active)))
+
+    def get_switches(self, account: str) -> dict[str, bool]:
+        return _get_switches(self._conn, account)
 
     def close(self) -> None:
         self._conn.close()

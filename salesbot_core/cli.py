@@ -124,7 +124,7 @@ def validate(rulesets: Path) -> None:
         registry = make_plugin_manager()
         for failure in registry.failures:
             Console(stderr=True).print(f"[yellow]warning:[/] {failure}", highlight=False, soft_wrap=True)
-        rules = load_rulesets(rulesets, registry.strategies())
+        rules = load_rulesets(rulesets, registry.catalog())
     except RulesetError as exc:
         err = Console(stderr=True)
         for problem in exc.problems:

@@ -14,11 +14,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from .dispatcher import Dispatcher
-from .errors import EventError, StoreError
-from .models import BOT_PREFIX, Event, Outcome
+from .entities import LinkRef
+from .errors import EventError, SalesbotError, StoreError
+from .models import BOT_PREFIX, Bot, EntityType, Event, Note, Notification, Outcome, record_from_dict
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, load_rulesets
 from .store import Store
+from .strategy import RecordT
 
 DEFAULT_RULESETS = "rulesets"
 DEFAULT_STORE = "salesbot.db"
@@ -56,12 +58,12 @@ class Engine:
         Raises ``RulesetError``, ``PluginError`` or ``StoreError`` with a readable message.
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
-        self.strategies = self.registry.strategies()
+        self.catalog = self.registry.catalog()
         self.rules = (
-            rulesets if isinstance(rulesets, Rules) else load_rulesets(rulesets, self.strategies)
+            rulesets if isinstance(rulesets, Rules) else load_rulesets(rulesets, self.catalog)
         )
         self.store = store if isinstance(store, Store) else open_store(self.registry, str(store))
-        self._dispatcher = Dispatcher(self.rules, self.strategies, self.registry.pm.hook)
+        self._dispatcher = Dispatcher(self.rules, self.catalog, self.registry.pm.hook)
 
     @property
     def plugin_failures(self) -> list[str]:
@@ -77,7 +79,11 @@ class Engine:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 raise EventError(_describe(event_id, exc)) from None
         account = event.account
-        for i, owner in enumerate(event.record.owners):
+        owners = event.record.owners
+        if len(owners) > 1 and not self.rules.account_settings(account).multiple_owners:
+            raise EventError(f"event {event.id!r}: field 'record.owners': account {account!r} "
+                             "allows one owner per record (settings.multiple_owners is off)")
+        for i, owner in enumerate(owners):
             if owner.startswith(BOT_PREFIX):
                 if self.rules.bot(account, owner[len(BOT_PREFIX):]) is None:
                     raise EventError(f"event {event.id!r}: field 'record.owners.{i}': "
@@ -95,21 +101,119 @@ class Engine:
         """
         event = self.validate(event)
         record = event.record
+        account = event.account
+        bots = record.bot_ids()
         with self.store.transaction() as tx:
-            seen = tx.outcome(event.account, event.id)
+            seen = tx.outcome(account, event.id)
             if seen is not None:
                 return seen.model_copy(update={"duplicate": True})
-            stored = tx.get_record(event.account, record.entity, record.id)
-            states = {b: tx.get_state(event.account, b) for b in record.bot_ids()}
+            stored = tx.get_record(account, record.entity, record.id)
+            states = {b: tx.get_state(account, b) for b in bots}
+            linked: dict[LinkRef, RecordT] = {}
+            switches: dict[str, bool] = {}
+            if bots:
+                switches = tx.get_switches(account)
+                handler = self.catalog.entities[record.entity]
+                for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
+                    data = tx.get_record(account, entity, record_id)
+                    if data is not None:
+                        linked[(entity, record_id)] = record_from_dict(data)
             decided = self._dispatcher.decide(
-                event, stored["owners"] if stored else None, states
+                event, stored["owners"] if stored else None, states, linked, switches
             )
             for bot_id, state in decided.states.items():
-                tx.put_state(event.account, bot_id, state)
-            tx.put_record(event.account, decided.record.model_dump(mode="json"))
+                tx.put_state(account, bot_id, state)
+            for changed in (decided.record, *decided.linked):
+                tx.put_record(account, changed.model_dump(mode="json"))
+            for note in decided.notes:
+                tx.put_note(account, *note.ref, note.text, note.bot, event.id)
+            for user, text in decided.notifications:
+                tx.put_notification(account, user, text, event.id, record.entity, record.id)
             tx.put_outcome(decided.outcome)
         self.registry.pm.hook.salesbot_after_assign(outcome=decided.outcome)
         return decided.outcome
+
+    def handle_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Outcome]:
+        """Process several events (a list operation, a batch of webhooks) in one call.
+
+        All events are validated first: if any is invalid, ``EventError`` lists every bad
+        one and nothing is processed. Each event is then its own transaction, so each
+        record gets its own pick and a crash loses at most the event in flight.
+        """
+        valid: list[Event] = []
+        errors: list[str] = []
+        for event in events:
+            try:
+                valid.append(self.validate(event))
+            except EventError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise EventError("\n".join(errors))
+        return [self.handle(event) for event in valid]
+
+    def assign_list(self, account: str, entity: EntityType, record_ids: Iterable[str],
+                    bot_id: str, operation: str) -> list[Outcome]:
+        """A list operation: set ``bot_id`` as the owner of stored records, each its own pick.
+
+        The CRM's bulk "set owner" from a list view. ``operation`` identifies this bulk
+        operation: repeating it with the same id changes nothing (each record's event id
+        is ``<operation>:<record id>``). In multiple-owner accounts the bot is added beside
+        the current owners; otherwise it replaces them. Unknown records are an
+        ``EventError`` before anything is changed.
+        """
+        multiple = self.rules.account_settings(account).multiple_owners
+        events: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for record_id in record_ids:
+            stored = self.store.get_record(account, entity, record_id)
+            if stored is None:
+                missing.append(record_id)
+                continue
+            owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+            events.append({"id": f"{operation}:{record_id}", "kind": "list", "account": account,
+                           "record": {**stored, "owners": owners}})
+        if missing:
+            raise EventError(f"list operation {operation!r}: no {entity} record "
+                             f"{', '.join(map(repr, missing))} in account {account!r}")
+        return self.handle_many(events)
+
+    def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
+        """The bots a host offers in a record's Owner field beside its users.
+
+        The account's active bots for ``entity`` (after switches), none when the add-on
+        is switched off for the account.
+        """
+        if not self.rules.account_settings(account).enabled:
+            return []
+        return [bot for bot, active in self.bots(account) if active and bot.entity == entity]
+
+    def bots(self, account: str) -> list[tuple[Bot, bool]]:
+        """Each bot of an account with whether it is active now (ruleset or switch)."""
+        switches = self.store.get_switches(account)
+        return [(bot, switches.get(bot.id, bot.active)) for bot in self.rules.account_bots(account)]
+
+    def set_bot_active(self, account: str, bot_id: str, active: bool) -> None:
+        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again."""
+        if self.rules.bot(account, bot_id) is None:
+            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
+        self.store.set_switch(account, bot_id, active)
+
+    def record(self, account: str, entity: EntityType, record_id: str) -> RecordT | None:
+        """A record as the engine last stored it."""
+        data = self.store.get_record(account, entity, record_id)
+        return record_from_dict(data) if data is not None else None
+
+    def wall(self, account: str, entity: EntityType, record_id: str) -> list[Note]:
+        """The notes bots wrote on a record's wall, oldest first."""
+        return self.store.notes(account, entity, record_id)
+
+    def outbox(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+        """Notifications waiting to be delivered, oldest first."""
+        return self.store.pending_notifications(account, limit)
+
+    def mark_delivered(self, ids: Iterable[int]) -> int:
+        """Mark outbox notifications delivered; returns how many were still pending."""
+        return self.store.mark_delivered(list(ids))
 
     def explain(self, account: str, entity: str, record_id: str) -> list[Outcome]:
         """Every outcome logged for a record, oldest first: who got it and why."""

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 
 import pluggy
 
-from .models import Bot, Event, Outcome, Skip, User
+from .entities import EntityHandler
+from .models import AccountSettings, Bot, Event, Outcome, Skip, User
+from .propagation import PropagationMode
 from .store import Store
 from .strategy import RecordT, Strategy
 
@@ -37,13 +39,54 @@ def salesbot_register_strategies() -> Iterable[Strategy]:
 
 
 @hookspec
-def salesbot_bot_applies(bot: Bot, event: Event, record: RecordT) -> str | None:
+def salesbot_register_entities() -> Iterable[EntityHandler]:
+    """Return the handlers of the record entities this plugin knows.
+
+    Called once when an engine starts; one handler per entity (``deal``, ``person``,
+    ``company``, ``task``), a second one for the same entity is an error at load. A
+    handler says which linked records each ``actions.related`` option reaches and, for
+    deals, which sales process a record is in. A bot for an entity no handler knows is
+    a ruleset error.
+
+    Example::
+
+        @hookimpl
+        def salesbot_register_entities():
+            return [EntityHandler("company", label=lambda company: company.name)]
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def salesbot_register_propagation_modes() -> Iterable[PropagationMode]:
+    """Return the ways a picked owner can be passed on to linked records.
+
+    Called once when an engine starts. A bot's ``actions.related.mode`` names one; it
+    applies in multiple-owner accounts (single-owner accounts always replace the linked
+    record's owner). ``PropagationMode.apply(owners, picked)`` returns the new owners.
+    Built-in: ``add`` and ``replace``.
+
+    Example::
+
+        @hookimpl
+        def salesbot_register_propagation_modes():
+            return [PropagationMode("first", lambda owners, picked: [picked, *owners])]
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def salesbot_bot_applies(
+    bot: Bot, event: Event, record: RecordT, settings: AccountSettings, handler: EntityHandler
+) -> str | None:
     """Say why ``bot``, set as an owner of ``record`` by ``event``, must not fire.
 
-    Return ``None`` when the bot may fire, or a short reason (shown in the outcome and
-    the audit trail) when it must not. All implementations are called; any reason stops
-    the bot, which is then removed from the owners and the record keeps its previous
-    owners. Built-in: the bot's active switch, its trigger events and, for deals, its
+    ``settings`` are the account's, ``handler`` the record entity's (it reads a deal's
+    sales process). Return ``None`` when the bot may fire, or a short reason (shown in the
+    outcome and the audit trail) when it must not. All implementations are called; any
+    reason stops the bot, which is then removed from the owners and the record keeps its
+    previous owners. Built-in: the add-on switch, the bot's active switch, its entity, its
+    trigger events (an update fires only when it changed the owners) and, for deals, its
     sales processes. Ruleset ``where`` conditions are evaluated by the engine after this.
 
     Example::

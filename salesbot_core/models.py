@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 EntityType = Literal["deal", "person", "company", "task"]
 ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
@@ -108,6 +108,12 @@ class Task(_Record):
 
 
 Record = Annotated[Deal | Person | Company | Task, Field(discriminator="entity")]
+_RECORD: TypeAdapter[Deal | Person | Company | Task] = TypeAdapter(Record)
+
+
+def record_from_dict(data: dict[str, Any]) -> Deal | Person | Company | Task:
+    """A record from its stored form (``entity`` says which model)."""
+    return _RECORD.validate_python(data)
 
 
 class Event(Model):
@@ -121,6 +127,41 @@ class Event(Model):
     kind: EventKind
     account: Identifier = "default"
     record: Record
+    #: For updates, the fields the user changed, when the host knows them: a bot fires on
+    #: an update only if ``owners`` is among them (a stale copy of the Owner field that
+    #: still shows a bot must not assign again).
+    changed: list[str] | None = None
+
+
+PlanName = Literal["automation", "growth", "professional"]
+
+
+class Plan(Model):
+    """What a subscription plan allows."""
+
+    name: PlanName
+    max_bots: int | None
+    entities: tuple[EntityType, ...]
+    multiple_owners: bool
+
+
+#: The plans of the Sales Bot add-on: Automation has one bot, for deals only; Growth and
+#: Professional have bots for all four entities and may switch on multiple owners.
+PLANS: dict[str, Plan] = {
+    "automation": Plan(name="automation", max_bots=1, entities=("deal",), multiple_owners=False),
+    "growth": Plan(name="growth", max_bots=None, entities=ENTITIES, multiple_owners=True),
+    "professional": Plan(name="professional", max_bots=None, entities=ENTITIES, multiple_owners=True),
+}
+
+
+class AccountSettings(Model):
+    """An account's settings for the Sales Bot add-on."""
+
+    #: The add-on is switched on: off, no bot fires and none is offered as an owner.
+    enabled: bool = True
+    plan: PlanName = "professional"
+    #: Records may have several owners ("multiple role selection" in the CRM).
+    multiple_owners: bool = False
 
 
 class Trigger(Model):
@@ -131,6 +172,30 @@ class Trigger(Model):
     processes: list[str] | None = Field(default=None, min_length=1)
     #: A durable-rules condition over the record's fields, e.g. ``{"$gte": {"value": 10000}}``.
     where: dict[str, Any] | None = None
+
+
+class Related(Model):
+    """Pass the picked owner on to the records linked with the assigned one."""
+
+    #: A deal's persons.
+    persons: bool = False
+    #: A deal's or a person's company.
+    company: bool = False
+    #: Multiple-owner accounts: ``add`` the picked user to the linked record's owners, or
+    #: ``replace`` them all with the picked user. Single-owner accounts always replace.
+    mode: str = "add"
+
+
+class Actions(Model):
+    """What a bot does besides replacing itself with the picked user."""
+
+    related: Related = Field(default_factory=Related)
+    #: Tag added to every record whose owner the bot set.
+    tag: str | None = Field(default=None, min_length=1, max_length=100)
+    #: Note written on the wall of every record whose owner the bot set (a template).
+    note: str | None = Field(default=None, min_length=1)
+    #: Notification sent to the new owner (a template).
+    notify: str | None = Field(default=None, min_length=1)
 
 
 class Bot(Model):
@@ -145,6 +210,7 @@ class Bot(Model):
     #: Options for the strategy, validated by the strategy plugin.
     options: dict[str, Any] = Field(default_factory=dict)
     trigger: Trigger = Field(default_factory=Trigger)
+    actions: Actions = Field(default_factory=Actions)
 
     @field_validator("users")
     @classmethod
@@ -176,6 +242,8 @@ class RulesetFile(Model):
     """The contents of one ruleset file."""
 
     account: Identifier = "default"
+    #: At most one file per account may hold its settings.
+    settings: AccountSettings | None = None
     users: list[User] = Field(default_factory=list)
     bots: list[Bot] = Field(default_factory=list)
 
@@ -202,6 +270,43 @@ class Decision(Model):
     skipped: list[Skip] = Field(default_factory=list)
     state_before: dict[str, Any] = Field(default_factory=dict)
     state_after: dict[str, Any] = Field(default_factory=dict)
+    #: Linked records that got the same owner.
+    related: list[Change] = Field(default_factory=list)
+    tag: str | None = None
+    note: str | None = None
+    notification: str | None = None
+
+
+class Change(Model):
+    """A linked record whose owners the bot changed too."""
+
+    entity: EntityType
+    record_id: str
+    owners_before: list[str]
+    owners_after: list[str]
+
+
+class Notification(Model):
+    """A message to a user, waiting in the outbox until the host delivers it."""
+
+    id: int
+    account: str
+    user: str
+    text: str
+    event_id: str
+    entity: EntityType
+    record_id: str
+    created_at: str
+    delivered_at: str | None = None
+
+
+class Note(Model):
+    """A note on a record's wall."""
+
+    text: str
+    bot: str
+    event_id: str
+    created_at: str
 
 
 class Outcome(Model):

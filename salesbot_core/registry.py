@@ -10,15 +10,20 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import TypeVar
 
 import pluggy
 
 from . import hookspecs
+from .entities import EntityHandler
 from .errors import PluginError
+from .propagation import PropagationMode
 from .strategy import Strategy
+
+T = TypeVar("T")
 
 PROJECT = "salesbot"
 ENTRY_POINT_GROUP = "salesbot"
@@ -30,6 +35,11 @@ DISABLE_AUTOLOAD_ENV = "SALESBOT_DISABLE_PLUGIN_AUTOLOAD"
 #: The built-in plugins, registered by module name like any other plugin (and blockable).
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.round_robin",
+    "salesbot_plugins.deal",
+    "salesbot_plugins.person",
+    "salesbot_plugins.company",
+    "salesbot_plugins.task",
+    "salesbot_plugins.propagation",
     "salesbot_plugins.triggers",
     "salesbot_plugins.eligibility",
     "salesbot_plugins.sqlite_store",
@@ -48,6 +58,15 @@ class PluginLoadFailure:
         return f"plugin {self.name!r} (from {self.distribution}) failed to load: {self.error}"
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """What the loaded plugins provide that ruleset files refer to by name."""
+
+    strategies: dict[str, Strategy]
+    entities: dict[str, EntityHandler]
+    propagation_modes: dict[str, PropagationMode]
+
+
 @dataclass
 class Registry:
     """A plugin manager plus what happened while it was filled."""
@@ -55,20 +74,35 @@ class Registry:
     pm: pluggy.PluginManager
     failures: list[PluginLoadFailure]
 
+    def catalog(self) -> Catalog:
+        """Collect strategies, entity handlers and propagation modes from every plugin."""
+        return Catalog(self.strategies(), self.entities(), self.propagation_modes())
+
     def strategies(self) -> dict[str, Strategy]:
         """All registered strategies by name; a name registered twice is an error."""
-        found: dict[str, Strategy] = {}
+        return self._collect("salesbot_register_strategies", "strategy", lambda s: s.name)
+
+    def entities(self) -> dict[str, EntityHandler]:
+        """The handler of each entity; two handlers for one entity is an error."""
+        return self._collect("salesbot_register_entities", "entity", lambda h: h.entity)
+
+    def propagation_modes(self) -> dict[str, PropagationMode]:
+        """All linked-record propagation modes by name."""
+        return self._collect("salesbot_register_propagation_modes", "propagation mode",
+                             lambda m: m.name)
+
+    def _collect(self, hook: str, kind: str, key: Callable[[T], str]) -> dict[str, T]:
+        found: dict[str, T] = {}
         # Called implementation by implementation (not through the hook caller) so a
         # clash names the plugin that caused it.
-        for impl in self.pm.hook.salesbot_register_strategies.get_hookimpls():
-            strategies: Iterable[Strategy] = impl.function() or ()  # type: ignore[assignment]
-            for strategy in strategies:
-                if strategy.name in found:
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r} registers strategy "
-                        f"{strategy.name!r}, which another plugin already registered"
-                    )
-                found[strategy.name] = strategy
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            items: Iterable[T] = impl.function() or ()
+            for item in items:
+                name = key(item)
+                if name in found:
+                    raise PluginError(f"plugin {impl.plugin_name!r} registers {kind} {name!r}, "
+                                      "which another plugin already registered")
+                found[name] = item
         return found
 
 

@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from .conditions import ConditionCompileError, ConditionSet, check_condition
 from .errors import Problem, RulesetError
-from .models import Bot, RulesetFile, User
-from .strategy import Strategy
+from .models import PLANS, AccountSettings, Bot, RulesetFile, User
+from .registry import Catalog
+from .templates import check_template
 
 SUFFIXES = (".yaml", ".yml", ".toml")
 
@@ -32,6 +33,15 @@ class Rules:
     conditions: ConditionSet
     #: Which file each bot came from, for messages.
     sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: Each account's settings; an account no file sets gets the defaults.
+    settings: Mapping[str, AccountSettings] = field(default_factory=dict)
+
+    def account_settings(self, account: str) -> AccountSettings:
+        return self.settings.get(account) or AccountSettings()
+
+    def account_bots(self, account: str) -> list[Bot]:
+        """The bots of an account, in the order the files list them."""
+        return [bot for (acc, _), bot in self.bots.items() if acc == account]
 
     def bot(self, account: str, bot_id: str) -> Bot | None:
         return self.bots.get((account, bot_id))
@@ -95,7 +105,7 @@ def _problem(name: str, data: dict[str, Any], err: Mapping[str, Any]) -> Problem
     return Problem(name, message, bot=bot, field=".".join(str(part) for part in loc) or None)
 
 
-def load_rulesets(folder: Path | str, strategies: Mapping[str, Strategy]) -> Rules:
+def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
     """Load every ruleset file of ``folder``; raise ``RulesetError`` listing all problems."""
     folder = Path(folder)
     problems: list[Problem] = []
@@ -105,6 +115,18 @@ def load_rulesets(folder: Path | str, strategies: Mapping[str, Strategy]) -> Rul
         problems += file_problems
         if content is not None:
             parsed.append((str(path), content))
+
+    settings: dict[str, AccountSettings] = {}
+    settings_sources: dict[str, str] = {}
+    for name, content in parsed:
+        if content.settings is None:
+            continue
+        if content.account in settings:
+            problems.append(Problem(name, f"account {content.account!r} already has its settings "
+                                    f"in {settings_sources[content.account]}", field="settings"))
+            continue
+        settings[content.account] = content.settings
+        settings_sources[content.account] = name
 
     users: dict[tuple[str, str], User] = {}
     user_sources: dict[tuple[str, str], str] = {}
@@ -128,7 +150,8 @@ def load_rulesets(folder: Path | str, strategies: Mapping[str, Strategy]) -> Rul
                 continue
             bots[key] = bot
             sources[key] = name
-            problems += _check_bot(name, content.account, bot, users, strategies)
+            problems += _check_bot(name, content.account, bot, users, catalog)
+    problems += _check_plans(bots, sources, settings, settings_sources)
 
     conditions: dict[str, dict[str, Any]] = {
         condition_key(*key): bot.trigger.where
@@ -146,7 +169,8 @@ def load_rulesets(folder: Path | str, strategies: Mapping[str, Strategy]) -> Rul
             if k in by_key else Problem(str(folder), msg)
             for k, msg in exc.errors.items()
         ]) from None
-    return Rules(bots=bots, users=users, conditions=condition_set, sources=sources)
+    return Rules(bots=bots, users=users, conditions=condition_set, sources=sources,
+                 settings=settings)
 
 
 def _check_bot(
@@ -154,26 +178,78 @@ def _check_bot(
     account: str,
     bot: Bot,
     users: Mapping[tuple[str, str], User],
-    strategies: Mapping[str, Strategy],
+    catalog: Catalog,
 ) -> list[Problem]:
-    """Checks that need more than the bot itself: users, strategy, condition shape."""
+    """Checks that need more than the bot itself: users, plugins' names, conditions, texts."""
     problems = [
         Problem(name, f"unknown user {user!r}: declare it under 'users' in a ruleset file "
                 f"of account {account!r}", bot=bot.id, field=f"users.{i}")
         for i, user in enumerate(bot.users)
         if (account, user) not in users
     ]
-    strategy = strategies.get(bot.strategy)
+    strategy = catalog.strategies.get(bot.strategy)
     if strategy is None:
-        known = ", ".join(sorted(strategies)) or "none"
+        known = ", ".join(sorted(catalog.strategies)) or "none"
         problems.append(Problem(name, f"unknown strategy {bot.strategy!r}; available: {known}",
                                 bot=bot.id, field="strategy"))
     else:
         problems += [Problem(name, msg, bot=bot.id, field="options")
                      for msg in strategy.validate_options(bot.options)]
+    handler = catalog.entities.get(bot.entity)
+    if handler is None:
+        problems.append(Problem(name, f"no plugin handles {bot.entity} records", bot=bot.id,
+                                field="entity"))
+    else:
+        related = bot.actions.related
+        problems += [
+            Problem(name, f"{bot.entity} records have no linked {option}", bot=bot.id,
+                    field=f"actions.related.{option}")
+            for option in ("persons", "company")
+            if getattr(related, option) and option not in handler.related
+        ]
+    if bot.actions.related.mode not in catalog.propagation_modes:
+        known = ", ".join(sorted(catalog.propagation_modes)) or "none"
+        problems.append(Problem(name, f"unknown mode {bot.actions.related.mode!r}; available: "
+                                f"{known}", bot=bot.id, field="actions.related.mode"))
+    for action in ("note", "notify"):
+        text = getattr(bot.actions, action)
+        if text is not None:
+            problems += [Problem(name, msg, bot=bot.id, field=f"actions.{action}")
+                         for msg in check_template(text)]
     if bot.trigger.where is not None:
         problems += [
             Problem(name, msg, bot=bot.id, field="trigger.where" + (f".{path}" if path else ""))
             for path, msg in check_condition(bot.trigger.where)
         ]
+    return problems
+
+
+def _check_plans(
+    bots: Mapping[tuple[str, str], Bot],
+    sources: Mapping[tuple[str, str], str],
+    settings: Mapping[str, AccountSettings],
+    settings_sources: Mapping[str, str],
+) -> list[Problem]:
+    """What each account's plan allows: how many bots, for which entities, multiple owners."""
+    problems: list[Problem] = []
+    for account, account_settings in settings.items():
+        plan = PLANS[account_settings.plan]
+        if account_settings.multiple_owners and not plan.multiple_owners:
+            problems.append(Problem(settings_sources[account], f"plan {plan.name!r} does not "
+                                    "allow multiple owners", field="settings.multiple_owners"))
+    first: dict[str, tuple[str, str]] = {}
+    counts: dict[str, int] = {}
+    for (account, bot_id), bot in bots.items():
+        plan = PLANS[(settings.get(account) or AccountSettings()).plan]
+        name = sources[(account, bot_id)]
+        if bot.entity not in plan.entities:
+            problems.append(Problem(name, f"plan {plan.name!r} allows bots for "
+                                    f"{' and '.join(plan.entities)} records only",
+                                    bot=bot_id, field="entity"))
+        counts[account] = counts.get(account, 0) + 1
+        first.setdefault(account, (bot_id, name))
+        if plan.max_bots is not None and counts[account] > plan.max_bots:
+            problems.append(Problem(name, f"plan {plan.name!r} allows {plan.max_bots} bot(s) per "
+                                    f"account; {first[account][0]!r} in {first[account][1]} "
+                                    "is already one", bot=bot_id))
     return problems

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from .models import Outcome
+from .models import Note, Notification, Outcome
 
 
 class Transaction(Protocol):
@@ -34,6 +34,17 @@ class Transaction(Protocol):
     def put_outcome(self, outcome: Outcome) -> None:
         """Log an outcome and mark its event id processed."""
 
+    def get_switches(self, account: str) -> dict[str, bool]:
+        """Bots switched on or off (by id) since their ruleset said otherwise."""
+
+    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str,
+                 event_id: str) -> None:
+        """Add a note to a record's wall."""
+
+    def put_notification(self, account: str, user: str, text: str, event_id: str,
+                         entity: str, record_id: str) -> None:
+        """Queue a notification in the outbox."""
+
 
 @runtime_checkable
 class Store(Protocol):
@@ -50,6 +61,21 @@ class Store(Protocol):
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         """``(account, bot, user, count)`` of every assignment ever logged."""
+
+    def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
+        """A record's wall, oldest first."""
+
+    def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+        """Undelivered notifications, oldest first (all accounts when ``account`` is None)."""
+
+    def mark_delivered(self, ids: list[int]) -> int:
+        """Mark outbox entries delivered; returns how many were pending."""
+
+    def set_switch(self, account: str, bot: str, active: bool) -> None:
+        """Switch a bot on or off, overriding its ruleset's ``active``."""
+
+    def get_switches(self, account: str) -> dict[str, bool]:
+        """Bots switched on or off (by id) in an account."""
 
     def close(self) -> None:
         """Release connections."""

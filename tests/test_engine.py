@@ -10,6 +10,7 @@ from factories import TEAM, deal_event
 from salesbot_core import Engine, EventError, Outcome, Skip, hookimpl
 
 TRIGGERED = TEAM + """
+settings: {multiple_owners: true}
 bots:
   - id: sales
     users: [anna, bartek]
@@ -80,10 +81,10 @@ def test_a_redelivered_event_returns_its_first_outcome_and_changes_nothing(engin
         ("default", "inbound", "anna", 1), ("default", "inbound", "bartek", 1)]
 
 
-def test_a_record_without_bot_is_stored_untouched(engine: Engine) -> None:
-    outcome = engine.handle(deal_event(1, ["jan", "anna"], title="Warsztat"))
+def test_a_record_without_bot_is_stored_untouched(triggered: Engine) -> None:
+    outcome = triggered.handle(deal_event(1, ["jan", "anna"], title="Warsztat"))
     assert (outcome.owners_after, outcome.decisions) == (["jan", "anna"], [])
-    stored = engine.store.get_record("default", "deal", "d1")
+    stored = triggered.store.get_record("default", "deal", "d1")
     assert stored is not None and (stored["owners"], stored["title"]) == (["jan", "anna"], "Warsztat")
 
 

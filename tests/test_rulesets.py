@@ -13,7 +13,7 @@ from salesbot_core.rulesets import load_rulesets
 
 
 def load(folder: Path):
-    return load_rulesets(folder, make_plugin_manager().strategies())
+    return load_rulesets(folder, make_plugin_manager().catalog())
 
 
 def problems(folder: Path) -> list[str]:

@@ -21,6 +21,8 @@ EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
 BOT_PREFIX = "bot:"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")]
+#: Hosts use their own delivery ids (UUIDs, "webhook:123"...): any printable text.
+EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 
 
 class Model(BaseModel):
@@ -123,7 +125,7 @@ class Event(Model):
     an event delivered again with the same id is answered from the log, not re-run.
     """
 
-    id: Identifier
+    id: EventId
     kind: EventKind
     account: Identifier = "default"
     record: Record

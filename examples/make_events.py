@@ -15,7 +15,7 @@ for n in range(1, 241):
     process = "Partners" if n % 40 == 0 else "Sales"
     lines.append({"id": f"evt-{n:04d}", "kind": "created", "record": {
         "entity": "deal", "id": f"deal-{n:04d}", "title": f"Deal #{n}", "process": process,
-        "value": value, "owners": [bot]}})
+        "value": value, "company": f"company-{n % 25:02d}", "owners": [bot]}})
 for n in range(1, 31):
     lines.append({"id": f"evt-p{n:03d}", "kind": "created", "record": {
         "entity": "person", "id": f"person-{n:03d}", "name": f"Contact {n}",

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
-from salesbot_core import Outcome, hookimpl
+from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.models import Note, Notification
 
 SCHEMA = """
@@ -225,11 +226,23 @@ class SQLiteStore:
         self._conn.close()
 
 
+SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")
+
+
 @hookimpl(trylast=True)
 def salesbot_open_store(url: str) -> SQLiteStore | None:
-    """Handle plain paths and ``sqlite:///path`` URLs; leave other URLs to other plugins."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///"):])
-    if "://" in url:
-        return None
-    return SQLiteStore(url)
+    """Handle plain paths and ``sqlite:///path[?synchronous=NORMAL]`` URLs.
+
+    Other URLs are left to other store plugins.
+    """
+    if not url.startswith("sqlite:///"):
+        return None if "://" in url else SQLiteStore(url)
+    path, _, query = url[len("sqlite:///"):].partition("?")
+    options = parse_qs(query)
+    unknown = set(options) - {"synchronous"}
+    if unknown:
+        raise StoreError(f"{url!r}: unknown option {sorted(unknown)[0]!r}; known: synchronous")
+    synchronous = options.get("synchronous", ["FULL"])[-1].upper()
+    if synchronous not in SYNCHRONOUS:
+        raise StoreError(f"{url!r}: synchronous must be one of {', '.join(SYNCHRONOUS)}")
+    return SQLiteStore(path, synchronous=synchronous)

@@ -8,6 +8,7 @@ on its own and identical whichever store sits behind it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +124,7 @@ class Dispatcher:
             reasons.append("the record does not match trigger.where")
         if reasons:
             return Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
+        matched = _conditions(event, bot, handler)
 
         pool = [self.rules.user(account, user_id) for user_id in bot.users]
         skipped: dict[str, Skip] = {}
@@ -134,7 +136,7 @@ class Dispatcher:
         candidates = [user_id for user_id in bot.users if user_id not in skipped]
         if not candidates:
             return Decision(bot=bot.id, status="no_candidate", strategy=bot.strategy,
-                            reason="no user in the pool is eligible",
+                            reason="no user in the pool is eligible", conditions=matched,
                             skipped=list(skipped.values()), state_before=dict(state))
 
         strategy = self.catalog.strategies[bot.strategy]
@@ -146,8 +148,8 @@ class Dispatcher:
             )
         return Decision(
             bot=bot.id, status="assigned", owner=pick.user, reason=pick.reason,
-            strategy=bot.strategy, candidates=candidates, skipped=list(skipped.values()),
-            state_before=dict(state), state_after=dict(pick.state),
+            strategy=bot.strategy, conditions=matched, candidates=candidates,
+            skipped=list(skipped.values()), state_before=dict(state), state_after=dict(pick.state),
         )
 
     def _act(
@@ -186,6 +188,16 @@ class Dispatcher:
             notifications.append((picked, notification))
         return decision.model_copy(update={"related": changes, "tag": actions.tag,
                                            "note": note, "notification": notification})
+
+
+def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
+    """The trigger conditions a firing bot met, in words, for the audit trail."""
+    met = [f"event {event.kind!r} is one of {bot.trigger.events}"]
+    if bot.trigger.processes is not None:
+        met.append(f"process {handler.process(event.record)!r} is one of {bot.trigger.processes}")
+    if bot.trigger.where is not None:
+        met.append(f"trigger.where {json.dumps(bot.trigger.where, sort_keys=True)} matched")
+    return met
 
 
 def _with(tags: list[str], tag: str | None) -> list[str]:

@@ -18,7 +18,7 @@ from .entities import LinkRef
 from .errors import EventError, SalesbotError, StoreError
 from .models import BOT_PREFIX, Bot, EntityType, Event, Note, Notification, Outcome, record_from_dict
 from .registry import Registry, make_plugin_manager
-from .rulesets import Rules, load_rulesets
+from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .store import Store
 from .strategy import RecordT
 
@@ -59,11 +59,32 @@ class Engine:
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
         self.catalog = self.registry.catalog()
-        self.rules = (
-            rulesets if isinstance(rulesets, Rules) else load_rulesets(rulesets, self.catalog)
-        )
+        self._folder: Path | None = None
+        if isinstance(rulesets, Rules):
+            self.rules = rulesets
+        else:
+            self._folder = Path(rulesets)
+            self._fingerprint = folder_fingerprint(self._folder)
+            self.rules = load_rulesets(self._folder, self.catalog)
         self.store = store if isinstance(store, Store) else open_store(self.registry, str(store))
         self._dispatcher = Dispatcher(self.rules, self.catalog, self.registry.pm.hook)
+
+    def reload(self, force: bool = False) -> bool:
+        """Reload the rulesets folder if its files changed (or always, with ``force``).
+
+        Returns whether new rules were loaded. If the folder is now invalid, raises
+        ``RulesetError`` and the engine keeps running on the last good rules. Bot switches
+        and rotation state live in the store and carry over.
+        """
+        if self._folder is None:
+            return False
+        fingerprint = folder_fingerprint(self._folder)
+        if fingerprint == self._fingerprint and not force:
+            return False
+        rules = load_rulesets(self._folder, self.catalog)
+        self.rules, self._fingerprint = rules, fingerprint
+        self._dispatcher = Dispatcher(rules, self.catalog, self.registry.pm.hook)
+        return True
 
     @property
     def plugin_failures(self) -> list[str]:

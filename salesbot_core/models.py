@@ -268,6 +268,8 @@ class Decision(Model):
     owner: str | None = None
     reason: str = ""
     strategy: str | None = None
+    #: The trigger conditions the bot met, in words.
+    conditions: list[str] = Field(default_factory=list)
     candidates: list[str] = Field(default_factory=list)
     skipped: list[Skip] = Field(default_factory=list)
     state_before: dict[str, Any] = Field(default_factory=dict)

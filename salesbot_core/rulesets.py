@@ -6,6 +6,7 @@ the file, the bot and the field, and raised together as ``RulesetError``.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,17 @@ def ruleset_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise RulesetError([Problem(str(folder), "no such rulesets folder")])
     return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A digest of the ruleset files' names and contents: it changes when any file does."""
+    digest = hashlib.sha256()
+    try:
+        for path in ruleset_files(folder):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except (RulesetError, OSError):
+        digest.update(b"unreadable")
+    return digest.hexdigest()
 
 
 def parse_file(path: Path) -> tuple[RulesetFile | None, list[Problem]]:

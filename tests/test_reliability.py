@@ -10,12 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from factories import TEAM
 
+from factories import TEAM
 from salesbot_core import Engine, RulesetError
 
 TWO_BOTS = TEAM + """

@@ -17,9 +17,11 @@ def company(deal: Deal) -> list[LinkRef]:
 
 @hookimpl
 def salesbot_register_entities() -> list[EntityHandler]:
-    return [EntityHandler(
-        "deal",
-        related={"persons": persons, "company": company},
-        process=lambda deal: deal.process,
-        label=lambda deal: deal.title or deal.id,
-    )]
+    return [
+        EntityHandler(
+            "deal",
+            related={"persons": persons, "company": company},
+            process=lambda deal: deal.process,
+            label=lambda deal: deal.title or deal.id,
+        )
+    ]

@@ -13,8 +13,10 @@ def company(person: Person) -> list[LinkRef]:
 
 @hookimpl
 def salesbot_register_entities() -> list[EntityHandler]:
-    return [EntityHandler(
-        "person",
-        related={"company": company},
-        label=lambda person: person.name or person.id,
-    )]
+    return [
+        EntityHandler(
+            "person",
+            related={"company": company},
+            label=lambda person: person.name or person.id,
+        )
+    ]

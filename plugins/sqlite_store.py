@@ -103,31 +103,31 @@ class SQLiteTransaction:
 
     def put_outcome(self, outcome: Outcome) -> None:
         seq = self._conn.execute(
-            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (outcome.account, outcome.event_id, outcome.entity, outcome.record_id,
-             outcome.model_dump_json()),
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) VALUES (?, ?, ?, ?, ?)",
+            (outcome.account, outcome.event_id, outcome.entity, outcome.record_id, outcome.model_dump_json()),
         ).lastrowid
         self._conn.executemany(
             "INSERT INTO assignments (seq, account, bot, user) VALUES (?, ?, ?, ?)",
             [(seq, outcome.account, d.bot, d.owner) for d in outcome.assigned],
         )
 
-
     def get_switches(self, account: str) -> dict[str, bool]:
         return _get_switches(self._conn, account)
 
-    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str,
-                 event_id: str) -> None:
+    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         self._conn.execute(
-            "INSERT INTO notes (account, entity, record_id, text, bot, event_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (account, entity, record_id, text, bot, event_id))
+            "INSERT INTO notes (account, entity, record_id, text, bot, event_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (account, entity, record_id, text, bot, event_id),
+        )
 
-    def put_notification(self, account: str, user: str, text: str, event_id: str,
-                         entity: str, record_id: str) -> None:
+    def put_notification(
+        self, account: str, user: str, text: str, event_id: str, entity: str, record_id: str
+    ) -> None:
         self._conn.execute(
             "INSERT INTO notifications (account, user, text, event_id, entity, record_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (account, user, text, event_id, entity, record_id))
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (account, user, text, event_id, entity, record_id),
+        )
 
 
 def _get_switches(conn: sqlite3.Connection, account: str) -> dict[str, bool]:
@@ -178,8 +178,7 @@ class SQLiteStore:
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
         rows = self._conn.execute(
-            "SELECT outcome FROM outcomes WHERE account = ? AND entity = ? AND record_id = ? "
-            "ORDER BY seq",
+            "SELECT outcome FROM outcomes WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
             (account, entity, record_id),
         ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
@@ -194,7 +193,8 @@ class SQLiteStore:
         rows = self._conn.execute(
             "SELECT text, bot, event_id, created_at FROM notes "
             "WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
-            (account, entity, record_id))
+            (account, entity, record_id),
+        )
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
@@ -202,7 +202,8 @@ class SQLiteStore:
         try:
             rows = self._conn.execute(
                 "SELECT * FROM notifications WHERE delivered_at IS NULL "
-                "AND (? IS NULL OR account = ?) ORDER BY id LIMIT ?", (account, account, limit)
+                "AND (? IS NULL OR account = ?) ORDER BY id LIMIT ?",
+                (account, account, limit),
             ).fetchall()
         finally:
             self._conn.row_factory = None
@@ -210,14 +211,21 @@ class SQLiteStore:
 
     def mark_delivered(self, ids: list[int]) -> int:
         with self.transaction():
-            return sum(self._conn.execute(
-                "UPDATE notifications SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                "WHERE id = ? AND delivered_at IS NULL", (i,)).rowcount for i in ids)
+            return sum(
+                self._conn.execute(
+                    "UPDATE notifications SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                    "WHERE id = ? AND delivered_at IS NULL",
+                    (i,),
+                ).rowcount
+                for i in ids
+            )
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
         with self.transaction():
-            self._conn.execute("INSERT OR REPLACE INTO bot_switches (account, bot, active) "
-                               "VALUES (?, ?, ?)", (account, bot, int(active)))
+            self._conn.execute(
+                "INSERT OR REPLACE INTO bot_switches (account, bot, active) VALUES (?, ?, ?)",
+                (account, bot, int(active)),
+            )
 
     def get_switches(self, account: str) -> dict[str, bool]:
         return _get_switches(self._conn, account)
@@ -237,7 +245,7 @@ def salesbot_open_store(url: str) -> SQLiteStore | None:
     """
     if not url.startswith("sqlite:///"):
         return None if "://" in url else SQLiteStore(url)
-    path, _, query = url[len("sqlite:///"):].partition("?")
+    path, _, query = url[len("sqlite:///") :].partition("?")
     options = parse_qs(query)
     unknown = set(options) - {"synchronous"}
     if unknown:

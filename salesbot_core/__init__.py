@@ -15,7 +15,20 @@ from .strategy import Pick, SelectRequest, Strategy
 hookimpl = pluggy.HookimplMarker("salesbot")
 
 __all__ = [
-    "Bot", "Decision", "Engine", "Event", "EventError", "Outcome", "Pick", "PluginError",
-    "RulesetError", "SalesbotError", "SelectRequest", "Skip", "StoreError", "Strategy",
-    "User", "hookimpl",
+    "Bot",
+    "Decision",
+    "Engine",
+    "Event",
+    "EventError",
+    "Outcome",
+    "Pick",
+    "PluginError",
+    "RulesetError",
+    "SalesbotError",
+    "SelectRequest",
+    "Skip",
+    "StoreError",
+    "Strategy",
+    "User",
+    "hookimpl",
 ]

@@ -64,7 +64,7 @@ def check_condition(condition: Any, path: str = "") -> list[tuple[str, str]]:
             if not isinstance(value, dict) or len(value) != 1:
                 problems.append((here, f"{key} takes a mapping of one field to a value"))
                 continue
-            (field, operand), = value.items()
+            ((field, operand),) = value.items()
             if key in _COMPARISONS and not isinstance(operand, _SCALARS):
                 problems.append((f"{here}.{field}", f"{key} compares with a number, text or boolean"))
             elif key in ("$mt", "$imt") and not isinstance(operand, str):

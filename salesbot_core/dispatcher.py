@@ -96,28 +96,45 @@ class Dispatcher:
             if decision.owner is not None:
                 new_states[bot_id] = decision.state_after
                 tags = _with(tags, bot.actions.tag)
-                decision = self._act(event, bot, handler, decision, linked, changed,
-                                     notes, notifications)
+                decision = self._act(event, bot, handler, decision, linked, changed, notes, notifications)
             decisions.append(decision)
         if not owners and previous_owners:
             # A bot that did not apply must not leave the record ownerless: it keeps the
             # owners it had before the bot was set.
             owners = [o for o in previous_owners if not o.startswith(BOT_PREFIX)]
         outcome = Outcome(
-            event_id=event.id, account=event.account, entity=record.entity,
-            record_id=record.id, kind=event.kind, owners_before=list(record.owners),
-            owners_after=owners, decisions=decisions,
+            event_id=event.id,
+            account=event.account,
+            entity=record.entity,
+            record_id=record.id,
+            kind=event.kind,
+            owners_before=list(record.owners),
+            owners_after=owners,
+            decisions=decisions,
         )
-        return Decided(record.model_copy(update={"owners": owners, "tags": tags}), outcome,
-                       new_states, list(changed.values()), notes, notifications)
+        return Decided(
+            record.model_copy(update={"owners": owners, "tags": tags}),
+            outcome,
+            new_states,
+            list(changed.values()),
+            notes,
+            notifications,
+        )
 
-    def _pick(self, event: Event, bot: Bot, handler: EntityHandler,
-              state: Mapping[str, Any]) -> Decision:
+    def _pick(self, event: Event, bot: Bot, handler: EntityHandler, state: Mapping[str, Any]) -> Decision:
         """Whether the bot fires, who its candidates are, and whom its strategy picks."""
         account, record = event.account, event.record
-        reasons = [r for r in self.hook.salesbot_bot_applies(
-            bot=bot, event=event, record=record,
-            settings=self.rules.account_settings(account), handler=handler) if r]
+        reasons = [
+            r
+            for r in self.hook.salesbot_bot_applies(
+                bot=bot,
+                event=event,
+                record=record,
+                settings=self.rules.account_settings(account),
+                handler=handler,
+            )
+            if r
+        ]
         if not reasons and not self.rules.conditions.matches(
             condition_key(account, bot.id), record.condition_fields()
         ):
@@ -135,9 +152,15 @@ class Dispatcher:
                 skipped.setdefault(skip.user, skip)
         candidates = [user_id for user_id in bot.users if user_id not in skipped]
         if not candidates:
-            return Decision(bot=bot.id, status="no_candidate", strategy=bot.strategy,
-                            reason="no user in the pool is eligible", conditions=matched,
-                            skipped=list(skipped.values()), state_before=dict(state))
+            return Decision(
+                bot=bot.id,
+                status="no_candidate",
+                strategy=bot.strategy,
+                reason="no user in the pool is eligible",
+                conditions=matched,
+                skipped=list(skipped.values()),
+                state_before=dict(state),
+            )
 
         strategy = self.catalog.strategies[bot.strategy]
         pick = strategy.select(SelectRequest(bot, record, tuple(candidates), dict(state)))
@@ -147,36 +170,58 @@ class Dispatcher:
                 f"who is not one of its candidates {candidates}"
             )
         return Decision(
-            bot=bot.id, status="assigned", owner=pick.user, reason=pick.reason,
-            strategy=bot.strategy, conditions=matched, candidates=candidates,
-            skipped=list(skipped.values()), state_before=dict(state), state_after=dict(pick.state),
+            bot=bot.id,
+            status="assigned",
+            owner=pick.user,
+            reason=pick.reason,
+            strategy=bot.strategy,
+            conditions=matched,
+            candidates=candidates,
+            skipped=list(skipped.values()),
+            state_before=dict(state),
+            state_after=dict(pick.state),
         )
 
     def _act(
-        self, event: Event, bot: Bot, handler: EntityHandler, decision: Decision,
-        linked: Mapping[LinkRef, RecordT], changed: dict[LinkRef, RecordT],
-        notes: list[WallNote], notifications: list[tuple[str, str]],
+        self,
+        event: Event,
+        bot: Bot,
+        handler: EntityHandler,
+        decision: Decision,
+        linked: Mapping[LinkRef, RecordT],
+        changed: dict[LinkRef, RecordT],
+        notes: list[WallNote],
+        notifications: list[tuple[str, str]],
     ) -> Decision:
         """The bot's actions for its pick: linked records, tag, wall note, notification."""
         record, picked, actions = event.record, str(decision.owner), bot.actions
         settings = self.rules.account_settings(event.account)
         mode = self.catalog.propagation_modes[
-            actions.related.mode if settings.multiple_owners else SINGLE_OWNER_MODE]
+            actions.related.mode if settings.multiple_owners else SINGLE_OWNER_MODE
+        ]
         changes: list[Change] = []
         for ref in handler.links(record, actions.related.model_dump(include={"persons", "company"})):
-            current = changed.get(ref) or linked.get(ref) or record_from_dict(
-                {"entity": ref[0], "id": ref[1]})
+            current = (
+                changed.get(ref) or linked.get(ref) or record_from_dict({"entity": ref[0], "id": ref[1]})
+            )
             owners = mode.apply(current.owners, picked)
-            changes.append(Change(entity=ref[0], record_id=ref[1],
-                                  owners_before=list(current.owners), owners_after=owners))
-            changed[ref] = current.model_copy(update={
-                "owners": owners, "tags": _with(current.tags, actions.tag)})
+            changes.append(
+                Change(
+                    entity=ref[0], record_id=ref[1], owners_before=list(current.owners), owners_after=owners
+                )
+            )
+            changed[ref] = current.model_copy(
+                update={"owners": owners, "tags": _with(current.tags, actions.tag)}
+            )
 
         user = self.rules.user(event.account, picked)
         values: dict[str, dict[str, Any]] = {
             "bot": {"id": bot.id, "name": bot.display_name, "entity": bot.entity},
-            "owner": {"id": picked, "name": user.display_name if user else picked,
-                      "email": user.email if user else None},
+            "owner": {
+                "id": picked,
+                "name": user.display_name if user else picked,
+                "email": user.email if user else None,
+            },
             "record": {**record_values(record.model_dump()), "label": handler.label(record)},
         }
         note = render(actions.note, values) if actions.note else None
@@ -186,8 +231,9 @@ class Dispatcher:
         notification = render(actions.notify, values) if actions.notify else None
         if notification is not None:
             notifications.append((picked, notification))
-        return decision.model_copy(update={"related": changes, "tag": actions.tag,
-                                           "note": note, "notification": notification})
+        return decision.model_copy(
+            update={"related": changes, "tag": actions.tag, "note": note, "notification": notification}
+        )
 
 
 def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:

@@ -102,16 +102,22 @@ class Engine:
         account = event.account
         owners = event.record.owners
         if len(owners) > 1 and not self.rules.account_settings(account).multiple_owners:
-            raise EventError(f"event {event.id!r}: field 'record.owners': account {account!r} "
-                             "allows one owner per record (settings.multiple_owners is off)")
+            raise EventError(
+                f"event {event.id!r}: field 'record.owners': account {account!r} "
+                "allows one owner per record (settings.multiple_owners is off)"
+            )
         for i, owner in enumerate(owners):
             if owner.startswith(BOT_PREFIX):
-                if self.rules.bot(account, owner[len(BOT_PREFIX):]) is None:
-                    raise EventError(f"event {event.id!r}: field 'record.owners.{i}': "
-                                     f"{owner!r} is not a bot of account {account!r}")
+                if self.rules.bot(account, owner[len(BOT_PREFIX) :]) is None:
+                    raise EventError(
+                        f"event {event.id!r}: field 'record.owners.{i}': "
+                        f"{owner!r} is not a bot of account {account!r}"
+                    )
             elif self.rules.user(account, owner) is None:
-                raise EventError(f"event {event.id!r}: field 'record.owners.{i}': "
-                                 f"{owner!r} is not a user of account {account!r}")
+                raise EventError(
+                    f"event {event.id!r}: field 'record.owners.{i}': "
+                    f"{owner!r} is not a user of account {account!r}"
+                )
         return event
 
     def handle(self, event: Event | Mapping[str, Any]) -> Outcome:
@@ -172,8 +178,9 @@ class Engine:
             raise EventError("\n".join(errors))
         return [self.handle(event) for event in valid]
 
-    def assign_list(self, account: str, entity: EntityType, record_ids: Iterable[str],
-                    bot_id: str, operation: str) -> list[Outcome]:
+    def assign_list(
+        self, account: str, entity: EntityType, record_ids: Iterable[str], bot_id: str, operation: str
+    ) -> list[Outcome]:
         """A list operation: set ``bot_id`` as the owner of stored records, each its own pick.
 
         The CRM's bulk "set owner" from a list view. ``operation`` identifies this bulk
@@ -191,11 +198,19 @@ class Engine:
                 missing.append(record_id)
                 continue
             owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
-            events.append({"id": f"{operation}:{record_id}", "kind": "list", "account": account,
-                           "record": {**stored, "owners": owners}})
+            events.append(
+                {
+                    "id": f"{operation}:{record_id}",
+                    "kind": "list",
+                    "account": account,
+                    "record": {**stored, "owners": owners},
+                }
+            )
         if missing:
-            raise EventError(f"list operation {operation!r}: no {entity} record "
-                             f"{', '.join(map(repr, missing))} in account {account!r}")
+            raise EventError(
+                f"list operation {operation!r}: no {entity} record "
+                f"{', '.join(map(repr, missing))} in account {account!r}"
+            )
         return self.handle_many(events)
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
@@ -254,6 +269,5 @@ class Engine:
 def _describe(event_id: object, exc: ValidationError) -> str:
     label = f"event {event_id!r}" if isinstance(event_id, str) else "event"
     return "; ".join(
-        f"{label}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}"
-        for err in exc.errors()
+        f"{label}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}" for err in exc.errors()
     )

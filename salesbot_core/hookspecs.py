@@ -99,9 +99,7 @@ def salesbot_bot_applies(
 
 
 @hookspec
-def salesbot_filter_candidates(
-    bot: Bot, record: RecordT, candidates: Sequence[User]
-) -> Iterable[Skip]:
+def salesbot_filter_candidates(bot: Bot, record: RecordT, candidates: Sequence[User]) -> Iterable[Skip]:
     """Return the pool members that must not get ``record``, each with a reason.
 
     ``candidates`` are the bot's pool users still eligible, in pool order. All

@@ -88,8 +88,7 @@ class Registry:
 
     def propagation_modes(self) -> dict[str, PropagationMode]:
         """All linked-record propagation modes by name."""
-        return self._collect("salesbot_register_propagation_modes", "propagation mode",
-                             lambda m: m.name)
+        return self._collect("salesbot_register_propagation_modes", "propagation mode", lambda m: m.name)
 
     def _collect(self, hook: str, kind: str, key: Callable[[T], str]) -> dict[str, T]:
         found: dict[str, T] = {}
@@ -100,8 +99,10 @@ class Registry:
             for item in items:
                 name = key(item)
                 if name in found:
-                    raise PluginError(f"plugin {impl.plugin_name!r} registers {kind} {name!r}, "
-                                      "which another plugin already registered")
+                    raise PluginError(
+                        f"plugin {impl.plugin_name!r} registers {kind} {name!r}, "
+                        "which another plugin already registered"
+                    )
                 found[name] = item
         return found
 

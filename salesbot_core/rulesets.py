@@ -134,8 +134,14 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
         if content.settings is None:
             continue
         if content.account in settings:
-            problems.append(Problem(name, f"account {content.account!r} already has its settings "
-                                    f"in {settings_sources[content.account]}", field="settings"))
+            problems.append(
+                Problem(
+                    name,
+                    f"account {content.account!r} already has its settings "
+                    f"in {settings_sources[content.account]}",
+                    field="settings",
+                )
+            )
             continue
         settings[content.account] = content.settings
         settings_sources[content.account] = name
@@ -146,8 +152,13 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
         for i, user in enumerate(content.users):
             key = (content.account, user.id)
             if key in users:
-                problems.append(Problem(name, f"user {user.id!r} is already declared in "
-                                        f"{user_sources[key]}", field=f"users.{i}.id"))
+                problems.append(
+                    Problem(
+                        name,
+                        f"user {user.id!r} is already declared in {user_sources[key]}",
+                        field=f"users.{i}.id",
+                    )
+                )
             users[key] = user
             user_sources.setdefault(key, name)
 
@@ -157,8 +168,9 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
         for bot in content.bots:
             key = (content.account, bot.id)
             if key in bots:
-                problems.append(Problem(name, f"bot id is already used in {sources[key]}",
-                                        bot=bot.id, field="id"))
+                problems.append(
+                    Problem(name, f"bot id is already used in {sources[key]}", bot=bot.id, field="id")
+                )
                 continue
             bots[key] = bot
             sources[key] = name
@@ -166,9 +178,7 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
     problems += _check_plans(bots, sources, settings, settings_sources)
 
     conditions: dict[str, dict[str, Any]] = {
-        condition_key(*key): bot.trigger.where
-        for key, bot in bots.items()
-        if bot.trigger.where is not None
+        condition_key(*key): bot.trigger.where for key, bot in bots.items() if bot.trigger.where is not None
     }
     if problems:
         raise RulesetError(sorted(problems, key=lambda p: p.file))
@@ -176,13 +186,15 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
         condition_set = ConditionSet(conditions)
     except ConditionCompileError as exc:
         by_key = {condition_key(*key): key for key in bots}
-        raise RulesetError([
-            Problem(sources[by_key[k]], msg, bot=by_key[k][1], field="trigger.where")
-            if k in by_key else Problem(str(folder), msg)
-            for k, msg in exc.errors.items()
-        ]) from None
-    return Rules(bots=bots, users=users, conditions=condition_set, sources=sources,
-                 settings=settings)
+        raise RulesetError(
+            [
+                Problem(sources[by_key[k]], msg, bot=by_key[k][1], field="trigger.where")
+                if k in by_key
+                else Problem(str(folder), msg)
+                for k, msg in exc.errors.items()
+            ]
+        ) from None
+    return Rules(bots=bots, users=users, conditions=condition_set, sources=sources, settings=settings)
 
 
 def _check_bot(
@@ -194,40 +206,58 @@ def _check_bot(
 ) -> list[Problem]:
     """Checks that need more than the bot itself: users, plugins' names, conditions, texts."""
     problems = [
-        Problem(name, f"unknown user {user!r}: declare it under 'users' in a ruleset file "
-                f"of account {account!r}", bot=bot.id, field=f"users.{i}")
+        Problem(
+            name,
+            f"unknown user {user!r}: declare it under 'users' in a ruleset file of account {account!r}",
+            bot=bot.id,
+            field=f"users.{i}",
+        )
         for i, user in enumerate(bot.users)
         if (account, user) not in users
     ]
     strategy = catalog.strategies.get(bot.strategy)
     if strategy is None:
         known = ", ".join(sorted(catalog.strategies)) or "none"
-        problems.append(Problem(name, f"unknown strategy {bot.strategy!r}; available: {known}",
-                                bot=bot.id, field="strategy"))
+        problems.append(
+            Problem(
+                name, f"unknown strategy {bot.strategy!r}; available: {known}", bot=bot.id, field="strategy"
+            )
+        )
     else:
-        problems += [Problem(name, msg, bot=bot.id, field="options")
-                     for msg in strategy.validate_options(bot.options)]
+        problems += [
+            Problem(name, msg, bot=bot.id, field="options") for msg in strategy.validate_options(bot.options)
+        ]
     handler = catalog.entities.get(bot.entity)
     if handler is None:
-        problems.append(Problem(name, f"no plugin handles {bot.entity} records", bot=bot.id,
-                                field="entity"))
+        problems.append(Problem(name, f"no plugin handles {bot.entity} records", bot=bot.id, field="entity"))
     else:
         related = bot.actions.related
         problems += [
-            Problem(name, f"{bot.entity} records have no linked {option}", bot=bot.id,
-                    field=f"actions.related.{option}")
+            Problem(
+                name,
+                f"{bot.entity} records have no linked {option}",
+                bot=bot.id,
+                field=f"actions.related.{option}",
+            )
             for option in ("persons", "company")
             if getattr(related, option) and option not in handler.related
         ]
     if bot.actions.related.mode not in catalog.propagation_modes:
         known = ", ".join(sorted(catalog.propagation_modes)) or "none"
-        problems.append(Problem(name, f"unknown mode {bot.actions.related.mode!r}; available: "
-                                f"{known}", bot=bot.id, field="actions.related.mode"))
+        problems.append(
+            Problem(
+                name,
+                f"unknown mode {bot.actions.related.mode!r}; available: {known}",
+                bot=bot.id,
+                field="actions.related.mode",
+            )
+        )
     for action in ("note", "notify"):
         text = getattr(bot.actions, action)
         if text is not None:
-            problems += [Problem(name, msg, bot=bot.id, field=f"actions.{action}")
-                         for msg in check_template(text)]
+            problems += [
+                Problem(name, msg, bot=bot.id, field=f"actions.{action}") for msg in check_template(text)
+            ]
     if bot.trigger.where is not None:
         problems += [
             Problem(name, msg, bot=bot.id, field="trigger.where" + (f".{path}" if path else ""))
@@ -247,21 +277,37 @@ def _check_plans(
     for account, account_settings in settings.items():
         plan = PLANS[account_settings.plan]
         if account_settings.multiple_owners and not plan.multiple_owners:
-            problems.append(Problem(settings_sources[account], f"plan {plan.name!r} does not "
-                                    "allow multiple owners", field="settings.multiple_owners"))
+            problems.append(
+                Problem(
+                    settings_sources[account],
+                    f"plan {plan.name!r} does not allow multiple owners",
+                    field="settings.multiple_owners",
+                )
+            )
     first: dict[str, tuple[str, str]] = {}
     counts: dict[str, int] = {}
     for (account, bot_id), bot in bots.items():
         plan = PLANS[(settings.get(account) or AccountSettings()).plan]
         name = sources[(account, bot_id)]
         if bot.entity not in plan.entities:
-            problems.append(Problem(name, f"plan {plan.name!r} allows bots for "
-                                    f"{' and '.join(plan.entities)} records only",
-                                    bot=bot_id, field="entity"))
+            problems.append(
+                Problem(
+                    name,
+                    f"plan {plan.name!r} allows bots for {' and '.join(plan.entities)} records only",
+                    bot=bot_id,
+                    field="entity",
+                )
+            )
         counts[account] = counts.get(account, 0) + 1
         first.setdefault(account, (bot_id, name))
         if plan.max_bots is not None and counts[account] > plan.max_bots:
-            problems.append(Problem(name, f"plan {plan.name!r} allows {plan.max_bots} bot(s) per "
-                                    f"account; {first[account][0]!r} in {first[account][1]} "
-                                    "is already one", bot=bot_id))
+            problems.append(
+                Problem(
+                    name,
+                    f"plan {plan.name!r} allows {plan.max_bots} bot(s) per "
+                    f"account; {first[account][0]!r} in {first[account][1]} "
+                    "is already one",
+                    bot=bot_id,
+                )
+            )
     return problems

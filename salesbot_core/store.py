@@ -37,12 +37,12 @@ class Transaction(Protocol):
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) since their ruleset said otherwise."""
 
-    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str,
-                 event_id: str) -> None:
+    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         """Add a note to a record's wall."""
 
-    def put_notification(self, account: str, user: str, text: str, event_id: str,
-                         entity: str, record_id: str) -> None:
+    def put_notification(
+        self, account: str, user: str, text: str, event_id: str, entity: str, record_id: str
+    ) -> None:
         """Queue a notification in the outbox."""
 
 

@@ -37,18 +37,22 @@ def write_rules(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def deal_bot_rules(write_rules: Callable[..., Path]) -> Path:
     """The team plus one round-robin deal bot, ``inbound``, over anna, bartek and celina."""
-    return write_rules(**{"team.yaml": TEAM, "inbound.yaml": """
+    return write_rules(
+        **{
+            "team.yaml": TEAM,
+            "inbound.yaml": """
         bots:
           - id: inbound
             name: Inbound leads
             entity: deal
             users: [anna, bartek, celina]
             strategy: round_robin
-        """})
+        """,
+        }
+    )
 
 
 @pytest.fixture
 def engine(deal_bot_rules: Path, tmp_path: Path) -> Iterator[Engine]:
     with Engine(deal_bot_rules, tmp_path / "salesbot.db") as engine:
         yield engine
-

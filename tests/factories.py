@@ -15,8 +15,9 @@ users:
 """
 
 
-def deal_event(n: int, owners: list[str] | None = None, kind: str = "created",
-               **fields: Any) -> dict[str, Any]:
+def deal_event(
+    n: int, owners: list[str] | None = None, kind: str = "created", **fields: Any
+) -> dict[str, Any]:
     """An event ``e<n>`` on deal ``d<n>`` whose Owner is the inbound bot unless told otherwise."""
     record = {"entity": "deal", "id": f"d{n}", "owners": owners or ["bot:inbound"], **fields}
     return {"id": f"e{n}", "kind": kind, "record": record}

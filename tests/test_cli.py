@@ -13,8 +13,13 @@ ROOT = Path(__file__).parent.parent
 
 
 def salesbot(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "salesbot_core", *args], cwd=cwd,
-                          capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "salesbot_core", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
 
 
 def test_run_on_the_shipped_example_prints_a_summary(tmp_path: Path) -> None:
@@ -23,28 +28,40 @@ def test_run_on_the_shipped_example_prints_a_summary(tmp_path: Path) -> None:
     rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if "│ default" in line]
     table = {(r[1].strip(), r[2].strip()): (int(r[3]), int(r[4])) for r in rows}
     assert table == {
-        ("enterprise", "anna"): (20, 20), ("enterprise", "jan"): (21, 21),
-        ("inbound", "anna"): (65, 65), ("inbound", "bartek"): (64, 64),
+        ("enterprise", "anna"): (20, 20),
+        ("enterprise", "jan"): (21, 21),
+        ("inbound", "anna"): (65, 65),
+        ("inbound", "bartek"): (64, 64),
         ("inbound", "celina"): (64, 64),
-        ("partners", "celina"): (15, 15), ("partners", "jan"): (15, 15),
+        ("partners", "celina"): (15, 15),
+        ("partners", "jan"): (15, 15),
     }
-    assert result.stdout.splitlines()[-1] == \
-        "271 events: 264 assigned, 1 duplicate, 6 not applied, 0 rejected"
+    assert (
+        result.stdout.splitlines()[-1] == "271 events: 264 assigned, 1 duplicate, 6 not applied, 0 rejected"
+    )
     again = salesbot("run", "--db", str(tmp_path / "s.db"))
     assert again.stdout.splitlines()[-1] == "271 events: 271 duplicate, 0 rejected"
 
 
 def test_run_reports_bad_lines_and_goes_on(deal_bot_rules: Path, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    events.write_text("\n".join([json.dumps(deal_event(1)), "{not json",
-                                 json.dumps(deal_event(2, ["zofia"])), json.dumps(deal_event(3))]) + "\n")
+    events.write_text(
+        "\n".join(
+            [
+                json.dumps(deal_event(1)),
+                "{not json",
+                json.dumps(deal_event(2, ["zofia"])),
+                json.dumps(deal_event(3)),
+            ]
+        )
+        + "\n"
+    )
     result = salesbot("run", str(events), "-r", str(deal_bot_rules), "--db", str(tmp_path / "s.db"))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"{events}:2: not valid JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)",
-        f"{events}:3: event 'e2': field 'record.owners.0': 'zofia' is not a user of account "
-        "'default'",
+        f"{events}:3: event 'e2': field 'record.owners.0': 'zofia' is not a user of account 'default'",
     ]
     assert result.stdout.splitlines()[-1] == "4 events: 2 assigned, 2 rejected"
 
@@ -56,18 +73,28 @@ def test_run_with_a_broken_ruleset_prints_the_problem_not_a_traceback(write_rule
     events.write_text("")
     result = salesbot("run", str(events), "-r", str(folder), "--db", str(tmp_path / "s.db"))
     assert result.returncode == 1
-    assert result.stderr == (f"error: {folder / 'b.yaml'}: bot 'x': field 'strategy': "
-                             "unknown strategy 'nope'; available: round_robin\n")
+    assert result.stderr == (
+        f"error: {folder / 'b.yaml'}: bot 'x': field 'strategy': "
+        "unknown strategy 'nope'; available: round_robin\n"
+    )
 
 
 def test_validate_lists_bots_or_problems(write_rules) -> None:
     ok = salesbot("validate")
     assert ok.returncode == 0, ok.stderr
     assert "3 bots in rulesets" in ok.stdout
-    assert [line.split("│")[2].strip() for line in ok.stdout.splitlines() if "│ default" in line] == \
-        ["inbound", "enterprise", "partners"]
-    folder = write_rules(**{"team.yaml": TEAM, "a.yaml": "bots:\n  - {id: x, users: [anna, ghost]}\n",
-                            "b.yaml": "bots:\n  - {id: y, users: [anna], colour: red}\n"})
+    assert [line.split("│")[2].strip() for line in ok.stdout.splitlines() if "│ default" in line] == [
+        "inbound",
+        "enterprise",
+        "partners",
+    ]
+    folder = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "a.yaml": "bots:\n  - {id: x, users: [anna, ghost]}\n",
+            "b.yaml": "bots:\n  - {id: y, users: [anna], colour: red}\n",
+        }
+    )
     bad = salesbot("validate", "--rulesets", str(folder))
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.splitlines() == [

@@ -10,13 +10,16 @@ from factories import TEAM, deal_event
 from salesbot_core import Engine, RulesetError
 from salesbot_core.conditions import CHUNK_SIZE, ConditionSet
 
-BIG_DEALS = TEAM + """
+BIG_DEALS = (
+    TEAM
+    + """
 bots:
   - id: big
     users: [jan, anna]
     trigger:
       where: {$and: [{$gte: {value: 50000}}, {$neq: {region: export}}]}
 """
+)
 
 
 def test_a_record_matching_the_condition_is_assigned(write_rules, tmp_path: Path) -> None:
@@ -63,11 +66,16 @@ def test_none_fields_are_not_posted() -> None:
 
 
 def test_a_condition_durable_cannot_compile_names_file_bot_and_field(write_rules) -> None:
-    folder = write_rules(**{"team.yaml": TEAM, "b.yaml": """
+    folder = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "b.yaml": """
         bots:
           - {id: fine, users: [anna], trigger: {where: {$mt: {title: '^ACME'}}}}
           - {id: broken, users: [anna], trigger: {where: {$mt: {title: '[a-'}}}}
-        """})
+        """,
+        }
+    )
     with pytest.raises(RulesetError) as info:
         Engine(folder, folder.parent / "s.db")
     (problem,) = info.value.problems

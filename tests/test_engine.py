@@ -9,7 +9,9 @@ import pytest
 from factories import TEAM, deal_event
 from salesbot_core import Engine, EventError, Outcome, Skip, hookimpl
 
-TRIGGERED = TEAM + """
+TRIGGERED = (
+    TEAM
+    + """
 settings: {multiple_owners: true}
 bots:
   - id: sales
@@ -24,6 +26,7 @@ bots:
   - id: ghosts
     users: [olga]
 """
+)
 
 
 @pytest.fixture
@@ -32,15 +35,22 @@ def triggered(write_rules, tmp_path: Path):
         yield engine
 
 
-@pytest.mark.parametrize(("event", "reason"), [
-    (deal_event(1, ["bot:sales"], process="Support"),
-     "process 'Support' is not one of ['Sales', 'Partners']"),
-    (deal_event(1, ["bot:sales"], process=None), "process None is not one of ['Sales', 'Partners']"),
-    (deal_event(1, ["bot:sales"], kind="updated", process="Sales"),
-     "the bot does not fire on 'updated' events"),
-    (deal_event(1, ["bot:paused"]), "the bot is switched off"),
-    (deal_event(1, ["bot:people"]), "the bot handles person records, not deal records"),
-])
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (
+            deal_event(1, ["bot:sales"], process="Support"),
+            "process 'Support' is not one of ['Sales', 'Partners']",
+        ),
+        (deal_event(1, ["bot:sales"], process=None), "process None is not one of ['Sales', 'Partners']"),
+        (
+            deal_event(1, ["bot:sales"], kind="updated", process="Sales"),
+            "the bot does not fire on 'updated' events",
+        ),
+        (deal_event(1, ["bot:paused"]), "the bot is switched off"),
+        (deal_event(1, ["bot:people"]), "the bot handles person records, not deal records"),
+    ],
+)
 def test_a_bot_that_does_not_apply_is_removed_and_says_why(triggered: Engine, event, reason) -> None:
     outcome = triggered.handle(event)
     assert outcome.owners_after == []
@@ -49,15 +59,21 @@ def test_a_bot_that_does_not_apply_is_removed_and_says_why(triggered: Engine, ev
 
 
 def test_processes_filter_accepts_each_listed_process(triggered: Engine) -> None:
-    owners = [triggered.handle(deal_event(n, ["bot:sales"], process=p)).owners_after
-              for n, p in enumerate(["Sales", "Partners", "Sales"])]
+    owners = [
+        triggered.handle(deal_event(n, ["bot:sales"], process=p)).owners_after
+        for n, p in enumerate(["Sales", "Partners", "Sales"])
+    ]
     assert owners == [["anna"], ["bartek"], ["anna"]]
 
 
 def test_a_pool_with_nobody_eligible_assigns_nobody(triggered: Engine) -> None:
     triggered.handle(deal_event(1, ["jan"]))
-    outcome = triggered.handle({**deal_event(2, ["bot:ghosts"], kind="updated"),
-                                "record": {"entity": "deal", "id": "d1", "owners": ["bot:ghosts"]}})
+    outcome = triggered.handle(
+        {
+            **deal_event(2, ["bot:ghosts"], kind="updated"),
+            "record": {"entity": "deal", "id": "d1", "owners": ["bot:ghosts"]},
+        }
+    )
     assert outcome.owners_after == ["jan"]
     (decision,) = outcome.decisions
     assert decision.status == "no_candidate"
@@ -78,7 +94,9 @@ def test_a_redelivered_event_returns_its_first_outcome_and_changes_nothing(engin
     assert again.model_copy(update={"duplicate": False}) == first
     assert engine.handle(deal_event(2)).owners_after == ["bartek"]
     assert engine.store.assignment_counts() == [
-        ("default", "inbound", "anna", 1), ("default", "inbound", "bartek", 1)]
+        ("default", "inbound", "anna", 1),
+        ("default", "inbound", "bartek", 1),
+    ]
 
 
 def test_a_record_without_bot_is_stored_untouched(triggered: Engine) -> None:
@@ -88,27 +106,39 @@ def test_a_record_without_bot_is_stored_untouched(triggered: Engine) -> None:
     assert stored is not None and (stored["owners"], stored["title"]) == (["jan", "anna"], "Warsztat")
 
 
-@pytest.mark.parametrize(("event", "message"), [
-    ({"kind": "created", "record": {"entity": "deal", "id": "d1"}},
-     "event: field 'id': Field required"),
-    ({"id": "e1", "kind": "deleted", "record": {"entity": "deal", "id": "d1"}},
-     "event 'e1': field 'kind': Input should be 'created', 'updated' or 'list'"),
-    ({"id": "e1", "kind": "created", "record": {"entity": "lead", "id": "d1"}},
-     "event 'e1': field 'record': Input tag 'lead' found using 'entity' does not match any of "
-     "the expected tags: 'deal', 'person', 'company', 'task'"),
-    ({"id": "e1", "kind": "created", "record": {"entity": "deal", "id": "d1", "value": "lots"}},
-     "event 'e1': field 'record.deal.value': Input should be a valid number, "
-     "unable to parse string as a number"),
-    (deal_event(1, ["bot:nobot"]), "event 'e1': field 'record.owners.0': "
-     "'bot:nobot' is not a bot of account 'default'"),
-    (deal_event(1, ["zofia"]), "event 'e1': field 'record.owners.0': "
-     "'zofia' is not a user of account 'default'"),
-    ({**deal_event(1), "account": "acme"}, "event 'e1': field 'record.owners.0': "
-     "'bot:inbound' is not a bot of account 'acme'"),
-])
-def test_a_bad_event_is_rejected_naming_the_field_and_changes_nothing(
-    engine: Engine, event, message
-) -> None:
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"kind": "created", "record": {"entity": "deal", "id": "d1"}}, "event: field 'id': Field required"),
+        (
+            {"id": "e1", "kind": "deleted", "record": {"entity": "deal", "id": "d1"}},
+            "event 'e1': field 'kind': Input should be 'created', 'updated' or 'list'",
+        ),
+        (
+            {"id": "e1", "kind": "created", "record": {"entity": "lead", "id": "d1"}},
+            "event 'e1': field 'record': Input tag 'lead' found using 'entity' does not match any of "
+            "the expected tags: 'deal', 'person', 'company', 'task'",
+        ),
+        (
+            {"id": "e1", "kind": "created", "record": {"entity": "deal", "id": "d1", "value": "lots"}},
+            "event 'e1': field 'record.deal.value': Input should be a valid number, "
+            "unable to parse string as a number",
+        ),
+        (
+            deal_event(1, ["bot:nobot"]),
+            "event 'e1': field 'record.owners.0': 'bot:nobot' is not a bot of account 'default'",
+        ),
+        (
+            deal_event(1, ["zofia"]),
+            "event 'e1': field 'record.owners.0': 'zofia' is not a user of account 'default'",
+        ),
+        (
+            {**deal_event(1), "account": "acme"},
+            "event 'e1': field 'record.owners.0': 'bot:inbound' is not a bot of account 'acme'",
+        ),
+    ],
+)
+def test_a_bad_event_is_rejected_naming_the_field_and_changes_nothing(engine: Engine, event, message) -> None:
     with pytest.raises(EventError) as info:
         engine.handle(event)
     assert str(info.value) == message
@@ -144,8 +174,9 @@ def test_host_plugins_filter_candidates_and_observe_outcomes(deal_bot_rules: Pat
 
 def test_blocking_a_builtin_plugin_by_name(deal_bot_rules: Path, tmp_path: Path) -> None:
     rules = deal_bot_rules
-    (rules / "team.yaml").write_text(TEAM.replace("active: false", "active: false") +
-                                     "bots:\n  - {id: lis, users: [olga, anna]}\n")
+    (rules / "team.yaml").write_text(
+        TEAM.replace("active: false", "active: false") + "bots:\n  - {id: lis, users: [olga, anna]}\n"
+    )
     with Engine(rules, tmp_path / "a.db") as normal:
         assert normal.handle(deal_event(1, ["bot:lis"])).owners_after == ["anna"]
     with Engine(rules, tmp_path / "b.db", block=["salesbot_plugins.eligibility"]) as unfiltered:

@@ -55,8 +55,19 @@ def install_distribution(files: Mapping[str, str], workdir: Path) -> Path:
     for name, text in files.items():
         (source / name).write_text(textwrap.dedent(text), encoding="utf-8")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--quiet", "--target", str(target), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--target",
+            str(target),
+            str(source),
+        ],
         check=True,  # pip's own output is captured by pytest and shown if this fails
     )
     return target
@@ -94,8 +105,9 @@ def salesbot(*args: str, cwd: Path, site: Path) -> subprocess.CompletedProcess[s
     """Run the ``salesbot`` command with ``site`` on its PYTHONPATH."""
     pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "salesbot_core", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "salesbot_core", *args], cwd=cwd, capture_output=True, text=True, env=env
+    )
 
 
 def write_rules(folder: Path, **files: str) -> Path:
@@ -106,8 +118,11 @@ def write_rules(folder: Path, **files: str) -> Path:
 
 
 def territory_event(n: int, record_id: str, kind: str = "created") -> dict[str, object]:
-    return {"id": f"e{n}", "kind": kind,
-            "record": {"entity": "deal", "id": record_id, "owners": ["bot:territory"]}}
+    return {
+        "id": f"e{n}",
+        "kind": kind,
+        "record": {"entity": "deal", "id": record_id, "owners": ["bot:territory"]},
+    }
 
 
 def hashed_user(record_id: str) -> str:
@@ -132,16 +147,22 @@ def territory_rules(tmp_path: Path) -> Path:
 
 
 def unknown_strategy(rules: Path) -> str:
-    return (f"{rules / 'territory.yaml'}: bot 'territory': field 'strategy': unknown strategy "
-            f"'hash_by_record'; available: round_robin")
+    return (
+        f"{rules / 'territory.yaml'}: bot 'territory': field 'strategy': unknown strategy "
+        f"'hash_by_record'; available: round_robin"
+    )
 
 
 def test_example_distribution_builds_outside_the_repository(hash_router_site: Path) -> None:
-    build_output = [p.name for p in HASH_ROUTER.iterdir()
-                    if p.name == "build" or p.name.endswith(".egg-info")]
+    build_output = [
+        p.name for p in HASH_ROUTER.iterdir() if p.name == "build" or p.name.endswith(".egg-info")
+    ]
     assert build_output == []
-    assert sorted(p.name for p in hash_router_site.iterdir()) == \
-        ["__pycache__", "salesbot_hash_router-0.1.0.dist-info", "salesbot_hash_router.py"]
+    assert sorted(p.name for p in hash_router_site.iterdir()) == [
+        "__pycache__",
+        "salesbot_hash_router-0.1.0.dist-info",
+        "salesbot_hash_router.py",
+    ]
 
 
 def test_installed_strategy_routes_each_record_id_to_the_same_user(
@@ -162,8 +183,10 @@ def test_installed_strategy_routes_each_record_id_to_the_same_user(
 
 
 def test_installed_strategy_rejects_options(hash_router: Path, tmp_path: Path) -> None:
-    rules = write_rules(tmp_path / "rulesets", **{"team.yaml": TEAM, "territory.yaml": TERRITORY
-                                                  + "    options: {salt: x, seed: 1}\n"})
+    rules = write_rules(
+        tmp_path / "rulesets",
+        **{"team.yaml": TEAM, "territory.yaml": TERRITORY + "    options: {salt: x, seed: 1}\n"},
+    )
     with pytest.raises(RulesetError) as info:
         Engine(rules, tmp_path / "s.db")
     file = rules / "territory.yaml"
@@ -200,19 +223,19 @@ def test_block_env_var_keeps_an_installed_plugin_out(
 
 @pytest.fixture
 def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    files = tiny_distribution("salesbot-broken", "salesbot_broken", "broken",
-                              'raise RuntimeError("database credentials missing")\n')
+    files = tiny_distribution(
+        "salesbot-broken", "salesbot_broken", "broken", 'raise RuntimeError("database credentials missing")\n'
+    )
     target = install_distribution(files, tmp_path / "broken")
     yield from use_site(monkeypatch, target, "salesbot_broken")
 
 
-BROKEN_LINE = ("plugin 'broken' (from salesbot-broken) failed to load: "
-               "RuntimeError: database credentials missing")
+BROKEN_LINE = (
+    "plugin 'broken' (from salesbot-broken) failed to load: RuntimeError: database credentials missing"
+)
 
 
-def test_a_plugin_that_fails_to_import_is_reported_and_skipped(
-    broken_plugin: Path, tmp_path: Path
-) -> None:
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped(broken_plugin: Path, tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rulesets", **{"team.yaml": TEAM, "inbound.yaml": INBOUND})
     with Engine(rules, tmp_path / "s.db") as engine:
         assert engine.plugin_failures == [BROKEN_LINE]
@@ -221,40 +244,62 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(
 
     events = tmp_path / "events.jsonl"
     events.write_text(json.dumps(deal_event(1)) + "\n", encoding="utf-8")
-    result = salesbot("run", str(events), "--rulesets", str(rules), "--db",
-                      str(tmp_path / "cli.db"), "--quiet", cwd=tmp_path, site=broken_plugin)
+    result = salesbot(
+        "run",
+        str(events),
+        "--rulesets",
+        str(rules),
+        "--db",
+        str(tmp_path / "cli.db"),
+        "--quiet",
+        cwd=tmp_path,
+        site=broken_plugin,
+    )
     assert (result.returncode, result.stderr) == (0, f"warning: {BROKEN_LINE}\n")
     assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
 def typo_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    files = tiny_distribution("salesbot-typo", "salesbot_typo", "typo", """
+    files = tiny_distribution(
+        "salesbot-typo",
+        "salesbot_typo",
+        "typo",
+        """
         from salesbot_core import hookimpl
 
 
         @hookimpl
         def salesbot_register_strategys():
             return []
-        """)
+        """,
+    )
     target = install_distribution(files, tmp_path / "typo")
     yield from use_site(monkeypatch, target, "salesbot_typo")
 
 
-def test_a_misspelled_hook_in_an_installed_plugin_is_an_error(
-    typo_plugin: Path, tmp_path: Path
-) -> None:
+def test_a_misspelled_hook_in_an_installed_plugin_is_an_error(typo_plugin: Path, tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rulesets", **{"team.yaml": TEAM, "inbound.yaml": INBOUND})
     with pytest.raises(PluginError) as info:
         Engine(rules, tmp_path / "s.db")
-    message = ("plugin 'typo' implements 'salesbot_register_strategys', which is not a "
-               "salesbot hook (did you mean 'salesbot_register_strategies'?)")
+    message = (
+        "plugin 'typo' implements 'salesbot_register_strategys', which is not a "
+        "salesbot hook (did you mean 'salesbot_register_strategies'?)"
+    )
     assert str(info.value) == message
 
     events = tmp_path / "events.jsonl"
     events.write_text(json.dumps(deal_event(1)) + "\n", encoding="utf-8")
-    result = salesbot("run", str(events), "--rulesets", str(rules), "--db",
-                      str(tmp_path / "cli.db"), cwd=tmp_path, site=typo_plugin)
+    result = salesbot(
+        "run",
+        str(events),
+        "--rulesets",
+        str(rules),
+        "--db",
+        str(tmp_path / "cli.db"),
+        cwd=tmp_path,
+        site=typo_plugin,
+    )
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"error: {message}\n"
     assert "Traceback" not in result.stderr
@@ -273,5 +318,7 @@ def test_a_misspelled_hook_in_a_host_plugin_is_an_error(tmp_path: Path) -> None:
     observer = MisspelledObserver()
     with pytest.raises(PluginError) as info:
         Engine(rules, tmp_path / "s.db", plugins=[observer])
-    assert str(info.value) == ("plugin 'MisspelledObserver' implements 'salesbot_after_assing', "
-                               "which is not a salesbot hook (did you mean 'salesbot_after_assign'?)")
+    assert str(info.value) == (
+        "plugin 'MisspelledObserver' implements 'salesbot_after_assing', "
+        "which is not a salesbot hook (did you mean 'salesbot_after_assign'?)"
+    )

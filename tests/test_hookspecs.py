@@ -15,9 +15,15 @@ README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8"
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["salesbot_after_assign", "salesbot_bot_applies", "salesbot_filter_candidates",
-                     "salesbot_open_store", "salesbot_register_entities",
-                     "salesbot_register_propagation_modes", "salesbot_register_strategies"]
+    assert HOOKS == [
+        "salesbot_after_assign",
+        "salesbot_bot_applies",
+        "salesbot_filter_candidates",
+        "salesbot_open_store",
+        "salesbot_register_entities",
+        "salesbot_register_propagation_modes",
+        "salesbot_register_strategies",
+    ]
 
 
 @pytest.mark.parametrize("name", HOOKS)

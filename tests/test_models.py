@@ -13,21 +13,41 @@ def fields_in_error(exc: ValidationError) -> list[str]:
 
 
 def test_four_entities_with_their_links() -> None:
-    event = Event.model_validate({"id": "e1", "kind": "list", "record": {
-        "entity": "task", "id": "t1", "owners": ["anna"], "link": {"entity": "company", "id": "warsztat"}}})
+    event = Event.model_validate(
+        {
+            "id": "e1",
+            "kind": "list",
+            "record": {
+                "entity": "task",
+                "id": "t1",
+                "owners": ["anna"],
+                "link": {"entity": "company", "id": "warsztat"},
+            },
+        }
+    )
     assert isinstance(event.record, Task) and event.record.link is not None
     assert (event.record.link.entity, event.record.link.id) == ("company", "warsztat")
     deal = Deal(id="d1", persons=["p1", "p2"], company="warsztat", process="Sales", value=1.5)
-    assert deal.condition_fields() == {"id": "d1", "entity": "deal", "title": "", "process": "Sales",
-                                       "value": 1.5, "persons": ["p1", "p2"], "company": "warsztat"}
+    assert deal.condition_fields() == {
+        "id": "d1",
+        "entity": "deal",
+        "title": "",
+        "process": "Sales",
+        "value": 1.5,
+        "persons": ["p1", "p2"],
+        "company": "warsztat",
+    }
 
 
-@pytest.mark.parametrize(("data", "field"), [
-    ({"id": "d1", "owners": ["anna", "anna"]}, "owners"),
-    ({"id": "has space"}, "id"),
-    ({"id": "d1", "persons": [""]}, "persons.0"),
-    ({"id": "d1", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"id": "d1", "owners": ["anna", "anna"]}, "owners"),
+        ({"id": "has space"}, "id"),
+        ({"id": "d1", "persons": [""]}, "persons.0"),
+        ({"id": "d1", "colour": "red"}, "colour"),
+    ],
+)
 def test_bad_records_name_the_field(data, field) -> None:
     with pytest.raises(ValidationError) as info:
         Deal.model_validate(data)

@@ -21,52 +21,80 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-owners = st.lists(st.sampled_from(["anna", "bartek", "olga", "zofia", "bot:inbound", "bot:big",
-                                   "bot:nope", "bot:"]) | st.text(max_size=6), max_size=3)
-records = st.fixed_dictionaries(
-    {"entity": st.sampled_from(["deal", "person", "company", "task", "lead"]),
-     "id": st.sampled_from(["d1", "d2", "p1", ""]) | st.text(max_size=5),
-     "owners": owners},
-    optional={"title": json_values, "value": st.integers() | st.text(max_size=3) | st.none(),
-              "process": st.sampled_from(["Sales", "Partners"]) | json_values,
-              "company": st.sampled_from(["warsztat", None, ""]) | json_values,
-              "persons": st.lists(st.text(max_size=4), max_size=2),
-              "fields": st.dictionaries(st.text(max_size=5), json_values, max_size=2),
-              "link": json_values, "colour": json_values},
+owners = st.lists(
+    st.sampled_from(["anna", "bartek", "olga", "zofia", "bot:inbound", "bot:big", "bot:nope", "bot:"])
+    | st.text(max_size=6),
+    max_size=3,
 )
-valid_events = st.fixed_dictionaries({
-    "id": st.text(alphabet="abc123", min_size=1, max_size=6),
-    "kind": st.sampled_from(["created", "updated", "list"]),
-    "record": st.fixed_dictionaries({
-        "entity": st.just("deal"),
-        "id": st.sampled_from(["d1", "d2", "d3"]),
-        "owners": st.lists(st.sampled_from(["anna", "bartek", "bot:inbound", "bot:big"]),
-                           unique=True, max_size=3),
-        "value": st.integers(0, 200),
-        "company": st.sampled_from(["warsztat", "kuźnia"]),
-    }),
-})
-events = valid_events | valid_events | st.fixed_dictionaries(
-    {"id": st.sampled_from(["e1", "e2", "e3"]) | st.text(max_size=6),
-     "kind": st.sampled_from(["created", "updated", "list", "deleted"]),
-     "record": records | json_values},
-    optional={"account": st.sampled_from(["default", "acme"]) | st.text(max_size=4),
-              "changed": st.lists(st.sampled_from(["owners", "title"]), max_size=2) | json_values},
-) | json_values
+records = st.fixed_dictionaries(
+    {
+        "entity": st.sampled_from(["deal", "person", "company", "task", "lead"]),
+        "id": st.sampled_from(["d1", "d2", "p1", ""]) | st.text(max_size=5),
+        "owners": owners,
+    },
+    optional={
+        "title": json_values,
+        "value": st.integers() | st.text(max_size=3) | st.none(),
+        "process": st.sampled_from(["Sales", "Partners"]) | json_values,
+        "company": st.sampled_from(["warsztat", None, ""]) | json_values,
+        "persons": st.lists(st.text(max_size=4), max_size=2),
+        "fields": st.dictionaries(st.text(max_size=5), json_values, max_size=2),
+        "link": json_values,
+        "colour": json_values,
+    },
+)
+valid_events = st.fixed_dictionaries(
+    {
+        "id": st.text(alphabet="abc123", min_size=1, max_size=6),
+        "kind": st.sampled_from(["created", "updated", "list"]),
+        "record": st.fixed_dictionaries(
+            {
+                "entity": st.just("deal"),
+                "id": st.sampled_from(["d1", "d2", "d3"]),
+                "owners": st.lists(
+                    st.sampled_from(["anna", "bartek", "bot:inbound", "bot:big"]), unique=True, max_size=3
+                ),
+                "value": st.integers(0, 200),
+                "company": st.sampled_from(["warsztat", "kuźnia"]),
+            }
+        ),
+    }
+)
+events = (
+    valid_events
+    | valid_events
+    | st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(["e1", "e2", "e3"]) | st.text(max_size=6),
+            "kind": st.sampled_from(["created", "updated", "list", "deleted"]),
+            "record": records | json_values,
+        },
+        optional={
+            "account": st.sampled_from(["default", "acme"]) | st.text(max_size=4),
+            "changed": st.lists(st.sampled_from(["owners", "title"]), max_size=2) | json_values,
+        },
+    )
+    | json_values
+)
 
-RULES = TEAM + """
+RULES = (
+    TEAM
+    + """
 settings: {multiple_owners: true}
 bots:
   - {id: inbound, users: [anna, bartek], actions: {related: {company: true}, note: "{record.title}"}}
   - {id: big, users: [bartek], trigger: {where: {$gte: {value: 100}}}}
 """
+)
 
 
 def table_sizes(db: Path) -> tuple[int, ...]:
     conn = sqlite3.connect(db)
     try:
-        return tuple(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                     for t in ("records", "outcomes", "assignments", "notes", "strategy_state"))
+        return tuple(
+            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("records", "outcomes", "assignments", "notes", "strategy_state")
+        )
     finally:
         conn.close()
 
@@ -102,37 +130,76 @@ ruleset_content = st.fixed_dictionaries(
     {},
     optional={
         "account": st.sampled_from(["default", "acme"]) | json_values,
-        "settings": st.fixed_dictionaries({}, optional={
-            "plan": st.sampled_from(["automation", "growth", "x"]), "enabled": json_values,
-            "multiple_owners": st.booleans() | json_values}) | json_values,
-        "users": st.lists(st.fixed_dictionaries({"id": st.sampled_from(["anna", "bob"]) | json_values},
-                                                optional={"active": json_values}), max_size=2) | json_values,
-        "bots": st.lists(st.fixed_dictionaries(
-            {"id": st.sampled_from(["a", "b"]) | json_values},
-            optional={"users": st.lists(st.sampled_from(["anna", "bob", "x"]), max_size=3) | json_values,
-                      "entity": st.sampled_from(["deal", "person", "lead"]),
-                      "strategy": st.sampled_from(["round_robin", "nope"]),
-                      "trigger": st.fixed_dictionaries({}, optional={
-                          "where": json_values, "processes": json_values, "events": json_values}),
-                      "actions": st.fixed_dictionaries({}, optional={
-                          "note": st.text(max_size=20), "notify": st.sampled_from(
-                              ["{record.__class__}", "{owner.name}", "{", "{0}"]),
-                          "related": json_values, "tag": json_values})}),
-            max_size=3) | json_values,
+        "settings": st.fixed_dictionaries(
+            {},
+            optional={
+                "plan": st.sampled_from(["automation", "growth", "x"]),
+                "enabled": json_values,
+                "multiple_owners": st.booleans() | json_values,
+            },
+        )
+        | json_values,
+        "users": st.lists(
+            st.fixed_dictionaries(
+                {"id": st.sampled_from(["anna", "bob"]) | json_values}, optional={"active": json_values}
+            ),
+            max_size=2,
+        )
+        | json_values,
+        "bots": st.lists(
+            st.fixed_dictionaries(
+                {"id": st.sampled_from(["a", "b"]) | json_values},
+                optional={
+                    "users": st.lists(st.sampled_from(["anna", "bob", "x"]), max_size=3) | json_values,
+                    "entity": st.sampled_from(["deal", "person", "lead"]),
+                    "strategy": st.sampled_from(["round_robin", "nope"]),
+                    "trigger": st.fixed_dictionaries(
+                        {}, optional={"where": json_values, "processes": json_values, "events": json_values}
+                    ),
+                    "actions": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "note": st.text(max_size=20),
+                            "notify": st.sampled_from(["{record.__class__}", "{owner.name}", "{", "{0}"]),
+                            "related": json_values,
+                            "tag": json_values,
+                        },
+                    ),
+                },
+            ),
+            max_size=3,
+        )
+        | json_values,
     },
 )
 file_texts = ruleset_content.map(lambda data: yaml.safe_dump(data, allow_unicode=True)) | st.text(max_size=60)
 
 
-valid_file = st.fixed_dictionaries({
-    "users": st.just([{"id": "anna"}, {"id": "bob"}]),
-    "bots": st.lists(st.fixed_dictionaries({
-        "id": st.sampled_from(["a", "b", "c"]),
-        "users": st.lists(st.sampled_from(["anna", "bob"]), min_size=1, max_size=2, unique=True),
-    }, optional={"trigger": st.fixed_dictionaries({}, optional={
-        "where": st.sampled_from([{"$gte": {"value": 1}}, {"$mt": {"title": "[a-"}}, {"title": "x"}])})}),
-        max_size=2, unique_by=lambda bot: bot["id"]),
-}).map(lambda data: yaml.safe_dump(data))
+valid_file = st.fixed_dictionaries(
+    {
+        "users": st.just([{"id": "anna"}, {"id": "bob"}]),
+        "bots": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.sampled_from(["a", "b", "c"]),
+                    "users": st.lists(st.sampled_from(["anna", "bob"]), min_size=1, max_size=2, unique=True),
+                },
+                optional={
+                    "trigger": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "where": st.sampled_from(
+                                [{"$gte": {"value": 1}}, {"$mt": {"title": "[a-"}}, {"title": "x"}]
+                            )
+                        },
+                    )
+                },
+            ),
+            max_size=2,
+            unique_by=lambda bot: bot["id"],
+        ),
+    }
+).map(lambda data: yaml.safe_dump(data))
 
 
 def test_any_ruleset_folder_loads_or_fails_with_named_problems() -> None:
@@ -140,8 +207,11 @@ def test_any_ruleset_folder_loads_or_fails_with_named_problems() -> None:
     seen: list[str] = []
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(files=st.lists(st.tuples(st.sampled_from(["a.yaml", "b.yml", "c.toml"]),
-                                    valid_file | file_texts), max_size=3))
+    @given(
+        files=st.lists(
+            st.tuples(st.sampled_from(["a.yaml", "b.yml", "c.toml"]), valid_file | file_texts), max_size=3
+        )
+    )
     def check(files: list[tuple[str, str]]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "rules"

@@ -15,7 +15,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def python_block_after(heading: str) -> str:
-    section = README[README.index(heading):]
+    section = README[README.index(heading) :]
     return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 

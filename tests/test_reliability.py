@@ -17,7 +17,9 @@ import pytest
 from factories import TEAM
 from salesbot_core import Engine, RulesetError
 
-TWO_BOTS = TEAM + """
+TWO_BOTS = (
+    TEAM
+    + """
 bots:
   - id: trio
     users: [anna, bartek, celina]
@@ -26,13 +28,23 @@ bots:
     users: [jan, celina, bartek, anna]
     actions: {notify: "{record.id} is yours", note: "picked by {bot.id}"}
 """
+)
 
 
 def events(count: int, prefix: str = "") -> list[dict]:
     """``count`` deal-created events, alternating between the two bots."""
-    return [{"id": f"{prefix}e{n}", "kind": "created", "record": {
-        "entity": "deal", "id": f"{prefix}d{n}", "owners": ["bot:trio" if n % 2 else "bot:quartet"]}}
-        for n in range(count)]
+    return [
+        {
+            "id": f"{prefix}e{n}",
+            "kind": "created",
+            "record": {
+                "entity": "deal",
+                "id": f"{prefix}d{n}",
+                "owners": ["bot:trio" if n % 2 else "bot:quartet"],
+            },
+        }
+        for n in range(count)
+    ]
 
 
 def write_jsonl(path: Path, items: list[dict]) -> Path:
@@ -46,18 +58,24 @@ def check_exactly_once(db: Path, expected_records: int) -> None:
     try:
         per_record = conn.execute(
             "SELECT o.record_id, COUNT(a.seq) FROM outcomes o LEFT JOIN assignments a ON a.seq = o.seq "
-            "GROUP BY o.record_id").fetchall()
+            "GROUP BY o.record_id"
+        ).fetchall()
         assert len(per_record) == expected_records
         assert {n for _, n in per_record} == {1}
         for bot, pool in (("trio", 3), ("quartet", 4)):
-            counts = [n for (n,) in conn.execute(
-                "SELECT COUNT(*) FROM assignments WHERE bot = ? GROUP BY user", (bot,))]
+            counts = [
+                n
+                for (n,) in conn.execute(
+                    "SELECT COUNT(*) FROM assignments WHERE bot = ? GROUP BY user", (bot,)
+                )
+            ]
             assert len(counts) == pool and max(counts) - min(counts) <= 1, (bot, counts)
         notified = conn.execute("SELECT record_id, COUNT(*) FROM notifications GROUP BY record_id").fetchall()
         assert len(notified) == expected_records and {n for _, n in notified} == {1}
         wrong = conn.execute(
             "SELECT COUNT(*) FROM notifications n JOIN outcomes o ON o.event_id = n.event_id "
-            "JOIN assignments a ON a.seq = o.seq WHERE n.user != a.user").fetchone()
+            "JOIN assignments a ON a.seq = o.seq WHERE n.user != a.user"
+        ).fetchone()
         assert wrong == (0,)  # each notification went to the user the record was assigned to
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
@@ -90,12 +108,26 @@ def test_every_event_delivered_twice_in_shuffled_order_assigns_once(two_bots: Pa
 
 def salesbot_run(events_file: Path, rules: Path, db: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "salesbot_core", "run", str(events_file), "-r", str(rules),
-         "--db", str(db), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "salesbot_core",
+            "run",
+            str(events_file),
+            "-r",
+            str(rules),
+            "--db",
+            str(db),
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
-def test_sigkill_at_random_moments_then_rerun_assigns_each_record_once(two_bots: Path, tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_then_rerun_assigns_each_record_once(
+    two_bots: Path, tmp_path: Path
+) -> None:
     events_file = write_jsonl(tmp_path / "events.jsonl", events(10_000))
     db = tmp_path / "s.db"
     rng = random.Random(11)
@@ -116,8 +148,10 @@ def test_sigkill_at_random_moments_then_rerun_assigns_each_record_once(two_bots:
 
 def test_four_processes_share_one_database_without_lost_updates(two_bots: Path, tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    workers = [salesbot_run(write_jsonl(tmp_path / f"w{w}.jsonl", events(1_000, prefix=f"w{w}-")), two_bots, db)
-               for w in range(4)]
+    workers = [
+        salesbot_run(write_jsonl(tmp_path / f"w{w}.jsonl", events(1_000, prefix=f"w{w}-")), two_bots, db)
+        for w in range(4)
+    ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr.decode()
@@ -126,8 +160,9 @@ def test_four_processes_share_one_database_without_lost_updates(two_bots: Path, 
     states = dict(conn.execute("SELECT bot, state FROM strategy_state"))
     # the stored rotation position is the owner of the last assignment of each bot
     for bot in ("trio", "quartet"):
-        (last,) = conn.execute("SELECT user FROM assignments WHERE bot = ? ORDER BY seq DESC LIMIT 1",
-                               (bot,)).fetchone()
+        (last,) = conn.execute(
+            "SELECT user FROM assignments WHERE bot = ? ORDER BY seq DESC LIMIT 1", (bot,)
+        ).fetchone()
         assert json.loads(states[bot]) == {"last": last}
     conn.close()
 
@@ -138,15 +173,23 @@ def test_reload_picks_up_changes_and_keeps_the_last_good_rules(two_bots: Path, t
         assert engine.reload() is False  # nothing changed
         (two_bots / "more.yaml").write_text("bots:\n  - {id: solo, users: [jan]}\n")
         assert engine.reload() is True
-        solo = {"id": "s1", "kind": "created", "record": {"entity": "deal", "id": "s1", "owners": ["bot:solo"]}}
+        solo = {
+            "id": "s1",
+            "kind": "created",
+            "record": {"entity": "deal", "id": "s1", "owners": ["bot:solo"]},
+        }
         assert engine.handle(solo).owners_after == ["jan"]
         (two_bots / "more.yaml").write_text("bots:\n  - {id: solo, users: [jan], strategy: nope}\n")
         with pytest.raises(RulesetError) as info:
             engine.reload()
-        assert str(info.value) == (f"{two_bots / 'more.yaml'}: bot 'solo': field 'strategy': "
-                                   "unknown strategy 'nope'; available: round_robin")
+        assert str(info.value) == (
+            f"{two_bots / 'more.yaml'}: bot 'solo': field 'strategy': "
+            "unknown strategy 'nope'; available: round_robin"
+        )
         # still on the last good rules, rotation state intact
-        assert engine.handle({**solo, "id": "s2"} | {"record": {**solo["record"], "id": "s2"}}).owners_after == ["jan"]
+        assert engine.handle(
+            {**solo, "id": "s2"} | {"record": {**solo["record"], "id": "s2"}}
+        ).owners_after == ["jan"]
         assert engine.handle(events(4)[3]).owners_after == ["bartek"]  # trio continues
         os.remove(two_bots / "more.yaml")
         assert engine.reload() is True

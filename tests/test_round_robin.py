@@ -56,8 +56,18 @@ def test_restarted_process_continues_the_rotation(deal_bot_rules: Path, tmp_path
     second.write_text("".join(json.dumps(deal_event(n)) + "\n" for n in range(14, 30)))
     for events in (first, second):
         subprocess.run(
-            [sys.executable, "-m", "salesbot_core", "run", str(events),
-             "--rulesets", str(deal_bot_rules), "--db", str(db), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "salesbot_core",
+                "run",
+                str(events),
+                "--rulesets",
+                str(deal_bot_rules),
+                "--db",
+                str(db),
+                "--quiet",
+            ],
             check=True,
         )
     with Engine(deal_bot_rules, db) as engine:
@@ -66,16 +76,20 @@ def test_restarted_process_continues_the_rotation(deal_bot_rules: Path, tmp_path
             ("default", "inbound", "bartek", 10),
             ("default", "inbound", "celina", 10),
         ]
-        owners = [engine.store.get_record("default", "deal", f"d{n}")["owners"][0]
-                  for n in range(13, 16)]
+        owners = [engine.store.get_record("default", "deal", f"d{n}")["owners"][0] for n in range(13, 16)]
     assert owners == ["bartek", "celina", "anna"]
 
 
 def test_deactivated_user_is_skipped_and_rotation_goes_on(write_rules, tmp_path: Path) -> None:
-    rules = write_rules(**{"team.yaml": TEAM, "b.yaml": """
+    rules = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "b.yaml": """
         bots:
           - {id: inbound, users: [anna, olga, celina]}
-        """})
+        """,
+        }
+    )
     with Engine(rules, tmp_path / "s.db") as engine:
         outcomes = [engine.handle(deal_event(n)) for n in range(4)]
     assert [o.owners_after for o in outcomes] == [["anna"], ["celina"], ["anna"], ["celina"]]

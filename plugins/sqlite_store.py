@@ -156,12 +156,15 @@ class SQLiteStore:
         self.path = str(path)
         # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE),
         # never implicitly by the sqlite3 module.
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-        # Idempotent DDL: processes opening the same new file at once all succeed.
-        self._conn.executescript(SCHEMA)
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            # Idempotent DDL: processes opening the same new file at once all succeed.
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTransaction]:

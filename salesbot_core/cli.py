@@ -1,34 +1,60 @@
-"""The ``salesbot`` command: process event files and check ruleset folders.
+"""The ``salesbot`` command: process event files, check ruleset folders, and manage the
+bots, records and outbox of a store.
 
-User mistakes (a bad ruleset, a bad event line, a broken plugin) are printed as one
-readable line each and give a non-zero exit status, never a traceback.
+User mistakes (a bad ruleset, a bad event line, a broken plugin, an unknown bot or record)
+are printed as one readable ``error:`` line each and give a non-zero exit status, never a
+traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn, cast
 
 import click
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine
 from .errors import RulesetError, SalesbotError
+from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
-from .rulesets import load_rulesets
+from .rulesets import Rules, load_rulesets
 
 DEFAULT_EVENTS = "examples/events.jsonl"
+DEFAULT_ACCOUNT = "default"
 #: Inputs with at least this many lines get a progress bar on a terminal.
 PROGRESS_MIN_LINES = 1000
 
 rulesets_option = click.option(
-    "--rulesets", "-r", default=DEFAULT_RULESETS, show_default=True,
-    type=click.Path(file_okay=False, path_type=Path), help="Folder of ruleset files.",
+    "--rulesets",
+    "-r",
+    default=DEFAULT_RULESETS,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of ruleset files.",
 )
+db_option = click.option(
+    "--db",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="SQLite file (or a store URL) to keep records, rotation state and the log in.",
+)
+account_option = click.option(
+    "--account",
+    "-a",
+    default=DEFAULT_ACCOUNT,
+    show_default=True,
+    help="The account (tenant).",
+)
+entity_argument = click.argument("entity", metavar="ENTITY", type=click.Choice(ENTITIES))
 
 
 @click.group()
@@ -37,9 +63,118 @@ def main() -> None:
     """salesbot: picks the owner of CRM records set to a Sales Bot."""
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def _fail(message: str) -> NoReturn:
+    """Print each line of ``message`` as an ``error:`` line on stderr and exit 1."""
+    err = Console(stderr=True)
+    for line in message.splitlines() or [message]:
+        err.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
     raise SystemExit(1)
+
+
+def _warn(message: str) -> None:
+    Console(stderr=True).print(
+        Text.assemble(("warning:", "yellow"), " ", message), highlight=False, soft_wrap=True
+    )
+
+
+def with_engine(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the ``--rulesets`` and ``--db`` options and an open ``Engine``.
+
+    The command gets the engine as its first argument instead of those two options. A
+    ruleset or store that cannot be opened, and any ``SalesbotError`` the command raises,
+    is printed as ``error: <message>`` with exit status 1; the engine is always closed.
+    """
+
+    @rulesets_option
+    @db_option
+    @functools.wraps(command)
+    def wrapper(rulesets: Path, db: str, **kwargs: Any) -> Any:
+        try:
+            engine = Engine(rulesets, db)
+        except SalesbotError as exc:
+            _fail(str(exc))
+        for failure in engine.plugin_failures:
+            _warn(failure)
+        with engine:
+            try:
+                return command(engine, **kwargs)
+            except SalesbotError as exc:
+                _fail(str(exc))
+
+    return wrapper
+
+
+def _row(*values: object) -> list[Text]:
+    """Table cells shown as they are: no rich markup in names, paths or texts."""
+    return [Text(str(value)) for value in values]
+
+
+def _bots_table(
+    title: str,
+    rules: Rules,
+    bots: Iterable[tuple[str, Bot, bool]],
+    *,
+    account_column: bool,
+    active_label: str,
+) -> Table:
+    """One row per ``(account, bot, active)``: what ``validate`` and ``bots`` show."""
+    table = Table(title=title)
+    columns = ["account"] if account_column else []
+    for column in (*columns, "bot", "name", "entity", "strategy", "users", active_label, "file"):
+        table.add_column(column)
+    for account, bot, active in bots:
+        cells = [account] if account_column else []
+        table.add_row(
+            *_row(
+                *cells,
+                bot.id,
+                bot.display_name,
+                bot.entity,
+                bot.strategy,
+                ", ".join(bot.users),
+                "yes" if active else "no",
+                rules.sources[(account, bot.id)],
+            )
+        )
+    return table
+
+
+@dataclass
+class _Tally:
+    """What a batch of outcomes did, for the summary printed after ``run`` and ``assign``."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    assigned: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.duplicate:
+            self.statuses["duplicate"] += 1
+            return
+        for decision in outcome.decisions:
+            self.statuses[decision.status] += 1
+            if decision.owner is not None:
+                self.assigned[(outcome.account, decision.bot, decision.owner)] += 1
+        if not outcome.decisions:
+            self.statuses["no_bot"] += 1
+
+    def print(self, out: Console, engine: Engine, total: int, rejected: int) -> None:
+        """The assignments per bot and user (this batch and all time) and a status line."""
+        all_time = {(a, b, u): n for a, b, u, n in engine.store.assignment_counts()}
+        table = Table(title="Assignments per bot and user")
+        for column in ("account", "bot", "user"):
+            table.add_column(column)
+        table.add_column("this run", justify="right")
+        table.add_column("all time", justify="right")
+        for key in sorted(set(self.assigned) | set(all_time)):
+            table.add_row(*_row(*key, self.assigned[key], all_time.get(key, 0)))
+        out.print(table)
+        parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(self.statuses.items())]
+        out.print(
+            f"{total} events: " + ", ".join([*parts, f"{rejected} rejected"]),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -50,68 +185,38 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 @main.command()
-@click.argument("events", default=DEFAULT_EVENTS,
-                type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@rulesets_option
-@click.option("--db", default=DEFAULT_STORE, show_default=True,
-              help="SQLite file (or a store URL) to keep records, rotation state and the log in.")
+@click.argument(
+    "events", default=DEFAULT_EVENTS, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@with_engine
 @click.option("--quiet", "-q", is_flag=True, help="Print no summary table.")
-def run(events: Path, rulesets: Path, db: str, quiet: bool) -> None:
+def run(engine: Engine, events: Path, quiet: bool) -> None:
     """Process a JSON Lines file of EVENTS, one event per line.
 
     Events already processed (same account and event id) are answered from the log and
     change nothing, so running the same file again after a crash is safe.
     """
     out, err = Console(), Console(stderr=True)
-    try:
-        engine = Engine(rulesets, db)
-    except SalesbotError as exc:
-        _fail(str(exc))
-    for failure in engine.plugin_failures:
-        err.print(f"[yellow]warning:[/] {failure}", highlight=False, soft_wrap=True)
-
     total = sum(1 for _ in _lines(events))
-    statuses: Counter[str] = Counter()
-    assigned: Counter[tuple[str, str, str]] = Counter()
+    tally = _Tally()
     rejected = 0
     show_progress = out.is_terminal and total >= PROGRESS_MIN_LINES and not quiet
-    with engine, Progress(console=out, disable=not show_progress, transient=True) as progress:
+    with Progress(console=out, disable=not show_progress, transient=True) as progress:
         task = progress.add_task("routing", total=total)
         for number, line in _lines(events):
             progress.advance(task)
             try:
-                outcome = engine.handle(json.loads(line))
+                tally.add(engine.handle(json.loads(line)))
             except json.JSONDecodeError as exc:
                 rejected += 1
-                err.print(f"{events}:{number}: not valid JSON: {exc}", highlight=False, soft_wrap=True)
-                continue
+                err.print(
+                    f"{events}:{number}: not valid JSON: {exc}", markup=False, highlight=False, soft_wrap=True
+                )
             except SalesbotError as exc:
                 rejected += 1
-                err.print(f"{events}:{number}: {exc}", highlight=False, soft_wrap=True)
-                continue
-            if outcome.duplicate:
-                statuses["duplicate"] += 1
-                continue
-            for decision in outcome.decisions:
-                statuses[decision.status] += 1
-                if decision.owner is not None:
-                    assigned[(outcome.account, decision.bot, decision.owner)] += 1
-            if not outcome.decisions:
-                statuses["no_bot"] += 1
-        all_time = {(a, b, u): n for a, b, u, n in engine.store.assignment_counts()}
-
+                err.print(f"{events}:{number}: {exc}", markup=False, highlight=False, soft_wrap=True)
     if not quiet:
-        table = Table(title="Assignments per bot and user")
-        for column in ("account", "bot", "user"):
-            table.add_column(column)
-        table.add_column("this run", justify="right")
-        table.add_column("all time", justify="right")
-        for key in sorted(set(assigned) | set(all_time)):
-            table.add_row(*key, str(assigned[key]), str(all_time.get(key, 0)))
-        out.print(table)
-        parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(statuses.items())]
-        out.print(f"{total} events: " + ", ".join([*parts, f"{rejected} rejected"]),
-                  highlight=False, soft_wrap=True)
+        tally.print(out, engine, total, rejected)
     if rejected:
         raise SystemExit(1)
 
@@ -123,20 +228,203 @@ def validate(rulesets: Path) -> None:
     try:
         registry = make_plugin_manager()
         for failure in registry.failures:
-            Console(stderr=True).print(f"[yellow]warning:[/] {failure}", highlight=False, soft_wrap=True)
+            _warn(str(failure))
         rules = load_rulesets(rulesets, registry.catalog())
     except RulesetError as exc:
-        err = Console(stderr=True)
-        for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
-        raise SystemExit(1) from None
+        _fail("\n".join(str(problem) for problem in exc.problems))
     except SalesbotError as exc:
         _fail(str(exc))
-    table = Table(title=f"{len(rules.bots)} bots in {rulesets}")
-    for column in ("account", "bot", "name", "entity", "strategy", "users", "active", "file"):
+    bots = [(account, bot, bot.active) for (account, _), bot in rules.bots.items()]
+    Console().print(
+        _bots_table(
+            f"{len(rules.bots)} bots in {rulesets}", rules, bots, account_column=True, active_label="active"
+        )
+    )
+
+
+@main.command()
+@with_engine
+@account_option
+def bots(engine: Engine, account: str) -> None:
+    """List the bots of an account and whether each is active now (after switches)."""
+    out = Console()
+    rows = [(account, bot, active) for bot, active in engine.bots(account)]
+    out.print(
+        _bots_table(
+            f"{len(rows)} bots of account {account!r}",
+            engine.rules,
+            rows,
+            account_column=False,
+            active_label="active now",
+        )
+    )
+    if not engine.rules.account_settings(account).enabled:
+        out.print(
+            f"The Sales Bot add-on is switched off for account {account!r}: no bot fires "
+            "and none is offered as an owner.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@main.group()
+def bot() -> None:
+    """Switch a bot on or off (overrides its ruleset's 'active' until switched again)."""
+
+
+def _switch(engine: Engine, account: str, bot_id: str, active: bool) -> None:
+    engine.set_bot_active(account, bot_id, active)
+    click.echo(f"bot {bot_id!r} of account {account!r} is now {'enabled' if active else 'disabled'}")
+
+
+@bot.command()
+@click.argument("bot_id", metavar="BOT")
+@with_engine
+@account_option
+def enable(engine: Engine, bot_id: str, account: str) -> None:
+    """Switch BOT on."""
+    _switch(engine, account, bot_id, True)
+
+
+@bot.command()
+@click.argument("bot_id", metavar="BOT")
+@with_engine
+@account_option
+def disable(engine: Engine, bot_id: str, account: str) -> None:
+    """Switch BOT off: it no longer fires and is not offered as an owner."""
+    _switch(engine, account, bot_id, False)
+
+
+@main.command()
+@entity_argument
+@with_engine
+@account_option
+def options(engine: Engine, entity: str, account: str) -> None:
+    """The bots a host offers in the Owner field of ENTITY records, one per line.
+
+    ENTITY is deal, person, company or task. Prints nothing when no bot is offered.
+    """
+    for bot in engine.owner_options(account, cast(EntityType, entity)):
+        click.echo(f"{bot.owner_ref}\t{bot.display_name}")
+
+
+def _show_value(value: object) -> str:
+    """A field's value on one line: text as it is, a list of texts joined, others as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) if value else "(none)"
+    return json.dumps(value, ensure_ascii=False)
+
+
+@main.command()
+@entity_argument
+@click.argument("record_id")
+@with_engine
+@account_option
+def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
+    """Show a stored record: its owners, tags, other fields and wall.
+
+    ENTITY is deal, person, company or task.
+    """
+    record = engine.record(account, cast(EntityType, entity), record_id)
+    if record is None:
+        _fail(f"no {entity} record {record_id!r} in account {account!r}")
+    lines = [
+        f"{entity} {record_id} in account {account!r}",
+        f"owners: {_show_value(record.owners)}",
+        f"tags: {_show_value(record.tags)}",
+    ]
+    data = record.model_dump(
+        mode="json", exclude={"entity", "id", "owners", "tags", "fields"}, exclude_none=True
+    )
+    lines += [f"{name}: {_show_value(value)}" for name, value in data.items()]
+    lines += [f"fields.{name}: {_show_value(value)}" for name, value in record.fields.items()]
+    wall = engine.wall(account, cast(EntityType, entity), record_id)
+    lines.append(f"wall: {len(wall)} note{'' if len(wall) == 1 else 's'}")
+    lines += [f"  {note.created_at}  bot:{note.bot}  {note.text}" for note in wall]
+    click.echo("\n".join(lines))
+
+
+@main.command()
+@entity_argument
+@click.argument("record_ids", metavar="RECORD_ID...", nargs=-1, required=True)
+@with_engine
+@click.option("--bot", "bot_id", required=True, metavar="BOT", help="The bot to set as owner.")
+@click.option(
+    "--operation",
+    required=True,
+    help="Id of this bulk operation; repeating it with the same id changes nothing.",
+)
+@account_option
+@click.option("--quiet", "-q", is_flag=True, help="Print no summary table.")
+def assign(
+    engine: Engine,
+    entity: str,
+    record_ids: tuple[str, ...],
+    bot_id: str,
+    operation: str,
+    account: str,
+    quiet: bool,
+) -> None:
+    """Set BOT as the owner of stored ENTITY records (a list operation), each its own pick.
+
+    ENTITY is deal, person, company or task. Unknown records are an error before
+    anything is changed.
+    """
+    if engine.rules.bot(account, bot_id) is None:
+        _fail(f"no bot {bot_id!r} in account {account!r}")
+    outcomes = engine.assign_list(account, cast(EntityType, entity), record_ids, bot_id, operation)
+    tally = _Tally()
+    for outcome in outcomes:
+        tally.add(outcome)
+        decision = next((d for d in outcome.decisions if d.bot == bot_id), None)
+        if decision is not None and decision.status != "assigned":
+            click.echo(f"{outcome.record_id}: not assigned ({decision.reason})")
+        else:
+            click.echo(f"{outcome.record_id}: {', '.join(outcome.owners_after)}")
+    if not quiet:
+        tally.print(Console(), engine, len(outcomes), 0)
+
+
+@main.group()
+def outbox() -> None:
+    """Notifications to users waiting to be delivered by the host."""
+
+
+@outbox.command(name="list")
+@with_engine
+@click.option(
+    "--account", "-a", default=None, help="Only this account's notifications (default: every account)."
+)
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many, oldest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, no table.")
+def outbox_list(engine: Engine, account: str | None, limit: int, as_json: bool) -> None:
+    """List pending notifications, oldest first."""
+    pending = engine.outbox(account, limit)
+    if as_json:
+        for notification in pending:
+            click.echo(notification.model_dump_json())
+        return
+    table = Table(title=f"{len(pending)} pending notifications")
+    for column in ("id", "account", "user", "record", "text", "created_at"):
         table.add_column(column)
-    for (account, bot_id), bot in rules.bots.items():
-        table.add_row(account, bot_id, bot.display_name, bot.entity, bot.strategy,
-                      ", ".join(bot.users), "yes" if bot.active else "no",
-                      rules.sources[(account, bot_id)])
+    for n in pending:
+        table.add_row(*_row(n.id, n.account, n.user, f"{n.entity} {n.record_id}", n.text, n.created_at))
     Console().print(table)
+
+
+@outbox.command(name="mark-delivered")
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
+@with_engine
+def mark_delivered(engine: Engine, ids: tuple[int, ...]) -> None:
+    """Mark the notifications with these ids delivered."""
+    unique = list(dict.fromkeys(ids))
+    click.echo(f"marked {engine.mark_delivered(unique)} of {len(unique)} delivered")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from factories import TEAM, deal_event
-from salesbot_core import Engine, EventError, Outcome, Skip, hookimpl
+from salesbot_core import Engine, EventError, Outcome, Skip, StoreError, hookimpl
 
 TRIGGERED = (
     TEAM
@@ -181,3 +181,17 @@ def test_blocking_a_builtin_plugin_by_name(deal_bot_rules: Path, tmp_path: Path)
         assert normal.handle(deal_event(1, ["bot:lis"])).owners_after == ["anna"]
     with Engine(rules, tmp_path / "b.db", block=["salesbot_plugins.eligibility"]) as unfiltered:
         assert unfiltered.handle(deal_event(1, ["bot:lis"])).owners_after == ["olga"]
+
+
+def test_a_store_that_cannot_be_opened_is_a_clear_error(deal_bot_rules: Path, tmp_path: Path) -> None:
+    garbage = tmp_path / "x.db"
+    garbage.write_text("not a database")
+    with pytest.raises(StoreError) as info:
+        Engine(deal_bot_rules, garbage)
+    assert str(info.value) == f"cannot open SQLite store '{garbage}': file is not a database"
+    with pytest.raises(StoreError) as info:
+        Engine(deal_bot_rules, "mysql://localhost/crm")
+    assert str(info.value) == "no store plugin handles 'mysql://localhost/crm'"
+    with pytest.raises(StoreError) as info:
+        Engine(deal_bot_rules, f"sqlite:///{tmp_path / 'y.db'}?synchronous=SOMETIMES")
+    assert str(info.value).endswith("synchronous must be one of FULL, NORMAL, EXTRA, OFF")

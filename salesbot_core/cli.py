@@ -349,6 +349,22 @@ def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
 
 @main.command()
 @entity_argument
+@click.argument("record_id")
+@with_engine
+@account_option
+def explain(engine: Engine, entity: str, record_id: str, account: str) -> None:
+    """Say why a record has its owners: every event, bot, condition, candidate and pick.
+
+    ENTITY is deal, person, company or task.
+    """
+    outcomes = engine.explain(account, entity, record_id)
+    if not outcomes:
+        _fail(f"salesbot has processed no event for {entity} {record_id!r} in account {account!r}")
+    click.echo("\n".join(line for outcome in outcomes for line in outcome.explain()))
+
+
+@main.command()
+@entity_argument
 @click.argument("record_ids", metavar="RECORD_ID...", nargs=-1, required=True)
 @with_engine
 @click.option("--bot", "bot_id", required=True, metavar="BOT", help="The bot to set as owner.")

@@ -7,6 +7,7 @@ edge with an error that names the field, and the core only ever sees valid data.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -330,3 +331,41 @@ class Outcome(Model):
     @property
     def assigned(self) -> list[Decision]:
         return [d for d in self.decisions if d.status == "assigned"]
+
+    def explain(self) -> list[str]:
+        """The outcome in words, one line each: what ``salesbot explain`` prints."""
+        lines = [
+            f"event {self.event_id!r} ({self.kind}): owners {self.owners_before} -> "
+            f"{self.owners_after}" + (" [redelivered, nothing done]" if self.duplicate else "")
+        ]
+        if not self.decisions:
+            lines.append("  no bot among the owners")
+        for d in self.decisions:
+            lines.append(
+                f"  bot {d.bot!r}: {d.status.replace('_', ' ')}"
+                + (f" -> {d.owner}" if d.owner else "")
+                + (f": {d.reason}" if d.reason else "")
+            )
+            lines += [f"    condition met: {c}" for c in d.conditions]
+            if d.candidates:
+                lines.append(f"    candidates: {', '.join(d.candidates)}")
+            lines += [f"    skipped {s.user}: {s.reason}" for s in d.skipped]
+            if d.strategy and d.status != "not_applied":
+                lines.append(
+                    f"    strategy {d.strategy}: state {_compact(d.state_before)} -> "
+                    f"{_compact(d.state_after if d.owner else d.state_before)}"
+                )
+            lines += [
+                f"    {c.entity} {c.record_id}: owners {c.owners_before} -> {c.owners_after}"
+                for c in d.related
+            ]
+            lines += [
+                f"    {label}: {text}"
+                for label, text in (("tag", d.tag), ("wall note", d.note), ("notification", d.notification))
+                if text
+            ]
+        return lines
+
+
+def _compact(state: dict[str, Any]) -> str:
+    return json.dumps(state, sort_keys=True, ensure_ascii=False)

@@ -102,3 +102,46 @@ def test_validate_lists_bots_or_problems(write_rules) -> None:
         "under 'users' in a ruleset file of account 'default'",
         f"error: {folder / 'b.yaml'}: bot 'y': field 'colour': unknown field",
     ]
+
+
+def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    assert salesbot("run", "--db", db, "--quiet").returncode == 0
+    result = salesbot("explain", "deal", "deal-0007", "--db", db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "event 'evt-0007' (created): owners ['bot:enterprise'] -> ['jan']",
+        "  bot 'enterprise': assigned -> jan: first in rotation",
+        "    condition met: event 'created' is one of ['created', 'list']",
+        '    condition met: trigger.where {"$gte": {"value": 50000}} matched',
+        "    candidates: jan, anna",
+        "    skipped olga: user is deactivated",
+        '    strategy round_robin: state {} -> {"last": "jan"}',
+    ]
+    first = salesbot("explain", "deal", "deal-0001", "--db", db).stdout.splitlines()
+    assert first[0] == "event 'evt-0001' (created): owners ['bot:inbound'] -> ['anna']"
+    assert first[-4:] == [
+        "    company company-01: owners [] -> ['anna']",
+        "    tag: inbound-bot",
+        "    wall note: Assigned by Inbound leads to Anna Nowak",
+        "    notification: New deal for you: Deal #1 (12,000 PLN)",
+    ]
+    not_applied = salesbot("explain", "deal", "deal-0040", "--db", db).stdout.splitlines()
+    assert not_applied == [
+        "event 'evt-0040' (created): owners ['bot:inbound'] -> []",
+        "  bot 'inbound': not applied: process 'Partners' is not one of ['Sales']",
+    ]
+    unknown = salesbot("explain", "deal", "nope", "--db", db)
+    assert (unknown.returncode, unknown.stderr) == (
+        1,
+        "error: salesbot has processed no event for deal 'nope' in account 'default'\n",
+    )
+
+
+def test_explain_from_the_engine_includes_redeliveries(engine) -> None:
+    engine.handle(deal_event(1))
+    redelivered = engine.handle(deal_event(1))
+    assert redelivered.explain()[0] == (
+        "event 'e1' (created): owners ['bot:inbound'] -> ['anna'] [redelivered, nothing done]"
+    )
+    assert [o.event_id for o in engine.explain("default", "deal", "d1")] == ["e1"]

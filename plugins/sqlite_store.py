@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -37,12 +38,21 @@ CREATE TABLE IF NOT EXISTS outcomes (
     UNIQUE (account, event_id)
 );
 CREATE INDEX IF NOT EXISTS outcomes_record ON outcomes (account, entity, record_id);
--- One row per assignment, for per-bot, per-user counts without parsing outcomes.
+-- One row per assignment, for per-bot, per-user counts and capacity caps.
 CREATE TABLE IF NOT EXISTS assignments (
     seq INTEGER NOT NULL REFERENCES outcomes (seq),
-    account TEXT NOT NULL, bot TEXT NOT NULL, user TEXT NOT NULL
+    account TEXT NOT NULL, bot TEXT NOT NULL, user TEXT NOT NULL,
+    at TEXT NOT NULL  -- when the record was saved, UTC ISO 8601
 );
 CREATE INDEX IF NOT EXISTS assignments_bot ON assignments (account, bot, user);
+CREATE INDEX IF NOT EXISTS assignments_user ON assignments (account, user, at);
+-- Who owns which record, for the load of least-loaded routing.
+CREATE TABLE IF NOT EXISTS record_owners (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    user TEXT NOT NULL, open INTEGER NOT NULL,
+    PRIMARY KEY (account, entity, record_id, user)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_owners_user ON record_owners (account, entity, user, open);
 CREATE TABLE IF NOT EXISTS notes (
     seq INTEGER PRIMARY KEY,
     account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
@@ -84,10 +94,34 @@ class SQLiteTransaction:
         return _get_record(self._conn, account, entity, record_id)
 
     def put_record(self, account: str, record: dict[str, Any]) -> None:
+        key = (account, record["entity"], record["id"])
         self._conn.execute(
             "INSERT OR REPLACE INTO records (account, entity, id, data) VALUES (?, ?, ?, ?)",
-            (account, record["entity"], record["id"], json.dumps(record)),
+            (*key, json.dumps(record)),
         )
+        self._conn.execute(
+            "DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key
+        )
+        self._conn.executemany(
+            "INSERT INTO record_owners (account, entity, record_id, user, open) VALUES (?, ?, ?, ?, ?)",
+            [(*key, owner, int(record.get("open", True))) for owner in record["owners"]],
+        )
+
+    def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
+        marks = ", ".join("?" * len(users))
+        rows = self._conn.execute(
+            f"SELECT user, COUNT(*) FROM record_owners WHERE account = ? AND entity = ? "
+            f"AND open = 1 AND user IN ({marks}) GROUP BY user",
+            (account, entity, *users),
+        )
+        return {user: 0 for user in users} | dict(rows.fetchall())
+
+    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ?",
+            (account, user, _iso(since)),
+        ).fetchone()
+        return int(count)
 
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
         row = self._conn.execute(
@@ -106,9 +140,10 @@ class SQLiteTransaction:
             "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) VALUES (?, ?, ?, ?, ?)",
             (outcome.account, outcome.event_id, outcome.entity, outcome.record_id, outcome.model_dump_json()),
         ).lastrowid
+        at = _iso(outcome.at or datetime.now(UTC))
         self._conn.executemany(
-            "INSERT INTO assignments (seq, account, bot, user) VALUES (?, ?, ?, ?)",
-            [(seq, outcome.account, d.bot, d.owner) for d in outcome.assigned],
+            "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
+            [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
         )
 
     def get_switches(self, account: str) -> dict[str, bool]:
@@ -128,6 +163,11 @@ class SQLiteTransaction:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (account, user, text, event_id, entity, record_id),
         )
+
+
+def _iso(moment: datetime) -> str:
+    """UTC ISO 8601 with microseconds: such strings sort as the moments do."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _get_switches(conn: sqlite3.Connection, account: str) -> dict[str, bool]:

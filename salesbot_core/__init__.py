@@ -9,13 +9,14 @@ import pluggy
 from .engine import Engine
 from .errors import EventError, PluginError, RulesetError, SalesbotError, StoreError
 from .models import Bot, Decision, Event, Outcome, Skip, User
-from .strategy import Pick, SelectRequest, Strategy
+from .strategy import Context, Pick, SelectRequest, Strategy
 
 #: The marker plugins use for their hook implementations.
 hookimpl = pluggy.HookimplMarker("salesbot")
 
 __all__ = [
     "Bot",
+    "Context",
     "Decision",
     "Engine",
     "Event",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pluggy
@@ -21,7 +22,7 @@ from .models import BOT_PREFIX, Bot, Change, Decision, Event, Outcome, Skip, rec
 from .propagation import SINGLE_OWNER_MODE
 from .registry import Catalog
 from .rulesets import Rules, condition_key
-from .strategy import RecordT, SelectRequest
+from .strategy import Context, RecordT, SelectRequest
 from .templates import record_values, render
 
 
@@ -49,6 +50,26 @@ class Decided:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What the engine read from the store, inside the event's transaction, for ``decide``."""
+
+    #: When the record was saved, aware.
+    now: datetime
+    #: The owners the store had for the record; None when it is new.
+    previous_owners: list[str] | None = None
+    #: The strategy state of each bot that may fire.
+    states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The stored records the record links to.
+    linked: Mapping[LinkRef, RecordT] = field(default_factory=dict)
+    #: Bots switched on or off since the rules were loaded.
+    switches: Mapping[str, bool] = field(default_factory=dict)
+    #: Open records of the record's entity per pool user (for load-aware strategies).
+    load: Mapping[str, int] = field(default_factory=dict)
+    #: Per capped pool user, records assigned this ``day``, ``week`` and ``month``.
+    usage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Dispatcher:
     """Runs the bots set on a record through triggers, conditions, candidates and strategy."""
 
@@ -56,21 +77,25 @@ class Dispatcher:
     catalog: Catalog
     hook: pluggy.HookRelay
 
-    def decide(
-        self,
-        event: Event,
-        previous_owners: list[str] | None,
-        states: Mapping[str, Mapping[str, Any]],
-        linked: Mapping[LinkRef, RecordT] = {},
-        switches: Mapping[str, bool] = {},
-    ) -> Decided:
+    def bots_that_may_fire(self, event: Event, route: bool) -> list[Bot]:
+        """The bots ``decide`` may run: those in the Owner field or, when routing a record
+        with none, the account's bots for its entity in priority order."""
+        account, record = event.account, event.record
+        named = [self.rules.bot(account, bot_id) for bot_id in record.bot_ids()]
+        if any(bot is None for bot in named):  # the engine validates events first
+            raise ValueError(f"an owner of event {event.id!r} is not a bot of account {account!r}")
+        if named or not route:
+            return [bot for bot in named if bot is not None]
+        bots = [bot for bot in self.rules.account_bots(account) if bot.entity == record.entity]
+        return sorted(bots, key=lambda bot: bot.priority)  # stable: ties keep file order
+
+    def decide(self, event: Event, reads: Reads, route: bool = False) -> Decided:
         """Decide the new owners of ``event.record`` and of its linked records.
 
-        ``previous_owners`` are the owners the store had for the record (None when it is
-        new); ``states`` holds the strategy state of each bot on the record; ``linked``
-        the stored records it links to; ``switches`` the bots switched on or off since
-        the rules were loaded. Every bot set as an owner is replaced by its pick or
-        removed: a bot never stays an owner.
+        Every bot set as an owner is replaced by its pick or removed: a bot never stays an
+        owner. With ``route``, a record with no bot among its owners is routed: the
+        account's bots for its entity are tried in priority order and the first that
+        applies decides, as CRM assignment rules do.
         """
         record = event.record
         handler = self.catalog.entities[record.entity]
@@ -81,33 +106,47 @@ class Dispatcher:
         changed: dict[LinkRef, RecordT] = {}
         notes: list[WallNote] = []
         notifications: list[tuple[str, str]] = []
-        for bot_id in record.bot_ids():
-            bot = self.rules.bot(event.account, bot_id)
-            if bot is None:  # the engine validates events first; this guards direct callers
-                raise ValueError(f"bot {bot_id!r} is not a bot of account {event.account!r}")
-            if bot_id in switches:
-                bot = bot.model_copy(update={"active": switches[bot_id]})
-            decision = self._pick(event, bot, handler, states.get(bot_id, {}))
-            at = owners.index(BOT_PREFIX + bot_id)
+        routing = route and not record.bot_ids()
+        for bot in self.bots_that_may_fire(event, route):
+            if bot.id in reads.switches:
+                bot = bot.model_copy(update={"active": reads.switches[bot.id]})
+            reasons = self._why_not(event, bot, handler)
+            if routing and reasons:
+                decisions.append(Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons)))
+                continue
+            if routing:  # the first bot that applies takes the record, as if set as owner
+                single = not self.rules.account_settings(event.account).multiple_owners
+                owners = [bot.owner_ref] if single else [*owners, bot.owner_ref]
+            decision = (
+                Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
+                if reasons
+                else self._pick(event, bot, handler, reads)
+            )
+            at = owners.index(bot.owner_ref)
             if decision.owner is None or decision.owner in owners:
                 del owners[at]
             else:
                 owners[at] = decision.owner
             if decision.owner is not None:
-                new_states[bot_id] = decision.state_after
+                new_states[bot.id] = decision.state_after
                 tags = _with(tags, bot.actions.tag)
-                decision = self._act(event, bot, handler, decision, linked, changed, notes, notifications)
+                decision = self._act(
+                    event, bot, handler, decision, reads.linked, changed, notes, notifications
+                )
             decisions.append(decision)
-        if not owners and previous_owners:
+            if routing:
+                break
+        if not owners and reads.previous_owners:
             # A bot that did not apply must not leave the record ownerless: it keeps the
             # owners it had before the bot was set.
-            owners = [o for o in previous_owners if not o.startswith(BOT_PREFIX)]
+            owners = [o for o in reads.previous_owners if not o.startswith(BOT_PREFIX)]
         outcome = Outcome(
             event_id=event.id,
             account=event.account,
             entity=record.entity,
             record_id=record.id,
             kind=event.kind,
+            at=reads.now,
             owners_before=list(record.owners),
             owners_after=owners,
             decisions=decisions,
@@ -121,8 +160,8 @@ class Dispatcher:
             notifications,
         )
 
-    def _pick(self, event: Event, bot: Bot, handler: EntityHandler, state: Mapping[str, Any]) -> Decision:
-        """Whether the bot fires, who its candidates are, and whom its strategy picks."""
+    def _why_not(self, event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
+        """The reasons the bot must not fire for this event (none: it fires)."""
         account, record = event.account, event.record
         reasons = [
             r
@@ -139,47 +178,66 @@ class Dispatcher:
             condition_key(account, bot.id), record.condition_fields()
         ):
             reasons.append("the record does not match trigger.where")
-        if reasons:
-            return Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
-        matched = _conditions(event, bot, handler)
+        return reasons
 
-        pool = [self.rules.user(account, user_id) for user_id in bot.users]
+    def _pick(self, event: Event, bot: Bot, handler: EntityHandler, reads: Reads) -> Decision:
+        """Who the candidates of a firing bot are, and whom it picks."""
+        account, record = event.account, event.record
+        state = dict(reads.states.get(bot.id, {}))
+        context = Context(now=reads.now, linked=reads.linked, load=reads.load, usage=reads.usage)
+        pool = [user for user in map(lambda u: self.rules.user(account, u), bot.users) if user]
         skipped: dict[str, Skip] = {}
         for result in self.hook.salesbot_filter_candidates(
-            bot=bot, record=record, candidates=[u for u in pool if u is not None]
+            bot=bot, record=record, candidates=pool, context=context
         ):
             for skip in result:
                 skipped.setdefault(skip.user, skip)
-        candidates = [user_id for user_id in bot.users if user_id not in skipped]
+        for user in pool:
+            if user.id not in skipped:
+                reasons = self.hook.salesbot_user_available(user=user, at=reads.now)
+                if any(reasons):
+                    skipped[user.id] = Skip(user=user.id, reason=next(r for r in reasons if r))
+        candidates = [user.id for user in pool if user.id not in skipped]
+        base = Decision(
+            bot=bot.id,
+            status="no_candidate",
+            strategy=bot.strategy,
+            conditions=_conditions(event, bot, handler),
+            candidates=candidates,
+            skipped=[skipped[u] for u in bot.users if u in skipped],
+            state_before=state,
+            state_after=state,
+        )
         if not candidates:
-            return Decision(
-                bot=bot.id,
-                status="no_candidate",
-                strategy=bot.strategy,
-                reason="no user in the pool is eligible",
-                conditions=matched,
-                skipped=list(skipped.values()),
-                state_before=dict(state),
-            )
+            if bot.fallback is not None:
+                return base.model_copy(
+                    update={
+                        "status": "fallback",
+                        "owner": bot.fallback,
+                        "reason": "no user in the pool is eligible: the bot's fallback owner",
+                    }
+                )
+            return base.model_copy(update={"reason": "no user in the pool is eligible"})
 
-        strategy = self.catalog.strategies[bot.strategy]
-        pick = strategy.select(SelectRequest(bot, record, tuple(candidates), dict(state)))
+        pick = self.hook.salesbot_preselect(bot=bot, record=record, candidates=candidates, context=context)
+        chooser = "a preselect plugin"
+        if pick is None:
+            chooser = f"strategy {bot.strategy!r}"
+            pick = self.catalog.strategies[bot.strategy].select(
+                SelectRequest(bot, record, tuple(candidates), state, context)
+            )
         if pick.user not in candidates:
             raise PluginError(
-                f"strategy {bot.strategy!r} picked {pick.user!r} for bot {bot.id!r}, "
+                f"{chooser} picked {pick.user!r} for bot {bot.id!r}, "
                 f"who is not one of its candidates {candidates}"
             )
-        return Decision(
-            bot=bot.id,
-            status="assigned",
-            owner=pick.user,
-            reason=pick.reason,
-            strategy=bot.strategy,
-            conditions=matched,
-            candidates=candidates,
-            skipped=list(skipped.values()),
-            state_before=dict(state),
-            state_after=dict(pick.state),
+        return base.model_copy(
+            update={
+                "status": "assigned",
+                "owner": pick.user,
+                "reason": pick.reason,
+                "state_after": dict(pick.state) if chooser != "a preselect plugin" else state,
+            }
         )
 
     def _act(

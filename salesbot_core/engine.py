@@ -8,18 +8,20 @@ the record, the new state and the outcome together.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from .dispatcher import Dispatcher
+from .dispatcher import Dispatcher, Reads
 from .entities import LinkRef
 from .errors import EventError, SalesbotError, StoreError
 from .models import BOT_PREFIX, Bot, EntityType, Event, Note, Notification, Outcome, record_from_dict
+from .periods import period_starts
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
-from .store import Store
+from .store import Store, Transaction
 from .strategy import RecordT
 
 DEFAULT_RULESETS = "rulesets"
@@ -120,34 +122,23 @@ class Engine:
                 )
         return event
 
-    def handle(self, event: Event | Mapping[str, Any]) -> Outcome:
+    def handle(self, event: Event | Mapping[str, Any], *, route: bool = False) -> Outcome:
         """Process one event exactly once and return its outcome.
 
         An event id seen before returns the first outcome (``duplicate=True``) and
         changes nothing. Raises ``EventError`` for an invalid event, changing nothing.
+        With ``route``, a record with no bot among its owners is routed by the account's
+        bots for its entity, in priority order (see ``route``).
         """
         event = self.validate(event)
         record = event.record
         account = event.account
-        bots = record.bot_ids()
         with self.store.transaction() as tx:
             seen = tx.outcome(account, event.id)
             if seen is not None:
                 return seen.model_copy(update={"duplicate": True})
-            stored = tx.get_record(account, record.entity, record.id)
-            states = {b: tx.get_state(account, b) for b in bots}
-            linked: dict[LinkRef, RecordT] = {}
-            switches: dict[str, bool] = {}
-            if bots:
-                switches = tx.get_switches(account)
-                handler = self.catalog.entities[record.entity]
-                for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
-                    data = tx.get_record(account, entity, record_id)
-                    if data is not None:
-                        linked[(entity, record_id)] = record_from_dict(data)
-            decided = self._dispatcher.decide(
-                event, stored["owners"] if stored else None, states, linked, switches
-            )
+            reads = self._read(tx, event, self._dispatcher.bots_that_may_fire(event, route))
+            decided = self._dispatcher.decide(event, reads, route)
             for bot_id, state in decided.states.items():
                 tx.put_state(account, bot_id, state)
             for changed in (decided.record, *decided.linked):
@@ -159,6 +150,46 @@ class Engine:
             tx.put_outcome(decided.outcome)
         self.registry.pm.hook.salesbot_after_assign(outcome=decided.outcome)
         return decided.outcome
+
+    def route(self, event: Event | Mapping[str, Any]) -> Outcome:
+        """Route a record that has no bot set: the account's bots for its entity are tried
+        in ascending ``priority`` (then file order) and the first that applies picks the
+        owner, as CRM assignment rules do. Exactly once, like ``handle``."""
+        return self.handle(event, route=True)
+
+    def _read(self, tx: Transaction, event: Event, bots: list[Bot]) -> Reads:
+        """Everything the decision needs from the store, read inside the transaction."""
+        account, record = event.account, event.record
+        now = event.at or datetime.now(UTC)
+        now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        stored = tx.get_record(account, record.entity, record.id)
+        previous = stored["owners"] if stored else None
+        if not bots:
+            return Reads(now=now, previous_owners=previous)
+        handler = self.catalog.entities[record.entity]
+        linked: dict[LinkRef, RecordT] = {}
+        for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
+            data = tx.get_record(account, entity, record_id)
+            if data is not None:
+                linked[(entity, record_id)] = record_from_dict(data)
+        pool = {user for bot in bots for user in bot.users}
+        loaded = [u for bot in bots if self.catalog.strategies[bot.strategy].needs_load for u in bot.users]
+        capped = [u for u in map(lambda u: self.rules.user(account, u), sorted(pool)) if u and u.caps]
+        return Reads(
+            now=now,
+            previous_owners=previous,
+            states={bot.id: tx.get_state(account, bot.id) for bot in bots},
+            linked=linked,
+            switches=tx.get_switches(account),
+            load=tx.open_load(account, record.entity, sorted(set(loaded))) if loaded else {},
+            usage={
+                user.id: {
+                    period: tx.count_assigned(account, user.id, since)
+                    for period, since in period_starts(now, user.zone).items()
+                }
+                for user in capped
+            },
+        )
 
     def handle_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Outcome]:
         """Process several events (a list operation, a batch of webhooks) in one call.

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .models import EntityType
+from .models import EntityType, LinkRef
 from .strategy import RecordT
 
-#: A linked record: its entity and id.
-LinkRef = tuple[EntityType, str]
+__all__ = ["EntityHandler", "LinkRef"]
 
 
 def _no_process(record: RecordT) -> str | None:

@@ -8,6 +8,7 @@ of them can be blocked and replaced. Hooks return data; the engine validates and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import pluggy
 
@@ -15,7 +16,7 @@ from .entities import EntityHandler
 from .models import AccountSettings, Bot, Event, Outcome, Skip, User
 from .propagation import PropagationMode
 from .store import Store
-from .strategy import RecordT, Strategy
+from .strategy import Context, Pick, RecordT, Strategy
 
 hookspec = pluggy.HookspecMarker("salesbot")
 
@@ -99,19 +100,57 @@ def salesbot_bot_applies(
 
 
 @hookspec
-def salesbot_filter_candidates(bot: Bot, record: RecordT, candidates: Sequence[User]) -> Iterable[Skip]:
+def salesbot_filter_candidates(
+    bot: Bot, record: RecordT, candidates: Sequence[User], context: Context
+) -> Iterable[Skip]:
     """Return the pool members that must not get ``record``, each with a reason.
 
-    ``candidates`` are the bot's pool users still eligible, in pool order. All
+    ``candidates`` are the bot's pool users still eligible, in pool order; ``context``
+    holds the time and what the engine read (linked records, per-period usage). All
     implementations are called; the union of their skips is removed. When no candidate
-    is left, nobody is assigned and the bot is not left as an owner. Built-in: users
-    marked ``active: false``.
+    is left, the bot's fallback owner gets the record, or nobody does and the bot is not
+    left as an owner. Built-in: deactivated users, users at their capacity cap.
 
     Example::
 
         @hookimpl
         def salesbot_filter_candidates(bot, record, candidates):
             return [Skip(user=u.id, reason="on holiday") for u in candidates if away(u)]
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def salesbot_user_available(user: User, at: datetime) -> str | None:
+    """Say why ``user`` is not available at ``at`` (an aware datetime), or return ``None``.
+
+    Called for each remaining candidate of a firing bot; any reason skips the user for
+    this record. This is where a host plugs in its own calendar. Built-in: the user's
+    ``out_of_office`` periods and ``working_hours`` in the user's ``timezone``.
+
+    Example::
+
+        @hookimpl
+        def salesbot_user_available(user, at):
+            return "in a meeting" if calendar.busy(user.email, at) else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_preselect(bot: Bot, record: RecordT, candidates: Sequence[str], context: Context) -> Pick | None:
+    """Pick an owner before the bot's strategy does, or return ``None`` to let it pick.
+
+    ``firstresult``: the first plugin that returns a ``Pick`` (of one of ``candidates``)
+    decides, and the strategy's state is left as it was. Built-in: sticky routing, which
+    gives a ``sticky`` bot's deal or person to the owner of its linked company when that
+    owner is a candidate.
+
+    Example::
+
+        @hookimpl
+        def salesbot_preselect(bot, record, candidates, context):
+            return Pick("anna", reason="VIP") if record.fields.get("vip") else None
     """
     raise NotImplementedError
 

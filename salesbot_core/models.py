@@ -8,12 +8,16 @@ edge with an error that names the field, and the core only ever sees valid data.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 EntityType = Literal["deal", "person", "company", "task"]
 ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
+#: A record by ``(entity, id)``.
+LinkRef = tuple["EntityType", str]
 EventKind = Literal["created", "updated", "list"]
 EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
 
@@ -26,10 +30,55 @@ Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za
 EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
 
 
+def _utc(moment: datetime) -> datetime:
+    """An aware datetime; a naive one is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class Model(BaseModel):
     """Base of every salesbot model: unknown fields are errors, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class WorkingHours(Model):
+    """When a user takes records, in the user's time zone."""
+
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> WorkingHours:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
+class Absence(Model):
+    """A period out of office, from ``start`` up to (not including) ``end``."""
+
+    start: datetime
+    end: datetime
+    reason: str = "out of office"
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Absence:
+        if _utc(self.start) >= _utc(self.end):
+            raise ValueError("start must be before end")
+        return self
+
+
+class Caps(Model):
+    """The most records a user takes per calendar period (across the account's bots)."""
+
+    day: int | None = Field(default=None, ge=0)
+    week: int | None = Field(default=None, ge=0)
+    month: int | None = Field(default=None, ge=0)
 
 
 class User(Model):
@@ -38,7 +87,26 @@ class User(Model):
     id: Identifier
     name: str = ""
     email: str | None = None
+    #: Deactivated users never get a record (they may stay in pools).
     active: bool = True
+    #: IANA time zone of the user's working hours, absences and cap periods.
+    timezone: str = "UTC"
+    working_hours: WorkingHours | None = None
+    out_of_office: list[Absence] = Field(default_factory=list)
+    caps: Caps | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def display_name(self) -> str:
@@ -49,6 +117,9 @@ class _Record(Model):
     id: Identifier
     owners: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    #: False once the record is closed (a deal won or lost, a task done): closed records
+    #: do not count toward an owner's load.
+    open: bool = True
     #: Custom fields of the host's CRM; ruleset conditions can test them.
     fields: dict[str, Any] = Field(default_factory=dict)
 
@@ -130,6 +201,9 @@ class Event(Model):
     kind: EventKind
     account: Identifier = "default"
     record: Record
+    #: When the record was saved; the engine's clock when not given. Availability, caps
+    #: periods and the audit use it.
+    at: datetime | None = None
     #: For updates, the fields the user changed, when the host knows them: a bot fires on
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
@@ -214,6 +288,13 @@ class Bot(Model):
     options: dict[str, Any] = Field(default_factory=dict)
     trigger: Trigger = Field(default_factory=Trigger)
     actions: Actions = Field(default_factory=Actions)
+    #: Routing without a bot: the account's bots for an entity are tried in ascending
+    #: priority (then file order); the first that applies wins.
+    priority: int = 0
+    #: Who gets the record when nobody in the pool is eligible (a declared user).
+    fallback: Identifier | None = None
+    #: A deal or person linked to a company whose owner is in the pool goes to that owner.
+    sticky: bool = False
 
     @field_validator("users")
     @classmethod
@@ -258,7 +339,8 @@ class Skip(Model):
     reason: str
 
 
-Status = Literal["assigned", "not_applied", "no_candidate", "no_bot"]
+#: ``fallback``: nobody in the pool was eligible and the bot's fallback owner got it.
+Status = Literal["assigned", "fallback", "not_applied", "no_candidate"]
 
 
 class Decision(Model):
@@ -322,6 +404,8 @@ class Outcome(Model):
     entity: EntityType
     record_id: str
     kind: EventKind
+    #: When the record was saved (the event's ``at`` or the engine's clock).
+    at: datetime | None = None
     owners_before: list[str]
     owners_after: list[str]
     decisions: list[Decision] = Field(default_factory=list)
@@ -330,7 +414,8 @@ class Outcome(Model):
 
     @property
     def assigned(self) -> list[Decision]:
-        return [d for d in self.decisions if d.status == "assigned"]
+        """The decisions that gave the record an owner (picked or fallback)."""
+        return [d for d in self.decisions if d.owner is not None]
 
     def explain(self) -> list[str]:
         """The outcome in words, one line each: what ``salesbot explain`` prints."""

@@ -42,6 +42,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.propagation",
     "salesbot_plugins.triggers",
     "salesbot_plugins.eligibility",
+    "salesbot_plugins.capacity",
+    "salesbot_plugins.availability",
+    "salesbot_plugins.sticky",
     "salesbot_plugins.sqlite_store",
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .models import Note, Notification, Outcome
@@ -36,6 +37,12 @@ class Transaction(Protocol):
 
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) since their ruleset said otherwise."""
+
+    def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
+        """How many open records of ``entity`` each of ``users`` owns (0 included)."""
+
+    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+        """How many records were assigned to ``user`` at or after ``since``."""
 
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         """Add a note to a record's wall."""

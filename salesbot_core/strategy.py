@@ -9,11 +9,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from .models import Bot, Company, Deal, Person, Task
+from .models import Bot, Company, Deal, LinkRef, Person, Task
 
 RecordT = Deal | Person | Company | Task
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the engine read for a decision, handed to hooks as plain data.
+
+    Hooks and strategies stay pure: anything from the store they need is read by the
+    engine inside the event's transaction and passed in here.
+    """
+
+    #: When the record was saved (the event's ``at``, or the engine's clock), aware.
+    now: datetime
+    #: The stored records the record links to, by ``(entity, id)``.
+    linked: Mapping[LinkRef, RecordT] = field(default_factory=dict)
+    #: Open records of the record's entity owned by each pool user (strategies that
+    #: declare ``needs_load`` only; empty otherwise).
+    load: Mapping[str, int] = field(default_factory=dict)
+    #: Records assigned to each capped pool user in the current ``day``, ``week`` and
+    #: ``month`` of the user's time zone.
+    usage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -26,6 +47,7 @@ class SelectRequest:
     candidates: Sequence[str]
     #: The strategy's state for this bot as it last returned it (``{}`` the first time).
     state: Mapping[str, Any]
+    context: Context = field(default_factory=lambda: Context(datetime.now(UTC)))
 
 
 @dataclass(frozen=True)
@@ -47,3 +69,5 @@ class Strategy:
     description: str = ""
     #: Checks a bot's ``options``; returns a list of error messages (empty when valid).
     validate_options: Callable[[Mapping[str, Any]], list[str]] = lambda options: []
+    #: Set when ``select`` reads ``request.context.load``, so the engine counts it.
+    needs_load: bool = False

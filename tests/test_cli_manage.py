@@ -149,6 +149,7 @@ def test_show_prints_owners_tags_fields_and_the_wall(salesbot: Salesbot) -> None
         "deal d2 in account 'default'",
         "owners: bartek",
         "tags: inbound-lead",
+        "open: true",
         "title: Beta",
         "persons: (none)",
         "wall: 1 note",
@@ -156,9 +157,10 @@ def test_show_prints_owners_tags_fields_and_the_wall(salesbot: Salesbot) -> None
     assert re.fullmatch(
         rf"  {TIMESTAMP}  bot:inbound  Assigned to Bartek Wiśniewski by Inbound leads", lines[-1]
     ), lines[-1]
-    assert ok(salesbot("show", "deal", "d1"))[1:6] == [
+    assert ok(salesbot("show", "deal", "d1"))[1:7] == [
         "owners: anna",
         "tags: inbound-lead",
+        "open: true",
         "title: Acme",
         "persons: (none)",
         "fields.source: web",

@@ -20,9 +20,11 @@ def test_there_are_hooks() -> None:
         "salesbot_bot_applies",
         "salesbot_filter_candidates",
         "salesbot_open_store",
+        "salesbot_preselect",
         "salesbot_register_entities",
         "salesbot_register_propagation_modes",
         "salesbot_register_strategies",
+        "salesbot_user_available",
     ]
 
 

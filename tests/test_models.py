@@ -30,6 +30,7 @@ def test_four_entities_with_their_links() -> None:
     deal = Deal(id="d1", persons=["p1", "p2"], company="warsztat", process="Sales", value=1.5)
     assert deal.condition_fields() == {
         "id": "d1",
+        "open": True,
         "entity": "deal",
         "title": "",
         "process": "Sales",

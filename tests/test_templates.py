@@ -211,6 +211,7 @@ def test_record_values_merges_custom_fields_under_model_fields() -> None:
     assert values == {
         "region": "północ",
         "id": "d1",
+        "open": True,
         "entity": "deal",
         "title": "Okno PCV",
         "process": None,

@@ -215,6 +215,22 @@ def _check_bot(
         for i, user in enumerate(bot.users)
         if (account, user) not in users
     ]
+    if bot.fallback is not None and (account, bot.fallback) not in users:
+        problems.append(
+            Problem(
+                name,
+                f"unknown user {bot.fallback!r}: declare it under 'users' in a "
+                f"ruleset file of account {account!r}",
+                bot=bot.id,
+                field="fallback",
+            )
+        )
+    if bot.sticky and "company" not in getattr(catalog.entities.get(bot.entity), "related", {}):
+        problems.append(
+            Problem(
+                name, f"{bot.entity} records have no linked company to stick to", bot=bot.id, field="sticky"
+            )
+        )
     strategy = catalog.strategies.get(bot.strategy)
     if strategy is None:
         known = ", ".join(sorted(catalog.strategies)) or "none"

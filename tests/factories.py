@@ -19,5 +19,10 @@ def deal_event(
     n: int, owners: list[str] | None = None, kind: str = "created", **fields: Any
 ) -> dict[str, Any]:
     """An event ``e<n>`` on deal ``d<n>`` whose Owner is the inbound bot unless told otherwise."""
-    record = {"entity": "deal", "id": f"d{n}", "owners": owners or ["bot:inbound"], **fields}
+    record = {
+        "entity": "deal",
+        "id": f"d{n}",
+        "owners": ["bot:inbound"] if owners is None else owners,
+        **fields,
+    }
     return {"id": f"e{n}", "kind": kind, "record": record}

@@ -116,7 +116,7 @@ def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
         '    condition met: trigger.where {"$gte": {"value": 50000}} matched',
         "    candidates: jan, anna",
         "    skipped olga: user is deactivated",
-        '    strategy round_robin: state {} -> {"last": "jan"}',
+        '    strategy round_robin: state {} -> {"last": "jan", "pool": ["jan", "olga", "anna"]}',
     ]
     first = salesbot("explain", "deal", "deal-0001", "--db", db).stdout.splitlines()
     assert first[0] == "event 'evt-0001' (created): owners ['bot:inbound'] -> ['anna']"

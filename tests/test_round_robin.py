@@ -18,7 +18,10 @@ def test_a_deal_created_with_the_bot_as_owner_gets_a_user(engine: Engine) -> Non
     assert outcome.owners_after == ["anna"]
     (decision,) = outcome.decisions
     assert (decision.bot, decision.status, decision.owner) == ("inbound", "assigned", "anna")
-    assert decision.state_before == {} and decision.state_after == {"last": "anna"}
+    assert decision.state_before == {} and decision.state_after == {
+        "last": "anna",
+        "pool": ["anna", "bartek", "celina"],
+    }
     stored = engine.store.get_record("default", "deal", "d1")
     assert stored is not None and stored["owners"] == ["anna"]
 
@@ -95,3 +98,68 @@ def test_deactivated_user_is_skipped_and_rotation_goes_on(write_rules, tmp_path:
     assert [o.owners_after for o in outcomes] == [["anna"], ["celina"], ["anna"], ["celina"]]
     skipped = outcomes[0].decisions[0].skipped
     assert [(s.user, s.reason) for s in skipped] == [("olga", "user is deactivated")]
+
+
+POOL_EDIT_TEAM = TEAM + "  - {id: zofia, name: Zofia Król}\n"
+
+
+def rotate(write_rules, tmp_path: Path, pools: list[tuple[list[str], int]]) -> list[str]:
+    """Route deals through bot 'inbound' whose pool is edited between batches:
+    ``pools`` lists (pool, how many deals) in turn; returns who got each deal."""
+    db, picks = tmp_path / "s.db", []
+    for pool, count in pools:
+        rules = write_rules(
+            **{"team.yaml": POOL_EDIT_TEAM, "b.yaml": f"bots:\n  - {{id: inbound, users: {pool}}}\n"}
+        )
+        with Engine(rules, db) as engine:
+            for _ in range(count):
+                picks.append(engine.handle(deal_event(len(picks))).owners_after[0])
+    return picks
+
+
+def test_removing_the_last_picked_user_passes_the_turn_to_the_next(write_rules, tmp_path: Path) -> None:
+    picks = rotate(
+        write_rules,
+        tmp_path,
+        [
+            (["anna", "bartek", "celina", "jan"], 2),  # anna, bartek; celina is next
+            (["anna", "celina", "jan"], 4),  # bartek left: celina keeps her turn, not anna
+        ],
+    )
+    assert picks == ["anna", "bartek", "celina", "jan", "anna", "celina"]
+
+
+def test_removing_the_next_user_skips_nobody_else(write_rules, tmp_path: Path) -> None:
+    picks = rotate(
+        write_rules,
+        tmp_path,
+        [
+            (["anna", "bartek", "celina", "jan"], 2),
+            (["anna", "bartek", "jan"], 3),  # celina, who was next, left: jan is next
+        ],
+    )
+    assert picks == ["anna", "bartek", "jan", "anna", "bartek"]
+
+
+def test_a_new_member_takes_a_turn_at_their_place(write_rules, tmp_path: Path) -> None:
+    picks = rotate(
+        write_rules,
+        tmp_path,
+        [
+            (["anna", "bartek", "celina"], 2),
+            (["zofia", "anna", "bartek", "celina"], 8),  # added first: no reset to her or anna
+        ],
+    )
+    assert picks == [
+        "anna",
+        "bartek",
+        "celina",
+        "zofia",
+        "anna",
+        "bartek",
+        "celina",
+        "zofia",
+        "anna",
+        "bartek",
+    ]
+    assert Counter(picks[2:]) == {"celina": 2, "zofia": 2, "anna": 2, "bartek": 2}

@@ -35,6 +35,8 @@ DISABLE_AUTOLOAD_ENV = "SALESBOT_DISABLE_PLUGIN_AUTOLOAD"
 #: The built-in plugins, registered by module name like any other plugin (and blockable).
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.round_robin",
+    "salesbot_plugins.weighted_round_robin",
+    "salesbot_plugins.least_loaded",
     "salesbot_plugins.deal",
     "salesbot_plugins.person",
     "salesbot_plugins.company",

@@ -1,0 +1,67 @@
+"""Weighted round robin: pool members in turn, each as often as their weight says.
+
+``options: {weights: {anna: 3, bartek: 2, celina: 1}}`` gives anna three records, bartek
+two and celina one out of every six. Pool users without a weight get 1. The turns are
+spread out by the smooth weighted round robin algorithm (the one nginx uses): for 3:2:1
+the cycle is anna, bartek, anna, celina, bartek, anna rather than anna, anna, anna, ...
+
+The state is each pool user's current weight. On every pick each candidate's weight is
+added to its current weight, the candidate with the highest current weight is picked
+(ties: pool order) and the candidates' total weight is taken off the picked one. Users
+who are not candidates (deactivated, out of office, full) keep their current weight, so
+they neither catch up nor lose their place when they come back. The engine stores the
+state in the same transaction as the assignment, so it survives restarts and crashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from salesbot_core import Pick, SelectRequest, Strategy, hookimpl
+
+OPTIONS = ("weights",)
+
+
+def validate_options(options: Mapping[str, Any]) -> list[str]:
+    """``weights`` must map user ids to positive whole numbers; nothing else is allowed."""
+    errors = [f"unknown option {key!r}" for key in options if key not in OPTIONS]
+    weights = options.get("weights", {})
+    if not isinstance(weights, Mapping):
+        return [*errors, "weights must be a mapping of user id to a positive whole number"]
+    for user, weight in weights.items():
+        if not isinstance(user, str):
+            errors.append(f"weights: {user!r} is not a user id")
+        elif isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            errors.append(f"weights.{user} must be a positive whole number")
+    return errors
+
+
+def select(request: SelectRequest) -> Pick:
+    """Pick the candidate with the highest current weight after adding each one's weight."""
+    configured: Mapping[str, int] = request.bot.options.get("weights", {})
+    weights = {user: configured.get(user, 1) for user in request.candidates}
+    current: dict[str, int] = dict(request.state.get("current", {}))
+    for user in request.candidates:
+        current[user] = current.get(user, 0) + weights[user]
+    picked = request.candidates[0]
+    for user in request.candidates[1:]:  # pool order: the first of equals wins
+        if current[user] > current[picked]:
+            picked = user
+    current[picked] -= sum(weights.values())
+    # Only pool users are kept, so the state stays as small as the pool.
+    state = {"current": {user: current[user] for user in request.bot.users if user in current}}
+    listed = ", ".join(f"{user} {weight}" for user, weight in weights.items())
+    return Pick(user=picked, state=state, reason=f"weighted rotation (weights {listed})")
+
+
+@hookimpl
+def salesbot_register_strategies() -> list[Strategy]:
+    return [
+        Strategy(
+            "weighted_round_robin",
+            select,
+            "pool members in turn, each as often as their weight",
+            validate_options=validate_options,
+        )
+    ]

@@ -76,6 +76,31 @@ CREATE TABLE IF NOT EXISTS bot_switches (
 """
 
 BUSY_TIMEOUT_MS = 30_000
+#: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
+SCHEMA_VERSION = 2
+
+
+def _backfill(conn: sqlite3.Connection) -> None:
+    """Fill tables a version-1 file lacked from the records it already has."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version < 2:
+        conn.execute(
+            "INSERT OR IGNORE INTO record_owners (account, entity, record_id, user, open) "
+            "SELECT r.account, r.entity, r.id, o.value, COALESCE(json_extract(r.data, '$.open'), 1) "
+            "FROM records r, json_each(r.data, '$.owners') o"
+        )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Upgrade a database made by an older salesbot, inside the opening transaction."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(assignments)")]
+    if version < 2 and columns and "at" not in columns:
+        # Version 1 had no assignment times (caps) and no owner index (least loaded).
+        conn.execute("ALTER TABLE assignments ADD COLUMN at TEXT NOT NULL DEFAULT ''")
+        conn.execute(
+            "UPDATE assignments SET at = (SELECT o.created_at FROM outcomes o WHERE o.seq = assignments.seq)"
+        )
 
 
 class SQLiteTransaction:
@@ -201,8 +226,18 @@ class SQLiteStore:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-            # Idempotent DDL: processes opening the same new file at once all succeed.
-            self._conn.executescript(SCHEMA)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                _migrate(self._conn)
+                # Idempotent DDL: processes opening the same new file at once all succeed.
+                for statement in SCHEMA.split(";"):
+                    self._conn.execute(statement)
+                _backfill(self._conn)
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
 

@@ -27,6 +27,7 @@ from .errors import RulesetError, SalesbotError
 from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
+from .simulate import DEFAULT_COUNT, simulate
 
 DEFAULT_EVENTS = "examples/events.jsonl"
 DEFAULT_ACCOUNT = "default"
@@ -444,3 +445,88 @@ def mark_delivered(engine: Engine, ids: tuple[int, ...]) -> None:
     """Mark the notifications with these ids delivered."""
     unique = list(dict.fromkeys(ids))
     click.echo(f"marked {engine.mark_delivered(unique)} of {len(unique)} delivered")
+
+
+#: The widest bar of ``salesbot simulate``, in characters.
+SIMULATE_BAR_WIDTH = 40
+
+
+@main.command(name="simulate")
+@click.argument("bot_id", metavar="BOT")
+@rulesets_option
+@db_option
+@account_option
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Simulate this many synthetic records.  [default: {DEFAULT_COUNT}]",
+)
+@click.option(
+    "--records",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Simulate the records of this JSON Lines file instead (their owners are replaced by BOT).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Print who would get each record, and why.")
+def simulate_command(
+    bot_id: str,
+    rulesets: Path,
+    db: str,
+    account: str,
+    count: int | None,
+    records: Path | None,
+    verbose: bool,
+) -> None:
+    """A dry run of BOT: who would get which records, writing nothing to the store.
+
+    The simulation starts from a copy of the store (rotation state, switches, open
+    records, caps usage) held in memory; the store file is only read, and is not created
+    if it does not exist. Each record becomes a 'created' event (or the first kind of
+    event BOT fires on) with BOT as its owner.
+    """
+    if count is not None and records is not None:
+        raise click.UsageError("--count and --records cannot be used together")
+    try:
+        result = simulate(rulesets, db, account, bot_id, records or count or DEFAULT_COUNT)
+    except SalesbotError as exc:
+        _fail(str(exc))
+    for failure in result.plugin_failures:
+        _warn(failure)
+    bot = result.bot
+    if records is None and bot.trigger.where is not None:
+        _warn(
+            f"bot {bot.id!r} fires only on records matching its trigger.where, which synthetic "
+            "records may not: simulate it with --records FILE"
+        )
+    out, err = Console(), Console(stderr=True)
+    for rejected in result.rejected:
+        where = f"{records}:{rejected.number}" if records is not None else f"record {rejected.number}"
+        err.print(f"{where}: {rejected.message}", markup=False, highlight=False, soft_wrap=True)
+    if verbose:
+        for r in result.records:
+            why = r.reason if r.status == "assigned" else f"{r.status.replace('_', ' ')}: {r.reason}"
+            out.print(
+                f"{r.record_id} -> {r.owner or 'nobody'} ({why})",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+    table = Table(
+        title=f"Dry run of bot {bot.id!r} ({bot.display_name}) in account {account!r}",
+        caption=f"nothing was written to {db}",
+    )
+    table.add_column("user")
+    table.add_column("records", justify="right")
+    table.add_column("share %", justify="right")
+    table.add_column("bar", min_width=SIMULATE_BAR_WIDTH)
+    peak, assigned = max(result.users.values(), default=0), result.assigned
+    for user, n in result.users.items():
+        width = max(1, round(SIMULATE_BAR_WIDTH * n / peak)) if n else 0
+        share = f"{100 * n / assigned:.1f}" if assigned else "0.0"
+        table.add_row(Text(user), Text(str(n)), Text(share), Text("█" * width, style="cyan"))
+    out.print(table)
+    out.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
+    if result.rejected:
+        raise SystemExit(1)

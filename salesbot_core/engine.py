@@ -181,7 +181,9 @@ class Engine:
             states={bot.id: tx.get_state(account, bot.id) for bot in bots},
             linked=linked,
             switches=tx.get_switches(account),
-            load=tx.open_load(account, record.entity, sorted(set(loaded))) if loaded else {},
+            load=_without(tx.open_load(account, record.entity, sorted(set(loaded))), stored)
+            if loaded
+            else {},
             usage={
                 user.id: {
                     period: tx.count_assigned(account, user.id, since)
@@ -295,6 +297,13 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:
+    """The load not counting the record being decided, which its stored owners still hold."""
+    if stored is None or not stored.get("open", True):
+        return load
+    return {user: count - (user in stored["owners"]) for user, count in load.items()}
 
 
 def _describe(event_id: object, exc: ValidationError) -> str:

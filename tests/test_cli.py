@@ -75,7 +75,7 @@ def test_run_with_a_broken_ruleset_prints_the_problem_not_a_traceback(write_rule
     assert result.returncode == 1
     assert result.stderr == (
         f"error: {folder / 'b.yaml'}: bot 'x': field 'strategy': "
-        "unknown strategy 'nope'; available: round_robin\n"
+        "unknown strategy 'nope'; available: least_loaded, round_robin, weighted_round_robin\n"
     )
 
 

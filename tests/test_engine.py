@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,36 @@ def test_a_store_that_cannot_be_opened_is_a_clear_error(deal_bot_rules: Path, tm
     with pytest.raises(StoreError) as info:
         Engine(deal_bot_rules, f"sqlite:///{tmp_path / 'y.db'}?synchronous=SOMETIMES")
     assert str(info.value).endswith("synchronous must be one of FULL, NORMAL, EXTRA, OFF")
+
+
+def test_a_database_from_the_first_schema_is_migrated(deal_bot_rules: Path, tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """
+        CREATE TABLE records (account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL,
+            data TEXT NOT NULL, PRIMARY KEY (account, entity, id)) WITHOUT ROWID;
+        CREATE TABLE outcomes (seq INTEGER PRIMARY KEY, account TEXT NOT NULL, event_id TEXT NOT NULL,
+            entity TEXT NOT NULL, record_id TEXT NOT NULL, outcome TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            UNIQUE (account, event_id));
+        CREATE TABLE assignments (seq INTEGER NOT NULL, account TEXT NOT NULL, bot TEXT NOT NULL,
+            user TEXT NOT NULL);
+        INSERT INTO records VALUES ('default', 'deal', 'd0',
+            '{"entity": "deal", "id": "d0", "owners": ["celina"]}');
+        INSERT INTO outcomes (seq, account, event_id, entity, record_id, outcome, created_at)
+            VALUES (1, 'default', 'old', 'deal', 'd0', '{}', '2026-01-05T10:00:00.000Z');
+        INSERT INTO assignments VALUES (1, 'default', 'inbound', 'celina');
+        """
+    )
+    conn.close()
+    with Engine(deal_bot_rules, db) as engine:
+        assert engine.handle(deal_event(1)).owners_after == ["anna"]
+        with engine.store.transaction() as tx:
+            assert tx.open_load("default", "deal", ["anna", "celina"]) == {"anna": 1, "celina": 1}
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("SELECT at FROM assignments WHERE seq = 1").fetchone() == (
+        "2026-01-05T10:00:00.000Z",
+    )
+    conn.close()

@@ -131,24 +131,29 @@ class Engine:
         bots for its entity, in priority order (see ``route``).
         """
         event = self.validate(event)
-        record = event.record
-        account = event.account
         with self.store.transaction() as tx:
-            seen = tx.outcome(account, event.id)
-            if seen is not None:
-                return seen.model_copy(update={"duplicate": True})
-            reads = self._read(tx, event, self._dispatcher.bots_that_may_fire(event, route))
-            decided = self._dispatcher.decide(event, reads, route)
-            for bot_id, state in decided.states.items():
-                tx.put_state(account, bot_id, state)
-            for changed in (decided.record, *decided.linked):
-                tx.put_record(account, changed.model_dump(mode="json"))
-            for note in decided.notes:
-                tx.put_note(account, *note.ref, note.text, note.bot, event.id)
-            for user, text in decided.notifications:
-                tx.put_notification(account, user, text, event.id, record.entity, record.id)
-            tx.put_outcome(decided.outcome)
-        self.registry.pm.hook.salesbot_after_assign(outcome=decided.outcome)
+            outcome = self._handle_in(tx, event, route)
+        if not outcome.duplicate:
+            self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
+        return outcome
+
+    def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
+        """Decide a valid event and write what it changes, inside an open transaction."""
+        record, account = event.record, event.account
+        seen = tx.outcome(account, event.id)
+        if seen is not None:
+            return seen.model_copy(update={"duplicate": True})
+        reads = self._read(tx, event, self._dispatcher.bots_that_may_fire(event, route))
+        decided = self._dispatcher.decide(event, reads, route)
+        for bot_id, state in decided.states.items():
+            tx.put_state(account, bot_id, state)
+        for changed in (decided.record, *decided.linked):
+            tx.put_record(account, changed.model_dump(mode="json"))
+        for note in decided.notes:
+            tx.put_note(account, *note.ref, note.text, note.bot, event.id)
+        for user, text in decided.notifications:
+            tx.put_notification(account, user, text, event.id, record.entity, record.id)
+        tx.put_outcome(decided.outcome)
         return decided.outcome
 
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:
@@ -193,13 +198,20 @@ class Engine:
             },
         )
 
-    def handle_many(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Outcome]:
+    def handle_many(
+        self, events: Iterable[Event | Mapping[str, Any]], *, batch_size: int = 1
+    ) -> list[Outcome]:
         """Process several events (a list operation, a batch of webhooks) in one call.
 
         All events are validated first: if any is invalid, ``EventError`` lists every bad
-        one and nothing is processed. Each event is then its own transaction, so each
-        record gets its own pick and a crash loses at most the event in flight.
+        one and nothing is processed. Each record still gets its own pick, in order.
+        ``batch_size`` events share one transaction: 1 (the default) commits each event
+        on its own, so a crash loses at most the event in flight; a larger batch (a list
+        operation over 100,000 records) commits far less often, and a crash or an error
+        then rolls back the whole batch in flight, never part of an event.
         """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         valid: list[Event] = []
         errors: list[str] = []
         for event in events:
@@ -209,10 +221,25 @@ class Engine:
                 errors.append(str(exc))
         if errors:
             raise EventError("\n".join(errors))
-        return [self.handle(event) for event in valid]
+        outcomes: list[Outcome] = []
+        for start in range(0, len(valid), batch_size):
+            with self.store.transaction() as tx:
+                batch = [self._handle_in(tx, event, False) for event in valid[start : start + batch_size]]
+            for outcome in batch:
+                if not outcome.duplicate:
+                    self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
+            outcomes += batch
+        return outcomes
 
     def assign_list(
-        self, account: str, entity: EntityType, record_ids: Iterable[str], bot_id: str, operation: str
+        self,
+        account: str,
+        entity: EntityType,
+        record_ids: Iterable[str],
+        bot_id: str,
+        operation: str,
+        *,
+        batch_size: int = 500,
     ) -> list[Outcome]:
         """A list operation: set ``bot_id`` as the owner of stored records, each its own pick.
 
@@ -244,7 +271,7 @@ class Engine:
                 f"list operation {operation!r}: no {entity} record "
                 f"{', '.join(map(repr, missing))} in account {account!r}"
             )
-        return self.handle_many(events)
+        return self.handle_many(events, batch_size=batch_size)
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
         """The bots a host offers in a record's Owner field beside its users.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from factories import TEAM
-from salesbot_core import Engine, RulesetError
+from salesbot_core import Engine, RulesetError, hookimpl
 
 TWO_BOTS = (
     TEAM
@@ -194,3 +194,38 @@ def test_reload_picks_up_changes_and_keeps_the_last_good_rules(two_bots: Path, t
         os.remove(two_bots / "more.yaml")
         assert engine.reload() is True
         assert engine.rules.bot("default", "solo") is None
+
+
+class FailsOnD7:
+    """A host plugin whose candidate filter breaks on one record."""
+
+    @hookimpl
+    def salesbot_filter_candidates(self, bot, record, candidates):
+        if record.id == "d7":
+            raise RuntimeError("calendar service down")
+        return []
+
+
+def test_batched_events_are_exact_and_a_failing_batch_rolls_back_whole(
+    two_bots: Path, tmp_path: Path
+) -> None:
+    batch = events(10) + events(3)  # the last three are redeliveries inside the same call
+    with Engine(two_bots, tmp_path / "a.db") as engine:
+        outcomes = engine.handle_many(batch, batch_size=4)
+    assert [o.duplicate for o in outcomes] == [False] * 10 + [True] * 3
+    assert [o.owners_after[0] for o in outcomes[:6]] == [
+        "jan",
+        "anna",
+        "celina",
+        "bartek",
+        "bartek",
+        "celina",
+    ]
+    check_exactly_once(tmp_path / "a.db", 10)
+
+    db = tmp_path / "b.db"
+    with Engine(two_bots, db, plugins=[FailsOnD7()]) as engine:
+        with pytest.raises(RuntimeError, match="calendar service down"):
+            engine.handle_many(events(10), batch_size=4)
+        done = sqlite3.connect(db).execute("SELECT event_id FROM outcomes ORDER BY seq").fetchall()
+    assert done == [("e0",), ("e1",), ("e2",), ("e3",)]  # the batch e4..e7 left nothing behind

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from .dispatcher import Dispatcher, Reads
 from .entities import LinkRef
-from .errors import EventError, SalesbotError, StoreError
+from .errors import EventError, SalesbotError, StoreError, TransientStoreError
 from .models import BOT_PREFIX, Bot, EntityType, Event, Note, Notification, Outcome, record_from_dict
 from .periods import period_starts
 from .registry import Registry, make_plugin_manager
@@ -26,6 +26,8 @@ from .strategy import RecordT
 
 DEFAULT_RULESETS = "rulesets"
 DEFAULT_STORE = "salesbot.db"
+#: How often an event is tried when the store aborts it to resolve a race (a deadlock).
+TRANSIENT_RETRIES = 5
 
 
 def open_store(registry: Registry, url: str) -> Store:
@@ -131,8 +133,15 @@ class Engine:
         bots for its entity, in priority order (see ``route``).
         """
         event = self.validate(event)
-        with self.store.transaction() as tx:
-            outcome = self._handle_in(tx, event, route)
+        for attempt in range(1, TRANSIENT_RETRIES + 1):
+            try:
+                with self.store.transaction() as tx:
+                    outcome = self._handle_in(tx, event, route)
+                break
+            except TransientStoreError:
+                # The store rolled the event back whole; it is idempotent, so run it again.
+                if attempt == TRANSIENT_RETRIES:
+                    raise
         if not outcome.duplicate:
             self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
         return outcome

@@ -46,3 +46,8 @@ class PluginError(SalesbotError):
 
 class StoreError(SalesbotError):
     """No store could be opened for the given location."""
+
+
+class TransientStoreError(Exception):
+    """A transaction lost a race the database resolved by aborting it (a deadlock, a
+    serialization failure): running the same event again is safe and will succeed."""

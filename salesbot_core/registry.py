@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.availability",
     "salesbot_plugins.sticky",
     "salesbot_plugins.sqlite_store",
+    "salesbot_plugins.postgres_store",
 )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg_server
 import pytest
 
 from factories import TEAM
@@ -56,3 +58,29 @@ def deal_bot_rules(write_rules: Callable[..., Path]) -> Path:
 def engine(deal_bot_rules: Path, tmp_path: Path) -> Iterator[Engine]:
     with Engine(deal_bot_rules, tmp_path / "salesbot.db") as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A running PostgreSQL server (see tests/pg_server.py)."""
+    try:
+        with pg_server.server() as url:
+            yield url
+    except pg_server.NoServer as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL: {exc}")
+        pytest.skip(f"PostgreSQL tests need a server: {exc}")
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty database on the test server."""
+    yield from pg_server.database_factory(postgres_admin_url)()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store in turn: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "salesbot.db")
+    return str(request.getfixturevalue("postgres_url"))

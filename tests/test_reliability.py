@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from store_queries import check_exactly_once, rows
 
 from factories import TEAM
 from salesbot_core import Engine, RulesetError, hookimpl
@@ -52,34 +53,7 @@ def write_jsonl(path: Path, items: list[dict]) -> Path:
     return path
 
 
-def check_exactly_once(db: Path, expected_records: int) -> None:
-    """Every record assigned once, each bot fair to within one, one notification each."""
-    conn = sqlite3.connect(db)
-    try:
-        per_record = conn.execute(
-            "SELECT o.record_id, COUNT(a.seq) FROM outcomes o LEFT JOIN assignments a ON a.seq = o.seq "
-            "GROUP BY o.record_id"
-        ).fetchall()
-        assert len(per_record) == expected_records
-        assert {n for _, n in per_record} == {1}
-        for bot, pool in (("trio", 3), ("quartet", 4)):
-            counts = [
-                n
-                for (n,) in conn.execute(
-                    "SELECT COUNT(*) FROM assignments WHERE bot = ? GROUP BY user", (bot,)
-                )
-            ]
-            assert len(counts) == pool and max(counts) - min(counts) <= 1, (bot, counts)
-        notified = conn.execute("SELECT record_id, COUNT(*) FROM notifications GROUP BY record_id").fetchall()
-        assert len(notified) == expected_records and {n for _, n in notified} == {1}
-        wrong = conn.execute(
-            "SELECT COUNT(*) FROM notifications n JOIN outcomes o ON o.event_id = n.event_id "
-            "JOIN assignments a ON a.seq = o.seq WHERE n.user != a.user"
-        ).fetchone()
-        assert wrong == (0,)  # each notification went to the user the record was assigned to
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
-        conn.close()
+POOLS = {"trio": 3, "quartet": 4}
 
 
 @pytest.fixture
@@ -103,10 +77,10 @@ def test_every_event_delivered_twice_in_shuffled_order_assigns_once(two_bots: Pa
     for outcome in outcomes:
         if outcome.duplicate:
             assert outcome.owners_after == firsts[outcome.event_id].owners_after
-    check_exactly_once(db, 10_000)
+    check_exactly_once(str(db), 10_000, POOLS)
 
 
-def salesbot_run(events_file: Path, rules: Path, db: Path) -> subprocess.Popen[bytes]:
+def salesbot_run(events_file: Path, rules: Path, db: Path | str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -126,10 +100,10 @@ def salesbot_run(events_file: Path, rules: Path, db: Path) -> subprocess.Popen[b
 
 
 def test_sigkill_at_random_moments_then_rerun_assigns_each_record_once(
-    two_bots: Path, tmp_path: Path
+    two_bots: Path, tmp_path: Path, store_url: str
 ) -> None:
     events_file = write_jsonl(tmp_path / "events.jsonl", events(10_000))
-    db = tmp_path / "s.db"
+    db = store_url  # a SQLite file, then a PostgreSQL database
     rng = random.Random(11)
     kills = 0
     for _ in range(6):
@@ -143,28 +117,31 @@ def test_sigkill_at_random_moments_then_rerun_assigns_each_record_once(
     final = salesbot_run(events_file, two_bots, db)
     _, stderr = final.communicate(timeout=600)
     assert final.returncode == 0, stderr.decode()
-    check_exactly_once(db, 10_000)
+    check_exactly_once(db, 10_000, POOLS)
 
 
-def test_four_processes_share_one_database_without_lost_updates(two_bots: Path, tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
+@pytest.mark.parametrize(
+    ("store", "per_worker"), [("sqlite", 1_000), ("postgresql", 5_000)], ids=["sqlite", "postgresql"]
+)
+def test_four_processes_share_one_database_without_lost_updates(
+    two_bots: Path, tmp_path: Path, request: pytest.FixtureRequest, store: str, per_worker: int
+) -> None:
+    db = str(tmp_path / "s.db") if store == "sqlite" else request.getfixturevalue("postgres_url")
     workers = [
-        salesbot_run(write_jsonl(tmp_path / f"w{w}.jsonl", events(1_000, prefix=f"w{w}-")), two_bots, db)
+        salesbot_run(write_jsonl(tmp_path / f"w{w}.jsonl", events(per_worker, prefix=f"w{w}-")), two_bots, db)
         for w in range(4)
     ]
     for worker in workers:
-        _, stderr = worker.communicate(timeout=600)
+        _, stderr = worker.communicate(timeout=900)
         assert worker.returncode == 0, stderr.decode()
-    check_exactly_once(db, 4_000)
-    conn = sqlite3.connect(db)
-    states = dict(conn.execute("SELECT bot, state FROM strategy_state"))
+    check_exactly_once(db, 4 * per_worker, POOLS)
+    states = dict(rows(db, "SELECT bot, state FROM strategy_state"))
     # the stored rotation position is the owner of the last assignment of each bot
     for bot in ("trio", "quartet"):
-        (last,) = conn.execute(
-            "SELECT user FROM assignments WHERE bot = ? ORDER BY seq DESC LIMIT 1", (bot,)
-        ).fetchone()
+        ((last,),) = rows(
+            db, 'SELECT "user" FROM assignments WHERE bot = ? ORDER BY seq DESC LIMIT 1', (bot,)
+        )
         assert json.loads(states[bot])["last"] == last
-    conn.close()
 
 
 def test_reload_picks_up_changes_and_keeps_the_last_good_rules(two_bots: Path, tmp_path: Path) -> None:
@@ -221,7 +198,7 @@ def test_batched_events_are_exact_and_a_failing_batch_rolls_back_whole(
         "bartek",
         "celina",
     ]
-    check_exactly_once(tmp_path / "a.db", 10)
+    check_exactly_once(str(tmp_path / "a.db"), 10, POOLS)
 
     db = tmp_path / "b.db"
     with Engine(two_bots, db, plugins=[FailsOnD7()]) as engine:

@@ -1,0 +1,330 @@
+"""The PostgreSQL store: many worker processes, on many hosts, sharing one database.
+
+Chosen by a ``postgresql://`` URL wherever a SQLite path is accepted. It uses psycopg 3
+with a connection pool and creates (or upgrades) its schema on first use.
+
+What makes concurrent workers exact:
+
+- the event id is locked first (a transaction-scoped advisory lock) and then looked up, so
+  two workers handed the same event never both process it; the ``UNIQUE`` constraint on
+  ``(account, event_id)`` is the backstop;
+- a bot's rotation state is read with ``SELECT ... FOR UPDATE``: the row stays locked
+  until the event commits, so no two workers ever read the same position (no lost update);
+- the record and its linked records are locked the same way, always the record first;
+- a deadlock or serialization failure is reported as ``TransientStoreError``, and the
+  engine runs the event again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from salesbot_core import Outcome, StoreError, hookimpl
+from salesbot_core.errors import TransientStoreError
+from salesbot_core.models import Note, Notification
+
+SCHEMA_VERSION = 1
+NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, entity, id)
+);
+CREATE TABLE IF NOT EXISTS record_owners (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    "user" TEXT NOT NULL, open BOOLEAN NOT NULL,
+    PRIMARY KEY (account, entity, record_id, "user")
+);
+CREATE INDEX IF NOT EXISTS record_owners_user ON record_owners (account, entity, "user", open);
+CREATE TABLE IF NOT EXISTS strategy_state (
+    account TEXT NOT NULL, bot TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (account, bot)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {NOW},
+    UNIQUE (account, event_id)
+);
+CREATE INDEX IF NOT EXISTS outcomes_record ON outcomes (account, entity, record_id);
+CREATE TABLE IF NOT EXISTS assignments (
+    seq BIGINT NOT NULL REFERENCES outcomes (seq),
+    account TEXT NOT NULL, bot TEXT NOT NULL, "user" TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assignments_bot ON assignments (account, bot, "user");
+CREATE INDEX IF NOT EXISTS assignments_user ON assignments (account, "user", at);
+CREATE TABLE IF NOT EXISTS notes (
+    seq BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    text TEXT NOT NULL, bot TEXT NOT NULL, event_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX IF NOT EXISTS notes_record ON notes (account, entity, record_id);
+CREATE TABLE IF NOT EXISTS notifications (
+    id BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL, "user" TEXT NOT NULL, text TEXT NOT NULL,
+    event_id TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {NOW},
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (id) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS bot_switches (
+    account TEXT NOT NULL, bot TEXT NOT NULL, active BOOLEAN NOT NULL,
+    PRIMARY KEY (account, bot)
+);
+"""
+#: Any constant: the advisory lock that serialises schema creation between workers.
+SCHEMA_LOCK = 7_264_011
+
+
+def _iso(moment: datetime) -> str:
+    """UTC ISO 8601 with microseconds, as the SQLite store writes it: sorts as time does."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PostgresTransaction:
+    """The reads and writes of one event on an open PostgreSQL transaction."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        row = self._conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def outcome(self, account: str, event_id: str) -> Outcome | None:
+        # Workers handed the same event queue here instead of racing to the unique index.
+        self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"{account}:{event_id}",),  # account ids have no ":"
+        )
+        data = self._one(
+            "SELECT outcome FROM outcomes WHERE account = %s AND event_id = %s", (account, event_id)
+        )
+        return Outcome.model_validate_json(data) if data else None
+
+    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        data = self._one(
+            "SELECT data FROM records WHERE account = %s AND entity = %s AND id = %s FOR UPDATE",
+            (account, entity, record_id),
+        )
+        return json.loads(data) if data else None
+
+    def put_record(self, account: str, record: dict[str, Any]) -> None:
+        key = (account, record["entity"], record["id"])
+        self._conn.execute(
+            "INSERT INTO records (account, entity, id, data) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (account, entity, id) DO UPDATE SET data = EXCLUDED.data",
+            (*key, json.dumps(record)),
+        )
+        self._conn.execute(
+            "DELETE FROM record_owners WHERE account = %s AND entity = %s AND record_id = %s", key
+        )
+        with self._conn.cursor() as cursor:
+            cursor.executemany(
+                'INSERT INTO record_owners (account, entity, record_id, "user", open) '
+                "VALUES (%s, %s, %s, %s, %s)",
+                [(*key, owner, bool(record.get("open", True))) for owner in record["owners"]],
+            )
+
+    def get_state(self, account: str, bot: str) -> dict[str, Any]:
+        # The row must exist to be locked: create it empty, then hold it until commit.
+        self._conn.execute(
+            "INSERT INTO strategy_state (account, bot, state) VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING",
+            (account, bot),
+        )
+        data = self._one(
+            "SELECT state FROM strategy_state WHERE account = %s AND bot = %s FOR UPDATE", (account, bot)
+        )
+        return json.loads(data) if data else {}
+
+    def put_state(self, account: str, bot: str, state: dict[str, Any]) -> None:
+        self._conn.execute(
+            "UPDATE strategy_state SET state = %s WHERE account = %s AND bot = %s",
+            (json.dumps(state), account, bot),
+        )
+
+    def put_outcome(self, outcome: Outcome) -> None:
+        seq = self._one(
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
+            (outcome.account, outcome.event_id, outcome.entity, outcome.record_id, outcome.model_dump_json()),
+        )
+        at = _iso(outcome.at or datetime.now(UTC))
+        with self._conn.cursor() as cursor:
+            cursor.executemany(
+                'INSERT INTO assignments (seq, account, bot, "user", at) VALUES (%s, %s, %s, %s, %s)',
+                [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
+            )
+
+    def get_switches(self, account: str) -> dict[str, bool]:
+        return _switches(self._conn, account)
+
+    def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
+        rows = self._conn.execute(
+            'SELECT "user", COUNT(*) FROM record_owners WHERE account = %s AND entity = %s '
+            'AND open AND "user" = ANY(%s) GROUP BY "user"',
+            (account, entity, users),
+        ).fetchall()
+        return {user: 0 for user in users} | {user: int(n) for user, n in rows}
+
+    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+        return int(
+            self._one(
+                'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s AND at >= %s',
+                (account, user, _iso(since)),
+            )
+        )
+
+    def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
+        self._conn.execute(
+            "INSERT INTO notes (account, entity, record_id, text, bot, event_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (account, entity, record_id, text, bot, event_id),
+        )
+
+    def put_notification(
+        self, account: str, user: str, text: str, event_id: str, entity: str, record_id: str
+    ) -> None:
+        self._conn.execute(
+            'INSERT INTO notifications (account, "user", text, event_id, entity, record_id) '
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (account, user, text, event_id, entity, record_id),
+        )
+
+
+def _switches(conn: Any, account: str) -> dict[str, bool]:
+    rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = %s", (account,)).fetchall()
+    return {bot: bool(active) for bot, active in rows}
+
+
+class PostgresStore:
+    """A salesbot store in a PostgreSQL database, shared by any number of workers."""
+
+    def __init__(self, url: str, max_connections: int = 4):
+        """Connect to ``url`` and create or upgrade the schema.
+
+        Raises ``StoreError`` when psycopg is not installed or the server can't be reached.
+        """
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise StoreError(
+                "the PostgreSQL store needs psycopg 3: pip install 'salesbot[postgresql]'"
+            ) from None
+        self._errors = psycopg.errors
+        self.url = url
+        try:
+            # One direct connection first: an unreachable server fails at once, not after
+            # the pool's retries; it also creates the schema, once, under an advisory lock.
+            with psycopg.connect(url) as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                conn.execute(SCHEMA)
+                if conn.execute("SELECT COUNT(*) FROM salesbot_schema").fetchone()[0] == 0:
+                    conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, timeout=30)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        try:
+            # The pool's context commits at the end of the block, or rolls back on error.
+            with self._pool.connection() as conn:
+                yield PostgresTransaction(conn)
+        except (self._errors.DeadlockDetected, self._errors.SerializationFailure) as exc:
+            raise TransientStoreError(str(exc)) from exc
+
+    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT data FROM records WHERE account = %s AND entity = %s AND id = %s",
+                (account, entity, record_id),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT outcome FROM outcomes "
+                "WHERE account = %s AND entity = %s AND record_id = %s ORDER BY seq",
+                (account, entity, record_id),
+            ).fetchall()
+        return (Outcome.model_validate_json(row[0]) for row in rows)
+
+    def assignment_counts(self) -> list[tuple[str, str, str, int]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                'SELECT account, bot, "user", COUNT(*) FROM assignments '
+                'GROUP BY account, bot, "user" ORDER BY account, bot, "user"'
+            ).fetchall()
+        return [(a, b, u, int(n)) for a, b, u, n in rows]
+
+    def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT text, bot, event_id, created_at FROM notes "
+                "WHERE account = %s AND entity = %s AND record_id = %s ORDER BY seq",
+                (account, entity, record_id),
+            ).fetchall()
+        return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
+
+    def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+        with self._pool.connection() as conn:
+            cursor = conn.execute(
+                'SELECT id, account, "user", text, event_id, entity, record_id, created_at, delivered_at '
+                "FROM notifications WHERE delivered_at IS NULL AND (%s::text IS NULL OR account = %s) "
+                "ORDER BY id LIMIT %s",
+                (account, account, limit),
+            )
+            names = [column.name for column in cursor.description or ()]
+            rows = cursor.fetchall()
+        return [Notification(**dict(zip(names, row, strict=True))) for row in rows]
+
+    def mark_delivered(self, ids: list[int]) -> int:
+        with self._pool.connection() as conn:
+            cursor = conn.execute(
+                f"UPDATE notifications SET delivered_at = {NOW} WHERE id = ANY(%s) AND delivered_at IS NULL",
+                (sorted(set(ids)),),
+            )
+            return cursor.rowcount
+
+    def set_switch(self, account: str, bot: str, active: bool) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO bot_switches (account, bot, active) VALUES (%s, %s, %s) "
+                "ON CONFLICT (account, bot) DO UPDATE SET active = EXCLUDED.active",
+                (account, bot, active),
+            )
+
+    def get_switches(self, account: str) -> dict[str, bool]:
+        with self._pool.connection() as conn:
+            return _switches(conn, account)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if ":" in credentials else url
+
+
+@hookimpl
+def salesbot_open_store(url: str) -> PostgresStore | None:
+    """Handle ``postgresql://`` and ``postgres://`` URLs."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    return None

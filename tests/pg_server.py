@@ -1,0 +1,97 @@
+"""A real PostgreSQL server for the tests: the one CI started, or a throwaway cluster.
+
+CI (``.ci/run``) starts a server and sets ``SALESBOT_TEST_POSTGRES_URL``. Elsewhere the
+tests start their own cluster from the installed PostgreSQL binaries (as the ``postgres``
+user when run as root, since ``initdb`` refuses root), on a free loopback port, and stop
+it at the end of the session. Only when neither is possible do PostgreSQL tests skip, and
+they say why; under CI they fail instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+URL_ENV = "SALESBOT_TEST_POSTGRES_URL"
+
+
+class NoServer(Exception):
+    """No PostgreSQL server can be had here; the message says why."""
+
+
+def _bindir() -> Path:
+    for candidate in [shutil.which("pg_config"), *sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_config"))]:
+        if candidate:
+            out = subprocess.run([candidate, "--bindir"], capture_output=True, text=True)
+            if out.returncode == 0 and (Path(out.stdout.strip()) / "initdb").exists():
+                return Path(out.stdout.strip())
+    for initdb in sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")):
+        return Path(initdb).parent
+    raise NoServer(
+        f"no PostgreSQL server binaries (initdb) found: install Debian's postgresql or set {URL_ENV}"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server() -> Iterator[str]:
+    """Yield the admin URL of a running server: CI's, or a throwaway one."""
+    if os.environ.get(URL_ENV):
+        yield os.environ[URL_ENV]
+        return
+    bindir = _bindir()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            raise NoServer("running as root without runuser: cannot start PostgreSQL as another user")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    # Not under pytest's tmp_path: the postgres user must be able to reach it.
+    workdir = Path(tempfile.mkdtemp(prefix="salesbot-pg-"))
+    if as_postgres:
+        shutil.chown(workdir, "postgres")
+    data, port = workdir / "data", _free_port()
+    run = lambda *args: subprocess.run([*as_postgres, *args], capture_output=True, text=True)  # noqa: E731
+    init = run(str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres")
+    if init.returncode != 0:
+        raise NoServer(f"initdb failed: {init.stderr.strip()}")
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1"
+    start = run(
+        str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"
+    )
+    if start.returncode != 0:
+        raise NoServer(f"PostgreSQL did not start: {start.stderr.strip() or start.stdout.strip()}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def database_factory(admin_url: str) -> Callable[[], Iterator[str]]:
+    """A generator function yielding the URL of a new, empty database, dropped afterwards."""
+    import psycopg
+
+    def fresh() -> Iterator[str]:
+        name = f"salesbot_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return fresh

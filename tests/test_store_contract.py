@@ -1,0 +1,131 @@
+"""One contract for every store: the same behaviour on SQLite and on PostgreSQL.
+
+Each test runs twice through the ``store_url`` fixture: once on a SQLite file, once on a
+fresh PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from factories import TEAM, deal_event
+from salesbot_core import Engine, StoreError
+
+RULES = (
+    TEAM
+    + """
+settings: {multiple_owners: true}
+bots:
+  - id: inbound
+    name: Inbound leads
+    users: [anna, bartek, celina]
+    actions:
+      related: {company: true, mode: add}
+      tag: routed
+      note: "Assigned by {bot.name} to {owner.name}"
+      notify: "New deal {record.title} is yours"
+"""
+)
+
+
+@pytest.fixture
+def rules(write_rules) -> Path:
+    return write_rules(**{"r.yaml": RULES})
+
+
+def test_rotation_is_exact_and_survives_a_restart(rules: Path, store_url: str) -> None:
+    with Engine(rules, store_url) as engine:
+        first = [engine.handle(deal_event(n)).owners_after[0] for n in range(14)]
+    with Engine(rules, store_url) as engine:
+        rest = [engine.handle(deal_event(n)).owners_after[0] for n in range(14, 30)]
+        counts = engine.store.assignment_counts()
+    assert first[:4] == ["anna", "bartek", "celina", "anna"]
+    assert Counter(first + rest) == {"anna": 10, "bartek": 10, "celina": 10}
+    assert counts == [
+        ("default", "inbound", "anna", 10),
+        ("default", "inbound", "bartek", 10),
+        ("default", "inbound", "celina", 10),
+    ]
+
+
+def test_a_redelivery_returns_the_first_outcome(rules: Path, store_url: str) -> None:
+    with Engine(rules, store_url) as engine:
+        first = engine.handle(deal_event(1))
+        again = engine.handle(deal_event(1))
+        explained = engine.explain("default", "deal", "d1")
+    assert again.duplicate and again.model_copy(update={"duplicate": False}) == first
+    assert explained == [first]
+
+
+def test_records_links_tags_notes_and_outbox(rules: Path, store_url: str) -> None:
+    with Engine(rules, store_url) as engine:
+        engine.handle(
+            {
+                "id": "c1",
+                "kind": "created",
+                "record": {"entity": "company", "id": "warsztat", "name": "Warsztat", "owners": ["jan"]},
+            }
+        )
+        engine.handle(deal_event(1, ["jan", "bot:inbound"], title="Lift", company="warsztat"))
+        deal, company = (
+            engine.record("default", "deal", "d1"),
+            engine.record("default", "company", "warsztat"),
+        )
+        walls = [
+            [(n.text, n.bot, n.event_id) for n in engine.wall("default", entity, rid)]
+            for entity, rid in [("deal", "d1"), ("company", "warsztat")]
+        ]
+        pending = engine.outbox()
+        assert engine.mark_delivered([pending[0].id, pending[0].id, 999_999]) == 1
+        assert engine.mark_delivered([pending[0].id]) == 0
+        assert engine.outbox() == []
+    assert (deal.owners, deal.tags, deal.title) == (["jan", "anna"], ["routed"], "Lift")
+    assert (company.owners, company.tags, company.name) == (["jan", "anna"], ["routed"], "Warsztat")
+    note = ("Assigned by Inbound leads to Anna Nowak", "inbound", "e1")
+    assert walls == [[note], [note]]
+    assert [(n.account, n.user, n.text, n.event_id, n.entity, n.record_id) for n in pending] == [
+        ("default", "anna", "New deal Lift is yours", "e1", "deal", "d1")
+    ]
+    assert pending[0].created_at.endswith("Z") and pending[0].delivered_at is None
+
+
+def test_bot_switches(rules: Path, store_url: str) -> None:
+    with Engine(rules, store_url) as engine:
+        engine.set_bot_active("default", "inbound", False)
+        assert engine.store.get_switches("default") == {"inbound": False}
+        assert engine.handle(deal_event(1)).decisions[0].reason == "the bot is switched off"
+        engine.set_bot_active("default", "inbound", True)
+        assert engine.store.get_switches("default") == {"inbound": True}
+        assert engine.handle(deal_event(2)).owners_after == ["anna"]
+
+
+def test_load_and_assignments_since(rules: Path, store_url: str) -> None:
+    monday = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    with Engine(rules, store_url) as engine:
+        for n, owners in enumerate([["anna"], ["anna", "jan"], ["bartek"]]):
+            engine.handle(deal_event(n, owners))
+        engine.handle(
+            deal_event(3, ["celina"]) | {"record": {**deal_event(3, ["celina"])["record"], "open": False}}
+        )
+        for n in range(4, 7):
+            engine.handle(deal_event(n) | {"at": monday.isoformat()})
+        with engine.store.transaction() as tx:
+            load = tx.open_load("default", "deal", ["anna", "bartek", "celina", "olga"])
+            since_monday = tx.count_assigned("default", "anna", monday)
+            since_later = tx.count_assigned("default", "anna", datetime(2026, 11, 24, tzinfo=UTC))
+    # the three routed deals went anna, bartek, celina
+    assert load == {"anna": 3, "bartek": 2, "celina": 1, "olga": 0}
+    assert (since_monday, since_later) == (1, 0)
+
+
+def test_an_unreachable_store_is_a_clear_error(rules: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as info:
+        Engine(rules, "postgresql://nobody:secret@127.0.0.1:9/nowhere?connect_timeout=1")
+    assert str(info.value).startswith(
+        "cannot open PostgreSQL store 'postgresql://nobody:***@127.0.0.1:9/nowhere"
+    )
+    assert "secret" not in str(info.value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pluggy
@@ -53,20 +52,14 @@ class Decided:
 class Reads:
     """What the engine read from the store, inside the event's transaction, for ``decide``."""
 
-    #: When the record was saved, aware.
-    now: datetime
+    #: The time, the linked records, the load and the usage: what hooks see too.
+    context: Context
     #: The owners the store had for the record; None when it is new.
     previous_owners: list[str] | None = None
     #: The strategy state of each bot that may fire.
     states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: The stored records the record links to.
-    linked: Mapping[LinkRef, RecordT] = field(default_factory=dict)
     #: Bots switched on or off since the rules were loaded.
     switches: Mapping[str, bool] = field(default_factory=dict)
-    #: Open records of the record's entity per pool user (for load-aware strategies).
-    load: Mapping[str, int] = field(default_factory=dict)
-    #: Per capped pool user, records assigned this ``day``, ``week`` and ``month``.
-    usage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,7 +124,7 @@ class Dispatcher:
                 new_states[bot.id] = decision.state_after
                 tags = _with(tags, bot.actions.tag)
                 decision = self._act(
-                    event, bot, handler, decision, reads.linked, changed, notes, notifications
+                    event, bot, handler, decision, reads.context.linked, changed, notes, notifications
                 )
             decisions.append(decision)
             if routing:
@@ -146,7 +139,7 @@ class Dispatcher:
             entity=record.entity,
             record_id=record.id,
             kind=event.kind,
-            at=reads.now,
+            at=reads.context.now,
             owners_before=list(record.owners),
             owners_after=owners,
             decisions=decisions,
@@ -184,7 +177,7 @@ class Dispatcher:
         """Who the candidates of a firing bot are, and whom it picks."""
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
-        context = Context(now=reads.now, linked=reads.linked, load=reads.load, usage=reads.usage)
+        context = reads.context
         pool = [user for user in map(lambda u: self.rules.user(account, u), bot.users) if user]
         skipped: dict[str, Skip] = {}
         for result in self.hook.salesbot_filter_candidates(
@@ -194,7 +187,7 @@ class Dispatcher:
                 skipped.setdefault(skip.user, skip)
         for user in pool:
             if user.id not in skipped:
-                reasons = self.hook.salesbot_user_available(user=user, at=reads.now)
+                reasons = self.hook.salesbot_user_available(user=user, at=context.now)
                 if any(reasons):
                     skipped[user.id] = Skip(user=user.id, reason=next(r for r in reasons if r))
         candidates = [user.id for user in pool if user.id not in skipped]

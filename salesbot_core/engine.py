@@ -22,7 +22,7 @@ from .periods import period_starts
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .store import Store, Transaction
-from .strategy import RecordT
+from .strategy import Context, RecordT
 
 DEFAULT_RULESETS = "rulesets"
 DEFAULT_STORE = "salesbot.db"
@@ -179,22 +179,22 @@ class Engine:
         stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
         if not bots:
-            return Reads(now=now, previous_owners=previous)
+            return Reads(Context(now=now), previous_owners=previous)
         handler = self.catalog.entities[record.entity]
         linked: dict[LinkRef, RecordT] = {}
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
             data = tx.get_record(account, entity, record_id)
             if data is not None:
                 linked[(entity, record_id)] = record_from_dict(data)
+        # Rotation states are locked (on PostgreSQL) in one order, bot id, so two events
+        # never wait for each other's bots; usage is counted after, under those locks.
+        states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
         pool = {user for bot in bots for user in bot.users}
         loaded = [u for bot in bots if self.catalog.strategies[bot.strategy].needs_load for u in bot.users]
         capped = [u for u in map(lambda u: self.rules.user(account, u), sorted(pool)) if u and u.caps]
-        return Reads(
+        context = Context(
             now=now,
-            previous_owners=previous,
-            states={bot.id: tx.get_state(account, bot.id) for bot in bots},
             linked=linked,
-            switches=tx.get_switches(account),
             load=_without(tx.open_load(account, record.entity, sorted(set(loaded))), stored)
             if loaded
             else {},
@@ -206,6 +206,7 @@ class Engine:
                 for user in capped
             },
         )
+        return Reads(context, previous_owners=previous, states=states, switches=tx.get_switches(account))
 
     def handle_many(
         self, events: Iterable[Event | Mapping[str, Any]], *, batch_size: int = 1

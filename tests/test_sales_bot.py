@@ -67,13 +67,23 @@ def add_extra_owner_through_the_bot(engine: Engine):
     )
 
 
-def test_example_1_mode_add(write_rules, tmp_path: Path) -> None:
-    rules = rules_with(write_rules, "{multiple_owners: true}", WARSZTAT_BOT.format(mode="add"))
+def run_seed_example(write_rules, tmp_path: Path, mode: str):
+    """The seed's examples: Jan owns company "Warsztat" and its deal; a bot whose
+    linked-object mode is ``mode`` is added to the deal's owners. Returns the outcome and
+    the deal and company as stored afterwards."""
+    rules = rules_with(write_rules, "{multiple_owners: true}", WARSZTAT_BOT.format(mode=mode))
     with Engine(rules, tmp_path / "s.db") as engine:
         seed_warsztat(engine)
         outcome = add_extra_owner_through_the_bot(engine)
-        deal = engine.record("default", "deal", "warsztat-deal")
-        company = engine.record("default", "company", "warsztat")
+        return (
+            outcome,
+            engine.record("default", "deal", "warsztat-deal"),
+            engine.record("default", "company", "warsztat"),
+        )
+
+
+def test_example_1_mode_add(write_rules, tmp_path: Path) -> None:
+    outcome, deal, company = run_seed_example(write_rules, tmp_path, "add")
     assert outcome.owners_after == ["jan", "anna"]
     assert deal is not None and deal.owners == ["jan", "anna"]
     assert company is not None and company.owners == ["jan", "anna"]
@@ -87,12 +97,7 @@ def test_example_1_mode_add(write_rules, tmp_path: Path) -> None:
 
 
 def test_example_2_mode_replace(write_rules, tmp_path: Path) -> None:
-    rules = rules_with(write_rules, "{multiple_owners: true}", WARSZTAT_BOT.format(mode="replace"))
-    with Engine(rules, tmp_path / "s.db") as engine:
-        seed_warsztat(engine)
-        outcome = add_extra_owner_through_the_bot(engine)
-        deal = engine.record("default", "deal", "warsztat-deal")
-        company = engine.record("default", "company", "warsztat")
+    outcome, deal, company = run_seed_example(write_rules, tmp_path, "replace")
     assert outcome.owners_after == ["jan", "anna"]
     assert deal is not None and deal.owners == ["jan", "anna"]
     assert company is not None and company.owners == ["anna"]

@@ -16,6 +16,7 @@ text from plain dicts: it looks every value up with ``dict.get`` and never calls
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterator, Mapping
@@ -111,6 +112,16 @@ def check_template(text: str) -> list[str]:
     return problems
 
 
+@functools.lru_cache(maxsize=4096)
+def _checked(text: str) -> tuple[tuple[str, _Field | None], ...]:
+    """The parsed parts of a valid text, cached: a bot's texts are rendered once per
+    assignment, and parsing and checking them each time showed in the event profile."""
+    problems = check_template(text)
+    if problems:
+        raise ValueError("invalid template: " + "; ".join(problems))
+    return tuple(_parse(text))
+
+
 def render(text: str, values: Mapping[str, Mapping[str, Any]]) -> str:
     """Fill the placeholders of a bot text from plain dicts.
 
@@ -120,11 +131,8 @@ def render(text: str, values: Mapping[str, Mapping[str, Any]]) -> str:
 
     Raises ``ValueError`` if :func:`check_template` finds problems in ``text``.
     """
-    problems = check_template(text)
-    if problems:
-        raise ValueError("invalid template: " + "; ".join(problems))
     out: list[str] = []
-    for literal, field in _parse(text):
+    for literal, field in _checked(text):
         out.append(literal)
         if field is None:
             continue

@@ -1,0 +1,334 @@
+"""The baseline: a hand-written router on raw ``sqlite3`` doing the same writes as salesbot.
+
+One deal bot, round robin over its users, passing the owner on to the deal's company,
+tagging both, writing a wall note on both and one notification. It uses salesbot's own
+schema and pragmas (WAL, busy timeout, ``synchronous``) and the same SQL statements, and
+writes the same rows with the same contents (records, owners, rotation state, outcome
+with the event id as idempotency key, assignment, notes, notification), so the two stores
+can be compared table by table afterwards (``snapshot``). What it leaves out is what
+salesbot adds on top: validation, plugins, conditions, eligibility, the audit detail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from salesbot_plugins.sqlite_store import BUSY_TIMEOUT_MS, SCHEMA, SCHEMA_VERSION
+
+#: The tables of the schema, and the columns compared between salesbot's and the baseline's
+#: stores (ids and times that differ between two runs by nature are left out).
+COMPARED: dict[str, str] = {
+    "records": "account, entity, id, data",
+    "record_owners": "account, entity, record_id, user, open",
+    "strategy_state": "account, bot, state",
+    # The whole audit JSON but its time.
+    "outcomes": "seq, account, event_id, entity, record_id, json_remove(outcome, '$.at')",
+    "assignments": "seq, account, bot, user",
+    "notes": "account, entity, record_id, text, bot, event_id",
+    "notifications": "account, user, text, event_id, entity, record_id",
+    "bot_switches": "account, bot, active",
+}
+
+BOT_PREFIX = "bot:"
+
+
+@dataclass(frozen=True)
+class RawBot:
+    """The one bot the baseline knows, hard-coded as a hand-written router would have it."""
+
+    id: str
+    name: str
+    #: ``(user id, display name)`` in pool order.
+    users: Sequence[tuple[str, str]]
+    tag: str
+    events: Sequence[str] = ("created", "updated", "list")
+    processes: Sequence[str] | None = ("Sales",)
+    #: ``str.format`` texts with ``bot_name``, ``owner_name`` and ``title``.
+    note: str = "Assigned by {bot_name} to {owner_name}"
+    notify: str = "New deal {title}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def connect(path: Path | str, synchronous: str) -> sqlite3.Connection:
+    """Open (creating) a store file with salesbot's schema and pragmas."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in SCHEMA.split(";"):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute("COMMIT")
+    return conn
+
+
+def _with(tags: list[str], tag: str) -> list[str]:
+    return tags if tag in tags else [*tags, tag]
+
+
+def _deal(record: dict[str, Any], owners: list[str], tags: list[str]) -> dict[str, Any]:
+    """A deal as salesbot stores it (its model's fields, in order)."""
+    value = record.get("value")
+    return {
+        "id": record["id"],
+        "owners": owners,
+        "tags": tags,
+        "open": record.get("open", True),
+        "fields": record.get("fields", {}),
+        "entity": "deal",
+        "title": record.get("title", ""),
+        "process": record.get("process"),
+        "value": float(value) if value is not None else None,
+        "persons": record.get("persons", []),
+        "company": record.get("company"),
+    }
+
+
+class RawRouter:
+    """Routes deal events with one bot: the hand-written equivalent of ``Engine.handle``."""
+
+    def __init__(self, conn: sqlite3.Connection, bot: RawBot):
+        self.conn = conn
+        self.bot = bot
+        self.pool = [user for user, _ in bot.users]
+        self.names = dict(bot.users)
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One event, one ``BEGIN IMMEDIATE ... COMMIT``."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcome = self.route(event)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return outcome
+
+    def handle_batch(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several events in one transaction (a list operation's batch)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = [self.route(event) for event in events]
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return outcomes
+
+    def _put_record(self, account: str, record: dict[str, Any]) -> None:
+        key = (account, record["entity"], record["id"])
+        execute = self.conn.execute
+        execute(
+            "INSERT OR REPLACE INTO records (account, entity, id, data) VALUES (?, ?, ?, ?)",
+            (*key, json.dumps(record)),
+        )
+        execute("DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key)
+        for owner in record["owners"]:
+            execute(
+                "INSERT INTO record_owners (account, entity, record_id, user, open) VALUES (?, ?, ?, ?, ?)",
+                (*key, owner, int(record.get("open", True))),
+            )
+
+    def _get(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT data FROM records WHERE account = ? AND entity = ? AND id = ?",
+            (account, entity, record_id),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def route(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Decide and write one event inside the open transaction."""
+        execute, bot = self.conn.execute, self.bot
+        account, event_id, kind = event.get("account", "default"), event["id"], event["kind"]
+        record = event["record"]
+        row = execute(
+            "SELECT outcome FROM outcomes WHERE account = ? AND event_id = ?", (account, event_id)
+        ).fetchone()
+        if row:
+            return {**json.loads(row[0]), "duplicate": True}
+        stored = self._get(account, "deal", record["id"])
+        if kind == "list":  # a list operation sends the stored record with the bot as owner
+            record = {**(stored or {}), "owners": record["owners"]}
+        company_id = record.get("company")
+        company = self._get(account, "company", company_id) if company_id else None
+        row = execute(
+            "SELECT state FROM strategy_state WHERE account = ? AND bot = ?", (account, bot.id)
+        ).fetchone()
+        state = json.loads(row[0]) if row else {}
+        switches = dict(
+            execute("SELECT bot, active FROM bot_switches WHERE account = ?", (account,)).fetchall()
+        )
+        now = datetime.now(UTC)
+        owners_before = list(record["owners"])
+        owners = list(owners_before)
+        tags = list(record.get("tags", []))
+        at = owners.index(BOT_PREFIX + bot.id)
+        applies = (
+            switches.get(bot.id, 1)
+            and kind in bot.events
+            and (bot.processes is None or record.get("process") in bot.processes)
+        )
+        if not applies:
+            del owners[at]
+            if not owners and stored:
+                owners = [o for o in stored["owners"] if not o.startswith(BOT_PREFIX)]
+            decision: dict[str, Any] = {"bot": bot.id, "status": "not_applied"}
+            self._put_record(account, _deal(record, owners, tags))
+            return self._put_outcome(event, record, now, owners_before, owners, decision)
+
+        # Round robin: the next pool member after the last one picked.
+        last = state.get("last")
+        start = self.pool.index(last) + 1 if last in self.pool else 0
+        picked = self.pool[start % len(self.pool)]
+        new_state = {"last": picked, "pool": list(self.pool)}
+        if picked in owners:
+            del owners[at]
+        else:
+            owners[at] = picked
+        tags = _with(tags, bot.tag)
+        deal = _deal(record, owners, tags)
+        changes: list[dict[str, Any]] = []
+        linked: list[dict[str, Any]] = []
+        if company_id:
+            current = company or {
+                "id": company_id,
+                "owners": [],
+                "tags": [],
+                "open": True,
+                "fields": {},
+                "entity": "company",
+                "name": "",
+            }
+            changes.append(
+                {
+                    "entity": "company",
+                    "record_id": company_id,
+                    "owners_before": list(current["owners"]),
+                    "owners_after": [picked],
+                }
+            )
+            linked.append({**current, "owners": [picked], "tags": _with(list(current["tags"]), bot.tag)})
+        note = bot.note.format(bot_name=bot.name, owner_name=self.names[picked])
+        notification = bot.notify.format(title=record.get("title", ""))
+
+        execute(
+            "INSERT OR REPLACE INTO strategy_state (account, bot, state) VALUES (?, ?, ?)",
+            (account, bot.id, json.dumps(new_state)),
+        )
+        for changed in (deal, *linked):
+            self._put_record(account, changed)
+        for entity, record_id in (("deal", record["id"]), *((c["entity"], c["record_id"]) for c in changes)):
+            execute(
+                "INSERT INTO notes (account, entity, record_id, text, bot, event_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (account, entity, record_id, note, bot.id, event_id),
+            )
+        execute(
+            "INSERT INTO notifications (account, user, text, event_id, entity, record_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (account, picked, notification, event_id, "deal", record["id"]),
+        )
+        decision = {
+            "bot": bot.id,
+            "status": "assigned",
+            "owner": picked,
+            "reason": f"next in rotation after {last!r}" if last else "first in rotation",
+            "strategy": "round_robin",
+            "conditions": [
+                f"event {kind!r} is one of {list(bot.events)}",
+                *(
+                    [f"process {record.get('process')!r} is one of {list(bot.processes)}"]
+                    if bot.processes
+                    else []
+                ),
+            ],
+            "candidates": list(self.pool),
+            "skipped": [],
+            "state_before": state,
+            "state_after": new_state,
+            "related": changes,
+            "tag": bot.tag,
+            "note": note,
+            "notification": notification,
+        }
+        return self._put_outcome(event, record, now, owners_before, owners, decision, picked)
+
+    def _put_outcome(
+        self,
+        event: dict[str, Any],
+        record: dict[str, Any],
+        now: datetime,
+        owners_before: list[str],
+        owners_after: list[str],
+        decision: dict[str, Any],
+        picked: str | None = None,
+    ) -> dict[str, Any]:
+        account = event.get("account", "default")
+        outcome = {
+            "event_id": event["id"],
+            "account": account,
+            "entity": "deal",
+            "record_id": record["id"],
+            "kind": event["kind"],
+            "at": now.isoformat().replace("+00:00", "Z"),
+            "owners_before": owners_before,
+            "owners_after": owners_after,
+            "decisions": [decision],
+            "duplicate": False,
+        }
+        seq = self.conn.execute(
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) VALUES (?, ?, ?, ?, ?)",
+            (
+                account,
+                event["id"],
+                "deal",
+                record["id"],
+                json.dumps(outcome, separators=(",", ":"), ensure_ascii=False),
+            ),
+        ).lastrowid
+        if picked is not None:
+            self.conn.execute(
+                "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
+                (seq, account, self.bot.id, picked, _iso(now)),
+            )
+        return outcome
+
+
+def snapshot(path: Path | str) -> dict[str, tuple[int, str]]:
+    """Each table's row count and a digest of its compared columns, in a stable order."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        result: dict[str, tuple[int, str]] = {}
+        for table, columns in COMPARED.items():
+            digest = hashlib.sha256()
+            count = 0
+            for row in conn.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}"):
+                digest.update(repr(row).encode())
+                count += 1
+            result[table] = (count, digest.hexdigest())
+        return result
+    finally:
+        conn.close()
+
+
+def compare(salesbot: dict[str, tuple[int, str]], raw: dict[str, tuple[int, str]]) -> list[str]:
+    """What differs between two snapshots, one line per table (empty: the same rows)."""
+    problems = []
+    for table in COMPARED:
+        (count_s, digest_s), (count_r, digest_r) = salesbot[table], raw[table]
+        if count_s != count_r:
+            problems.append(f"{table}: salesbot wrote {count_s} rows, the baseline {count_r}")
+        elif digest_s != digest_r:
+            problems.append(f"{table}: the same {count_s} rows in number, but different contents")
+    return problems

@@ -1,0 +1,60 @@
+"""Smoke test of the benchmark suite (``python -m bench``): it runs and writes its JSON.
+
+No speed is asserted: machines differ and are noisy. Only that the command exits 0 and
+that the JSON holds positive figures beside positive baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--json", str(out), "--workdir", str(tmp_path / "work")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_per_event_smoke(tmp_path: Path) -> None:
+    done, results = bench(tmp_path, "--quick", "--only", "per_event", "--repeat", "1", "--events", "30")
+    assert "per_event" in done.stdout
+    assert {"command", "started", "wall_seconds", "python", "sqlite", "git_commit"} <= results["meta"].keys()
+    assert results["meta"]["wall_seconds"] > 0
+    assert list(results["benchmarks"]) == ["per_event"]
+    report = results["benchmarks"]["per_event"]
+    assert report["status"] == "ok", report["reason"]
+    rows = report["rows"]
+    assert [(r["case"], r["metric"]) for r in rows] == [
+        (f"synchronous={mode}", metric)
+        for mode in ("FULL", "NORMAL")
+        for metric in ("throughput", "p50 latency", "p99 latency")
+    ]
+    for row in rows:
+        assert {"value", "baseline", "ratio", "unit", "goal", "status"} <= row.keys()
+        assert row["value"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
+    throughput = [r for r in rows if r["metric"] == "throughput"]
+    assert [r["goal"] for r in throughput] == [1.5, 2.5]
+    assert all(r["status"] in ("met", "missed") for r in throughput)
+    # Salesbot and the raw sqlite3 baseline wrote the same rows: 30 deals and their companies.
+    counts = report["details"]["rows_FULL"]
+    assert counts["outcomes"] == counts["assignments"] == counts["notifications"] == 30
+    assert counts["notes"] == 60 and counts["records"] == 60
+
+
+def test_postgres_workers_skipped_without_url(tmp_path: Path) -> None:
+    done, results = bench(tmp_path, "--quick", "--only", "postgres_workers", "--repeat", "1")
+    report = results["benchmarks"]["postgres_workers"]
+    assert report["status"] == "skipped"
+    assert "--pg" in report["reason"] and "skipped" in done.stdout

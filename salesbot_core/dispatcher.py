@@ -54,6 +54,8 @@ class Reads:
 
     #: The time, the linked records, the load and the usage: what hooks see too.
     context: Context
+    #: The bots that may fire (``Dispatcher.bots_that_may_fire``), found once per event.
+    bots: list[Bot] = field(default_factory=list)
     #: The owners the store had for the record; None when it is new.
     previous_owners: list[str] | None = None
     #: The strategy state of each bot that may fire.
@@ -100,7 +102,7 @@ class Dispatcher:
         notes: list[WallNote] = []
         notifications: list[tuple[str, str]] = []
         routing = route and not record.bot_ids()
-        for bot in self.bots_that_may_fire(event, route):
+        for bot in reads.bots:
             if bot.id in reads.switches:
                 bot = bot.model_copy(update={"active": reads.switches[bot.id]})
             reasons = self._why_not(event, bot, handler)

@@ -179,7 +179,7 @@ class Engine:
         stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
         if not bots:
-            return Reads(Context(now=now), previous_owners=previous)
+            return Reads(Context(now=now), bots, previous_owners=previous)
         handler = self.catalog.entities[record.entity]
         linked: dict[LinkRef, RecordT] = {}
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
@@ -206,7 +206,9 @@ class Engine:
                 for user in capped
             },
         )
-        return Reads(context, previous_owners=previous, states=states, switches=tx.get_switches(account))
+        return Reads(
+            context, bots, previous_owners=previous, states=states, switches=tx.get_switches(account)
+        )
 
     def handle_many(
         self, events: Iterable[Event | Mapping[str, Any]], *, batch_size: int = 1

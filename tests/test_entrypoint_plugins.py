@@ -242,9 +242,16 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(broken_plugin: Pa
         assert engine.handle(deal_event(1)).owners_after == ["anna"]
         assert engine.handle(deal_event(2)).owners_after == ["bartek"]
 
+    result = run_one_event(rules, tmp_path, broken_plugin)
+    assert (result.returncode, result.stderr) == (0, f"warning: {BROKEN_LINE}\n")
+    assert "Traceback" not in result.stderr
+
+
+def run_one_event(rules: Path, tmp_path: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """``salesbot run --quiet`` on one deal event, with ``site`` (an installed plugin) on the path."""
     events = tmp_path / "events.jsonl"
     events.write_text(json.dumps(deal_event(1)) + "\n", encoding="utf-8")
-    result = salesbot(
+    return salesbot(
         "run",
         str(events),
         "--rulesets",
@@ -253,10 +260,8 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(broken_plugin: Pa
         str(tmp_path / "cli.db"),
         "--quiet",
         cwd=tmp_path,
-        site=broken_plugin,
+        site=site,
     )
-    assert (result.returncode, result.stderr) == (0, f"warning: {BROKEN_LINE}\n")
-    assert "Traceback" not in result.stderr
 
 
 @pytest.fixture
@@ -288,18 +293,7 @@ def test_a_misspelled_hook_in_an_installed_plugin_is_an_error(typo_plugin: Path,
     )
     assert str(info.value) == message
 
-    events = tmp_path / "events.jsonl"
-    events.write_text(json.dumps(deal_event(1)) + "\n", encoding="utf-8")
-    result = salesbot(
-        "run",
-        str(events),
-        "--rulesets",
-        str(rules),
-        "--db",
-        str(tmp_path / "cli.db"),
-        cwd=tmp_path,
-        site=typo_plugin,
-    )
+    result = run_one_event(rules, tmp_path, typo_plugin)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"error: {message}\n"
     assert "Traceback" not in result.stderr

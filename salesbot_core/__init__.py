@@ -7,7 +7,15 @@ data types plugins receive and return.
 import pluggy
 
 from .engine import Engine
-from .errors import EventError, PluginError, RulesetError, SalesbotError, StoreError
+from .errors import (
+    EventError,
+    IdempotencyConflict,
+    PluginError,
+    RulesetError,
+    SalesbotError,
+    StoreError,
+    TransientStoreError,
+)
 from .models import Bot, Decision, Event, Outcome, Skip, User
 from .strategy import Context, Pick, SelectRequest, Strategy
 
@@ -21,6 +29,7 @@ __all__ = [
     "Engine",
     "Event",
     "EventError",
+    "IdempotencyConflict",
     "Outcome",
     "Pick",
     "PluginError",
@@ -30,6 +39,7 @@ __all__ = [
     "Skip",
     "StoreError",
     "Strategy",
+    "TransientStoreError",
     "User",
     "hookimpl",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .safetext import escape, excerpt
+
 
 class SalesbotError(Exception):
     """Base of every error salesbot raises for a user's mistake."""
@@ -20,12 +22,14 @@ class Problem:
     field: str | None = None
 
     def __str__(self) -> str:
-        where = [self.file]
+        # File names, bot ids and field paths come from the admin's files: escaped, so a
+        # control character in a file name cannot reach the terminal raw.
+        where = [escape(self.file)]
         if self.bot is not None:
-            where.append(f"bot {self.bot!r}")
+            where.append(f"bot {excerpt(self.bot, 80)}")
         if self.field:
-            where.append(f"field {self.field!r}")
-        return f"{': '.join(where)}: {self.message}"
+            where.append(f"field {excerpt(self.field, 80)}")
+        return f"{': '.join(where)}: {escape(self.message)}"
 
 
 class RulesetError(SalesbotError):
@@ -44,10 +48,17 @@ class PluginError(SalesbotError):
     """A plugin could not be loaded (a hook that matches no spec, a duplicate strategy...)."""
 
 
+class IdempotencyConflict(EventError):
+    """An event id already processed came again with a different payload: the first
+    outcome stands, nothing was written (as Stripe answers a reused idempotency key)."""
+
+
 class StoreError(SalesbotError):
-    """No store could be opened for the given location."""
+    """The store could not be opened, or failed in a way retrying will not fix (a full
+    disk, a corrupt file)."""
 
 
-class TransientStoreError(Exception):
-    """A transaction lost a race the database resolved by aborting it (a deadlock, a
-    serialization failure): running the same event again is safe and will succeed."""
+class TransientStoreError(StoreError):
+    """The store aborted a transaction for a reason that passes: a deadlock, a
+    serialization failure, a lost connection, a server restarting. Running the same
+    event again is safe (it is idempotent); the engine retries with backoff first."""

@@ -26,8 +26,9 @@ from typing import Any
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Note, Notification
+from salesbot_core.store import Logged, touched
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
@@ -54,6 +55,14 @@ CREATE TABLE IF NOT EXISTS outcomes (
     UNIQUE (account, event_id)
 );
 CREATE INDEX IF NOT EXISTS outcomes_record ON outcomes (account, entity, record_id);
+-- Version 2: the payload fingerprint (same id, other payload: a conflict), and every
+-- record an outcome changed (the record and its linked records), for explain.
+ALTER TABLE outcomes ADD COLUMN IF NOT EXISTS fingerprint TEXT;
+CREATE TABLE IF NOT EXISTS outcome_records (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    seq BIGINT NOT NULL REFERENCES outcomes (seq),
+    PRIMARY KEY (account, entity, record_id, seq)
+);
 CREATE TABLE IF NOT EXISTS assignments (
     seq BIGINT NOT NULL REFERENCES outcomes (seq),
     account TEXT NOT NULL, bot TEXT NOT NULL, "user" TEXT NOT NULL, at TEXT NOT NULL
@@ -80,6 +89,17 @@ CREATE TABLE IF NOT EXISTS bot_switches (
     PRIMARY KEY (account, bot)
 );
 """
+#: Index the outcomes a version-1 database logged under the records they changed.
+BACKFILL_OUTCOME_RECORDS = """
+INSERT INTO outcome_records (account, entity, record_id, seq)
+SELECT account, entity, record_id, seq FROM outcomes
+UNION
+SELECT o.account, c ->> 'entity', c ->> 'record_id', o.seq
+FROM outcomes o,
+     jsonb_array_elements(o.outcome::jsonb -> 'decisions') d,
+     jsonb_array_elements(d -> 'related') c
+ON CONFLICT DO NOTHING
+"""
 #: Any constant: the advisory lock that serialises schema creation between workers.
 SCHEMA_LOCK = 7_264_011
 
@@ -99,16 +119,17 @@ class PostgresTransaction:
         row = self._conn.execute(sql, params).fetchone()
         return row[0] if row else None
 
-    def outcome(self, account: str, event_id: str) -> Outcome | None:
+    def outcome(self, account: str, event_id: str) -> Logged | None:
         # Workers handed the same event queue here instead of racing to the unique index.
         self._conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"{account}:{event_id}",),  # account ids have no ":"
         )
-        data = self._one(
-            "SELECT outcome FROM outcomes WHERE account = %s AND event_id = %s", (account, event_id)
-        )
-        return Outcome.model_validate_json(data) if data else None
+        row = self._conn.execute(
+            "SELECT outcome, fingerprint FROM outcomes WHERE account = %s AND event_id = %s",
+            (account, event_id),
+        ).fetchone()
+        return Logged(Outcome.model_validate_json(row[0]), row[1]) if row else None
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         data = self._one(
@@ -151,14 +172,25 @@ class PostgresTransaction:
             (json.dumps(state), account, bot),
         )
 
-    def put_outcome(self, outcome: Outcome) -> None:
+    def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
         seq = self._one(
-            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
-            (outcome.account, outcome.event_id, outcome.entity, outcome.record_id, outcome.model_dump_json()),
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome, fingerprint) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+            (
+                outcome.account,
+                outcome.event_id,
+                outcome.entity,
+                outcome.record_id,
+                outcome.model_dump_json(),
+                fingerprint,
+            ),
         )
         at = _iso(outcome.at or datetime.now(UTC))
         with self._conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO outcome_records (account, entity, record_id, seq) VALUES (%s, %s, %s, %s)",
+                [(outcome.account, entity, record_id, seq) for entity, record_id in touched(outcome)],
+            )
             cursor.executemany(
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES (%s, %s, %s, %s, %s)',
                 [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
@@ -200,6 +232,13 @@ class PostgresTransaction:
         )
 
 
+def _schema_version(conn: Any) -> int | None:
+    """The schema version of the database, None when it has no salesbot tables yet."""
+    exists = conn.execute("SELECT to_regclass('salesbot_schema') IS NOT NULL").fetchone()[0]
+    row = conn.execute("SELECT MAX(version) FROM salesbot_schema").fetchone() if exists else None
+    return int(row[0]) if row and row[0] is not None else None
+
+
 def _switches(conn: Any, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = %s", (account,)).fetchall()
     return {bot: bool(active) for bot, active in rows}
@@ -227,9 +266,14 @@ class PostgresStore:
             # the pool's retries; it also creates the schema, once, under an advisory lock.
             with psycopg.connect(url) as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                version = _schema_version(conn)
                 conn.execute(SCHEMA)
-                if conn.execute("SELECT COUNT(*) FROM salesbot_schema").fetchone()[0] == 0:
+                if version is None:
                     conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+                elif version < SCHEMA_VERSION:
+                    if version < 2:
+                        conn.execute(BACKFILL_OUTCOME_RECORDS)
+                    conn.execute("UPDATE salesbot_schema SET version = %s", (SCHEMA_VERSION,))
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, timeout=30)
@@ -254,8 +298,8 @@ class PostgresStore:
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT outcome FROM outcomes "
-                "WHERE account = %s AND entity = %s AND record_id = %s ORDER BY seq",
+                "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
+                "WHERE r.account = %s AND r.entity = %s AND r.record_id = %s ORDER BY r.seq",
                 (account, entity, record_id),
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.models import Note, Notification
+from salesbot_core.store import Logged, touched
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -35,9 +36,17 @@ CREATE TABLE IF NOT EXISTS outcomes (
     entity TEXT NOT NULL, record_id TEXT NOT NULL,
     outcome TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    -- SHA-256 of the event's canonical payload: the same id with another payload is a conflict.
+    fingerprint TEXT,
     UNIQUE (account, event_id)
 );
 CREATE INDEX IF NOT EXISTS outcomes_record ON outcomes (account, entity, record_id);
+-- Every record an outcome changed (the record and its linked records), for explain.
+CREATE TABLE IF NOT EXISTS outcome_records (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES outcomes (seq),
+    PRIMARY KEY (account, entity, record_id, seq)
+) WITHOUT ROWID;
 -- One row per assignment, for per-bot, per-user counts and capacity caps.
 CREATE TABLE IF NOT EXISTS assignments (
     seq INTEGER NOT NULL REFERENCES outcomes (seq),
@@ -77,22 +86,33 @@ CREATE TABLE IF NOT EXISTS bot_switches (
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: Index every logged outcome under the records it changed (version 3 added the index).
+BACKFILL_OUTCOME_RECORDS = """
+INSERT OR IGNORE INTO outcome_records (account, entity, record_id, seq)
+SELECT account, entity, record_id, seq FROM outcomes
+UNION ALL
+SELECT o.account, json_extract(c.value, '$.entity'), json_extract(c.value, '$.record_id'), o.seq
+FROM outcomes o, json_each(o.outcome, '$.decisions') d, json_each(d.value, '$.related') c
+"""
 
 
-def _backfill(conn: sqlite3.Connection) -> None:
-    """Fill tables a version-1 file lacked from the records it already has."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
+def _backfill(conn: sqlite3.Connection, version: int) -> None:
+    """Fill tables an older file lacked from what it already has."""
     if version < 2:
         conn.execute(
             "INSERT OR IGNORE INTO record_owners (account, entity, record_id, user, open) "
             "SELECT r.account, r.entity, r.id, o.value, COALESCE(json_extract(r.data, '$.open'), 1) "
             "FROM records r, json_each(r.data, '$.owners') o"
         )
+    if version < 3:
+        conn.execute(BACKFILL_OUTCOME_RECORDS)
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Upgrade a database made by an older salesbot, inside the opening transaction."""
+def _migrate(conn: sqlite3.Connection) -> int:
+    """Upgrade the tables of a database made by an older salesbot, inside the opening
+    transaction; returns the version it had (0 for a new file)."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     columns = [row[1] for row in conn.execute("PRAGMA table_info(assignments)")]
     if version < 2 and columns and "at" not in columns:
@@ -101,6 +121,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute(
             "UPDATE assignments SET at = (SELECT o.created_at FROM outcomes o WHERE o.seq = assignments.seq)"
         )
+    outcome_columns = [row[1] for row in conn.execute("PRAGMA table_info(outcomes)")]
+    if version < 3 and outcome_columns and "fingerprint" not in outcome_columns:
+        # Version 2 kept no payload fingerprints: its events are answered as before.
+        conn.execute("ALTER TABLE outcomes ADD COLUMN fingerprint TEXT")
+    return int(version)
 
 
 class SQLiteTransaction:
@@ -109,11 +134,12 @@ class SQLiteTransaction:
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
 
-    def outcome(self, account: str, event_id: str) -> Outcome | None:
+    def outcome(self, account: str, event_id: str) -> Logged | None:
         row = self._conn.execute(
-            "SELECT outcome FROM outcomes WHERE account = ? AND event_id = ?", (account, event_id)
+            "SELECT outcome, fingerprint FROM outcomes WHERE account = ? AND event_id = ?",
+            (account, event_id),
         ).fetchone()
-        return Outcome.model_validate_json(row[0]) if row else None
+        return Logged(Outcome.model_validate_json(row[0]), row[1]) if row else None
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         return _get_record(self._conn, account, entity, record_id)
@@ -160,11 +186,23 @@ class SQLiteTransaction:
             (account, bot, json.dumps(state)),
         )
 
-    def put_outcome(self, outcome: Outcome) -> None:
+    def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
         seq = self._conn.execute(
-            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) VALUES (?, ?, ?, ?, ?)",
-            (outcome.account, outcome.event_id, outcome.entity, outcome.record_id, outcome.model_dump_json()),
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome, fingerprint) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                outcome.account,
+                outcome.event_id,
+                outcome.entity,
+                outcome.record_id,
+                outcome.model_dump_json(),
+                fingerprint,
+            ),
         ).lastrowid
+        self._conn.executemany(
+            "INSERT INTO outcome_records (account, entity, record_id, seq) VALUES (?, ?, ?, ?)",
+            [(outcome.account, entity, record_id, seq) for entity, record_id in touched(outcome)],
+        )
         at = _iso(outcome.at or datetime.now(UTC))
         self._conn.executemany(
             "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
@@ -228,11 +266,11 @@ class SQLiteStore:
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                _migrate(self._conn)
+                version = _migrate(self._conn)
                 # Idempotent DDL: processes opening the same new file at once all succeed.
                 for statement in SCHEMA.split(";"):
                     self._conn.execute(statement)
-                _backfill(self._conn)
+                _backfill(self._conn, version)
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -256,7 +294,8 @@ class SQLiteStore:
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
         rows = self._conn.execute(
-            "SELECT outcome FROM outcomes WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
+            "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
+            "WHERE r.account = ? AND r.entity = ? AND r.record_id = ? ORDER BY r.seq",
             (account, entity, record_id),
         ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)

@@ -151,7 +151,7 @@ class Engine:
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id)
         if seen is not None:
-            return seen.model_copy(update={"duplicate": True})
+            return seen.outcome.model_copy(update={"duplicate": True})
         reads = self._read(tx, event, self._dispatcher.bots_that_may_fire(event, route))
         decided = self._dispatcher.decide(event, reads, route)
         for bot_id, state in decided.states.items():
@@ -162,7 +162,7 @@ class Engine:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
-        tx.put_outcome(decided.outcome)
+        tx.put_outcome(decided.outcome, None)
         return decided.outcome
 
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:

@@ -9,16 +9,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .models import Note, Notification, Outcome
+
+
+class Logged(NamedTuple):
+    """A processed event as the log holds it: its outcome and its payload's fingerprint
+    (``None`` for events logged before fingerprints were kept)."""
+
+    outcome: Outcome
+    fingerprint: str | None
+
+
+def touched(outcome: Outcome) -> list[tuple[str, str]]:
+    """Every record an outcome changed, as ``(entity, id)``: the record itself first, then
+    the linked records its bots passed the owner on to. ``explain`` finds an outcome
+    through any of them."""
+    refs: list[tuple[str, str]] = [(outcome.entity, outcome.record_id)]
+    for decision in outcome.decisions:
+        refs += [(c.entity, c.record_id) for c in decision.related if (c.entity, c.record_id) not in refs]
+    return refs
 
 
 class Transaction(Protocol):
     """The reads and writes of one event, all inside one database transaction."""
 
-    def outcome(self, account: str, event_id: str) -> Outcome | None:
-        """The outcome stored for an event id, or None if it was never processed."""
+    def outcome(self, account: str, event_id: str) -> Logged | None:
+        """The logged outcome of an event id with its payload fingerprint, or None if it
+        was never processed. Stores with concurrent writers lock the id first, so two
+        workers handed the same event never both process it."""
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         """The stored record (as a dict), or None."""
@@ -32,8 +52,9 @@ class Transaction(Protocol):
     def put_state(self, account: str, bot: str, state: dict[str, Any]) -> None:
         """Replace a bot's strategy state."""
 
-    def put_outcome(self, outcome: Outcome) -> None:
-        """Log an outcome and mark its event id processed."""
+    def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
+        """Log an outcome with the fingerprint of its event's payload, mark its event id
+        processed, and index it under every record it changed (``touched``)."""
 
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) since their ruleset said otherwise."""
@@ -64,7 +85,8 @@ class Store(Protocol):
         """Read a record outside a transaction."""
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
-        """Every outcome logged for a record, oldest first."""
+        """Every outcome that changed a record, oldest first: the record's own events and
+        those of records that passed their owner on to it."""
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         """``(account, bot, user, count)`` of every assignment ever logged."""

@@ -115,7 +115,9 @@ class Dispatcher:
             decision = (
                 Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
                 if reasons
-                else self._pick(event, bot, handler, reads)
+                else self._pick(
+                    event, bot, handler, reads, [o for o in owners if not o.startswith(BOT_PREFIX)]
+                )
             )
             at = owners.index(bot.owner_ref)
             if decision.owner is None or decision.owner in owners:
@@ -175,13 +177,24 @@ class Dispatcher:
             reasons.append("the record does not match trigger.where")
         return reasons
 
-    def _pick(self, event: Event, bot: Bot, handler: EntityHandler, reads: Reads) -> Decision:
-        """Who the candidates of a firing bot are, and whom it picks."""
+    def _pick(
+        self, event: Event, bot: Bot, handler: EntityHandler, reads: Reads, owners: list[str]
+    ) -> Decision:
+        """Who the candidates of a firing bot are, and whom it picks.
+
+        ``owners`` are the record's users beside the bot (multiple-owner accounts): they
+        already have the record, so picking one would waste a turn of the rotation, add
+        nobody and notify them of a record they own.
+        """
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
         context = reads.context
         pool = [user for user in map(lambda u: self.rules.user(account, u), bot.users) if user]
-        skipped: dict[str, Skip] = {}
+        skipped: dict[str, Skip] = {
+            user: Skip(user=user, reason="already an owner of the record")
+            for user in owners
+            if user in bot.users
+        }
         for result in self.hook.salesbot_filter_candidates(
             bot=bot, record=record, candidates=pool, context=context
         ):
@@ -204,6 +217,13 @@ class Dispatcher:
             state_after=state,
         )
         if not candidates:
+            if bot.fallback is not None and bot.fallback in owners:
+                return base.model_copy(
+                    update={
+                        "reason": f"no user in the pool is eligible, and the fallback owner "
+                        f"{bot.fallback!r} already owns the record"
+                    }
+                )
             if bot.fallback is not None:
                 return base.model_copy(
                     update={

@@ -419,8 +419,10 @@ class Outcome(Model):
 
     def explain(self) -> list[str]:
         """The outcome in words, one line each: what ``salesbot explain`` prints."""
+        # The record is named: explain lists the outcomes of linked records too.
         lines = [
-            f"event {self.event_id!r} ({self.kind}): owners {self.owners_before} -> "
+            f"event {self.event_id!r} ({self.kind}) on {self.entity} {self.record_id}: "
+            f"owners {self.owners_before} -> "
             f"{self.owners_after}" + (" [redelivered, nothing done]" if self.duplicate else "")
         ]
         if not self.decisions:

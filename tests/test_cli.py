@@ -110,7 +110,7 @@ def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
     result = salesbot("explain", "deal", "deal-0007", "--db", db)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "event 'evt-0007' (created): owners ['bot:enterprise'] -> ['jan']",
+        "event 'evt-0007' (created) on deal deal-0007: owners ['bot:enterprise'] -> ['jan']",
         "  bot 'enterprise': assigned -> jan: first in rotation",
         "    condition met: event 'created' is one of ['created', 'list']",
         '    condition met: trigger.where {"$gte": {"value": 50000}} matched',
@@ -119,7 +119,7 @@ def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
         '    strategy round_robin: state {} -> {"last": "jan", "pool": ["jan", "olga", "anna"]}',
     ]
     first = salesbot("explain", "deal", "deal-0001", "--db", db).stdout.splitlines()
-    assert first[0] == "event 'evt-0001' (created): owners ['bot:inbound'] -> ['anna']"
+    assert first[0] == "event 'evt-0001' (created) on deal deal-0001: owners ['bot:inbound'] -> ['anna']"
     assert first[-4:] == [
         "    company company-01: owners [] -> ['anna']",
         "    tag: inbound-bot",
@@ -128,7 +128,7 @@ def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
     ]
     not_applied = salesbot("explain", "deal", "deal-0040", "--db", db).stdout.splitlines()
     assert not_applied == [
-        "event 'evt-0040' (created): owners ['bot:inbound'] -> []",
+        "event 'evt-0040' (created) on deal deal-0040: owners ['bot:inbound'] -> []",
         "  bot 'inbound': not applied: process 'Partners' is not one of ['Sales']",
     ]
     unknown = salesbot("explain", "deal", "nope", "--db", db)
@@ -142,6 +142,6 @@ def test_explain_from_the_engine_includes_redeliveries(engine) -> None:
     engine.handle(deal_event(1))
     redelivered = engine.handle(deal_event(1))
     assert redelivered.explain()[0] == (
-        "event 'e1' (created): owners ['bot:inbound'] -> ['anna'] [redelivered, nothing done]"
+        "event 'e1' (created) on deal d1: owners ['bot:inbound'] -> ['anna'] [redelivered, nothing done]"
     )
     assert [o.event_id for o in engine.explain("default", "deal", "d1")] == ["e1"]

@@ -280,3 +280,34 @@ def test_validate_escapes_a_file_name_with_control_characters(write_rules) -> No
     assert f"error: {folder}{os.sep}\\x1b[31mred.yaml: bot 'b': field 'users.0': unknown user 'zofia'" in (
         result.output
     )
+
+
+# 7. Options to a strategy that takes none -------------------------------------------------
+
+
+def test_options_to_a_strategy_that_takes_none_are_rejected(write_rules) -> None:
+    folder = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "a.yaml": "bots:\n  - {id: a, users: [anna], strategy: round_robin, options: {x: 1}}\n",
+            "b.toml": '[[bots]]\nid = "b"\nusers = ["anna"]\n[bots.options]\nx = 1\n',
+            "c.yaml": "bots:\n  - {id: c, users: [anna], strategy: least_loaded, options: {x: 1}}\n",
+            "d.yaml": "bots:\n  - {id: d, users: [anna], strategy: weighted_round_robin, "
+            'options: {"\\e' + "w" * 60 + '": 1}}\n',
+            "e.yaml": "bots:\n  - {id: e, users: [anna], strategy: round_robin, options: {}}\n",
+        }
+    )
+    assert problems(folder) == [
+        f"{folder / 'a.yaml'}: bot 'a': field 'options': strategy 'round_robin' takes no options",
+        f"{folder / 'b.toml'}: bot 'b': field 'options': strategy 'round_robin' takes no options",
+        f"{folder / 'c.yaml'}: bot 'c': field 'options': unknown option 'x': least_loaded takes no options",
+        f"{folder / 'd.yaml'}: bot 'd': field 'options': unknown option '\\x1b{'w' * 39}…'",
+    ]
+
+
+def test_a_plugin_strategy_without_a_validator_takes_no_options() -> None:
+    from salesbot_core import Strategy
+
+    strategy = Strategy("mine", lambda request: None)  # type: ignore[arg-type, return-value]
+    assert strategy.validate_options({}) == []
+    assert strategy.validate_options({"x": 1}) == ["strategy 'mine' takes no options"]

@@ -8,8 +8,11 @@ traps this module keeps away from the rest of salesbot:
 - posting an event that matches no rule raises ``MessageNotHandledException``: that is
   how "condition false" is read;
 - its C state has no locking: every call into it holds ``_DURABLE_LOCK``;
-- every ``Host`` starts timer threads that never stop: one host per ``ConditionSet``
-  (one per engine), created only when some bot has a condition;
+- every ``Host`` starts two timer threads that re-arm themselves forever (3 -> 13 threads
+  after five reloads) and call into the C state without any lock: ``_Host`` starts none
+  (they dispatch queued messages and durable timers, which salesbot never uses, since a
+  post runs its actions synchronously), and :meth:`ConditionSet.close` frees the C
+  rulesets, so a reload leaks neither threads nor memory;
 - ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
@@ -19,12 +22,14 @@ chunk holds many bots and a message can only match its own bot's rule.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import durable.engine as durable_engine
+import durable_rules_engine
 
 #: Rules per durable ruleset; well under the ~512 at which durable-rules hangs.
 CHUNK_SIZE = 400
@@ -89,6 +94,20 @@ class _Host(durable_engine.Host):
         self.matched: list[str] = []
         super().__init__()
 
+    def _run(self) -> None:
+        """Start no dispatch threads (see the module docstring)."""
+
+    def close(self) -> None:
+        """Free the C rulesets; the host is not used again."""
+        for ruleset in self._ruleset_list:
+            # Messages without a session id all go to session "0"; its state (about
+            # 700 KB once a message was posted) outlives delete_ruleset unless deleted.
+            with contextlib.suppress(durable_rules_engine.error):  # none if nothing was posted
+                durable_rules_engine.delete_state(ruleset._handle, "0")
+            durable_rules_engine.delete_ruleset(ruleset._handle)
+        self._ruleset_list.clear()
+        self._ruleset_directory.clear()
+
     def get_action(self, action_name: str) -> Callable[[Any], None]:
         def record_match(closure: Any) -> None:
             self.matched.append(action_name)
@@ -123,7 +142,9 @@ class ConditionSet:
             try:
                 self._host.set_rulesets(definitions)
             except Exception:  # durable raises a bare Exception with an error code
-                raise ConditionCompileError(self._find_culprits(conditions)) from None
+                errors = self._find_culprits(conditions)
+                self._host.close()
+                raise ConditionCompileError(errors) from None
 
     def _find_culprits(self, conditions: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         # durable names no rule in its error; compiling each condition alone in its own
@@ -137,6 +158,16 @@ class ConditionSet:
                 errors[key] = f"durable-rules cannot compile this condition ({exc})"
         return errors or {"*": "durable-rules rejected the ruleset"}
 
+    def close(self) -> None:
+        """Free durable's state for these conditions; ``matches`` then raises.
+
+        Called when an engine's rules are replaced (reload) or the engine closes.
+        """
+        with _DURABLE_LOCK:
+            if self._host is not None:
+                self._host.close()
+                self._host = None
+
     def __contains__(self, key: str) -> bool:
         return key in self._chunk_of
 
@@ -146,11 +177,13 @@ class ConditionSet:
         A key with no condition always matches.
         """
         chunk = self._chunk_of.get(key)
-        if chunk is None or self._host is None:
+        if chunk is None:
             return True
         message = {k: v for k, v in fields.items() if v is not None}
         message[RULE_KEY] = key
         with _DURABLE_LOCK:
+            if self._host is None:  # closed: its C rulesets are freed
+                raise RuntimeError("these conditions were closed")
             self._host.matched.clear()
             try:
                 state = self._host.post(chunk, message)

@@ -12,7 +12,7 @@ traps this module keeps away from the rest of salesbot:
   after five reloads) and call into the C state without any lock: ``_Host`` starts none
   (they dispatch queued messages and durable timers, which salesbot never uses, since a
   post runs its actions synchronously), and :meth:`ConditionSet.close` frees the C
-  rulesets, so a reload leaks neither threads nor memory;
+  rulesets, so a reload leaks no threads (only durable's session state, see ``close``);
 - ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
@@ -22,14 +22,16 @@ chunk holds many bots and a message can only match its own bot's rule.
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import durable.engine as durable_engine
 import durable_rules_engine
+
+from .safetext import excerpt
 
 #: Rules per durable ruleset; well under the ~512 at which durable-rules hangs.
 CHUNK_SIZE = 400
@@ -46,6 +48,108 @@ _ARRAY = {"$iall", "$iany"}
 _LOGICAL = {"$and", "$or"}
 OPERATORS = _COMPARISONS | _EXISTENCE | _ARRAY | _LOGICAL
 _SCALARS = (str, int, float, bool)
+
+#: The longest ``$mt``/``$imt`` pattern, and the most repeats ``{m,n}`` may ask for:
+#: durable-rules compiles a pattern to a state machine that grows with both.
+MAX_PATTERN_LENGTH = 200
+MAX_REPEAT = 100
+#: Characters with a meaning in a pattern; every other character matches itself.
+_PATTERN_SPECIAL = set("\\^$.|?*+()[]{}%")
+_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why durable-rules cannot run ``pattern`` as Python's ``re.fullmatch`` would, or ``None``.
+
+    durable-rules 2.0.28 has its own regular-expression engine. Probed construct by
+    construct against ``re.fullmatch``, it agrees on: literal characters, ``.``, classes
+    ``[a-z0-9_]`` and ``[^...]``, groups ``( )``, alternatives ``|`` and the repeats
+    ``* + ? {m} {m,} {m,n}``. It always matches the whole text. It differs or fails on
+    everything else, which this rejects: ``^`` and ``$`` (accepted, then never match),
+    every backslash escape (``\\d``, ``\\.``, ``\\n``: never match), ``(?...)`` groups
+    (lookarounds, flags), ``%``, ``{0}``, empty groups or alternatives, ``]`` first in a
+    class, ``-`` anywhere but last in a class. Odd classes (``[]``, ``[^]``) even
+    corrupted its memory. What is allowed is allowed strictly, so it behaves as Python's.
+    """
+    if not pattern:
+        return "an empty pattern is not allowed"
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"a pattern may be at most {MAX_PATTERN_LENGTH} characters long"
+    depth = 0
+    can_repeat = False  # the previous item is a character, class or group
+    empty = True  # the current alternative has nothing in it yet
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char in "^$":
+            return f"{char!r} is not supported: a pattern always matches the whole text (use .* for any text)"
+        if char == "\\":
+            return "backslash escapes are not supported: write a class instead ([0-9] for \\d, [.] for \\.)"
+        if char == "%":
+            return "'%' is not supported by durable-rules"
+        if char == "(":
+            if pattern.startswith("(?", i):
+                return "(?...) groups (lookarounds, flags, non-capturing) are not supported"
+            depth, can_repeat, empty = depth + 1, False, True
+        elif char == ")":
+            if depth == 0:
+                return "unbalanced ')'"
+            if empty:
+                return "empty groups and alternatives are not supported: make a part optional with ?"
+            depth, can_repeat = depth - 1, True
+        elif char == "|":
+            if empty:
+                return "empty groups and alternatives are not supported: make a part optional with ?"
+            can_repeat, empty = False, True
+        elif char in "*+?{":
+            repeat = _REPEAT.match(pattern, i) if char == "{" else None
+            if char == "{" and repeat is None:
+                return "a repeat is written {m}, {m,} or {m,n}"
+            if not can_repeat:
+                return f"{char!r} must follow the character, class or group it repeats, once"
+            if repeat is not None:
+                low = int(repeat[1])
+                high = low if repeat[2] is None else int(repeat[3]) if repeat[3] else None
+                if max(low, high or 0) > MAX_REPEAT or (high is not None and (high < 1 or high < low)):
+                    return f"a repeat {{m,n}} needs 1 <= n, m <= n and both at most {MAX_REPEAT}"
+                i = repeat.end() - 1
+            can_repeat = False
+        elif char == "[":
+            end = _class_end(pattern, i)
+            if isinstance(end, str):
+                return end
+            i, can_repeat, empty = end, True, False
+        else:  # "." or a character matching itself (including "]" and "}")
+            can_repeat, empty = True, False
+        i += 1
+    if depth:
+        return "unbalanced '('"
+    if empty:
+        return "empty groups and alternatives are not supported: make a part optional with ?"
+    return None
+
+
+def _class_end(pattern: str, start: int) -> int | str:
+    """The index of the ``]`` closing the class opened at ``start``, or why it is not allowed."""
+    i = start + 1 + pattern.startswith("^", start + 1)
+    first = i
+    while i < len(pattern) and pattern[i] != "]":
+        char = pattern[i]
+        if char in "\\[%":
+            return f"{char!r} is not supported in a class [...]"
+        if char == "-" and pattern[i + 1 : i + 2] != "]":
+            return "'-' in a class [...] must be last, or form a range such as a-z"
+        if pattern[i + 1 : i + 2] == "-" and pattern[i + 2 : i + 3] not in ("]", ""):
+            high = pattern[i + 2]
+            if high in "\\[]%-" or high < char:
+                return f"bad range {char}-{high} in a class [...]"
+            i += 2
+        i += 1
+    if i >= len(pattern):
+        return "unbalanced '['"
+    if i == first:
+        return "an empty class [] or [^] is not supported (']' cannot be first in a class)"
+    return i
 
 
 def check_condition(condition: Any, path: str = "") -> list[tuple[str, str]]:
@@ -74,10 +178,12 @@ def check_condition(condition: Any, path: str = "") -> list[tuple[str, str]]:
                 problems.append((f"{here}.{field}", f"{key} compares with a number, text or boolean"))
             elif key in ("$mt", "$imt") and not isinstance(operand, str):
                 problems.append((f"{here}.{field}", f"{key} takes a regular expression"))
+            elif key in ("$mt", "$imt") and (reason := pattern_problem(operand)) is not None:
+                problems.append((f"{here}.{field}", f"pattern {excerpt(operand)}: {reason}"))
             elif key in _ARRAY:
                 problems += check_condition(operand, f"{here}.{field}")
         elif key.startswith("$"):
-            problems.append((here, f"unknown operator {key!r}; known: {', '.join(sorted(OPERATORS))}"))
+            problems.append((here, f"unknown operator {excerpt(key)}; known: {', '.join(sorted(OPERATORS))}"))
         elif not isinstance(value, _SCALARS):
             problems.append((here, "a field compares equal to a number, text or boolean"))
     return problems
@@ -100,10 +206,9 @@ class _Host(durable_engine.Host):
     def close(self) -> None:
         """Free the C rulesets; the host is not used again."""
         for ruleset in self._ruleset_list:
-            # Messages without a session id all go to session "0"; its state (about
-            # 700 KB once a message was posted) outlives delete_ruleset unless deleted.
-            with contextlib.suppress(durable_rules_engine.error):  # none if nothing was posted
-                durable_rules_engine.delete_state(ruleset._handle, "0")
+            # Not delete_state: it crashes the process (SIGSEGV) once a message matched no
+            # rule; so the session state (about 700 KB per chunk once a message was
+            # posted) stays allocated, a known leak per reload.
             durable_rules_engine.delete_ruleset(ruleset._handle)
         self._ruleset_list.clear()
         self._ruleset_directory.clear()

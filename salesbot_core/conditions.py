@@ -13,7 +13,11 @@ traps this module keeps away from the rest of salesbot:
   (they dispatch queued messages and durable timers, which salesbot never uses, since a
   post runs its actions synchronously), and :meth:`ConditionSet.close` frees the C
   rulesets, so a reload leaks no threads (only durable's session state, see ``close``);
-- ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies.
+- ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies;
+- it compares loosely (``{$gte: {value: 100}}`` is true for "x"): comparisons are compiled
+  against typed shadow fields (see ``_typed``);
+- its regular expressions differ from Python's: ``pattern_problem`` allows only the
+  subset that behaves as ``re.fullmatch``.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
 the bot, and each rule's condition is ``$and`` of that key and the bot's ``where``; so one
@@ -176,6 +180,8 @@ def check_condition(condition: Any, path: str = "") -> list[tuple[str, str]]:
             ((field, operand),) = value.items()
             if key in _COMPARISONS and not isinstance(operand, _SCALARS):
                 problems.append((f"{here}.{field}", f"{key} compares with a number, text or boolean"))
+            elif key in ("$lt", "$lte", "$gt", "$gte") and isinstance(operand, bool):
+                problems.append((f"{here}.{field}", f"{key} compares with a number or text"))
             elif key in ("$mt", "$imt") and not isinstance(operand, str):
                 problems.append((f"{here}.{field}", f"{key} takes a regular expression"))
             elif key in ("$mt", "$imt") and (reason := pattern_problem(operand)) is not None:
@@ -189,8 +195,79 @@ def check_condition(condition: Any, path: str = "") -> list[tuple[str, str]]:
     return problems
 
 
+# durable-rules compares loosely: {$gte: {value: 100}} is true for the text "x", and
+# {value: 1} for true. Comparisons are made type-strict by posting each scalar field twice:
+# as itself (for $ex/$nex) and under a shadow name marked with its type, present only for
+# that type ("value\x1fnum" for an int or float that is not a bool, "\x1fstr" for text,
+# "\x1fbool" for a boolean). Each comparison is compiled against the shadow of its
+# operand's type, so a value of another type is simply missing: a comparison is then
+# false, and $neq true (the value is not equal). List items get the same, as objects in a
+# shadow list "tags\x1fitems" ({"\x1fnum": 5} for an item 5, typed keys for an object).
+_MARK = "\x1f"
+
+
+def _kind(value: Any) -> str | None:
+    """The type a shadow field is marked with, or ``None`` for a value that gets none."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "num"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` plus the typed shadow of each scalar and list (``None`` left out)."""
+    message: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        message[name] = value
+        kind = _kind(value)
+        if kind is not None:
+            message[name + _MARK + kind] = value
+        elif isinstance(value, list):
+            message[name + _MARK + "items"] = [_typed_item(item) for item in value]
+    return message
+
+
+def _typed_item(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return {f"{k}{_MARK}{kind}": v for k, v in item.items() if (kind := _kind(v)) is not None}
+    kind = _kind(item)
+    return {} if kind is None else {_MARK + kind: item}
+
+
+def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
+    """``condition`` compiled against the typed shadow fields (``items``: of a list item)."""
+
+    def field(name: str, kind: str | None) -> str:
+        return f"$i.{_MARK}{kind}" if items and name == "$i" else f"{name}{_MARK}{kind}"
+
+    parts: list[dict[str, Any]] = []
+    for key, value in condition.items():
+        if key in _LOGICAL:
+            parts.append({key: [_typed(item, items) for item in value]})
+        elif key in _EXISTENCE:
+            parts.append({key: dict(value)})
+        elif key in _ARRAY:
+            ((name, inner),) = value.items()
+            parts.append({key: {name + _MARK + "items": _typed(inner, items=True)}})
+        elif key in _COMPARISONS:
+            ((name, operand),) = value.items()
+            typed = field(name, "str" if key in ("$mt", "$imt") else _kind(operand))
+            if key == "$neq":  # true also when the field is missing or of another type
+                parts.append({"$or": [{"$nex": {typed: 1}}, {"$neq": {typed: operand}}]})
+            else:
+                parts.append({key: {typed: operand}})
+        else:  # {field: value}: equality
+            parts.append({field(key, _kind(value)): value})
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
 def _rule(key: str, condition: Mapping[str, Any]) -> dict[str, Any]:
-    return {"all": [{"m": {"$and": [{RULE_KEY: key}, copy.deepcopy(dict(condition))]}}], "run": key}
+    return {"all": [{"m": {"$and": [{RULE_KEY: key}, _typed(copy.deepcopy(dict(condition)))]}}], "run": key}
 
 
 class _Host(durable_engine.Host):
@@ -284,7 +361,7 @@ class ConditionSet:
         chunk = self._chunk_of.get(key)
         if chunk is None:
             return True
-        message = {k: v for k, v in fields.items() if v is not None}
+        message = _typed_object(fields)
         message[RULE_KEY] = key
         with _DURABLE_LOCK:
             if self._host is None:  # closed: its C rulesets are freed

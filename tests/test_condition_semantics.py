@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,86 @@ def test_a_rejected_pattern_names_file_bot_and_field(write_rules) -> None:
         f"{folder / 'b.yaml'}: bot 'b': field 'trigger.where.$imt.title': pattern '^acme': "
         "'^' is not supported: a pattern always matches the whole text (use .* for any text)"
     ]
+
+
+# Type-strict comparisons: a number only matches a number, text text, a boolean a boolean --
+
+#: The values a field ``v`` is given in turn; ``None`` is a missing field.
+VALUES = [150, 50.5, "x", "150", True, False, 1, None]
+
+
+def _row(condition: dict[str, Any], values: list[Any]) -> str:
+    """One character per value: T if ``condition`` matches a record with ``v`` = the value."""
+    conditions = ConditionSet({"k": condition})
+    try:
+        return "".join("T" if conditions.matches("k", {"v": value}) else "." for value in values)
+    finally:
+        conditions.close()
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        #                                       150 50.5 'x' '150' true false 1 missing
+        ({"$eq": {"v": 150}}, "T......."),
+        ({"$neq": {"v": 150}}, ".TTTTTTT"),  # true for other types and a missing field
+        ({"$lt": {"v": 100}}, ".T....T."),
+        ({"$lte": {"v": 150}}, "TT....T."),
+        ({"$gt": {"v": 100}}, "T......."),
+        ({"$gte": {"v": 100}}, "T......."),  # never true for text (was true for "x")
+        ({"$eq": {"v": "150"}}, "...T...."),
+        ({"$neq": {"v": "x"}}, "TT.TTTTT"),
+        ({"$lt": {"v": "y"}}, "..TT...."),  # text compares with text only
+        ({"$gte": {"v": "a"}}, "..T....."),
+        ({"$eq": {"v": True}}, "....T..."),  # not 1
+        ({"$neq": {"v": True}}, "TTTT.TTT"),
+        ({"v": 1}, "......T."),  # not True
+        ({"v": True}, "....T..."),
+        ({"$mt": {"v": "[0-9]+"}}, "...T...."),  # patterns match text only, not 150
+        ({"$imt": {"v": "X"}}, "..T....."),
+        ({"$ex": {"v": 1}}, "TTTTTTT."),
+        ({"$nex": {"v": 1}}, ".......T"),
+        ({"$and": [{"$gt": {"v": 10}}, {"$lt": {"v": 200}}]}, "TT......"),
+        ({"$or": [{"v": "x"}, {"v": 150}]}, "T.T....."),
+    ],
+)
+def test_comparisons_are_type_strict(condition: dict[str, Any], expected: str) -> None:
+    assert check_condition(condition) == []
+    assert _row(condition, VALUES) == expected
+
+
+LISTS = [[150, 5], [150, "x"], ["x", "y"], [True], [], None, "x"]
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        #                                              [150,5] [150,'x'] ['x','y'] [true] [] missing 'x'
+        ({"$iany": {"v": {"$gt": {"$i": 100}}}}, "TT....."),
+        ({"$iall": {"v": {"$gt": {"$i": 1}}}}, "T......"),  # "x" is not a number over 1
+        ({"$iany": {"v": {"$eq": {"$i": "x"}}}}, ".TT...."),
+        ({"$iall": {"v": {"$neq": {"$i": 5}}}}, ".TTT..."),  # an empty list: false
+        ({"$iany": {"v": {"$eq": {"$i": True}}}}, "...T..."),
+        ({"$iany": {"v": {"$mt": {"$i": "x|y"}}}}, ".TT...."),
+    ],
+)
+def test_list_items_compare_type_strictly(condition: dict[str, Any], expected: str) -> None:
+    assert check_condition(condition) == []
+    assert _row(condition, LISTS) == expected
+
+
+def test_ordering_a_boolean_is_rejected() -> None:
+    assert check_condition({"$lt": {"v": True}}) == [("$lt.v", "$lt compares with a number or text")]
+
+
+def test_a_big_deal_condition_no_longer_matches_text(write_rules, tmp_path: Path) -> None:
+    folder = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "b.yaml": "bots:\n  - {id: inbound, users: [anna], trigger: {where: {$gte: {value: 100}}}}\n",
+        }
+    )
+    with Engine(folder, tmp_path / "s.db") as engine:
+        assert engine.rules.conditions.matches("default/inbound", {"value": 100.0}) is True
+        assert engine.rules.conditions.matches("default/inbound", {"value": "x"}) is False
+        assert engine.rules.conditions.matches("default/inbound", {"title": "x"}) is False

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from salesbot_core import Pick, SelectRequest, Strategy, hookimpl
+from salesbot_core.safetext import excerpt
 
 
 def validate_options(options: Mapping[str, Any]) -> list[str]:
     """The strategy takes no options."""
-    return [f"unknown option {key!r}: least_loaded takes no options" for key in options]
+    return [f"unknown option {excerpt(key)}: least_loaded takes no options" for key in options]
 
 
 def select(request: SelectRequest) -> Pick:

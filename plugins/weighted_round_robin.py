@@ -19,21 +19,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from salesbot_core import Pick, SelectRequest, Strategy, hookimpl
+from salesbot_core.safetext import excerpt
 
 OPTIONS = ("weights",)
 
 
 def validate_options(options: Mapping[str, Any]) -> list[str]:
     """``weights`` must map user ids to positive whole numbers; nothing else is allowed."""
-    errors = [f"unknown option {key!r}" for key in options if key not in OPTIONS]
+    errors = [f"unknown option {excerpt(key)}" for key in options if key not in OPTIONS]
     weights = options.get("weights", {})
     if not isinstance(weights, Mapping):
         return [*errors, "weights must be a mapping of user id to a positive whole number"]
     for user, weight in weights.items():
         if not isinstance(user, str):
-            errors.append(f"weights: {user!r} is not a user id")
+            errors.append(f"weights: {excerpt(user)} is not a user id")
         elif isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-            errors.append(f"weights.{user} must be a positive whole number")
+            # a field path, not a quote: cut short (Problem escapes the message)
+            errors.append(f"weights.{user[:40]} must be a positive whole number")
     return errors
 
 

@@ -22,7 +22,7 @@ from .propagation import SINGLE_OWNER_MODE
 from .registry import Catalog
 from .rulesets import Rules, condition_key
 from .strategy import Context, RecordT, SelectRequest
-from .templates import record_values, render
+from .templates import MAX_NOTE_BYTES, MAX_NOTIFICATION_BYTES, record_values, render
 
 
 @dataclass(frozen=True)
@@ -297,11 +297,13 @@ class Dispatcher:
             },
             "record": {**record_values(record.model_dump()), "label": handler.label(record)},
         }
-        note = render(actions.note, values) if actions.note else None
+        note = render(actions.note, values, limit=MAX_NOTE_BYTES) if actions.note else None
         if note is not None:
             notes += [WallNote((record.entity, record.id), note, bot.id)]
             notes += [WallNote((c.entity, c.record_id), note, bot.id) for c in changes]
-        notification = render(actions.notify, values) if actions.notify else None
+        notification = (
+            render(actions.notify, values, limit=MAX_NOTIFICATION_BYTES) if actions.notify else None
+        )
         if notification is not None:
             notifications.append((picked, notification))
         return decision.model_copy(

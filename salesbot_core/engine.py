@@ -86,8 +86,9 @@ class Engine:
         if fingerprint == self._fingerprint and not force:
             return False
         rules = load_rulesets(self._folder, self.catalog)
-        self.rules, self._fingerprint = rules, fingerprint
+        old_rules, self.rules, self._fingerprint = self.rules, rules, fingerprint
         self._dispatcher = Dispatcher(rules, self.catalog, self.registry.pm.hook)
+        old_rules.conditions.close()  # durable's state for the old conditions is freed
         return True
 
     @property
@@ -328,7 +329,10 @@ class Engine:
         return list(self.store.outcomes(account, entity, record_id))
 
     def close(self) -> None:
-        """Close the store."""
+        """Close the store, and free the compiled conditions of rules the engine loaded
+        (rules handed in belong to the caller, who may share them between engines)."""
+        if self._folder is not None:
+            self.rules.conditions.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

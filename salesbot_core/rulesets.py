@@ -7,8 +7,9 @@ the file, the bot and the field, and raised together as ``RulesetError``.
 from __future__ import annotations
 
 import hashlib
+import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,27 @@ from .conditions import ConditionCompileError, ConditionSet, check_condition
 from .errors import Problem, RulesetError
 from .models import PLANS, AccountSettings, Bot, RulesetFile, User
 from .registry import Catalog
+from .safetext import excerpt
 from .templates import check_template
 
 SUFFIXES = (".yaml", ".yml", ".toml")
+
+# Ruleset files are written by account admins, so they are untrusted input: each one is
+# bounded in size, nesting and (with YAML aliases expanded) number of values before it is
+# validated, so a small hostile file cannot hang or exhaust the process.
+
+#: The largest ruleset file read, in bytes; ``SALESBOT_MAX_RULESET_BYTES`` or the
+#: ``max_bytes`` argument of :func:`load_rulesets` changes it.
+MAX_FILE_BYTES = 1024 * 1024
+#: The environment variable that overrides :data:`MAX_FILE_BYTES`.
+MAX_BYTES_VARIABLE = "SALESBOT_MAX_RULESET_BYTES"
+#: The most levels of nested mappings and lists in a file (the top mapping is level 1).
+MAX_DEPTH = 32
+#: The most values (mappings, lists, keys and scalars) in a file, every use of a YAML
+#: alias counted as a full copy of what it names: the "billion laughs" bound.
+MAX_NODES = 100_000
+#: The longest key quoted in a field path of a nesting problem.
+_LABEL_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -56,43 +75,234 @@ def condition_key(account: str, bot_id: str) -> str:
     return f"{account}/{bot_id}"
 
 
-def ruleset_files(folder: Path) -> list[Path]:
-    """The ruleset files of a folder, in name order (the order bots are listed in)."""
+def max_file_bytes(max_bytes: int | None = None) -> int:
+    """The per-file size limit: ``max_bytes``, else ``SALESBOT_MAX_RULESET_BYTES``, else
+    :data:`MAX_FILE_BYTES`. Raises ``RulesetError`` if the variable is not a whole number."""
+    if max_bytes is not None:
+        return max_bytes
+    raw = os.environ.get(MAX_BYTES_VARIABLE)
+    if raw is None or not raw.strip():
+        return MAX_FILE_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise RulesetError(
+            [Problem(MAX_BYTES_VARIABLE, f"must be a positive whole number of bytes, not {excerpt(raw)}")]
+        )
+    return value
+
+
+def scan_folder(folder: Path) -> tuple[list[Path], list[Problem]]:
+    """The ruleset files of a folder in name order (the order bots are listed in), and the
+    problems of entries that look like ruleset files but cannot be loaded.
+
+    A symbolic link is followed only to a file inside the folder: one pointing elsewhere
+    could make an error message quote another file's lines (``/etc/shadow`` read as YAML).
+    Broken links and suffixes in the wrong case are reported, not skipped silently, so a
+    file the admin meant to load never goes missing unnoticed.
+    """
     if not folder.is_dir():
         raise RulesetError([Problem(str(folder), "no such rulesets folder")])
-    return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    root = folder.resolve()
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in SUFFIXES:
+            continue
+        name = str(path)
+        if path.suffix not in SUFFIXES:
+            problems.append(Problem(name, f"suffix must be lower case {path.suffix.lower()} to be loaded"))
+            continue
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # missing target, or a loop (RuntimeError)
+                problems.append(Problem(name, "broken symbolic link (its target is missing or loops)"))
+                continue
+            if not target.is_relative_to(root):
+                problems.append(Problem(name, "symbolic link to a file outside the rulesets folder"))
+                continue
+        if path.is_file():
+            files.append(path)
+    return files, problems
+
+
+def ruleset_files(folder: Path) -> list[Path]:
+    """The loadable ruleset files of a folder, in name order."""
+    return scan_folder(folder)[0]
 
 
 def folder_fingerprint(folder: Path) -> str:
-    """A digest of the ruleset files' names and contents: it changes when any file does."""
+    """A digest of the ruleset files' names and contents: it changes when any file does.
+
+    A file over the size limit is not read (it will not load anyway): its size and
+    modification time stand for its contents.
+    """
     digest = hashlib.sha256()
     try:
-        for path in ruleset_files(folder):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        limit = max_file_bytes()
+        files, problems = scan_folder(folder)
+        for problem in problems:
+            digest.update(problem.file.encode("utf-8", "surrogateescape") + b"\0" + problem.message.encode())
+        for path in files:
+            stat = path.stat()
+            if stat.st_size > limit:
+                content = f"{stat.st_size} {stat.st_mtime_ns}".encode()
+            else:
+                content = path.read_bytes()
+            digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0" + content + b"\0")
     except (RulesetError, OSError):
         digest.update(b"unreadable")
     return digest.hexdigest()
 
 
-def parse_file(path: Path) -> tuple[RulesetFile | None, list[Problem]]:
+def _read(path: Path, max_bytes: int) -> str:
+    """The text of a file of at most ``max_bytes`` bytes; ``ValueError`` if it is larger.
+
+    The size is checked before reading, and the read itself is bounded too, in case the
+    file grows in between.
+    """
+    with path.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        raw = b"" if size > max_bytes else stream.read(max_bytes + 1)
+    if size > max_bytes or len(raw) > max_bytes:
+        raise ValueError(
+            f"the file is larger than {max_bytes} bytes, the most a ruleset file may hold "
+            f"(set {MAX_BYTES_VARIABLE} to change it)"
+        )
+    return raw.decode("utf-8")
+
+
+#: A value's children as (key, child) pairs; ``None`` for a scalar. The key is the
+#: mapping key or list index naming the child in a field path (``None`` for a key itself).
+_Children = Callable[[Any], list[tuple[str | int | None, Any]] | None]
+
+
+def _yaml_children(node: yaml.Node) -> list[tuple[str | int | None, Any]] | None:
+    if isinstance(node, yaml.MappingNode):
+        pairs: list[tuple[str | int | None, Any]] = []
+        for key, value in node.value:
+            pairs += [(None, key), (key.value if isinstance(key, yaml.ScalarNode) else "?", value)]
+        return pairs
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    return None
+
+
+def _data_children(value: Any) -> list[tuple[str | int | None, Any]] | None:
+    if isinstance(value, dict):
+        return [(None, key) for key in value] + [(str(key), item) for key, item in value.items()]
+    if isinstance(value, list):
+        return list(enumerate(value))
+    return None
+
+
+def _shape_problem(name: str, root: Any, children: _Children) -> Problem | None:
+    """Why a parsed file is too big or too deep to load, or ``None``.
+
+    YAML aliases make the parsed value a graph in which one node can be reached many
+    times: a 900-byte file can stand for 10^10 values. Every node's expanded size and
+    height is computed once (memoised by identity) in an explicit-stack walk, so the
+    check is linear in the file and never recurses however deep the file nests.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id -> (size capped at MAX_NODES + 1, height)
+    started: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finish = stack.pop()
+        kids = children(node)
+        if kids is None or id(node) in measured:
+            continue
+        if finish:
+            size, height = 1, 0
+            for _, kid in kids:
+                kid_size, kid_height = measured.get(id(kid), (1, 0))  # a scalar: (1, 0)
+                size, height = min(size + kid_size, MAX_NODES + 1), max(height, kid_height)
+            measured[id(node)] = (size, height + 1)
+        elif id(node) in started:  # reached again before it was measured: it holds itself
+            return Problem(name, "a value contains itself through an alias")
+        else:
+            started.add(id(node))
+            stack.append((node, True))
+            stack += [(kid, False) for _, kid in kids]
+    size, height = measured.get(id(root), (1, 0))
+    if height > MAX_DEPTH:
+        # The path down to the first level too deep, along the deepest branch.
+        path: list[str] = []
+        node = root
+        for _ in range(MAX_DEPTH):
+            label, node = max(children(node) or [], key=lambda kid: measured.get(id(kid[1]), (1, 0))[1])
+            text = "?" if label is None else str(label)
+            path.append(text[:_LABEL_LENGTH] + ("…" if len(text) > _LABEL_LENGTH else ""))
+        return Problem(name, f"nested deeper than {MAX_DEPTH} levels", field=".".join(path))
+    if size > MAX_NODES:
+        return Problem(name, f"the file holds more than {MAX_NODES} values, each alias counted as a copy")
+    return None
+
+
+class _TooDeep(Exception):
+    """A file nests deeper than the parser can go (or than MAX_DEPTH, for YAML [ and {)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, giving up at ``4 * MAX_DEPTH`` nested ``[`` or ``{``: its
+    scanner slows down with every open flow collection (10,000 took seconds). Up to that
+    depth the file is parsed, so the problem can name the path of the too-deep value."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= 4 * MAX_DEPTH:
+            raise _TooDeep
+        super().fetch_flow_collection_start(TokenClass)
+
+
+def _load_yaml(name: str, text: str) -> tuple[Any, Problem | None]:
+    """Parse YAML, checking its node graph (aliases unexpanded) before building values."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        problem = _shape_problem(name, node, _yaml_children)
+        if problem is not None:
+            return None, problem
+        return loader.construct_document(node), None
+    finally:
+        loader.dispose()
+
+
+def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[RulesetFile | None, list[Problem]]:
     """Read and validate one ruleset file on its own."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = _read(path, max_bytes)
+    except ValueError as exc:  # too large (UnicodeDecodeError is a ValueError too)
+        reason = str(exc) if not isinstance(exc, UnicodeDecodeError) else f"cannot read the file: {exc}"
+        return None, [Problem(name, reason)]
+    except OSError as exc:
         return None, [Problem(name, f"cannot read the file: {exc}")]
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
+            problem = _shape_problem(name, data, _data_children)
         else:
-            data = yaml.safe_load(text)
+            data, problem = _load_yaml(name, text)
+        if problem is not None:
+            return None, [problem]
+    except (RecursionError, _TooDeep):
+        # The parsers recurse per level of nesting; far past MAX_DEPTH they run out of stack.
+        return None, [Problem(name, f"nested deeper than {MAX_DEPTH} levels")]
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(name, f"TOML syntax error: {exc}")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
+        # Only the first line: the rest of str(exc) quotes the file's text.
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return None, [Problem(name, f"YAML syntax error{where}: {reason}")]
+    except ValueError as exc:  # an integer of more than 4300 digits
+        return None, [Problem(name, f"a value cannot be read: {str(exc).split(';')[0]}")]
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -109,6 +319,7 @@ def _problem(name: str, data: dict[str, Any], err: Mapping[str, Any]) -> Problem
     if len(loc) >= 2 and loc[0] == "bots" and isinstance(loc[1], int):
         raw = data.get("bots")
         item = raw[loc[1]] if isinstance(raw, list) and loc[1] < len(raw) else None
+        # The id as written (it may be the invalid value): Problem prints it as an excerpt.
         bot = str(item["id"]) if isinstance(item, dict) and "id" in item else f"#{loc[1] + 1}"
         loc = loc[2:]
     message = str(err["msg"])
@@ -117,13 +328,17 @@ def _problem(name: str, data: dict[str, Any], err: Mapping[str, Any]) -> Problem
     return Problem(name, message, bot=bot, field=".".join(str(part) for part in loc) or None)
 
 
-def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
-    """Load every ruleset file of ``folder``; raise ``RulesetError`` listing all problems."""
+def load_rulesets(folder: Path | str, catalog: Catalog, max_bytes: int | None = None) -> Rules:
+    """Load every ruleset file of ``folder``; raise ``RulesetError`` listing all problems.
+
+    ``max_bytes`` bounds each file's size (default: see :func:`max_file_bytes`).
+    """
     folder = Path(folder)
-    problems: list[Problem] = []
+    limit = max_file_bytes(max_bytes)
+    paths, problems = scan_folder(folder)
     parsed: list[tuple[str, RulesetFile]] = []
-    for path in ruleset_files(folder):
-        content, file_problems = parse_file(path)
+    for path in paths:
+        content, file_problems = parse_file(path, limit)
         problems += file_problems
         if content is not None:
             parsed.append((str(path), content))
@@ -137,7 +352,7 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
             problems.append(
                 Problem(
                     name,
-                    f"account {content.account!r} already has its settings "
+                    f"account {excerpt(content.account)} already has its settings "
                     f"in {settings_sources[content.account]}",
                     field="settings",
                 )
@@ -155,7 +370,7 @@ def load_rulesets(folder: Path | str, catalog: Catalog) -> Rules:
                 problems.append(
                     Problem(
                         name,
-                        f"user {user.id!r} is already declared in {user_sources[key]}",
+                        f"user {excerpt(user.id)} is already declared in {user_sources[key]}",
                         field=f"users.{i}.id",
                     )
                 )
@@ -208,7 +423,8 @@ def _check_bot(
     problems = [
         Problem(
             name,
-            f"unknown user {user!r}: declare it under 'users' in a ruleset file of account {account!r}",
+            f"unknown user {excerpt(user)}: declare it under 'users' in a ruleset file "
+            f"of account {excerpt(account)}",
             bot=bot.id,
             field=f"users.{i}",
         )
@@ -219,8 +435,8 @@ def _check_bot(
         problems.append(
             Problem(
                 name,
-                f"unknown user {bot.fallback!r}: declare it under 'users' in a "
-                f"ruleset file of account {account!r}",
+                f"unknown user {excerpt(bot.fallback)}: declare it under 'users' in a "
+                f"ruleset file of account {excerpt(account)}",
                 bot=bot.id,
                 field="fallback",
             )
@@ -236,7 +452,10 @@ def _check_bot(
         known = ", ".join(sorted(catalog.strategies)) or "none"
         problems.append(
             Problem(
-                name, f"unknown strategy {bot.strategy!r}; available: {known}", bot=bot.id, field="strategy"
+                name,
+                f"unknown strategy {excerpt(bot.strategy)}; available: {known}",
+                bot=bot.id,
+                field="strategy",
             )
         )
     else:
@@ -263,7 +482,7 @@ def _check_bot(
         problems.append(
             Problem(
                 name,
-                f"unknown mode {bot.actions.related.mode!r}; available: {known}",
+                f"unknown mode {excerpt(bot.actions.related.mode)}; available: {known}",
                 bot=bot.id,
                 field="actions.related.mode",
             )
@@ -321,7 +540,7 @@ def _check_plans(
                 Problem(
                     name,
                     f"plan {plan.name!r} allows {plan.max_bots} bot(s) per "
-                    f"account; {first[account][0]!r} in {first[account][1]} "
+                    f"account; {excerpt(first[account][0])} in {first[account][1]} "
                     "is already one",
                     bot=bot_id,
                 )

@@ -7,12 +7,14 @@ correct under crashes and concurrency without knowing about either.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .models import Bot, Company, Deal, LinkRef, Person, Task
+from .safetext import excerpt
 
 RecordT = Deal | Person | Company | Task
 
@@ -68,6 +70,16 @@ class Strategy:
     select: Callable[[SelectRequest], Pick]
     description: str = ""
     #: Checks a bot's ``options``; returns a list of error messages (empty when valid).
-    validate_options: Callable[[Mapping[str, Any]], list[str]] = lambda options: []
+    #: Left out, the strategy takes no options: any option is an error, since an option
+    #: accepted and ignored silently hides an admin's typo or wrong strategy name.
+    validate_options: Callable[[Mapping[str, Any]], list[str]] = None  # type: ignore[assignment]
     #: Set when ``select`` reads ``request.context.load``, so the engine counts it.
     needs_load: bool = False
+
+    def __post_init__(self) -> None:
+        if self.validate_options is None:
+            object.__setattr__(self, "validate_options", functools.partial(_takes_no_options, self.name))
+
+
+def _takes_no_options(name: str, options: Mapping[str, Any]) -> list[str]:
+    return [f"strategy {excerpt(name)} takes no options"] if options else []

@@ -12,6 +12,12 @@ field is one that object may show. :func:`check_template` lists what is wrong wi
 text, so a ruleset can be rejected when it is loaded, and :func:`render` fills a checked
 text from plain dicts: it looks every value up with ``dict.get`` and never calls
 ``getattr`` on anything, so even a text that slipped past validation cannot leak.
+
+Rendering happens when an event arrives, long after the ruleset loaded, on values the
+admin never saw: it must not fail. Format specs are limited to the parts that cannot
+crash or explode on any value (no ``c``: ``{record.n:c}`` with 10**9 raised), any error
+formatting a value falls back to its plain text, lone surrogates are replaced, and the
+result is cut to a size limit.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import re
 import string
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from .safetext import excerpt
 
 __all__ = ["OBJECTS", "check_template", "record_values", "render"]
 
@@ -35,6 +43,28 @@ OBJECTS: dict[str, frozenset[str] | None] = {
 
 #: The largest width or precision a format spec may ask for.
 MAX_SPEC_NUMBER = 200
+#: The longest text (in characters) a note or notification template may be.
+MAX_TEMPLATE_LENGTH = 2000
+#: The most UTF-8 bytes of a rendered wall note and notification: ``{record.title}``
+#: repeated 71,000 times rendered a 71 MB note.
+MAX_NOTE_BYTES = 4096
+MAX_NOTIFICATION_BYTES = 1024
+#: What ends a rendering that was cut to its limit.
+ELLIPSIS = "…"
+
+#: The format specs allowed: [[fill]align][sign][0][width][grouping][.precision][type],
+#: with a type among d f e g % (numbers) and s (text), or none. Left out: c (a code
+#: point: OverflowError or a lone surrogate), x X o b n, # and z.
+_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?0?\d*"
+    r"(?P<grouping>[,_])?(?:\.\d+)?(?P<type>[dfeg%s]?)",
+    re.DOTALL,
+)
+_SPEC_HELP = (
+    "a spec may have fill and alignment (< > ^ =), a sign, a width, ',' or '_', "
+    "a precision and a type d, f, e, g, % or s"
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 _USE = "use bot.<field>, owner.<field> or record.<field>"
 
@@ -72,6 +102,11 @@ def _field_problem(field: _Field) -> str | None:
     if any(int(number) > MAX_SPEC_NUMBER for number in re.findall(r"\d+", spec)):
         # "{record.title:>999999999}" would render a gigabyte of padding.
         return f"a format spec's width and precision cannot exceed {MAX_SPEC_NUMBER}"
+    parts = _SPEC.fullmatch(spec)
+    if parts is None:
+        return f"format spec {excerpt(spec)} is not allowed; {_SPEC_HELP}"
+    if parts["type"] == "s" and (parts["sign"] or parts["grouping"] or parts["align"] == "="):
+        return "type 's' (text) takes no sign, grouping or '=' alignment"
     if "[" in name:
         return "indexing with [...] is not allowed; " + _USE
     obj, dot, attr = name.partition(".")
@@ -96,6 +131,8 @@ def check_template(text: str) -> list[str]:
     Every placeholder must be ``{object.field}`` or ``{object.field:spec}``, with the object
     and field allowed by :data:`OBJECTS`. Literal braces are written ``{{`` and ``}}``.
     """
+    if len(text) > MAX_TEMPLATE_LENGTH:
+        return [f"a text may be at most {MAX_TEMPLATE_LENGTH} characters long; this one has {len(text)}"]
     try:
         parts = list(_parse(text))
     except ValueError as exc:
@@ -106,7 +143,7 @@ def check_template(text: str) -> list[str]:
             continue
         reason = _field_problem(field)
         if reason is not None:
-            problem = f"placeholder {_placeholder(field)!r} is not allowed: {reason}"
+            problem = f"placeholder {excerpt(_placeholder(field))} is not allowed: {reason}"
             if problem not in problems:
                 problems.append(problem)
     return problems
@@ -122,18 +159,26 @@ def _checked(text: str) -> tuple[tuple[str, _Field | None], ...]:
     return tuple(_parse(text))
 
 
-def render(text: str, values: Mapping[str, Mapping[str, Any]]) -> str:
+def render(text: str, values: Mapping[str, Mapping[str, Any]], limit: int | None = None) -> str:
     """Fill the placeholders of a bot text from plain dicts.
 
     ``values`` maps ``"bot"``, ``"owner"`` and ``"record"`` to dicts of their fields (see
     :func:`record_values` for a record). A missing value, or ``None``, renders as the empty
-    string; a value that the format spec does not fit renders with ``str``.
+    string; a value that the format spec does not fit (or whose formatting fails in any
+    way) renders with ``str``. Lone surrogates are replaced with U+FFFD, so the result can
+    always be encoded as UTF-8. With ``limit``, a result of more than ``limit`` UTF-8 bytes
+    is cut at a character boundary to at most ``limit - 3`` bytes and ends with ``…`` (3
+    bytes): at most ``limit`` bytes in all.
 
     Raises ``ValueError`` if :func:`check_template` finds problems in ``text``.
     """
     out: list[str] = []
+    length = 0
     for literal, field in _checked(text):
         out.append(literal)
+        length += len(literal)
+        if limit is not None and length > limit:
+            break  # already too long in characters, so in bytes: stop building it
         if field is None:
             continue
         name, spec, _ = field
@@ -142,10 +187,19 @@ def render(text: str, values: Mapping[str, Mapping[str, Any]]) -> str:
         if value is None:
             continue
         try:
-            out.append(format(value, spec))
-        except (ValueError, TypeError):
-            out.append(str(value))
-    return "".join(out)
+            piece = format(value, spec)
+        except Exception:  # a value the spec does not fit; rendering must not fail
+            piece = str(value)
+        out.append(piece)
+        length += len(piece)
+    rendered = _SURROGATES.sub("\ufffd", "".join(out))
+    if limit is None:
+        return rendered
+    encoded = rendered.encode("utf-8")
+    if len(encoded) <= limit:
+        return rendered
+    cut = encoded[: max(limit - len(ELLIPSIS.encode()), 0)].decode("utf-8", "ignore")
+    return cut + ELLIPSIS
 
 
 def record_values(record_dump: Mapping[str, Any]) -> dict[str, Any]:

@@ -71,8 +71,8 @@ def test_a_condition_durable_cannot_compile_names_file_bot_and_field(write_rules
             "team.yaml": TEAM,
             "b.yaml": """
         bots:
-          - {id: fine, users: [anna], trigger: {where: {$mt: {title: '^ACME'}}}}
-          - {id: broken, users: [anna], trigger: {where: {$mt: {title: '[a-'}}}}
+          - {id: fine, users: [anna], trigger: {where: {$mt: {title: 'ACME.*'}}}}
+          - {id: broken, users: [anna], trigger: {where: {$mt: {title: '(a|b)*a(a|b){12}'}}}}
         """,
         }
     )

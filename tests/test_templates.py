@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 
 from salesbot_core.models import Bot, Deal, User
-from salesbot_core.templates import OBJECTS, check_template, record_values, render
+from salesbot_core.templates import (
+    ELLIPSIS,
+    MAX_NOTE_BYTES,
+    MAX_NOTIFICATION_BYTES,
+    MAX_TEMPLATE_LENGTH,
+    OBJECTS,
+    check_template,
+    record_values,
+    render,
+)
 
 BOT = {"id": "big", "name": "Duże deale", "entity": "deal"}
 OWNER = {"id": "pawel", "name": "Paweł Łęcki", "email": "pawel@example.com"}
@@ -247,3 +256,159 @@ def test_a_huge_width_in_a_format_spec_is_rejected() -> None:
         "a format spec's width and precision cannot exceed 200"
     ]
     assert render("{record.value:>8.2f}", {"record": {"value": 3.5}}) == "    3.50"
+
+
+# Format specs: only parts that cannot crash or explode on any value ---------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "expected"),
+    [
+        ("{record.v:>12,.2f}", 1234567.891, "1,234,567.89"),
+        ("{record.v:+d}", 42, "+42"),
+        ("{record.v: d}", 42, " 42"),
+        ("{record.v:_}", 1000000, "1_000_000"),
+        ("{record.v:.1%}", 0.125, "12.5%"),
+        ("{record.v:.2e}", 12345.0, "1.23e+04"),
+        ("{record.v:g}", 0.5, "0.5"),
+        ("{record.v:08.2f}", 3.5, "00003.50"),
+        ("{record.v:=+8d}", 42, "+     42"),
+        ("{record.v:*^9s}", "łódź", "**łódź***"),
+        ("{record.v:.3}", "Żółta", "Żół"),
+        ("{record.v:.3s}", "Żółta", "Żół"),
+        ("{record.v:<6}|", "ab", "ab    |"),
+        ("{record.v:d}", 1.5, "1.5"),  # the spec does not fit: plain text
+        ("{record.v:,.0f}", True, "1"),
+    ],
+)
+def test_allowed_format_specs(text: str, value: Any, expected: str) -> None:
+    assert check_template(text) == []
+    assert render(text, {"record": {"v": value}}) == expected
+
+
+SPEC_HELP = (
+    "a spec may have fill and alignment (< > ^ =), a sign, a width, ',' or '_', "
+    "a precision and a type d, f, e, g, % or s"
+)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("c", f"format spec 'c' is not allowed; {SPEC_HELP}"),
+        ("x", f"format spec 'x' is not allowed; {SPEC_HELP}"),
+        ("X", f"format spec 'X' is not allowed; {SPEC_HELP}"),
+        ("o", f"format spec 'o' is not allowed; {SPEC_HELP}"),
+        ("b", f"format spec 'b' is not allowed; {SPEC_HELP}"),
+        ("n", f"format spec 'n' is not allowed; {SPEC_HELP}"),
+        ("#x", f"format spec '#x' is not allowed; {SPEC_HELP}"),
+        ("z.2f", f"format spec 'z.2f' is not allowed; {SPEC_HELP}"),
+        (">10c", f"format spec '>10c' is not allowed; {SPEC_HELP}"),
+        ("F", f"format spec 'F' is not allowed; {SPEC_HELP}"),
+        (",,", f"format spec ',,' is not allowed; {SPEC_HELP}"),
+        ("=10s", "type 's' (text) takes no sign, grouping or '=' alignment"),
+        ("+s", "type 's' (text) takes no sign, grouping or '=' alignment"),
+        (",s", "type 's' (text) takes no sign, grouping or '=' alignment"),
+    ],
+)
+def test_rejected_format_specs(spec: str, reason: str) -> None:
+    text = "{record.n:" + spec + "}"
+    assert check_template(text) == [f"placeholder {text!r} is not allowed: {reason}"]
+
+
+def test_the_code_point_spec_that_crashed_rendering_is_rejected_at_load() -> None:
+    for value in (10**9, 0xD800, -1):
+        with pytest.raises(ValueError, match="invalid template"):
+            render("{record.n:c}", {"record": {"n": value}})
+
+
+class Unformattable:
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("no")
+
+    def __str__(self) -> str:
+        return "plain"
+
+
+def test_render_is_total_any_formatting_error_renders_plain_text() -> None:
+    assert render("[{record.v:>8.2f}]", {"record": {"v": Unformattable()}}) == "[plain]"
+
+
+def test_lone_surrogates_are_replaced_so_the_result_encodes_as_utf8() -> None:
+    rendered = render("{record.title} \ud83d", {"record": {"title": "a\udc00b"}})
+    assert rendered == "a\ufffdb \ufffd"
+    assert rendered.encode("utf-8") == b"a\xef\xbf\xbdb \xef\xbf\xbd"
+
+
+# Size: the template at load, the rendering when the event arrives -----------------------
+
+
+def test_the_documented_size_limits() -> None:
+    assert (MAX_TEMPLATE_LENGTH, MAX_NOTE_BYTES, MAX_NOTIFICATION_BYTES, ELLIPSIS) == (2000, 4096, 1024, "…")
+
+
+def test_a_template_longer_than_the_limit_is_one_problem() -> None:
+    assert check_template("x" * 2000) == []
+    assert check_template("{" * 2001) == ["a text may be at most 2000 characters long; this one has 2001"]
+
+
+@pytest.mark.parametrize(
+    ("title", "limit", "expected"),
+    [
+        ("żżżżż", 10, "żżżżż"),  # exactly 10 bytes: unchanged
+        ("żżżżżż", 10, "żżż…"),  # 12 bytes: cut to at most 7 (a whole ż is 2), then "…"
+        ("abcdefghijk", 10, "abcdefg…"),
+        ("a😀b", 5, "a…"),  # the 4-byte emoji does not fit in 3 bytes: not split
+        ("abcd", 2, "…"),  # a limit under 3 bytes still ends with the ellipsis
+    ],
+)
+def test_a_rendering_over_the_limit_is_cut_at_a_character_and_ends_with_an_ellipsis(
+    title: str, limit: int, expected: str
+) -> None:
+    assert render("{record.title}", {"record": {"title": title}}, limit=limit) == expected
+
+
+def test_a_text_repeating_a_placeholder_is_cut_to_the_note_limit() -> None:
+    text = "{record.title}" * 142  # 1,988 characters: a valid template
+    rendered = render(text, {"record": {"title": "x" * 500}}, limit=MAX_NOTE_BYTES)
+    assert rendered == "x" * 4093 + "…"
+    assert len(rendered.encode("utf-8")) == MAX_NOTE_BYTES
+
+
+def test_notes_and_notifications_are_capped_when_an_event_arrives(write_rules, tmp_path) -> None:
+    from factories import TEAM, deal_event
+    from salesbot_core import Engine
+
+    folder = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "b.yaml": """
+        bots:
+          - id: inbound
+            users: [anna]
+            actions: {note: "N {record.title}", notify: "Hi {record.title}"}
+        """,
+        }
+    )
+    with Engine(folder, tmp_path / "s.db") as engine:
+        outcome = engine.handle(deal_event(1, title="ł" * 5000))
+    decision = outcome.decisions[0]
+    assert decision.note == "N " + "ł" * 2045 + "…"  # 2 + 4090 + 3 = 4095 bytes
+    assert decision.notification == "Hi " + "ł" * 509 + "…"  # 3 + 1018 + 3 = 1024 bytes
+
+
+def test_a_ruleset_with_a_too_long_note_names_the_field(write_rules) -> None:
+    from factories import TEAM
+    from salesbot_core import RulesetError
+    from salesbot_core.registry import make_plugin_manager
+    from salesbot_core.rulesets import load_rulesets
+
+    note = "{record.title}" * 143
+    bots = f"bots:\n  - {{id: b, users: [anna], actions: {{notify: '{note}'}}}}\n"
+    folder = write_rules(**{"team.yaml": TEAM, "b.yaml": bots})
+    with pytest.raises(RulesetError) as info:
+        load_rulesets(folder, make_plugin_manager().catalog())
+    assert [str(p) for p in info.value.problems] == [
+        f"{folder / 'b.yaml'}: bot 'b': field 'actions.notify': "
+        "a text may be at most 2000 characters long; this one has 2002"
+    ]

@@ -85,7 +85,9 @@ def test_a_bot_beside_other_owners_is_replaced_in_place(triggered: Engine) -> No
     outcome = triggered.handle(deal_event(1, ["jan", "bot:sales", "celina"], process="Sales"))
     assert outcome.owners_after == ["jan", "anna", "celina"]
     again = triggered.handle(deal_event(2, ["bartek", "bot:sales"], process="Sales"))
-    assert again.owners_after == ["bartek"]  # the pick already owned it: no duplicate owner
+    # bartek, next in rotation, already owns it: he is skipped, and the next user is added.
+    assert again.owners_after == ["bartek", "anna"]
+    assert again.decisions[0].skipped[0].reason == "already an owner of the record"
 
 
 def test_a_redelivered_event_returns_its_first_outcome_and_changes_nothing(engine: Engine) -> None:

@@ -10,7 +10,11 @@ traps this module keeps away from the rest of salesbot:
 - its C state has no locking: every call into it holds ``_DURABLE_LOCK``;
 - every ``Host`` starts timer threads that never stop: one host per ``ConditionSet``
   (one per engine), created only when some bot has a condition;
-- ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies.
+- ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies;
+- a message of more than ~250 fields fails (error 302), and a number JSON writes with an
+  exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
+  only the fields its condition reads, integral floats as integers, and any other
+  failure is a ``ConditionError``, never a crash.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
 the bot, and each rule's condition is ``$and`` of that key and the bot's ``where``; so one
@@ -104,12 +108,41 @@ class ConditionCompileError(Exception):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+class ConditionError(Exception):
+    """durable-rules could not test a record (a value it cannot read)."""
+
+
+def _fields_read(condition: Mapping[str, Any]) -> frozenset[str]:
+    """The record fields a condition reads: the names its comparisons name (and the
+    first part of a dotted name)."""
+    names: set[str] = set()
+    stack: list[Any] = [condition]
+    while stack:
+        for key, value in stack.pop().items():
+            if key in _LOGICAL:
+                stack.extend(value)
+            elif key in OPERATORS:
+                names.update(value)  # {field: operand}; an array test's operand is per item
+            else:
+                names.add(key)
+    return frozenset(names | {name.split(".")[0] for name in names})
+
+
+def _readable(value: Any) -> Any:
+    # An integral float is the same number to durable-rules as an int, which it can parse
+    # whatever the size (a float such as 1e16 is written "1e+16", which it cannot).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class ConditionSet:
     """Compiled ``where`` conditions of many bots, evaluated one record at a time."""
 
     def __init__(self, conditions: Mapping[str, Mapping[str, Any]]):
         """``conditions`` maps a key (unique per bot) to its durable-rules condition."""
         self._chunk_of: dict[str, str] = {}
+        self._reads = {key: _fields_read(condition) for key, condition in conditions.items()}
         self._host: _Host | None = None
         if not conditions:
             return
@@ -143,12 +176,13 @@ class ConditionSet:
     def matches(self, key: str, fields: Mapping[str, Any]) -> bool:
         """Whether the record ``fields`` satisfy the condition stored under ``key``.
 
-        A key with no condition always matches.
+        A key with no condition always matches. ``ConditionError`` if durable-rules
+        cannot read the fields.
         """
         chunk = self._chunk_of.get(key)
         if chunk is None or self._host is None:
             return True
-        message = {k: v for k, v in fields.items() if v is not None}
+        message = {k: _readable(fields[k]) for k in self._reads[key] if fields.get(k) is not None}
         message[RULE_KEY] = key
         with _DURABLE_LOCK:
             self._host.matched.clear()
@@ -156,6 +190,8 @@ class ConditionSet:
                 state = self._host.post(chunk, message)
             except durable_engine.MessageNotHandledException:
                 return False
+            except Exception as exc:  # durable raises a bare Exception with an error code
+                raise ConditionError(str(exc)) from None
             if state and "exception" in state:
                 raise RuntimeError(f"durable-rules action failed: {state['exception']}")
             return key in self._host.matched

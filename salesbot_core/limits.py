@@ -40,8 +40,10 @@ MAX_OWNERS = 100
 MAX_TAGS = 100
 #: ...each at most this many characters (as a bot's ``actions.tag``).
 MAX_TAG_LENGTH = 100
-#: An update's ``changed`` lists at most this many field names.
+#: An update's ``changed`` lists at most this many field names...
 MAX_CHANGED = 100
+#: ...each at most this many characters.
+MAX_CHANGED_NAME = 200
 #: Event ids (and so list-operation ids with their prefix) are at most this long.
 MAX_EVENT_ID = 200
 

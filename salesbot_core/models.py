@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
 
 from .errors import EventError
-from .limits import MAX_CHANGED, MAX_EVENT_ID, check_at, check_event, check_payload
+from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
 
 EntityType = Literal["deal", "person", "company", "task"]
 ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
@@ -34,6 +34,9 @@ LIST_PREFIX = "list/"
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")]
 #: Hosts use their own delivery ids (UUIDs, "webhook:123"...): any printable text.
 EventId = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID, pattern=r"^[^\x00-\x1f]+$")]
+
+#: A field name in an update's ``changed``.
+FieldName = Annotated[str, Field(max_length=MAX_CHANGED_NAME)]
 
 
 def list_event_id(operation: str, entity: EntityType, record_id: str) -> str:
@@ -241,7 +244,7 @@ class Event(Model):
     #: For updates, the fields the user changed, when the host knows them: a bot fires on
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
-    changed: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, max_length=MAX_CHANGED)
+    changed: list[FieldName] | None = Field(default=None, max_length=MAX_CHANGED)
     _fingerprint: str = PrivateAttr(default="")
 
     @model_validator(mode="before")

@@ -25,7 +25,7 @@ from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Note, Notification
+from salesbot_core.models import Note, Notification, utc_iso
 from salesbot_core.store import Logged, touched
 
 SCHEMA_VERSION = 2
@@ -106,7 +106,7 @@ SCHEMA_LOCK = 7_264_011
 
 def _iso(moment: datetime) -> str:
     """UTC ISO 8601 with microseconds, as the SQLite store writes it: sorts as time does."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_iso(moment)
 
 
 class PostgresTransaction:

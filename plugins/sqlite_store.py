@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
-from salesbot_core.models import Note, Notification
+from salesbot_core.models import Note, Notification, utc_iso
 from salesbot_core.store import Logged, touched
 
 SCHEMA = """
@@ -230,7 +230,7 @@ class SQLiteTransaction:
 
 def _iso(moment: datetime) -> str:
     """UTC ISO 8601 with microseconds: such strings sort as the moments do."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_iso(moment)
 
 
 def _get_switches(conn: sqlite3.Connection, account: str) -> dict[str, bool]:

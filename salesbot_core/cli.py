@@ -24,9 +24,11 @@ from rich.text import Text
 
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine
 from .errors import RulesetError, SalesbotError
+from .limits import MAX_DEPTH, MAX_INT
 from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
+from .safetext import escape, excerpt
 from .simulate import DEFAULT_COUNT, simulate
 
 DEFAULT_EVENTS = "examples/events.jsonl"
@@ -68,13 +70,14 @@ def _fail(message: str) -> NoReturn:
     """Print each line of ``message`` as an ``error:`` line on stderr and exit 1."""
     err = Console(stderr=True)
     for line in message.splitlines() or [message]:
-        err.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+        # Messages quote ids, names and values from the input: escaped.
+        err.print(Text.assemble(("error:", "bold red"), " ", escape(line)), highlight=False, soft_wrap=True)
     raise SystemExit(1)
 
 
 def _warn(message: str) -> None:
     Console(stderr=True).print(
-        Text.assemble(("warning:", "yellow"), " ", message), highlight=False, soft_wrap=True
+        Text.assemble(("warning:", "yellow"), " ", escape(message)), highlight=False, soft_wrap=True
     )
 
 
@@ -106,8 +109,9 @@ def with_engine(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _row(*values: object) -> list[Text]:
-    """Table cells shown as they are: no rich markup in names, paths or texts."""
-    return [Text(str(value)) for value in values]
+    """Table cells shown as they are: no rich markup in names, paths or texts, and control
+    characters escaped."""
+    return [Text(escape(str(value))) for value in values]
 
 
 def _bots_table(
@@ -119,7 +123,7 @@ def _bots_table(
     active_label: str,
 ) -> Table:
     """One row per ``(account, bot, active)``: what ``validate`` and ``bots`` show."""
-    table = Table(title=title)
+    table = Table(title=Text(escape(title)))  # a Text: a path or account is not markup
     columns = ["account"] if account_column else []
     for column in (*columns, "bot", "name", "entity", "strategy", "users", active_label, "file"):
         table.add_column(column)
@@ -178,11 +182,43 @@ class _Tally:
         )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as f:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of a file, numbered from 1, as bytes: each is decoded on its
+    own, so a bad byte on one line costs that line only."""
+    with path.open("rb") as f:
         for number, line in enumerate(f, 1):
             if line.strip():
                 yield number, line
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_int(text: str) -> int:
+    # Python refuses to read integers of more than 4,300 digits (and takes long on fewer);
+    # no integer in bounds has more than 16.
+    if len(text.lstrip("-")) > len(str(MAX_INT)):
+        raise ValueError(f"integer {excerpt(text, 20)} is out of range: at most ±{MAX_INT}")
+    return int(text)
+
+
+class _BadLine(Exception):
+    """A line that is not one JSON value."""
+
+
+def _parse_line(line: bytes) -> Any:
+    """One JSON Lines line as a JSON value; ``_BadLine`` saying what is wrong with it."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    except ValueError as exc:  # JSONDecodeError included
+        raise _BadLine(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _BadLine(f"not valid JSON: nested deeper than {MAX_DEPTH} levels") from None
 
 
 @main.command()
@@ -195,7 +231,8 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
     """Process a JSON Lines file of EVENTS, one event per line.
 
     Events already processed (same account and event id) are answered from the log and
-    change nothing, so running the same file again after a crash is safe.
+    change nothing, so running the same file again after a crash is safe. A bad line is
+    reported as FILE:LINE: message and skipped; the exit status is then 1.
     """
     out, err = Console(), Console(stderr=True)
     total = sum(1 for _ in _lines(events))
@@ -207,15 +244,11 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
         for number, line in _lines(events):
             progress.advance(task)
             try:
-                tally.add(engine.handle(json.loads(line)))
-            except json.JSONDecodeError as exc:
+                tally.add(engine.handle(_parse_line(line)))
+            except (_BadLine, SalesbotError) as exc:
                 rejected += 1
-                err.print(
-                    f"{events}:{number}: not valid JSON: {exc}", markup=False, highlight=False, soft_wrap=True
-                )
-            except SalesbotError as exc:
-                rejected += 1
-                err.print(f"{events}:{number}: {exc}", markup=False, highlight=False, soft_wrap=True)
+                # The message quotes the input (ids, values) and the file name: escaped.
+                err.print(escape(f"{events}:{number}: {exc}"), markup=False, highlight=False, soft_wrap=True)
     if not quiet:
         tally.print(out, engine, total, rejected)
     if rejected:
@@ -276,7 +309,7 @@ def bot() -> None:
 
 def _switch(engine: Engine, account: str, bot_id: str, active: bool) -> None:
     engine.set_bot_active(account, bot_id, active)
-    click.echo(f"bot {bot_id!r} of account {account!r} is now {'enabled' if active else 'disabled'}")
+    click.echo(escape(f"bot {bot_id!r} of account {account!r} is now {'enabled' if active else 'disabled'}"))
 
 
 @bot.command()
@@ -307,7 +340,7 @@ def options(engine: Engine, entity: str, account: str) -> None:
     ENTITY is deal, person, company or task. Prints nothing when no bot is offered.
     """
     for bot in engine.owner_options(account, cast(EntityType, entity)):
-        click.echo(f"{bot.owner_ref}\t{bot.display_name}")
+        click.echo(f"{bot.owner_ref}\t{escape(bot.display_name)}")
 
 
 def _show_value(value: object) -> str:
@@ -345,7 +378,8 @@ def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
     wall = engine.wall(account, cast(EntityType, entity), record_id)
     lines.append(f"wall: {len(wall)} note{'' if len(wall) == 1 else 's'}")
     lines += [f"  {note.created_at}  bot:{note.bot}  {note.text}" for note in wall]
-    click.echo("\n".join(lines))
+    # Titles, fields and notes come from the CRM: a control character is shown escaped.
+    click.echo("\n".join(map(escape, lines)))
 
 
 @main.command()
@@ -361,7 +395,7 @@ def explain(engine: Engine, entity: str, record_id: str, account: str) -> None:
     outcomes = engine.explain(account, entity, record_id)
     if not outcomes:
         _fail(f"salesbot has processed no event for {entity} {record_id!r} in account {account!r}")
-    click.echo("\n".join(line for outcome in outcomes for line in outcome.explain()))
+    click.echo("\n".join(escape(line) for outcome in outcomes for line in outcome.explain()))
 
 
 @main.command()
@@ -398,9 +432,9 @@ def assign(
         tally.add(outcome)
         decision = next((d for d in outcome.decisions if d.bot == bot_id), None)
         if decision is not None and decision.status != "assigned":
-            click.echo(f"{outcome.record_id}: not assigned ({decision.reason})")
+            click.echo(escape(f"{outcome.record_id}: not assigned ({decision.reason})"))
         else:
-            click.echo(f"{outcome.record_id}: {', '.join(outcome.owners_after)}")
+            click.echo(escape(f"{outcome.record_id}: {', '.join(outcome.owners_after)}"))
     if not quiet:
         tally.print(Console(), engine, len(outcomes), 0)
 
@@ -503,19 +537,19 @@ def simulate_command(
     out, err = Console(), Console(stderr=True)
     for rejected in result.rejected:
         where = f"{records}:{rejected.number}" if records is not None else f"record {rejected.number}"
-        err.print(f"{where}: {rejected.message}", markup=False, highlight=False, soft_wrap=True)
+        err.print(escape(f"{where}: {rejected.message}"), markup=False, highlight=False, soft_wrap=True)
     if verbose:
         for r in result.records:
             why = r.reason if r.status == "assigned" else f"{r.status.replace('_', ' ')}: {r.reason}"
             out.print(
-                f"{r.record_id} -> {r.owner or 'nobody'} ({why})",
+                escape(f"{r.record_id} -> {r.owner or 'nobody'} ({why})"),
                 markup=False,
                 highlight=False,
                 soft_wrap=True,
             )
     table = Table(
-        title=f"Dry run of bot {bot.id!r} ({bot.display_name}) in account {account!r}",
-        caption=f"nothing was written to {db}",
+        title=Text(escape(f"Dry run of bot {bot.id!r} ({bot.display_name}) in account {account!r}")),
+        caption=Text(escape(f"nothing was written to {db}")),
     )
     table.add_column("user")
     table.add_column("records", justify="right")

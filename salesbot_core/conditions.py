@@ -17,7 +17,11 @@ traps this module keeps away from the rest of salesbot:
 - it compares loosely (``{$gte: {value: 100}}`` is true for "x"): comparisons are compiled
   against typed shadow fields (see ``_typed``);
 - its regular expressions differ from Python's: ``pattern_problem`` allows only the
-  subset that behaves as ``re.fullmatch``.
+  subset that behaves as ``re.fullmatch``;
+- a message of more than ~250 fields fails (error 302), and a number JSON writes with an
+  exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
+  only the fields its condition reads, integral floats as integers, and any other
+  failure is a ``ConditionError``, never a crash.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
 the bot, and each rule's condition is ``$and`` of that key and the bot's ``where``; so one
@@ -220,9 +224,10 @@ def _kind(value: Any) -> str | None:
 def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
     """``fields`` plus the typed shadow of each scalar and list (``None`` left out)."""
     message: dict[str, Any] = {}
-    for name, value in fields.items():
-        if value is None:
+    for name, raw in fields.items():
+        if raw is None:
             continue
+        value = _readable(raw)
         message[name] = value
         kind = _kind(value)
         if kind is not None:
@@ -305,12 +310,45 @@ class ConditionCompileError(Exception):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+class ConditionError(Exception):
+    """durable-rules could not test a record (a value it cannot read)."""
+
+
+def _fields_read(condition: Mapping[str, Any]) -> frozenset[str]:
+    """The record fields a condition reads: the names its comparisons name (and the
+    first part of a dotted name)."""
+    names: set[str] = set()
+    stack: list[Any] = [condition]
+    while stack:
+        for key, value in stack.pop().items():
+            if key in _LOGICAL:
+                stack.extend(value)
+            elif key in OPERATORS:
+                names.update(value)  # {field: operand}; an array test's operand is per item
+            else:
+                names.add(key)
+    return frozenset(names | {name.split(".")[0] for name in names})
+
+
+def _readable(value: Any) -> Any:
+    # An integral float is the same number to durable-rules as an int, which it can parse
+    # whatever the size (a float such as 1e16 is written "1e+16", which it cannot).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_readable(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    return value
+
+
 class ConditionSet:
     """Compiled ``where`` conditions of many bots, evaluated one record at a time."""
 
     def __init__(self, conditions: Mapping[str, Mapping[str, Any]]):
         """``conditions`` maps a key (unique per bot) to its durable-rules condition."""
         self._chunk_of: dict[str, str] = {}
+        self._reads = {key: _fields_read(condition) for key, condition in conditions.items()}
         self._host: _Host | None = None
         if not conditions:
             return
@@ -356,12 +394,13 @@ class ConditionSet:
     def matches(self, key: str, fields: Mapping[str, Any]) -> bool:
         """Whether the record ``fields`` satisfy the condition stored under ``key``.
 
-        A key with no condition always matches.
+        A key with no condition always matches. ``ConditionError`` if durable-rules
+        cannot read the fields.
         """
         chunk = self._chunk_of.get(key)
         if chunk is None:
             return True
-        message = _typed_object(fields)
+        message = _typed_object({name: fields[name] for name in self._reads[key] if name in fields})
         message[RULE_KEY] = key
         with _DURABLE_LOCK:
             if self._host is None:  # closed: its C rulesets are freed
@@ -371,6 +410,8 @@ class ConditionSet:
                 state = self._host.post(chunk, message)
             except durable_engine.MessageNotHandledException:
                 return False
+            except Exception as exc:  # durable raises a bare Exception with an error code
+                raise ConditionError(str(exc)) from None
             if state and "exception" in state:
                 raise RuntimeError(f"durable-rules action failed: {state['exception']}")
             return key in self._host.matched

@@ -15,8 +15,9 @@ from typing import Any
 
 import pluggy
 
+from .conditions import ConditionError
 from .entities import EntityHandler, LinkRef
-from .errors import PluginError
+from .errors import EventError, PluginError
 from .models import BOT_PREFIX, Bot, Change, Decision, Event, Outcome, Skip, record_from_dict
 from .propagation import SINGLE_OWNER_MODE
 from .registry import Catalog
@@ -171,11 +172,16 @@ class Dispatcher:
             )
             if r
         ]
-        if not reasons and not self.rules.conditions.matches(
-            condition_key(account, bot.id), record.condition_fields()
-        ):
-            reasons.append("the record does not match trigger.where")
-        return reasons
+        if reasons:
+            return reasons
+        try:
+            matched = self.rules.conditions.matches(condition_key(account, bot.id), record.condition_fields())
+        except ConditionError as exc:
+            raise EventError(
+                f"event {event.id!r}: field 'record': bot {bot.id!r} cannot test its trigger.where "
+                f"on this record: {exc}"
+            ) from None
+        return [] if matched else ["the record does not match trigger.where"]
 
     def _pick(
         self, event: Event, bot: Bot, handler: EntityHandler, reads: Reads, owners: list[str]

@@ -16,8 +16,19 @@ from pydantic import ValidationError
 
 from .dispatcher import Dispatcher, Reads
 from .entities import LinkRef
-from .errors import EventError, SalesbotError, StoreError, TransientStoreError
-from .models import BOT_PREFIX, Bot, EntityType, Event, Note, Notification, Outcome, record_from_dict
+from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .models import (
+    BOT_PREFIX,
+    LIST_PREFIX,
+    Bot,
+    EntityType,
+    Event,
+    Note,
+    Notification,
+    Outcome,
+    list_event_id,
+    record_from_dict,
+)
 from .periods import period_starts
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
@@ -97,13 +108,28 @@ class Engine:
         return [str(failure) for failure in self.registry.failures]
 
     def validate(self, event: Event | Mapping[str, Any]) -> Event:
-        """Return ``event`` as a valid ``Event`` or raise ``EventError`` naming the field."""
+        """Return ``event`` as a valid ``Event`` or raise ``EventError`` naming the field.
+
+        Nothing is written: a bad event, however malformed (not an object, ``NaN``, a
+        lone surrogate, too deep, too large: see ``salesbot_core.limits``), is only ever
+        this error.
+        """
+        return self._validate(event, list_operation=False)
+
+    def _validate(self, event: Event | Mapping[str, Any], list_operation: bool) -> Event:
+        """``validate``; ``list_operation`` events (made by ``assign_list``) may, and only
+        they may, have ids in the list operations' namespace."""
         if not isinstance(event, Event):
             try:
                 event = Event.model_validate(event)
             except ValidationError as exc:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 raise EventError(_describe(event_id, exc)) from None
+        if event.id.startswith(LIST_PREFIX) and not list_operation:
+            raise EventError(
+                f"event {event.id!r}: field 'id': ids starting with {LIST_PREFIX!r} are "
+                "reserved for list operations (Engine.assign_list)"
+            )
         account = event.account
         owners = event.record.owners
         if len(owners) > 1 and not self.rules.account_settings(account).multiple_owners:
@@ -152,6 +178,15 @@ class Engine:
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id)
         if seen is not None:
+            # A list operation reads its records from the store when it runs, so a repeat
+            # carries the records as the first run left them: its id alone says it is the
+            # same operation. Logs from before fingerprints (None) cannot tell either.
+            same = seen.fingerprint in (None, event.fingerprint) or event.id.startswith(LIST_PREFIX)
+            if not same:
+                raise IdempotencyConflict(
+                    f"event {event.id!r}: field 'id': already processed with a different payload; "
+                    "the first delivery's outcome stands (a new event needs a new id)"
+                )
             return seen.outcome.model_copy(update={"duplicate": True})
         reads = self._read(tx, event, self._dispatcher.bots_that_may_fire(event, route))
         decided = self._dispatcher.decide(event, reads, route)
@@ -163,7 +198,7 @@ class Engine:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
-        tx.put_outcome(decided.outcome, None)
+        tx.put_outcome(decided.outcome, event.fingerprint)
         return decided.outcome
 
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:
@@ -223,13 +258,18 @@ class Engine:
         operation over 100,000 records) commits far less often, and a crash or an error
         then rolls back the whole batch in flight, never part of an event.
         """
+        return self._handle_many(events, batch_size, list_operation=False)
+
+    def _handle_many(
+        self, events: Iterable[Event | Mapping[str, Any]], batch_size: int, list_operation: bool
+    ) -> list[Outcome]:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         valid: list[Event] = []
         errors: list[str] = []
         for event in events:
             try:
-                valid.append(self.validate(event))
+                valid.append(self._validate(event, list_operation))
             except EventError as exc:
                 errors.append(str(exc))
         if errors:
@@ -258,7 +298,8 @@ class Engine:
 
         The CRM's bulk "set owner" from a list view. ``operation`` identifies this bulk
         operation: repeating it with the same id changes nothing (each record's event id
-        is ``<operation>:<record id>``). In multiple-owner accounts the bot is added beside
+        is ``list/<operation>/<entity>/<record id>``, see ``list_event_id``: no host event
+        can take it). In multiple-owner accounts the bot is added beside
         the current owners; otherwise it replaces them. Unknown records are an
         ``EventError`` before anything is changed.
         """
@@ -273,7 +314,7 @@ class Engine:
             owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
             events.append(
                 {
-                    "id": f"{operation}:{record_id}",
+                    "id": list_event_id(operation, entity, record_id),
                     "kind": "list",
                     "account": account,
                     "record": {**stored, "owners": owners},
@@ -284,7 +325,7 @@ class Engine:
                 f"list operation {operation!r}: no {entity} record "
                 f"{', '.join(map(repr, missing))} in account {account!r}"
             )
-        return self.handle_many(events, batch_size=batch_size)
+        return self._handle_many(events, batch_size, list_operation=True)
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
         """The bots a host offers in a record's Owner field beside its users.

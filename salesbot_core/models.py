@@ -12,7 +12,10 @@ from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
+
+from .errors import EventError
+from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
 
 EntityType = Literal["deal", "person", "company", "task"]
 ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
@@ -24,15 +27,45 @@ EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
 #: A record's Owner field holds user ids and bots; a bot is written ``bot:<bot id>`` so a
 #: bot can never be mistaken for a user who happens to share its id.
 BOT_PREFIX = "bot:"
+#: Ids of the events of a list operation start with this; hosts' event ids may not, so a
+#: list operation never meets an unrelated host event (see ``list_event_id``).
+LIST_PREFIX = "list/"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")]
 #: Hosts use their own delivery ids (UUIDs, "webhook:123"...): any printable text.
-EventId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+EventId = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID, pattern=r"^[^\x00-\x1f]+$")]
+
+#: A field name in an update's ``changed``.
+FieldName = Annotated[str, Field(max_length=MAX_CHANGED_NAME)]
+
+
+def list_event_id(operation: str, entity: EntityType, record_id: str) -> str:
+    """The event id of one record of a list operation: ``list/<operation>/<entity>/<id>``.
+
+    Its own namespace: no host event id starts with ``list/``, and the entity is part of
+    it, so deal 123 and person 123 of one operation are two events. Record ids have no
+    ``/``, so the id reads back unambiguously. ``EventError`` if it would be too long.
+    """
+    event_id = f"{LIST_PREFIX}{operation}/{entity}/{record_id}"
+    if not operation or len(event_id) > MAX_EVENT_ID:
+        raise EventError(
+            f"list operation {operation!r}: the operation id must be 1 to "
+            f"{MAX_EVENT_ID - len(event_id) + len(operation)} characters long (event ids, "
+            f"'{LIST_PREFIX}<operation>/{entity}/{record_id}', are at most {MAX_EVENT_ID})"
+        )
+    return event_id
 
 
 def _utc(moment: datetime) -> datetime:
     """An aware datetime; a naive one is taken as UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def utc_iso(moment: datetime) -> str:
+    """How stores write an instant: UTC ISO 8601 with microseconds and a 4-digit year, so
+    the strings sort as the instants do (``strftime('%Y')`` writes year 999 as ``999``)."""
+    utc = _utc(moment).astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
 
 
 class Model(BaseModel):
@@ -195,6 +228,10 @@ class Event(Model):
 
     ``id`` is the host's unique id for this delivery (a webhook id, an outbox row id):
     an event delivered again with the same id is answered from the log, not re-run.
+
+    Besides pydantic's ``ValidationError`` for a wrong shape, validation raises
+    ``EventError`` (naming the field) for a payload outside the bounds of
+    ``salesbot_core.limits``.
     """
 
     id: EventId
@@ -207,7 +244,30 @@ class Event(Model):
     #: For updates, the fields the user changed, when the host knows them: a bot fires on
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
-    changed: list[str] | None = None
+    changed: list[FieldName] | None = Field(default=None, max_length=MAX_CHANGED)
+    _fingerprint: str = PrivateAttr(default="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        check_payload(data)
+        return data
+
+    @field_validator("at")
+    @classmethod
+    def _at_in_range(cls, at: datetime | None) -> datetime | None:
+        return None if at is None else check_at(at)
+
+    @model_validator(mode="after")
+    def _fingerprinted(self) -> Event:
+        self._fingerprint = check_event(self.id, self.model_dump(mode="json"))
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the event's canonical JSON, defaults written out: the same payload
+        delivered again has the same fingerprint, whichever defaults it spelled out."""
+        return self._fingerprint
 
 
 PlanName = Literal["automation", "growth", "professional"]

@@ -197,9 +197,9 @@ def test_assign_picks_each_record_in_turn_and_a_repeated_operation_changes_nothi
         assert shown[-2] == "wall: 1 note"
     pending = [json.loads(line) for line in ok(salesbot("outbox", "list", "--json"))]
     assert [(n["user"], n["text"], n["event_id"]) for n in pending] == [
-        ("anna", "New deal Deal 1 is yours", "op1:d1"),
-        ("bartek", "New deal Deal 2 is yours", "op1:d2"),
-        ("celina", "New deal Deal 3 is yours", "op1:d3"),
+        ("anna", "New deal Deal 1 is yours", "list/op1/deal/d1"),
+        ("bartek", "New deal Deal 2 is yours", "list/op1/deal/d2"),
+        ("celina", "New deal Deal 3 is yours", "list/op1/deal/d3"),
     ]
 
 

@@ -3,16 +3,20 @@ outcome or a validation error, never a crash, and an error changes nothing."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
 
 import yaml
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factories import TEAM
 from salesbot_core import Engine, EventError, RulesetError
+from salesbot_core.cli import main
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.rulesets import load_rulesets
 
@@ -235,3 +239,159 @@ def test_any_ruleset_folder_loads_or_fails_with_named_problems() -> None:
 
     check()
     assert {"rejected", "loaded"} <= set(seen), set(seen)
+
+
+def nested(depth: int, leaf: object) -> object:
+    for n in range(depth):
+        leaf = {"a": leaf} if n % 2 else [leaf]
+    return leaf
+
+
+#: Values no store or rules engine can take as they are, beside ordinary ones.
+wild_scalars = (
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e16, 1e-05, 5e-324, 2**53, -(2**63)])
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.integers(min_value=0, max_value=5000).map(lambda digits: 10**digits)
+    | st.floats()
+    | st.text(st.characters(codec=None, categories=["Cs", "Cc", "Cf", "Ll"]), max_size=4)
+    | st.sampled_from(["\ud800", "a\udfff", "\x1b[2J", "\u202e", ""])
+    | st.none()
+    | st.booleans()
+)
+wild_values = st.recursive(
+    wild_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(st.characters(codec=None), max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+) | st.tuples(st.integers(0, 100), wild_scalars).map(lambda t: nested(*t))
+odd_ats = (
+    st.sampled_from(
+        [
+            "0001-01-01",
+            "9999-12-31T23:59:59-05:00",
+            "1969-12-31T23:59:59.999999",
+            "1970-01-01T00:00:00Z",
+            "2199-12-31T23:59:59+14:00",
+            "2200-01-01T00:00:00Z",
+            "2026-02-30",
+            "nope",
+            0,
+            10**20,
+        ]
+    )
+    | wild_scalars
+)
+#: Mostly events of the right shape, so the wild values reach the store and the rules.
+wild_events = (
+    st.fixed_dictionaries(
+        {
+            # Mostly fresh ids: a seen id is answered from the log before its payload is used.
+            "id": st.uuids().map(str) | st.sampled_from(["e1", "list/x/deal/d1", "e\ud800"]),
+            "kind": st.sampled_from(["created", "updated"]),
+            "record": st.fixed_dictionaries(
+                {
+                    "entity": st.just("deal"),
+                    "id": st.sampled_from(["d1", "d2"]),
+                    "owners": st.sampled_from([["bot:inbound"], ["bot:big"], ["anna"]]),
+                },
+                optional={
+                    "value": st.integers(0, 200) | wild_scalars,
+                    "title": st.text(st.characters(codec=None), max_size=4),
+                    "fields": st.dictionaries(
+                        st.text(st.characters(codec=None), max_size=3), wild_values, max_size=3
+                    ),
+                    "tags": st.lists(st.text(st.characters(codec=None), max_size=3), max_size=3),
+                },
+            ),
+        },
+        optional={"at": odd_ats},
+    )
+    | wild_values
+)
+
+
+def test_any_wild_event_gives_an_outcome_or_an_event_error_that_changes_nothing(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(RULES)
+    db = tmp_path / "s.db"
+    seen: list[str] = []
+    with Engine(rules, f"sqlite:///{db}?synchronous=OFF") as engine:
+
+        @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(event=wild_events)
+        def check(event: object) -> None:
+            before = table_sizes(db)
+            try:
+                outcome = engine.handle(event)  # type: ignore[arg-type]
+            except EventError as exc:
+                assert str(exc).startswith("event")
+                assert table_sizes(db) == before
+                seen.append("rejected")
+                return
+            seen.append("duplicate" if outcome.duplicate else "handled")
+
+        check()
+    assert {"rejected", "handled"} <= set(seen), set(seen)
+
+
+def dump_line(event: object) -> bytes:
+    """``event`` as a JSON Lines line, lone surrogates as they are (not UTF-8)."""
+    try:
+        return json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    except ValueError:  # an integer Python will not write: the spliced lines have those
+        return b"null"
+
+
+def test_any_bytes_in_a_jsonl_file_are_processed_or_reported_line_by_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(RULES)
+    db, events = tmp_path / "s.db", tmp_path / "e.jsonl"
+    good = st.builds(
+        lambda n: json.dumps({"id": f"g{n}", "kind": "created", "record": {"entity": "deal", "id": f"d{n}"}}),
+        st.integers(0, 5),
+    ).map(str.encode)
+    encoded = wild_events.map(dump_line)
+    spliced = st.sampled_from(
+        [
+            "NaN",
+            "-Infinity",
+            "1e999",
+            "9" * 5000,
+            "[" * 5000 + "]" * 5000,
+            '"\\ud800"',
+            '"\\udfff\\ud800"',
+            "{",
+        ]
+    ).map(
+        lambda token: (
+            b'{"id": "s", "kind": "created", "record": {"entity": "deal", "id": "d1", "value": '
+            + token.encode()
+            + b"}}"
+        )
+    )
+    lines = st.lists(
+        (st.binary(max_size=30) | good | encoded | spliced).map(lambda line: line.replace(b"\n", b" ")),
+        max_size=5,
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(lines=lines)
+    def check(lines: list[bytes]) -> None:
+        events.write_bytes(b"".join(line + b"\n" for line in lines))
+        before = table_sizes(db) if db.exists() else None
+        result = CliRunner().invoke(main, ["run", str(events), "-r", str(rules), "--db", str(db)])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        total, rejected = re.fullmatch(
+            r"(\d+) events: .*?(\d+) rejected", result.stdout.splitlines()[-1]
+        ).groups()
+        assert int(total) == sum(1 for line in lines if line.strip())
+        assert len(result.stderr.splitlines()) == int(rejected)
+        assert result.exit_code == (1 if int(rejected) else 0)
+        if before is not None and int(rejected) == int(total):
+            assert table_sizes(db) == before
+
+    check()

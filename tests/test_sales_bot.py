@@ -343,7 +343,7 @@ def test_a_list_operation_gives_each_record_its_own_pick(engine: Engine) -> None
         engine.handle(deal_event(n, ["jan"]))
     outcomes = engine.assign_list("default", "deal", ["d0", "d1", "d2", "d3"], "inbound", "bulk-7")
     assert [o.owners_after for o in outcomes] == [["anna"], ["bartek"], ["celina"], ["anna"]]
-    assert [o.event_id for o in outcomes] == ["bulk-7:d0", "bulk-7:d1", "bulk-7:d2", "bulk-7:d3"]
+    assert [o.event_id for o in outcomes] == [f"list/bulk-7/deal/d{n}" for n in range(4)]
     assert {o.kind for o in outcomes} == {"list"}
     again = engine.assign_list("default", "deal", ["d0", "d1", "d2", "d3"], "inbound", "bulk-7")
     assert [o.duplicate for o in again] == [True] * 4

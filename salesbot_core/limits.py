@@ -1,0 +1,154 @@
+"""The bounds on what comes in from outside: events from a host, a JSON Lines file, a
+list operation.
+
+Every event is checked against these before anything is written, so a poison event (a
+``NaN``, a lone surrogate, a number or a nesting no store or rules engine can take, a
+record of many megabytes) is one ``EventError`` naming the event and the field, and never
+blocks the events after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from pydantic import BaseModel
+from pydantic_core import PydanticCustomError
+
+from .errors import EventError
+
+#: Integers are within ±(2**53 - 1): the range every JSON parser (JavaScript's included)
+#: reads exactly, and the one durable-rules compares exactly (it compares as doubles).
+#: Larger numbers (64-bit ids) should be sent as text.
+MAX_INT = 2**53 - 1
+#: Objects and arrays nest at most this deep, the event object itself being level 1
+#: (so ``record.fields`` is level 3).
+MAX_DEPTH = 32
+#: ``at`` is from this instant (included)...
+MIN_AT = datetime(1970, 1, 1, tzinfo=UTC)
+#: ...up to this one (excluded). A naive ``at`` is taken as UTC.
+MAX_AT = datetime(2200, 1, 1, tzinfo=UTC)
+#: A record is at most 1 MiB as canonical JSON (UTF-8).
+MAX_RECORD_BYTES = 1024 * 1024
+#: At most this many owners on a record in an event.
+MAX_OWNERS = 100
+#: At most this many tags on a record in an event...
+MAX_TAGS = 100
+#: ...each at most this many characters (as a bot's ``actions.tag``).
+MAX_TAG_LENGTH = 100
+#: An update's ``changed`` lists at most this many field names...
+MAX_CHANGED = 100
+#: ...each at most this many characters.
+MAX_CHANGED_NAME = 200
+#: Event ids (and so list-operation ids with their prefix) are at most this long.
+MAX_EVENT_ID = 200
+
+
+def canonical_json(data: Any) -> str:
+    """The one JSON text of ``data``: sorted keys, no spaces, no ``NaN``."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _label(data: object) -> str:
+    event_id = data.get("id") if isinstance(data, Mapping) else None
+    return f"event {event_id!r}" if isinstance(event_id, str) else "event"
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
+
+
+def check_payload(data: object) -> None:
+    """Raise ``EventError`` naming the field if a raw event is not a bounded JSON value.
+
+    One iterative walk (a deep payload cannot exhaust the stack): every value is JSON
+    (objects with text keys, arrays, text, finite numbers, booleans, null; a datetime for a
+    Python caller's ``at``), text has no lone surrogates, integers are within
+    ``MAX_INT``, and nothing nests deeper than ``MAX_DEPTH``.
+    """
+    if not isinstance(data, Mapping):
+        raise EventError(f"event: not a JSON object but {_kind(data)}")
+    label = _label(data)
+
+    def fail(path: tuple[object, ...], message: str) -> NoReturn:
+        raise EventError(f"{label}: field {'.'.join(map(str, path))!r}: {message}")
+
+    stack: list[tuple[tuple[object, ...], object]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, BaseModel):  # a Python caller's record model: check its values
+            value = value.model_dump()
+        if isinstance(value, Mapping | list | tuple):
+            # Levels are containers: the path to a value holds its level's keys.
+            if len(path) >= MAX_DEPTH:
+                fail(path, f"nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        fail(path, f"key {key!r} is not text")
+                    if problem := _text_problem(key):
+                        fail((*path, key), f"key {problem}")
+                    stack.append(((*path, key), item))
+            else:
+                stack.extend(((*path, i), item) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            if problem := _text_problem(value):
+                fail(path, f"text {problem}")
+        elif isinstance(value, bool) or value is None or isinstance(value, datetime):
+            continue
+        elif isinstance(value, int):
+            if not -MAX_INT <= value <= MAX_INT:
+                fail(path, f"integer out of range: at most ±{MAX_INT} (send larger numbers as text)")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                fail(path, f"{value} is not a finite number")
+        else:
+            fail(path, f"{type(value).__name__} is not a JSON value")
+
+
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as UTF-8 (a lone surrogate), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a lone surrogate \\u{ord(text[exc.start]):04x} at position {exc.start}"
+    return None
+
+
+def check_at(at: datetime) -> datetime:
+    """``at`` if it is in ``[MIN_AT, MAX_AT)`` (naive taken as UTC)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    if not MIN_AT <= aware < MAX_AT:
+        raise PydanticCustomError("at_range", _AT_RANGE)
+    return at
+
+
+_AT_RANGE = f"must be from {MIN_AT:%Y-%m-%dT%H:%M:%SZ} up to (not including) {MAX_AT:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def check_event(event_id: str, data: dict[str, Any]) -> str:
+    """The fingerprint of a validated event's JSON form ``data``; ``EventError`` if its
+    record is too large or has too many owners or tags."""
+    record = data["record"]
+    label = f"event {event_id!r}: field 'record"
+    for name, bound in (("owners", MAX_OWNERS), ("tags", MAX_TAGS)):
+        if len(record[name]) > bound:
+            raise EventError(f"{label}.{name}': {len(record[name])} items; at most {bound}")
+    for i, tag in enumerate(record["tags"]):
+        if len(tag) > MAX_TAG_LENGTH:
+            raise EventError(f"{label}.tags.{i}': {len(tag)} characters; at most {MAX_TAG_LENGTH}")
+    canonical = canonical_json(data).encode("utf-8")
+    # The event is its record plus a few bounded fields: only when the whole is over the
+    # bound can the record be, so the record alone is serialised only then.
+    if len(canonical) > MAX_RECORD_BYTES:
+        size = len(canonical_json(record).encode("utf-8"))
+        if size > MAX_RECORD_BYTES:
+            raise EventError(f"{label}': {size} bytes as canonical JSON; at most {MAX_RECORD_BYTES} (1 MiB)")
+    return hashlib.sha256(canonical).hexdigest()

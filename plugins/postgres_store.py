@@ -11,6 +11,12 @@ What makes concurrent workers exact:
 - a bot's rotation state is read with ``SELECT ... FOR UPDATE``: the row stays locked
   until the event commits, so no two workers ever read the same position (no lost update);
 - the record and its linked records are locked the same way, always the record first;
+- a capped user's usage is locked (an advisory lock per account and user) before it is
+  counted, and held until commit: workers routing through different bots (different
+  rotation locks) never both give a user their last slot;
+- locks are taken in one order: the event id, the record, its linked records, the
+  rotation states in bot-id order, then the usage of each capped pool user in user-id
+  order. Two events thus rarely wait for each other in a cycle;
 - a deadlock or serialization failure is reported as ``TransientStoreError``, and the
   engine runs the event again.
 """
@@ -100,6 +106,8 @@ FROM outcomes o,
      jsonb_array_elements(d -> 'related') c
 ON CONFLICT DO NOTHING
 """
+#: Advisory lock spaces (the first key of the two-int form): a user's cap usage.
+USAGE_LOCKS = 1
 #: Any constant: the advisory lock that serialises schema creation between workers.
 SCHEMA_LOCK = 7_264_011
 
@@ -114,6 +122,11 @@ class PostgresTransaction:
 
     def __init__(self, conn: Any):
         self._conn = conn
+
+    def _lock(self, space: int, key: str) -> None:
+        """Take a transaction-scoped advisory lock on ``key`` in a lock space of its own
+        (the two-int form: it never collides with the event-id locks, which use one bigint)."""
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (space, key))
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._conn.execute(sql, params).fetchone()
@@ -207,11 +220,15 @@ class PostgresTransaction:
         ).fetchall()
         return {user: 0 for user in users} | {user: int(n) for user, n in rows}
 
-    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+    def count_assigned(self, account: str, user: str, since: datetime, until: datetime) -> int:
+        # Workers routing through different bots hold different rotation locks: without
+        # this lock two of them could both count a user's last free slot and both take it.
+        self._lock(USAGE_LOCKS, f"{account}:{user}")
         return int(
             self._one(
-                'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s AND at >= %s',
-                (account, user, _iso(since)),
+                'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s '
+                "AND at >= %s AND at < %s",
+                (account, user, _iso(since), _iso(until)),
             )
         )
 

@@ -167,10 +167,11 @@ class SQLiteTransaction:
         )
         return {user: 0 for user in users} | dict(rows.fetchall())
 
-    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+    def count_assigned(self, account: str, user: str, since: datetime, until: datetime) -> int:
+        # No lock of its own: BEGIN IMMEDIATE already serialises every event.
         (count,) = self._conn.execute(
-            "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ?",
-            (account, user, _iso(since)),
+            "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ? AND at < ?",
+            (account, user, _iso(since), _iso(until)),
         ).fetchone()
         return int(count)
 

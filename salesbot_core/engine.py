@@ -18,7 +18,7 @@ from .dispatcher import Dispatcher, Reads
 from .entities import LinkRef
 from .errors import EventError, SalesbotError, StoreError, TransientStoreError
 from .models import BOT_PREFIX, Bot, EntityType, Event, Note, Notification, Outcome, record_from_dict
-from .periods import period_starts
+from .periods import period_bounds
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .store import Store, Transaction
@@ -186,8 +186,8 @@ class Engine:
             data = tx.get_record(account, entity, record_id)
             if data is not None:
                 linked[(entity, record_id)] = record_from_dict(data)
-        # Rotation states are locked (on PostgreSQL) in one order, bot id, so two events
-        # never wait for each other's bots; usage is counted after, under those locks.
+        # Rotation states are locked (on PostgreSQL) in one order, bot id, then each capped
+        # user's usage in user-id order, so two events never wait for each other in a cycle.
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
         pool = {user for bot in bots for user in bot.users}
         loaded = [u for bot in bots if self.catalog.strategies[bot.strategy].needs_load for u in bot.users]
@@ -200,8 +200,8 @@ class Engine:
             else {},
             usage={
                 user.id: {
-                    period: tx.count_assigned(account, user.id, since)
-                    for period, since in period_starts(now, user.zone).items()
+                    period: tx.count_assigned(account, user.id, start, end)
+                    for period, (start, end) in period_bounds(now, user.zone).items()
                 }
                 for user in capped
             },

@@ -62,8 +62,11 @@ class Transaction(Protocol):
     def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
         """How many open records of ``entity`` each of ``users`` owns (0 included)."""
 
-    def count_assigned(self, account: str, user: str, since: datetime) -> int:
-        """How many records were assigned to ``user`` at or after ``since``."""
+    def count_assigned(self, account: str, user: str, since: datetime, until: datetime) -> int:
+        """How many records were assigned to ``user`` at or after ``since`` and before
+        ``until`` (by the time of their events). Stores with concurrent writers lock the
+        user's usage first, until the transaction ends, so two events never both take a
+        user's last slot."""
 
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         """Add a note to a record's wall."""

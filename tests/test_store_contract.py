@@ -115,11 +115,13 @@ def test_load_and_assignments_since(rules: Path, store_url: str) -> None:
             engine.handle(deal_event(n) | {"at": monday.isoformat()})
         with engine.store.transaction() as tx:
             load = tx.open_load("default", "deal", ["anna", "bartek", "celina", "olga"])
-            since_monday = tx.count_assigned("default", "anna", monday)
-            since_later = tx.count_assigned("default", "anna", datetime(2026, 11, 24, tzinfo=UTC))
+            tuesday = datetime(2026, 11, 24, tzinfo=UTC)
+            on_monday = tx.count_assigned("default", "anna", monday, tuesday)
+            before_monday = tx.count_assigned("default", "anna", datetime(2026, 11, 1, tzinfo=UTC), monday)
+            since_later = tx.count_assigned("default", "anna", tuesday, datetime(2026, 12, 1, tzinfo=UTC))
     # the three routed deals went anna, bartek, celina
     assert load == {"anna": 3, "bartek": 2, "celina": 1, "olga": 0}
-    assert (since_monday, since_later) == (1, 0)
+    assert (on_monday, before_monday, since_later) == (1, 0, 0)
 
 
 def test_an_unreachable_store_is_a_clear_error(rules: Path, tmp_path: Path) -> None:

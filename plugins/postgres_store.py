@@ -10,7 +10,8 @@ What makes concurrent workers exact:
   ``(account, event_id)`` is the backstop;
 - a bot's rotation state is read with ``SELECT ... FOR UPDATE``: the row stays locked
   until the event commits, so no two workers ever read the same position (no lost update);
-- the record and its linked records are locked the same way, always the record first;
+- the record and its linked records are locked, always the record first: an advisory lock
+  on the record's key (so a record not stored yet is locked too), then the row itself;
 - a capped user's usage is locked (an advisory lock per account and user) before it is
   counted, and held until commit: workers routing through different bots (different
   rotation locks) never both give a user their last slot;
@@ -106,8 +107,9 @@ FROM outcomes o,
      jsonb_array_elements(d -> 'related') c
 ON CONFLICT DO NOTHING
 """
-#: Advisory lock spaces (the first key of the two-int form): a user's cap usage.
+#: Advisory lock spaces (the first key of the two-int form): a user's cap usage, a record.
 USAGE_LOCKS = 1
+RECORD_LOCKS = 2
 #: Any constant: the advisory lock that serialises schema creation between workers.
 SCHEMA_LOCK = 7_264_011
 
@@ -145,6 +147,10 @@ class PostgresTransaction:
         return Logged(Outcome.model_validate_json(row[0]), row[1]) if row else None
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        # FOR UPDATE locks nothing when the row does not exist yet: two events creating
+        # the same linked record would both read "absent" and the second would overwrite
+        # the first one's owners. The key itself is locked, present or not.
+        self._lock(RECORD_LOCKS, f"{account}:{entity}:{record_id}")
         data = self._one(
             "SELECT data FROM records WHERE account = %s AND entity = %s AND id = %s FOR UPDATE",
             (account, entity, record_id),

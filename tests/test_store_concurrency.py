@@ -4,6 +4,7 @@ workers (real processes and threads) share one store, on SQLite and on PostgreSQ
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -99,3 +100,46 @@ def test_a_cap_holds_exactly_across_bots_and_worker_processes(write_rules, store
         expected[(date, "capped")] = 1  # its cap, never more
         expected[(date, "fallback")] = WORKERS - 1
     assert per_day(store_url) == expected
+
+
+LINKED = """
+users:
+  - {id: anna, name: Anna Nowak}
+  - {id: bartek, name: Bartek Wiśniewski}
+settings: {multiple_owners: true}
+bots:
+  - {id: first, users: [anna], actions: {related: {company: true, mode: add}}}
+  - {id: second, users: [bartek], actions: {related: {company: true, mode: add}}}
+"""
+
+
+@pytest.mark.slow
+def test_two_workers_linking_one_new_company_both_add_their_owner(write_rules, postgres_url: str) -> None:
+    rounds = 30
+    rules = write_rules(**{"r.yaml": LINKED})
+    engines = [Engine(rules, postgres_url) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def worker(n: int, bot: str) -> None:
+        try:
+            for r in range(rounds):
+                barrier.wait(timeout=60)
+                deal = {"entity": "deal", "id": f"d{r}-{bot}", "owners": [f"bot:{bot}"], "company": f"c{r}"}
+                engines[n].handle({"id": f"e{r}-{bot}", "kind": "created", "record": deal})
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failures.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=worker, args=(n, bot)) for n, bot in enumerate(["first", "second"])]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        owners = [sorted(engines[0].record("default", "company", f"c{r}").owners) for r in range(rounds)]
+    finally:
+        for engine in engines:
+            engine.close()
+    assert owners == [["anna", "bartek"]] * rounds

@@ -237,11 +237,15 @@ class Engine:
         for start in range(0, len(valid), batch_size):
             with self.store.transaction() as tx:
                 batch = [self._handle_in(tx, event, False) for event in valid[start : start + batch_size]]
-            for outcome in batch:
-                if not outcome.duplicate:
-                    self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
+            self._observe(batch)
             outcomes += batch
         return outcomes
+
+    def _observe(self, outcomes: list[Outcome]) -> None:
+        """Tell the observers about committed outcomes (not about duplicates)."""
+        for outcome in outcomes:
+            if not outcome.duplicate:
+                self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
 
     def assign_list(
         self,
@@ -261,29 +265,38 @@ class Engine:
         the current owners; otherwise it replaces them. Unknown records are an
         ``EventError`` before anything is changed.
         """
-        multiple = self.rules.account_settings(account).multiple_owners
-        events: list[dict[str, Any]] = []
-        missing: list[str] = []
-        for record_id in record_ids:
-            stored = self.store.get_record(account, entity, record_id)
-            if stored is None:
-                missing.append(record_id)
-                continue
-            owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
-            events.append(
-                {
-                    "id": f"{operation}:{record_id}",
-                    "kind": "list",
-                    "account": account,
-                    "record": {**stored, "owners": owners},
-                }
-            )
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        ids = list(record_ids)
+        missing = [rid for rid in ids if self.store.get_record(account, entity, rid) is None]
         if missing:
             raise EventError(
                 f"list operation {operation!r}: no {entity} record "
                 f"{', '.join(map(repr, missing))} in account {account!r}"
             )
-        return self.handle_many(events, batch_size=batch_size)
+        multiple = self.rules.account_settings(account).multiple_owners
+        outcomes: list[Outcome] = []
+        for start in range(0, len(ids), batch_size):
+            batch: list[Outcome] = []
+            with self.store.transaction() as tx:
+                for record_id in ids[start : start + batch_size]:
+                    # Read inside the event's transaction (and, on PostgreSQL, under its
+                    # record lock): a change another worker committed since the check
+                    # above is built on, never overwritten by a stale copy.
+                    stored = tx.get_record(account, entity, record_id)
+                    if stored is None:  # records are never deleted; a guard, not a path
+                        raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+                    owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+                    event = {
+                        "id": f"{operation}:{record_id}",
+                        "kind": "list",
+                        "account": account,
+                        "record": {**stored, "owners": owners},
+                    }
+                    batch.append(self._handle_in(tx, self.validate(event), False))
+            self._observe(batch)
+            outcomes += batch
+        return outcomes
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
         """The bots a host offers in a record's Owner field beside its users.

@@ -18,8 +18,10 @@ What makes concurrent workers exact:
 - locks are taken in one order: the event id, the record, its linked records, the
   rotation states in bot-id order, then the usage of each capped pool user in user-id
   order. Two events thus rarely wait for each other in a cycle;
-- a deadlock or serialization failure is reported as ``TransientStoreError``, and the
-  engine runs the event again.
+- every driver error becomes a ``StoreError``; a deadlock, a serialization failure, a lost
+  connection or a server shutting down or starting up becomes a ``TransientStoreError``,
+  and the engine runs the event again (with backoff, see ``salesbot_core.engine``); the
+  pool checks each connection it hands out, so the dead ones of a restart are replaced.
 """
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ ON CONFLICT DO NOTHING
 #: Advisory lock spaces (the first key of the two-int form): a user's cap usage, a record.
 USAGE_LOCKS = 1
 RECORD_LOCKS = 2
+#: Seconds to wait for a pooled connection, and to keep trying to reconnect after the
+#: server went away, before giving up (then the engine's retries take over).
+POOL_TIMEOUT = 30
+RECONNECT_TIMEOUT = 300
 #: Any constant: the advisory lock that serialises schema creation between workers.
 SCHEMA_LOCK = 7_264_011
 
@@ -282,7 +288,7 @@ class PostgresStore:
             raise StoreError(
                 "the PostgreSQL store needs psycopg 3: pip install 'salesbot[postgresql]'"
             ) from None
-        self._errors = psycopg.errors
+        self._psycopg = psycopg
         self.url = url
         try:
             # One direct connection first: an unreachable server fails at once, not after
@@ -299,19 +305,38 @@ class PostgresStore:
                     conn.execute("UPDATE salesbot_schema SET version = %s", (SCHEMA_VERSION,))
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, timeout=30)
+        # check: a connection killed by a server restart is found dead when taken from
+        # the pool, dropped and replaced, instead of failing the next event.
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=True,
+            timeout=POOL_TIMEOUT,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
+        )
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection, its block one transaction (committed at the end, rolled
+        back on error); any driver error leaves as a ``StoreError``, a passing one (a lost
+        connection, a server restarting, a deadlock) as a ``TransientStoreError``."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except self._psycopg.Error as exc:
+            kind = TransientStoreError if _transient(exc, self._psycopg) else StoreError
+            message = str(exc).strip() or type(exc).__name__
+            raise kind(f"PostgreSQL store {_safe(self.url)!r}: {message}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
-        try:
-            # The pool's context commits at the end of the block, or rolls back on error.
-            with self._pool.connection() as conn:
-                yield PostgresTransaction(conn)
-        except (self._errors.DeadlockDetected, self._errors.SerializationFailure) as exc:
-            raise TransientStoreError(str(exc)) from exc
+        with self._connection() as conn:
+            yield PostgresTransaction(conn)
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 "SELECT data FROM records WHERE account = %s AND entity = %s AND id = %s",
                 (account, entity, record_id),
@@ -319,7 +344,7 @@ class PostgresStore:
         return json.loads(row[0]) if row else None
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
                 "WHERE r.account = %s AND r.entity = %s AND r.record_id = %s ORDER BY r.seq",
@@ -328,7 +353,7 @@ class PostgresStore:
         return (Outcome.model_validate_json(row[0]) for row in rows)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 'SELECT account, bot, "user", COUNT(*) FROM assignments '
                 'GROUP BY account, bot, "user" ORDER BY account, bot, "user"'
@@ -336,7 +361,7 @@ class PostgresStore:
         return [(a, b, u, int(n)) for a, b, u, n in rows]
 
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT text, bot, event_id, created_at FROM notes "
                 "WHERE account = %s AND entity = %s AND record_id = %s ORDER BY seq",
@@ -345,7 +370,7 @@ class PostgresStore:
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             cursor = conn.execute(
                 'SELECT id, account, "user", text, event_id, entity, record_id, created_at, delivered_at '
                 "FROM notifications WHERE delivered_at IS NULL AND (%s::text IS NULL OR account = %s) "
@@ -357,7 +382,7 @@ class PostgresStore:
         return [Notification(**dict(zip(names, row, strict=True))) for row in rows]
 
     def mark_delivered(self, ids: list[int]) -> int:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             cursor = conn.execute(
                 f"UPDATE notifications SET delivered_at = {NOW} WHERE id = ANY(%s) AND delivered_at IS NULL",
                 (sorted(set(ids)),),
@@ -365,7 +390,7 @@ class PostgresStore:
             return cursor.rowcount
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO bot_switches (account, bot, active) VALUES (%s, %s, %s) "
                 "ON CONFLICT (account, bot) DO UPDATE SET active = EXCLUDED.active",
@@ -373,11 +398,22 @@ class PostgresStore:
             )
 
     def get_switches(self, account: str) -> dict[str, bool]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return _switches(conn, account)
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _transient(exc: Exception, psycopg: Any) -> bool:
+    """Whether running the transaction again may succeed: the server aborted it to resolve
+    a race (class 40: deadlock, serialization failure), the connection broke (class 08,
+    or no SQLSTATE at all: the client lost the server, the pool timed out waiting), or
+    the server is shutting down or starting up (57P01-57P03)."""
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in ("08", "40") or state in ("57P01", "57P02", "57P03")
 
 
 def _safe(url: str) -> str:

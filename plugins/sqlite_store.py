@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
+from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Note, Notification
 from salesbot_core.store import Logged, touched
 
@@ -229,6 +230,22 @@ class SQLiteTransaction:
         )
 
 
+#: SQLite's result codes of a lock held too long by another process: waiting longer may do.
+TRANSIENT_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """A driver error as salesbot reports it: what went wrong with which file."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    kind = TransientStoreError if name.startswith(TRANSIENT_CODES) else StoreError
+    hint = ""
+    if name.startswith("SQLITE_FULL"):
+        hint = " (free disk space, then run again: nothing of the failed event was written)"
+    elif name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        hint = " (the file is damaged: restore it from a backup)"
+    return kind(f"SQLite store {path!r}: {exc}{hint}")
+
+
 def _iso(moment: datetime) -> str:
     """UTC ISO 8601 with microseconds: such strings sort as the moments do."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -281,50 +298,66 @@ class SQLiteStore:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
 
     @contextmanager
-    def transaction(self) -> Iterator[SQLiteTransaction]:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _mapped(self) -> Iterator[None]:
+        """Driver errors leave as ``StoreError`` naming the file (a full disk, a damaged
+        file), or ``TransientStoreError`` when another process held the lock too long."""
         try:
-            yield SQLiteTransaction(self._conn)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            yield
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteTransaction]:
+        with self._mapped():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SQLiteTransaction(self._conn)
+            except BaseException:
+                # SQLite has already rolled back on some errors (a full disk): only roll
+                # back what is still open, so the original error is the one reported.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
-        return _get_record(self._conn, account, entity, record_id)
+        with self._mapped():
+            return _get_record(self._conn, account, entity, record_id)
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
-        rows = self._conn.execute(
-            "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
-            "WHERE r.account = ? AND r.entity = ? AND r.record_id = ? ORDER BY r.seq",
-            (account, entity, record_id),
-        ).fetchall()
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
+                "WHERE r.account = ? AND r.entity = ? AND r.record_id = ? ORDER BY r.seq",
+                (account, entity, record_id),
+            ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
-        return self._conn.execute(
-            "SELECT account, bot, user, COUNT(*) FROM assignments "
-            "GROUP BY account, bot, user ORDER BY account, bot, user"
-        ).fetchall()
+        with self._mapped():
+            return self._conn.execute(
+                "SELECT account, bot, user, COUNT(*) FROM assignments "
+                "GROUP BY account, bot, user ORDER BY account, bot, user"
+            ).fetchall()
 
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
-        rows = self._conn.execute(
-            "SELECT text, bot, event_id, created_at FROM notes "
-            "WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
-            (account, entity, record_id),
-        )
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT text, bot, event_id, created_at FROM notes "
+                "WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
+                (account, entity, record_id),
+            ).fetchall()
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
+        with self._mapped():
+            cursor = self._conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(
                 "SELECT * FROM notifications WHERE delivered_at IS NULL "
                 "AND (? IS NULL OR account = ?) ORDER BY id LIMIT ?",
                 (account, account, limit),
             ).fetchall()
-        finally:
-            self._conn.row_factory = None
         return [Notification(**dict(row)) for row in rows]
 
     def mark_delivered(self, ids: list[int]) -> int:
@@ -346,7 +379,8 @@ class SQLiteStore:
             )
 
     def get_switches(self, account: str) -> dict[str, bool]:
-        return _get_switches(self._conn, account)
+        with self._mapped():
+            return _get_switches(self._conn, account)
 
     def close(self) -> None:
         self._conn.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine
-from .errors import RulesetError, SalesbotError
+from .errors import RulesetError, SalesbotError, StoreError
 from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
@@ -62,6 +63,10 @@ entity_argument = click.argument("entity", metavar="ENTITY", type=click.Choice(E
 @click.version_option(package_name="salesbot")
 def main() -> None:
     """salesbot: picks the owner of CRM records set to a Sales Bot."""
+    # The connection pool logs each reconnection attempt while a PostgreSQL server
+    # restarts; the engine retries those itself and reports what it can't ride out as an
+    # `error:` line, so the pool's warnings would only be noise on stderr.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 def _fail(message: str) -> NoReturn:
@@ -213,6 +218,10 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
                 err.print(
                     f"{events}:{number}: not valid JSON: {exc}", markup=False, highlight=False, soft_wrap=True
                 )
+            except StoreError:
+                # Not this line's fault, and the next lines would fail alike (the engine
+                # already retried what passes): stop, as `error: ...` (see with_engine).
+                raise
             except SalesbotError as exc:
                 rejected += 1
                 err.print(f"{events}:{number}: {exc}", markup=False, highlight=False, soft_wrap=True)

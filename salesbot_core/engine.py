@@ -7,10 +7,13 @@ the record, the new state and the outcome together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,10 +27,36 @@ from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .store import Store, Transaction
 from .strategy import Context, RecordT
 
+T = TypeVar("T")
+
 DEFAULT_RULESETS = "rulesets"
 DEFAULT_STORE = "salesbot.db"
-#: How often an event is tried when the store aborts it to resolve a race (a deadlock).
-TRANSIENT_RETRIES = 5
+#: How often a transaction is tried when the store fails in a way that passes
+#: (``TransientStoreError``: a deadlock, a lost connection, a server restarting).
+RETRY_ATTEMPTS = 12
+#: Backoff before each retry: a random wait (full jitter, so workers that failed together
+#: don't retry together) of up to 50 ms, doubling each time, up to 5 s. The 11 waits of
+#: 12 attempts add up to at most about 26 s (13 s on average), plus the pool's own wait
+#: for a connection: enough to ride out a PostgreSQL restart.
+RETRY_FIRST_WAIT = 0.05
+RETRY_MAX_WAIT = 5.0
+
+
+def retry_wait(attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): full jitter."""
+    return random.uniform(0, min(RETRY_MAX_WAIT, RETRY_FIRST_WAIT * 2 ** (attempt - 1)))
+
+
+def _retrying(fn: Callable[[], T]) -> T:
+    """Run ``fn`` (one whole store transaction) until it does not fail transiently, at
+    most ``RETRY_ATTEMPTS`` times. Safe because a failed transaction left nothing behind
+    and every event is idempotent: one that did commit is answered from the log."""
+    for attempt in range(1, RETRY_ATTEMPTS):
+        try:
+            return fn()
+        except TransientStoreError:
+            time.sleep(retry_wait(attempt))
+    return fn()
 
 
 def open_store(registry: Registry, url: str) -> Store:
@@ -132,18 +161,14 @@ class Engine:
         With ``route``, a record with no bot among its owners is routed by the account's
         bots for its entity, in priority order (see ``route``).
         """
-        event = self.validate(event)
-        for attempt in range(1, TRANSIENT_RETRIES + 1):
-            try:
-                with self.store.transaction() as tx:
-                    outcome = self._handle_in(tx, event, route)
-                break
-            except TransientStoreError:
-                # The store rolled the event back whole; it is idempotent, so run it again.
-                if attempt == TRANSIENT_RETRIES:
-                    raise
-        if not outcome.duplicate:
-            self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
+        valid = self.validate(event)
+
+        def attempt() -> Outcome:
+            with self.store.transaction() as tx:
+                return self._handle_in(tx, valid, route)
+
+        outcome = _retrying(attempt)
+        self._observe([outcome])
         return outcome
 
     def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
@@ -235,11 +260,15 @@ class Engine:
             raise EventError("\n".join(errors))
         outcomes: list[Outcome] = []
         for start in range(0, len(valid), batch_size):
-            with self.store.transaction() as tx:
-                batch = [self._handle_in(tx, event, False) for event in valid[start : start + batch_size]]
+            batch = _retrying(partial(self._handle_batch, valid[start : start + batch_size]))
             self._observe(batch)
             outcomes += batch
         return outcomes
+
+    def _handle_batch(self, events: list[Event]) -> list[Outcome]:
+        """Valid events in one transaction: all committed, or none."""
+        with self.store.transaction() as tx:
+            return [self._handle_in(tx, event, False) for event in events]
 
     def _observe(self, outcomes: list[Outcome]) -> None:
         """Tell the observers about committed outcomes (not about duplicates)."""
@@ -268,7 +297,9 @@ class Engine:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         ids = list(record_ids)
-        missing = [rid for rid in ids if self.store.get_record(account, entity, rid) is None]
+        missing = _retrying(
+            lambda: [rid for rid in ids if self.store.get_record(account, entity, rid) is None]
+        )
         if missing:
             raise EventError(
                 f"list operation {operation!r}: no {entity} record "
@@ -277,25 +308,35 @@ class Engine:
         multiple = self.rules.account_settings(account).multiple_owners
         outcomes: list[Outcome] = []
         for start in range(0, len(ids), batch_size):
-            batch: list[Outcome] = []
-            with self.store.transaction() as tx:
-                for record_id in ids[start : start + batch_size]:
-                    # Read inside the event's transaction (and, on PostgreSQL, under its
-                    # record lock): a change another worker committed since the check
-                    # above is built on, never overwritten by a stale copy.
-                    stored = tx.get_record(account, entity, record_id)
-                    if stored is None:  # records are never deleted; a guard, not a path
-                        raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
-                    owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
-                    event = {
-                        "id": f"{operation}:{record_id}",
-                        "kind": "list",
-                        "account": account,
-                        "record": {**stored, "owners": owners},
-                    }
-                    batch.append(self._handle_in(tx, self.validate(event), False))
+            chunk = ids[start : start + batch_size]
+            batch = _retrying(
+                partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple)
+            )
             self._observe(batch)
             outcomes += batch
+        return outcomes
+
+    def _assign_batch(
+        self, account: str, entity: EntityType, ids: list[str], bot_id: str, operation: str, multiple: bool
+    ) -> list[Outcome]:
+        """One batch of a list operation, in one transaction."""
+        outcomes: list[Outcome] = []
+        with self.store.transaction() as tx:
+            for record_id in ids:
+                # Read inside the event's transaction (and, on PostgreSQL, under its record
+                # lock): a change another worker committed since the check in assign_list
+                # is built on, never overwritten by a stale copy.
+                stored = tx.get_record(account, entity, record_id)
+                if stored is None:  # records are never deleted; a guard, not a path
+                    raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+                owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+                event = {
+                    "id": f"{operation}:{record_id}",
+                    "kind": "list",
+                    "account": account,
+                    "record": {**stored, "owners": owners},
+                }
+                outcomes.append(self._handle_in(tx, self.validate(event), False))
         return outcomes
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:

@@ -381,13 +381,15 @@ class PostgresStore:
             rows = cursor.fetchall()
         return [Notification(**dict(zip(names, row, strict=True))) for row in rows]
 
-    def mark_delivered(self, ids: list[int]) -> int:
+    def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
         with self._connection() as conn:
-            cursor = conn.execute(
-                f"UPDATE notifications SET delivered_at = {NOW} WHERE id = ANY(%s) AND delivered_at IS NULL",
-                (sorted(set(ids)),),
-            )
-            return cursor.rowcount
+            marked = conn.execute(
+                f"UPDATE notifications SET delivered_at = {NOW} "
+                "WHERE account = %s AND id = ANY(%s) AND delivered_at IS NULL RETURNING id",
+                (account, sorted(set(ids))),
+            ).fetchall()
+        done = {int(i) for (i,) in marked}
+        return [i for i in dict.fromkeys(ids) if i in done]
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
         with self._connection() as conn:

@@ -360,16 +360,17 @@ class SQLiteStore:
             ).fetchall()
         return [Notification(**dict(row)) for row in rows]
 
-    def mark_delivered(self, ids: list[int]) -> int:
+    def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
         with self.transaction():
-            return sum(
-                self._conn.execute(
+            return [
+                i
+                for i in dict.fromkeys(ids)
+                if self._conn.execute(
                     "UPDATE notifications SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                    "WHERE id = ? AND delivered_at IS NULL",
-                    (i,),
+                    "WHERE id = ? AND account = ? AND delivered_at IS NULL",
+                    (i, account),
                 ).rowcount
-                for i in ids
-            )
+            ]
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
         with self.transaction():

@@ -23,7 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from .engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine
+from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine
 from .errors import RulesetError, SalesbotError, StoreError
 from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
@@ -428,7 +428,7 @@ def outbox() -> None:
     "--limit",
     default=100,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_OUTBOX_LIMIT),
     help="At most this many, oldest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, no table.")
@@ -450,10 +450,14 @@ def outbox_list(engine: Engine, account: str | None, limit: int, as_json: bool) 
 @outbox.command(name="mark-delivered")
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
 @with_engine
-def mark_delivered(engine: Engine, ids: tuple[int, ...]) -> None:
-    """Mark the notifications with these ids delivered."""
-    unique = list(dict.fromkeys(ids))
-    click.echo(f"marked {engine.mark_delivered(unique)} of {len(unique)} delivered")
+@account_option
+def mark_delivered(engine: Engine, ids: tuple[int, ...], account: str) -> None:
+    """Mark the notifications of an account with these ids delivered."""
+    done = engine.mark_delivered(account, ids)
+    click.echo(f"marked {len(done.marked)} of {len(done.marked) + len(done.not_pending)} delivered")
+    if done.not_pending:
+        missing = ", ".join(map(str, done.not_pending))
+        click.echo(f"not pending or not in account {account!r}: {missing}")
 
 
 #: The widest bar of ``salesbot simulate``, in characters.

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
@@ -40,6 +40,25 @@ RETRY_ATTEMPTS = 12
 #: for a connection: enough to ride out a PostgreSQL restart.
 RETRY_FIRST_WAIT = 0.05
 RETRY_MAX_WAIT = 5.0
+
+
+#: The most notifications one ``Engine.outbox`` call returns.
+MAX_OUTBOX_LIMIT = 10_000
+
+
+class Delivered(NamedTuple):
+    """What ``Engine.mark_delivered`` did, each list in the order the ids were given."""
+
+    marked: list[int]
+    #: Delivered before, or no such notification in the account.
+    not_pending: list[int]
+
+
+def check_outbox_limit(limit: int) -> int:
+    """``limit`` if it is a valid page size of the outbox, else a ``SalesbotError``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTBOX_LIMIT:
+        raise SalesbotError(f"outbox limit must be a whole number from 1 to {MAX_OUTBOX_LIMIT:,}: {limit!r}")
+    return limit
 
 
 def retry_wait(attempt: int) -> float:
@@ -370,12 +389,19 @@ class Engine:
         return self.store.notes(account, entity, record_id)
 
     def outbox(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        """Notifications waiting to be delivered, oldest first."""
-        return self.store.pending_notifications(account, limit)
+        """Notifications waiting to be delivered, oldest first: at most ``limit``, which
+        is 1 to ``MAX_OUTBOX_LIMIT`` (``SalesbotError`` otherwise); page by marking
+        delivered what was sent."""
+        return self.store.pending_notifications(account, check_outbox_limit(limit))
 
-    def mark_delivered(self, ids: Iterable[int]) -> int:
-        """Mark outbox notifications delivered; returns how many were still pending."""
-        return self.store.mark_delivered(list(ids))
+    def mark_delivered(self, account: str, ids: Iterable[int]) -> Delivered:
+        """Mark notifications of ``account`` delivered. Returns the ids marked, and the
+        ids that were not pending (delivered already) or are not in that account."""
+        wanted = list(dict.fromkeys(ids))
+        marked = set(self.store.mark_delivered(account, wanted))
+        return Delivered(
+            marked=[i for i in wanted if i in marked], not_pending=[i for i in wanted if i not in marked]
+        )
 
     def explain(self, account: str, entity: str, record_id: str) -> list[Outcome]:
         """Every outcome logged for a record, oldest first: who got it and why."""

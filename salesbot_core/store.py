@@ -100,8 +100,9 @@ class Store(Protocol):
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
         """Undelivered notifications, oldest first (all accounts when ``account`` is None)."""
 
-    def mark_delivered(self, ids: list[int]) -> int:
-        """Mark outbox entries delivered; returns how many were pending."""
+    def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
+        """Mark the pending outbox entries of ``account`` among ``ids`` delivered; returns
+        the ids it marked. Another account's entries are left alone."""
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
         """Switch a bot on or off, overriding its ruleset's ``active``."""

@@ -447,8 +447,9 @@ def test_tag_wall_note_and_notification(write_rules, tmp_path: Path) -> None:
         outbox = [(n.account, n.user, n.text, n.event_id, n.entity, n.record_id) for n in engine.outbox()]
         second = engine.handle(deal_event(2, ["bot:announcer"], title="Gate"))
         pending = [n.id for n in engine.outbox()]
-        assert engine.mark_delivered(pending[:1]) == 1
-        assert engine.mark_delivered(pending) == 1  # the first was delivered already
+        assert engine.mark_delivered("default", pending[:1]) == (pending[:1], [])
+        # the first was delivered already
+        assert engine.mark_delivered("default", pending) == (pending[1:], pending[:1])
         assert engine.outbox() == []
     (decision,) = outcome.decisions
     assert (decision.tag, decision.note, decision.notification) == (

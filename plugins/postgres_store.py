@@ -268,6 +268,37 @@ def _schema_version(conn: Any) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
+def _create_schema(conn: Any) -> None:
+    """Create or upgrade the tables, under the schema lock."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    version = _schema_version(conn)
+    conn.execute(SCHEMA)
+    if version is None:
+        conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+    elif version < SCHEMA_VERSION:
+        if version < 2:
+            conn.execute(BACKFILL_OUTCOME_RECORDS)
+        conn.execute("UPDATE salesbot_schema SET version = %s", (SCHEMA_VERSION,))
+
+
+def _check_readable(conn: Any, url: str) -> None:
+    """A read-only store needs the current tables: it must not create or upgrade them."""
+    version = _schema_version(conn)
+    if version is None:
+        raise StoreError(f"no salesbot database at {_safe(url)!r}: it has no salesbot tables")
+    if version < SCHEMA_VERSION:
+        raise StoreError(
+            f"the database at {_safe(url)!r} is from an older salesbot (schema version {version}, "
+            f"now {SCHEMA_VERSION}): open it once for writing to upgrade it"
+        )
+
+
+def _read_only(conn: Any) -> None:
+    """Make a new pooled session read-only: any write in it fails."""
+    conn.execute("SET default_transaction_read_only = on")
+    conn.commit()
+
+
 def _switches(conn: Any, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = %s", (account,)).fetchall()
     return {bot: bool(active) for bot, active in rows}
@@ -276,10 +307,12 @@ def _switches(conn: Any, account: str) -> dict[str, bool]:
 class PostgresStore:
     """A salesbot store in a PostgreSQL database, shared by any number of workers."""
 
-    def __init__(self, url: str, max_connections: int = 4):
+    def __init__(self, url: str, max_connections: int = 4, readonly: bool = False):
         """Connect to ``url`` and create or upgrade the schema.
 
-        Raises ``StoreError`` when psycopg is not installed or the server can't be reached.
+        ``readonly`` creates and upgrades nothing, and makes every session read-only
+        (``default_transaction_read_only``), so any write fails. Raises ``StoreError``
+        when psycopg is not installed or the server can't be reached.
         """
         try:
             import psycopg
@@ -294,15 +327,10 @@ class PostgresStore:
             # One direct connection first: an unreachable server fails at once, not after
             # the pool's retries; it also creates the schema, once, under an advisory lock.
             with psycopg.connect(url) as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                version = _schema_version(conn)
-                conn.execute(SCHEMA)
-                if version is None:
-                    conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-                elif version < SCHEMA_VERSION:
-                    if version < 2:
-                        conn.execute(BACKFILL_OUTCOME_RECORDS)
-                    conn.execute("UPDATE salesbot_schema SET version = %s", (SCHEMA_VERSION,))
+                if readonly:
+                    _check_readable(conn, url)
+                else:
+                    _create_schema(conn)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
         # check: a connection killed by a server restart is found dead when taken from
@@ -315,6 +343,7 @@ class PostgresStore:
             timeout=POOL_TIMEOUT,
             check=ConnectionPool.check_connection,
             reconnect_timeout=RECONNECT_TIMEOUT,
+            configure=_read_only if readonly else None,
         )
 
     @contextmanager
@@ -428,8 +457,8 @@ def _safe(url: str) -> str:
 
 
 @hookimpl
-def salesbot_open_store(url: str) -> PostgresStore | None:
+def salesbot_open_store(url: str, readonly: bool) -> PostgresStore | None:
     """Handle ``postgresql://`` and ``postgres://`` URLs."""
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, readonly=readonly)
     return None

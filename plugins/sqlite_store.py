@@ -267,14 +267,18 @@ def _get_record(conn: sqlite3.Connection, account: str, entity: str, record_id: 
 class SQLiteStore:
     """A salesbot store in one SQLite file."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL"):
+    def __init__(self, path: str | Path, synchronous: str = "FULL", readonly: bool = False):
         """Open (creating if needed) the database at ``path``.
 
         ``synchronous`` is SQLite's pragma: FULL (the default) survives power loss;
         NORMAL in WAL mode survives a crashed process but may lose the last commits on
-        power loss, for more speed.
+        power loss, for more speed. ``readonly`` opens an existing file for reading only
+        (SQLite's ``mode=ro``): nothing is created or migrated, and every write fails.
         """
         self.path = str(path)
+        if readonly:
+            self._conn = self._open_readonly()
+            return
         # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE),
         # never implicitly by the sqlite3 module.
         try:
@@ -296,6 +300,35 @@ class SQLiteStore:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection to an existing, current salesbot database."""
+        if self.path == ":memory:" or not Path(self.path).is_file():
+            raise StoreError(f"no database at {self.path!r}")
+        try:
+            conn = sqlite3.connect(
+                f"{Path(self.path).resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r} read-only: {exc}") from None
+        if version == 0:
+            conn.close()
+            raise StoreError(f"no salesbot database at {self.path!r}: the file has no salesbot tables")
+        if version < SCHEMA_VERSION:
+            # Its tables lack what this salesbot reads (the outcome index of explain);
+            # upgrading is a write, which a read-only command must not do.
+            conn.close()
+            raise StoreError(
+                f"the database at {self.path!r} is from an older salesbot (schema version "
+                f"{version}, now {SCHEMA_VERSION}): open it once for writing to upgrade it, "
+                "e.g. with `salesbot run` on an empty events file"
+            )
+        return conn
 
     @contextmanager
     def _mapped(self) -> Iterator[None]:
@@ -391,13 +424,13 @@ SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")
 
 
 @hookimpl(trylast=True)
-def salesbot_open_store(url: str) -> SQLiteStore | None:
+def salesbot_open_store(url: str, readonly: bool) -> SQLiteStore | None:
     """Handle plain paths and ``sqlite:///path[?synchronous=NORMAL]`` URLs.
 
     Other URLs are left to other store plugins.
     """
     if not url.startswith("sqlite:///"):
-        return None if "://" in url else SQLiteStore(url)
+        return None if "://" in url else SQLiteStore(url, readonly=readonly)
     path, _, query = url[len("sqlite:///") :].partition("?")
     options = parse_qs(query)
     unknown = set(options) - {"synchronous"}
@@ -406,4 +439,4 @@ def salesbot_open_store(url: str) -> SQLiteStore | None:
     synchronous = options.get("synchronous", ["FULL"])[-1].upper()
     if synchronous not in SYNCHRONOUS:
         raise StoreError(f"{url!r}: synchronous must be one of {', '.join(SYNCHRONOUS)}")
-    return SQLiteStore(path, synchronous=synchronous)
+    return SQLiteStore(path, synchronous=synchronous, readonly=readonly)

@@ -54,6 +54,15 @@ class Delivered(NamedTuple):
     not_pending: list[int]
 
 
+def mark_delivered(store: Store, account: str, ids: Iterable[int]) -> Delivered:
+    """``Engine.mark_delivered`` on a bare store (the CLI's outbox needs no rules)."""
+    wanted = list(dict.fromkeys(ids))
+    marked = set(store.mark_delivered(account, wanted))
+    return Delivered(
+        marked=[i for i in wanted if i in marked], not_pending=[i for i in wanted if i not in marked]
+    )
+
+
 def check_outbox_limit(limit: int) -> int:
     """``limit`` if it is a valid page size of the outbox, else a ``SalesbotError``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTBOX_LIMIT:
@@ -78,9 +87,10 @@ def _retrying(fn: Callable[[], T]) -> T:
     return fn()
 
 
-def open_store(registry: Registry, url: str) -> Store:
-    """Ask the store plugins for a store that handles ``url`` (a path or a URL)."""
-    store = registry.pm.hook.salesbot_open_store(url=url)
+def open_store(registry: Registry, url: str, readonly: bool = False) -> Store:
+    """Ask the store plugins for a store that handles ``url`` (a path or a URL); with
+    ``readonly``, one that exists, opened for reading only."""
+    store = registry.pm.hook.salesbot_open_store(url=url, readonly=readonly)
     if store is None:
         raise StoreError(f"no store plugin handles {url!r}")
     return store
@@ -102,11 +112,14 @@ class Engine:
         plugins: Iterable[object] = (),
         block: Iterable[str] = (),
         autoload: bool | None = None,
+        readonly: bool = False,
     ):
         """Build the plugin registry, load the rules, open the store.
 
         ``plugins`` are extra plugin objects or modules from the host; ``block`` names
         plugins not to load; ``autoload`` controls the ``salesbot`` entry points.
+        ``readonly`` opens an existing store for reading only (nothing is created or
+        upgraded; handling events then fails with ``StoreError``).
         Raises ``RulesetError``, ``PluginError`` or ``StoreError`` with a readable message.
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
@@ -118,7 +131,7 @@ class Engine:
             self._folder = Path(rulesets)
             self._fingerprint = folder_fingerprint(self._folder)
             self.rules = load_rulesets(self._folder, self.catalog)
-        self.store = store if isinstance(store, Store) else open_store(self.registry, str(store))
+        self.store = store if isinstance(store, Store) else open_store(self.registry, str(store), readonly)
         self._dispatcher = Dispatcher(self.rules, self.catalog, self.registry.pm.hook)
 
     def reload(self, force: bool = False) -> bool:
@@ -397,11 +410,7 @@ class Engine:
     def mark_delivered(self, account: str, ids: Iterable[int]) -> Delivered:
         """Mark notifications of ``account`` delivered. Returns the ids marked, and the
         ids that were not pending (delivered already) or are not in that account."""
-        wanted = list(dict.fromkeys(ids))
-        marked = set(self.store.mark_delivered(account, wanted))
-        return Delivered(
-            marked=[i for i in wanted if i in marked], not_pending=[i for i in wanted if i not in marked]
-        )
+        return mark_delivered(self.store, account, ids)
 
     def explain(self, account: str, entity: str, record_id: str) -> list[Outcome]:
         """Every outcome logged for a record, oldest first: who got it and why."""

@@ -272,6 +272,11 @@ def _create_schema(conn: Any) -> None:
     """Create or upgrade the tables, under the schema lock."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
     version = _schema_version(conn)
+    if version is not None and version >= SCHEMA_VERSION:
+        # Nothing to do, and the DDL below would lock tables that workers already
+        # started are writing to (an ALTER TABLE waiting on them, them on an index
+        # build: a deadlock).
+        return
     conn.execute(SCHEMA)
     if version is None:
         conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))

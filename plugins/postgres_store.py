@@ -10,9 +10,18 @@ What makes concurrent workers exact:
   ``(account, event_id)`` is the backstop;
 - a bot's rotation state is read with ``SELECT ... FOR UPDATE``: the row stays locked
   until the event commits, so no two workers ever read the same position (no lost update);
-- the record and its linked records are locked the same way, always the record first;
-- a deadlock or serialization failure is reported as ``TransientStoreError``, and the
-  engine runs the event again.
+- the record and its linked records are locked, always the record first: an advisory lock
+  on the record's key (so a record not stored yet is locked too), then the row itself;
+- a capped user's usage is locked (an advisory lock per account and user) before it is
+  counted, and held until commit: workers routing through different bots (different
+  rotation locks) never both give a user their last slot;
+- locks are taken in one order: the event id, the record, its linked records, the
+  rotation states in bot-id order, then the usage of each capped pool user in user-id
+  order. Two events thus rarely wait for each other in a cycle;
+- every driver error becomes a ``StoreError``; a deadlock, a serialization failure, a lost
+  connection or a server shutting down or starting up becomes a ``TransientStoreError``,
+  and the engine runs the event again (with backoff, see ``salesbot_core.engine``); the
+  pool checks each connection it hands out, so the dead ones of a restart are replaced.
 """
 
 from __future__ import annotations
@@ -100,6 +109,13 @@ FROM outcomes o,
      jsonb_array_elements(d -> 'related') c
 ON CONFLICT DO NOTHING
 """
+#: Advisory lock spaces (the first key of the two-int form): a user's cap usage, a record.
+USAGE_LOCKS = 1
+RECORD_LOCKS = 2
+#: Seconds to wait for a pooled connection, and to keep trying to reconnect after the
+#: server went away, before giving up (then the engine's retries take over).
+POOL_TIMEOUT = 30
+RECONNECT_TIMEOUT = 300
 #: Any constant: the advisory lock that serialises schema creation between workers.
 SCHEMA_LOCK = 7_264_011
 
@@ -114,6 +130,11 @@ class PostgresTransaction:
 
     def __init__(self, conn: Any):
         self._conn = conn
+
+    def _lock(self, space: int, key: str) -> None:
+        """Take a transaction-scoped advisory lock on ``key`` in a lock space of its own
+        (the two-int form: it never collides with the event-id locks, which use one bigint)."""
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (space, key))
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         row = self._conn.execute(sql, params).fetchone()
@@ -132,6 +153,10 @@ class PostgresTransaction:
         return Logged(Outcome.model_validate_json(row[0]), row[1]) if row else None
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+        # FOR UPDATE locks nothing when the row does not exist yet: two events creating
+        # the same linked record would both read "absent" and the second would overwrite
+        # the first one's owners. The key itself is locked, present or not.
+        self._lock(RECORD_LOCKS, f"{account}:{entity}:{record_id}")
         data = self._one(
             "SELECT data FROM records WHERE account = %s AND entity = %s AND id = %s FOR UPDATE",
             (account, entity, record_id),
@@ -207,11 +232,15 @@ class PostgresTransaction:
         ).fetchall()
         return {user: 0 for user in users} | {user: int(n) for user, n in rows}
 
-    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+    def count_assigned(self, account: str, user: str, since: datetime, until: datetime) -> int:
+        # Workers routing through different bots hold different rotation locks: without
+        # this lock two of them could both count a user's last free slot and both take it.
+        self._lock(USAGE_LOCKS, f"{account}:{user}")
         return int(
             self._one(
-                'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s AND at >= %s',
-                (account, user, _iso(since)),
+                'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s '
+                "AND at >= %s AND at < %s",
+                (account, user, _iso(since), _iso(until)),
             )
         )
 
@@ -239,6 +268,42 @@ def _schema_version(conn: Any) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
+def _create_schema(conn: Any) -> None:
+    """Create or upgrade the tables, under the schema lock."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    version = _schema_version(conn)
+    if version is not None and version >= SCHEMA_VERSION:
+        # Nothing to do, and the DDL below would lock tables that workers already
+        # started are writing to (an ALTER TABLE waiting on them, them on an index
+        # build: a deadlock).
+        return
+    conn.execute(SCHEMA)
+    if version is None:
+        conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+    elif version < SCHEMA_VERSION:
+        if version < 2:
+            conn.execute(BACKFILL_OUTCOME_RECORDS)
+        conn.execute("UPDATE salesbot_schema SET version = %s", (SCHEMA_VERSION,))
+
+
+def _check_readable(conn: Any, url: str) -> None:
+    """A read-only store needs the current tables: it must not create or upgrade them."""
+    version = _schema_version(conn)
+    if version is None:
+        raise StoreError(f"no salesbot database at {_safe(url)!r}: it has no salesbot tables")
+    if version < SCHEMA_VERSION:
+        raise StoreError(
+            f"the database at {_safe(url)!r} is from an older salesbot (schema version {version}, "
+            f"now {SCHEMA_VERSION}): open it once for writing to upgrade it"
+        )
+
+
+def _read_only(conn: Any) -> None:
+    """Make a new pooled session read-only: any write in it fails."""
+    conn.execute("SET default_transaction_read_only = on")
+    conn.commit()
+
+
 def _switches(conn: Any, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = %s", (account,)).fetchall()
     return {bot: bool(active) for bot, active in rows}
@@ -247,10 +312,12 @@ def _switches(conn: Any, account: str) -> dict[str, bool]:
 class PostgresStore:
     """A salesbot store in a PostgreSQL database, shared by any number of workers."""
 
-    def __init__(self, url: str, max_connections: int = 4):
+    def __init__(self, url: str, max_connections: int = 4, readonly: bool = False):
         """Connect to ``url`` and create or upgrade the schema.
 
-        Raises ``StoreError`` when psycopg is not installed or the server can't be reached.
+        ``readonly`` creates and upgrades nothing, and makes every session read-only
+        (``default_transaction_read_only``), so any write fails. Raises ``StoreError``
+        when psycopg is not installed or the server can't be reached.
         """
         try:
             import psycopg
@@ -259,36 +326,51 @@ class PostgresStore:
             raise StoreError(
                 "the PostgreSQL store needs psycopg 3: pip install 'salesbot[postgresql]'"
             ) from None
-        self._errors = psycopg.errors
+        self._psycopg = psycopg
         self.url = url
         try:
             # One direct connection first: an unreachable server fails at once, not after
             # the pool's retries; it also creates the schema, once, under an advisory lock.
             with psycopg.connect(url) as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                version = _schema_version(conn)
-                conn.execute(SCHEMA)
-                if version is None:
-                    conn.execute("INSERT INTO salesbot_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-                elif version < SCHEMA_VERSION:
-                    if version < 2:
-                        conn.execute(BACKFILL_OUTCOME_RECORDS)
-                    conn.execute("UPDATE salesbot_schema SET version = %s", (SCHEMA_VERSION,))
+                if readonly:
+                    _check_readable(conn, url)
+                else:
+                    _create_schema(conn)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True, timeout=30)
+        # check: a connection killed by a server restart is found dead when taken from
+        # the pool, dropped and replaced, instead of failing the next event.
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=True,
+            timeout=POOL_TIMEOUT,
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
+            configure=_read_only if readonly else None,
+        )
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection, its block one transaction (committed at the end, rolled
+        back on error); any driver error leaves as a ``StoreError``, a passing one (a lost
+        connection, a server restarting, a deadlock) as a ``TransientStoreError``."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except self._psycopg.Error as exc:
+            kind = TransientStoreError if _transient(exc, self._psycopg) else StoreError
+            message = str(exc).strip() or type(exc).__name__
+            raise kind(f"PostgreSQL store {_safe(self.url)!r}: {message}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
-        try:
-            # The pool's context commits at the end of the block, or rolls back on error.
-            with self._pool.connection() as conn:
-                yield PostgresTransaction(conn)
-        except (self._errors.DeadlockDetected, self._errors.SerializationFailure) as exc:
-            raise TransientStoreError(str(exc)) from exc
+        with self._connection() as conn:
+            yield PostgresTransaction(conn)
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 "SELECT data FROM records WHERE account = %s AND entity = %s AND id = %s",
                 (account, entity, record_id),
@@ -296,7 +378,7 @@ class PostgresStore:
         return json.loads(row[0]) if row else None
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
                 "WHERE r.account = %s AND r.entity = %s AND r.record_id = %s ORDER BY r.seq",
@@ -305,7 +387,7 @@ class PostgresStore:
         return (Outcome.model_validate_json(row[0]) for row in rows)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 'SELECT account, bot, "user", COUNT(*) FROM assignments '
                 'GROUP BY account, bot, "user" ORDER BY account, bot, "user"'
@@ -313,7 +395,7 @@ class PostgresStore:
         return [(a, b, u, int(n)) for a, b, u, n in rows]
 
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT text, bot, event_id, created_at FROM notes "
                 "WHERE account = %s AND entity = %s AND record_id = %s ORDER BY seq",
@@ -322,7 +404,7 @@ class PostgresStore:
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             cursor = conn.execute(
                 'SELECT id, account, "user", text, event_id, entity, record_id, created_at, delivered_at '
                 "FROM notifications WHERE delivered_at IS NULL AND (%s::text IS NULL OR account = %s) "
@@ -333,16 +415,18 @@ class PostgresStore:
             rows = cursor.fetchall()
         return [Notification(**dict(zip(names, row, strict=True))) for row in rows]
 
-    def mark_delivered(self, ids: list[int]) -> int:
-        with self._pool.connection() as conn:
-            cursor = conn.execute(
-                f"UPDATE notifications SET delivered_at = {NOW} WHERE id = ANY(%s) AND delivered_at IS NULL",
-                (sorted(set(ids)),),
-            )
-            return cursor.rowcount
+    def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
+        with self._connection() as conn:
+            marked = conn.execute(
+                f"UPDATE notifications SET delivered_at = {NOW} "
+                "WHERE account = %s AND id = ANY(%s) AND delivered_at IS NULL RETURNING id",
+                (account, sorted(set(ids))),
+            ).fetchall()
+        done = {int(i) for (i,) in marked}
+        return [i for i in dict.fromkeys(ids) if i in done]
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO bot_switches (account, bot, active) VALUES (%s, %s, %s) "
                 "ON CONFLICT (account, bot) DO UPDATE SET active = EXCLUDED.active",
@@ -350,11 +434,22 @@ class PostgresStore:
             )
 
     def get_switches(self, account: str) -> dict[str, bool]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return _switches(conn, account)
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _transient(exc: Exception, psycopg: Any) -> bool:
+    """Whether running the transaction again may succeed: the server aborted it to resolve
+    a race (class 40: deadlock, serialization failure), the connection broke (class 08,
+    or no SQLSTATE at all: the client lost the server, the pool timed out waiting), or
+    the server is shutting down or starting up (57P01-57P03)."""
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in ("08", "40") or state in ("57P01", "57P02", "57P03")
 
 
 def _safe(url: str) -> str:
@@ -367,8 +462,8 @@ def _safe(url: str) -> str:
 
 
 @hookimpl
-def salesbot_open_store(url: str) -> PostgresStore | None:
+def salesbot_open_store(url: str, readonly: bool) -> PostgresStore | None:
     """Handle ``postgresql://`` and ``postgres://`` URLs."""
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, readonly=readonly)
     return None

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
+from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Note, Notification, utc_iso
 from salesbot_core.store import Logged, touched
 
@@ -167,10 +168,11 @@ class SQLiteTransaction:
         )
         return {user: 0 for user in users} | dict(rows.fetchall())
 
-    def count_assigned(self, account: str, user: str, since: datetime) -> int:
+    def count_assigned(self, account: str, user: str, since: datetime, until: datetime) -> int:
+        # No lock of its own: BEGIN IMMEDIATE already serialises every event.
         (count,) = self._conn.execute(
-            "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ?",
-            (account, user, _iso(since)),
+            "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ? AND at < ?",
+            (account, user, _iso(since), _iso(until)),
         ).fetchone()
         return int(count)
 
@@ -228,6 +230,22 @@ class SQLiteTransaction:
         )
 
 
+#: SQLite's result codes of a lock held too long by another process: waiting longer may do.
+TRANSIENT_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """A driver error as salesbot reports it: what went wrong with which file."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    kind = TransientStoreError if name.startswith(TRANSIENT_CODES) else StoreError
+    hint = ""
+    if name.startswith("SQLITE_FULL"):
+        hint = " (free disk space, then run again: nothing of the failed event was written)"
+    elif name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        hint = " (the file is damaged: restore it from a backup)"
+    return kind(f"SQLite store {path!r}: {exc}{hint}")
+
+
 def _iso(moment: datetime) -> str:
     """UTC ISO 8601 with microseconds: such strings sort as the moments do."""
     return utc_iso(moment)
@@ -249,14 +267,18 @@ def _get_record(conn: sqlite3.Connection, account: str, entity: str, record_id: 
 class SQLiteStore:
     """A salesbot store in one SQLite file."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL"):
+    def __init__(self, path: str | Path, synchronous: str = "FULL", readonly: bool = False):
         """Open (creating if needed) the database at ``path``.
 
         ``synchronous`` is SQLite's pragma: FULL (the default) survives power loss;
         NORMAL in WAL mode survives a crashed process but may lose the last commits on
-        power loss, for more speed.
+        power loss, for more speed. ``readonly`` opens an existing file for reading only
+        (SQLite's ``mode=ro``): nothing is created or migrated, and every write fails.
         """
         self.path = str(path)
+        if readonly:
+            self._conn = self._open_readonly()
+            return
         # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE),
         # never implicitly by the sqlite3 module.
         try:
@@ -279,63 +301,109 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
 
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection to an existing, current salesbot database."""
+        if self.path == ":memory:" or not Path(self.path).is_file():
+            raise StoreError(f"no database at {self.path!r}")
+        try:
+            conn = sqlite3.connect(
+                f"{Path(self.path).resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path!r} read-only: {exc}") from None
+        if version == 0:
+            conn.close()
+            raise StoreError(f"no salesbot database at {self.path!r}: the file has no salesbot tables")
+        if version < SCHEMA_VERSION:
+            # Its tables lack what this salesbot reads (the outcome index of explain);
+            # upgrading is a write, which a read-only command must not do.
+            conn.close()
+            raise StoreError(
+                f"the database at {self.path!r} is from an older salesbot (schema version "
+                f"{version}, now {SCHEMA_VERSION}): open it once for writing to upgrade it, "
+                "e.g. with `salesbot run` on an empty events file"
+            )
+        return conn
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """Driver errors leave as ``StoreError`` naming the file (a full disk, a damaged
+        file), or ``TransientStoreError`` when another process held the lock too long."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from exc
+
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTransaction]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield SQLiteTransaction(self._conn)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._mapped():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SQLiteTransaction(self._conn)
+            except BaseException:
+                # SQLite has already rolled back on some errors (a full disk): only roll
+                # back what is still open, so the original error is the one reported.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
-        return _get_record(self._conn, account, entity, record_id)
+        with self._mapped():
+            return _get_record(self._conn, account, entity, record_id)
 
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
-        rows = self._conn.execute(
-            "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
-            "WHERE r.account = ? AND r.entity = ? AND r.record_id = ? ORDER BY r.seq",
-            (account, entity, record_id),
-        ).fetchall()
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT o.outcome FROM outcome_records r JOIN outcomes o ON o.seq = r.seq "
+                "WHERE r.account = ? AND r.entity = ? AND r.record_id = ? ORDER BY r.seq",
+                (account, entity, record_id),
+            ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
-        return self._conn.execute(
-            "SELECT account, bot, user, COUNT(*) FROM assignments "
-            "GROUP BY account, bot, user ORDER BY account, bot, user"
-        ).fetchall()
+        with self._mapped():
+            return self._conn.execute(
+                "SELECT account, bot, user, COUNT(*) FROM assignments "
+                "GROUP BY account, bot, user ORDER BY account, bot, user"
+            ).fetchall()
 
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
-        rows = self._conn.execute(
-            "SELECT text, bot, event_id, created_at FROM notes "
-            "WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
-            (account, entity, record_id),
-        )
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT text, bot, event_id, created_at FROM notes "
+                "WHERE account = ? AND entity = ? AND record_id = ? ORDER BY seq",
+                (account, entity, record_id),
+            ).fetchall()
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        self._conn.row_factory = sqlite3.Row
-        try:
-            rows = self._conn.execute(
+        with self._mapped():
+            cursor = self._conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(
                 "SELECT * FROM notifications WHERE delivered_at IS NULL "
                 "AND (? IS NULL OR account = ?) ORDER BY id LIMIT ?",
                 (account, account, limit),
             ).fetchall()
-        finally:
-            self._conn.row_factory = None
         return [Notification(**dict(row)) for row in rows]
 
-    def mark_delivered(self, ids: list[int]) -> int:
+    def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
         with self.transaction():
-            return sum(
-                self._conn.execute(
+            return [
+                i
+                for i in dict.fromkeys(ids)
+                if self._conn.execute(
                     "UPDATE notifications SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                    "WHERE id = ? AND delivered_at IS NULL",
-                    (i,),
+                    "WHERE id = ? AND account = ? AND delivered_at IS NULL",
+                    (i, account),
                 ).rowcount
-                for i in ids
-            )
+            ]
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
         with self.transaction():
@@ -345,7 +413,8 @@ class SQLiteStore:
             )
 
     def get_switches(self, account: str) -> dict[str, bool]:
-        return _get_switches(self._conn, account)
+        with self._mapped():
+            return _get_switches(self._conn, account)
 
     def close(self) -> None:
         self._conn.close()
@@ -355,13 +424,13 @@ SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")
 
 
 @hookimpl(trylast=True)
-def salesbot_open_store(url: str) -> SQLiteStore | None:
+def salesbot_open_store(url: str, readonly: bool) -> SQLiteStore | None:
     """Handle plain paths and ``sqlite:///path[?synchronous=NORMAL]`` URLs.
 
     Other URLs are left to other store plugins.
     """
     if not url.startswith("sqlite:///"):
-        return None if "://" in url else SQLiteStore(url)
+        return None if "://" in url else SQLiteStore(url, readonly=readonly)
     path, _, query = url[len("sqlite:///") :].partition("?")
     options = parse_qs(query)
     unknown = set(options) - {"synchronous"}
@@ -370,4 +439,4 @@ def salesbot_open_store(url: str) -> SQLiteStore | None:
     synchronous = options.get("synchronous", ["FULL"])[-1].upper()
     if synchronous not in SYNCHRONOUS:
         raise StoreError(f"{url!r}: synchronous must be one of {', '.join(SYNCHRONOUS)}")
-    return SQLiteStore(path, synchronous=synchronous)
+    return SQLiteStore(path, synchronous=synchronous, readonly=readonly)

@@ -6,7 +6,7 @@ data types plugins receive and return.
 
 import pluggy
 
-from .engine import Engine
+from .engine import Delivered, Engine
 from .errors import (
     EventError,
     IdempotencyConflict,
@@ -26,6 +26,7 @@ __all__ = [
     "Bot",
     "Context",
     "Decision",
+    "Delivered",
     "Engine",
     "Event",
     "EventError",

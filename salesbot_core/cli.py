@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,14 +23,23 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from .engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine
-from .errors import RulesetError, SalesbotError
+from .engine import (
+    DEFAULT_RULESETS,
+    DEFAULT_STORE,
+    MAX_OUTBOX_LIMIT,
+    Engine,
+    check_outbox_limit,
+    mark_delivered,
+    open_store,
+)
+from .errors import RulesetError, SalesbotError, StoreError
 from .limits import MAX_DEPTH, MAX_INT
 from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
 from .safetext import escape, excerpt
 from .simulate import DEFAULT_COUNT, simulate
+from .store import Store
 
 DEFAULT_EVENTS = "examples/events.jsonl"
 DEFAULT_ACCOUNT = "default"
@@ -64,6 +74,10 @@ entity_argument = click.argument("entity", metavar="ENTITY", type=click.Choice(E
 @click.version_option(package_name="salesbot")
 def main() -> None:
     """salesbot: picks the owner of CRM records set to a Sales Bot."""
+    # The connection pool logs each reconnection attempt while a PostgreSQL server
+    # restarts; the engine retries those itself and reports what it can't ride out as an
+    # `error:` line, so the pool's warnings would only be noise on stderr.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 def _fail(message: str) -> NoReturn:
@@ -81,12 +95,13 @@ def _warn(message: str) -> None:
     )
 
 
-def with_engine(command: Callable[..., Any]) -> Callable[..., Any]:
+def with_engine(command: Callable[..., Any], *, readonly: bool = False) -> Callable[..., Any]:
     """Give a command the ``--rulesets`` and ``--db`` options and an open ``Engine``.
 
     The command gets the engine as its first argument instead of those two options. A
     ruleset or store that cannot be opened, and any ``SalesbotError`` the command raises,
     is printed as ``error: <message>`` with exit status 1; the engine is always closed.
+    With ``readonly`` the store is opened for reading only (see ``reading_engine``).
     """
 
     @rulesets_option
@@ -94,7 +109,7 @@ def with_engine(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(rulesets: Path, db: str, **kwargs: Any) -> Any:
         try:
-            engine = Engine(rulesets, db)
+            engine = Engine(rulesets, db, readonly=readonly)
         except SalesbotError as exc:
             _fail(str(exc))
         for failure in engine.plugin_failures:
@@ -106,6 +121,41 @@ def with_engine(command: Callable[..., Any]) -> Callable[..., Any]:
                 _fail(str(exc))
 
     return wrapper
+
+
+def reading_engine(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``with_engine`` for commands that only read: the store must exist and is opened
+    read-only, so a read-only file can be read, and a missing one is not created."""
+    return with_engine(command, readonly=True)
+
+
+def with_store(*, readonly: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the ``--db`` option and the open store alone: no rulesets folder
+    is needed (the store plugins are found as an engine finds them). ``-r`` is accepted
+    and ignored, for scripts that pass it to every command."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option("--rulesets", "-r", hidden=True, help="Ignored: this command needs no rules.")
+        @db_option
+        @functools.wraps(command)
+        def wrapper(rulesets: str | None, db: str, **kwargs: Any) -> Any:
+            try:
+                registry = make_plugin_manager()
+                for failure in registry.failures:
+                    _warn(str(failure))
+                store = open_store(registry, db, readonly)
+            except SalesbotError as exc:
+                _fail(str(exc))
+            try:
+                return command(store, **kwargs)
+            except SalesbotError as exc:
+                _fail(str(exc))
+            finally:
+                store.close()
+
+        return wrapper
+
+    return decorate
 
 
 def _row(*values: object) -> list[Text]:
@@ -245,6 +295,10 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
             progress.advance(task)
             try:
                 tally.add(engine.handle(_parse_line(line)))
+            except StoreError:
+                # Not this line's fault, and the next lines would fail alike (the engine
+                # already retried what passes): stop, as `error: ...` (see with_engine).
+                raise
             except (_BadLine, SalesbotError) as exc:
                 rejected += 1
                 # The message quotes the input (ids, values) and the file name: escaped.
@@ -355,7 +409,7 @@ def _show_value(value: object) -> str:
 @main.command()
 @entity_argument
 @click.argument("record_id")
-@with_engine
+@reading_engine
 @account_option
 def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
     """Show a stored record: its owners, tags, other fields and wall.
@@ -385,7 +439,7 @@ def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
 @main.command()
 @entity_argument
 @click.argument("record_id")
-@with_engine
+@reading_engine
 @account_option
 def explain(engine: Engine, entity: str, record_id: str, account: str) -> None:
     """Say why a record has its owners: every event, bot, condition, candidate and pick.
@@ -445,7 +499,7 @@ def outbox() -> None:
 
 
 @outbox.command(name="list")
-@with_engine
+@with_store(readonly=True)
 @click.option(
     "--account", "-a", default=None, help="Only this account's notifications (default: every account)."
 )
@@ -453,13 +507,13 @@ def outbox() -> None:
     "--limit",
     default=100,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_OUTBOX_LIMIT),
     help="At most this many, oldest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, no table.")
-def outbox_list(engine: Engine, account: str | None, limit: int, as_json: bool) -> None:
+def outbox_list(store: Store, account: str | None, limit: int, as_json: bool) -> None:
     """List pending notifications, oldest first."""
-    pending = engine.outbox(account, limit)
+    pending = store.pending_notifications(account, check_outbox_limit(limit))
     if as_json:
         for notification in pending:
             click.echo(notification.model_dump_json())
@@ -474,11 +528,15 @@ def outbox_list(engine: Engine, account: str | None, limit: int, as_json: bool) 
 
 @outbox.command(name="mark-delivered")
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, type=int)
-@with_engine
-def mark_delivered(engine: Engine, ids: tuple[int, ...]) -> None:
-    """Mark the notifications with these ids delivered."""
-    unique = list(dict.fromkeys(ids))
-    click.echo(f"marked {engine.mark_delivered(unique)} of {len(unique)} delivered")
+@with_store(readonly=False)
+@account_option
+def mark_delivered_command(store: Store, ids: tuple[int, ...], account: str) -> None:
+    """Mark the notifications of an account with these ids delivered."""
+    done = mark_delivered(store, account, ids)
+    click.echo(f"marked {len(done.marked)} of {len(done.marked) + len(done.not_pending)} delivered")
+    if done.not_pending:
+        missing = ", ".join(map(str, done.not_pending))
+        click.echo(f"not pending or not in account {account!r}: {missing}")
 
 
 #: The widest bar of ``salesbot simulate``, in characters.

@@ -7,10 +7,13 @@ the record, the new state and the outcome together.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
@@ -29,21 +32,76 @@ from .models import (
     list_event_id,
     record_from_dict,
 )
-from .periods import period_starts
+from .periods import period_bounds
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .store import Store, Transaction
 from .strategy import Context, RecordT
 
+T = TypeVar("T")
+
 DEFAULT_RULESETS = "rulesets"
 DEFAULT_STORE = "salesbot.db"
-#: How often an event is tried when the store aborts it to resolve a race (a deadlock).
-TRANSIENT_RETRIES = 5
+#: How often a transaction is tried when the store fails in a way that passes
+#: (``TransientStoreError``: a deadlock, a lost connection, a server restarting).
+RETRY_ATTEMPTS = 12
+#: Backoff before each retry: a random wait (full jitter, so workers that failed together
+#: don't retry together) of up to 50 ms, doubling each time, up to 5 s. The 11 waits of
+#: 12 attempts add up to at most about 26 s (13 s on average), plus the pool's own wait
+#: for a connection: enough to ride out a PostgreSQL restart.
+RETRY_FIRST_WAIT = 0.05
+RETRY_MAX_WAIT = 5.0
 
 
-def open_store(registry: Registry, url: str) -> Store:
-    """Ask the store plugins for a store that handles ``url`` (a path or a URL)."""
-    store = registry.pm.hook.salesbot_open_store(url=url)
+#: The most notifications one ``Engine.outbox`` call returns.
+MAX_OUTBOX_LIMIT = 10_000
+
+
+class Delivered(NamedTuple):
+    """What ``Engine.mark_delivered`` did, each list in the order the ids were given."""
+
+    marked: list[int]
+    #: Delivered before, or no such notification in the account.
+    not_pending: list[int]
+
+
+def mark_delivered(store: Store, account: str, ids: Iterable[int]) -> Delivered:
+    """``Engine.mark_delivered`` on a bare store (the CLI's outbox needs no rules)."""
+    wanted = list(dict.fromkeys(ids))
+    marked = set(store.mark_delivered(account, wanted))
+    return Delivered(
+        marked=[i for i in wanted if i in marked], not_pending=[i for i in wanted if i not in marked]
+    )
+
+
+def check_outbox_limit(limit: int) -> int:
+    """``limit`` if it is a valid page size of the outbox, else a ``SalesbotError``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTBOX_LIMIT:
+        raise SalesbotError(f"outbox limit must be a whole number from 1 to {MAX_OUTBOX_LIMIT:,}: {limit!r}")
+    return limit
+
+
+def retry_wait(attempt: int) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): full jitter."""
+    return random.uniform(0, min(RETRY_MAX_WAIT, RETRY_FIRST_WAIT * 2 ** (attempt - 1)))
+
+
+def _retrying(fn: Callable[[], T]) -> T:
+    """Run ``fn`` (one whole store transaction) until it does not fail transiently, at
+    most ``RETRY_ATTEMPTS`` times. Safe because a failed transaction left nothing behind
+    and every event is idempotent: one that did commit is answered from the log."""
+    for attempt in range(1, RETRY_ATTEMPTS):
+        try:
+            return fn()
+        except TransientStoreError:
+            time.sleep(retry_wait(attempt))
+    return fn()
+
+
+def open_store(registry: Registry, url: str, readonly: bool = False) -> Store:
+    """Ask the store plugins for a store that handles ``url`` (a path or a URL); with
+    ``readonly``, one that exists, opened for reading only."""
+    store = registry.pm.hook.salesbot_open_store(url=url, readonly=readonly)
     if store is None:
         raise StoreError(f"no store plugin handles {url!r}")
     return store
@@ -65,11 +123,14 @@ class Engine:
         plugins: Iterable[object] = (),
         block: Iterable[str] = (),
         autoload: bool | None = None,
+        readonly: bool = False,
     ):
         """Build the plugin registry, load the rules, open the store.
 
         ``plugins`` are extra plugin objects or modules from the host; ``block`` names
         plugins not to load; ``autoload`` controls the ``salesbot`` entry points.
+        ``readonly`` opens an existing store for reading only (nothing is created or
+        upgraded; handling events then fails with ``StoreError``).
         Raises ``RulesetError``, ``PluginError`` or ``StoreError`` with a readable message.
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
@@ -81,7 +142,7 @@ class Engine:
             self._folder = Path(rulesets)
             self._fingerprint = folder_fingerprint(self._folder)
             self.rules = load_rulesets(self._folder, self.catalog)
-        self.store = store if isinstance(store, Store) else open_store(self.registry, str(store))
+        self.store = store if isinstance(store, Store) else open_store(self.registry, str(store), readonly)
         self._dispatcher = Dispatcher(self.rules, self.catalog, self.registry.pm.hook)
 
     def reload(self, force: bool = False) -> bool:
@@ -159,18 +220,14 @@ class Engine:
         With ``route``, a record with no bot among its owners is routed by the account's
         bots for its entity, in priority order (see ``route``).
         """
-        event = self.validate(event)
-        for attempt in range(1, TRANSIENT_RETRIES + 1):
-            try:
-                with self.store.transaction() as tx:
-                    outcome = self._handle_in(tx, event, route)
-                break
-            except TransientStoreError:
-                # The store rolled the event back whole; it is idempotent, so run it again.
-                if attempt == TRANSIENT_RETRIES:
-                    raise
-        if not outcome.duplicate:
-            self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
+        valid = self.validate(event)
+
+        def attempt() -> Outcome:
+            with self.store.transaction() as tx:
+                return self._handle_in(tx, valid, route)
+
+        outcome = _retrying(attempt)
+        self._observe([outcome])
         return outcome
 
     def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
@@ -178,10 +235,14 @@ class Engine:
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id)
         if seen is not None:
-            # A list operation reads its records from the store when it runs, so a repeat
-            # carries the records as the first run left them: its id alone says it is the
-            # same operation. Logs from before fingerprints (None) cannot tell either.
-            same = seen.fingerprint in (None, event.fingerprint) or event.id.startswith(LIST_PREFIX)
+            if event.id.startswith(LIST_PREFIX):
+                # A list operation reads its records from the store when it runs, so a
+                # repeat carries them as the first run left them: the bot it sets is what
+                # says whether it is the same operation.
+                first = [o for o in seen.outcome.owners_before if o.startswith(BOT_PREFIX)]
+                same = first == [BOT_PREFIX + bot for bot in event.record.bot_ids()]
+            else:  # logs from before fingerprints (None) cannot tell
+                same = seen.fingerprint in (None, event.fingerprint)
             if not same:
                 raise IdempotencyConflict(
                     f"event {event.id!r}: field 'id': already processed with a different payload; "
@@ -222,8 +283,8 @@ class Engine:
             data = tx.get_record(account, entity, record_id)
             if data is not None:
                 linked[(entity, record_id)] = record_from_dict(data)
-        # Rotation states are locked (on PostgreSQL) in one order, bot id, so two events
-        # never wait for each other's bots; usage is counted after, under those locks.
+        # Rotation states are locked (on PostgreSQL) in one order, bot id, then each capped
+        # user's usage in user-id order, so two events never wait for each other in a cycle.
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
         pool = {user for bot in bots for user in bot.users}
         loaded = [u for bot in bots if self.catalog.strategies[bot.strategy].needs_load for u in bot.users]
@@ -236,8 +297,8 @@ class Engine:
             else {},
             usage={
                 user.id: {
-                    period: tx.count_assigned(account, user.id, since)
-                    for period, since in period_starts(now, user.zone).items()
+                    period: tx.count_assigned(account, user.id, start, end)
+                    for period, (start, end) in period_bounds(now, user.zone).items()
                 }
                 for user in capped
             },
@@ -276,13 +337,21 @@ class Engine:
             raise EventError("\n".join(errors))
         outcomes: list[Outcome] = []
         for start in range(0, len(valid), batch_size):
-            with self.store.transaction() as tx:
-                batch = [self._handle_in(tx, event, False) for event in valid[start : start + batch_size]]
-            for outcome in batch:
-                if not outcome.duplicate:
-                    self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
+            batch = _retrying(partial(self._handle_batch, valid[start : start + batch_size]))
+            self._observe(batch)
             outcomes += batch
         return outcomes
+
+    def _handle_batch(self, events: list[Event]) -> list[Outcome]:
+        """Valid events in one transaction: all committed, or none."""
+        with self.store.transaction() as tx:
+            return [self._handle_in(tx, event, False) for event in events]
+
+    def _observe(self, outcomes: list[Outcome]) -> None:
+        """Tell the observers about committed outcomes (not about duplicates)."""
+        for outcome in outcomes:
+            if not outcome.duplicate:
+                self.registry.pm.hook.salesbot_after_assign(outcome=outcome)
 
     def assign_list(
         self,
@@ -303,29 +372,50 @@ class Engine:
         the current owners; otherwise it replaces them. Unknown records are an
         ``EventError`` before anything is changed.
         """
-        multiple = self.rules.account_settings(account).multiple_owners
-        events: list[dict[str, Any]] = []
-        missing: list[str] = []
-        for record_id in record_ids:
-            stored = self.store.get_record(account, entity, record_id)
-            if stored is None:
-                missing.append(record_id)
-                continue
-            owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
-            events.append(
-                {
-                    "id": list_event_id(operation, entity, record_id),
-                    "kind": "list",
-                    "account": account,
-                    "record": {**stored, "owners": owners},
-                }
-            )
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        ids = list(record_ids)
+        missing = _retrying(
+            lambda: [rid for rid in ids if self.store.get_record(account, entity, rid) is None]
+        )
         if missing:
             raise EventError(
                 f"list operation {operation!r}: no {entity} record "
                 f"{', '.join(map(repr, missing))} in account {account!r}"
             )
-        return self._handle_many(events, batch_size, list_operation=True)
+        multiple = self.rules.account_settings(account).multiple_owners
+        outcomes: list[Outcome] = []
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start : start + batch_size]
+            batch = _retrying(
+                partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple)
+            )
+            self._observe(batch)
+            outcomes += batch
+        return outcomes
+
+    def _assign_batch(
+        self, account: str, entity: EntityType, ids: list[str], bot_id: str, operation: str, multiple: bool
+    ) -> list[Outcome]:
+        """One batch of a list operation, in one transaction."""
+        outcomes: list[Outcome] = []
+        with self.store.transaction() as tx:
+            for record_id in ids:
+                # Read inside the event's transaction (and, on PostgreSQL, under its record
+                # lock): a change another worker committed since the check in assign_list
+                # is built on, never overwritten by a stale copy.
+                stored = tx.get_record(account, entity, record_id)
+                if stored is None:  # records are never deleted; a guard, not a path
+                    raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+                owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+                event = {
+                    "id": list_event_id(operation, entity, record_id),
+                    "kind": "list",
+                    "account": account,
+                    "record": {**stored, "owners": owners},
+                }
+                outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
+        return outcomes
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
         """The bots a host offers in a record's Owner field beside its users.
@@ -358,12 +448,15 @@ class Engine:
         return self.store.notes(account, entity, record_id)
 
     def outbox(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        """Notifications waiting to be delivered, oldest first."""
-        return self.store.pending_notifications(account, limit)
+        """Notifications waiting to be delivered, oldest first: at most ``limit``, which
+        is 1 to ``MAX_OUTBOX_LIMIT`` (``SalesbotError`` otherwise); page by marking
+        delivered what was sent."""
+        return self.store.pending_notifications(account, check_outbox_limit(limit))
 
-    def mark_delivered(self, ids: Iterable[int]) -> int:
-        """Mark outbox notifications delivered; returns how many were still pending."""
-        return self.store.mark_delivered(list(ids))
+    def mark_delivered(self, account: str, ids: Iterable[int]) -> Delivered:
+        """Mark notifications of ``account`` delivered. Returns the ids marked, and the
+        ids that were not pending (delivered already) or are not in that account."""
+        return mark_delivered(self.store, account, ids)
 
     def explain(self, account: str, entity: str, record_id: str) -> list[Outcome]:
         """Every outcome logged for a record, oldest first: who got it and why."""

@@ -156,12 +156,18 @@ def salesbot_preselect(bot: Bot, record: RecordT, candidates: Sequence[str], con
 
 
 @hookspec(firstresult=True)
-def salesbot_open_store(url: str) -> Store | None:
+def salesbot_open_store(url: str, readonly: bool) -> Store | None:
     """Open the store for ``url``, or return ``None`` when this plugin does not handle it.
 
     ``firstresult``: the first plugin that returns a store wins. The built-in SQLite
     store takes a file path or a ``sqlite:///path`` URL and is marked ``trylast`` so any
     other plugin can claim a URL first.
+
+    ``readonly`` is true for commands that only read (``show``, ``explain``, ``outbox
+    list``): open an existing store without creating or upgrading anything, so that
+    writes fail; a store that does not exist is a ``StoreError``. An implementation that
+    does not name ``readonly`` in its signature is not given it (pluggy passes only the
+    arguments a hook implementation names) and keeps working.
 
     Example::
 

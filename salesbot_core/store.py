@@ -62,8 +62,11 @@ class Transaction(Protocol):
     def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
         """How many open records of ``entity`` each of ``users`` owns (0 included)."""
 
-    def count_assigned(self, account: str, user: str, since: datetime) -> int:
-        """How many records were assigned to ``user`` at or after ``since``."""
+    def count_assigned(self, account: str, user: str, since: datetime, until: datetime) -> int:
+        """How many records were assigned to ``user`` at or after ``since`` and before
+        ``until`` (by the time of their events). Stores with concurrent writers lock the
+        user's usage first, until the transaction ends, so two events never both take a
+        user's last slot."""
 
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         """Add a note to a record's wall."""
@@ -97,8 +100,9 @@ class Store(Protocol):
     def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
         """Undelivered notifications, oldest first (all accounts when ``account`` is None)."""
 
-    def mark_delivered(self, ids: list[int]) -> int:
-        """Mark outbox entries delivered; returns how many were pending."""
+    def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
+        """Mark the pending outbox entries of ``account`` among ``ids`` delivered; returns
+        the ids it marked. Another account's entries are left alone."""
 
     def set_switch(self, account: str, bot: str, active: bool) -> None:
         """Switch a bot on or off, overriding its ruleset's ``active``."""

@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 URL_ENV = "SALESBOT_TEST_POSTGRES_URL"
@@ -46,12 +47,35 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster this process started and owns: it can restart it."""
+
+    url: str
+    bindir: Path
+    data: Path
+    workdir: Path
+    as_postgres: list[str]
+
+    def pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
+            capture_output=True,
+            text=True,
+        )
+
+    def restart(self) -> None:
+        """Restart the server as an operator would (``-m fast``: sessions are ended at
+        once, with AdminShutdown); returns once it accepts connections again."""
+        done = self.pg_ctl("-l", str(self.workdir / "log"), "-m", "fast", "-w", "restart")
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
 @contextmanager
-def server() -> Iterator[str]:
-    """Yield the admin URL of a running server: CI's, or a throwaway one."""
-    if os.environ.get(URL_ENV):
-        yield os.environ[URL_ENV]
-        return
+def private_cluster() -> Iterator[Cluster]:
+    """Start a throwaway cluster of our own (even when CI provides a server: a test that
+    restarts the server must not restart everyone's), stopped and removed at the end."""
     bindir = _bindir()
     as_postgres: list[str] = []
     if os.geteuid() == 0:
@@ -66,18 +90,31 @@ def server() -> Iterator[str]:
     run = lambda *args: subprocess.run([*as_postgres, *args], capture_output=True, text=True)  # noqa: E731
     init = run(str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres")
     if init.returncode != 0:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise NoServer(f"initdb failed: {init.stderr.strip()}")
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1"
-    start = run(
-        str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "start"
-    )
+    # The options go into the cluster's own configuration, so a restart keeps them.
+    with (data / "postgresql.auto.conf").open("a") as conf:
+        conf.write(f"port = {port}\nunix_socket_directories = '{workdir}'\nlisten_addresses = '127.0.0.1'\n")
+    cluster = Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", bindir, data, workdir, as_postgres)
+    start = cluster.pg_ctl("-l", str(workdir / "log"), "-w", "start")
     if start.returncode != 0:
+        shutil.rmtree(workdir, ignore_errors=True)
         raise NoServer(f"PostgreSQL did not start: {start.stderr.strip() or start.stdout.strip()}")
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield cluster
     finally:
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        cluster.pg_ctl("-m", "immediate", "stop")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def server() -> Iterator[str]:
+    """Yield the admin URL of a running server: CI's, or a throwaway one."""
+    if os.environ.get(URL_ENV):
+        yield os.environ[URL_ENV]
+        return
+    with private_cluster() as cluster:
+        yield cluster.url
 
 
 def database_factory(admin_url: str) -> Callable[[], Iterator[str]]:

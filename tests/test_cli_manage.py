@@ -272,7 +272,17 @@ def test_outbox_lists_pending_notifications_until_marked_delivered(salesbot: Sal
     ]
     assert all(re.fullmatch(TIMESTAMP, row[5]) for row in rows(table))
 
-    assert ok(salesbot("outbox", "mark-delivered", "1", "2", "7")) == ["marked 2 of 3 delivered"]
+    assert ok(salesbot("outbox", "mark-delivered", "--account", "acme", "1")) == [
+        "marked 0 of 1 delivered",
+        "not pending or not in account 'acme': 1",
+    ]
+    assert ok(salesbot("outbox", "mark-delivered", "1", "2", "7")) == [
+        "marked 2 of 3 delivered",
+        "not pending or not in account 'default': 7",
+    ]
     assert ok(salesbot("outbox", "list", "--json")) == []
     assert rows(ok(salesbot("outbox", "list"))) == []
-    assert ok(salesbot("outbox", "mark-delivered", "1")) == ["marked 0 of 1 delivered"]
+    assert ok(salesbot("outbox", "mark-delivered", "-a", "default", "1")) == [
+        "marked 0 of 1 delivered",
+        "not pending or not in account 'default': 1",
+    ]

@@ -272,6 +272,20 @@ def test_a_list_operation_never_meets_a_host_event(engine: Engine) -> None:
     ]
 
 
+def test_a_list_operation_id_reused_with_another_bot_is_a_conflict(write_rules, tmp_path: Path) -> None:
+    bots = "bots:\n  - {id: inbound, users: [anna, bartek]}\n  - {id: outbound, users: [celina]}\n"
+    with Engine(write_rules(**{"r.yaml": TEAM + bots}), tmp_path / "s.db") as engine:
+        engine.handle(deal_event(1, ["jan"]))
+        engine.assign_list("default", "deal", ["d1"], "inbound", "bulk")
+        with pytest.raises(IdempotencyConflict) as info:
+            engine.assign_list("default", "deal", ["d1"], "outbound", "bulk")
+        assert str(info.value).startswith("event 'list/bulk/deal/d1': field 'id': already processed")
+        assert engine.record("default", "deal", "d1").owners == ["anna"]
+        assert [o.duplicate for o in engine.assign_list("default", "deal", ["d1"], "inbound", "bulk")] == [
+            True
+        ]
+
+
 def test_a_list_operation_id_is_bounded(engine: Engine) -> None:
     engine.handle(deal_event(1, ["jan"]))
     assert list_event_id("x" * 187, "deal", "d1") == "list/" + "x" * 187 + "/deal/d1"
@@ -298,6 +312,7 @@ def test_both_stores_count_assignments_since_an_early_instant(rules: Path, store
     with Engine(rules, store_url) as engine:
         engine.handle({**deal_event(1), "at": "2026-01-05T10:00:00Z"})
         with engine.store.transaction() as tx:
-            assert tx.count_assigned("default", "anna", datetime(999, 1, 1, tzinfo=UTC)) == 1
-            assert tx.count_assigned("default", "anna", datetime(2026, 1, 5, 10, tzinfo=UTC)) == 1
-            assert tx.count_assigned("default", "anna", datetime(2026, 1, 5, 11, tzinfo=UTC)) == 0
+            end = datetime(2200, 1, 1, tzinfo=UTC)
+            assert tx.count_assigned("default", "anna", datetime(999, 1, 1, tzinfo=UTC), end) == 1
+            assert tx.count_assigned("default", "anna", datetime(2026, 1, 5, 10, tzinfo=UTC), end) == 1
+            assert tx.count_assigned("default", "anna", datetime(2026, 1, 5, 11, tzinfo=UTC), end) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from factories import TEAM, deal_event
-from salesbot_core import Engine, EventError, RulesetError
+from salesbot_core import Engine, EventError, RulesetError, hookimpl
 
 
 def rules_with(write_rules, settings: str, bot: str, team: str = TEAM) -> Path:
@@ -350,6 +350,34 @@ def test_a_list_operation_gives_each_record_its_own_pick(engine: Engine) -> None
     assert engine.record("default", "deal", "d3").owners == ["anna"]
 
 
+class RenamesD2AfterD1:
+    """A host plugin that, once d1's list event is committed, saves an edit of d2 (as
+    another worker would between two batches of a list operation)."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+
+    @hookimpl
+    def salesbot_after_assign(self, outcome):
+        if outcome.event_id == "list/bulk-9/deal/d1" and self.engine is not None:
+            edit = {"entity": "deal", "id": "d2", "title": "Renamed", "owners": ["anna", "jan"]}
+            self.engine.handle({"id": "edit-d2", "kind": "updated", "record": edit})
+
+
+def test_a_list_operation_reads_each_record_in_its_own_transaction(write_rules, tmp_path: Path) -> None:
+    rules = rules_with(write_rules, "{multiple_owners: true}", "  - {id: inbound, users: [bartek, celina]}\n")
+    plugin = RenamesD2AfterD1()
+    with Engine(rules, tmp_path / "s.db", plugins=[plugin]) as engine:
+        plugin.engine = engine
+        for n in (1, 2):
+            engine.handle(deal_event(n, ["anna"], title=f"Deal {n}"))
+        outcomes = engine.assign_list("default", "deal", ["d1", "d2"], "inbound", "bulk-9", batch_size=1)
+        d2 = engine.record("default", "deal", "d2")
+    assert [o.owners_after for o in outcomes] == [["anna", "bartek"], ["anna", "jan", "celina"]]
+    # the edit committed between the two batches is kept, not overwritten by a stale copy
+    assert (d2.title, d2.owners) == ("Renamed", ["anna", "jan", "celina"])
+
+
 def test_a_list_operation_with_an_unknown_record_changes_nothing(engine: Engine) -> None:
     engine.handle(deal_event(1, ["jan"]))
     with pytest.raises(EventError) as info:
@@ -419,8 +447,9 @@ def test_tag_wall_note_and_notification(write_rules, tmp_path: Path) -> None:
         outbox = [(n.account, n.user, n.text, n.event_id, n.entity, n.record_id) for n in engine.outbox()]
         second = engine.handle(deal_event(2, ["bot:announcer"], title="Gate"))
         pending = [n.id for n in engine.outbox()]
-        assert engine.mark_delivered(pending[:1]) == 1
-        assert engine.mark_delivered(pending) == 1  # the first was delivered already
+        assert engine.mark_delivered("default", pending[:1]) == (pending[:1], [])
+        # the first was delivered already
+        assert engine.mark_delivered("default", pending) == (pending[1:], pending[:1])
         assert engine.outbox() == []
     (decision,) = outcome.decisions
     assert (decision.tag, decision.note, decision.notification) == (

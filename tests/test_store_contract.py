@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from factories import TEAM, deal_event
-from salesbot_core import Engine, StoreError
+from salesbot_core import Engine, SalesbotError, StoreError
 
 RULES = (
     TEAM
@@ -80,8 +80,10 @@ def test_records_links_tags_notes_and_outbox(rules: Path, store_url: str) -> Non
             for entity, rid in [("deal", "d1"), ("company", "warsztat")]
         ]
         pending = engine.outbox()
-        assert engine.mark_delivered([pending[0].id, pending[0].id, 999_999]) == 1
-        assert engine.mark_delivered([pending[0].id]) == 0
+        first = pending[0].id
+        assert engine.mark_delivered("acme", [first]) == ([], [first])  # not acme's
+        assert engine.mark_delivered("default", [first, first, 999_999]) == ([first], [999_999])
+        assert engine.mark_delivered("default", [first]) == ([], [first])
         assert engine.outbox() == []
     assert (deal.owners, deal.tags, deal.title) == (["jan", "anna"], ["routed"], "Lift")
     assert (company.owners, company.tags, company.name) == (["jan", "anna"], ["routed"], "Warsztat")
@@ -91,6 +93,16 @@ def test_records_links_tags_notes_and_outbox(rules: Path, store_url: str) -> Non
         ("default", "anna", "New deal Lift is yours", "e1", "deal", "d1")
     ]
     assert pending[0].created_at.endswith("Z") and pending[0].delivered_at is None
+
+
+@pytest.mark.parametrize("limit", [0, -1, 10_001, True])
+def test_an_outbox_limit_out_of_range_is_an_error(rules: Path, store_url: str, limit: int) -> None:
+    with Engine(rules, store_url) as engine:
+        engine.handle(deal_event(1))
+        with pytest.raises(SalesbotError) as info:
+            engine.outbox(limit=limit)
+        assert [n.record_id for n in engine.outbox(limit=10_000)] == ["d1"]
+    assert str(info.value) == f"outbox limit must be a whole number from 1 to 10,000: {limit!r}"
 
 
 def test_bot_switches(rules: Path, store_url: str) -> None:
@@ -115,11 +127,13 @@ def test_load_and_assignments_since(rules: Path, store_url: str) -> None:
             engine.handle(deal_event(n) | {"at": monday.isoformat()})
         with engine.store.transaction() as tx:
             load = tx.open_load("default", "deal", ["anna", "bartek", "celina", "olga"])
-            since_monday = tx.count_assigned("default", "anna", monday)
-            since_later = tx.count_assigned("default", "anna", datetime(2026, 11, 24, tzinfo=UTC))
+            tuesday = datetime(2026, 11, 24, tzinfo=UTC)
+            on_monday = tx.count_assigned("default", "anna", monday, tuesday)
+            before_monday = tx.count_assigned("default", "anna", datetime(2026, 11, 1, tzinfo=UTC), monday)
+            since_later = tx.count_assigned("default", "anna", tuesday, datetime(2026, 12, 1, tzinfo=UTC))
     # the three routed deals went anna, bartek, celina
     assert load == {"anna": 3, "bartek": 2, "celina": 1, "olga": 0}
-    assert (since_monday, since_later) == (1, 0)
+    assert (on_monday, before_monday, since_later) == (1, 0, 0)
 
 
 def test_an_unreachable_store_is_a_clear_error(rules: Path, tmp_path: Path) -> None:

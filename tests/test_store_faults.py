@@ -1,0 +1,112 @@
+"""Store faults reach callers as ``StoreError`` (the CLI prints ``error: ...``), and a
+PostgreSQL restart in the middle of a run is ridden out: real files, a real server."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pg_server
+import pytest
+from store_queries import check_exactly_once, rows
+from test_reliability import POOLS, TWO_BOTS, events, salesbot_run, write_jsonl
+
+from salesbot_core import Engine, StoreError, TransientStoreError
+
+
+@pytest.fixture
+def two_bots(write_rules) -> Path:
+    return write_rules(**{"bots.yaml": TWO_BOTS})
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[pg_server.Cluster]:
+    """A PostgreSQL cluster of this test's own, which it may restart."""
+    try:
+        with pg_server.private_cluster() as cluster:
+            yield cluster
+    except pg_server.NoServer as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
+        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_in_the_middle_of_a_run_is_ridden_out(
+    two_bots: Path, tmp_path: Path, own_cluster: pg_server.Cluster
+) -> None:
+    url = own_cluster.url
+    events_file = write_jsonl(tmp_path / "events.jsonl", events(3_000))
+    Engine(two_bots, url).close()  # the schema, so the count below can be read at once
+    run = salesbot_run(events_file, two_bots, url)
+    while rows(url, "SELECT COUNT(*) FROM outcomes") < [(300,)]:
+        assert run.poll() is None, run.communicate()[1].decode()
+        time.sleep(0.05)
+    assert run.poll() is None  # still running: the restart hits it mid-way
+    own_cluster.restart()
+    _, stderr = run.communicate(timeout=600)
+    assert (run.returncode, stderr.decode()) == (0, "")  # no traceback, no error
+    check_exactly_once(url, 3_000, POOLS)
+
+
+def test_a_full_sqlite_disk_is_a_store_error_and_loses_nothing_committed(
+    two_bots: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.db"
+    handled = 0
+    with Engine(two_bots, db) as engine:
+        conn = engine.store._conn  # the store's own connection: a real size limit on it
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages + 3}")
+        with pytest.raises(StoreError) as info:
+            for event in events(1_000):
+                engine.handle(event)
+                handled += 1
+        conn.execute("PRAGMA max_page_count = 1000000")
+        # room again: the run goes on, each event exactly once
+        for event in events(1_000):
+            engine.handle(event)
+    assert not isinstance(info.value, TransientStoreError)
+    assert str(info.value) == (
+        f"SQLite store {str(db)!r}: database or disk is full "
+        "(free disk space, then run again: nothing of the failed event was written)"
+    )
+    assert 0 < handled < 1_000
+    check_exactly_once(str(db), 1_000, POOLS)
+
+
+def corrupt_tables(db: Path) -> None:
+    """Overwrite the root page of every table with garbage, keeping the schema readable."""
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [root for (root,) in conn.execute("SELECT rootpage FROM sqlite_master WHERE type = 'table'")]
+    conn.close()
+    with db.open("r+b") as f:
+        for root in roots:
+            f.seek((root - 1) * page_size)
+            f.write(b"\xa5" * page_size)
+
+
+def salesbot(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "salesbot_core", *args], capture_output=True, text=True)
+
+
+def test_a_damaged_sqlite_file_is_an_error_line_from_the_cli(two_bots: Path, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    events_file = write_jsonl(tmp_path / "events.jsonl", events(20))
+    with Engine(two_bots, db) as engine:
+        for event in events(20):
+            engine.handle(event)
+    corrupt_tables(db)
+    message = (
+        f"error: SQLite store {str(db)!r}: database disk image is malformed "
+        "(the file is damaged: restore it from a backup)\n"
+    )
+    for command in (["show", "deal", "d1"], ["run", str(events_file)], ["explain", "deal", "d1"]):
+        done = salesbot(*command, "-r", str(two_bots), "--db", str(db))
+        assert (done.returncode, done.stderr, done.stdout) == (1, message, ""), command

@@ -319,18 +319,13 @@ class Engine:
         operation over 100,000 records) commits far less often, and a crash or an error
         then rolls back the whole batch in flight, never part of an event.
         """
-        return self._handle_many(events, batch_size, list_operation=False)
-
-    def _handle_many(
-        self, events: Iterable[Event | Mapping[str, Any]], batch_size: int, list_operation: bool
-    ) -> list[Outcome]:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         valid: list[Event] = []
         errors: list[str] = []
         for event in events:
             try:
-                valid.append(self._validate(event, list_operation))
+                valid.append(self.validate(event))
             except EventError as exc:
                 errors.append(str(exc))
         if errors:

@@ -33,7 +33,7 @@ from .engine import (
     open_store,
 )
 from .errors import RulesetError, SalesbotError, StoreError
-from .limits import MAX_DEPTH, MAX_INT
+from .limits import MAX_DEPTH, MAX_INT, MAX_LINE_BYTES
 from .models import ENTITIES, Bot, EntityType, Outcome
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
@@ -232,12 +232,19 @@ class _Tally:
         )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
     """The non-blank lines of a file, numbered from 1, as bytes: each is decoded on its
-    own, so a bad byte on one line costs that line only."""
+    own, so a bad byte on one line costs that line only. A line longer than
+    ``MAX_LINE_BYTES`` is read past in pieces, never held whole: ``None`` stands for it."""
     with path.open("rb") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
+        number = 0
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield number, None
+            elif line.strip():
                 yield number, line
 
 
@@ -257,8 +264,10 @@ class _BadLine(Exception):
     """A line that is not one JSON value."""
 
 
-def _parse_line(line: bytes) -> Any:
+def _parse_line(line: bytes | None) -> Any:
     """One JSON Lines line as a JSON value; ``_BadLine`` saying what is wrong with it."""
+    if line is None:
+        raise _BadLine(f"the line is longer than {MAX_LINE_BYTES} bytes, the most an event may take")
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:

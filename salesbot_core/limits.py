@@ -44,6 +44,9 @@ MAX_TAG_LENGTH = 100
 MAX_CHANGED = 100
 #: ...each at most this many characters.
 MAX_CHANGED_NAME = 200
+#: ``salesbot run`` reads lines of at most this many bytes (a record of ``MAX_RECORD_BYTES``
+#: and the event around it); a longer line is skipped without being held in memory.
+MAX_LINE_BYTES = 2 * MAX_RECORD_BYTES
 #: Event ids (and so list-operation ids with their prefix) are at most this long.
 MAX_EVENT_ID = 200
 
@@ -123,11 +126,13 @@ def _text_problem(text: str) -> str | None:
 
 
 def check_at(at: datetime) -> datetime:
-    """``at`` if it is in ``[MIN_AT, MAX_AT)`` (naive taken as UTC)."""
+    """``at`` in UTC if it is in ``[MIN_AT, MAX_AT)`` (naive taken as UTC)."""
     aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     if not MIN_AT <= aware < MAX_AT:
         raise PydanticCustomError("at_range", _AT_RANGE)
-    return at
+    # One form per instant: "10:00", "10:00Z" and "12:00+02:00" are the same payload (and
+    # the same fingerprint) when a host's serialiser changes how it writes the zone.
+    return aware.astimezone(UTC)
 
 
 _AT_RANGE = f"must be from {MIN_AT:%Y-%m-%dT%H:%M:%SZ} up to (not including) {MAX_AT:%Y-%m-%dT%H:%M:%SZ}"

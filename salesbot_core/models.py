@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, fie
 
 from .errors import EventError
 from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
+from .safetext import excerpt
 
 EntityType = Literal["deal", "person", "company", "task"]
 ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
@@ -134,7 +135,7 @@ class User(Model):
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
+            raise ValueError(f"unknown time zone {excerpt(name)}") from None
         return name
 
     @property

@@ -109,7 +109,9 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[Problem]]:
     files: list[Path] = []
     problems: list[Problem] = []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in SUFFIXES:
+        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
+            # Hidden files are not rules: editors keep lock and swap files there (Emacs'
+            # ".#bots.yaml" is a dangling link while the file is being edited).
             continue
         name = str(path)
         if path.suffix not in SUFFIXES:

@@ -109,6 +109,20 @@ def test_run_reports_every_bad_line_goes_on_and_a_rerun_does_the_same(salesbot: 
     assert summary == "14 events: 2 duplicate, 12 rejected"
 
 
+def test_run_skips_a_line_too_long_to_be_an_event_without_holding_it(salesbot: Salesbot) -> None:
+    from salesbot_core.limits import MAX_LINE_BYTES
+
+    path = salesbot.db.parent / "events.jsonl"
+    huge = '{"id": "big", "kind": "created", "record": {"entity": "deal", "id": "d9", "title": "'
+    huge += "x" * MAX_LINE_BYTES + '"}}'
+    result = salesbot.run(json.dumps(deal_event(1)), huge, json.dumps(deal_event(2)))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        f"{path}:2: the line is longer than {MAX_LINE_BYTES} bytes, the most an event may take"
+    ]
+    assert salesbot("show", "deal", "d2").stdout.splitlines()[1] == "owners: bartek"
+
+
 def test_run_and_validate_with_a_broken_ruleset_or_store(salesbot: Salesbot, tmp_path: Path) -> None:
     (salesbot.folder / "bad.yaml").write_text("bots:\n  - {id: x, users: [ghost]}\n")
     problem = (

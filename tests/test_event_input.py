@@ -316,3 +316,13 @@ def test_both_stores_count_assignments_since_an_early_instant(rules: Path, store
             assert tx.count_assigned("default", "anna", datetime(999, 1, 1, tzinfo=UTC), end) == 1
             assert tx.count_assigned("default", "anna", datetime(2026, 1, 5, 10, tzinfo=UTC), end) == 1
             assert tx.count_assigned("default", "anna", datetime(2026, 1, 5, 11, tzinfo=UTC), end) == 0
+
+
+def test_an_instant_written_in_another_zone_is_the_same_payload(engine: Engine) -> None:
+    first = engine.handle({**deal_event(1), "at": "2026-03-10T10:00:00"})
+    for at in ("2026-03-10T10:00:00Z", "2026-03-10T12:00:00+02:00"):
+        again = engine.handle({**deal_event(1), "at": at})
+        assert (again.duplicate, again.at) == (True, datetime(2026, 3, 10, 10, tzinfo=UTC))
+    assert first.at == datetime(2026, 3, 10, 10, tzinfo=UTC)
+    with pytest.raises(IdempotencyConflict):
+        engine.handle({**deal_event(1), "at": "2026-03-10T10:00:01Z"})

@@ -311,3 +311,10 @@ def test_a_plugin_strategy_without_a_validator_takes_no_options() -> None:
     strategy = Strategy("mine", lambda request: None)  # type: ignore[arg-type, return-value]
     assert strategy.validate_options({}) == []
     assert strategy.validate_options({"x": 1}) == ["strategy 'mine' takes no options"]
+
+
+def test_hidden_files_such_as_editor_lock_files_are_not_rules(write_rules) -> None:
+    folder = write_rules(**{"team.yaml": TEAM, ".bots.yaml.swp.yaml": "bots: [{id: x, users: [ghost]}]"})
+    (folder / ".#team.yaml").symlink_to("root@host.1234:1700000000")  # Emacs' lock file
+    rules = load_rulesets(folder, make_plugin_manager().catalog())
+    assert sorted(user for _, user in rules.users) == ["anna", "bartek", "celina", "jan", "olga"]

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .dispatcher import Dispatcher, Reads
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .limits import MAX_EVENT_ID
 from .models import (
     BOT_PREFIX,
     LIST_PREFIX,
@@ -35,6 +36,7 @@ from .models import (
 from .periods import period_bounds
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
+from .safetext import excerpt
 from .store import Store, Transaction
 from .strategy import Context, RecordT
 
@@ -479,7 +481,10 @@ def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, i
 
 
 def _describe(event_id: object, exc: ValidationError) -> str:
-    label = f"event {event_id!r}" if isinstance(event_id, str) else "event"
+    # The id and the field path come from the event: quoted bounded and escaped, so a
+    # megabyte-long key is not echoed back.
+    label = f"event {excerpt(event_id, MAX_EVENT_ID)}" if isinstance(event_id, str) else "event"
     return "; ".join(
-        f"{label}: field {'.'.join(str(p) for p in err['loc'])!r}: {err['msg']}" for err in exc.errors()
+        f"{label}: field {excerpt('.'.join(str(p) for p in err['loc']), MAX_EVENT_ID)}: {err['msg']}"
+        for err in exc.errors()
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticCustomError
 
 from .errors import EventError
+from .safetext import excerpt
 
 #: Integers are within ±(2**53 - 1): the range every JSON parser (JavaScript's included)
 #: reads exactly, and the one durable-rules compares exactly (it compares as doubles).
@@ -58,7 +59,7 @@ def canonical_json(data: Any) -> str:
 
 def _label(data: object) -> str:
     event_id = data.get("id") if isinstance(data, Mapping) else None
-    return f"event {event_id!r}" if isinstance(event_id, str) else "event"
+    return f"event {excerpt(event_id, MAX_EVENT_ID)}" if isinstance(event_id, str) else "event"
 
 
 def _kind(value: object) -> str:
@@ -79,7 +80,7 @@ def check_payload(data: object) -> None:
     label = _label(data)
 
     def fail(path: tuple[object, ...], message: str) -> NoReturn:
-        raise EventError(f"{label}: field {'.'.join(map(str, path))!r}: {message}")
+        raise EventError(f"{label}: field {excerpt('.'.join(map(str, path)), MAX_EVENT_ID)}: {message}")
 
     stack: list[tuple[tuple[object, ...], object]] = [((), data)]
     while stack:

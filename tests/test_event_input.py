@@ -326,3 +326,11 @@ def test_an_instant_written_in_another_zone_is_the_same_payload(engine: Engine) 
     assert first.at == datetime(2026, 3, 10, 10, tzinfo=UTC)
     with pytest.raises(IdempotencyConflict):
         engine.handle({**deal_event(1), "at": "2026-03-10T10:00:01Z"})
+
+
+def test_an_error_quotes_a_hostile_key_bounded_and_escaped(engine: Engine) -> None:
+    key = "\x1b[2J" + "k" * 10_000
+    with pytest.raises(EventError) as info:
+        engine.handle({**deal_event(1), key: 1})
+    message = str(info.value)
+    assert message == "event 'e1': field '\\x1b[2J" + "k" * 196 + "…': Extra inputs are not permitted"

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from salesbot_core import Engine
-from salesbot_core.models import Company, Deal
+from salesbot_core.models import Company, Deal, list_event_id
 from salesbot_plugins.sqlite_store import SQLiteStore
 
 from .common import BenchmarkFailed, Options, Report, Row, median, remove_db, sqlite_url, write_rules
@@ -124,7 +124,7 @@ def run_raw(db: Path, ids: list[str]) -> float:
         for at in range(0, len(ids), BATCH):
             router.handle_batch(
                 {
-                    "id": f"op-1:{record_id}",
+                    "id": list_event_id("op-1", "deal", record_id),
                     "kind": "list",
                     "record": {"id": record_id, "owners": ["bot:team"]},
                 }

@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -34,12 +32,13 @@ from .engine import (
 )
 from .errors import RulesetError, SalesbotError, StoreError
 from .limits import MAX_DEPTH, MAX_INT, MAX_LINE_BYTES
-from .models import ENTITIES, Bot, EntityType, Outcome
+from .models import ENTITIES, Bot, EntityType
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
 from .safetext import escape, excerpt
 from .simulate import DEFAULT_COUNT, simulate
 from .store import Store
+from .tally import Tally
 
 DEFAULT_EVENTS = "examples/events.jsonl"
 DEFAULT_ACCOUNT = "default"
@@ -194,42 +193,24 @@ def _bots_table(
     return table
 
 
-@dataclass
-class _Tally:
-    """What a batch of outcomes did, for the summary printed after ``run`` and ``assign``."""
-
-    statuses: Counter[str] = field(default_factory=Counter)
-    assigned: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-
-    def add(self, outcome: Outcome) -> None:
-        if outcome.duplicate:
-            self.statuses["duplicate"] += 1
-            return
-        for decision in outcome.decisions:
-            self.statuses[decision.status] += 1
-            if decision.owner is not None:
-                self.assigned[(outcome.account, decision.bot, decision.owner)] += 1
-        if not outcome.decisions:
-            self.statuses["no_bot"] += 1
-
-    def print(self, out: Console, engine: Engine, total: int, rejected: int) -> None:
-        """The assignments per bot and user (this batch and all time) and a status line."""
-        all_time = {(a, b, u): n for a, b, u, n in engine.store.assignment_counts()}
-        table = Table(title="Assignments per bot and user")
-        for column in ("account", "bot", "user"):
-            table.add_column(column)
-        table.add_column("this run", justify="right")
-        table.add_column("all time", justify="right")
-        for key in sorted(set(self.assigned) | set(all_time)):
-            table.add_row(*_row(*key, self.assigned[key], all_time.get(key, 0)))
-        out.print(table)
-        parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(self.statuses.items())]
-        out.print(
-            f"{total} events: " + ", ".join([*parts, f"{rejected} rejected"]),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+def _print_tally(out: Console, tally: Tally, engine: Engine, total: int, rejected: int) -> None:
+    """The assignments per bot and user (this batch and all time) and a status line: the
+    summary printed after ``run`` and ``assign``."""
+    all_time = {(a, b, u): n for a, b, u, n in engine.store.assignment_counts()}
+    table = Table(title="Assignments per bot and user")
+    for column in ("account", "bot", "user"):
+        table.add_column(column, overflow="fold")
+    table.add_column("this run", justify="right")
+    table.add_column("all time", justify="right")
+    for key in sorted(set(tally.assigned) | set(all_time)):
+        table.add_row(*_row(*key, tally.assigned[key], all_time.get(key, 0)))
+    out.print(table)
+    out.print(
+        tally.line(total, "events", rejected, zero_rejected=True),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
@@ -295,7 +276,7 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
     """
     out, err = Console(), Console(stderr=True)
     total = sum(1 for _ in _lines(events))
-    tally = _Tally()
+    tally = Tally()
     rejected = 0
     show_progress = out.is_terminal and total >= PROGRESS_MIN_LINES and not quiet
     with Progress(console=out, disable=not show_progress, transient=True) as progress:
@@ -313,7 +294,7 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
                 # The message quotes the input (ids, values) and the file name: escaped.
                 err.print(escape(f"{events}:{number}: {exc}"), markup=False, highlight=False, soft_wrap=True)
     if not quiet:
-        tally.print(out, engine, total, rejected)
+        _print_tally(out, tally, engine, total, rejected)
     if rejected:
         raise SystemExit(1)
 
@@ -490,7 +471,7 @@ def assign(
     if engine.rules.bot(account, bot_id) is None:
         _fail(f"no bot {bot_id!r} in account {account!r}")
     outcomes = engine.assign_list(account, cast(EntityType, entity), record_ids, bot_id, operation)
-    tally = _Tally()
+    tally = Tally()
     for outcome in outcomes:
         tally.add(outcome)
         decision = next((d for d in outcome.decisions if d.bot == bot_id), None)
@@ -499,7 +480,7 @@ def assign(
         else:
             click.echo(escape(f"{outcome.record_id}: {', '.join(outcome.owners_after)}"))
     if not quiet:
-        tally.print(Console(), engine, len(outcomes), 0)
+        _print_tally(Console(), tally, engine, len(outcomes), 0)
 
 
 @main.group()

@@ -312,12 +312,15 @@ def _switches(conn: Any, account: str) -> dict[str, bool]:
 class PostgresStore:
     """A salesbot store in a PostgreSQL database, shared by any number of workers."""
 
-    def __init__(self, url: str, max_connections: int = 4, readonly: bool = False):
+    def __init__(self, url: str, max_connections: int = 4, readonly: bool = False, dry_run: bool = False):
         """Connect to ``url`` and create or upgrade the schema.
 
         ``readonly`` creates and upgrades nothing, and makes every session read-only
-        (``default_transaction_read_only``), so any write fails. Raises ``StoreError``
-        when psycopg is not installed or the server can't be reached.
+        (``default_transaction_read_only``), so any write fails. ``dry_run`` creates and
+        upgrades nothing either and makes every session read-only but ``dry_run``
+        transactions; a database without the current tables gets them inside each dry
+        run (rolled back with it). Raises ``StoreError`` when psycopg is not installed or
+        the server can't be reached.
         """
         try:
             import psycopg
@@ -328,12 +331,16 @@ class PostgresStore:
             ) from None
         self._psycopg = psycopg
         self.url = url
+        self._dry_run_schema = False
         try:
             # One direct connection first: an unreachable server fails at once, not after
             # the pool's retries; it also creates the schema, once, under an advisory lock.
             with psycopg.connect(url) as conn:
                 if readonly:
                     _check_readable(conn, url)
+                elif dry_run:
+                    version = _schema_version(conn)
+                    self._dry_run_schema = version is None or version < SCHEMA_VERSION
                 else:
                     _create_schema(conn)
         except psycopg.Error as exc:
@@ -348,7 +355,7 @@ class PostgresStore:
             timeout=POOL_TIMEOUT,
             check=ConnectionPool.check_connection,
             reconnect_timeout=RECONNECT_TIMEOUT,
-            configure=_read_only if readonly else None,
+            configure=_read_only if readonly or dry_run else None,
         )
 
     @contextmanager
@@ -368,6 +375,18 @@ class PostgresStore:
     def transaction(self) -> Iterator[PostgresTransaction]:
         with self._connection() as conn:
             yield PostgresTransaction(conn)
+
+    @contextmanager
+    def dry_run(self) -> Iterator[PostgresTransaction]:
+        with self._connection() as conn:
+            # Writable even in a read-only session: it is never committed.
+            conn.execute("SET TRANSACTION READ WRITE")
+            try:
+                if self._dry_run_schema:
+                    _create_schema(conn)
+                yield PostgresTransaction(conn)
+            finally:
+                conn.rollback()
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         with self._connection() as conn:
@@ -462,8 +481,8 @@ def _safe(url: str) -> str:
 
 
 @hookimpl
-def salesbot_open_store(url: str, readonly: bool) -> PostgresStore | None:
+def salesbot_open_store(url: str, readonly: bool, dry_run: bool = False) -> PostgresStore | None:
     """Handle ``postgresql://`` and ``postgres://`` URLs."""
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url, readonly=readonly)
+        return PostgresStore(url, readonly=readonly, dry_run=dry_run)
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -267,22 +267,33 @@ def _get_record(conn: sqlite3.Connection, account: str, entity: str, record_id: 
 class SQLiteStore:
     """A salesbot store in one SQLite file."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL", readonly: bool = False):
+    def __init__(
+        self, path: str | Path, synchronous: str = "FULL", readonly: bool = False, dry_run: bool = False
+    ):
         """Open (creating if needed) the database at ``path``.
 
         ``synchronous`` is SQLite's pragma: FULL (the default) survives power loss;
         NORMAL in WAL mode survives a crashed process but may lose the last commits on
         power loss, for more speed. ``readonly`` opens an existing file for reading only
         (SQLite's ``mode=ro``): nothing is created or migrated, and every write fails.
+        ``dry_run`` opens an existing file for ``dry_run`` transactions (``mode=rw``:
+        nothing is created or migrated, and the ``-wal`` and ``-shm`` files are removed
+        again on close), and a missing one as an empty in-memory store.
         """
         self.path = str(path)
+        self._dry_run_only = dry_run
         if readonly:
             self._conn = self._open_readonly()
             return
+        if dry_run and self.path != ":memory:":
+            if Path(self.path).exists():
+                self._conn = self._open_existing("rw")
+                return
+            path = ":memory:"  # not created: the dry run starts from an empty store
         # isolation_level=None: transactions are begun explicitly (BEGIN IMMEDIATE),
         # never implicitly by the sqlite3 module.
         try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -305,9 +316,15 @@ class SQLiteStore:
         """A read-only connection to an existing, current salesbot database."""
         if self.path == ":memory:" or not Path(self.path).is_file():
             raise StoreError(f"no database at {self.path!r}")
+        return self._open_existing("ro")
+
+    def _open_existing(self, mode: str) -> sqlite3.Connection:
+        """A connection to an existing, current salesbot database, neither created nor
+        migrated: SQLite's ``mode=ro`` (every write fails) or ``mode=rw``."""
+        how = "read-only" if mode == "ro" else "for a dry run"
         try:
             conn = sqlite3.connect(
-                f"{Path(self.path).resolve().as_uri()}?mode=ro",
+                f"{Path(self.path).resolve().as_uri()}?mode={mode}",
                 uri=True,
                 isolation_level=None,
                 check_same_thread=False,
@@ -315,7 +332,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             (version,) = conn.execute("PRAGMA user_version").fetchone()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite store {self.path!r} read-only: {exc}") from None
+            raise StoreError(f"cannot open SQLite store {self.path!r} {how}: {exc}") from None
         if version == 0:
             conn.close()
             raise StoreError(f"no salesbot database at {self.path!r}: the file has no salesbot tables")
@@ -340,7 +357,10 @@ class SQLiteStore:
             raise _store_error(self.path, exc) from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[SQLiteTransaction]:
+    def transaction(self, rollback: bool = False) -> Iterator[SQLiteTransaction]:
+        """``Store.transaction``; with ``rollback``, ``Store.dry_run``."""
+        if self._dry_run_only and not rollback:
+            raise StoreError(f"SQLite store {self.path!r} is opened for dry runs only: it takes no writes")
         with self._mapped():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -351,7 +371,10 @@ class SQLiteStore:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            self._conn.execute("ROLLBACK" if rollback else "COMMIT")
+
+    def dry_run(self) -> AbstractContextManager[SQLiteTransaction]:
+        return self.transaction(rollback=True)
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         with self._mapped():
@@ -424,13 +447,13 @@ SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")
 
 
 @hookimpl(trylast=True)
-def salesbot_open_store(url: str, readonly: bool) -> SQLiteStore | None:
+def salesbot_open_store(url: str, readonly: bool, dry_run: bool = False) -> SQLiteStore | None:
     """Handle plain paths and ``sqlite:///path[?synchronous=NORMAL]`` URLs.
 
     Other URLs are left to other store plugins.
     """
     if not url.startswith("sqlite:///"):
-        return None if "://" in url else SQLiteStore(url, readonly=readonly)
+        return None if "://" in url else SQLiteStore(url, readonly=readonly, dry_run=dry_run)
     path, _, query = url[len("sqlite:///") :].partition("?")
     options = parse_qs(query)
     unknown = set(options) - {"synchronous"}
@@ -439,4 +462,4 @@ def salesbot_open_store(url: str, readonly: bool) -> SQLiteStore | None:
     synchronous = options.get("synchronous", ["FULL"])[-1].upper()
     if synchronous not in SYNCHRONOUS:
         raise StoreError(f"{url!r}: synchronous must be one of {', '.join(SYNCHRONOUS)}")
-    return SQLiteStore(path, synchronous=synchronous, readonly=readonly)
+    return SQLiteStore(path, synchronous=synchronous, readonly=readonly, dry_run=dry_run)

@@ -8,12 +8,11 @@ traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -34,12 +33,14 @@ from .engine import (
 )
 from .errors import RulesetError, SalesbotError, StoreError
 from .limits import MAX_DEPTH, MAX_INT, MAX_LINE_BYTES
-from .models import ENTITIES, Bot, EntityType, Outcome
+from .models import ENTITIES, Bot, EntityType
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
 from .safetext import escape, excerpt
 from .simulate import DEFAULT_COUNT, simulate
+from .starter import write_starter
 from .store import Store
+from .tally import Tally
 
 DEFAULT_EVENTS = "examples/events.jsonl"
 DEFAULT_ACCOUNT = "default"
@@ -158,78 +159,123 @@ def with_store(*, readonly: bool) -> Callable[[Callable[..., Any]], Callable[...
     return decorate
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (see README, 'Command line'), no table."
+)
+
+
+def _echo_json(data: object) -> None:
+    """One JSON document on stdout. ``ensure_ascii`` writes every character outside
+    ASCII as a ``\\u`` escape, so nothing from the input reaches the terminal raw
+    (``escape`` then finds nothing left to escape: it is the same rule as elsewhere)."""
+    click.echo(escape(json.dumps(data, ensure_ascii=True)))
+
+
 def _row(*values: object) -> list[Text]:
     """Table cells shown as they are: no rich markup in names, paths or texts, and control
     characters escaped."""
     return [Text(escape(str(value))) for value in values]
 
 
+def _bot_fields(rules: Rules, account: str, bot: Bot, active: bool) -> dict[str, Any]:
+    """A bot as ``validate --json`` and ``bots --json`` give it (and their tables show it)."""
+    return {
+        "account": account,
+        "id": bot.id,
+        "name": bot.display_name,
+        "entity": bot.entity,
+        "strategy": bot.strategy,
+        "users": list(bot.users),
+        "active": active,
+        "file": str(rules.sources[(account, bot.id)]),
+    }
+
+
+#: Columns dropped, in this order, while a bots table is wider than the terminal.
+DROPPABLE_COLUMNS = ("file", "name")
+#: Columns holding ids (of accounts, bots, entities, strategies): never wrapped nor cut.
+ID_COLUMNS = ("account", "bot", "entity", "strategy")
+
+
 def _bots_table(
+    out: Console,
     title: str,
-    rules: Rules,
-    bots: Iterable[tuple[str, Bot, bool]],
+    bots: list[dict[str, Any]],
     *,
     account_column: bool,
     active_label: str,
 ) -> Table:
-    """One row per ``(account, bot, active)``: what ``validate`` and ``bots`` show."""
+    """One row per bot (see ``_bot_fields``): what ``validate`` and ``bots`` show. Ids are
+    never cut: on a narrow terminal the file, then the name column is left out, and
+    the other columns wrap."""
+    cells = {
+        "account": [b["account"] for b in bots],
+        "bot": [b["id"] for b in bots],
+        "name": [b["name"] for b in bots],
+        "entity": [b["entity"] for b in bots],
+        "strategy": [b["strategy"] for b in bots],
+        "users": [", ".join(b["users"]) for b in bots],
+        active_label: ["yes" if b["active"] else "no" for b in bots],
+        "file": [b["file"] for b in bots],
+    }
+    if not account_column:
+        del cells["account"]
+    texts = {column: [escape(v) for v in values] for column, values in cells.items()}
+
+    def widest(column: str) -> int:
+        """The longest id, or the longest word of the column: no narrower, nothing is cut."""
+        if column in ID_COLUMNS:
+            return max(map(len, [column, *texts[column]]))
+        return max(len(word) for text in [column, *texts[column]] for word in text.split())
+
+    for column in DROPPABLE_COLUMNS:
+        if sum(widest(c) + 3 for c in texts) + 1 <= out.width:  # 3: padding and border
+            break
+        del texts[column]
     table = Table(title=Text(escape(title)))  # a Text: a path or account is not markup
-    columns = ["account"] if account_column else []
-    for column in (*columns, "bot", "name", "entity", "strategy", "users", active_label, "file"):
-        table.add_column(column)
-    for account, bot, active in bots:
-        cells = [account] if account_column else []
-        table.add_row(
-            *_row(
-                *cells,
-                bot.id,
-                bot.display_name,
-                bot.entity,
-                bot.strategy,
-                ", ".join(bot.users),
-                "yes" if active else "no",
-                rules.sources[(account, bot.id)],
-            )
-        )
+    for column in texts:
+        # Ids never wrap; the other columns wrap between words.
+        if column in ID_COLUMNS:
+            table.add_column(column, no_wrap=True, min_width=widest(column))
+        else:
+            table.add_column(column, overflow="fold")
+    for row in zip(*texts.values(), strict=True):
+        table.add_row(*map(Text, row))
     return table
 
 
-@dataclass
-class _Tally:
-    """What a batch of outcomes did, for the summary printed after ``run`` and ``assign``."""
+def _assignments(tally: Tally, engine: Engine) -> list[dict[str, Any]]:
+    """Records assigned per account, bot and user: in this batch and all time."""
+    all_time = {(a, b, u): n for a, b, u, n in engine.store.assignment_counts()}
+    return [
+        {
+            "account": a,
+            "bot": b,
+            "user": u,
+            "this_run": tally.assigned[(a, b, u)],
+            "all_time": all_time.get((a, b, u), 0),
+        }
+        for a, b, u in sorted(set(tally.assigned) | set(all_time))
+    ]
 
-    statuses: Counter[str] = field(default_factory=Counter)
-    assigned: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
-    def add(self, outcome: Outcome) -> None:
-        if outcome.duplicate:
-            self.statuses["duplicate"] += 1
-            return
-        for decision in outcome.decisions:
-            self.statuses[decision.status] += 1
-            if decision.owner is not None:
-                self.assigned[(outcome.account, decision.bot, decision.owner)] += 1
-        if not outcome.decisions:
-            self.statuses["no_bot"] += 1
-
-    def print(self, out: Console, engine: Engine, total: int, rejected: int) -> None:
-        """The assignments per bot and user (this batch and all time) and a status line."""
-        all_time = {(a, b, u): n for a, b, u, n in engine.store.assignment_counts()}
-        table = Table(title="Assignments per bot and user")
-        for column in ("account", "bot", "user"):
-            table.add_column(column)
-        table.add_column("this run", justify="right")
-        table.add_column("all time", justify="right")
-        for key in sorted(set(self.assigned) | set(all_time)):
-            table.add_row(*_row(*key, self.assigned[key], all_time.get(key, 0)))
-        out.print(table)
-        parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(self.statuses.items())]
-        out.print(
-            f"{total} events: " + ", ".join([*parts, f"{rejected} rejected"]),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+def _print_tally(out: Console, tally: Tally, engine: Engine, total: int, rejected: int) -> None:
+    """The assignments per bot and user (this batch and all time) and a status line: the
+    summary printed after ``run`` and ``assign``."""
+    table = Table(title="Assignments per bot and user")
+    for column in ("account", "bot", "user"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("this run", justify="right")
+    table.add_column("all time", justify="right")
+    for row in _assignments(tally, engine):
+        table.add_row(*_row(*row.values()))
+    out.print(table)
+    out.print(
+        tally.line(total, "events", rejected, zero_rejected=True),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
@@ -286,18 +332,20 @@ def _parse_line(line: bytes | None) -> Any:
 )
 @with_engine
 @click.option("--quiet", "-q", is_flag=True, help="Print no summary table.")
-def run(engine: Engine, events: Path, quiet: bool) -> None:
+@json_option
+def run(engine: Engine, events: Path, quiet: bool, as_json: bool) -> None:
     """Process a JSON Lines file of EVENTS, one event per line.
 
     Events already processed (same account and event id) are answered from the log and
     change nothing, so running the same file again after a crash is safe. A bad line is
-    reported as FILE:LINE: message and skipped; the exit status is then 1.
+    reported as FILE:LINE: message (with --json, in the JSON) and skipped; the exit
+    status is then 1.
     """
     out, err = Console(), Console(stderr=True)
     total = sum(1 for _ in _lines(events))
-    tally = _Tally()
-    rejected = 0
-    show_progress = out.is_terminal and total >= PROGRESS_MIN_LINES and not quiet
+    tally = Tally()
+    rejected: list[dict[str, Any]] = []
+    show_progress = out.is_terminal and total >= PROGRESS_MIN_LINES and not quiet and not as_json
     with Progress(console=out, disable=not show_progress, transient=True) as progress:
         task = progress.add_task("routing", total=total)
         for number, line in _lines(events):
@@ -309,18 +357,31 @@ def run(engine: Engine, events: Path, quiet: bool) -> None:
                 # already retried what passes): stop, as `error: ...` (see with_engine).
                 raise
             except (_BadLine, SalesbotError) as exc:
-                rejected += 1
-                # The message quotes the input (ids, values) and the file name: escaped.
-                err.print(escape(f"{events}:{number}: {exc}"), markup=False, highlight=False, soft_wrap=True)
-    if not quiet:
-        tally.print(out, engine, total, rejected)
+                rejected.append({"line": number, "message": str(exc)})
+                if not as_json:
+                    # The message quotes the input (ids, values) and the file name: escaped.
+                    err.print(
+                        escape(f"{events}:{number}: {exc}"), markup=False, highlight=False, soft_wrap=True
+                    )
+    if as_json:
+        _echo_json(
+            {
+                "events": total,
+                "statuses": dict(sorted(tally.statuses.items())),
+                "rejected": rejected,
+                "assignments": _assignments(tally, engine),
+            }
+        )
+    elif not quiet:
+        _print_tally(out, tally, engine, total, len(rejected))
     if rejected:
         raise SystemExit(1)
 
 
 @main.command()
 @rulesets_option
-def validate(rulesets: Path) -> None:
+@json_option
+def validate(rulesets: Path, as_json: bool) -> None:
     """Check every ruleset file of a folder; list the bots, or every problem found."""
     try:
         registry = make_plugin_manager()
@@ -331,34 +392,53 @@ def validate(rulesets: Path) -> None:
         _fail("\n".join(str(problem) for problem in exc.problems))
     except SalesbotError as exc:
         _fail(str(exc))
-    bots = [(account, bot, bot.active) for (account, _), bot in rules.bots.items()]
-    Console().print(
-        _bots_table(
-            f"{len(rules.bots)} bots in {rulesets}", rules, bots, account_column=True, active_label="active"
-        )
+    bots = [_bot_fields(rules, account, bot, bot.active) for (account, _), bot in rules.bots.items()]
+    if as_json:
+        _echo_json({"rulesets": str(rulesets), "bots": bots})
+        return
+    out = Console()
+    out.print(
+        _bots_table(out, f"{len(bots)} bots in {rulesets}", bots, account_column=True, active_label="active")
     )
+
+
+@main.command()
+@click.argument("folder", metavar="[DIR]", default=DEFAULT_RULESETS, type=click.Path(path_type=Path))
+def init(folder: Path) -> None:
+    """Write a commented rulesets folder to start from into DIR (default: rulesets).
+
+    One account, a few users and one bot, with every common option shown commented out;
+    it validates as written. Existing files are never overwritten.
+    """
+    try:
+        written = write_starter(folder)
+    except SalesbotError as exc:
+        _fail(str(exc))
+    for path in written:
+        click.echo(escape(f"wrote {path}"))
+    click.echo(escape(f"check it with: salesbot validate -r {folder}"))
 
 
 @main.command()
 @with_engine
 @account_option
-def bots(engine: Engine, account: str) -> None:
+@json_option
+def bots(engine: Engine, account: str, as_json: bool) -> None:
     """List the bots of an account and whether each is active now (after switches)."""
+    rows = [_bot_fields(engine.rules, account, bot, active) for bot, active in engine.bots(account)]
+    enabled = engine.rules.account_settings(account).enabled
+    if as_json:
+        _echo_json({"account": account, "enabled": enabled, "bots": rows})
+        return
     out = Console()
-    rows = [(account, bot, active) for bot, active in engine.bots(account)]
-    out.print(
-        _bots_table(
-            f"{len(rows)} bots of account {account!r}",
-            engine.rules,
-            rows,
-            account_column=False,
-            active_label="active now",
-        )
-    )
-    if not engine.rules.account_settings(account).enabled:
+    title = f"{len(rows)} bots of account {account!r}"
+    out.print(_bots_table(out, title, rows, account_column=False, active_label="active now"))
+    if not enabled:
         out.print(
-            f"The Sales Bot add-on is switched off for account {account!r}: no bot fires "
-            "and none is offered as an owner.",
+            escape(
+                f"The Sales Bot add-on is switched off for account {account!r}: no bot fires "
+                "and none is offered as an owner."
+            ),
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -397,12 +477,17 @@ def disable(engine: Engine, bot_id: str, account: str) -> None:
 @entity_argument
 @with_engine
 @account_option
-def options(engine: Engine, entity: str, account: str) -> None:
+@json_option
+def options(engine: Engine, entity: str, account: str, as_json: bool) -> None:
     """The bots a host offers in the Owner field of ENTITY records, one per line.
 
     ENTITY is deal, person, company or task. Prints nothing when no bot is offered.
     """
-    for bot in engine.owner_options(account, cast(EntityType, entity)):
+    offered = engine.owner_options(account, cast(EntityType, entity))
+    if as_json:
+        _echo_json([{"owner": bot.owner_ref, "id": bot.id, "name": bot.display_name} for bot in offered])
+        return
+    for bot in offered:
         click.echo(f"{bot.owner_ref}\t{escape(bot.display_name)}")
 
 
@@ -420,7 +505,8 @@ def _show_value(value: object) -> str:
 @click.argument("record_id")
 @reading_engine
 @account_option
-def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
+@json_option
+def show(engine: Engine, entity: str, record_id: str, account: str, as_json: bool) -> None:
     """Show a stored record: its owners, tags, other fields and wall.
 
     ENTITY is deal, person, company or task.
@@ -428,6 +514,11 @@ def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
     record = engine.record(account, cast(EntityType, entity), record_id)
     if record is None:
         _fail(f"no {entity} record {record_id!r} in account {account!r}")
+    wall = engine.wall(account, cast(EntityType, entity), record_id)
+    if as_json:
+        notes = [note.model_dump(mode="json") for note in wall]
+        _echo_json({"account": account, "record": record.model_dump(mode="json"), "wall": notes})
+        return
     lines = [
         f"{entity} {record_id} in account {account!r}",
         f"owners: {_show_value(record.owners)}",
@@ -438,7 +529,6 @@ def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
     )
     lines += [f"{name}: {_show_value(value)}" for name, value in data.items()]
     lines += [f"fields.{name}: {_show_value(value)}" for name, value in record.fields.items()]
-    wall = engine.wall(account, cast(EntityType, entity), record_id)
     lines.append(f"wall: {len(wall)} note{'' if len(wall) == 1 else 's'}")
     lines += [f"  {note.created_at}  bot:{note.bot}  {note.text}" for note in wall]
     # Titles, fields and notes come from the CRM: a control character is shown escaped.
@@ -450,7 +540,8 @@ def show(engine: Engine, entity: str, record_id: str, account: str) -> None:
 @click.argument("record_id")
 @reading_engine
 @account_option
-def explain(engine: Engine, entity: str, record_id: str, account: str) -> None:
+@json_option
+def explain(engine: Engine, entity: str, record_id: str, account: str, as_json: bool) -> None:
     """Say why a record has its owners: every event, bot, condition, candidate and pick.
 
     ENTITY is deal, person, company or task.
@@ -458,6 +549,16 @@ def explain(engine: Engine, entity: str, record_id: str, account: str) -> None:
     outcomes = engine.explain(account, entity, record_id)
     if not outcomes:
         _fail(f"salesbot has processed no event for {entity} {record_id!r} in account {account!r}")
+    if as_json:
+        _echo_json(
+            {
+                "account": account,
+                "entity": entity,
+                "id": record_id,
+                "outcomes": [outcome.model_dump(mode="json") for outcome in outcomes],
+            }
+        )
+        return
     click.echo("\n".join(escape(line) for outcome in outcomes for line in outcome.explain()))
 
 
@@ -490,7 +591,7 @@ def assign(
     if engine.rules.bot(account, bot_id) is None:
         _fail(f"no bot {bot_id!r} in account {account!r}")
     outcomes = engine.assign_list(account, cast(EntityType, entity), record_ids, bot_id, operation)
-    tally = _Tally()
+    tally = Tally()
     for outcome in outcomes:
         tally.add(outcome)
         decision = next((d for d in outcome.decisions if d.bot == bot_id), None)
@@ -499,7 +600,7 @@ def assign(
         else:
             click.echo(escape(f"{outcome.record_id}: {', '.join(outcome.owners_after)}"))
     if not quiet:
-        tally.print(Console(), engine, len(outcomes), 0)
+        _print_tally(Console(), tally, engine, len(outcomes), 0)
 
 
 @main.group()
@@ -571,6 +672,7 @@ SIMULATE_BAR_WIDTH = 40
     help="Simulate the records of this JSON Lines file instead (their owners are replaced by BOT).",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Print who would get each record, and why.")
+@json_option
 def simulate_command(
     bot_id: str,
     rulesets: Path,
@@ -579,13 +681,15 @@ def simulate_command(
     count: int | None,
     records: Path | None,
     verbose: bool,
+    as_json: bool,
 ) -> None:
     """A dry run of BOT: who would get which records, writing nothing to the store.
 
-    The simulation starts from a copy of the store (rotation state, switches, open
-    records, caps usage) held in memory; the store file is only read, and is not created
-    if it does not exist. Each record becomes a 'created' event (or the first kind of
-    event BOT fires on) with BOT as its owner.
+    The records are decided in one store transaction that is rolled back at the end, so
+    the simulation goes on from the store's rotation state, switches, open records and
+    caps usage, on any store; a SQLite file that does not exist is not created. Each
+    record becomes a 'created' event (or the first kind of event BOT fires on) with BOT
+    as its owner.
     """
     if count is not None and records is not None:
         raise click.UsageError("--count and --records cannot be used together")
@@ -601,6 +705,19 @@ def simulate_command(
             f"bot {bot.id!r} fires only on records matching its trigger.where, which synthetic "
             "records may not: simulate it with --records FILE"
         )
+    if as_json:
+        _echo_json(
+            {
+                "account": account,
+                "bot": bot.id,
+                "records": result.total,
+                "statuses": dict(sorted(result.statuses.items())),
+                "users": result.users,
+                "rejected": [{"number": r.number, "message": r.message} for r in result.rejected],
+                "decisions": [dataclasses.asdict(r) for r in result.records],
+            }
+        )
+        raise SystemExit(1 if result.rejected else 0)
     out, err = Console(), Console(stderr=True)
     for rejected in result.rejected:
         where = f"{records}:{rejected.number}" if records is not None else f"record {rejected.number}"

@@ -100,10 +100,11 @@ def _retrying(fn: Callable[[], T]) -> T:
     return fn()
 
 
-def open_store(registry: Registry, url: str, readonly: bool = False) -> Store:
+def open_store(registry: Registry, url: str, readonly: bool = False, dry_run: bool = False) -> Store:
     """Ask the store plugins for a store that handles ``url`` (a path or a URL); with
-    ``readonly``, one that exists, opened for reading only."""
-    store = registry.pm.hook.salesbot_open_store(url=url, readonly=readonly)
+    ``readonly``, one that exists, opened for reading only; with ``dry_run``, one opened
+    for ``Store.dry_run`` only, creating nothing (see ``salesbot_open_store``)."""
+    store = registry.pm.hook.salesbot_open_store(url=url, readonly=readonly, dry_run=dry_run)
     if store is None:
         raise StoreError(f"no store plugin handles {url!r}")
     return store
@@ -126,13 +127,16 @@ class Engine:
         block: Iterable[str] = (),
         autoload: bool | None = None,
         readonly: bool = False,
+        dry_run: bool = False,
     ):
         """Build the plugin registry, load the rules, open the store.
 
         ``plugins`` are extra plugin objects or modules from the host; ``block`` names
         plugins not to load; ``autoload`` controls the ``salesbot`` entry points.
         ``readonly`` opens an existing store for reading only (nothing is created or
-        upgraded; handling events then fails with ``StoreError``).
+        upgraded; handling events then fails with ``StoreError``). ``dry_run`` opens the
+        store for ``simulate`` only: nothing is created or upgraded (a store that does not
+        exist is an empty one) and every other write fails.
         Raises ``RulesetError``, ``PluginError`` or ``StoreError`` with a readable message.
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
@@ -144,7 +148,9 @@ class Engine:
             self._folder = Path(rulesets)
             self._fingerprint = folder_fingerprint(self._folder)
             self.rules = load_rulesets(self._folder, self.catalog)
-        self.store = store if isinstance(store, Store) else open_store(self.registry, str(store), readonly)
+        self.store = (
+            store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
+        )
         self._dispatcher = Dispatcher(self.rules, self.catalog, self.registry.pm.hook)
 
     def reload(self, force: bool = False) -> bool:
@@ -338,6 +344,40 @@ class Engine:
             self._observe(batch)
             outcomes += batch
         return outcomes
+
+    def simulate(
+        self, events: Iterable[Event | Mapping[str, Any]], *, route: bool = False
+    ) -> list[Outcome | EventError]:
+        """Decide ``events`` in turn as ``handle`` would, writing nothing: a dry run.
+
+        They run in one ``Store.dry_run`` transaction, which is rolled back at the end:
+        each event is decided on the store's rotation state, switches, open records and
+        caps usage as the events before it left them, and nothing is committed. Observers
+        (``salesbot_after_assign``) are not told. Returns, for each event in order, its
+        outcome (``duplicate=True`` for an id the store already processed) or the
+        ``EventError`` that rejects it (an invalid event changes nothing in the run).
+        """
+        checked: list[Event | EventError] = []
+        for event in events:
+            try:
+                checked.append(self.validate(event))
+            except EventError as exc:
+                checked.append(exc)
+
+        def attempt() -> list[Outcome | EventError]:
+            decided: list[Outcome | EventError] = []
+            with self.store.dry_run() as tx:
+                for item in checked:
+                    if isinstance(item, EventError):
+                        decided.append(item)
+                        continue
+                    try:
+                        decided.append(self._handle_in(tx, item, route))
+                    except EventError as exc:  # raised before the event writes anything
+                        decided.append(exc)
+            return decided
+
+        return _retrying(attempt)
 
     def _handle_batch(self, events: list[Event]) -> list[Outcome]:
         """Valid events in one transaction: all committed, or none."""

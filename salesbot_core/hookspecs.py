@@ -156,7 +156,7 @@ def salesbot_preselect(bot: Bot, record: RecordT, candidates: Sequence[str], con
 
 
 @hookspec(firstresult=True)
-def salesbot_open_store(url: str, readonly: bool) -> Store | None:
+def salesbot_open_store(url: str, readonly: bool, dry_run: bool) -> Store | None:
     """Open the store for ``url``, or return ``None`` when this plugin does not handle it.
 
     ``firstresult``: the first plugin that returns a store wins. The built-in SQLite
@@ -168,6 +168,12 @@ def salesbot_open_store(url: str, readonly: bool) -> Store | None:
     writes fail; a store that does not exist is a ``StoreError``. An implementation that
     does not name ``readonly`` in its signature is not given it (pluggy passes only the
     arguments a hook implementation names) and keeps working.
+
+    ``dry_run`` is true for ``salesbot simulate``: the store is used through
+    ``Store.dry_run`` only. Create, upgrade and commit nothing, and leave no file behind
+    that was not there (a SQLite file that does not exist is not created: an empty
+    in-memory store stands in for it). A plugin that does not name ``dry_run`` opens the
+    store as usual; its ``dry_run`` transactions still roll back.
 
     Example::
 

@@ -1,10 +1,11 @@
-"""A dry run of one bot: who would get which records, without writing to the real store.
+"""A dry run of one bot: who would get which records, without writing to the store.
 
-``simulate`` opens an ``Engine`` on an in-memory copy of a SQLite store file (made with
-SQLite's backup API from a read-only connection), so the simulation goes on from the real
-rotation state, switches, open records and caps usage, while every write lands in
-memory. A store file that does not exist is not created: the simulation starts from an
-empty store. Observers (``salesbot_after_assign``) are not called for simulated events.
+``simulate`` opens an ``Engine`` on the store for dry runs only and decides the records
+with ``Engine.simulate``: all in one store transaction that is rolled back at the end
+(``Store.dry_run``), so the simulation goes on from the real rotation state, switches,
+open records and caps usage, on SQLite and PostgreSQL alike, and nothing is written. A
+store that does not exist is not created: the simulation starts from an empty store.
+Observers (``salesbot_after_assign``) are not called for simulated events.
 
 >>> result = simulate("rulesets", "salesbot.db", "default", "inbound", 30)  # doctest: +SKIP
 >>> result.users                                                             # doctest: +SKIP
@@ -13,20 +14,18 @@ empty store. Observers (``salesbot_after_assign``) are not called for simulated 
 
 from __future__ import annotations
 
-import importlib
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from .engine import Engine
-from .errors import EventError, SalesbotError, StoreError
-from .models import Bot, EventKind
+from .errors import EventError, SalesbotError
+from .models import Bot, EventKind, Outcome
 from .rulesets import Rules
-from .store import Store
+from .tally import Tally
 
 __all__ = ["Rejected", "SimulatedRecord", "SimulationResult", "simulate", "synthetic_records"]
 
@@ -64,15 +63,26 @@ class SimulationResult:
 
     account: str
     bot: Bot
-    #: Records each user would get: the pool in pool order (0 included), then any other
-    #: owner (a fallback owner outside the pool).
-    users: dict[str, int]
-    #: Records per decision status; ``duplicate`` if an event id was already processed.
-    statuses: Counter[str] = field(default_factory=Counter)
+    #: The bot's decisions counted (per status, and per owner).
+    tally: Tally = field(default_factory=Tally)
     records: list[SimulatedRecord] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     #: Entry-point plugins that failed to load (the simulation ran without them).
     plugin_failures: list[str] = field(default_factory=list)
+
+    @property
+    def users(self) -> dict[str, int]:
+        """Records each user would get: the pool in pool order (0 included), then any
+        other owner (a fallback owner outside the pool)."""
+        users = dict.fromkeys(self.bot.users, 0)
+        for (_, _, owner), n in sorted(self.tally.assigned.items()):
+            users[owner] = n
+        return users
+
+    @property
+    def statuses(self) -> Counter[str]:
+        """Records per decision status; ``duplicate`` if an event id was already processed."""
+        return self.tally.statuses
 
     @property
     def total(self) -> int:
@@ -86,10 +96,7 @@ class SimulationResult:
 
     def summary(self) -> str:
         """One line: ``100 records: 97 assigned, 3 not applied, 1 rejected``."""
-        parts = [f"{n} {status.replace('_', ' ')}" for status, n in sorted(self.statuses.items())]
-        if self.rejected:
-            parts.append(f"{len(self.rejected)} rejected")
-        return f"{self.total} records: " + (", ".join(parts) or "none")
+        return self.tally.line(self.total, "records", len(self.rejected), zero_rejected=False)
 
 
 def synthetic_records(bot: Bot, count: int) -> list[dict[str, Any]]:
@@ -129,60 +136,50 @@ def simulate(
     becomes a ``created`` event (or the first event kind the bot fires on) with the id
     ``simulate-<n>``. A record the engine rejects is listed in ``rejected``.
 
-    ``db`` is a SQLite file path or a ``sqlite:///`` URL; it is only read. ``plugins``,
-    ``block`` and ``autoload`` are passed to the ``Engine``. Raises ``SalesbotError``
-    (an unknown bot, an invalid ruleset, a store that cannot be read).
+    ``db`` is any store (a SQLite path, a store URL): it is opened for a dry run only
+    (``Engine.simulate``), so nothing is written to it, and a SQLite file that does not
+    exist is not created. ``plugins``, ``block`` and ``autoload`` are passed to the
+    ``Engine``. Raises ``SalesbotError`` (an unknown bot, an invalid ruleset, a store
+    that cannot be read).
     """
-    # The built-in store plugin, found by name as the registry finds it.
-    sqlite_store = importlib.import_module("salesbot_plugins.sqlite_store")
-    store = sqlite_store.SQLiteStore(":memory:")
-    try:
-        engine = Engine(rulesets, cast(Store, store), plugins=plugins, block=block, autoload=autoload)
-    except BaseException:
-        store.close()
-        raise
-    with engine:
-        _silence_observers(engine)
+    with Engine(rulesets, db, plugins=plugins, block=block, autoload=autoload, dry_run=True) as engine:
         bot = engine.rules.bot(account, bot_id)
         if bot is None:
             raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        _copy_store(db, store._conn, sqlite_store.SCHEMA)
-        result = SimulationResult(account, bot, dict.fromkeys(bot.users, 0))
-        result.plugin_failures = engine.plugin_failures
+        result = SimulationResult(account, bot, plugin_failures=engine.plugin_failures)
         kind: EventKind = "created" if "created" in bot.trigger.events else bot.trigger.events[0]
+        numbers: list[int] = []
+        events: list[Any] = []
         for number, item in _numbered(bot, records):
             if isinstance(item, Rejected):
                 result.rejected.append(item)
-                continue
-            if not isinstance(item, Mapping):
+            elif not isinstance(item, Mapping):
                 result.rejected.append(Rejected(number, "a record must be a JSON object"))
-                continue
-            record = {"entity": bot.entity, **item, "owners": [bot.owner_ref]}
-            event = {"id": f"{EVENT_PREFIX}{number}", "kind": kind, "account": account, "record": record}
-            try:
-                outcome = engine.handle(event)
-            except EventError as exc:
-                result.rejected.append(Rejected(number, str(exc)))
-                continue
-            record_id = str(record.get("id"))
-            if outcome.duplicate:
-                result.statuses["duplicate"] += 1
-                result.records.append(
-                    SimulatedRecord(number, record_id, None, "duplicate", "event id already processed")
+            else:
+                record = {"entity": bot.entity, **item, "owners": [bot.owner_ref]}
+                numbers.append(number)
+                events.append(
+                    {"id": f"{EVENT_PREFIX}{number}", "kind": kind, "account": account, "record": record}
                 )
-                continue
-            decision = next((d for d in outcome.decisions if d.bot == bot.id), None)
-            if decision is None:  # not expected: the bot is the record's owner
-                result.statuses["no_bot"] += 1
-                result.records.append(SimulatedRecord(number, record_id, None, "no_bot", ""))
-                continue
-            result.statuses[decision.status] += 1
-            if decision.owner is not None:
-                result.users[decision.owner] = result.users.get(decision.owner, 0) + 1
-            result.records.append(
-                SimulatedRecord(number, record_id, decision.owner, decision.status, decision.reason)
-            )
+        for number, event, decided in zip(numbers, events, engine.simulate(events), strict=True):
+            if isinstance(decided, EventError):
+                result.rejected.append(Rejected(number, str(decided)))
+            else:
+                result.records.append(
+                    _simulated(result.tally, bot, number, str(event["record"].get("id")), decided)
+                )
+    result.rejected.sort(key=lambda r: r.number)
     return result
+
+
+def _simulated(tally: Tally, bot: Bot, number: int, record_id: str, outcome: Outcome) -> SimulatedRecord:
+    """Count the bot's decision of ``outcome`` and say what it was for one record."""
+    decision = tally.add(outcome, bot.id)
+    if outcome.duplicate:
+        return SimulatedRecord(number, record_id, None, "duplicate", "event id already processed")
+    if decision is None:  # not expected: the bot is the record's owner
+        return SimulatedRecord(number, record_id, None, "no_bot", "")
+    return SimulatedRecord(number, record_id, decision.owner, decision.status, decision.reason)
 
 
 def _numbered(bot: Bot, records: int | Iterable[Mapping[str, Any]] | Path) -> Iterator[tuple[int, object]]:
@@ -203,43 +200,3 @@ def _numbered(bot: Bot, records: int | Iterable[Mapping[str, Any]] | Path) -> It
             raise SalesbotError(f"cannot read records file {str(records)!r}: {exc}") from None
     else:
         yield from enumerate(records, 1)
-
-
-def _sqlite_path(db: str | Path) -> Path:
-    """The file of a SQLite store given as a path or a ``sqlite:///path[?options]`` URL."""
-    url = str(db)
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :].partition("?")[0])
-    if "://" in url:
-        raise StoreError(f"{url!r}: simulate works on SQLite store files only")
-    return Path(url)
-
-
-def _copy_store(db: str | Path, memory: sqlite3.Connection, schema: str) -> None:
-    """Copy the SQLite store file ``db`` (if it exists) into the ``memory`` connection.
-
-    The file is opened read-only and never written; SQLite may create the empty ``-wal``
-    and ``-shm`` files a WAL database has beside it while it is open (the next process
-    that writes to the store removes them when it closes).
-    """
-    path = _sqlite_path(db)
-    if str(path) == ":memory:" or not path.exists():
-        return
-    try:
-        source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
-            source.backup(memory)
-        finally:
-            source.close()
-        # The backup replaced the schema too: a file from an older salesbot may lack
-        # newer tables, which are added in memory as the store would add them on disk.
-        memory.executescript(schema)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read SQLite store {str(path)!r}: {exc}") from None
-
-
-def _silence_observers(engine: Engine) -> None:
-    """Simulated events must not reach observers (metrics, live notifications)."""
-    pm = engine.registry.pm
-    observers = [impl.plugin for impl in pm.hook.salesbot_after_assign.get_hookimpls()]
-    vars(pm.hook)["salesbot_after_assign"] = pm.subset_hook_caller("salesbot_after_assign", observers)

@@ -2,6 +2,11 @@
 
 One event is one transaction: the record, the strategy state, the outcome and the
 processed event id are written together or not at all.
+
+A dry run (``Store.dry_run``, used by ``Engine.simulate`` and ``salesbot simulate``) is a
+transaction that is always rolled back: events are decided on the real rotation state,
+switches, open records and caps usage, each sees what the ones before it wrote, and at
+the end nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -83,6 +88,17 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Open a write transaction, taking the write lock at once; commit on success."""
+
+    def dry_run(self) -> AbstractContextManager[Transaction]:
+        """Open a transaction like ``transaction`` that is always rolled back, whether
+        its block succeeds or fails: its reads see the store and its own writes, and
+        nothing of it is ever committed (no row of any table is added, changed or
+        removed; a PostgreSQL sequence may still advance). It holds the locks a
+        transaction takes until it ends, so keep it short.
+
+        On a store opened for dry runs (``salesbot_open_store(dry_run=True)``) it is the
+        only way to write; a store that did not exist there is an empty one (its tables
+        exist inside the dry run only)."""
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         """Read a record outside a transaction."""

@@ -188,13 +188,15 @@ def test_an_unknown_bot_or_store_is_an_error(tmp_path: Path) -> None:
     assert not db.exists()
     with pytest.raises(SalesbotError, match="no bot 'nope' in account 'default'"):
         simulate(RULESETS, db, "default", "nope", autoload=False)
-    with pytest.raises(StoreError, match="SQLite store files only"):
-        simulate(RULESETS, "postgres://host/db", "default", "inbound", autoload=False)
+    with pytest.raises(StoreError, match="no store plugin handles 'mydb://host/db'"):
+        simulate(RULESETS, "mydb://host/db", "default", "inbound", autoload=False)
     not_sqlite = tmp_path / "notes.txt"
     not_sqlite.write_text("hello, this is not a database, but long enough to look like one? " * 200)
     broken = salesbot("simulate", "inbound", "--db", str(not_sqlite))
     assert broken.returncode == 1
-    assert broken.stderr.startswith(f"error: cannot read SQLite store '{not_sqlite}': ")
+    assert broken.stderr == (
+        f"error: cannot open SQLite store '{not_sqlite}' for a dry run: file is not a database\n"
+    )
 
 
 def test_count_and_records_together_are_a_usage_error(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from store_queries import rows
 
 from factories import TEAM, deal_event
-from salesbot_core import Engine, SalesbotError, StoreError
+from salesbot_core import Engine, EventError, Outcome, SalesbotError, StoreError, hookimpl
 
 RULES = (
     TEAM
@@ -143,3 +144,100 @@ def test_an_unreachable_store_is_a_clear_error(rules: Path, tmp_path: Path) -> N
         "cannot open PostgreSQL store 'postgresql://nobody:***@127.0.0.1:9/nowhere"
     )
     assert "secret" not in str(info.value)
+
+
+#: Every table of both stores.
+TABLES = (
+    "records",
+    "record_owners",
+    "strategy_state",
+    "outcomes",
+    "outcome_records",
+    "assignments",
+    "notes",
+    "notifications",
+    "bot_switches",
+)
+AT = {"at": "2026-11-23T10:00:00+00:00"}
+
+
+def table_rows(url: str) -> dict[str, list[str]]:
+    """Every row of every table, sorted, as text: what a dry run must leave as it was."""
+    return {table: sorted(map(repr, rows(url, f"SELECT * FROM {table}"))) for table in TABLES}
+
+
+def test_a_dry_run_writes_nothing_and_decides_as_a_real_run(rules: Path, store_url: str) -> None:
+    company = {"entity": "company", "id": "warsztat", "name": "Warsztat", "owners": ["jan"]}
+    with Engine(rules, store_url) as engine:
+        engine.handle({"id": "c1", "kind": "created", "record": company})
+        for n in range(4):  # anna, bartek, celina, anna
+            engine.handle(deal_event(n, title=f"Deal {n}") | AT)
+        engine.set_bot_active("default", "inbound", True)
+    before = table_rows(store_url)
+    assert [len(before[t]) for t in ("outcomes", "notes", "notifications", "bot_switches")] == [5, 4, 4, 1]
+    events = [
+        deal_event(4, company="warsztat", title="Lift") | AT,
+        deal_event(5, title="Deal 5") | AT,
+        deal_event(2, title="Deal 2") | AT,  # processed before: a duplicate
+        deal_event(6, ["zofia"]),  # not a user: rejected, and the run goes on
+        deal_event(7, title="Deal 7") | AT,
+        deal_event(4, ["jan"], kind="updated", company="warsztat") | AT | {"id": "e4-again"},
+    ]
+    seen: list[Outcome] = []
+
+    class Observer:
+        @hookimpl
+        def salesbot_after_assign(self, outcome: Outcome) -> None:
+            seen.append(outcome)
+
+    with Engine(rules, store_url, dry_run=True, plugins=[Observer()]) as engine:
+        dry = engine.simulate(events)
+        again = engine.simulate(events)
+    assert table_rows(store_url) == before
+    assert seen == [] and [str(o) for o in again] == [str(o) for o in dry]
+    rejected = dry[3]
+    assert isinstance(rejected, EventError)
+    assert str(rejected) == "event 'e6': field 'record.owners.0': 'zofia' is not a user of account 'default'"
+    decided = [o for o in dry if isinstance(o, Outcome)]
+    assert [(o.record_id, o.owners_after, o.duplicate) for o in decided] == [
+        ("d4", ["bartek"], False),
+        ("d5", ["celina"], False),  # the rotation state the dry run wrote is read back
+        ("d2", ["celina"], True),
+        ("d7", ["anna"], False),
+        ("d4", ["jan"], False),
+    ]
+    with Engine(rules, store_url, plugins=[Observer()]) as engine:
+        real = [engine.handle(event) for n, event in enumerate(events) if n != 3]
+    assert real == decided
+    assert len(seen) == 4  # the real run tells observers: the duplicate excepted
+
+
+def test_a_dry_run_of_a_store_that_does_not_exist_creates_nothing(rules: Path, store_url: str) -> None:
+    with Engine(rules, store_url, dry_run=True) as engine:
+        dry = engine.simulate([deal_event(n) | AT for n in range(4)])
+        with pytest.raises(StoreError):  # only a dry run writes
+            engine.handle(deal_event(9))
+    assert [o.owners_after for o in dry if isinstance(o, Outcome)] == [
+        ["anna"],
+        ["bartek"],
+        ["celina"],
+        ["anna"],
+    ]
+    if store_url.startswith("postgresql://"):
+        assert rows(store_url, "SELECT to_regclass('outcomes'), to_regclass('salesbot_schema')") == [
+            (None, None)
+        ]
+    else:
+        assert sorted(p.name for p in Path(store_url).parent.iterdir()) == ["rulesets"]
+
+
+def test_a_dry_run_leaves_no_file_beside_a_sqlite_store(rules: Path, tmp_path: Path) -> None:
+    db = tmp_path / "salesbot.db"
+    with Engine(rules, db) as engine:
+        engine.handle(deal_event(1))
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["rulesets", "salesbot.db"]
+    with Engine(rules, db, dry_run=True) as engine:
+        (outcome,) = engine.simulate([deal_event(2)])
+        assert isinstance(outcome, Outcome) and outcome.owners_after == ["bartek"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == files

@@ -123,7 +123,7 @@ def test_any_event_gives_an_outcome_or_a_validation_error_that_changes_nothing(t
     seen: list[str] = []
     with Engine(rules, f"sqlite:///{db}?synchronous=OFF") as engine:
 
-        @settings(max_examples=400, deadline=None)
+        @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(event=events)
         def check(event: object) -> None:
             outcome = handle_or_change_nothing(engine, db, event)

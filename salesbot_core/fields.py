@@ -55,13 +55,6 @@ class FieldSpec(Generic[T]):
         """The value as the plugin reads it; pydantic's ``ValidationError`` if invalid."""
         return cast(T, self._adapter.validate_python(raw))
 
-    def json_schema(self) -> dict[str, Any]:
-        """The JSON Schema of the field, for ``salesbot schema``."""
-        schema = self._adapter.json_schema(ref_template="#/$defs/{model}")
-        if self.description:
-            schema["description"] = self.description
-        return schema
-
     def get(self, owner: Bot | User) -> T:
         """This field of a loaded bot or user: its validated value, or ``default``."""
         return cast(T, owner.plugin_fields.get(self.key, self.default))

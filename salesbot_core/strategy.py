@@ -92,6 +92,12 @@ class Strategy:
             )
             object.__setattr__(self, "validate_options", check)
 
+    @property
+    def takes_no_options(self) -> bool:
+        """True for the default check: the strategy refuses any option."""
+        check = self.validate_options
+        return isinstance(check, functools.partial) and check.func is _takes_no_options
+
     def options_of(self, request: SelectRequest) -> Any:
         """The bot's options as an instance of ``options`` (the loader validated them)."""
         if self.options is None:

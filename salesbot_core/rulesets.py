@@ -445,6 +445,12 @@ def load_rulesets(folder: Path | str, catalog: Catalog, max_bytes: int | None = 
                 )
             users[key] = user
             user_sources.setdefault(key, name)
+            problems += [
+                Problem(name, msg, field=f"users.{i}.{field_key}")
+                for field_key, spec in catalog.fields_of("user").items()
+                if spec.check is not None
+                for msg in spec.check(spec.get(user), user, catalog)
+            ]
 
     bots: dict[tuple[str, str], Bot] = {}
     sources: dict[tuple[str, str], str] = {}

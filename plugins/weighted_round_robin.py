@@ -15,33 +15,26 @@ state in the same transaction as the assignment, so it survives restarts and cra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated
+
+from pydantic import Field
 
 from salesbot_core import Pick, SelectRequest, Strategy, hookimpl
-from salesbot_core.safetext import excerpt
+from salesbot_core.models import Model
 
-OPTIONS = ("weights",)
+#: ``true`` and ``"3"`` are not weights: strict, so YAML's loose scalars are refused.
+Weight = Annotated[int, Field(strict=True, ge=1)]
 
 
-def validate_options(options: Mapping[str, Any]) -> list[str]:
-    """``weights`` must map user ids to positive whole numbers; nothing else is allowed."""
-    errors = [f"unknown option {excerpt(key)}" for key in options if key not in OPTIONS]
-    weights = options.get("weights", {})
-    if not isinstance(weights, Mapping):
-        return [*errors, "weights must be a mapping of user id to a positive whole number"]
-    for user, weight in weights.items():
-        if not isinstance(user, str):
-            errors.append(f"weights: {excerpt(user)} is not a user id")
-        elif isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
-            # a field path, not a quote: cut short (Problem escapes the message)
-            errors.append(f"weights.{user[:40]} must be a positive whole number")
-    return errors
+class Options(Model):
+    """``options`` of a weighted bot: each pool user's weight (a positive whole number)."""
+
+    weights: dict[str, Weight] = Field(default_factory=dict)
 
 
 def select(request: SelectRequest) -> Pick:
     """Pick the candidate with the highest current weight after adding each one's weight."""
-    configured: Mapping[str, int] = request.bot.options.get("weights", {})
+    configured = Options.model_validate(request.bot.options).weights
     weights = {user: configured.get(user, 1) for user in request.candidates}
     current: dict[str, int] = dict(request.state.get("current", {}))
     for user in request.candidates:
@@ -64,6 +57,6 @@ def salesbot_register_strategies() -> list[Strategy]:
             "weighted_round_robin",
             select,
             "pool members in turn, each as often as their weight",
-            validate_options=validate_options,
+            options=Options,
         )
     ]

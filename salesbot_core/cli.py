@@ -748,3 +748,24 @@ def simulate_command(
     out.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
     if result.rejected:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option("--indent", type=click.IntRange(0, 8), default=2, show_default=True, help="JSON indentation.")
+def schema(indent: int) -> None:
+    """Print the JSON Schema of a ruleset file, with the loaded plugins' sections.
+
+    Save it and point an editor at it: a first line
+    ``# yaml-language-server: $schema=salesbot-ruleset.schema.json`` in a YAML ruleset
+    file makes VS Code's YAML extension complete and check it as you type.
+    """
+    from .schema import ruleset_schema
+
+    try:
+        registry = make_plugin_manager()
+        for failure in registry.failures:
+            _warn(str(failure))
+        catalog = registry.catalog()
+    except SalesbotError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(ruleset_schema(catalog), indent=indent or None, ensure_ascii=False))

@@ -1,7 +1,7 @@
 """The Engine: what a host app embeds. It owns a plugin manager, the loaded rules and a store.
 
 ``Engine.handle`` validates an event, then in ONE store transaction: answers a repeated
-event id from the log, reads the strategy state, lets the dispatcher decide, and writes
+event id from the log, reads the strategy state, lets the decider decide, and writes
 the record, the new state and the outcome together.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
-from .dispatcher import Dispatcher, Reads
+from .decision import Decider, Reads
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_EVENT_ID
@@ -151,7 +151,7 @@ class Engine:
         self.store = (
             store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
         )
-        self._dispatcher = Dispatcher(self.rules, self.catalog, self.registry.pm.hook)
+        self._decider = Decider(self.rules, self.catalog, self.registry.pm.hook)
 
     def reload(self, force: bool = False) -> bool:
         """Reload the rulesets folder if its files changed (or always, with ``force``).
@@ -167,7 +167,7 @@ class Engine:
             return False
         rules = load_rulesets(self._folder, self.catalog)
         old_rules, self.rules, self._fingerprint = self.rules, rules, fingerprint
-        self._dispatcher = Dispatcher(rules, self.catalog, self.registry.pm.hook)
+        self._decider = Decider(rules, self.catalog, self.registry.pm.hook)
         old_rules.conditions.close()  # durable's state for the old conditions is freed
         return True
 
@@ -257,8 +257,8 @@ class Engine:
                     "the first delivery's outcome stands (a new event needs a new id)"
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
-        reads = self._read(tx, event, self._dispatcher.bots_that_may_fire(event, route))
-        decided = self._dispatcher.decide(event, reads, route)
+        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
+        decided = self._decider.decide(event, reads, route)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
@@ -296,7 +296,12 @@ class Engine:
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
         pool = {user for bot in bots for user in bot.users}
         loaded = [u for bot in bots if self.catalog.strategies[bot.strategy].needs_load for u in bot.users]
-        capped = [u for u in map(lambda u: self.rules.user(account, u), sorted(pool)) if u and u.caps]
+        counted = [spec for spec in self.catalog.fields_of("user").values() if spec.counts_usage]
+        capped = [
+            user
+            for user in map(lambda u: self.rules.user(account, u), sorted(pool))
+            if user and any(user.plugin_fields.get(spec.key) is not None for spec in counted)
+        ]
         context = Context(
             now=now,
             linked=linked,

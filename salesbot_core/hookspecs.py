@@ -1,19 +1,21 @@
 """The plugin contract: every hook salesbot calls, what it receives and what it returns.
 
 Plugins implement these with the public marker ``salesbot_core.hookimpl``. Built-in
-plugins (``salesbot_plugins.*``) use exactly the same hooks as third-party ones, so any
-of them can be blocked and replaced. Hooks return data; the engine validates and applies it.
+plugins use exactly the same hooks as third-party ones, so any of them can be blocked and
+replaced; the core names none of them. Hooks return data; the engine validates and applies it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import pluggy
 
 from .entities import EntityHandler
-from .models import AccountSettings, Bot, Event, Outcome, Skip, User
+from .fields import FieldSpec
+from .models import AccountSettings, Bot, Event, Outcome, User
 from .propagation import PropagationMode
 from .store import Store
 from .strategy import Context, Pick, RecordT, Strategy
@@ -27,8 +29,11 @@ def salesbot_register_strategies() -> Iterable[Strategy]:
 
     Called once when an engine starts. All results are collected; two plugins returning
     a strategy of the same name is an error at load. A ruleset bot names the strategy it
-    uses (``strategy: round_robin``); ``Strategy.select`` gets a ``SelectRequest`` and
-    returns a ``Pick``, and must be pure: its state comes in and goes out as data.
+    uses (``strategy: <name>``); ``Strategy.select`` gets a ``SelectRequest`` and
+    returns a ``Pick``, and must be pure: its state comes in and goes out as data. A
+    strategy that takes options gives their pydantic model as ``Strategy(options=Model)``:
+    the loader validates each bot's ``options`` through it and ``salesbot schema``
+    describes them; ``select`` reads them with ``strategy.options_of(request)``.
 
     Example::
 
@@ -77,6 +82,37 @@ def salesbot_register_propagation_modes() -> Iterable[PropagationMode]:
 
 
 @hookspec
+def salesbot_ruleset_fields() -> Iterable[FieldSpec[Any]]:
+    """Return the ruleset keys this plugin owns, each a ``FieldSpec``.
+
+    Called once when an engine starts; all results are collected, and two plugins
+    declaring the same key in the same place is an error at load. A ``FieldSpec(place,
+    key, type, default)`` says that every ``users`` entry (``place="user"``) or ``bots``
+    entry (``"bot"``) of a ruleset file may hold ``key``; the loader validates the value
+    through ``type`` (a pydantic model or any type pydantic validates) and reports an
+    invalid one with its file, bot and field path, like a core field. The plugin reads the
+    validated value with ``spec.get(bot_or_user)``, which gives ``default`` when the key
+    is not written. A key whose plugin is blocked is an error naming that plugin, and
+    ``salesbot schema`` describes every declared key. Strategies declare their options
+    the same way, as ``Strategy(options=Model)``. Built-in: ``caps`` (capacity),
+    ``working_hours`` and ``out_of_office`` (availability), ``sticky`` (sticky).
+
+    Example::
+
+        VIP = FieldSpec("bot", "vip_only", bool, default=False, description="VIP deals only")
+
+        @hookimpl
+        def salesbot_ruleset_fields():
+            return [VIP]
+
+        @hookimpl
+        def salesbot_bot_applies(bot, record):
+            return None if not VIP.get(bot) or record.fields.get("vip") else "not a VIP deal"
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
 def salesbot_bot_applies(
     bot: Bot, event: Event, record: RecordT, settings: AccountSettings, handler: EntityHandler
 ) -> str | None:
@@ -84,11 +120,12 @@ def salesbot_bot_applies(
 
     ``settings`` are the account's, ``handler`` the record entity's (it reads a deal's
     sales process). Return ``None`` when the bot may fire, or a short reason (shown in the
-    outcome and the audit trail) when it must not. All implementations are called; any
-    reason stops the bot, which is then removed from the owners and the record keeps its
-    previous owners. Built-in: the add-on switch, the bot's active switch, its entity, its
-    trigger events (an update fires only when it changed the owners) and, for deals, its
-    sales processes. Ruleset ``where`` conditions are evaluated by the engine after this.
+    outcome and the audit trail) when it must not. ``firstresult``: the first reason
+    stops the bot, which is then removed from the owners and the record keeps its
+    previous owners. No built-in implements it: the core checks first what no plugin may
+    switch off (the add-on and bot switches, the entity, the trigger's events and sales
+    processes, an update that did not change the owners), so blocking a plugin never
+    makes a switched-off bot fire. Ruleset ``where`` conditions are evaluated after this.
 
     Example::
 
@@ -99,34 +136,35 @@ def salesbot_bot_applies(
     raise NotImplementedError
 
 
-@hookspec
-def salesbot_filter_candidates(
-    bot: Bot, record: RecordT, candidates: Sequence[User], context: Context
-) -> Iterable[Skip]:
-    """Return the pool members that must not get ``record``, each with a reason.
+@hookspec(firstresult=True)
+def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Context) -> str | None:
+    """Say why pool member ``user`` must not get ``record`` from ``bot``, or return ``None``.
 
-    ``candidates`` are the bot's pool users still eligible, in pool order; ``context``
-    holds the time and what the engine read (linked records, per-period usage). All
-    implementations are called; the union of their skips is removed. When no candidate
-    is left, the bot's fallback owner gets the record, or nobody does and the bot is not
-    left as an owner. Built-in: deactivated users, users at their capacity cap.
+    Called for each pool member still eligible, in pool order; ``context`` holds the time
+    and what the engine read (linked records, per-period usage). ``firstresult``: the
+    first reason skips the user, and is shown in the outcome. When no candidate is left,
+    the bot's fallback owner gets the record, or nobody does and the bot is not left as
+    an owner. Built-in: deactivated users (eligibility), users at their capacity cap.
 
     Example::
 
         @hookimpl
-        def salesbot_filter_candidates(bot, record, candidates):
-            return [Skip(user=u.id, reason="on holiday") for u in candidates if away(u)]
+        def salesbot_skip_candidate(bot, record, user):
+            return "on holiday" if away(user.id) else None
     """
     raise NotImplementedError
 
 
-@hookspec
+@hookspec(firstresult=True)
 def salesbot_user_available(user: User, at: datetime) -> str | None:
     """Say why ``user`` is not available at ``at`` (an aware datetime), or return ``None``.
 
-    Called for each remaining candidate of a firing bot; any reason skips the user for
-    this record. This is where a host plugs in its own calendar. Built-in: the user's
-    ``out_of_office`` periods and ``working_hours`` in the user's ``timezone``.
+    Called for each candidate left after ``salesbot_skip_candidate``; ``firstresult``: the
+    first reason skips the user for this record. This is where a host plugs in its own
+    calendar. It runs inside the event's store transaction, which holds the bot's
+    rotation lock (on PostgreSQL, row locks other workers wait on): a lookup over the
+    network here delays every event of the bot, so keep it fast or cached. Built-in: the
+    user's ``out_of_office`` periods and ``working_hours`` in the user's ``timezone``.
 
     Example::
 
@@ -141,8 +179,9 @@ def salesbot_user_available(user: User, at: datetime) -> str | None:
 def salesbot_preselect(bot: Bot, record: RecordT, candidates: Sequence[str], context: Context) -> Pick | None:
     """Pick an owner before the bot's strategy does, or return ``None`` to let it pick.
 
-    ``firstresult``: the first plugin that returns a ``Pick`` (of one of ``candidates``)
-    decides, and the strategy's state is left as it was. Built-in: sticky routing, which
+    ``candidates`` are user ids, as in ``SelectRequest``. ``firstresult``: the first
+    plugin that returns a ``Pick`` (of one of ``candidates``) decides, and the strategy's
+    state is left as it was. Built-in: sticky routing, which
     gives a ``sticky`` bot's deal or person to the owner of its linked company when that
     owner is a candidate.
 

@@ -8,8 +8,10 @@ edge with an error that names the field, and the core only ever sees valid data.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
@@ -75,47 +77,28 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+class Configurable(Model):
+    """A ruleset entry that plugins may add fields to (see ``salesbot_core.fields``).
+
+    The plugins' values are validated by the loader and kept apart from the core fields,
+    so the core never depends on a plugin; a plugin reads its own with ``FieldSpec.get``.
+    """
+
+    _plugin_fields: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def plugin_fields(self) -> Mapping[str, Any]:
+        """The validated values of the plugin-owned fields this entry sets, by key."""
+        return MappingProxyType(self._plugin_fields)
+
+    def with_plugin_fields(self, values: Mapping[str, Any]) -> Self:
+        """A copy holding ``values`` as its plugin-owned fields (the loader sets them)."""
+        copy = self.model_copy()
+        copy._plugin_fields = dict(values)
+        return copy
 
 
-class WorkingHours(Model):
-    """When a user takes records, in the user's time zone."""
-
-    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
-    start: time = time(9, 0)
-    end: time = time(17, 0)
-
-    @model_validator(mode="after")
-    def _start_before_end(self) -> WorkingHours:
-        if self.start >= self.end:
-            raise ValueError("start must be before end")
-        return self
-
-
-class Absence(Model):
-    """A period out of office, from ``start`` up to (not including) ``end``."""
-
-    start: datetime
-    end: datetime
-    reason: str = "out of office"
-
-    @model_validator(mode="after")
-    def _start_before_end(self) -> Absence:
-        if _utc(self.start) >= _utc(self.end):
-            raise ValueError("start must be before end")
-        return self
-
-
-class Caps(Model):
-    """The most records a user takes per calendar period (across the account's bots)."""
-
-    day: int | None = Field(default=None, ge=0)
-    week: int | None = Field(default=None, ge=0)
-    month: int | None = Field(default=None, ge=0)
-
-
-class User(Model):
+class User(Configurable):
     """A CRM user who can own records and be in a bot's pool."""
 
     id: Identifier
@@ -123,11 +106,10 @@ class User(Model):
     email: str | None = None
     #: Deactivated users never get a record (they may stay in pools).
     active: bool = True
-    #: IANA time zone of the user's working hours, absences and cap periods.
+    #: IANA time zone of the user's working hours, absences and cap periods. A core
+    #: field although only plugins read it: several plugins share it (availability,
+    #: capacity) and the engine counts usage per calendar period of this zone.
     timezone: str = "UTC"
-    working_hours: WorkingHours | None = None
-    out_of_office: list[Absence] = Field(default_factory=list)
-    caps: Caps | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -336,7 +318,7 @@ class Actions(Model):
     notify: str | None = Field(default=None, min_length=1)
 
 
-class Bot(Model):
+class Bot(Configurable):
     """A Sales Bot: a rule with a pool of users that picks the owner of a record."""
 
     id: Identifier
@@ -344,8 +326,10 @@ class Bot(Model):
     entity: EntityType = "deal"
     active: bool = True
     users: list[Identifier] = Field(min_length=1)
+    #: A default value of the ruleset schema (data, like ``actions.related.mode``'s
+    #: ``add``): the core only looks the name up among the registered strategies.
     strategy: str = "round_robin"
-    #: Options for the strategy, validated by the strategy plugin.
+    #: Options for the strategy, validated through the strategy's ``options`` model.
     options: dict[str, Any] = Field(default_factory=dict)
     trigger: Trigger = Field(default_factory=Trigger)
     actions: Actions = Field(default_factory=Actions)
@@ -354,8 +338,6 @@ class Bot(Model):
     priority: int = 0
     #: Who gets the record when nobody in the pool is eligible (a declared user).
     fallback: Identifier | None = None
-    #: A deal or person linked to a company whose owner is in the pool goes to that owner.
-    sticky: bool = False
 
     @field_validator("users")
     @classmethod

@@ -1,7 +1,8 @@
 """The contract of linked-record propagation modes: how a picked owner reaches a linked record.
 
-Modes are returned by the ``salesbot_register_propagation_modes`` hook; ``add`` and
-``replace`` (the Sales Bot's two options in multiple-owner accounts) are built in.
+Modes are returned by the ``salesbot_register_propagation_modes`` hook; they apply in
+multiple-owner accounts only (in a single-owner account the picked user becomes the linked
+record's owner, whatever the mode).
 """
 
 from __future__ import annotations
@@ -18,7 +19,3 @@ class PropagationMode:
     #: ``apply(current owners, picked user) -> new owners``; pure.
     apply: Callable[[Sequence[str], str], list[str]]
     description: str = ""
-
-
-#: Single-owner accounts always use this mode: the picked user becomes the owner.
-SINGLE_OWNER_MODE = "replace"

@@ -13,15 +13,13 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pluggy
 
 from . import hookspecs
-from .entities import EntityHandler
+from .catalog import Catalog
 from .errors import PluginError
-from .propagation import PropagationMode
-from .strategy import Strategy
 
 T = TypeVar("T")
 
@@ -32,24 +30,20 @@ BLOCK_ENV = "SALESBOT_BLOCK_PLUGINS"
 #: Set to 1 to load no entry-point plugins at all.
 DISABLE_AUTOLOAD_ENV = "SALESBOT_DISABLE_PLUGIN_AUTOLOAD"
 
-#: The built-in plugins, registered by module name like any other plugin (and blockable).
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "salesbot_plugins.round_robin",
-    "salesbot_plugins.weighted_round_robin",
-    "salesbot_plugins.least_loaded",
-    "salesbot_plugins.deal",
-    "salesbot_plugins.person",
-    "salesbot_plugins.company",
-    "salesbot_plugins.task",
-    "salesbot_plugins.propagation",
-    "salesbot_plugins.triggers",
-    "salesbot_plugins.eligibility",
-    "salesbot_plugins.capacity",
-    "salesbot_plugins.availability",
-    "salesbot_plugins.sticky",
-    "salesbot_plugins.sqlite_store",
-    "salesbot_plugins.postgres_store",
-)
+#: The package of the built-in plugins. The core knows its name only: the list of
+#: built-ins is the package's ``DEFAULT_PLUGINS`` (see ``builtin_plugins``), so adding,
+#: removing or renaming a built-in never touches the core.
+BUILTIN_PACKAGE = "salesbot_plugins"
+
+
+def builtin_plugins() -> tuple[str, ...]:
+    """The module names of the built-in plugins, in registration order; none when the
+    built-in package is not installed (a host may run the core on its plugins alone)."""
+    try:
+        package = importlib.import_module(BUILTIN_PACKAGE)
+    except ModuleNotFoundError:
+        return ()
+    return tuple(getattr(package, "DEFAULT_PLUGINS", ()))
 
 
 @dataclass(frozen=True)
@@ -64,13 +58,13 @@ class PluginLoadFailure:
         return f"plugin {self.name!r} (from {self.distribution}) failed to load: {self.error}"
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """What the loaded plugins provide that ruleset files refer to by name."""
-
-    strategies: dict[str, Strategy]
-    entities: dict[str, EntityHandler]
-    propagation_modes: dict[str, PropagationMode]
+#: The hooks that register what ruleset files name, the kind of thing, and its name.
+_REGISTER_HOOKS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("salesbot_register_strategies", "strategy", lambda s: s.name),
+    ("salesbot_register_entities", "entity", lambda h: h.entity),
+    ("salesbot_register_propagation_modes", "propagation mode", lambda m: m.name),
+    ("salesbot_ruleset_fields", "field", lambda f: f"{f.place}.{f.key}"),
+)
 
 
 @dataclass
@@ -79,38 +73,59 @@ class Registry:
 
     pm: pluggy.PluginManager
     failures: list[PluginLoadFailure]
+    #: Built-in plugins that were blocked, by module name.
+    blocked_builtins: tuple[str, ...] = ()
 
     def catalog(self) -> Catalog:
-        """Collect strategies, entity handlers and propagation modes from every plugin."""
-        return Catalog(self.strategies(), self.entities(), self.propagation_modes())
+        """Collect strategies, entity handlers, propagation modes and ruleset fields."""
+        found = {kind: _collect(self.pm, hook, kind, key) for hook, kind, key in _REGISTER_HOOKS}
+        fields = {(spec.place, spec.key): spec for spec in found["field"].values()}
+        return Catalog(found["strategy"], found["entity"], found["propagation mode"], fields, self._blocked())
 
-    def strategies(self) -> dict[str, Strategy]:
-        """All registered strategies by name; a name registered twice is an error."""
-        return self._collect("salesbot_register_strategies", "strategy", lambda s: s.name)
+    def _blocked(self) -> dict[tuple[str, str], str]:
+        """What each blocked built-in would have registered, to name it in errors.
 
-    def entities(self) -> dict[str, EntityHandler]:
-        """The handler of each entity; two handlers for one entity is an error."""
-        return self._collect("salesbot_register_entities", "entity", lambda h: h.entity)
+        Each is registered alone in a scratch plugin manager, which is thrown away: none
+        of its hooks but the register ones is ever called.
+        """
+        owners: dict[tuple[str, str], str] = {}
+        for name in self.blocked_builtins:
+            scratch = pluggy.PluginManager(PROJECT)
+            scratch.add_hookspecs(hookspecs)
+            scratch.register(importlib.import_module(name), name=name)
+            for hook, kind, key in _REGISTER_HOOKS:
+                for item in _collect(scratch, hook, kind, key).values():
+                    label = key(item)
+                    if kind == "field":
+                        kind_label, label = f"{item.place} field", item.key
+                    else:
+                        kind_label = kind
+                    owners.setdefault((kind_label, label), name)
+        return owners
 
-    def propagation_modes(self) -> dict[str, PropagationMode]:
-        """All linked-record propagation modes by name."""
-        return self._collect("salesbot_register_propagation_modes", "propagation mode", lambda m: m.name)
 
-    def _collect(self, hook: str, kind: str, key: Callable[[T], str]) -> dict[str, T]:
-        found: dict[str, T] = {}
-        # Called implementation by implementation (not through the hook caller) so a
-        # clash names the plugin that caused it.
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            items: Iterable[T] = impl.function() or ()
-            for item in items:
-                name = key(item)
-                if name in found:
-                    raise PluginError(
-                        f"plugin {impl.plugin_name!r} registers {kind} {name!r}, "
-                        "which another plugin already registered"
-                    )
-                found[name] = item
-        return found
+def _collect(pm: pluggy.PluginManager, hook: str, kind: str, key: Callable[[T], str]) -> dict[str, T]:
+    """Call a register hook (through pluggy, so wrappers and tracing see it) and index
+    its items by name; a name registered twice is an error naming the plugins."""
+    caller = getattr(pm.hook, hook)
+    found: dict[str, T] = {}
+    for items in reversed(caller()):  # pluggy calls the last registered first
+        for item in items or ():
+            name = key(item)
+            if name in found:
+                raise PluginError(f"{kind} {name!r} is registered by {_culprits(caller, key, name)}")
+            found[name] = item
+    return found
+
+
+def _culprits(caller: Any, key: Callable[[Any], str], name: str) -> str:
+    """The plugins that register ``name``, asked one by one: only to word the error."""
+    plugins = [
+        repr(impl.plugin_name)
+        for impl in caller.get_hookimpls()
+        if any(key(item) == name for item in impl.function() or ())
+    ]
+    return " and ".join(plugins) if len(set(plugins)) > 1 else f"plugin {plugins[0]} twice"
 
 
 def _env_names(name: str) -> set[str]:
@@ -140,7 +155,8 @@ def make_plugin_manager(
         pm.set_blocked(name)
     failures: list[PluginLoadFailure] = []
 
-    for module_name in DEFAULT_PLUGINS:
+    builtins = builtin_plugins()
+    for module_name in builtins:
         if module_name not in blocked:
             _register(pm, importlib.import_module(module_name), module_name)
 
@@ -168,7 +184,7 @@ def make_plugin_manager(
             _register(pm, plugin, name)
 
     _check_unknown_hooks(pm)
-    return Registry(pm, failures)
+    return Registry(pm, failures, tuple(name for name in builtins if name in blocked))
 
 
 def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .catalog import Catalog
 from .conditions import ConditionCompileError, ConditionSet, check_condition
 from .errors import Problem, RulesetError
+from .fields import Place
 from .models import PLANS, AccountSettings, Bot, RulesetFile, User
-from .registry import Catalog
 from .safetext import excerpt
+from .strategy import Strategy
 from .templates import check_template
 
 SUFFIXES = (".yaml", ".yml", ".toml")
@@ -274,8 +276,12 @@ def _load_yaml(name: str, text: str) -> tuple[Any, Problem | None]:
         loader.dispose()
 
 
-def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[RulesetFile | None, list[Problem]]:
-    """Read and validate one ruleset file on its own."""
+def parse_file(
+    path: Path, max_bytes: int = MAX_FILE_BYTES, catalog: Catalog | None = None
+) -> tuple[RulesetFile | None, list[Problem]]:
+    """Read and validate one ruleset file on its own; the plugin-owned fields of its
+    users and bots are validated through the ``catalog``'s field specs (without one,
+    any such field is unknown)."""
     name = str(path)
     try:
         text = _read(path, max_bytes)
@@ -309,10 +315,71 @@ def parse_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[RulesetFile
         data = {}
     if not isinstance(data, dict):
         return None, [Problem(name, "a ruleset file must be a mapping with 'bots' and 'users'")]
+    core, plugin_values, problems = _split_plugin_fields(name, data, catalog)
     try:
-        return RulesetFile.model_validate(data), []
+        content = RulesetFile.model_validate(core)
     except ValidationError as exc:
-        return None, [_problem(name, data, err) for err in exc.errors()]
+        return None, problems + [_problem(name, data, err) for err in exc.errors()]
+    if problems:
+        return None, problems
+    return content.model_copy(
+        update={
+            section: [entry.with_plugin_fields(plugin_values[section, i]) for i, entry in enumerate(entries)]
+            for section, entries in (("users", content.users), ("bots", content.bots))
+        }
+    ), []
+
+
+#: The list of a ruleset file each place of plugin fields is in.
+_SECTIONS: tuple[tuple[str, Place], ...] = (("users", "user"), ("bots", "bot"))
+
+
+def _split_plugin_fields(
+    name: str, data: dict[str, Any], catalog: Catalog | None
+) -> tuple[dict[str, Any], dict[tuple[str, int], dict[str, Any]], list[Problem]]:
+    """The file without its plugin-owned fields (for the core model), each entry's
+    plugin values validated through their owners' specs, and the problems found.
+
+    A key that a blocked plugin would own is a problem naming that plugin; any other
+    unknown key is left for the core model to report as an unknown field.
+    """
+    core = dict(data)
+    values: dict[tuple[str, int], dict[str, Any]] = {}
+    problems: list[Problem] = []
+    for section, place in _SECTIONS:
+        entries = data.get(section)
+        if not isinstance(entries, list):
+            continue
+        specs = catalog.fields_of(place) if catalog else {}
+        stripped: list[Any] = []
+        for i, entry in enumerate(entries):
+            values[section, i] = {}
+            if not isinstance(entry, dict):
+                stripped.append(entry)
+                continue
+            kept = {}
+            for key, raw in entry.items():
+                spec = specs.get(key) if isinstance(key, str) else None
+                missing = (
+                    catalog.not_loaded(f"{place} field", key) if catalog and isinstance(key, str) else None
+                )
+                if spec is not None:
+                    try:
+                        values[section, i][key] = spec.validate(raw)
+                    except ValidationError as exc:
+                        problems += [
+                            _problem(name, data, {**err, "loc": (section, i, key, *err["loc"])})
+                            for err in exc.errors()
+                        ]
+                elif missing is not None:
+                    problems.append(
+                        _problem(name, data, {"loc": (section, i, key), "msg": missing, "type": "not_loaded"})
+                    )
+                else:
+                    kept[key] = raw
+            stripped.append(kept)
+        core[section] = stripped
+    return core, values, problems
 
 
 def _problem(name: str, data: dict[str, Any], err: Mapping[str, Any]) -> Problem:
@@ -340,7 +407,7 @@ def load_rulesets(folder: Path | str, catalog: Catalog, max_bytes: int | None = 
     paths, problems = scan_folder(folder)
     parsed: list[tuple[str, RulesetFile]] = []
     for path in paths:
-        content, file_problems = parse_file(path, limit)
+        content, file_problems = parse_file(path, limit, catalog)
         problems += file_problems
         if content is not None:
             parsed.append((str(path), content))
@@ -378,6 +445,12 @@ def load_rulesets(folder: Path | str, catalog: Catalog, max_bytes: int | None = 
                 )
             users[key] = user
             user_sources.setdefault(key, name)
+            problems += [
+                Problem(name, msg, field=f"users.{i}.{field_key}")
+                for field_key, spec in catalog.fields_of("user").items()
+                if spec.check is not None
+                for msg in spec.check(spec.get(user), user, catalog)
+            ]
 
     bots: dict[tuple[str, str], Bot] = {}
     sources: dict[tuple[str, str], str] = {}
@@ -421,7 +494,8 @@ def _check_bot(
     users: Mapping[tuple[str, str], User],
     catalog: Catalog,
 ) -> list[Problem]:
-    """Checks that need more than the bot itself: users, plugins' names, conditions, texts."""
+    """Checks that need more than the bot itself: users, plugins' names and fields,
+    conditions, texts."""
     problems = [
         Problem(
             name,
@@ -443,30 +517,34 @@ def _check_bot(
                 field="fallback",
             )
         )
-    if bot.sticky and "company" not in getattr(catalog.entities.get(bot.entity), "related", {}):
-        problems.append(
-            Problem(
-                name, f"{bot.entity} records have no linked company to stick to", bot=bot.id, field="sticky"
-            )
-        )
+    for key, spec in catalog.fields_of("bot").items():
+        if spec.check is not None:
+            problems += [
+                Problem(name, msg, bot=bot.id, field=key) for msg in spec.check(spec.get(bot), bot, catalog)
+            ]
     strategy = catalog.strategies.get(bot.strategy)
     if strategy is None:
-        known = ", ".join(sorted(catalog.strategies)) or "none"
         problems.append(
             Problem(
                 name,
-                f"unknown strategy {excerpt(bot.strategy)}; available: {known}",
+                catalog.not_loaded("strategy", bot.strategy)
+                or f"unknown strategy {excerpt(bot.strategy)}; available: {_names(catalog.strategies)}",
                 bot=bot.id,
                 field="strategy",
             )
         )
     else:
-        problems += [
-            Problem(name, msg, bot=bot.id, field="options") for msg in strategy.validate_options(bot.options)
-        ]
+        problems += _check_options(name, bot, strategy)
     handler = catalog.entities.get(bot.entity)
     if handler is None:
-        problems.append(Problem(name, f"no plugin handles {bot.entity} records", bot=bot.id, field="entity"))
+        problems.append(
+            Problem(
+                name,
+                catalog.not_loaded("entity", bot.entity) or f"no plugin handles {bot.entity} records",
+                bot=bot.id,
+                field="entity",
+            )
+        )
     else:
         related = bot.actions.related
         problems += [
@@ -479,12 +557,17 @@ def _check_bot(
             for option in ("persons", "company")
             if getattr(related, option) and option not in handler.related
         ]
-    if bot.actions.related.mode not in catalog.propagation_modes:
-        known = ", ".join(sorted(catalog.propagation_modes)) or "none"
+    mode = bot.actions.related.mode
+    # Checked only for a bot that passes owners on: the default mode must not make every
+    # bot depend on the plugin that provides it. Checked in single-owner accounts too
+    # (which always replace), so that a typo is found before multiple owners are on.
+    passes_on = bot.actions.related.persons or bot.actions.related.company
+    if passes_on and mode not in catalog.propagation_modes:
         problems.append(
             Problem(
                 name,
-                f"unknown mode {excerpt(bot.actions.related.mode)}; available: {known}",
+                catalog.not_loaded("propagation mode", mode)
+                or f"unknown mode {excerpt(mode)}; available: {_names(catalog.propagation_modes)}",
                 bot=bot.id,
                 field="actions.related.mode",
             )
@@ -500,6 +583,32 @@ def _check_bot(
             Problem(name, msg, bot=bot.id, field="trigger.where" + (f".{path}" if path else ""))
             for path, msg in check_condition(bot.trigger.where)
         ]
+    return problems
+
+
+def _path(parts: Iterable[str | int]) -> str:
+    """A field path, each part cut short: a key may be as long as the admin wrote it."""
+    texts = (str(part) for part in parts)
+    return ".".join(text[:_LABEL_LENGTH] + ("…" if len(text) > _LABEL_LENGTH else "") for text in texts)
+
+
+def _names(provided: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(provided)) or "none"
+
+
+def _check_options(name: str, bot: Bot, strategy: Strategy) -> list[Problem]:
+    """The bot's ``options``, through the strategy's options model and its checks."""
+    problems: list[Problem] = []
+    if strategy.options is not None:
+        try:
+            strategy.options.model_validate(bot.options)
+        except ValidationError as exc:
+            for err in exc.errors():
+                message = "unknown option" if err["type"] == "extra_forbidden" else str(err["msg"])
+                problems.append(Problem(name, message, bot=bot.id, field=_path(("options", *err["loc"]))))
+    problems += [
+        Problem(name, msg, bot=bot.id, field="options") for msg in strategy.validate_options(bot.options)
+    ]
     return problems
 
 

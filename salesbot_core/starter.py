@@ -3,6 +3,7 @@ every common option shown but commented out, valid as written."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from .errors import SalesbotError
@@ -12,54 +13,9 @@ __all__ = ["STARTER_FILES", "write_starter"]
 #: The schema file the editor comment points to.
 SCHEMA_FILE = "salesbot.schema.json"
 
-STARTER = f"""\
-# yaml-language-server: $schema={SCHEMA_FILE}
-# The line above lets an editor check this file against salesbot's JSON Schema:
-# generate it with `salesbot schema > {SCHEMA_FILE}` in this folder.
-#
-# A rulesets folder to start from. Check it with `salesbot validate -r <this folder>`;
-# every field is described in the README, "Ruleset reference". Lines starting with "#"
-# are options shown with an example value: remove the "#" to use one.
-account: default
-# settings:
-#   enabled: true            # the Sales Bot add-on is switched on for this account
-#   plan: professional       # automation | growth | professional
-#   multiple_owners: false   # records may have several owners
-
-users:
-  - id: anna
-    name: Anna Nowak
-    # email: anna@example.com
-    # timezone: Europe/Warsaw      # for working hours, absences and caps (default UTC)
-    # working_hours: {{days: [mon, tue, wed, thu, fri], start: "09:00", end: "17:00"}}
-    # caps: {{day: 10, week: 40, month: 150}}   # most records per calendar period
-  - id: bartek
-    name: Bartek Wiśniewski
-  - id: celina
-    name: Celina Zając
-    # active: false                # a deactivated user stays in pools but gets nothing
-
-bots:
-  # Set a deal's Owner to "bot:inbound": the bot replaces it with one of its users.
-  - id: inbound
-    name: Inbound leads
-    entity: deal                   # deal | person | company | task
-    users: [anna, bartek, celina]  # the pool
-    strategy: round_robin          # round_robin | weighted_round_robin | least_loaded
-    # active: true                 # false: the bot never fires
-    # fallback: anna               # gets the record when nobody in the pool is eligible
-    # sticky: false                # true: a deal goes to its company's owner if in the pool
-    # priority: 0                  # routing without a bot: lower tries first
-    # trigger:
-    #   events: [created, updated, list]   # default: all three
-    #   processes: [Sales]                 # deals only; omitted = every sales process
-    #   where: {{$gte: {{value: 10000}}}}      # a durable-rules condition on the record
-    # actions:
-    #   related: {{company: true}}           # pass the owner on to the deal's company
-    #   tag: inbound-bot                   # added to every record the bot assigned
-    #   note: "Assigned by {{bot.name}} to {{owner.name}}"
-    #   notify: "New deal for you: {{record.title}}"
-"""
+#: The starter file: data, like the shipped example rulesets (it shows an admin the options
+#: of the built-in plugins; the code here knows none of them).
+STARTER = (resources.files(__package__) / "starter.yaml").read_text(encoding="utf-8")
 
 #: File name -> text, as ``salesbot init`` writes them.
 STARTER_FILES = {"salesbot.yaml": STARTER}

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from .models import Bot, Company, Deal, LinkRef, Person, Task
 from .safetext import excerpt
 
@@ -75,10 +77,36 @@ class Strategy:
     validate_options: Callable[[Mapping[str, Any]], list[str]] = None  # type: ignore[assignment]
     #: Set when ``select`` reads ``request.context.load``, so the engine counts it.
     needs_load: bool = False
+    #: The pydantic model of a bot's ``options``: the loader validates them through it
+    #: (errors name ``options.<field>``), ``salesbot schema`` describes them, and
+    #: ``select`` reads them with ``options_of(request)``. Given, ``validate_options``
+    #: defaults to no further checks.
+    options: type[BaseModel] | None = None
 
     def __post_init__(self) -> None:
         if self.validate_options is None:
-            object.__setattr__(self, "validate_options", functools.partial(_takes_no_options, self.name))
+            check = (
+                _no_more_checks
+                if self.options is not None
+                else functools.partial(_takes_no_options, self.name)
+            )
+            object.__setattr__(self, "validate_options", check)
+
+    @property
+    def takes_no_options(self) -> bool:
+        """True for the default check: the strategy refuses any option."""
+        check = self.validate_options
+        return isinstance(check, functools.partial) and check.func is _takes_no_options
+
+    def options_of(self, request: SelectRequest) -> Any:
+        """The bot's options as an instance of ``options`` (the loader validated them)."""
+        if self.options is None:
+            raise TypeError(f"strategy {self.name!r} declares no options model")
+        return self.options.model_validate(request.bot.options)
+
+
+def _no_more_checks(options: Mapping[str, Any]) -> list[str]:
+    return []
 
 
 def _takes_no_options(name: str, options: Mapping[str, Any]) -> list[str]:

@@ -157,8 +157,8 @@ class HolidayCalendar:
         self.seen: list[Outcome] = []
 
     @hookimpl
-    def salesbot_filter_candidates(self, bot, record, candidates):
-        return [Skip(user=u.id, reason="on holiday") for u in candidates if u.id == "bartek"]
+    def salesbot_skip_candidate(self, bot, record, user):
+        return "on holiday" if user.id == "bartek" else None
 
     @hookimpl
     def salesbot_after_assign(self, outcome):

@@ -18,12 +18,13 @@ def test_there_are_hooks() -> None:
     assert HOOKS == [
         "salesbot_after_assign",
         "salesbot_bot_applies",
-        "salesbot_filter_candidates",
         "salesbot_open_store",
         "salesbot_preselect",
         "salesbot_register_entities",
         "salesbot_register_propagation_modes",
         "salesbot_register_strategies",
+        "salesbot_ruleset_fields",
+        "salesbot_skip_candidate",
         "salesbot_user_available",
     ]
 
@@ -42,3 +43,13 @@ def test_every_hook_is_typed_and_documented_with_an_example(name: str) -> None:
 @pytest.mark.parametrize("name", HOOKS)
 def test_every_hook_is_in_the_readme(name: str) -> None:
     assert re.search(rf"^\| `{name}\(", README, re.MULTILINE), f"{name} missing from README hook table"
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_the_readme_says_which_hooks_are_firstresult(name: str) -> None:
+    firstresult = getattr(hookspecs, name).salesbot_spec.get("firstresult", False)
+    row = re.search(rf"^\| `{name}\(.*$", README, re.MULTILINE)
+    assert row is not None
+    assert ("`firstresult`" in row.group(0)) == firstresult, (
+        f"{name}: README and spec disagree on firstresult"
+    )

@@ -228,7 +228,7 @@ def test_values_quoted_in_messages_are_short_and_escaped(write_rules) -> None:
             "b.yaml": f"""
         bots:
           - {{id: one, users: [anna], strategy: "{long}"}}
-          - {{id: two, users: [anna], actions: {{related: {{mode: "{long}"}}}}}}
+          - {{id: two, users: [anna], actions: {{related: {{company: true, mode: "{long}"}}}}}}
         """,
         }
     )
@@ -301,7 +301,7 @@ def test_options_to_a_strategy_that_takes_none_are_rejected(write_rules) -> None
         f"{folder / 'a.yaml'}: bot 'a': field 'options': strategy 'round_robin' takes no options",
         f"{folder / 'b.toml'}: bot 'b': field 'options': strategy 'round_robin' takes no options",
         f"{folder / 'c.yaml'}: bot 'c': field 'options': unknown option 'x': least_loaded takes no options",
-        f"{folder / 'd.yaml'}: bot 'd': field 'options': unknown option '\\x1b{'w' * 39}…'",
+        f"{folder / 'd.yaml'}: bot 'd': field 'options.\\x1b{'w' * 39}…': unknown option",
     ]
 
 

@@ -177,10 +177,10 @@ class FailsOnD7:
     """A host plugin whose candidate filter breaks on one record."""
 
     @hookimpl
-    def salesbot_filter_candidates(self, bot, record, candidates):
+    def salesbot_skip_candidate(self, bot, record, user):
         if record.id == "d7":
             raise RuntimeError("calendar service down")
-        return []
+        return None
 
 
 def test_batched_events_are_exact_and_a_failing_batch_rolls_back_whole(

@@ -15,12 +15,11 @@ from typing import Any
 
 import pluggy
 
+from .catalog import Catalog
 from .conditions import ConditionError
 from .entities import EntityHandler, LinkRef
 from .errors import EventError, PluginError
-from .models import BOT_PREFIX, Bot, Change, Decision, Event, Outcome, Skip, record_from_dict
-from .propagation import SINGLE_OWNER_MODE
-from .registry import Catalog
+from .models import BOT_PREFIX, AccountSettings, Bot, Change, Decision, Event, Outcome, Skip, record_from_dict
 from .rulesets import Rules, condition_key
 from .strategy import Context, RecordT, SelectRequest
 from .templates import MAX_NOTE_BYTES, MAX_NOTIFICATION_BYTES, record_values, render
@@ -55,7 +54,7 @@ class Reads:
 
     #: The time, the linked records, the load and the usage: what hooks see too.
     context: Context
-    #: The bots that may fire (``Dispatcher.bots_that_may_fire``), found once per event.
+    #: The bots that may fire (``Decider.bots_that_may_fire``), found once per event.
     bots: list[Bot] = field(default_factory=list)
     #: The owners the store had for the record; None when it is new.
     previous_owners: list[str] | None = None
@@ -66,8 +65,10 @@ class Reads:
 
 
 @dataclass(frozen=True)
-class Dispatcher:
-    """Runs the bots set on a record through triggers, conditions, candidates and strategy."""
+class Decider:
+    """Decides what the bots set on a record do: triggers, conditions, candidates, strategy.
+
+    It decides only; the engine reads what it needs and writes what it decided."""
 
     rules: Rules
     catalog: Catalog
@@ -161,19 +162,12 @@ class Dispatcher:
     def _why_not(self, event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
         """The reasons the bot must not fire for this event (none: it fires)."""
         account, record = event.account, event.record
-        reasons = [
-            r
-            for r in self.hook.salesbot_bot_applies(
-                bot=bot,
-                event=event,
-                record=record,
-                settings=self.rules.account_settings(account),
-                handler=handler,
-            )
-            if r
-        ]
-        if reasons:
-            return reasons
+        settings = self.rules.account_settings(account)
+        reason = _trigger_reason(event, bot, settings, handler) or self.hook.salesbot_bot_applies(
+            bot=bot, event=event, record=record, settings=settings, handler=handler
+        )
+        if reason:
+            return [reason]
         try:
             matched = self.rules.conditions.matches(condition_key(account, bot.id), record.condition_fields())
         except ConditionError as exc:
@@ -201,16 +195,14 @@ class Dispatcher:
             for user in owners
             if user in bot.users
         }
-        for result in self.hook.salesbot_filter_candidates(
-            bot=bot, record=record, candidates=pool, context=context
-        ):
-            for skip in result:
-                skipped.setdefault(skip.user, skip)
         for user in pool:
-            if user.id not in skipped:
-                reasons = self.hook.salesbot_user_available(user=user, at=context.now)
-                if any(reasons):
-                    skipped[user.id] = Skip(user=user.id, reason=next(r for r in reasons if r))
+            if user.id in skipped:
+                continue
+            reason = self.hook.salesbot_skip_candidate(
+                bot=bot, record=record, user=user, context=context
+            ) or self.hook.salesbot_user_available(user=user, at=context.now)
+            if reason:
+                skipped[user.id] = Skip(user=user.id, reason=reason)
         candidates = [user.id for user in pool if user.id not in skipped]
         base = Decision(
             bot=bot.id,
@@ -274,16 +266,18 @@ class Dispatcher:
     ) -> Decision:
         """The bot's actions for its pick: linked records, tag, wall note, notification."""
         record, picked, actions = event.record, str(decision.owner), bot.actions
-        settings = self.rules.account_settings(event.account)
-        mode = self.catalog.propagation_modes[
-            actions.related.mode if settings.multiple_owners else SINGLE_OWNER_MODE
-        ]
+        multiple = self.rules.account_settings(event.account).multiple_owners
         changes: list[Change] = []
         for ref in handler.links(record, actions.related.model_dump(include={"persons", "company"})):
             current = (
                 changed.get(ref) or linked.get(ref) or record_from_dict({"entity": ref[0], "id": ref[1]})
             )
-            owners = mode.apply(current.owners, picked)
+            # A single-owner account has one way: the picked user becomes the owner. Only
+            # a multiple-owner account asks the bot's mode (the loader checked it exists).
+            if multiple:
+                owners = self.catalog.propagation_modes[actions.related.mode].apply(current.owners, picked)
+            else:
+                owners = [picked]
             changes.append(
                 Change(
                     entity=ref[0], record_id=ref[1], owners_before=list(current.owners), owners_after=owners
@@ -315,6 +309,30 @@ class Dispatcher:
         return decision.model_copy(
             update={"related": changes, "tag": actions.tag, "note": note, "notification": notification}
         )
+
+
+def _trigger_reason(event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler) -> str | None:
+    """Why the bot must not fire by its switches and its ``trigger``, or ``None``.
+
+    In the core, not in a plugin: these are what the core's own fields (``active``,
+    ``entity``, ``trigger``) and the add-on switch mean, and blocking a plugin must
+    never make a switched-off bot fire, nor a bot fire on events its trigger excludes.
+    """
+    record = event.record
+    if not settings.enabled:
+        return f"the Sales Bot add-on is switched off for account {event.account!r}"
+    if not bot.active:
+        return "the bot is switched off"
+    if record.entity != bot.entity:
+        return f"the bot handles {bot.entity} records, not {record.entity} records"
+    if event.kind not in bot.trigger.events:
+        return f"the bot does not fire on {event.kind!r} events"
+    if event.kind == "updated" and event.changed is not None and "owners" not in event.changed:
+        return "the update did not change the owners"
+    processes = bot.trigger.processes
+    if processes is not None and handler.process(record) not in processes:
+        return f"process {handler.process(record)!r} is not one of {processes}"
+    return None
 
 
 def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:

@@ -1,0 +1,60 @@
+"""Ruleset fields that plugins own: the sections a plugin adds to a bot or a user.
+
+The core models (``Bot``, ``User``) hold what the core itself needs. A plugin that reads
+more from a ruleset (a user's capacity caps, a bot's sticky switch) declares it with a
+``FieldSpec`` from the ``salesbot_ruleset_fields`` hook, as pytest plugins declare their
+command-line options: the admin writes the same keys in the same places, the loader
+validates each section through the model of the plugin that owns it, and the plugin reads
+the validated value back with ``FieldSpec.get``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+
+from pydantic import TypeAdapter
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .models import Bot, User
+
+T = TypeVar("T")
+
+#: Where a field is written: in a ``users`` entry or in a ``bots`` entry.
+Place = Literal["user", "bot"]
+
+
+@dataclass(frozen=True, eq=False)
+class FieldSpec(Generic[T]):
+    """A key a plugin adds to each user or each bot of a ruleset file.
+
+    ``type`` is anything pydantic validates (a model, ``bool``, ``list[Absence]``,
+    ``Caps | None``); ``default`` is the value of a bot or user that does not write the
+    key. ``check(value, owner, catalog)`` returns more problems, for rules that need the
+    bot or what other plugins provide (a sticky bot's entity must link to a company).
+    """
+
+    place: Place
+    key: str
+    type: Any
+    default: T
+    description: str = ""
+    check: Callable[[T, Any, Catalog], list[str]] | None = None
+    #: Users who set this field get their assignments per calendar period (day, week and
+    #: month in the user's time zone) counted into ``context.usage`` inside the event's
+    #: transaction, like ``Strategy.needs_load``: the count is only paid for when used.
+    counts_usage: bool = False
+    _adapter: TypeAdapter[Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_adapter", TypeAdapter(self.type))
+
+    def validate(self, raw: Any) -> T:
+        """The value as the plugin reads it; pydantic's ``ValidationError`` if invalid."""
+        return cast(T, self._adapter.validate_python(raw))
+
+    def get(self, owner: Bot | User) -> T:
+        """This field of a loaded bot or user: its validated value, or ``default``."""
+        return cast(T, owner.plugin_fields.get(self.key, self.default))

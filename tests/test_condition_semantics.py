@@ -1,5 +1,8 @@
 """What a ``trigger.where`` condition means, operator by operator, and what durable-rules
-traps the adapter (salesbot_core.conditions) keeps away from users."""
+traps the adapter (salesbot_core.durable_conditions) keeps away from users.
+
+Every test taking ``evaluator`` runs against both evaluators (durable-rules where it runs,
+and the plain-Python one), so the same truth tables pin both."""
 
 from __future__ import annotations
 
@@ -19,20 +22,23 @@ from salesbot_core.safetext import excerpt
 # Resources: no thread or C state leaks per reload ----------------------------------------
 
 
-def test_building_and_closing_conditions_starts_no_threads() -> None:
+def test_building_and_closing_conditions_starts_no_threads(evaluator: str) -> None:
     before = threading.active_count()
     for i in range(100):
-        conditions = ConditionSet({f"b{j}": {"$gte": {"value": i + j}} for j in range(5)})
+        conditions = ConditionSet({f"b{j}": {"$gte": {"value": i + j}} for j in range(5)}, evaluator)
         assert conditions.matches("b0", {"value": i}) is True
         conditions.close()
     assert threading.active_count() == before
 
 
-def test_a_hundred_reloads_leave_the_thread_count_unchanged(write_rules, tmp_path: Path) -> None:
+def test_a_hundred_reloads_leave_the_thread_count_unchanged(
+    write_rules, tmp_path: Path, evaluator: str
+) -> None:
     bot = "bots:\n  - {{id: b, users: [anna], trigger: {{where: {{$gte: {{value: {}}}}}}}}}\n"
     folder = write_rules(**{"team.yaml": TEAM, "b.yaml": bot.format(0)})
     before = threading.active_count()
-    with Engine(folder, tmp_path / "s.db") as engine:
+    with Engine(folder, tmp_path / "s.db", conditions=evaluator) as engine:
+        assert engine.rules.conditions.evaluator == evaluator
         for i in range(1, 101):
             (folder / "b.yaml").write_text(bot.format(i))
             assert engine.reload() is True
@@ -41,8 +47,8 @@ def test_a_hundred_reloads_leave_the_thread_count_unchanged(write_rules, tmp_pat
     assert threading.active_count() == before
 
 
-def test_closed_conditions_refuse_to_match() -> None:
-    conditions = ConditionSet({"a": {"value": 1}})
+def test_closed_conditions_refuse_to_match(evaluator: str) -> None:
+    conditions = ConditionSet({"a": {"value": 1}}, evaluator)
     conditions.close()
     conditions.close()  # twice is fine
     with pytest.raises(RuntimeError, match=r"^these conditions were closed$"):
@@ -52,8 +58,8 @@ def test_closed_conditions_refuse_to_match() -> None:
 # $mt / $imt: whole-text match, only the constructs durable runs as Python's re.fullmatch --
 
 
-def _matches(op: str, pattern: str, text: str) -> bool:
-    conditions = ConditionSet({"k": {op: {"t": pattern}}})
+def _matches(op: str, pattern: str, text: str, evaluator: str) -> bool:
+    conditions = ConditionSet({"k": {op: {"t": pattern}}}, evaluator)
     try:
         return conditions.matches("k", {"t": text})
     finally:
@@ -83,9 +89,11 @@ def _matches(op: str, pattern: str, text: str) -> bool:
         ("$mt", "[a-c-]+", "a-b", True),
     ],
 )
-def test_patterns_match_the_whole_text(op: str, pattern: str, text: str, expected: bool) -> None:
+def test_patterns_match_the_whole_text(
+    op: str, pattern: str, text: str, expected: bool, evaluator: str
+) -> None:
     assert check_condition({op: {"t": pattern}}) == []
-    assert _matches(op, pattern, text) is expected
+    assert _matches(op, pattern, text, evaluator) is expected
 
 
 @pytest.mark.parametrize(
@@ -146,9 +154,9 @@ def test_a_rejected_pattern_names_file_bot_and_field(write_rules) -> None:
 VALUES = [150, 50.5, "x", "150", True, False, 1, None]
 
 
-def _row(condition: dict[str, Any], values: list[Any]) -> str:
+def _row(condition: dict[str, Any], values: list[Any], evaluator: str) -> str:
     """One character per value: T if ``condition`` matches a record with ``v`` = the value."""
-    conditions = ConditionSet({"k": condition})
+    conditions = ConditionSet({"k": condition}, evaluator)
     try:
         return "".join("T" if conditions.matches("k", {"v": value}) else "." for value in values)
     finally:
@@ -181,9 +189,9 @@ def _row(condition: dict[str, Any], values: list[Any]) -> str:
         ({"$or": [{"v": "x"}, {"v": 150}]}, "T.T....."),
     ],
 )
-def test_comparisons_are_type_strict(condition: dict[str, Any], expected: str) -> None:
+def test_comparisons_are_type_strict(condition: dict[str, Any], expected: str, evaluator: str) -> None:
     assert check_condition(condition) == []
-    assert _row(condition, VALUES) == expected
+    assert _row(condition, VALUES, evaluator) == expected
 
 
 LISTS = [[150, 5], [150, "x"], ["x", "y"], [True], [], None, "x"]
@@ -201,23 +209,23 @@ LISTS = [[150, 5], [150, "x"], ["x", "y"], [True], [], None, "x"]
         ({"$iany": {"v": {"$mt": {"$i": "x|y"}}}}, ".TT...."),
     ],
 )
-def test_list_items_compare_type_strictly(condition: dict[str, Any], expected: str) -> None:
+def test_list_items_compare_type_strictly(condition: dict[str, Any], expected: str, evaluator: str) -> None:
     assert check_condition(condition) == []
-    assert _row(condition, LISTS) == expected
+    assert _row(condition, LISTS, evaluator) == expected
 
 
 def test_ordering_a_boolean_is_rejected() -> None:
     assert check_condition({"$lt": {"v": True}}) == [("$lt.v", "$lt compares with a number or text")]
 
 
-def test_a_big_deal_condition_no_longer_matches_text(write_rules, tmp_path: Path) -> None:
+def test_a_big_deal_condition_no_longer_matches_text(write_rules, tmp_path: Path, evaluator: str) -> None:
     folder = write_rules(
         **{
             "team.yaml": TEAM,
             "b.yaml": "bots:\n  - {id: inbound, users: [anna], trigger: {where: {$gte: {value: 100}}}}\n",
         }
     )
-    with Engine(folder, tmp_path / "s.db") as engine:
+    with Engine(folder, tmp_path / "s.db", conditions=evaluator) as engine:
         assert engine.rules.conditions.matches("default/inbound", {"value": 100.0}) is True
         assert engine.rules.conditions.matches("default/inbound", {"value": "x"}) is False
         assert engine.rules.conditions.matches("default/inbound", {"title": "x"}) is False

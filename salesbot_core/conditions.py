@@ -20,10 +20,11 @@ The semantics both follow (pinned by tests/test_condition_semantics.py): compari
 type-strict (a number only matches a number, text text, a boolean a boolean); a
 comparison on a missing field (or ``null``) is false, except ``$neq``, true whenever the
 field does not hold that exact value; ``$ex``/``$nex`` test presence; ``$mt``/``$imt``
-match the whole text with the pattern subset ``pattern_problem`` allows (``.`` and
-classes never match a control character U+0000-U+001F; ``$imt`` folds ASCII letters
-only); ``$iall``/``$iany`` test each item of a list through ``$i`` (``$i.<key>`` for a key
-of an object item), ``$iall`` being false for an empty list.
+match the whole text with the pattern subset ``pattern_problem`` allows (``.`` matches
+any character, a newline too; ``$imt`` folds ASCII letters only); ``$iall``/``$iany``
+test each item of a list through ``$i`` (``$i.<key>`` for a key of an object item),
+``$iall`` being false for an empty list. Nested objects are not searched: ``a.b`` is the
+name of a field, not a path.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ MAX_PATTERN_LENGTH = 200
 MAX_REPEAT = 100
 #: Characters with a meaning in a pattern; every other character matches itself.
 _PATTERN_SPECIAL = set("\\^$.|?*+()[]{}%")
+#: The first of the 32 private-use characters the durable evaluator matches patterns
+#: against in place of the control characters U+0000-U+001F (its ``.`` matches them only
+#: when repeated); a pattern may contain neither.
+CONTROL_STAND_INS = 0xF700
 _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
 
 
@@ -71,6 +76,8 @@ def pattern_problem(pattern: str) -> str | None:
         return "an empty pattern is not allowed"
     if len(pattern) > MAX_PATTERN_LENGTH:
         return f"a pattern may be at most {MAX_PATTERN_LENGTH} characters long"
+    if any(ord(char) < 0x20 or CONTROL_STAND_INS <= ord(char) < CONTROL_STAND_INS + 0x20 for char in pattern):
+        return "control characters (U+0000-U+001F) are not supported in a pattern"
     depth = 0
     can_repeat = False  # the previous item is a character, class or group
     empty = True  # the current alternative has nothing in it yet
@@ -184,7 +191,7 @@ def check_condition(condition: Any, path: str = "", items: bool = False) -> list
                 problems.append((f"{here}.{field}", f"pattern {excerpt(operand)}: {reason}"))
             elif key in ARRAY:
                 problems += check_condition(operand, f"{here}.{field}", items=True)
-        elif key.startswith("$"):
+        elif key.startswith("$") and not (items and (key == "$i" or key.startswith("$i."))):
             problems.append((here, f"unknown operator {excerpt(key)}; known: {', '.join(sorted(OPERATORS))}"))
         elif (name_problem := _name_problem(key, items, False)) is not None:
             problems.append((here, name_problem))

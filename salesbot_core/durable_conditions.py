@@ -24,8 +24,11 @@ exactly, and keeps its traps away from the rest of salesbot:
   and has no presence test for a list item: a field's own name carries only a presence
   marker, and items carry one too (see ``_typed_object``);
 - its regular expressions differ from Python's: ``pattern_problem`` allows only the
-  subset that behaves as ``re.fullmatch`` (``.`` and classes never match a control
-  character, as :mod:`salesbot_core.python_conditions` mirrors);
+  subset that behaves as ``re.fullmatch``; its ``.`` matches a control character
+  (U+0000-U+001F) only when repeated (``a.c`` false, ``a.*c`` true for ``a\nc``), so
+  patterns are matched against a shadow of the text with each control character replaced
+  by a private-use stand-in (``CONTROL_STAND_INS``, which no pattern may contain): ``.``
+  then matches any character, as ``re.DOTALL`` does;
 - a message of more than ~250 fields fails (error 302), and a number JSON writes with an
   exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
   only the fields its condition reads, integral floats as integers, and any other
@@ -57,6 +60,7 @@ from .conditions import (
     fields_read,
     kind_of,
 )
+from .conditions import CONTROL_STAND_INS as _STAND_INS
 
 #: How ``salesbot validate`` names this evaluator.
 DESCRIPTION = f"durable-rules {version('durable-rules')}"
@@ -82,6 +86,8 @@ _MARK = "\x1f"
 #: The presence marker's value: the value itself is never posted under its own name, so
 #: durable can neither trip on it nor see inside an object (``a.b``).
 _PRESENT = 1
+#: Control characters to their stand-ins, for the text patterns are matched against.
+_PATTERN_TEXT = {code: _STAND_INS + code for code in range(0x20)}
 
 
 def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,6 +102,8 @@ def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
         kind = kind_of(value)
         if kind is not None:
             message[name + _MARK + kind] = value
+            if kind == "str":
+                message[name + _MARK + "txt"] = value.translate(_PATTERN_TEXT)
         elif isinstance(value, list):
             message[name + _MARK + "items"] = [_typed_item(item) for item in value]
     return message
@@ -111,8 +119,12 @@ def _typed_item(item: Any) -> dict[str, Any]:
                 typed[f"{key}{_MARK}ex"] = _PRESENT
                 if (kind := kind_of(value)) is not None:
                     typed[f"{key}{_MARK}{kind}"] = value
+                if kind == "str":
+                    typed[f"{key}{_MARK}txt"] = value.translate(_PATTERN_TEXT)
     elif (kind := kind_of(item)) is not None:
         typed[_MARK + kind] = item
+        if kind == "str":
+            typed[_MARK + "txt"] = item.translate(_PATTERN_TEXT)
     return typed
 
 
@@ -134,7 +146,7 @@ def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
             parts.append({key: {name + _MARK + "items": _typed(inner, items=True)}})
         elif key in COMPARISONS:
             ((name, operand),) = value.items()
-            typed = field(name, "str" if key in ("$mt", "$imt") else kind_of(operand))
+            typed = field(name, "txt" if key in ("$mt", "$imt") else kind_of(operand))
             if key == "$neq":  # true also when the field is missing or of another type
                 parts.append({"$or": [{"$nex": {typed: 1}}, {"$neq": {typed: operand}}]})
             else:

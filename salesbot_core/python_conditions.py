@@ -10,9 +10,8 @@ test holds both to that.
 
 The semantics, as the module docstring of :mod:`salesbot_core.conditions` states them:
 type-strict comparisons, a missing (or ``null``) field fails every comparison but
-``$neq``, and patterns matching the whole text, where ``.`` and classes never match a
-control character (U+0000-U+001F, as in durable-rules' regular expressions) and ``$imt``
-folds ASCII letters only.
+``$neq``, and patterns matching the whole text, where ``.`` matches any character (a
+newline too: ``re.DOTALL``) and ``$imt`` folds ASCII letters only (``re.ASCII``).
 """
 
 from __future__ import annotations
@@ -29,20 +28,18 @@ Test = Callable[[Any], bool]
 
 _MISSING = object()
 _ORDER = {"$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge}
-#: What ``.`` and a class may match: anything but a control character.
-_NOT_CONTROL = "(?![\\x00-\\x1f])"
 
 
 def translate_pattern(pattern: str) -> str:
     """A checked ``$mt`` pattern (see ``pattern_problem``) as a Python regular expression
-    for ``re.fullmatch``: ``.`` and classes exclude the control characters, literal
-    characters are escaped, groups do not capture."""
+    for ``re.fullmatch`` with ``re.DOTALL``: literal characters are escaped, groups do not
+    capture."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
         char = pattern[i]
         if char == ".":
-            out.append("[^\\x00-\\x1f]")
+            out.append(".")
         elif char == "(":
             out.append("(?:")
         elif char in ")|*+?":
@@ -63,7 +60,7 @@ def translate_pattern(pattern: str) -> str:
                 else:
                     parts.append(re.escape(body[j]))
                     j += 1
-            out.append(f"(?:{_NOT_CONTROL}[{'^' if negated else ''}{''.join(parts)}])")
+            out.append(f"[{'^' if negated else ''}{''.join(parts)}]")
             i = end
         else:
             out.append(re.escape(char))
@@ -116,7 +113,7 @@ def _compile_part(key: str, value: Any, items: bool) -> Test:
 
         return array_test
     if key in ("$mt", "$imt"):
-        flags = re.IGNORECASE | re.ASCII if key == "$imt" else 0
+        flags = re.DOTALL | (re.IGNORECASE | re.ASCII if key == "$imt" else 0)
         fullmatch = re.compile(translate_pattern(operand), flags).fullmatch
 
         def match_test(subject: Any) -> bool:

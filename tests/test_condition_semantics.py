@@ -85,7 +85,7 @@ def _matches(op: str, pattern: str, text: str, evaluator: str) -> bool:
         ("$mt", "a{0,2}", "", True),
         ("$mt", "[.]com", ".com", True),
         ("$mt", "[.]com", "xcom", False),
-        ("$mt", "a.c", "a\nc", False),
+        ("$mt", "a.c", "a\nc", True),  # . matches any character, a newline too
         ("$mt", "[a-c-]+", "a-b", True),
     ],
 )
@@ -125,6 +125,8 @@ def test_patterns_match_the_whole_text(
         ("(a", "unbalanced '('"),
         ("a)", "unbalanced ')'"),
         ("x" * 201, "a pattern may be at most 200 characters long"),
+        ("a\tb", "control characters (U+0000-U+001F) are not supported in a pattern"),
+        ("[\uf700]", "control characters (U+0000-U+001F) are not supported in a pattern"),
     ],
 )
 def test_patterns_durable_cannot_run_as_python_would_are_rejected(pattern: str, reason: str) -> None:
@@ -229,3 +231,77 @@ def test_a_big_deal_condition_no_longer_matches_text(write_rules, tmp_path: Path
         assert engine.rules.conditions.matches("default/inbound", {"value": 100.0}) is True
         assert engine.rules.conditions.matches("default/inbound", {"value": "x"}) is False
         assert engine.rules.conditions.matches("default/inbound", {"title": "x"}) is False
+
+
+# Items, nested objects and control characters: the same answer from both evaluators -----
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        #                                   [{r:x}] [{r:null}] [5] [null] []  {r:x} missing
+        ({"$iany": {"v": {"$ex": {"$i": 1}}}}, "TTT...."),
+        ({"$iany": {"v": {"$nex": {"$i": 1}}}}, "...T..."),
+        ({"$iany": {"v": {"$ex": {"$i.r": 1}}}}, "T......"),
+        ({"$iany": {"v": {"$eq": {"$i.r": "x"}}}}, "T......"),
+        ({"$iany": {"v": {"$i.r": "x"}}}, "T......"),
+        ({"$iall": {"v": {"$neq": {"$i.r": "x"}}}}, ".TTT..."),
+        ({"$ex": {"v": 1}}, "TTTTTT."),
+    ],
+)
+def test_items_and_objects(condition: dict[str, Any], expected: str, evaluator: str) -> None:
+    assert check_condition(condition) == []
+    values = [[{"r": "x"}], [{"r": None}], [5], [None], [], {"r": "x"}, None]
+    assert _row(condition, values, evaluator) == expected
+
+
+def test_a_dotted_name_is_a_field_name_not_a_path(evaluator: str) -> None:
+    conditions = ConditionSet({"k": {"$ex": {"a.b": 1}}, "e": {"a.b": 1}}, evaluator)
+    assert conditions.matches("k", {"a": {"b": 1}}) is False  # objects are not searched
+    assert conditions.matches("k", {"a.b": 1}) is True
+    assert conditions.matches("e", {"a.b": 1}) is True
+    assert conditions.matches("e", {"a": {"b": 1}}) is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("a.c", "a\tc", True),  # durable alone: false, but true for a.*c (see durable_conditions)
+        ("a[^b]c", "a\nc", True),
+        ("a[a-z]c", "a\nc", False),
+        ("a.c", "a\x7fc", True),
+        ("a.c", "a😀c", True),
+        (".*x.*", "line\nx", True),
+        ("a.{2}c", "a\x00\x1fc", True),
+        ("a.c", "a\uf709c", True),  # a stand-in in the text is a character like any other
+    ],
+)
+def test_dot_matches_any_character_control_characters_too(
+    pattern: str, text: str, expected: bool, evaluator: str
+) -> None:
+    assert _matches("$mt", pattern, text, evaluator) is expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "path", "message"),
+    [
+        (
+            {"$iany": {"v": {"$eq": {"r": 1}}}},
+            "$iany.v.$eq.r",
+            "inside $iall/$iany, name the item $i (or $i.<key> for a key of an object item)",
+        ),
+        (
+            {"$iany": {"v": {"r": 1}}},
+            "$iany.v.r",
+            "inside $iall/$iany, name the item $i (or $i.<key> for a key of an object item)",
+        ),
+        (
+            {"$iany": {"v": {"$iany": {"$i": {"$i": 1}}}}},
+            "$iany.v.$iany.$i",
+            "$iall/$iany cannot be nested: lists inside list items are not searched",
+        ),
+        ({"$eq": {"$i": 1}}, "$eq.$i", "$i names a list item: use it only inside $iall/$iany"),
+    ],
+)
+def test_item_names_are_checked(condition: dict[str, Any], path: str, message: str) -> None:
+    assert check_condition(condition) == [(path, message)]

@@ -8,7 +8,7 @@ import pytest
 
 from factories import NO_DURABLE, TEAM, deal_event
 from salesbot_core import Engine, RulesetError
-from salesbot_core.conditions import ConditionSet, durable_available
+from salesbot_core.conditions import ConditionSet, EvaluatorError, durable_available
 
 #: The durable evaluator's chunk size (rules per durable ruleset); 400 where it is absent.
 CHUNK_SIZE = 400
@@ -101,3 +101,27 @@ def test_the_python_evaluator_compiles_what_durable_cannot(write_rules) -> None:
     with Engine(folder, folder.parent / "s.db", conditions="python") as engine:
         assert engine.rules.conditions.matches("default/b", {"title": "a" * 13}) is True
         assert engine.rules.conditions.matches("default/b", {"title": "b" * 13}) is False
+
+
+def test_the_evaluator_is_a_setting(write_rules, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = write_rules(**{"b.yaml": BIG_DEALS})
+    default = "durable" if durable_available() else "python"
+    with Engine(folder, tmp_path / "s.db") as engine:
+        assert engine.rules.conditions.evaluator == default
+    monkeypatch.setenv("SALESBOT_CONDITIONS", "python")
+    with Engine(folder, tmp_path / "s.db") as engine:
+        assert engine.rules.conditions.evaluator == "python"
+        assert engine.rules.conditions.description == "python"
+    monkeypatch.setenv("SALESBOT_CONDITIONS", "fast")
+    with pytest.raises(
+        EvaluatorError, match=r"^unknown condition evaluator 'fast' \(from SALESBOT_CONDITIONS\)"
+    ):
+        Engine(folder, tmp_path / "s.db")
+    with pytest.raises(EvaluatorError, match=r"^unknown condition evaluator 'fast'; known: durable, python$"):
+        ConditionSet({}, "fast")
+
+
+@pytest.mark.skipif(durable_available(), reason="durable-rules runs here")
+def test_asking_for_durable_where_it_does_not_run_is_a_clear_error(write_rules, tmp_path: Path) -> None:
+    with pytest.raises(EvaluatorError, match=r"needs durable-rules, .* use 'python'$"):
+        Engine(write_rules(**{"b.yaml": BIG_DEALS}), tmp_path / "s.db", conditions="durable")

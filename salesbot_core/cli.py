@@ -22,6 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
+from .conditions import EVALUATOR_VARIABLE, EVALUATORS
 from .engine import (
     DEFAULT_RULESETS,
     DEFAULT_STORE,
@@ -73,8 +74,17 @@ entity_argument = click.argument("entity", metavar="ENTITY", type=click.Choice(E
 
 @click.group()
 @click.version_option(package_name="salesbot")
-def main() -> None:
+@click.option(
+    "--conditions",
+    type=click.Choice(EVALUATORS),
+    default=None,
+    help=f"The trigger.where evaluator: durable (durable-rules; the default on Python 3.11 and "
+    f"3.12) or python (the only one on 3.13+). Default: ${EVALUATOR_VARIABLE}, else the default.",
+)
+@click.pass_context
+def main(ctx: click.Context, conditions: str | None) -> None:
     """salesbot: picks the owner of CRM records set to a Sales Bot."""
+    ctx.obj = {"conditions": conditions}
     # The connection pool logs each reconnection attempt while a PostgreSQL server
     # restarts; the engine retries those itself and reports what it can't ride out as an
     # `error:` line, so the pool's warnings would only be noise on stderr.
@@ -88,6 +98,13 @@ def _fail(message: str) -> NoReturn:
         # Messages quote ids, names and values from the input: escaped.
         err.print(Text.assemble(("error:", "bold red"), " ", escape(line)), highlight=False, soft_wrap=True)
     raise SystemExit(1)
+
+
+def _conditions_setting() -> str | None:
+    """The evaluator named by ``salesbot --conditions``, if any."""
+    context = click.get_current_context(silent=True)
+    settings = context.find_object(dict) if context is not None else None
+    return settings.get("conditions") if settings else None
 
 
 def _warn(message: str) -> None:
@@ -110,7 +127,7 @@ def with_engine(command: Callable[..., Any], *, readonly: bool = False) -> Calla
     @functools.wraps(command)
     def wrapper(rulesets: Path, db: str, **kwargs: Any) -> Any:
         try:
-            engine = Engine(rulesets, db, readonly=readonly)
+            engine = Engine(rulesets, db, readonly=readonly, conditions=_conditions_setting())
         except SalesbotError as exc:
             _fail(str(exc))
         for failure in engine.plugin_failures:
@@ -387,7 +404,7 @@ def validate(rulesets: Path, as_json: bool) -> None:
         registry = make_plugin_manager()
         for failure in registry.failures:
             _warn(str(failure))
-        rules = load_rulesets(rulesets, registry.catalog())
+        rules = load_rulesets(rulesets, registry.catalog(), conditions=_conditions_setting())
     except RulesetError as exc:
         _fail("\n".join(str(problem) for problem in exc.problems))
     except SalesbotError as exc:
@@ -400,6 +417,7 @@ def validate(rulesets: Path, as_json: bool) -> None:
     out.print(
         _bots_table(out, f"{len(bots)} bots in {rulesets}", bots, account_column=True, active_label="active")
     )
+    click.echo(f"conditions: {rules.conditions.description}")
 
 
 @main.command()

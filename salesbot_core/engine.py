@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
+from .conditions import choose_evaluator
 from .decision import Decider, Reads
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
@@ -128,6 +129,7 @@ class Engine:
         autoload: bool | None = None,
         readonly: bool = False,
         dry_run: bool = False,
+        conditions: str | None = None,
     ):
         """Build the plugin registry, load the rules, open the store.
 
@@ -137,17 +139,21 @@ class Engine:
         upgraded; handling events then fails with ``StoreError``). ``dry_run`` opens the
         store for ``simulate`` only: nothing is created or upgraded (a store that does not
         exist is an empty one) and every other write fails.
+        ``conditions`` picks the ``trigger.where`` evaluator, ``"durable"`` (durable-rules,
+        the default where it runs: Python 3.11 and 3.12) or ``"python"`` (the only one on
+        3.13+); by default the ``SALESBOT_CONDITIONS`` environment variable decides.
         Raises ``RulesetError``, ``PluginError`` or ``StoreError`` with a readable message.
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
         self.catalog = self.registry.catalog()
         self._folder: Path | None = None
+        self._conditions = choose_evaluator(conditions)
         if isinstance(rulesets, Rules):
             self.rules = rulesets
         else:
             self._folder = Path(rulesets)
             self._fingerprint = folder_fingerprint(self._folder)
-            self.rules = load_rulesets(self._folder, self.catalog)
+            self.rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
         self.store = (
             store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
         )
@@ -165,10 +171,10 @@ class Engine:
         fingerprint = folder_fingerprint(self._folder)
         if fingerprint == self._fingerprint and not force:
             return False
-        rules = load_rulesets(self._folder, self.catalog)
+        rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
         old_rules, self.rules, self._fingerprint = self.rules, rules, fingerprint
         self._decider = Decider(rules, self.catalog, self.registry.pm.hook)
-        old_rules.conditions.close()  # durable's state for the old conditions is freed
+        old_rules.conditions.close()  # the evaluator's state for the old conditions is freed
         return True
 
     @property

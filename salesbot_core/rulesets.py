@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from .catalog import Catalog
-from .conditions import ConditionCompileError, ConditionSet, check_condition
+from .conditions import ConditionCompileError, ConditionSet, check_condition, choose_evaluator
 from .errors import Problem, RulesetError
 from .fields import Place
 from .models import PLANS, AccountSettings, Bot, RulesetFile, User
@@ -397,11 +397,16 @@ def _problem(name: str, data: dict[str, Any], err: Mapping[str, Any]) -> Problem
     return Problem(name, message, bot=bot, field=".".join(str(part) for part in loc) or None)
 
 
-def load_rulesets(folder: Path | str, catalog: Catalog, max_bytes: int | None = None) -> Rules:
+def load_rulesets(
+    folder: Path | str, catalog: Catalog, max_bytes: int | None = None, conditions: str | None = None
+) -> Rules:
     """Load every ruleset file of ``folder``; raise ``RulesetError`` listing all problems.
 
     ``max_bytes`` bounds each file's size (default: see :func:`max_file_bytes`).
+    ``conditions`` names the condition evaluator (see
+    :func:`salesbot_core.conditions.choose_evaluator`); ``EvaluatorError`` if it cannot run.
     """
+    evaluator = choose_evaluator(conditions)
     folder = Path(folder)
     limit = max_file_bytes(max_bytes)
     paths, problems = scan_folder(folder)
@@ -467,13 +472,13 @@ def load_rulesets(folder: Path | str, catalog: Catalog, max_bytes: int | None = 
             problems += _check_bot(name, content.account, bot, users, catalog)
     problems += _check_plans(bots, sources, settings, settings_sources)
 
-    conditions: dict[str, dict[str, Any]] = {
+    wheres: dict[str, dict[str, Any]] = {
         condition_key(*key): bot.trigger.where for key, bot in bots.items() if bot.trigger.where is not None
     }
     if problems:
         raise RulesetError(sorted(problems, key=lambda p: p.file))
     try:
-        condition_set = ConditionSet(conditions)
+        condition_set = ConditionSet(wheres, evaluator)
     except ConditionCompileError as exc:
         by_key = {condition_key(*key): key for key in bots}
         raise RulesetError(

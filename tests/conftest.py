@@ -10,8 +10,9 @@ from pathlib import Path
 import pg_server
 import pytest
 
-from factories import TEAM
+from factories import NO_DURABLE, TEAM
 from salesbot_core import Engine
+from salesbot_core.conditions import durable_available
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +21,15 @@ def _clean_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # salesbot plugins happen to be installed in the environment running them.
     monkeypatch.delenv("SALESBOT_BLOCK_PLUGINS", raising=False)
     monkeypatch.delenv("SALESBOT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+
+
+_DURABLE = pytest.param("durable", marks=pytest.mark.skipif(not durable_available(), reason=NO_DURABLE))
+
+
+@pytest.fixture(params=[_DURABLE, "python"])
+def evaluator(request: pytest.FixtureRequest) -> str:
+    """Each condition evaluator in turn: a test using it pins both to the same semantics."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -26,3 +26,7 @@ def deal_event(
         **fields,
     }
     return {"id": f"e{n}", "kind": kind, "record": record}
+
+
+#: Why a durable-only test is skipped where durable-rules does not run (Python 3.13+).
+NO_DURABLE = "durable-rules is not installed or does not load on this Python (3.13+)"

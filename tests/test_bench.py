@@ -58,3 +58,12 @@ def test_postgres_workers_skipped_without_url(tmp_path: Path) -> None:
     report = results["benchmarks"]["postgres_workers"]
     assert report["status"] == "skipped"
     assert "--pg" in report["reason"] and "skipped" in done.stdout
+
+
+def test_conditions_smoke(tmp_path: Path) -> None:
+    _, results = bench(tmp_path, "--quick", "--only", "conditions", "--repeat", "1", "--events", "50")
+    report = results["benchmarks"]["conditions"]
+    assert report["status"] == "ok", report["reason"]
+    cases = [row["case"] for row in report["rows"]]
+    assert cases[-3:] == ["python, 1 condition", "python, 100 conditions", "python, 1,000 conditions"]
+    assert all(row["value"] > 0 for row in report["rows"])

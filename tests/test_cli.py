@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from factories import TEAM, deal_event
+from salesbot_core.conditions import durable_available
 
 ROOT = Path(__file__).parent.parent
 
@@ -83,6 +84,10 @@ def test_validate_lists_bots_or_problems(write_rules) -> None:
     ok = salesbot("validate")
     assert ok.returncode == 0, ok.stderr
     assert "3 bots in rulesets" in ok.stdout
+    default = "durable-rules 2.0.28" if durable_available() else "python"
+    assert ok.stdout.splitlines()[-1] == f"conditions: {default}"
+    chosen = salesbot("--conditions", "python", "validate")
+    assert chosen.returncode == 0 and chosen.stdout.splitlines()[-1] == "conditions: python"
     assert [line.split("│")[2].strip() for line in ok.stdout.splitlines() if "│ default" in line] == [
         "inbound",
         "enterprise",

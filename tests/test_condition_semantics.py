@@ -1,5 +1,8 @@
 """What a ``trigger.where`` condition means, operator by operator, and what durable-rules
-traps the adapter (salesbot_core.conditions) keeps away from users."""
+traps the adapter (salesbot_core.durable_conditions) keeps away from users.
+
+Every test taking ``evaluator`` runs against both evaluators (durable-rules where it runs,
+and the plain-Python one), so the same truth tables pin both."""
 
 from __future__ import annotations
 
@@ -19,20 +22,23 @@ from salesbot_core.safetext import excerpt
 # Resources: no thread or C state leaks per reload ----------------------------------------
 
 
-def test_building_and_closing_conditions_starts_no_threads() -> None:
+def test_building_and_closing_conditions_starts_no_threads(evaluator: str) -> None:
     before = threading.active_count()
     for i in range(100):
-        conditions = ConditionSet({f"b{j}": {"$gte": {"value": i + j}} for j in range(5)})
+        conditions = ConditionSet({f"b{j}": {"$gte": {"value": i + j}} for j in range(5)}, evaluator)
         assert conditions.matches("b0", {"value": i}) is True
         conditions.close()
     assert threading.active_count() == before
 
 
-def test_a_hundred_reloads_leave_the_thread_count_unchanged(write_rules, tmp_path: Path) -> None:
+def test_a_hundred_reloads_leave_the_thread_count_unchanged(
+    write_rules, tmp_path: Path, evaluator: str
+) -> None:
     bot = "bots:\n  - {{id: b, users: [anna], trigger: {{where: {{$gte: {{value: {}}}}}}}}}\n"
     folder = write_rules(**{"team.yaml": TEAM, "b.yaml": bot.format(0)})
     before = threading.active_count()
-    with Engine(folder, tmp_path / "s.db") as engine:
+    with Engine(folder, tmp_path / "s.db", conditions=evaluator) as engine:
+        assert engine.rules.conditions.evaluator == evaluator
         for i in range(1, 101):
             (folder / "b.yaml").write_text(bot.format(i))
             assert engine.reload() is True
@@ -41,8 +47,8 @@ def test_a_hundred_reloads_leave_the_thread_count_unchanged(write_rules, tmp_pat
     assert threading.active_count() == before
 
 
-def test_closed_conditions_refuse_to_match() -> None:
-    conditions = ConditionSet({"a": {"value": 1}})
+def test_closed_conditions_refuse_to_match(evaluator: str) -> None:
+    conditions = ConditionSet({"a": {"value": 1}}, evaluator)
     conditions.close()
     conditions.close()  # twice is fine
     with pytest.raises(RuntimeError, match=r"^these conditions were closed$"):
@@ -52,8 +58,8 @@ def test_closed_conditions_refuse_to_match() -> None:
 # $mt / $imt: whole-text match, only the constructs durable runs as Python's re.fullmatch --
 
 
-def _matches(op: str, pattern: str, text: str) -> bool:
-    conditions = ConditionSet({"k": {op: {"t": pattern}}})
+def _matches(op: str, pattern: str, text: str, evaluator: str) -> bool:
+    conditions = ConditionSet({"k": {op: {"t": pattern}}}, evaluator)
     try:
         return conditions.matches("k", {"t": text})
     finally:
@@ -79,13 +85,15 @@ def _matches(op: str, pattern: str, text: str) -> bool:
         ("$mt", "a{0,2}", "", True),
         ("$mt", "[.]com", ".com", True),
         ("$mt", "[.]com", "xcom", False),
-        ("$mt", "a.c", "a\nc", False),
+        ("$mt", "a.c", "a\nc", True),  # . matches any character, a newline too
         ("$mt", "[a-c-]+", "a-b", True),
     ],
 )
-def test_patterns_match_the_whole_text(op: str, pattern: str, text: str, expected: bool) -> None:
+def test_patterns_match_the_whole_text(
+    op: str, pattern: str, text: str, expected: bool, evaluator: str
+) -> None:
     assert check_condition({op: {"t": pattern}}) == []
-    assert _matches(op, pattern, text) is expected
+    assert _matches(op, pattern, text, evaluator) is expected
 
 
 @pytest.mark.parametrize(
@@ -117,6 +125,8 @@ def test_patterns_match_the_whole_text(op: str, pattern: str, text: str, expecte
         ("(a", "unbalanced '('"),
         ("a)", "unbalanced ')'"),
         ("x" * 201, "a pattern may be at most 200 characters long"),
+        ("a\tb", "control characters (U+0000-U+001F) are not supported in a pattern"),
+        ("[\uf700]", "control characters (U+0000-U+001F) are not supported in a pattern"),
     ],
 )
 def test_patterns_durable_cannot_run_as_python_would_are_rejected(pattern: str, reason: str) -> None:
@@ -146,9 +156,9 @@ def test_a_rejected_pattern_names_file_bot_and_field(write_rules) -> None:
 VALUES = [150, 50.5, "x", "150", True, False, 1, None]
 
 
-def _row(condition: dict[str, Any], values: list[Any]) -> str:
+def _row(condition: dict[str, Any], values: list[Any], evaluator: str) -> str:
     """One character per value: T if ``condition`` matches a record with ``v`` = the value."""
-    conditions = ConditionSet({"k": condition})
+    conditions = ConditionSet({"k": condition}, evaluator)
     try:
         return "".join("T" if conditions.matches("k", {"v": value}) else "." for value in values)
     finally:
@@ -181,9 +191,9 @@ def _row(condition: dict[str, Any], values: list[Any]) -> str:
         ({"$or": [{"v": "x"}, {"v": 150}]}, "T.T....."),
     ],
 )
-def test_comparisons_are_type_strict(condition: dict[str, Any], expected: str) -> None:
+def test_comparisons_are_type_strict(condition: dict[str, Any], expected: str, evaluator: str) -> None:
     assert check_condition(condition) == []
-    assert _row(condition, VALUES) == expected
+    assert _row(condition, VALUES, evaluator) == expected
 
 
 LISTS = [[150, 5], [150, "x"], ["x", "y"], [True], [], None, "x"]
@@ -201,23 +211,97 @@ LISTS = [[150, 5], [150, "x"], ["x", "y"], [True], [], None, "x"]
         ({"$iany": {"v": {"$mt": {"$i": "x|y"}}}}, ".TT...."),
     ],
 )
-def test_list_items_compare_type_strictly(condition: dict[str, Any], expected: str) -> None:
+def test_list_items_compare_type_strictly(condition: dict[str, Any], expected: str, evaluator: str) -> None:
     assert check_condition(condition) == []
-    assert _row(condition, LISTS) == expected
+    assert _row(condition, LISTS, evaluator) == expected
 
 
 def test_ordering_a_boolean_is_rejected() -> None:
     assert check_condition({"$lt": {"v": True}}) == [("$lt.v", "$lt compares with a number or text")]
 
 
-def test_a_big_deal_condition_no_longer_matches_text(write_rules, tmp_path: Path) -> None:
+def test_a_big_deal_condition_no_longer_matches_text(write_rules, tmp_path: Path, evaluator: str) -> None:
     folder = write_rules(
         **{
             "team.yaml": TEAM,
             "b.yaml": "bots:\n  - {id: inbound, users: [anna], trigger: {where: {$gte: {value: 100}}}}\n",
         }
     )
-    with Engine(folder, tmp_path / "s.db") as engine:
+    with Engine(folder, tmp_path / "s.db", conditions=evaluator) as engine:
         assert engine.rules.conditions.matches("default/inbound", {"value": 100.0}) is True
         assert engine.rules.conditions.matches("default/inbound", {"value": "x"}) is False
         assert engine.rules.conditions.matches("default/inbound", {"title": "x"}) is False
+
+
+# Items, nested objects and control characters: the same answer from both evaluators -----
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        #                                   [{r:x}] [{r:null}] [5] [null] []  {r:x} missing
+        ({"$iany": {"v": {"$ex": {"$i": 1}}}}, "TTT...."),
+        ({"$iany": {"v": {"$nex": {"$i": 1}}}}, "...T..."),
+        ({"$iany": {"v": {"$ex": {"$i.r": 1}}}}, "T......"),
+        ({"$iany": {"v": {"$eq": {"$i.r": "x"}}}}, "T......"),
+        ({"$iany": {"v": {"$i.r": "x"}}}, "T......"),
+        ({"$iall": {"v": {"$neq": {"$i.r": "x"}}}}, ".TTT..."),
+        ({"$ex": {"v": 1}}, "TTTTTT."),
+    ],
+)
+def test_items_and_objects(condition: dict[str, Any], expected: str, evaluator: str) -> None:
+    assert check_condition(condition) == []
+    values = [[{"r": "x"}], [{"r": None}], [5], [None], [], {"r": "x"}, None]
+    assert _row(condition, values, evaluator) == expected
+
+
+def test_a_dotted_name_is_a_field_name_not_a_path(evaluator: str) -> None:
+    conditions = ConditionSet({"k": {"$ex": {"a.b": 1}}, "e": {"a.b": 1}}, evaluator)
+    assert conditions.matches("k", {"a": {"b": 1}}) is False  # objects are not searched
+    assert conditions.matches("k", {"a.b": 1}) is True
+    assert conditions.matches("e", {"a.b": 1}) is True
+    assert conditions.matches("e", {"a": {"b": 1}}) is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("a.c", "a\tc", True),  # durable alone: false, but true for a.*c (see durable_conditions)
+        ("a[^b]c", "a\nc", True),
+        ("a[a-z]c", "a\nc", False),
+        ("a.c", "a\x7fc", True),
+        ("a.c", "a😀c", True),
+        (".*x.*", "line\nx", True),
+        ("a.{2}c", "a\x00\x1fc", True),
+        ("a.c", "a\uf709c", True),  # a stand-in in the text is a character like any other
+    ],
+)
+def test_dot_matches_any_character_control_characters_too(
+    pattern: str, text: str, expected: bool, evaluator: str
+) -> None:
+    assert _matches("$mt", pattern, text, evaluator) is expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "path", "message"),
+    [
+        (
+            {"$iany": {"v": {"$eq": {"r": 1}}}},
+            "$iany.v.$eq.r",
+            "inside $iall/$iany, name the item $i (or $i.<key> for a key of an object item)",
+        ),
+        (
+            {"$iany": {"v": {"r": 1}}},
+            "$iany.v.r",
+            "inside $iall/$iany, name the item $i (or $i.<key> for a key of an object item)",
+        ),
+        (
+            {"$iany": {"v": {"$iany": {"$i": {"$i": 1}}}}},
+            "$iany.v.$iany.$i",
+            "$iall/$iany cannot be nested: lists inside list items are not searched",
+        ),
+        ({"$eq": {"$i": 1}}, "$eq.$i", "$i names a list item: use it only inside $iall/$iany"),
+    ],
+)
+def test_item_names_are_checked(condition: dict[str, Any], path: str, message: str) -> None:
+    assert check_condition(condition) == [(path, message)]

@@ -4,6 +4,7 @@ the event and the field, nothing is written, and the events after it go on."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from factories import TEAM, deal_event
+from factories import NO_DURABLE, TEAM, deal_event
 from salesbot_core import Engine, Event, EventError, IdempotencyConflict
+from salesbot_core.conditions import durable_available
 from salesbot_core.limits import MAX_INT, canonical_json
 from salesbot_core.models import list_event_id, utc_iso
 
@@ -197,6 +199,8 @@ def test_a_where_bot_tests_records_durable_rules_alone_cannot_read(
     assert outcome.owners_after == owners
 
 
+@pytest.mark.skipif(not durable_available(), reason=NO_DURABLE)
+@pytest.mark.skipif(os.environ.get("SALESBOT_CONDITIONS") == "python", reason="durable-rules only")
 def test_a_value_durable_rules_cannot_read_is_an_event_error(engine: Engine) -> None:
     with pytest.raises(EventError) as info:
         engine.handle(deal_event(1, ["bot:big"], value=1e-05))

@@ -1,0 +1,262 @@
+"""The durable-rules evaluator: the only module that imports ``durable``.
+
+Why a module of its own: durable-rules 2.0.28 (no release since 2020) builds a C
+extension that does not load on Python 3.13 and later, so nothing else in salesbot may
+import it at module level; :mod:`salesbot_core.conditions` imports this module only when
+the ``durable`` evaluator is chosen. The condition language itself (checking, meaning) is
+defined in :mod:`salesbot_core.conditions`; this module makes durable-rules evaluate it
+exactly, and keeps its traps away from the rest of salesbot:
+
+- a ruleset of more than ~512 rules hangs: rules are split into chunks of ``CHUNK_SIZE``;
+- an exception in an action is swallowed into the returned state: the state is checked;
+- posting an event that matches no rule raises ``MessageNotHandledException``: that is
+  how "condition false" is read;
+- its C state has no locking: every call into it holds ``_DURABLE_LOCK``;
+- every ``Host`` starts two timer threads that re-arm themselves forever (3 -> 13 threads
+  after five reloads) and call into the C state without any lock: ``_Host`` starts none
+  (they dispatch queued messages and durable timers, which salesbot never uses, since a
+  post runs its actions synchronously), and :meth:`DurableConditions.close` frees the C
+  rulesets, so a reload leaks no threads (only durable's session state, see ``close``);
+- ``set_rulesets`` mutates the dicts it is given: it always gets fresh copies;
+- it compares loosely (``{$gte: {value: 100}}`` is true for "x"): comparisons are compiled
+  against typed shadow fields (see ``_typed``);
+- it reads a nested object as dotted names (``$ex: {a.b: 1}`` true for ``{a: {b: 1}}``)
+  and has no presence test for a list item: a field's own name carries only a presence
+  marker, and items carry one too (see ``_typed_object``);
+- its regular expressions differ from Python's: ``pattern_problem`` allows only the
+  subset that behaves as ``re.fullmatch``; its ``.`` matches a control character
+  (U+0000-U+001F) only when repeated (``a.c`` false, ``a.*c`` true for ``a\nc``), so
+  patterns are matched against a shadow of the text with each control character replaced
+  by a private-use stand-in (``CONTROL_STAND_INS``, which no pattern may contain): ``.``
+  then matches any character, as ``re.DOTALL`` does;
+- a message of more than ~250 fields fails (error 302), and a number JSON writes with an
+  exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
+  only the fields its condition reads, integral floats as integers, and any other
+  failure is a ``ConditionError``, never a crash.
+
+A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
+the bot, and each rule's condition is ``$and`` of that key and the bot's ``where``; so one
+chunk holds many bots and a message can only match its own bot's rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from importlib.metadata import version
+from typing import Any
+
+import durable.engine as durable_engine
+import durable_rules_engine
+
+from .conditions import (
+    ARRAY,
+    COMPARISONS,
+    EXISTENCE,
+    LOGICAL,
+    ConditionCompileError,
+    ConditionError,
+    fields_read,
+    kind_of,
+)
+from .conditions import CONTROL_STAND_INS as _STAND_INS
+
+#: How ``salesbot validate`` names this evaluator.
+DESCRIPTION = f"durable-rules {version('durable-rules')}"
+#: Rules per durable ruleset; well under the ~512 at which durable-rules hangs.
+CHUNK_SIZE = 400
+#: The message key that routes a message to one bot's rule.
+RULE_KEY = "salesbot_rule"
+
+# durable-rules keeps process-wide C state without locking, so calls from every engine
+# in the process are serialised; this lock is the one piece of module state, by necessity.
+_DURABLE_LOCK = threading.Lock()
+
+# durable-rules compares loosely: {$gte: {value: 100}} is true for the text "x", and
+# {value: 1} for true. Comparisons are made type-strict by posting each scalar field twice:
+# under its own name as a presence marker (for $ex/$nex) and under a shadow name marked
+# with its type, present only for that type ("value\x1fnum" for an int or float that is
+# not a bool, "\x1fstr" for text, "\x1fbool" for a boolean). Each comparison is compiled
+# against the shadow of its operand's type, so a value of another type is simply missing:
+# a comparison is then false, and $neq true (the value is not equal). List items get the
+# same, as objects in a shadow list "tags\x1fitems" ({"\x1fnum": 5, "\x1fex": 1} for an
+# item 5, typed keys and "<key>\x1fex" markers for an object item).
+_MARK = "\x1f"
+#: The presence marker's value: the value itself is never posted under its own name, so
+#: durable can neither trip on it nor see inside an object (``a.b``).
+_PRESENT = 1
+#: Control characters to their stand-ins, for the text patterns are matched against.
+_PATTERN_TEXT = {code: _STAND_INS + code for code in range(0x20)}
+
+
+def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A presence marker for each field, plus the typed shadow of each scalar and list
+    (``None`` left out: a missing field)."""
+    message: dict[str, Any] = {}
+    for name, raw in fields.items():
+        if raw is None:
+            continue
+        value = _readable(raw)
+        message[name] = _PRESENT
+        kind = kind_of(value)
+        if kind is not None:
+            message[name + _MARK + kind] = value
+            if kind == "str":
+                message[name + _MARK + "txt"] = value.translate(_PATTERN_TEXT)
+        elif isinstance(value, list):
+            message[name + _MARK + "items"] = [_typed_item(item) for item in value]
+    return message
+
+
+def _typed_item(item: Any) -> dict[str, Any]:
+    if item is None:
+        return {}
+    typed: dict[str, Any] = {_MARK + "ex": _PRESENT}
+    if isinstance(item, dict):
+        for key, value in item.items():
+            if value is not None:
+                typed[f"{key}{_MARK}ex"] = _PRESENT
+                if (kind := kind_of(value)) is not None:
+                    typed[f"{key}{_MARK}{kind}"] = value
+                if kind == "str":
+                    typed[f"{key}{_MARK}txt"] = value.translate(_PATTERN_TEXT)
+    elif (kind := kind_of(item)) is not None:
+        typed[_MARK + kind] = item
+        if kind == "str":
+            typed[_MARK + "txt"] = item.translate(_PATTERN_TEXT)
+    return typed
+
+
+def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
+    """``condition`` compiled against the typed shadow fields (``items``: of a list item)."""
+
+    def field(name: str, kind: str | None) -> str:
+        return f"$i.{_MARK}{kind}" if items and name == "$i" else f"{name}{_MARK}{kind}"
+
+    parts: list[dict[str, Any]] = []
+    for key, value in condition.items():
+        if key in LOGICAL:
+            parts.append({key: [_typed(item, items) for item in value]})
+        elif key in EXISTENCE:
+            ((name, operand),) = value.items()
+            parts.append({key: {field(name, "ex") if items else name: operand}})
+        elif key in ARRAY:
+            ((name, inner),) = value.items()
+            parts.append({key: {name + _MARK + "items": _typed(inner, items=True)}})
+        elif key in COMPARISONS:
+            ((name, operand),) = value.items()
+            typed = field(name, "txt" if key in ("$mt", "$imt") else kind_of(operand))
+            if key == "$neq":  # true also when the field is missing or of another type
+                parts.append({"$or": [{"$nex": {typed: 1}}, {"$neq": {typed: operand}}]})
+            else:
+                parts.append({key: {typed: operand}})
+        else:  # {field: value}: equality
+            parts.append({field(key, kind_of(value)): value})
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _rule(key: str, condition: Mapping[str, Any]) -> dict[str, Any]:
+    return {"all": [{"m": {"$and": [{RULE_KEY: key}, _typed(copy.deepcopy(dict(condition)))]}}], "run": key}
+
+
+class _Host(durable_engine.Host):
+    """A durable host whose actions record which rule matched the last message."""
+
+    def __init__(self) -> None:
+        self.matched: list[str] = []
+        super().__init__()
+
+    def _run(self) -> None:
+        """Start no dispatch threads (see the module docstring)."""
+
+    def close(self) -> None:
+        """Free the C rulesets; the host is not used again."""
+        for ruleset in self._ruleset_list:
+            # Not delete_state: it crashes the process (SIGSEGV) once a message matched no
+            # rule; so the session state (about 700 KB per chunk once a message was
+            # posted) stays allocated, a known leak per reload.
+            durable_rules_engine.delete_ruleset(ruleset._handle)
+        self._ruleset_list.clear()
+        self._ruleset_directory.clear()
+
+    def get_action(self, action_name: str) -> Callable[[Any], None]:
+        def record_match(closure: Any) -> None:
+            self.matched.append(action_name)
+
+        return record_match
+
+
+def _readable(value: Any) -> Any:
+    # An integral float is the same number to durable-rules as an int, which it can parse
+    # whatever the size (a float such as 1e16 is written "1e+16", which it cannot).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_readable(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _readable(v) for k, v in value.items()}
+    return value
+
+
+class DurableConditions:
+    """Conditions compiled into durable-rules rulesets (one ``Host``, chunks of rules)."""
+
+    def __init__(self, conditions: Mapping[str, Mapping[str, Any]]):
+        """``conditions`` maps a key (unique per bot) to its checked condition."""
+        self._chunk_of: dict[str, str] = {}
+        self._reads = {key: fields_read(condition) for key, condition in conditions.items()}
+        self._host: _Host | None = None
+        if not conditions:
+            return
+        definitions: dict[str, dict[str, Any]] = {}
+        for i, (key, condition) in enumerate(conditions.items()):
+            chunk = f"chunk{i // CHUNK_SIZE}"
+            definitions.setdefault(chunk, {})[f"r{i}"] = _rule(key, condition)
+            self._chunk_of[key] = chunk
+        with _DURABLE_LOCK:
+            self._host = _Host()
+            try:
+                self._host.set_rulesets(definitions)
+            except Exception:  # durable raises a bare Exception with an error code
+                errors = self._find_culprits(conditions)
+                self._host.close()
+                raise ConditionCompileError(errors) from None
+
+    def _find_culprits(self, conditions: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+        # durable names no rule in its error; compiling each condition alone in its own
+        # ruleset names the bot at fault.
+        assert self._host is not None
+        errors: dict[str, str] = {}
+        for i, (key, condition) in enumerate(conditions.items()):
+            try:
+                self._host.set_rulesets({f"check{i}": {"r": _rule(key, condition)}})
+            except Exception as exc:
+                errors[key] = f"durable-rules cannot compile this condition ({exc})"
+        return errors or {"*": "durable-rules rejected the ruleset"}
+
+    def close(self) -> None:
+        """Free durable's C rulesets for these conditions."""
+        with _DURABLE_LOCK:
+            if self._host is not None:
+                self._host.close()
+                self._host = None
+
+    def matches(self, key: str, fields: Mapping[str, Any]) -> bool:
+        """Whether ``fields`` satisfy the condition under ``key`` (a key it holds)."""
+        chunk = self._chunk_of[key]
+        message = _typed_object({name: fields[name] for name in self._reads[key] if name in fields})
+        message[RULE_KEY] = key
+        with _DURABLE_LOCK:
+            if self._host is None:  # closed: its C rulesets are freed
+                raise RuntimeError("these conditions were closed")
+            self._host.matched.clear()
+            try:
+                state = self._host.post(chunk, message)
+            except durable_engine.MessageNotHandledException:
+                return False
+            except Exception as exc:  # durable raises a bare Exception with an error code
+                raise ConditionError(str(exc)) from None
+            if state and "exception" in state:
+                raise RuntimeError(f"durable-rules action failed: {state['exception']}")
+            return key in self._host.matched

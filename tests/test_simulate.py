@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cli_runner import salesbot
 
+from factories import PYDANTIC, Message
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import SalesbotError
 from salesbot_core.simulate import simulate
@@ -100,8 +101,7 @@ def test_a_records_file_reports_rejected_lines_and_goes_on(used_db: Path, tmp_pa
     result = salesbot("simulate", "inbound", "--records", str(records), "-v", "--db", str(used_db))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{records}:2: event 'simulate-2': field 'record.deal.value': "
-        "Input should be a valid number, unable to parse string as a number"
+        Message(f"{records}:2: event 'simulate-2': field 'record.deal.value': {PYDANTIC}")
     ]
     assert result.stdout.splitlines()[:2] == [
         "r1 -> bartek (next in rotation after 'anna')",

@@ -1,4 +1,5 @@
-"""The salesbot command, run as a user runs it."""
+"""The salesbot command, run as a user runs it: in this process through click's runner,
+and once as the installed console script."""
 
 from __future__ import annotations
 
@@ -7,25 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli_runner import ROOT, salesbot
+
 from factories import TEAM, deal_event
 from salesbot_core.conditions import durable_available
 
-ROOT = Path(__file__).parent.parent
 
-
-def salesbot(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "salesbot_core", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={"COLUMNS": "200", "PATH": ""},
+def test_the_installed_console_script_runs() -> None:
+    script = Path(sys.executable).parent / "salesbot"
+    done = subprocess.run(
+        [str(script), "validate"], cwd=ROOT, capture_output=True, text=True, env={"COLUMNS": "200"}
     )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "3 bots in rulesets" in done.stdout
 
 
 def test_run_on_the_shipped_example_prints_a_summary(tmp_path: Path) -> None:
     result = salesbot("run", "--db", str(tmp_path / "s.db"))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if "│ default" in line]
     table = {(r[1].strip(), r[2].strip()): (int(r[3]), int(r[4])) for r in rows}
     assert table == {
@@ -58,7 +58,7 @@ def test_run_reports_bad_lines_and_goes_on(deal_bot_rules: Path, tmp_path: Path)
         + "\n"
     )
     result = salesbot("run", str(events), "-r", str(deal_bot_rules), "--db", str(tmp_path / "s.db"))
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{events}:2: not valid JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)",
@@ -73,7 +73,7 @@ def test_run_with_a_broken_ruleset_prints_the_problem_not_a_traceback(write_rule
     events = tmp_path / "e.jsonl"
     events.write_text("")
     result = salesbot("run", str(events), "-r", str(folder), "--db", str(tmp_path / "s.db"))
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert result.stderr == (
         f"error: {folder / 'b.yaml'}: bot 'x': field 'strategy': "
         "unknown strategy 'nope'; available: least_loaded, round_robin, weighted_round_robin\n"
@@ -82,12 +82,12 @@ def test_run_with_a_broken_ruleset_prints_the_problem_not_a_traceback(write_rule
 
 def test_validate_lists_bots_or_problems(write_rules) -> None:
     ok = salesbot("validate")
-    assert ok.returncode == 0, ok.stderr
+    assert ok.exit_code == 0, ok.stderr
     assert "3 bots in rulesets" in ok.stdout
     default = "durable-rules 2.0.28" if durable_available() else "python"
     assert ok.stdout.splitlines()[-1] == f"conditions: {default}"
     chosen = salesbot("--conditions", "python", "validate")
-    assert chosen.returncode == 0 and chosen.stdout.splitlines()[-1] == "conditions: python"
+    assert chosen.exit_code == 0 and chosen.stdout.splitlines()[-1] == "conditions: python"
     assert [line.split("│")[2].strip() for line in ok.stdout.splitlines() if "│ default" in line] == [
         "inbound",
         "enterprise",
@@ -101,7 +101,7 @@ def test_validate_lists_bots_or_problems(write_rules) -> None:
         }
     )
     bad = salesbot("validate", "--rulesets", str(folder))
-    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.exit_code == 1 and bad.stdout == ""
     assert bad.stderr.splitlines() == [
         f"error: {folder / 'a.yaml'}: bot 'x': field 'users.1': unknown user 'ghost': declare it "
         "under 'users' in a ruleset file of account 'default'",
@@ -111,9 +111,9 @@ def test_validate_lists_bots_or_problems(write_rules) -> None:
 
 def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
-    assert salesbot("run", "--db", db, "--quiet").returncode == 0
+    assert salesbot("run", "--db", db, "--quiet").exit_code == 0
     result = salesbot("explain", "deal", "deal-0007", "--db", db)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "event 'evt-0007' (created) on deal deal-0007: owners ['bot:enterprise'] -> ['jan']",
         "  bot 'enterprise': assigned -> jan: first in rotation",
@@ -137,7 +137,7 @@ def test_explain_says_why_a_record_got_its_owner(tmp_path: Path) -> None:
         "  bot 'inbound': not applied: process 'Partners' is not one of ['Sales']",
     ]
     unknown = salesbot("explain", "deal", "nope", "--db", db)
-    assert (unknown.returncode, unknown.stderr) == (
+    assert (unknown.exit_code, unknown.stderr) == (
         1,
         "error: salesbot has processed no event for deal 'nope' in account 'default'\n",
     )

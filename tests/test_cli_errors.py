@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from factories import TEAM, deal_event
+from factories import PYDANTIC, TEAM, Message, deal_event
 from salesbot_core.cli import main
 
 BOTS = """
@@ -95,8 +95,10 @@ def test_run_reports_every_bad_line_goes_on_and_a_rerun_does_the_same(salesbot: 
         f"{path}:10: not valid JSON: nested deeper than 32 levels",
         f"{path}:11: event 'e1': field 'id': already processed with a different payload; the first "
         "delivery's outcome stands (a new event needs a new id)",
-        f"{path}:12: event 'e\\x1b[2J7': field 'id': String should match pattern '^[^\\x00-\\x1f]+$'; "
-        "event 'e\\x1b[2J7': field 'x': Extra inputs are not permitted",
+        Message(
+            f"{path}:12: event 'e\\x1b[2J7': field 'id': {PYDANTIC}; "
+            f"event 'e\\x1b[2J7': field 'x': {PYDANTIC}"
+        ),
         f"{path}:13: event 'e8': field 'record.title': text holds a lone surrogate \\ud800 at position 0",
     ]
     first = salesbot.run(*lines)

@@ -1,22 +1,22 @@
 """The managing commands of ``salesbot`` (bots, bot enable/disable, options, show, assign,
-outbox), run as a user runs them: in a subprocess, on a ruleset folder and a store file."""
+outbox), run as a user runs them on a ruleset folder and a store file, in this process
+through click's runner (tests/test_cli.py runs the installed command once)."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from factories import TEAM, deal_event
+from salesbot_core.cli import main
 
-ROOT = Path(__file__).parent.parent
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 BOTS = """
@@ -53,21 +53,19 @@ class Salesbot:
     folder: Path
     db: Path
 
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "salesbot_core", *args, "-r", str(self.folder), "--db", str(self.db)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env={"COLUMNS": "200", "PATH": ""},
+    def __call__(self, *args: str) -> Result:
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(
+            main, [*args, "-r", str(self.folder), "--db", str(self.db)]
         )
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        return result
 
-    def feed(self, *events: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    def feed(self, *events: dict[str, Any]) -> Result:
         """Process ``events`` with ``salesbot run``."""
         path = self.db.parent / "events.jsonl"
         path.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
         result = self("run", str(path))
-        assert result.returncode == 0, result.stderr
+        assert result.exit_code == 0, result.stderr
         return result
 
 
@@ -77,9 +75,9 @@ def salesbot(write_rules: Callable[..., Path], tmp_path: Path) -> Salesbot:
     return Salesbot(folder, tmp_path / "salesbot.db")
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> list[str]:
+def ok(result: Result) -> list[str]:
     """The stdout lines of a command that must succeed without a word on stderr."""
-    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
     return result.stdout.splitlines()
 
 
@@ -88,8 +86,8 @@ def rows(lines: list[str]) -> list[list[str]]:
     return [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
 
 
-def fails(result: subprocess.CompletedProcess[str], message: str) -> None:
-    assert result.returncode == 1
+def fails(result: Result, message: str) -> None:
+    assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == f"error: {message}\n"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from factories import NO_DURABLE, TEAM, deal_event
+from factories import NO_DURABLE, PYDANTIC, TEAM, Message, deal_event
 from salesbot_core import Engine, Event, EventError, IdempotencyConflict
 from salesbot_core.conditions import durable_available
 from salesbot_core.limits import MAX_INT, canonical_json
@@ -129,7 +129,7 @@ def snapshot(engine: Engine) -> tuple[object, ...]:
         (deal_event(1, tags=["x" * 101]), "event 'e1': field 'record.tags.0': 101 characters; at most 100"),
         (
             {**deal_event(1), "changed": ["title"] * 101},
-            "event 'e1': field 'changed': List should have at most 100 items after validation, not 101",
+            Message(f"event 'e1': field 'changed': {PYDANTIC}100{PYDANTIC}"),
         ),
         (
             deal_event(1, fields={"x": object()}),
@@ -337,4 +337,4 @@ def test_an_error_quotes_a_hostile_key_bounded_and_escaped(engine: Engine) -> No
     with pytest.raises(EventError) as info:
         engine.handle({**deal_event(1), key: 1})
     message = str(info.value)
-    assert message == "event 'e1': field '\\x1b[2J" + "k" * 196 + "…': Extra inputs are not permitted"
+    assert message == Message("event 'e1': field '\\x1b[2J" + "k" * 196 + f"…': {PYDANTIC}")

@@ -1,4 +1,4 @@
-"""The README's examples run and say what they claim."""
+"""The examples in the README and the docs pages run and say what they claim."""
 
 from __future__ import annotations
 
@@ -9,37 +9,65 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_runner import salesbot
 
 ROOT = Path(__file__).parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: The README and every docs page, by path relative to the repository.
+PAGES = {
+    str(path.relative_to(ROOT)): path.read_text(encoding="utf-8")
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+}
 
 
-def python_block_after(heading: str) -> str:
-    section = README[README.index(heading) :]
-    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+def python_block_after(marker: str) -> tuple[str, str]:
+    """The first Python block after ``marker`` in the one page holding it, and that page."""
+    pages = [name for name, text in PAGES.items() if marker in text]
+    assert len(pages) == 1, f"{marker!r} should be in exactly one page, not {pages}"
+    text = PAGES[pages[0]]
+    block = re.search(r"```python\n(.*?)```", text[text.index(marker) :], re.DOTALL)
+    assert block is not None, f"no Python block after {marker!r} in {pages[0]}"
+    return block.group(1), pages[0]
 
 
-def test_embedding_example_prints_what_its_comments_say(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("marker", "db", "prints"),
+    [
+        ("## A short example", "short-example.db", 3),  # README.md
+        ("# Embedding the engine", "embedded-example.db", 4),  # docs/embedding.md
+    ],
+)
+def test_examples_print_what_their_comments_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: str, db: str, prints: int
 ) -> None:
-    code = python_block_after("## Embedding the engine")
+    code, page = python_block_after(marker)
     expected = re.findall(r"# (.+)$", code, re.MULTILINE)
+    assert len(expected) == prints
     shutil.copytree(ROOT / "rulesets", tmp_path / "rulesets")
     monkeypatch.chdir(tmp_path)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(code, page, "exec"), {})
     assert printed.getvalue().splitlines() == expected
-    assert (tmp_path / "embedded-example.db").exists()
+    assert (tmp_path / db).exists()
 
 
 def test_plugin_example_matches_the_shipped_plugin() -> None:
     shipped = (ROOT / "examples/salesbot-hash-router/salesbot_hash_router.py").read_text()
-    for line in python_block_after("Its module registers a strategy").splitlines():
-        if line.strip():
-            assert line.strip() in shipped, f"README plugin example line not in the plugin: {line!r}"
+    code, page = python_block_after("Its module registers a strategy")
+    lines = [line.strip() for line in code.splitlines() if line.strip()]
+    assert len(lines) > 10
+    for line in lines:
+        assert line in shipped, f"{page} plugin example line not in the plugin: {line!r}"
 
 
-def test_quickstart_summary_line_is_the_one_the_cli_prints() -> None:
-    assert "271 events: 264 assigned, 1 duplicate, 6 not applied, 0 rejected" in README
-    assert sum(1 for line in (ROOT / "examples/events.jsonl").open() if line.strip()) == 271
+def test_quickstart_quotes_the_summary_lines_the_cli_prints(tmp_path: Path) -> None:
+    db = str(tmp_path / "salesbot.db")
+    first = salesbot("run", "--db", db)
+    again = salesbot("run", "--db", db)
+    assert (first.exit_code, again.exit_code) == (0, 0), first.stderr + again.stderr
+    summary = first.stdout.splitlines()[-1]
+    for name in ("README.md", "docs/quickstart.md"):
+        quoted = re.findall(r"^\d+ events: .*$", PAGES[name], re.MULTILINE)
+        assert quoted == [summary], f"{name} quotes {quoted}, the CLI prints {summary!r}"
+    assert again.stdout.splitlines()[-1].startswith("271 events: 271 duplicate")
+    assert "`271 duplicate`" in PAGES["docs/quickstart.md"]

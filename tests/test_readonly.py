@@ -4,14 +4,12 @@ a missing one is not created, and the outbox needs no rulesets folder."""
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import salesbot
 
 from factories import TEAM, deal_event
 from salesbot_core import Engine, StoreError
@@ -30,16 +28,6 @@ bots:
 @pytest.fixture
 def rules(write_rules) -> Path:
     return write_rules(**{"r.yaml": BOT})
-
-
-def salesbot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "salesbot_core", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def fingerprint(db: Path) -> str:
@@ -66,13 +54,13 @@ def test_read_commands_read_a_read_only_database_and_never_write_it(
     before = fingerprint(readonly_db)
     db = ["--db", str(readonly_db)]
     show = salesbot("show", "deal", "d1", "-r", str(rules), *db, cwd=tmp_path)
-    assert (show.returncode, show.stderr) == (0, "")
+    assert (show.exit_code, show.stderr) == (0, "")
     assert show.stdout.splitlines()[:2] == ["deal d1 in account 'default'", "owners: anna"]
     explain = salesbot("explain", "deal", "d2", "-r", str(rules), *db, cwd=tmp_path)
-    assert (explain.returncode, explain.stderr) == (0, "")
+    assert (explain.exit_code, explain.stderr) == (0, "")
     assert "bartek" in explain.stdout
     listed = salesbot("outbox", "list", "--json", *db, cwd=tmp_path)
-    assert (listed.returncode, listed.stderr, len(listed.stdout.splitlines())) == (0, "", 2)
+    assert (listed.exit_code, listed.stderr, len(listed.stdout.splitlines())) == (0, "", 2)
     assert fingerprint(readonly_db) == before
     assert stat.S_IMODE(readonly_db.stat().st_mode) == 0o444
     # read-only is SQLite's own mode=ro, not only the file's mode: it holds even for root
@@ -94,7 +82,7 @@ def test_read_commands_do_not_create_a_missing_database(
 ) -> None:
     # the default --db, salesbot.db in the working directory
     done = salesbot(*command, "-r", str(rules), cwd=tmp_path)
-    assert (done.returncode, done.stdout, done.stderr) == (1, "", "error: no database at 'salesbot.db'\n")
+    assert (done.exit_code, done.stdout, done.stderr) == (1, "", "error: no database at 'salesbot.db'\n")
     assert not (tmp_path / "salesbot.db").exists()
 
 
@@ -109,7 +97,7 @@ def test_an_older_database_opened_read_only_is_a_clear_error_and_stays_as_it_was
     conn.close()
     before = fingerprint(db)
     done = salesbot("show", "deal", "d1", "-r", str(rules), "--db", str(db), cwd=tmp_path)
-    assert (done.returncode, done.stdout, done.stderr) == (
+    assert (done.exit_code, done.stdout, done.stderr) == (
         1,
         "",
         f"error: the database at {str(db)!r} is from an older salesbot (schema version 2, now 3): "
@@ -125,9 +113,9 @@ def test_the_outbox_commands_need_no_rulesets_folder(rules: Path, tmp_path: Path
     elsewhere.mkdir()  # no rulesets folder here
     db = ["--db", str(tmp_path / "salesbot.db")]
     listed = salesbot("outbox", "list", "--json", *db, cwd=elsewhere)
-    assert (listed.returncode, listed.stderr, len(listed.stdout.splitlines())) == (0, "", 1)
+    assert (listed.exit_code, listed.stderr, len(listed.stdout.splitlines())) == (0, "", 1)
     marked = salesbot("outbox", "mark-delivered", "1", *db, cwd=elsewhere)
-    assert (marked.returncode, marked.stderr, marked.stdout) == (0, "", "marked 1 of 1 delivered\n")
+    assert (marked.exit_code, marked.stderr, marked.stdout) == (0, "", "marked 1 of 1 delivered\n")
 
 
 def test_a_postgresql_store_opened_read_only_reads_and_refuses_writes(rules: Path, postgres_url: str) -> None:

@@ -61,6 +61,7 @@ def two_bots(write_rules) -> Path:
     return write_rules(**{"bots.yaml": TWO_BOTS})
 
 
+@pytest.mark.slow
 def test_every_event_delivered_twice_in_shuffled_order_assigns_once(two_bots: Path, tmp_path: Path) -> None:
     deliveries = events(10_000) * 2
     random.Random(4).shuffle(deliveries)
@@ -99,27 +100,52 @@ def salesbot_run(events_file: Path, rules: Path, db: Path | str) -> subprocess.P
     )
 
 
-def test_sigkill_at_random_moments_then_rerun_assigns_each_record_once(
+def committed(db: str) -> int:
+    """How many outcomes the store holds (0 before its schema exists)."""
+    try:
+        return int(rows(db, "SELECT COUNT(*) FROM outcomes")[0][0])
+    except Exception as exc:  # sqlite3 or psycopg: before the first run created the schema
+        if "outcomes" not in str(exc):
+            raise
+        return 0
+
+
+def kill_after(process: subprocess.Popen[bytes], db: str, target: int, timeout: float = 120) -> None:
+    """SIGKILL ``process`` as soon as the store holds ``target`` outcomes; it must still run."""
+    deadline = time.monotonic() + timeout
+    while committed(db) < target:
+        if process.poll() is not None:
+            pytest.fail(f"salesbot run ended before it was killed: {process.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"fewer than {target} outcomes after {timeout} s")
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+
+
+SIGKILL_EVENTS = 3_000
+
+
+@pytest.mark.slow
+def test_sigkill_after_commits_then_rerun_assigns_each_record_once(
     two_bots: Path, tmp_path: Path, store_url: str
 ) -> None:
-    events_file = write_jsonl(tmp_path / "events.jsonl", events(10_000))
+    events_file = write_jsonl(tmp_path / "events.jsonl", events(SIGKILL_EVENTS))
     db = store_url  # a SQLite file, then a PostgreSQL database
-    rng = random.Random(11)
-    kills = 0
-    for _ in range(6):
-        process = salesbot_run(events_file, two_bots, db)
-        time.sleep(rng.uniform(0.8, 2.5))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 3  # the run was really interrupted, several times
+    # Each run is killed once this many more outcomes are committed: at a different point
+    # of its progress each time, never by the clock.
+    for more in (40, 250, 1, 400, 90, 300):
+        target = committed(db) + more
+        kill_after(salesbot_run(events_file, two_bots, db), db, target)
+        assert committed(db) < SIGKILL_EVENTS  # interrupted for real
     final = salesbot_run(events_file, two_bots, db)
     _, stderr = final.communicate(timeout=600)
     assert final.returncode == 0, stderr.decode()
-    check_exactly_once(db, 10_000, POOLS)
+    check_exactly_once(db, SIGKILL_EVENTS, POOLS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("store", "per_worker"), [("sqlite", 1_000), ("postgresql", 5_000)], ids=["sqlite", "postgresql"]
 )

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pg_server
 import pytest
+from cli_runner import salesbot
 from store_queries import check_exactly_once, rows
 from test_reliability import POOLS, TWO_BOTS, events, salesbot_run, write_jsonl
 
@@ -92,10 +91,6 @@ def corrupt_tables(db: Path) -> None:
             f.write(b"\xa5" * page_size)
 
 
-def salesbot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "salesbot_core", *args], capture_output=True, text=True)
-
-
 def test_a_damaged_sqlite_file_is_an_error_line_from_the_cli(two_bots: Path, tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     events_file = write_jsonl(tmp_path / "events.jsonl", events(20))
@@ -109,4 +104,4 @@ def test_a_damaged_sqlite_file_is_an_error_line_from_the_cli(two_bots: Path, tmp
     )
     for command in (["show", "deal", "d1"], ["run", str(events_file)], ["explain", "deal", "d1"]):
         done = salesbot(*command, "-r", str(two_bots), "--db", str(db))
-        assert (done.returncode, done.stderr, done.stdout) == (1, message, ""), command
+        assert (done.exit_code, done.stderr, done.stdout) == (1, message, ""), command

@@ -41,6 +41,7 @@ from .simulate import DEFAULT_COUNT, simulate
 from .starter import write_starter
 from .store import Store
 from .tally import Tally
+from .tokens import ADMIN_ACCOUNT, SCOPES, create_token, revoke_token
 
 DEFAULT_EVENTS = "examples/events.jsonl"
 DEFAULT_ACCOUNT = "default"
@@ -769,3 +770,72 @@ def schema(indent: int) -> None:
     except SalesbotError as exc:
         _fail(str(exc))
     click.echo(json.dumps(ruleset_schema(catalog), indent=indent or None, ensure_ascii=False))
+
+
+@main.group()
+def token() -> None:
+    """API tokens of `salesbot serve`: one per client and account, shown once."""
+
+
+@token.command(name="create")
+@with_store(readonly=False)
+@click.option("--account", "-a", default=None, help="The account the token acts for.")
+@click.option("--admin", is_flag=True, help="An admin token: it acts for every account.")
+@click.option("--name", required=True, help="What the token is for, e.g. crm-prod (unique in the account).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="What it may do; repeat for several.  [default: all: events, read, manage]",
+)
+def token_create(store: Store, account: str | None, admin: bool, name: str, scopes: tuple[str, ...]) -> None:
+    """Create a token and print its secret: the only time it is shown (only its SHA-256
+    is stored)."""
+    if admin == (account is not None):
+        raise click.UsageError("give exactly one of --account ACCOUNT and --admin")
+    secret = create_token(store, ADMIN_ACCOUNT if admin else cast(str, account), name, scopes or SCOPES)
+    click.echo(secret)
+    _warn("this is the only time the token is shown: store it in the client's secret store now")
+
+
+@token.command(name="list")
+@with_store(readonly=True)
+@click.option("--account", "-a", default=None, help="Only this account's tokens ('*': admin tokens).")
+@json_option
+def token_list(store: Store, account: str | None, as_json: bool) -> None:
+    """List tokens (never their secrets): account, name, scopes, created, revoked."""
+    rows: list[dict[str, Any]] = [
+        {
+            "account": t.account,
+            "name": t.name,
+            "scopes": list(t.scopes),
+            "created_at": t.created_at,
+            "revoked_at": t.revoked_at,
+        }
+        for t in store.tokens(account)
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"{len(rows)} tokens")
+    for column in ("account", "name", "scopes", "created", "revoked"):
+        table.add_column(column)
+    for row in rows:
+        scopes = ", ".join(row["scopes"])
+        table.add_row(*_row(row["account"], row["name"], scopes, row["created_at"], row["revoked_at"] or ""))
+    Console().print(table)
+
+
+@token.command(name="revoke")
+@click.argument("name", metavar="NAME")
+@with_store(readonly=False)
+@click.option("--account", "-a", default=None, help="The token's account.")
+@click.option("--admin", is_flag=True, help="Revoke an admin token.")
+def token_revoke(store: Store, name: str, account: str | None, admin: bool) -> None:
+    """Revoke the token NAME: requests bearing it are refused from now on."""
+    if admin == (account is not None):
+        raise click.UsageError("give exactly one of --account ACCOUNT and --admin")
+    target = ADMIN_ACCOUNT if admin else cast(str, account)
+    revoke_token(store, target, name)
+    click.echo(escape(f"token {name!r} of account {target!r} is revoked"))

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -32,11 +33,11 @@ from .engine import (
     open_store,
 )
 from .errors import RulesetError, SalesbotError, StoreError
-from .limits import MAX_DEPTH, MAX_INT, MAX_LINE_BYTES
+from .limits import MAX_LINE_BYTES, NotJSON, parse_json
 from .models import ENTITIES, Bot, EntityType
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
-from .safetext import escape, excerpt
+from .safetext import escape
 from .simulate import DEFAULT_COUNT, simulate
 from .starter import write_starter
 from .store import Store
@@ -295,18 +296,6 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
                 yield number, line
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _parse_int(text: str) -> int:
-    # Python refuses to read integers of more than 4,300 digits (and takes long on fewer);
-    # no integer in bounds has more than 16.
-    if len(text.lstrip("-")) > len(str(MAX_INT)):
-        raise ValueError(f"integer {excerpt(text, 20)} is out of range: at most ±{MAX_INT}")
-    return int(text)
-
-
 class _BadLine(Exception):
     """A line that is not one JSON value."""
 
@@ -316,15 +305,9 @@ def _parse_line(line: bytes | None) -> Any:
     if line is None:
         raise _BadLine(f"the line is longer than {MAX_LINE_BYTES} bytes, the most an event may take")
     try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadLine(f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
-    except ValueError as exc:  # JSONDecodeError included
-        raise _BadLine(f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise _BadLine(f"not valid JSON: nested deeper than {MAX_DEPTH} levels") from None
+        return parse_json(line)
+    except NotJSON as exc:
+        raise _BadLine(str(exc)) from None
 
 
 @main.command()
@@ -839,3 +822,40 @@ def token_revoke(store: Store, name: str, account: str | None, admin: bool) -> N
     target = ADMIN_ACCOUNT if admin else cast(str, account)
     revoke_token(store, target, name)
     click.echo(escape(f"token {name!r} of account {target!r} is revoked"))
+
+
+@main.command()
+@rulesets_option
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each with its own engine (use a PostgreSQL store for many).",
+)
+def serve(rulesets: Path, db: str, host: str, port: int, workers: int) -> None:
+    """Serve the engine over HTTP (see README, 'Service'): events, list operations,
+    records, bots, the outbox and dry runs, per account, with bearer tokens
+    (`salesbot token create`). The API is described at /docs and /openapi.json."""
+    try:
+        import uvicorn
+
+        from .service import ENV_DB, ENV_RULESETS
+    except ImportError:
+        _fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
+    try:
+        # Fail here, with a readable error, on bad rules or an unreachable store; this
+        # also creates or upgrades the store once, before the workers open it.
+        with Engine(rulesets, db) as engine:
+            for failure in engine.plugin_failures:
+                _warn(failure)
+    except SalesbotError as exc:
+        _fail(str(exc))
+    os.environ[ENV_RULESETS] = str(rulesets)
+    os.environ[ENV_DB] = db
+    uvicorn.run("salesbot_core.service:app_from_env", factory=True, host=host, port=port, workers=workers)

@@ -34,10 +34,10 @@ from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Note, Notification, utc_iso
+from salesbot_core.models import Note, Notification, Token, utc_iso
 from salesbot_core.store import Logged, touched
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
@@ -96,6 +96,15 @@ CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (id) WHERE del
 CREATE TABLE IF NOT EXISTS bot_switches (
     account TEXT NOT NULL, bot TEXT NOT NULL, active BOOLEAN NOT NULL,
     PRIMARY KEY (account, bot)
+);
+-- Version 3: API tokens of `salesbot serve`; only the SHA-256 of each secret is kept.
+CREATE TABLE IF NOT EXISTS tokens (
+    account TEXT NOT NULL, name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {NOW},
+    revoked_at TEXT,
+    PRIMARY KEY (account, name)
 );
 """
 #: Index the outcomes a version-1 database logged under the records they changed.
@@ -422,13 +431,15 @@ class PostgresStore:
             ).fetchall()
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
-    def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+    def pending_notifications(
+        self, account: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Notification]:
         with self._connection() as conn:
             cursor = conn.execute(
                 'SELECT id, account, "user", text, event_id, entity, record_id, created_at, delivered_at '
                 "FROM notifications WHERE delivered_at IS NULL AND (%s::text IS NULL OR account = %s) "
-                "ORDER BY id LIMIT %s",
-                (account, account, limit),
+                "AND id > %s ORDER BY id LIMIT %s",
+                (account, account, after or 0, limit),
             )
             names = [column.name for column in cursor.description or ()]
             rows = cursor.fetchall()
@@ -456,8 +467,55 @@ class PostgresStore:
         with self._connection() as conn:
             return _switches(conn, account)
 
+    def add_token(self, account: str, name: str, hash: str, scopes: list[str]) -> bool:
+        with self._connection() as conn:
+            added = conn.execute(
+                "INSERT INTO tokens (account, name, hash, scopes) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (account, name) DO NOTHING RETURNING 1",
+                (account, name, hash, json.dumps(scopes)),
+            ).fetchone()
+        return added is not None
+
+    def token(self, hash: str) -> Token | None:
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = %s", (hash,)).fetchone()
+        return _token(row) if row else None
+
+    def tokens(self, account: str | None = None) -> list[Token]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE %s::text IS NULL OR account = %s "
+                "ORDER BY account, name",
+                (account, account),
+            ).fetchall()
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, account: str, name: str) -> bool:
+        with self._connection() as conn:
+            revoked = conn.execute(
+                f"UPDATE tokens SET revoked_at = {NOW} "
+                "WHERE account = %s AND name = %s AND revoked_at IS NULL RETURNING 1",
+                (account, name),
+            ).fetchone()
+        return revoked is not None
+
     def close(self) -> None:
         self._pool.close()
+
+
+TOKEN_COLUMNS = "account, name, hash, scopes, created_at, revoked_at"
+
+
+def _token(row: Any) -> Token:
+    account, name, hash, scopes, created_at, revoked_at = row
+    return Token(
+        account=account,
+        name=name,
+        hash=hash,
+        scopes=json.loads(scopes),
+        created_at=created_at,
+        revoked_at=revoked_at,
+    )
 
 
 def _transient(exc: Exception, psycopg: Any) -> bool:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Note, Notification, utc_iso
+from salesbot_core.models import Note, Notification, Token, utc_iso
 from salesbot_core.store import Logged, touched
 
 SCHEMA = """
@@ -83,11 +83,20 @@ CREATE TABLE IF NOT EXISTS bot_switches (
     account TEXT NOT NULL, bot TEXT NOT NULL, active INTEGER NOT NULL,
     PRIMARY KEY (account, bot)
 ) WITHOUT ROWID;
+-- API tokens of `salesbot serve` (version 4): only the SHA-256 of each secret is kept.
+CREATE TABLE IF NOT EXISTS tokens (
+    account TEXT NOT NULL, name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,  -- a JSON array of scope names
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    revoked_at TEXT,
+    PRIMARY KEY (account, name)
+);
 """
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -109,6 +118,7 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
         )
     if version < 3:
         conn.execute(BACKFILL_OUTCOME_RECORDS)
+    # Version 4 added the tokens table (created empty by SCHEMA): no older data to carry.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -405,14 +415,16 @@ class SQLiteStore:
             ).fetchall()
         return [Note(text=t, bot=b, event_id=e, created_at=c) for t, b, e, c in rows]
 
-    def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+    def pending_notifications(
+        self, account: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Notification]:
         with self._mapped():
             cursor = self._conn.cursor()
             cursor.row_factory = sqlite3.Row
             rows = cursor.execute(
                 "SELECT * FROM notifications WHERE delivered_at IS NULL "
-                "AND (? IS NULL OR account = ?) ORDER BY id LIMIT ?",
-                (account, account, limit),
+                "AND (? IS NULL OR account = ?) AND id > ? ORDER BY id LIMIT ?",
+                (account, account, after or 0, limit),
             ).fetchall()
         return [Notification(**dict(row)) for row in rows]
 
@@ -439,8 +451,58 @@ class SQLiteStore:
         with self._mapped():
             return _get_switches(self._conn, account)
 
+    def add_token(self, account: str, name: str, hash: str, scopes: list[str]) -> bool:
+        with self.transaction():
+            if self._conn.execute(
+                "SELECT 1 FROM tokens WHERE account = ? AND name = ?", (account, name)
+            ).fetchone():
+                return False
+            self._conn.execute(
+                "INSERT INTO tokens (account, name, hash, scopes) VALUES (?, ?, ?, ?)",
+                (account, name, hash, json.dumps(scopes)),
+            )
+            return True
+
+    def token(self, hash: str) -> Token | None:
+        with self._mapped():
+            row = self._conn.execute(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?", (hash,)).fetchone()
+        return _token(row) if row else None
+
+    def tokens(self, account: str | None = None) -> list[Token]:
+        with self._mapped():
+            rows = self._conn.execute(
+                f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE ? IS NULL OR account = ? ORDER BY account, name",
+                (account, account),
+            ).fetchall()
+        return [_token(row) for row in rows]
+
+    def revoke_token(self, account: str, name: str) -> bool:
+        with self.transaction():
+            return bool(
+                self._conn.execute(
+                    "UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                    "WHERE account = ? AND name = ? AND revoked_at IS NULL",
+                    (account, name),
+                ).rowcount
+            )
+
     def close(self) -> None:
         self._conn.close()
+
+
+TOKEN_COLUMNS = "account, name, hash, scopes, created_at, revoked_at"
+
+
+def _token(row: tuple[Any, ...]) -> Token:
+    account, name, hash, scopes, created_at, revoked_at = row
+    return Token(
+        account=account,
+        name=name,
+        hash=hash,
+        scopes=json.loads(scopes),
+        created_at=created_at,
+        revoked_at=revoked_at,
+    )
 
 
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")

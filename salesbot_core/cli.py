@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -33,15 +34,16 @@ from .engine import (
     open_store,
 )
 from .errors import RulesetError, SalesbotError, StoreError
-from .limits import MAX_DEPTH, MAX_INT, MAX_LINE_BYTES
+from .limits import MAX_LINE_BYTES, NotJSON, parse_json
 from .models import ENTITIES, Bot, EntityType
 from .registry import make_plugin_manager
 from .rulesets import Rules, load_rulesets
-from .safetext import escape, excerpt
+from .safetext import escape
 from .simulate import DEFAULT_COUNT, simulate
 from .starter import write_starter
 from .store import Store
 from .tally import Tally
+from .tokens import ADMIN_ACCOUNT, SCOPES, create_token, revoke_token
 
 DEFAULT_EVENTS = "examples/events.jsonl"
 DEFAULT_ACCOUNT = "default"
@@ -311,18 +313,6 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
                 yield number, line
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _parse_int(text: str) -> int:
-    # Python refuses to read integers of more than 4,300 digits (and takes long on fewer);
-    # no integer in bounds has more than 16.
-    if len(text.lstrip("-")) > len(str(MAX_INT)):
-        raise ValueError(f"integer {excerpt(text, 20)} is out of range: at most ±{MAX_INT}")
-    return int(text)
-
-
 class _BadLine(Exception):
     """A line that is not one JSON value."""
 
@@ -332,15 +322,9 @@ def _parse_line(line: bytes | None) -> Any:
     if line is None:
         raise _BadLine(f"the line is longer than {MAX_LINE_BYTES} bytes, the most an event may take")
     try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BadLine(f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
-    except ValueError as exc:  # JSONDecodeError included
-        raise _BadLine(f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise _BadLine(f"not valid JSON: nested deeper than {MAX_DEPTH} levels") from None
+        return parse_json(line)
+    except NotJSON as exc:
+        raise _BadLine(str(exc)) from None
 
 
 @main.command()
@@ -787,3 +771,109 @@ def schema(indent: int) -> None:
     except SalesbotError as exc:
         _fail(str(exc))
     click.echo(json.dumps(ruleset_schema(catalog), indent=indent or None, ensure_ascii=False))
+
+
+@main.group()
+def token() -> None:
+    """API tokens of `salesbot serve`: one per client and account, shown once."""
+
+
+@token.command(name="create")
+@with_store(readonly=False)
+@click.option("--account", "-a", default=None, help="The account the token acts for.")
+@click.option("--admin", is_flag=True, help="An admin token: it acts for every account.")
+@click.option("--name", required=True, help="What the token is for, e.g. crm-prod (unique in the account).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="What it may do; repeat for several.  [default: all: events, read, manage]",
+)
+def token_create(store: Store, account: str | None, admin: bool, name: str, scopes: tuple[str, ...]) -> None:
+    """Create a token and print its secret: the only time it is shown (only its SHA-256
+    is stored)."""
+    if admin == (account is not None):
+        raise click.UsageError("give exactly one of --account ACCOUNT and --admin")
+    secret = create_token(store, ADMIN_ACCOUNT if admin else cast(str, account), name, scopes or SCOPES)
+    click.echo(secret)
+    _warn("this is the only time the token is shown: store it in the client's secret store now")
+
+
+@token.command(name="list")
+@with_store(readonly=True)
+@click.option("--account", "-a", default=None, help="Only this account's tokens ('*': admin tokens).")
+@json_option
+def token_list(store: Store, account: str | None, as_json: bool) -> None:
+    """List tokens (never their secrets): account, name, scopes, created, revoked."""
+    rows: list[dict[str, Any]] = [
+        {
+            "account": t.account,
+            "name": t.name,
+            "scopes": list(t.scopes),
+            "created_at": t.created_at,
+            "revoked_at": t.revoked_at,
+        }
+        for t in store.tokens(account)
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"{len(rows)} tokens")
+    for column in ("account", "name", "scopes", "created", "revoked"):
+        table.add_column(column)
+    for row in rows:
+        scopes = ", ".join(row["scopes"])
+        table.add_row(*_row(row["account"], row["name"], scopes, row["created_at"], row["revoked_at"] or ""))
+    Console().print(table)
+
+
+@token.command(name="revoke")
+@click.argument("name", metavar="NAME")
+@with_store(readonly=False)
+@click.option("--account", "-a", default=None, help="The token's account.")
+@click.option("--admin", is_flag=True, help="Revoke an admin token.")
+def token_revoke(store: Store, name: str, account: str | None, admin: bool) -> None:
+    """Revoke the token NAME: requests bearing it are refused from now on."""
+    if admin == (account is not None):
+        raise click.UsageError("give exactly one of --account ACCOUNT and --admin")
+    target = ADMIN_ACCOUNT if admin else cast(str, account)
+    revoke_token(store, target, name)
+    click.echo(escape(f"token {name!r} of account {target!r} is revoked"))
+
+
+@main.command()
+@rulesets_option
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each with its own engine (use a PostgreSQL store for many).",
+)
+def serve(rulesets: Path, db: str, host: str, port: int, workers: int) -> None:
+    """Serve the engine over HTTP (see README, 'Service'): events, list operations,
+    records, bots, the outbox and dry runs, per account, with bearer tokens
+    (`salesbot token create`). The API is described at /docs and /openapi.json."""
+    try:
+        import uvicorn
+
+        from .service import ENV_DB, ENV_RULESETS
+    except ImportError:
+        _fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
+    try:
+        # Fail here, with a readable error, on bad rules or an unreachable store; this
+        # also creates or upgrades the store once, before the workers open it.
+        with Engine(rulesets, db) as engine:
+            for failure in engine.plugin_failures:
+                _warn(failure)
+    except SalesbotError as exc:
+        _fail(str(exc))
+    os.environ[ENV_RULESETS] = str(rulesets)
+    os.environ[ENV_DB] = db
+    uvicorn.run("salesbot_core.service:app_from_env", factory=True, host=host, port=port, workers=workers)

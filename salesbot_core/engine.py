@@ -495,11 +495,13 @@ class Engine:
         """The notes bots wrote on a record's wall, oldest first."""
         return self.store.notes(account, entity, record_id)
 
-    def outbox(self, account: str | None = None, limit: int = 100) -> list[Notification]:
+    def outbox(
+        self, account: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Notification]:
         """Notifications waiting to be delivered, oldest first: at most ``limit``, which
         is 1 to ``MAX_OUTBOX_LIMIT`` (``SalesbotError`` otherwise); page by marking
-        delivered what was sent."""
-        return self.store.pending_notifications(account, check_outbox_limit(limit))
+        delivered what was sent, or pass the last id of a page as ``after``."""
+        return self.store.pending_notifications(account, check_outbox_limit(limit), after)
 
     def mark_delivered(self, account: str, ids: Iterable[int]) -> Delivered:
         """Mark notifications of ``account`` delivered. Returns the ids marked, and the

@@ -158,3 +158,35 @@ def check_event(event_id: str, data: dict[str, Any]) -> str:
         if size > MAX_RECORD_BYTES:
             raise EventError(f"{label}': {size} bytes as canonical JSON; at most {MAX_RECORD_BYTES} (1 MiB)")
     return hashlib.sha256(canonical).hexdigest()
+
+
+class NotJSON(ValueError):
+    """Bytes that are not one JSON value by the rules of ``parse_json``."""
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _parse_int(text: str) -> int:
+    # Python refuses to read integers of more than 4,300 digits (and takes long on fewer);
+    # no integer in bounds has more than 16.
+    if len(text.lstrip("-")) > len(str(MAX_INT)):
+        raise ValueError(f"integer {excerpt(text, 20)} is out of range: at most ±{MAX_INT}")
+    return int(text)
+
+
+def parse_json(data: bytes) -> Any:
+    """One JSON value from UTF-8 bytes, as ``salesbot run`` reads a line and ``salesbot
+    serve`` a request body: ``NaN`` and ``Infinity``, integers beyond ``MAX_INT`` and
+    nesting too deep for the parser are ``NotJSON`` saying what is wrong, never a crash."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotJSON(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {exc.start + 1})") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    except ValueError as exc:  # JSONDecodeError included
+        raise NotJSON(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise NotJSON(f"not valid JSON: nested deeper than {MAX_DEPTH} levels") from None

@@ -430,6 +430,19 @@ class Notification(Model):
     delivered_at: str | None = None
 
 
+class Token(Model):
+    """An API token of ``salesbot serve`` as a store keeps it: never its secret, only the
+    SHA-256 of it (see ``salesbot_core.tokens``)."""
+
+    #: The account it may act for; ``*`` for an admin token (every account).
+    account: str
+    name: str
+    hash: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None = None
+
+
 class Note(Model):
     """A note on a record's wall."""
 

@@ -27,7 +27,7 @@ from .models import Bot, EventKind, Outcome
 from .rulesets import Rules
 from .tally import Tally
 
-__all__ = ["Rejected", "SimulatedRecord", "SimulationResult", "simulate", "synthetic_records"]
+__all__ = ["Rejected", "SimulatedRecord", "SimulationResult", "simulate", "simulate_on", "synthetic_records"]
 
 #: How many synthetic records ``simulate`` makes when given no records.
 DEFAULT_COUNT = 100
@@ -143,31 +143,42 @@ def simulate(
     that cannot be read).
     """
     with Engine(rulesets, db, plugins=plugins, block=block, autoload=autoload, dry_run=True) as engine:
-        bot = engine.rules.bot(account, bot_id)
-        if bot is None:
-            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        result = SimulationResult(account, bot, plugin_failures=engine.plugin_failures)
-        kind: EventKind = "created" if "created" in bot.trigger.events else bot.trigger.events[0]
-        numbers: list[int] = []
-        events: list[Any] = []
-        for number, item in _numbered(bot, records):
-            if isinstance(item, Rejected):
-                result.rejected.append(item)
-            elif not isinstance(item, Mapping):
-                result.rejected.append(Rejected(number, "a record must be a JSON object"))
-            else:
-                record = {"entity": bot.entity, **item, "owners": [bot.owner_ref]}
-                numbers.append(number)
-                events.append(
-                    {"id": f"{EVENT_PREFIX}{number}", "kind": kind, "account": account, "record": record}
-                )
-        for number, event, decided in zip(numbers, events, engine.simulate(events), strict=True):
-            if isinstance(decided, EventError):
-                result.rejected.append(Rejected(number, str(decided)))
-            else:
-                result.records.append(
-                    _simulated(result.tally, bot, number, str(event["record"].get("id")), decided)
-                )
+        return simulate_on(engine, account, bot_id, records)
+
+
+def simulate_on(
+    engine: Engine,
+    account: str,
+    bot_id: str,
+    records: int | Iterable[Mapping[str, Any]] | Path = DEFAULT_COUNT,
+) -> SimulationResult:
+    """``simulate`` on an open engine (a service's): a dry run through ``Engine.simulate``,
+    writing nothing. ``SalesbotError`` for an unknown bot."""
+    bot = engine.rules.bot(account, bot_id)
+    if bot is None:
+        raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
+    result = SimulationResult(account, bot, plugin_failures=engine.plugin_failures)
+    kind: EventKind = "created" if "created" in bot.trigger.events else bot.trigger.events[0]
+    numbers: list[int] = []
+    events: list[Any] = []
+    for number, item in _numbered(bot, records):
+        if isinstance(item, Rejected):
+            result.rejected.append(item)
+        elif not isinstance(item, Mapping):
+            result.rejected.append(Rejected(number, "a record must be a JSON object"))
+        else:
+            record = {"entity": bot.entity, **item, "owners": [bot.owner_ref]}
+            numbers.append(number)
+            events.append(
+                {"id": f"{EVENT_PREFIX}{number}", "kind": kind, "account": account, "record": record}
+            )
+    for number, event, decided in zip(numbers, events, engine.simulate(events), strict=True):
+        if isinstance(decided, EventError):
+            result.rejected.append(Rejected(number, str(decided)))
+        else:
+            result.records.append(
+                _simulated(result.tally, bot, number, str(event["record"].get("id")), decided)
+            )
     result.rejected.sort(key=lambda r: r.number)
     return result
 

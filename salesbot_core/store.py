@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .models import Note, Notification, Outcome
+from .models import Note, Notification, Outcome, Token
 
 
 class Logged(NamedTuple):
@@ -113,8 +113,11 @@ class Store(Protocol):
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
         """A record's wall, oldest first."""
 
-    def pending_notifications(self, account: str | None = None, limit: int = 100) -> list[Notification]:
-        """Undelivered notifications, oldest first (all accounts when ``account`` is None)."""
+    def pending_notifications(
+        self, account: str | None = None, limit: int = 100, after: int | None = None
+    ) -> list[Notification]:
+        """Undelivered notifications, oldest first (all accounts when ``account`` is None);
+        with ``after``, only those with a larger id (a cursor: the last id of a page)."""
 
     def mark_delivered(self, account: str, ids: list[int]) -> list[int]:
         """Mark the pending outbox entries of ``account`` among ``ids`` delivered; returns
@@ -125,6 +128,20 @@ class Store(Protocol):
 
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) in an account."""
+
+    def add_token(self, account: str, name: str, hash: str, scopes: list[str]) -> bool:
+        """Keep an API token (the SHA-256 ``hash`` of its secret, never the secret) under
+        ``name`` in ``account`` (``*`` for an admin token); False, adding nothing, when the
+        account already has a token of that name (revoked ones included)."""
+
+    def token(self, hash: str) -> Token | None:
+        """The token whose secret hashes to ``hash`` (revoked or not), or None."""
+
+    def tokens(self, account: str | None = None) -> list[Token]:
+        """The tokens of ``account`` (every account's when None), by account and name."""
+
+    def revoke_token(self, account: str, name: str) -> bool:
+        """Revoke a token of ``account``; False when it has no such token not yet revoked."""
 
     def close(self) -> None:
         """Release connections."""

@@ -1,0 +1,544 @@
+"""``salesbot serve``: the engine behind an HTTP API any CRM can call.
+
+A thin edge: every decision is the ``Engine``'s. The service authenticates a request
+(a bearer token of the account, see ``salesbot_core.tokens``), reads its body by the same
+rules as ``salesbot run`` reads a line (``limits.parse_json``), calls the engine and
+answers JSON; every error is an RFC 9457 problem (``application/problem+json``).
+
+Each worker process holds one engine, and its calls into the engine are serialised (one
+SQLite connection, one decider); run more workers (``--workers``) for more throughput.
+Transient store failures are retried inside the engine; if they persist the answer is
+503 with ``Retry-After``.
+
+Seams for what comes later: signed webhooks (inbound and outbound delivery of the
+outbox) are more routes on ``create_app``'s app; metrics can observe
+``Service.call`` and the engine's ``salesbot_after_assign`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine
+from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .limits import NotJSON, parse_json
+from .models import ENTITIES, EntityType, Identifier, Outcome
+from .simulate import DEFAULT_COUNT, simulate_on
+from .tokens import authenticate, covers
+
+T = TypeVar("T")
+
+#: The largest request body, in bytes (a batch included): a bigger one is a 413.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+#: The most events in one ``events:batch`` request.
+MAX_BATCH_EVENTS = 500
+#: The most record ids in one list operation (``assignments``).
+MAX_ASSIGNMENT_RECORDS = 10_000
+#: The most records in one simulation.
+MAX_SIMULATE_RECORDS = 10_000
+#: Seconds a client is asked to wait after a 503.
+RETRY_AFTER_SECONDS = 5
+PROBLEM_JSON = "application/problem+json"
+#: The OpenAPI extension naming the scope a route needs.
+SCOPE_KEY = "x-salesbot-scope"
+#: ``salesbot serve`` hands its options to each worker's ``app_from_env`` through these.
+ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
+ENV_DB = "SALESBOT_SERVE_DB"
+
+
+class Problem(Exception):
+    """An error answered as an RFC 9457 problem."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        kind: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(detail)
+        self.status, self.detail, self.kind, self.errors = status, detail, kind, errors
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:salesbot:problem:{self.kind}" if self.kind else "about:blank",
+            "title": HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), self.status, headers=self.headers, media_type=PROBLEM_JSON)
+
+
+_FIELD = re.compile(r"field '((?:[^'\\]|\\.)*)': ((?:(?!; event|; list operation).)*)")
+
+
+def event_problem(exc: EventError) -> Problem:
+    """An ``EventError`` as a problem: 409 for a conflict, else 422, naming the fields."""
+    message = str(exc)
+    errors = [{"field": field, "message": text} for field, text in _FIELD.findall(message)]
+    if isinstance(exc, IdempotencyConflict):
+        return Problem(409, message, "idempotency-conflict", errors or None)
+    return Problem(422, message, "invalid-event", errors or None)
+
+
+def _not_found(what: str) -> Problem:
+    return Problem(404, what, "not-found")
+
+
+class Service:
+    """One worker's engine, made at startup, and the lock its calls take turns on."""
+
+    def __init__(self, engine_factory: Callable[[], Engine]):
+        self._factory = engine_factory
+        self.engine: Engine | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        try:
+            self.engine = self._factory()
+        except SalesbotError as exc:  # readyz says why; every call is a 503
+            self.error = str(exc)
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    async def call(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` on the engine in a worker thread, one call at a time."""
+        engine = self.engine
+        if engine is None:
+            raise Problem(503, f"the engine is not running: {self.error}", "not-ready", None, _retry_after())
+
+        def locked() -> T:
+            with self._lock:
+                return fn(engine)
+
+        return await run_in_threadpool(locked)
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AssignmentRequest(_Body):
+    """A list operation: set ``bot`` as owner of stored records, each its own pick."""
+
+    entity: EntityType
+    record_ids: list[Identifier] = Field(min_length=1, max_length=MAX_ASSIGNMENT_RECORDS)
+    bot: str
+    #: Repeating an operation with the same id changes nothing.
+    operation: str = Field(min_length=1)
+
+
+class ActiveRequest(_Body):
+    active: StrictBool
+
+
+class AckRequest(_Body):
+    ids: list[StrictInt] = Field(max_length=MAX_OUTBOX_LIMIT)
+
+
+class SimulateRequest(_Body):
+    """Synthetic records (``count``) or these ``records``; 100 synthetic ones by default."""
+
+    count: StrictInt | None = Field(default=None, ge=1, le=MAX_SIMULATE_RECORDS)
+    records: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_SIMULATE_RECORDS)
+
+
+def _json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body: 415 if it is not JSON, 413 if over ``MAX_BODY_BYTES``,
+    422 if it is not one JSON value by ``parse_json``'s rules."""
+    if not _json_type(request.headers.get("content-type", "")):
+        raise Problem(415, "send the body as JSON (Content-Type: application/json)", "unsupported-media-type")
+    too_large = Problem(413, f"the body is over {MAX_BODY_BYTES} bytes (2 MiB), the most a request may take")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        return parse_json(b"".join(chunks))
+    except NotJSON as exc:
+        raise Problem(422, str(exc), "malformed-json") from None
+
+
+def _model(model: type[BaseModel], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(map(str, e["loc"])) or "(body)", "message": e["msg"]} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, f"invalid request body: {detail}", "invalid-body", errors) from None
+
+
+def _in_account(data: Any, account: str) -> Any:
+    """An event placed in the path's account: its ``account`` must be absent or the same."""
+    if not isinstance(data, Mapping):
+        return data  # the engine says what is wrong with it
+    if "account" in data and data["account"] != account:
+        detail = "the event's account differs from the account of the URL"
+        raise Problem(422, detail, "account-mismatch", [{"field": "account", "message": detail}])
+    return {**data, "account": account}
+
+
+def _entity(entity: str) -> EntityType:
+    if entity not in ENTITIES:
+        raise _not_found(f"no entity {entity[:50]!r}: entities are {', '.join(ENTITIES)}")
+    return entity
+
+
+def _outcome(outcome: Outcome) -> dict[str, Any]:
+    return outcome.model_dump(mode="json")
+
+
+def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
+    schema = model.model_json_schema() if model else {"type": "object"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def create_app(
+    engine_factory: Callable[[], Engine] | None = None,
+    *,
+    rulesets: str | Path = DEFAULT_RULESETS,
+    db: str | Path = DEFAULT_STORE,
+) -> FastAPI:
+    """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
+    an engine on ``rulesets`` and ``db``."""
+    service = Service(engine_factory or (lambda: Engine(rulesets, db)))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="salesbot",
+        summary="Picks the owner of CRM records set to a Sales Bot: fairly, exactly once, and says why.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    async def authorize(request: Request, account: str, scope: str) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Problem(401, "send a token: Authorization: Bearer <token>", "unauthorized", None, challenge)
+        token = await service.call(lambda engine: authenticate(engine.store, secret.strip()))
+        if token is None:
+            raise Problem(401, "the token is unknown or revoked", "unauthorized", None, challenge)
+        if not covers(token, account):
+            # As if the account did not exist: nothing says whether it does.
+            raise _not_found("not found")
+        if scope not in token.scopes:
+            raise Problem(403, f"the token lacks the {scope!r} scope", "forbidden")
+
+    def api(method: str, path: str, scope: str, body: type[BaseModel] | bool | None = False) -> Any:
+        async def check(request: Request, account: str) -> None:
+            await authorize(request, account, scope)
+
+        extra: dict[str, Any] = {SCOPE_KEY: scope}
+        if body is not False:
+            extra |= _body_schema(body if isinstance(body, type) else None)
+        return app.api_route(
+            path, methods=[method], dependencies=[Depends(check)], openapi_extra=extra, tags=[scope]
+        )
+
+    prefix = "/v1/accounts/{account}"
+
+    @api("POST", f"{prefix}/events", "events", body=None)
+    async def post_event(account: str, request: Request) -> JSONResponse:
+        """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
+        answered with the first outcome (``duplicate: true``); the same id with another
+        payload is a 409."""
+        event = _in_account(await read_json(request), account)
+        return JSONResponse(_outcome(await service.call(lambda engine: engine.handle(event))))
+
+    @api("POST", f"{prefix}/events:batch", "events", body=None)
+    async def post_events(account: str, request: Request) -> JSONResponse:
+        """Up to 500 events, ``{"events": [...]}``, each handled on its own, in order:
+        ``{"results": [{"outcome": ...} or {"error": problem}]}``."""
+        data = await read_json(request)
+        if not isinstance(data, Mapping) or set(data) != {"events"} or not isinstance(data["events"], list):
+            raise Problem(
+                422,
+                'send {"events": [event, ...]}',
+                "invalid-body",
+                [{"field": "events", "message": "required list"}],
+            )
+        if len(data["events"]) > MAX_BATCH_EVENTS:
+            detail = f"{len(data['events'])} events; at most {MAX_BATCH_EVENTS} per batch"
+            raise Problem(422, detail, "invalid-body", [{"field": "events", "message": detail}])
+
+        def run(engine: Engine) -> list[dict[str, Any]]:
+            results: list[dict[str, Any]] = []
+            for raw in data["events"]:
+                try:
+                    outcome = engine.handle(_in_account(raw, account))
+                    results.append({"outcome": _outcome(outcome)})
+                except EventError as exc:
+                    results.append({"error": event_problem(exc).body()})
+                except Problem as exc:
+                    results.append({"error": exc.body()})
+            return results
+
+        return JSONResponse({"results": await service.call(run)})
+
+    @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest)
+    async def post_assignments(account: str, request: Request) -> JSONResponse:
+        """A list operation: ``bot`` becomes the owner of each stored record, each its own
+        pick; the same ``operation`` id again changes nothing."""
+        wanted: AssignmentRequest = _model(AssignmentRequest, await read_json(request))
+
+        def run(engine: Engine) -> list[Outcome]:
+            if engine.rules.bot(account, wanted.bot) is None:
+                detail = f"no bot {wanted.bot[:200]!r} in account {account!r}"
+                raise Problem(422, detail, "invalid-body", [{"field": "bot", "message": detail}])
+            return engine.assign_list(account, wanted.entity, wanted.record_ids, wanted.bot, wanted.operation)
+
+        return JSONResponse({"outcomes": [_outcome(o) for o in await service.call(run)]})
+
+    @api("GET", f"{prefix}/owner-options/{{entity}}", "read")
+    async def get_owner_options(account: str, entity: str) -> JSONResponse:
+        """The bots a CRM offers in the Owner field of ``entity`` records."""
+        kind = _entity(entity)
+        offered = await service.call(lambda engine: engine.owner_options(account, kind))
+        options = [{"owner": bot.owner_ref, "id": bot.id, "name": bot.display_name} for bot in offered]
+        return JSONResponse({"account": account, "entity": kind, "options": options})
+
+    @api("GET", f"{prefix}/bots", "read")
+    async def get_bots(account: str) -> JSONResponse:
+        """The account's bots, each with whether it is active now (after switches)."""
+
+        def run(engine: Engine) -> dict[str, Any]:
+            bots = [
+                {
+                    "id": bot.id,
+                    "name": bot.display_name,
+                    "entity": bot.entity,
+                    "strategy": bot.strategy,
+                    "users": list(bot.users),
+                    "active": active,
+                }
+                for bot, active in engine.bots(account)
+            ]
+            return {
+                "account": account,
+                "enabled": engine.rules.account_settings(account).enabled,
+                "bots": bots,
+            }
+
+        return JSONResponse(await service.call(run))
+
+    @api("PUT", f"{prefix}/bots/{{bot}}/active", "manage", body=ActiveRequest)
+    async def put_bot_active(account: str, bot: str, request: Request) -> JSONResponse:
+        """Switch a bot on or off (overrides its ruleset's ``active`` until switched again)."""
+        wanted: ActiveRequest = _model(ActiveRequest, await read_json(request))
+
+        def run(engine: Engine) -> None:
+            if engine.rules.bot(account, bot) is None:
+                raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
+            engine.set_bot_active(account, bot, wanted.active)
+
+        await service.call(run)
+        return JSONResponse({"account": account, "bot": bot, "active": wanted.active})
+
+    @api("GET", f"{prefix}/records/{{entity}}/{{record_id}}", "read")
+    async def get_record(account: str, entity: str, record_id: str) -> JSONResponse:
+        """A record as the engine last stored it, with its wall of notes."""
+        kind = _entity(entity)
+
+        def run(engine: Engine) -> dict[str, Any]:
+            record = engine.record(account, kind, record_id)
+            if record is None:
+                raise _not_found(f"no {kind} record {record_id[:200]!r} in account {account!r}")
+            wall = [note.model_dump(mode="json") for note in engine.wall(account, kind, record_id)]
+            return {"account": account, "record": record.model_dump(mode="json"), "wall": wall}
+
+        return JSONResponse(await service.call(run))
+
+    @api("GET", f"{prefix}/records/{{entity}}/{{record_id}}/explain", "read")
+    async def get_explain(account: str, entity: str, record_id: str) -> JSONResponse:
+        """Every outcome that changed a record, oldest first: who got it and why."""
+        kind = _entity(entity)
+        outcomes = await service.call(lambda engine: engine.explain(account, kind, record_id))
+        if not outcomes:
+            raise _not_found(f"no event was processed for {kind} {record_id[:200]!r} in account {account!r}")
+        return JSONResponse(
+            {
+                "account": account,
+                "entity": kind,
+                "id": record_id,
+                "outcomes": [_outcome(o) for o in outcomes],
+                "explanation": [line for o in outcomes for line in o.explain()],
+            }
+        )
+
+    @api("GET", f"{prefix}/outbox", "read")
+    async def get_outbox(
+        account: str,
+        limit: int = Query(100, ge=1, le=MAX_OUTBOX_LIMIT),
+        after: int | None = Query(None, ge=0, description="The last id of the previous page."),
+    ) -> JSONResponse:
+        """Notifications waiting to be delivered, oldest first; page with ``after``."""
+        pending = await service.call(lambda engine: engine.outbox(account, limit, after))
+        return JSONResponse(
+            {
+                "account": account,
+                "notifications": [n.model_dump(mode="json") for n in pending],
+                "next_after": pending[-1].id if pending else None,
+            }
+        )
+
+    @api("POST", f"{prefix}/outbox/ack", "manage", body=AckRequest)
+    async def post_outbox_ack(account: str, request: Request) -> JSONResponse:
+        """Mark notifications delivered: the ids marked, and those not pending (delivered
+        before, or not in the account)."""
+        wanted: AckRequest = _model(AckRequest, await read_json(request))
+        done = await service.call(lambda engine: engine.mark_delivered(account, wanted.ids))
+        return JSONResponse({"marked": done.marked, "not_pending": done.not_pending})
+
+    @api("POST", f"{prefix}/bots/{{bot}}/simulate", "manage", body=SimulateRequest)
+    async def post_simulate(account: str, bot: str, request: Request) -> JSONResponse:
+        """A dry run of a bot: who would get which records; nothing is written."""
+        wanted: SimulateRequest = _model(SimulateRequest, await read_json(request))
+        if wanted.count is not None and wanted.records is not None:
+            detail = "give count or records, not both"
+            raise Problem(422, detail, "invalid-body", [{"field": "count", "message": detail}])
+
+        def run(engine: Engine) -> dict[str, Any]:
+            if engine.rules.bot(account, bot) is None:
+                raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
+            result = simulate_on(engine, account, bot, wanted.records or wanted.count or DEFAULT_COUNT)
+            return {
+                "account": account,
+                "bot": bot,
+                "records": result.total,
+                "statuses": dict(sorted(result.statuses.items())),
+                "users": result.users,
+                "rejected": [{"number": r.number, "message": r.message} for r in result.rejected],
+                "decisions": [
+                    {
+                        "number": r.number,
+                        "record_id": r.record_id,
+                        "owner": r.owner,
+                        "status": r.status,
+                        "reason": r.reason,
+                    }
+                    for r in result.records
+                ],
+            }
+
+        return JSONResponse(await service.call(run))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """The process is up."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Rules are loaded and the store answers: 503 otherwise."""
+        try:
+            await service.call(lambda engine: engine.store.get_switches(""))
+        except StoreError as exc:
+            raise Problem(
+                503, f"the store does not answer: {exc}", "not-ready", None, _retry_after()
+            ) from None
+        return JSONResponse({"status": "ready"})
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return exc.response()
+
+    async def event_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, EventError)
+        return event_problem(exc).response()
+
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        # Transient failures were retried inside the engine; the client may try again later.
+        headers = _retry_after() if isinstance(exc, TransientStoreError) else {}
+        return Problem(
+            503, "the store is unavailable; try again later", "store-unavailable", None, headers
+        ).response()
+
+    async def salesbot_error(request: Request, exc: Exception) -> JSONResponse:
+        return Problem(422, str(exc), "rejected").response()
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return Problem(exc.status_code, str(exc.detail), None, None, dict(exc.headers or {})).response()
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return Problem(422, f"invalid request: {detail}", "invalid-request", errors).response()
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return Problem(500, "an internal error; it was logged", "internal").response()
+
+    app.add_exception_handler(Problem, problem)
+    app.add_exception_handler(EventError, event_error)
+    app.add_exception_handler(StoreError, store_error)
+    app.add_exception_handler(SalesbotError, salesbot_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
+    return create_app(
+        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=os.environ.get(ENV_DB, DEFAULT_STORE)
+    )

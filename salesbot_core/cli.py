@@ -198,16 +198,8 @@ def _row(*values: object) -> list[Text]:
 
 def _bot_fields(rules: Rules, account: str, bot: Bot, active: bool) -> dict[str, Any]:
     """A bot as ``validate --json`` and ``bots --json`` give it (and their tables show it)."""
-    return {
-        "account": account,
-        "id": bot.id,
-        "name": bot.display_name,
-        "entity": bot.entity,
-        "strategy": bot.strategy,
-        "users": list(bot.users),
-        "active": active,
-        "file": str(rules.sources[(account, bot.id)]),
-    }
+    file = str(rules.sources[(account, bot.id)])
+    return {"account": account, **bot.summary(), "active": active, "file": file}
 
 
 #: Columns dropped, in this order, while a bots table is wider than the terminal.

@@ -364,6 +364,16 @@ class Bot(Configurable):
         """How this bot is written in a record's Owner field."""
         return BOT_PREFIX + self.id
 
+    def summary(self) -> dict[str, Any]:
+        """What a list of bots shows of each: the CLI's tables and ``--json``, the service."""
+        return {
+            "id": self.id,
+            "name": self.display_name,
+            "entity": self.entity,
+            "strategy": self.strategy,
+            "users": list(self.users),
+        }
+
 
 class RulesetFile(Model):
     """The contents of one ruleset file."""

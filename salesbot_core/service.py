@@ -353,17 +353,7 @@ def create_app(
         """The account's bots, each with whether it is active now (after switches)."""
 
         def run(engine: Engine) -> dict[str, Any]:
-            bots = [
-                {
-                    "id": bot.id,
-                    "name": bot.display_name,
-                    "entity": bot.entity,
-                    "strategy": bot.strategy,
-                    "users": list(bot.users),
-                    "active": active,
-                }
-                for bot, active in engine.bots(account)
-            ]
+            bots = [{**bot.summary(), "active": active} for bot, active in engine.bots(account)]
             return {
                 "account": account,
                 "enabled": engine.rules.account_settings(account).enabled,

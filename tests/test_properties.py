@@ -7,6 +7,8 @@ import json
 import re
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -103,6 +105,17 @@ def table_sizes(db: Path) -> tuple[int, ...]:
         conn.close()
 
 
+@contextmanager
+def engine_on_a_file(tmp_path: Path) -> Iterator[tuple[Engine, Path]]:
+    """An engine on the RULES and a fresh SQLite file, with that file's path."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(RULES)
+    db = tmp_path / "s.db"
+    with Engine(rules, f"sqlite:///{db}?synchronous=OFF") as engine:
+        yield engine, db
+
+
 def handle_or_change_nothing(engine: Engine, db: Path, event: object) -> Outcome | None:
     """The outcome of ``event``, or None when it was an ``EventError`` that left every
     table as it was; any other exception fails the test."""
@@ -116,12 +129,8 @@ def handle_or_change_nothing(engine: Engine, db: Path, event: object) -> Outcome
 
 
 def test_any_event_gives_an_outcome_or_a_validation_error_that_changes_nothing(tmp_path: Path) -> None:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "r.yaml").write_text(RULES)
-    db = tmp_path / "s.db"
     seen: list[str] = []
-    with Engine(rules, f"sqlite:///{db}?synchronous=OFF") as engine:
+    with engine_on_a_file(tmp_path) as (engine, db):
 
         @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(event=events)
@@ -321,12 +330,8 @@ wild_events = (
 
 
 def test_any_wild_event_gives_an_outcome_or_an_event_error_that_changes_nothing(tmp_path: Path) -> None:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "r.yaml").write_text(RULES)
-    db = tmp_path / "s.db"
     seen: list[str] = []
-    with Engine(rules, f"sqlite:///{db}?synchronous=OFF") as engine:
+    with engine_on_a_file(tmp_path) as (engine, db):
 
         @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(event=wild_events)

@@ -46,6 +46,13 @@ bots:
   - {id: secret-bot, users: [zofia]}
 """
 
+#: A deal created with the inbound bot as its owner.
+DEAL_EVENT = {
+    "id": "e1",
+    "kind": "created",
+    "record": {"entity": "deal", "id": "d1", "owners": ["bot:inbound"]},
+}
+
 
 def rules(write_rules: Callable[..., Path], mode: str = "add") -> Path:
     return write_rules(**{"default.yaml": RULES.replace("MODE", mode), "beta.yaml": OTHER})
@@ -187,11 +194,7 @@ class TestARealServeProcessOnSQLite:
         client, made = setup
         auth = bearer(made["all"])
         url = "/v1/accounts/default/events"
-        event = {
-            "id": "e1",
-            "kind": "created",
-            "record": {"entity": "deal", "id": "d1", "owners": ["bot:inbound"]},
-        }
+        event = DEAL_EVENT
         first = client.post(url, json=event, headers=auth)
         assert first.status_code == 200 and first.json()["owners_after"] == ["anna"]
         again = client.post(url, json={**event, "account": "default"}, headers=auth)
@@ -435,11 +438,7 @@ def test_events_and_idempotency_on_postgresql(
     for client in serve(folder, postgres_url, tmp_path):
         auth = bearer(made["all"])
         url = "/v1/accounts/default/events"
-        event = {
-            "id": "e1",
-            "kind": "created",
-            "record": {"entity": "deal", "id": "d1", "owners": ["bot:inbound"]},
-        }
+        event = DEAL_EVENT
         first = client.post(url, json=event, headers=auth)
         assert first.status_code == 200 and first.json()["owners_after"] == ["anna"]
         again = client.post(url, json=event, headers=auth)

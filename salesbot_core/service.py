@@ -11,8 +11,8 @@ Transient store failures are retried inside the engine; if they persist the answ
 503 with ``Retry-After``.
 
 Seams for what comes later: signed webhooks (inbound and outbound delivery of the
-outbox) are more routes on ``create_app``'s app; metrics can observe
-``Service.call`` and the engine's ``salesbot_after_assign`` hook.
+outbox) are more routes on ``create_app``'s app. Metrics and the event log are
+``salesbot_core.observability``'s: the event routes call ``Observer.handle``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import NotJSON, parse_json
 from .models import ENTITIES, EntityType, Identifier, Outcome
+from .observability import install as install_observability
 from .simulate import DEFAULT_COUNT, simulate_on
 from .tokens import authenticate, covers
 
@@ -259,6 +260,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    observer = install_observability(app, service)
 
     async def authorize(request: Request, account: str, scope: str) -> None:
         header = request.headers.get("authorization", "")
@@ -294,7 +296,7 @@ def create_app(
         answered with the first outcome (``duplicate: true``); the same id with another
         payload is a 409."""
         event = _in_account(await read_json(request), account)
-        return JSONResponse(_outcome(await service.call(lambda engine: engine.handle(event))))
+        return JSONResponse(_outcome(await service.call(lambda engine: observer.handle(engine, event))))
 
     @api("POST", f"{prefix}/events:batch", "events", body=None)
     async def post_events(account: str, request: Request) -> JSONResponse:
@@ -316,7 +318,7 @@ def create_app(
             results: list[dict[str, Any]] = []
             for raw in data["events"]:
                 try:
-                    outcome = engine.handle(_in_account(raw, account))
+                    outcome = observer.handle(engine, _in_account(raw, account))
                     results.append({"outcome": _outcome(outcome)})
                 except EventError as exc:
                     results.append({"error": event_problem(exc).body()})

@@ -230,6 +230,50 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
+#: The JSON schema of a problem (RFC 9457), as every error is answered.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "The fields that are wrong, and why.",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+#: The problems each account route may answer, for the OpenAPI document.
+ROUTE_PROBLEMS = {
+    401: "No token, or an unknown or revoked one.",
+    403: "The token lacks the scope of the route.",
+    404: "No such account (for this token), entity, record or bot.",
+    409: "The event id was processed before with a different payload.",
+    413: f"The body is over {MAX_BODY_BYTES} bytes.",
+    415: "The body is not JSON.",
+    422: "The body or a parameter is invalid: the problem names the fields.",
+    503: "The store is unavailable or the engine is not running: retry after Retry-After.",
+}
+
+
+def problem_responses(statuses: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring each status in ``statuses`` as a problem."""
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        for status, text in statuses.items()
+    }
+
+
 def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
     schema = model.model_json_schema() if model else {"type": "object"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
@@ -285,7 +329,12 @@ def create_app(
         if body is not False:
             extra |= _body_schema(body if isinstance(body, type) else None)
         return app.api_route(
-            path, methods=[method], dependencies=[Depends(check)], openapi_extra=extra, tags=[scope]
+            path,
+            methods=[method],
+            dependencies=[Depends(check)],
+            openapi_extra=extra,
+            tags=[scope],
+            responses=problem_responses(ROUTE_PROBLEMS),
         )
 
     prefix = "/v1/accounts/{account}"
@@ -470,7 +519,7 @@ def create_app(
         """The process is up."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=problem_responses({503: ROUTE_PROBLEMS[503]}))
     async def readyz() -> JSONResponse:
         """Rules are loaded and the store answers: 503 otherwise."""
         try:

@@ -8,11 +8,13 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -848,13 +850,22 @@ def token_revoke(store: Store, name: str, account: str | None, admin: bool) -> N
     type=click.IntRange(min=1),
     help="Worker processes, each with its own engine (use a PostgreSQL store for many).",
 )
-def serve(rulesets: Path, db: str, host: str, port: int, workers: int) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="Log lines on stderr: one JSON object per line, or text for a terminal.",
+)
+def serve(rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str) -> None:
     """Serve the engine over HTTP (see README, 'Service'): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
-    (`salesbot token create`). The API is described at /docs and /openapi.json."""
+    (`salesbot token create`). The API is described at /docs and /openapi.json;
+    Prometheus metrics are at /metrics, and each event is one log line on stderr."""
     try:
         import uvicorn
 
+        from .observability import MULTIPROC_ENV, log_config
         from .service import ENV_DB, ENV_RULESETS
     except ImportError:
         _fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
@@ -868,4 +879,17 @@ def serve(rulesets: Path, db: str, host: str, port: int, workers: int) -> None:
         _fail(str(exc))
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
-    uvicorn.run("salesbot_core.service:app_from_env", factory=True, host=host, port=port, workers=workers)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+            # Metrics of all workers, summed at each scrape: the workers write their samples
+            # into a folder named before they start (and removed when serve stops).
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="salesbot-metrics-"))
+            os.environ[MULTIPROC_ENV] = folder
+        uvicorn.run(
+            "salesbot_core.service:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config(log_format),
+        )

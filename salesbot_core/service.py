@@ -11,8 +11,8 @@ Transient store failures are retried inside the engine; if they persist the answ
 503 with ``Retry-After``.
 
 Seams for what comes later: signed webhooks (inbound and outbound delivery of the
-outbox) are more routes on ``create_app``'s app; metrics can observe
-``Service.call`` and the engine's ``salesbot_after_assign`` hook.
+outbox) are more routes on ``create_app``'s app. Metrics and the event log are
+``salesbot_core.observability``'s: the event routes call ``Observer.handle``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import NotJSON, parse_json
 from .models import ENTITIES, EntityType, Identifier, Outcome
+from .observability import install as install_observability
 from .simulate import DEFAULT_COUNT, simulate_on
 from .tokens import authenticate, covers
 
@@ -229,6 +230,50 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
+#: The JSON schema of a problem (RFC 9457), as every error is answered.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "The fields that are wrong, and why.",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+#: The problems each account route may answer, for the OpenAPI document.
+ROUTE_PROBLEMS = {
+    401: "No token, or an unknown or revoked one.",
+    403: "The token lacks the scope of the route.",
+    404: "No such account (for this token), entity, record or bot.",
+    409: "The event id was processed before with a different payload.",
+    413: f"The body is over {MAX_BODY_BYTES} bytes.",
+    415: "The body is not JSON.",
+    422: "The body or a parameter is invalid: the problem names the fields.",
+    503: "The store is unavailable or the engine is not running: retry after Retry-After.",
+}
+
+
+def problem_responses(statuses: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring each status in ``statuses`` as a problem."""
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        for status, text in statuses.items()
+    }
+
+
 def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
     schema = model.model_json_schema() if model else {"type": "object"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
@@ -259,6 +304,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    observer = install_observability(app, service)
 
     async def authorize(request: Request, account: str, scope: str) -> None:
         header = request.headers.get("authorization", "")
@@ -283,7 +329,12 @@ def create_app(
         if body is not False:
             extra |= _body_schema(body if isinstance(body, type) else None)
         return app.api_route(
-            path, methods=[method], dependencies=[Depends(check)], openapi_extra=extra, tags=[scope]
+            path,
+            methods=[method],
+            dependencies=[Depends(check)],
+            openapi_extra=extra,
+            tags=[scope],
+            responses=problem_responses(ROUTE_PROBLEMS),
         )
 
     prefix = "/v1/accounts/{account}"
@@ -294,7 +345,7 @@ def create_app(
         answered with the first outcome (``duplicate: true``); the same id with another
         payload is a 409."""
         event = _in_account(await read_json(request), account)
-        return JSONResponse(_outcome(await service.call(lambda engine: engine.handle(event))))
+        return JSONResponse(_outcome(await service.call(lambda engine: observer.handle(engine, event))))
 
     @api("POST", f"{prefix}/events:batch", "events", body=None)
     async def post_events(account: str, request: Request) -> JSONResponse:
@@ -316,7 +367,7 @@ def create_app(
             results: list[dict[str, Any]] = []
             for raw in data["events"]:
                 try:
-                    outcome = engine.handle(_in_account(raw, account))
+                    outcome = observer.handle(engine, _in_account(raw, account))
                     results.append({"outcome": _outcome(outcome)})
                 except EventError as exc:
                     results.append({"error": event_problem(exc).body()})
@@ -468,7 +519,7 @@ def create_app(
         """The process is up."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=problem_responses({503: ROUTE_PROBLEMS[503]}))
     async def readyz() -> JSONResponse:
         """Rules are loaded and the store answers: 503 otherwise."""
         try:

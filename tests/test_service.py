@@ -373,7 +373,7 @@ class TestTenancyMatrix:
     def account_routes(self, client: TestClient) -> list[APIRoute]:
         routes = [r for r in client.app.routes if isinstance(r, APIRoute)]  # type: ignore[attr-defined]
         public = {r.path for r in routes if "{account}" not in r.path}
-        assert public == {"/healthz", "/readyz"}
+        assert public == {"/healthz", "/readyz", "/metrics"}
         found = [r for r in routes if "{account}" in r.path]
         assert len(found) == 11
         return found

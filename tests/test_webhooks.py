@@ -321,3 +321,55 @@ def test_salesbot_serve_delivers_in_the_background(
         assert kinds == ["assignment", "notification"]
         for headers, body in receiver.received:
             assert verify_like_the_docs(created.json()["secret"], headers, body)
+
+
+def doc_block(language: str) -> str:
+    """The ``language`` block of the verification recipe in docs/service.md."""
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "service.md").read_text(encoding="utf-8")
+    start = text.index("Verify a delivery on the raw body")
+    block = re.search(rf"```{language}\n(.*?)```", text[start:], re.DOTALL)
+    assert block is not None
+    return block.group(1)
+
+
+def test_the_documented_recipes_verify_a_real_delivery(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    import shutil
+    import subprocess
+
+    db = str(tmp_path / "salesbot.db")
+    with Engine(rules(write_rules), db) as engine:
+        hook = add_webhook(engine.store, "default", receiver.url, ["notification"])
+        engine.handle(deal(1))
+        deliverer = Deliverer(engine.store)
+        try:
+            assert deliverer.run_until_idle() == 1
+        finally:
+            deliverer.close()
+    ((headers, body),) = receiver.received
+    header = headers["Salesbot-Signature"]
+    namespace: dict[str, Any] = {}
+    exec(doc_block("python"), namespace)
+    assert namespace["verify"](hook.secret, header, body) is True
+    assert namespace["verify"](hook.secret, header, body + b" ") is False
+    assert namespace["verify"]("whsec_other", header, body) is False
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the JavaScript recipe")
+    script = doc_block("javascript") + (
+        "const [secret, header, body] = process.argv.slice(2);\n"
+        "console.log([verify(secret, header, Buffer.from(body)),"
+        " verify(secret, header, Buffer.from(body + ' ')),"
+        " verify('whsec_other', header, Buffer.from(body))].join(','));\n"
+    )
+    (tmp_path / "verify.js").write_text(script, encoding="utf-8")
+    run = subprocess.run(
+        [node, str(tmp_path / "verify.js"), hook.secret, header, body.decode()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.stdout.strip() == "true,false,false", run.stderr

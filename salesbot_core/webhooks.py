@@ -25,6 +25,7 @@ delivery is dead: listed by ``salesbot webhook failures`` and replayable.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import secrets
 import threading
@@ -40,6 +41,8 @@ from .models import Outcome, Webhook, utc_iso
 from .safetext import excerpt
 from .signing import SIGNATURE_HEADER, new_signing_secret, signature_header
 from .store import Store, Transaction
+
+_log = logging.getLogger("salesbot.webhooks")
 
 #: What an endpoint may subscribe to.
 KINDS = ("assignment", "notification")
@@ -242,11 +245,12 @@ class Deliverer:
 
     def run(self, stop: threading.Event, poll: float = POLL_SECONDS) -> None:
         """Deliver until ``stop`` is set, sleeping ``poll`` seconds when nothing is due. A
-        store error is waited out, not fatal."""
+        failed round (the store away) is logged and waited out, not fatal."""
         while not stop.is_set():
             try:
                 made = self.run_once()
-            except SalesbotError:
+            except Exception:  # a worker in a server must outlive a bad moment
+                _log.exception("webhook delivery round failed; trying again in %s s", poll)
                 made = 0
             if not made:
                 stop.wait(poll)

@@ -34,10 +34,10 @@ from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Note, Notification, Token, utc_iso
+from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import Logged, touched
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
@@ -106,6 +106,33 @@ CREATE TABLE IF NOT EXISTS tokens (
     revoked_at TEXT,
     PRIMARY KEY (account, name)
 );
+-- Version 4: signed webhooks. Signing secrets are kept as they are (a signature can only
+-- be checked with the secret itself), several per account while one is rotated.
+CREATE TABLE IF NOT EXISTS signing_secrets (
+    seq BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL, secret TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX IF NOT EXISTS signing_secrets_account ON signing_secrets (account);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE, account TEXT NOT NULL, url TEXT NOT NULL,
+    events TEXT NOT NULL, secret TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE, account TEXT NOT NULL, webhook_id TEXT NOT NULL,
+    kind TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending',
+    next_at TEXT NOT NULL, last_error TEXT,
+    created_at TEXT NOT NULL DEFAULT {NOW},
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
 """
 #: Index the outcomes a version-1 database logged under the records they changed.
 BACKFILL_OUTCOME_RECORDS = """
@@ -267,6 +294,21 @@ class PostgresTransaction:
             'INSERT INTO notifications (account, "user", text, event_id, entity, record_id) '
             "VALUES (%s, %s, %s, %s, %s, %s)",
             (account, user, text, event_id, entity, record_id),
+        )
+
+    def webhook_endpoints(self, account: str) -> list[tuple[str, list[str]]]:
+        rows = self._conn.execute(
+            "SELECT id, events FROM webhooks WHERE account = %s ORDER BY seq", (account,)
+        ).fetchall()
+        return [(id, json.loads(events)) for id, events in rows]
+
+    def put_delivery(
+        self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO deliveries (id, account, webhook_id, kind, payload, next_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (id, account, webhook_id, kind, payload, next_at),
         )
 
 
@@ -499,8 +541,111 @@ class PostgresStore:
             ).fetchone()
         return revoked is not None
 
+    def add_signing_secret(self, account: str, secret: str) -> None:
+        with self._connection() as conn:
+            conn.execute("INSERT INTO signing_secrets (account, secret) VALUES (%s, %s)", (account, secret))
+
+    def signing_secrets(self, account: str) -> list[str]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT secret FROM signing_secrets WHERE account = %s ORDER BY seq DESC", (account,)
+            ).fetchall()
+        return [secret for (secret,) in rows]
+
+    def remove_signing_secrets(self, account: str, keep_newest: bool = False) -> int:
+        with self._connection() as conn:
+            cursor = conn.execute(
+                "DELETE FROM signing_secrets WHERE account = %s AND (NOT %s OR seq < "
+                "(SELECT MAX(seq) FROM signing_secrets WHERE account = %s))",
+                (account, keep_newest, account),
+            )
+            return int(cursor.rowcount)
+
+    def add_webhook(self, webhook: Webhook) -> None:
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO webhooks (id, account, url, events, secret) VALUES (%s, %s, %s, %s, %s)",
+                (webhook.id, webhook.account, webhook.url, json.dumps(webhook.events), webhook.secret),
+            )
+
+    def webhooks(self, account: str | None = None) -> list[Webhook]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE %s::text IS NULL OR account = %s ORDER BY seq",
+                (account, account),
+            ).fetchall()
+        return [_webhook(row) for row in rows]
+
+    def remove_webhook(self, account: str, id: str) -> bool:
+        with self._connection() as conn:
+            gone = conn.execute("DELETE FROM webhooks WHERE account = %s AND id = %s", (account, id)).rowcount
+            if gone:
+                conn.execute("DELETE FROM deliveries WHERE webhook_id = %s", (id,))
+        return bool(gone)
+
+    def claim_deliveries(self, now: str, lease_until: str, limit: int) -> list[Delivery]:
+        # SKIP LOCKED: workers claiming at once each take other rows, none waits on another.
+        with self._connection() as conn:
+            cursor = conn.execute(
+                "WITH due AS (SELECT seq FROM deliveries WHERE status = 'pending' AND next_at <= %s "
+                "ORDER BY next_at, seq LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "UPDATE deliveries d SET attempts = d.attempts + 1, next_at = %s FROM due, webhooks w "
+                "WHERE d.seq = due.seq AND w.id = d.webhook_id "
+                f"RETURNING {DELIVERY_COLUMNS}, w.url, w.secret",
+                (now, limit, lease_until),
+            )
+            names = [column.name for column in cursor.description or ()]
+            rows = cursor.fetchall()
+        claimed = [Delivery(**dict(zip(names, row, strict=True))) for row in rows]
+        return sorted(claimed, key=lambda d: d.created_at)
+
+    def finish_delivery(self, id: str, attempts: int, status: str, next_at: str, error: str | None) -> bool:
+        with self._connection() as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET status = %s, next_at = %s, last_error = %s, delivered_at = "
+                f"CASE WHEN %s = 'delivered' THEN {NOW} END "
+                "WHERE id = %s AND attempts = %s AND status = 'pending'",
+                (status, next_at, error, status, id, attempts),
+            )
+            return bool(cursor.rowcount)
+
+    def deliveries(self, account: str, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        with self._connection() as conn:
+            cursor = conn.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.account = %s "
+                "AND (%s::text IS NULL OR d.status = %s) ORDER BY d.seq DESC LIMIT %s",
+                (account, status, status, limit),
+            )
+            names = [column.name for column in cursor.description or ()]
+            rows = cursor.fetchall()
+        return [Delivery(**dict(zip(names, row, strict=True))) for row in rows]
+
+    def replay_delivery(self, account: str, id: str, now: str) -> bool:
+        with self._connection() as conn:
+            cursor = conn.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_at = %s, "
+                "last_error = NULL, delivered_at = NULL "
+                "WHERE account = %s AND id = %s AND status <> 'pending'",
+                (now, account, id),
+            )
+            return bool(cursor.rowcount)
+
     def close(self) -> None:
         self._pool.close()
+
+
+WEBHOOK_COLUMNS = "id, account, url, events, secret, created_at"
+DELIVERY_COLUMNS = (
+    "d.id, d.account, d.webhook_id, d.kind, d.payload, d.attempts, d.status, d.next_at, "
+    "d.last_error, d.created_at, d.delivered_at"
+)
+
+
+def _webhook(row: Any) -> Webhook:
+    id, account, url, events, secret, created_at = row
+    return Webhook(
+        id=id, account=account, url=url, events=json.loads(events), secret=secret, created_at=created_at
+    )
 
 
 TOKEN_COLUMNS = "account, name, hash, scopes, created_at, revoked_at"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Note, Notification, Token, utc_iso
+from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import Logged, touched
 
 SCHEMA = """
@@ -92,11 +92,40 @@ CREATE TABLE IF NOT EXISTS tokens (
     revoked_at TEXT,
     PRIMARY KEY (account, name)
 );
+-- Version 5: signed webhooks. Signing secrets are kept as they are (a signature can only
+-- be checked with the secret itself), several per account while one is rotated.
+CREATE TABLE IF NOT EXISTS signing_secrets (
+    seq INTEGER PRIMARY KEY,
+    account TEXT NOT NULL, secret TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS signing_secrets_account ON signing_secrets (account);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE, account TEXT NOT NULL, url TEXT NOT NULL,
+    events TEXT NOT NULL,  -- a JSON array: assignment, notification
+    secret TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
+-- The webhook outbox: one row per message and endpoint, written with its event.
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE, account TEXT NOT NULL, webhook_id TEXT NOT NULL,
+    kind TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered, dead
+    next_at TEXT NOT NULL, last_error TEXT,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
 """
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -119,6 +148,8 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
     if version < 3:
         conn.execute(BACKFILL_OUTCOME_RECORDS)
     # Version 4 added the tokens table (created empty by SCHEMA): no older data to carry.
+    # Version 5 added signing secrets, webhooks and deliveries (created empty by SCHEMA):
+    # nothing older is delivered, so no data to carry either.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -237,6 +268,21 @@ class SQLiteTransaction:
             "INSERT INTO notifications (account, user, text, event_id, entity, record_id) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (account, user, text, event_id, entity, record_id),
+        )
+
+    def webhook_endpoints(self, account: str) -> list[tuple[str, list[str]]]:
+        rows = self._conn.execute(
+            "SELECT id, events FROM webhooks WHERE account = ? ORDER BY seq", (account,)
+        )
+        return [(id, json.loads(events)) for id, events in rows]
+
+    def put_delivery(
+        self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO deliveries (id, account, webhook_id, kind, payload, next_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (id, account, webhook_id, kind, payload, next_at),
         )
 
 
@@ -486,8 +532,125 @@ class SQLiteStore:
                 ).rowcount
             )
 
+    def add_signing_secret(self, account: str, secret: str) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO signing_secrets (account, secret) VALUES (?, ?)", (account, secret)
+            )
+
+    def signing_secrets(self, account: str) -> list[str]:
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT secret FROM signing_secrets WHERE account = ? ORDER BY seq DESC", (account,)
+            ).fetchall()
+        return [secret for (secret,) in rows]
+
+    def remove_signing_secrets(self, account: str, keep_newest: bool = False) -> int:
+        with self.transaction():
+            return int(
+                self._conn.execute(
+                    "DELETE FROM signing_secrets WHERE account = ? AND (? = 0 OR seq < "
+                    "(SELECT MAX(seq) FROM signing_secrets WHERE account = ?))",
+                    (account, int(keep_newest), account),
+                ).rowcount
+            )
+
+    def add_webhook(self, webhook: Webhook) -> None:
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO webhooks (id, account, url, events, secret) VALUES (?, ?, ?, ?, ?)",
+                (webhook.id, webhook.account, webhook.url, json.dumps(webhook.events), webhook.secret),
+            )
+
+    def webhooks(self, account: str | None = None) -> list[Webhook]:
+        with self._mapped():
+            rows = self._conn.execute(
+                f"SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE ? IS NULL OR account = ? ORDER BY seq",
+                (account, account),
+            ).fetchall()
+        return [_webhook(row) for row in rows]
+
+    def remove_webhook(self, account: str, id: str) -> bool:
+        with self.transaction():
+            gone = self._conn.execute(
+                "DELETE FROM webhooks WHERE account = ? AND id = ?", (account, id)
+            ).rowcount
+            if gone:
+                self._conn.execute("DELETE FROM deliveries WHERE webhook_id = ?", (id,))
+            return bool(gone)
+
+    def claim_deliveries(self, now: str, lease_until: str, limit: int) -> list[Delivery]:
+        # BEGIN IMMEDIATE holds the write lock from the read to the update: no other
+        # worker (thread or process) claims between them.
+        with self.transaction():
+            cursor = self._conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(
+                f"SELECT {DELIVERY_COLUMNS}, w.url, w.secret FROM deliveries d "
+                "JOIN webhooks w ON w.id = d.webhook_id "
+                "WHERE d.status = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.seq LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            claimed = []
+            for row in rows:
+                self._conn.execute(
+                    "UPDATE deliveries SET attempts = attempts + 1, next_at = ? WHERE id = ?",
+                    (lease_until, row["id"]),
+                )
+                claimed.append(
+                    Delivery(**(dict(row) | {"attempts": row["attempts"] + 1, "next_at": lease_until}))
+                )
+            return claimed
+
+    def finish_delivery(self, id: str, attempts: int, status: str, next_at: str, error: str | None) -> bool:
+        with self.transaction():
+            return bool(
+                self._conn.execute(
+                    "UPDATE deliveries SET status = ?, next_at = ?, last_error = ?, delivered_at = "
+                    "CASE WHEN ? = 'delivered' THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') END "
+                    "WHERE id = ? AND attempts = ? AND status = 'pending'",
+                    (status, next_at, error, status, id, attempts),
+                ).rowcount
+            )
+
+    def deliveries(self, account: str, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        with self._mapped():
+            cursor = self._conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(
+                f"SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.account = ? "
+                "AND (? IS NULL OR d.status = ?) ORDER BY d.seq DESC LIMIT ?",
+                (account, status, status, limit),
+            ).fetchall()
+        return [Delivery(**dict(row)) for row in rows]
+
+    def replay_delivery(self, account: str, id: str, now: str) -> bool:
+        with self.transaction():
+            return bool(
+                self._conn.execute(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, next_at = ?, "
+                    "last_error = NULL, delivered_at = NULL "
+                    "WHERE account = ? AND id = ? AND status <> 'pending'",
+                    (now, account, id),
+                ).rowcount
+            )
+
     def close(self) -> None:
         self._conn.close()
+
+
+WEBHOOK_COLUMNS = "id, account, url, events, secret, created_at"
+DELIVERY_COLUMNS = (
+    "d.id, d.account, d.webhook_id, d.kind, d.payload, d.attempts, d.status, d.next_at, "
+    "d.last_error, d.created_at, d.delivered_at"
+)
+
+
+def _webhook(row: tuple[Any, ...]) -> Webhook:
+    id, account, url, events, secret, created_at = row
+    return Webhook(
+        id=id, account=account, url=url, events=json.loads(events), secret=secret, created_at=created_at
+    )
 
 
 TOKEN_COLUMNS = "account, name, hash, scopes, created_at, revoked_at"

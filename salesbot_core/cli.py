@@ -836,6 +836,175 @@ def token_revoke(store: Store, name: str, account: str | None, admin: bool) -> N
     click.echo(escape(f"token {name!r} of account {target!r} is revoked"))
 
 
+@main.group()
+def signing() -> None:
+    """Signed inbound requests: an account with a signing secret must sign its POSTs of
+    events and list operations (Salesbot-Signature), beside sending its token."""
+
+
+@signing.command(name="enable")
+@with_store(readonly=False)
+@click.option("--account", "-a", required=True, help="The account whose requests must be signed.")
+def signing_enable(store: Store, account: str) -> None:
+    """Add a signing secret to ACCOUNT and print it: the only time it is shown. Secrets it
+    already has stay valid (rotate: enable, move the sender over, then `disable --old`)."""
+    from .signing import new_signing_secret
+
+    secret = new_signing_secret()
+    store.add_signing_secret(account, secret)
+    click.echo(secret)
+    _warn(
+        "this is the only time the secret is shown: store it in the sender's secret store now "
+        f"(requests to account {account!r} must be signed from now on)"
+    )
+
+
+@signing.command(name="disable")
+@with_store(readonly=False)
+@click.option("--account", "-a", required=True, help="The account.")
+@click.option("--old", is_flag=True, help="Remove only the older secrets, keeping the newest (rotation).")
+def signing_disable(store: Store, account: str, old: bool) -> None:
+    """Remove the signing secrets of ACCOUNT: its requests need no signature any more
+    (with --old: the newest secret alone stays valid)."""
+    removed = store.remove_signing_secrets(account, keep_newest=old)
+    left = len(store.signing_secrets(account))
+    click.echo(escape(f"removed {removed} signing secret(s) of account {account!r}; {left} left"))
+
+
+@main.group()
+def webhook() -> None:
+    """Outbound webhooks: endpoints that receive an account's assignments and notifications."""
+
+
+@webhook.command(name="add")
+@click.argument("url", metavar="URL")
+@with_store(readonly=False)
+@click.option("--account", "-a", required=True, help="The account whose messages the endpoint receives.")
+@click.option(
+    "--events",
+    default="assignment,notification",
+    show_default=True,
+    help="What it receives, comma-separated: assignment, notification.",
+)
+def webhook_add(store: Store, url: str, account: str, events: str) -> None:
+    """Register the endpoint URL; prints its id, then its signing secret: the only time
+    it is shown."""
+    from .webhooks import add_webhook
+
+    made = add_webhook(store, account, url, [e.strip() for e in events.split(",") if e.strip()])
+    click.echo(made.id)
+    click.echo(made.secret)
+    _warn("this is the only time the signing secret is shown: store it with the receiver now")
+
+
+@webhook.command(name="list")
+@with_store(readonly=True)
+@click.option("--account", "-a", default=None, help="Only this account's endpoints.")
+@json_option
+def webhook_list(store: Store, account: str | None, as_json: bool) -> None:
+    """List endpoints (never their secrets): id, account, url, events, created."""
+    from .webhooks import public
+
+    rows = [public(w) for w in store.webhooks(account)]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"{len(rows)} webhooks")
+    for column in ("id", "account", "url", "events", "created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *_row(row["id"], row["account"], row["url"], ", ".join(row["events"]), row["created_at"])
+        )
+    Console().print(table)
+
+
+@webhook.command(name="remove")
+@click.argument("webhook_id", metavar="WEBHOOK_ID")
+@with_store(readonly=False)
+@click.option("--account", "-a", required=True, help="The endpoint's account.")
+def webhook_remove(store: Store, webhook_id: str, account: str) -> None:
+    """Remove the endpoint WEBHOOK_ID and its deliveries."""
+    from .webhooks import remove_webhook
+
+    remove_webhook(store, account, webhook_id)
+    click.echo(escape(f"webhook {webhook_id!r} of account {account!r} is removed"))
+
+
+@webhook.command(name="failures")
+@with_store(readonly=True)
+@click.option("--account", "-a", required=True, help="The account.")
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="At most this many."
+)
+@json_option
+def webhook_failures(store: Store, account: str, limit: int, as_json: bool) -> None:
+    """Dead deliveries (their retries ran out), newest first: replay them with
+    `salesbot webhook replay`."""
+    rows = [
+        d.model_dump(include={"id", "webhook_id", "kind", "attempts", "last_error", "created_at", "next_at"})
+        for d in store.deliveries(account, "dead", limit)
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title=f"{len(rows)} dead deliveries")
+    for column in ("delivery", "webhook", "kind", "attempts", "last error", "created", "given up"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            *_row(
+                r["id"],
+                r["webhook_id"],
+                r["kind"],
+                r["attempts"],
+                r["last_error"] or "",
+                r["created_at"],
+                r["next_at"],
+            )
+        )
+    Console().print(table)
+
+
+@webhook.command(name="replay")
+@click.argument("delivery_id", metavar="DELIVERY_ID")
+@with_store(readonly=False)
+@click.option("--account", "-a", required=True, help="The delivery's account.")
+def webhook_replay(store: Store, delivery_id: str, account: str) -> None:
+    """Queue a dead (or delivered) delivery again, with its retries; same delivery id."""
+    from .webhooks import replay
+
+    replay(store, account, delivery_id)
+    click.echo(escape(f"delivery {delivery_id!r} of account {account!r} is queued again"))
+
+
+@main.command()
+@with_store(readonly=False)
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option(
+    "--poll", default=1.0, show_default=True, type=click.FloatRange(0.05), help="Seconds between polls."
+)
+def deliver(store: Store, once: bool, poll: float) -> None:
+    """Run a webhook delivery worker (for hosts that run it apart from `salesbot serve`,
+    or beside it: workers never send the same delivery at once). Stop it with Ctrl-C."""
+    import threading
+
+    from .webhooks import Deliverer
+
+    deliverer = Deliverer(store)
+    try:
+        if once:
+            made = deliverer.run_until_idle()
+            click.echo(f"{made} delivery attempt(s)")
+            return
+        try:
+            deliverer.run(threading.Event(), poll)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        deliverer.close()
+
+
 @main.command()
 @rulesets_option
 @db_option
@@ -857,7 +1026,15 @@ def token_revoke(store: Store, name: str, account: str | None, admin: bool) -> N
     show_default=True,
     help="Log lines on stderr: one JSON object per line, or text for a terminal.",
 )
-def serve(rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str) -> None:
+@click.option(
+    "--deliver/--no-deliver",
+    default=True,
+    show_default=True,
+    help="Run a webhook delivery worker in each worker process (or run `salesbot deliver` apart).",
+)
+def serve(
+    rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str, deliver: bool
+) -> None:
     """Serve the engine over HTTP (see README, 'Service'): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
     (`salesbot token create`). The API is described at /docs and /openapi.json;
@@ -866,7 +1043,7 @@ def serve(rulesets: Path, db: str, host: str, port: int, workers: int, log_forma
         import uvicorn
 
         from .observability import MULTIPROC_ENV, log_config
-        from .service import ENV_DB, ENV_RULESETS
+        from .service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS
     except ImportError:
         _fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -879,6 +1056,7 @@ def serve(rulesets: Path, db: str, host: str, port: int, workers: int, log_forma
         _fail(str(exc))
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
+    os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

@@ -40,6 +40,7 @@ from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .safetext import excerpt
 from .store import Store, Transaction
 from .strategy import Context, RecordT
+from .webhooks import queue_deliveries
 
 T = TypeVar("T")
 
@@ -274,6 +275,8 @@ class Engine:
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
         tx.put_outcome(decided.outcome, event.fingerprint)
+        # The outbox of webhooks: deliveries are committed with the event or not at all.
+        queue_deliveries(tx, decided.outcome, decided.notifications)
         return decided.outcome
 
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:

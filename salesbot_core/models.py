@@ -453,6 +453,44 @@ class Token(Model):
     revoked_at: str | None = None
 
 
+class Webhook(Model):
+    """An endpoint a host registered to receive an account's deliveries (see
+    ``salesbot_core.webhooks``). ``secret`` signs them: it is shown once, when added."""
+
+    id: str
+    account: str
+    url: str
+    #: What it receives: ``assignment`` (an event changed a record's owners),
+    #: ``notification`` (a bot's message to a user).
+    events: list[str]
+    secret: str = Field(repr=False)
+    created_at: str
+
+
+class Delivery(Model):
+    """One message to one endpoint, queued with the event that caused it (the outbox
+    pattern) and tried until the endpoint takes it or the retries run out."""
+
+    #: Stable across attempts: the receiver's idempotency key (``Salesbot-Delivery``).
+    id: str
+    account: str
+    webhook_id: str
+    kind: str
+    #: The exact JSON body sent (and signed).
+    payload: str
+    #: Attempts made so far (a claimed delivery counts the attempt in flight).
+    attempts: int
+    #: ``pending`` (waiting or in flight), ``delivered`` or ``dead`` (retries ran out).
+    status: str
+    next_at: str
+    last_error: str | None = None
+    created_at: str
+    delivered_at: str | None = None
+    #: The endpoint, joined in when a worker claims the delivery.
+    url: str | None = None
+    secret: str | None = Field(default=None, repr=False)
+
+
 class Note(Model):
     """A note on a record's wall."""
 

@@ -33,13 +33,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine
+from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import NotJSON, parse_json
 from .models import ENTITIES, EntityType, Identifier, Outcome
 from .observability import install as install_observability
+from .registry import make_plugin_manager
+from .signing import SIGNATURE_HEADER, SignatureError, verify
 from .simulate import DEFAULT_COUNT, simulate_on
 from .tokens import authenticate, covers
+from .webhooks import KINDS, add_webhook, public, start_worker
 
 T = TypeVar("T")
 
@@ -59,6 +62,8 @@ SCOPE_KEY = "x-salesbot-scope"
 #: ``salesbot serve`` hands its options to each worker's ``app_from_env`` through these.
 ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
 ENV_DB = "SALESBOT_SERVE_DB"
+#: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
+ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
 
 
 class Problem(Exception):
@@ -178,11 +183,11 @@ def _json_type(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def read_json(request: Request) -> Any:
-    """The request's JSON body: 415 if it is not JSON, 413 if over ``MAX_BODY_BYTES``,
-    422 if it is not one JSON value by ``parse_json``'s rules."""
-    if not _json_type(request.headers.get("content-type", "")):
-        raise Problem(415, "send the body as JSON (Content-Type: application/json)", "unsupported-media-type")
+async def read_body(request: Request) -> bytes:
+    """The raw request body: 413 if over ``MAX_BODY_BYTES``. Read once, then kept."""
+    cached = getattr(request, "_body", None)
+    if isinstance(cached, bytes):
+        return cached
     too_large = Problem(413, f"the body is over {MAX_BODY_BYTES} bytes (2 MiB), the most a request may take")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -193,8 +198,19 @@ async def read_json(request: Request) -> Any:
         if size > MAX_BODY_BYTES:
             raise too_large
         chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette's own cache: later reads get the same bytes
+    return body
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body: 415 if it is not JSON, 413 if over ``MAX_BODY_BYTES``,
+    422 if it is not one JSON value by ``parse_json``'s rules."""
+    if not _json_type(request.headers.get("content-type", "")):
+        raise Problem(415, "send the body as JSON (Content-Type: application/json)", "unsupported-media-type")
+    body = await read_body(request)
     try:
-        return parse_json(b"".join(chunks))
+        return parse_json(body)
     except NotJSON as exc:
         raise Problem(422, str(exc), "malformed-json") from None
 
@@ -284,17 +300,21 @@ def create_app(
     *,
     rulesets: str | Path = DEFAULT_RULESETS,
     db: str | Path = DEFAULT_STORE,
+    deliver: str | None = None,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
-    an engine on ``rulesets`` and ``db``."""
+    an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
+    delivery worker runs beside it on a store of its own."""
     service = Service(engine_factory or (lambda: Engine(rulesets, db)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
+        stop_delivering = _start_delivery(deliver)
         try:
             yield
         finally:
+            stop_delivering()
             service.stop()
 
     app = FastAPI(
@@ -321,9 +341,13 @@ def create_app(
         if scope not in token.scopes:
             raise Problem(403, f"the token lacks the {scope!r} scope", "forbidden")
 
-    def api(method: str, path: str, scope: str, body: type[BaseModel] | bool | None = False) -> Any:
+    def api(
+        method: str, path: str, scope: str, body: type[BaseModel] | bool | None = False, signed: bool = False
+    ) -> Any:
         async def check(request: Request, account: str) -> None:
             await authorize(request, account, scope)
+            if signed:
+                await check_signature(service, request, account)
 
         extra: dict[str, Any] = {SCOPE_KEY: scope}
         if body is not False:
@@ -339,7 +363,7 @@ def create_app(
 
     prefix = "/v1/accounts/{account}"
 
-    @api("POST", f"{prefix}/events", "events", body=None)
+    @api("POST", f"{prefix}/events", "events", body=None, signed=True)
     async def post_event(account: str, request: Request) -> JSONResponse:
         """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
         answered with the first outcome (``duplicate: true``); the same id with another
@@ -347,7 +371,7 @@ def create_app(
         event = _in_account(await read_json(request), account)
         return JSONResponse(_outcome(await service.call(lambda engine: observer.handle(engine, event))))
 
-    @api("POST", f"{prefix}/events:batch", "events", body=None)
+    @api("POST", f"{prefix}/events:batch", "events", body=None, signed=True)
     async def post_events(account: str, request: Request) -> JSONResponse:
         """Up to 500 events, ``{"events": [...]}``, each handled on its own, in order:
         ``{"results": [{"outcome": ...} or {"error": problem}]}``."""
@@ -377,7 +401,7 @@ def create_app(
 
         return JSONResponse({"results": await service.call(run)})
 
-    @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest)
+    @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest, signed=True)
     async def post_assignments(account: str, request: Request) -> JSONResponse:
         """A list operation: ``bot`` becomes the owner of each stored record, each its own
         pick; the same ``operation`` id again changes nothing."""
@@ -530,8 +554,67 @@ def create_app(
             ) from None
         return JSONResponse({"status": "ready"})
 
+    _install_webhook_routes(api, service, prefix)
     _install_error_handlers(app)
     return app
+
+
+# --- Signed webhooks (salesbot_core.signing, salesbot_core.webhooks) ---------------------
+
+
+async def check_signature(service: Service, request: Request, account: str) -> None:
+    """When ``account`` has signing secrets, the request must carry a valid
+    ``Salesbot-Signature`` of its raw body: a 401 problem saying why otherwise."""
+    keys = await service.call(lambda engine: engine.store.signing_secrets(account))
+    if not keys:
+        return
+    body = await read_body(request)
+    try:
+        verify(request.headers.get(SIGNATURE_HEADER), body, keys)
+    except SignatureError as exc:
+        raise Problem(401, str(exc), "bad-signature") from None
+
+
+class WebhookRequest(_Body):
+    """An endpoint to register: where, and what it receives."""
+
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1)
+
+
+def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: str) -> None:
+    """``/v1/accounts/{account}/webhooks``: register, list and remove endpoints (``manage``)."""
+
+    @api("POST", f"{prefix}/webhooks", "manage", body=WebhookRequest)
+    async def post_webhook(account: str, request: Request) -> JSONResponse:
+        """Register an endpoint; the answer holds its signing ``secret``, the only time
+        it is shown."""
+        wanted: WebhookRequest = _model(WebhookRequest, await read_json(request))
+        made = await service.call(
+            lambda engine: add_webhook(engine.store, account, wanted.url, wanted.events)
+        )
+        return JSONResponse({**public(made), "secret": made.secret}, status_code=201)
+
+    @api("GET", f"{prefix}/webhooks", "manage")
+    async def get_webhooks(account: str) -> JSONResponse:
+        """The account's endpoints (never their secrets)."""
+        found = await service.call(lambda engine: engine.store.webhooks(account))
+        return JSONResponse({"account": account, "webhooks": [public(w) for w in found]})
+
+    @api("DELETE", f"{prefix}/webhooks/{{webhook_id}}", "manage")
+    async def delete_webhook(account: str, webhook_id: str) -> JSONResponse:
+        """Remove an endpoint and its deliveries."""
+        gone = await service.call(lambda engine: engine.store.remove_webhook(account, webhook_id))
+        if not gone:
+            raise _not_found(f"no webhook {webhook_id[:200]!r} in account {account!r}")
+        return JSONResponse({"removed": webhook_id})
+
+
+def _start_delivery(db: str | None) -> Callable[[], None]:
+    """Start a delivery worker on a store of its own (``db``); returns what stops it."""
+    if db is None:
+        return lambda: None
+    return start_worker(lambda: open_store(make_plugin_manager(), db))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -580,6 +663,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def app_from_env() -> FastAPI:
     """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
-    return create_app(
-        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=os.environ.get(ENV_DB, DEFAULT_STORE)
-    )
+    db = os.environ.get(ENV_DB, DEFAULT_STORE)
+    deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
+    return create_app(rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=db, deliver=deliver)

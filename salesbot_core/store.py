@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .models import Note, Notification, Outcome, Token
+from .models import Delivery, Note, Notification, Outcome, Token, Webhook
 
 
 class Logged(NamedTuple):
@@ -81,6 +81,16 @@ class Transaction(Protocol):
     ) -> None:
         """Queue a notification in the outbox."""
 
+    def webhook_endpoints(self, account: str) -> list[tuple[str, list[str]]]:
+        """``(id, events)`` of each webhook endpoint of ``account``: one indexed read, made
+        only for an event that has something to deliver."""
+
+    def put_delivery(
+        self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str
+    ) -> None:
+        """Queue a delivery of ``payload`` to an endpoint, due at ``next_at`` (UTC ISO 8601),
+        in the event's transaction: it is committed with the event or not at all."""
+
 
 @runtime_checkable
 class Store(Protocol):
@@ -142,6 +152,45 @@ class Store(Protocol):
 
     def revoke_token(self, account: str, name: str) -> bool:
         """Revoke a token of ``account``; False when it has no such token not yet revoked."""
+
+    def add_signing_secret(self, account: str, secret: str) -> None:
+        """Keep a signing secret of ``account`` (as it is: it must be recoverable to verify);
+        the ones it already has stay valid (rotation)."""
+
+    def signing_secrets(self, account: str) -> list[str]:
+        """The signing secrets of ``account``, newest first; ``[]`` when it signs nothing."""
+
+    def remove_signing_secrets(self, account: str, keep_newest: bool = False) -> int:
+        """Remove the signing secrets of ``account`` (all but the newest with
+        ``keep_newest``); returns how many it removed."""
+
+    def add_webhook(self, webhook: Webhook) -> None:
+        """Register a webhook endpoint."""
+
+    def webhooks(self, account: str | None = None) -> list[Webhook]:
+        """The webhook endpoints of ``account`` (every account's when None), oldest first."""
+
+    def remove_webhook(self, account: str, id: str) -> bool:
+        """Remove an endpoint of ``account`` and its deliveries; False when it has none ``id``."""
+
+    def claim_deliveries(self, now: str, lease_until: str, limit: int) -> list[Delivery]:
+        """Take up to ``limit`` pending deliveries due at ``now``, oldest due first, with
+        their endpoint's url and secret: each one's ``attempts`` is counted up and its
+        ``next_at`` set to ``lease_until``, so no other worker takes it while this one
+        sends it (or before the lease ends, if this one dies). Workers claiming at once
+        never take the same delivery (``FOR UPDATE SKIP LOCKED``, SQLite's write lock)."""
+
+    def finish_delivery(self, id: str, attempts: int, status: str, next_at: str, error: str | None) -> bool:
+        """Record how the claimed attempt ``attempts`` of a delivery ended: ``delivered``,
+        ``pending`` again (retried at ``next_at``) or ``dead``. False, changing nothing,
+        when the delivery was claimed again meanwhile (its lease ran out)."""
+
+    def deliveries(self, account: str, status: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries of ``account`` (of one ``status`` if given), newest first."""
+
+    def replay_delivery(self, account: str, id: str, now: str) -> bool:
+        """Queue a dead (or delivered) delivery of ``account`` again, due at ``now``, with
+        its attempts reset; False when it has no such delivery not pending."""
 
     def close(self) -> None:
         """Release connections."""

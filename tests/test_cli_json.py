@@ -243,4 +243,4 @@ def test_completion_offers_the_commands() -> None:
     result = invoke(
         env={"_SALESBOT_COMPLETE": "bash_complete", "COMP_WORDS": "salesbot si", "COMP_CWORD": "1"}
     )
-    assert result.stdout.splitlines() == ["plain,simulate"]
+    assert result.stdout.splitlines() == ["plain,signing", "plain,simulate"]

@@ -1,0 +1,375 @@
+"""Outbound webhooks on real parts: deliveries written with their events, sent by real
+workers over real HTTP to a local receiver that fails, goes down and comes back, retried
+on an injected clock, dead-lettered and replayed; two workers claiming at once on each
+store; the endpoints' commands and routes; and the worker inside ``salesbot serve``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from store_queries import rows
+from test_service import bearer, free_port, rules, serve, tokens
+
+from salesbot_core import Engine
+from salesbot_core.cli import main
+from salesbot_core.engine import open_store
+from salesbot_core.registry import make_plugin_manager
+from salesbot_core.service import create_app
+from salesbot_core.signing import verify
+from salesbot_core.store import Store
+from salesbot_core.webhooks import Deliverer, RetrySchedule, add_webhook
+
+
+class Receiver:
+    """A webhook receiver on a loopback port: records every request it is sent, answers
+    500 to the next ``fail`` of them (after recording: the sender can't tell a lost
+    answer from a lost request), and can be taken down and brought up again."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks/salesbot"
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.fail = 0
+        self.delay = delay
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    def up(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(receiver.delay)
+                with receiver._lock:
+                    receiver.received.append((dict(self.headers.items()), body))
+                    failing = receiver.fail > 0
+                    receiver.fail -= failing
+                self.send_response(500 if failing else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return [headers["Salesbot-Delivery"] for headers, _ in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.up()
+    yield r
+    r.down()
+
+
+class Clock:
+    """The deliverer's clock, moved by the test: hours of retries take no time."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def deal(i: int) -> dict[str, Any]:
+    return {
+        "id": f"e{i}",
+        "kind": "created",
+        "record": {"entity": "deal", "id": f"d{i}", "owners": ["bot:inbound"]},
+    }
+
+
+def verify_like_the_docs(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The receiver's recipe of docs/service.md, in plain Python."""
+    parts = [p.split("=", 1) for p in headers["Salesbot-Signature"].split(",")]
+    timestamp = next(v for k, v in parts if k == "t")
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    fresh = abs(time.time() - int(timestamp)) <= 300
+    return fresh and any(hmac.compare_digest(expected, v) for k, v in parts if k == "v1")
+
+
+def test_every_delivery_arrives_through_failures_and_an_outage(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    db = str(tmp_path / "salesbot.db")
+    with Engine(rules(write_rules), db) as engine:
+        engine.handle(deal(0))  # before any endpoint: nothing to deliver, nothing queued
+        assert rows(db, "SELECT COUNT(*) FROM deliveries") == [(0,)]
+        hook = add_webhook(engine.store, "default", receiver.url, ["assignment", "notification"])
+        only = add_webhook(engine.store, "default", receiver.url + "?only=notes", ["notification"])
+        for i in range(1, 6):
+            engine.handle(deal(i))
+        engine.handle(deal(1))  # a redelivery changes nothing: nothing more to deliver
+        engine.simulate([deal(9)])  # a dry run queues nothing either
+        # Committed with its event: 5 assignments to one endpoint, 5 notifications to both.
+        queued = rows(db, "SELECT id, webhook_id, kind FROM deliveries WHERE status = 'pending'")
+        assert sorted((w, k) for _, w, k in queued) == sorted(
+            [(hook.id, "assignment")] * 5 + [(hook.id, "notification")] * 5 + [(only.id, "notification")] * 5
+        )
+        secrets_by_hook = {hook.id: hook.secret, only.id: only.secret}
+        store = engine.store
+        clock = Clock()
+        deliverer = Deliverer(
+            store, schedule=RetrySchedule(attempts=8, first=2.0, cap=60.0, rng=random.Random(7)), clock=clock
+        )
+        try:
+            receiver.fail = 4  # the first four attempts are answered 500 (after arriving)
+            assert deliverer.run_once() == 15
+            receiver.down()  # then the receiver is down for a while
+            for _ in range(3):
+                clock.advance(120)  # past any wait of the first retries
+                deliverer.run_until_idle()
+            assert rows(db, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'") == [(4,)]
+            receiver.up()
+            for _ in range(8):
+                clock.advance(120)
+                deliverer.run_until_idle()
+        finally:
+            deliverer.close()
+        statuses = rows(db, "SELECT status, COUNT(*) FROM deliveries GROUP BY status")
+        assert statuses == [("delivered", 15)]
+        attempts = dict(rows(db, "SELECT id, attempts FROM deliveries"))
+        assert max(attempts.values()) >= 4  # the ones that met the outage took several tries
+    # None lost: every queued delivery arrived, and each copy is the same message.
+    ids = receiver.ids()
+    assert set(ids) == {row[0] for row in queued}
+    assert len(ids) == 15 + 4  # the four answered 500 were sent again, once each
+    copies: dict[str, set[bytes]] = {}
+    for headers, body in receiver.received:
+        copies.setdefault(headers["Salesbot-Delivery"], set()).add(body)
+        message = json.loads(body)
+        assert message["id"] == headers["Salesbot-Delivery"] and message["type"] == headers["Salesbot-Event"]
+        hook_id = next(w for i, w, _ in queued if i == message["id"])
+        verify(headers["Salesbot-Signature"], body, [secrets_by_hook[hook_id]])
+        assert verify_like_the_docs(secrets_by_hook[hook_id], headers, body)
+        assert not verify_like_the_docs("whsec_wrong", headers, body)
+    assert all(len(bodies) == 1 for bodies in copies.values())
+    assignment = next(json.loads(b) for _, b in receiver.received if json.loads(b)["type"] == "assignment")
+    assert assignment["account"] == "default" and assignment["data"]["owners_after"][0] in {
+        "anna",
+        "bartek",
+        "celina",
+    }
+
+
+def test_a_delivery_dead_after_its_last_attempt_is_listed_and_replayed(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    db = str(tmp_path / "salesbot.db")
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["webhook", "add", "--account", "default", receiver.url, "--events", "assignment", "--db", db]
+    )
+    assert added.exit_code == 0, added.output
+    hook_id, secret = added.stdout.split()
+    assert "only time" in added.stderr
+    with Engine(rules(write_rules), db) as engine:
+        engine.handle(deal(1))
+        clock = Clock()
+        schedule = RetrySchedule(attempts=3, first=1.0, cap=10.0, rng=random.Random(1))
+        deliverer = Deliverer(engine.store, schedule=schedule, clock=clock)
+        receiver.down()
+        try:
+            for _ in range(5):
+                deliverer.run_until_idle()
+                clock.advance(60)
+        finally:
+            deliverer.close()
+    ((delivery_id, attempts, status, error),) = rows(
+        db, "SELECT id, attempts, status, last_error FROM deliveries"
+    )
+    assert (attempts, status) == (3, "dead") and "Connect" in error
+    failures = runner.invoke(main, ["webhook", "failures", "--account", "default", "--json", "--db", db])
+    assert failures.exit_code == 0, failures.output
+    assert [(f["id"], f["attempts"]) for f in json.loads(failures.stdout)] == [(delivery_id, 3)]
+    assert (
+        json.loads(
+            runner.invoke(main, ["webhook", "failures", "--account", "beta", "--json", "--db", db]).stdout
+        )
+        == []
+    )
+    replayed = runner.invoke(main, ["webhook", "replay", "--account", "default", delivery_id, "--db", db])
+    assert replayed.exit_code == 0, replayed.output
+    again = runner.invoke(main, ["webhook", "replay", "--account", "default", delivery_id, "--db", db])
+    assert again.exit_code == 1 and "no delivery" in again.stderr
+    receiver.up()
+    sent = runner.invoke(main, ["deliver", "--once", "--db", db])
+    assert (sent.exit_code, sent.stdout) == (0, "1 delivery attempt(s)\n")
+    assert rows(db, "SELECT status FROM deliveries") == [("delivered",)]
+    ((headers, body),) = receiver.received
+    assert headers["Salesbot-Delivery"] == delivery_id and verify_like_the_docs(secret, headers, body)
+    listed = json.loads(runner.invoke(main, ["webhook", "list", "--json", "--db", db]).stdout)
+    assert [(w["id"], w["events"]) for w in listed] == [(hook_id, ["assignment"])] and secret not in str(
+        listed
+    )
+    removed = runner.invoke(main, ["webhook", "remove", "--account", "default", hook_id, "--db", db])
+    assert removed.exit_code == 0 and rows(db, "SELECT COUNT(*) FROM deliveries") == [(0,)]
+    bad = runner.invoke(main, ["webhook", "add", "--account", "default", "ftp://x", "--db", db])
+    assert bad.exit_code == 1 and "http:// or https://" in bad.stderr
+
+
+def test_two_workers_claiming_at_once_send_each_delivery_once(
+    write_rules: Callable[..., Path], store_url: str
+) -> None:
+    receiver = Receiver(delay=0.01)
+    receiver.up()
+    try:
+        with Engine(rules(write_rules), store_url) as engine:
+            add_webhook(engine.store, "default", receiver.url, ["assignment", "notification"])
+            engine.handle_many([deal(i) for i in range(30)])
+        expected = {row[0] for row in rows(store_url, "SELECT id FROM deliveries")}
+        assert len(expected) == 60
+        stores: list[Store] = [open_store(make_plugin_manager(), store_url) for _ in range(2)]
+        workers = [Deliverer(s, batch=5) for s in stores]
+        start = threading.Barrier(2)
+
+        def work(deliverer: Deliverer) -> None:
+            start.wait()
+            deliverer.run_until_idle()
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for w, s in zip(workers, stores, strict=True):
+            w.close()
+            s.close()
+        ids = receiver.ids()
+        assert sorted(ids) == sorted(expected)  # each sent once: this attempt was the only one
+        assert rows(store_url, "SELECT status, COUNT(*), MAX(attempts) FROM deliveries GROUP BY status") == [
+            ("delivered", 60, 1)
+        ]
+    finally:
+        receiver.down()
+
+
+def test_the_webhook_routes(write_rules: Callable[..., Path], tmp_path: Path) -> None:
+    db = str(tmp_path / "salesbot.db")
+    folder = rules(write_rules)
+    made = tokens(db)
+    with TestClient(create_app(rulesets=folder, db=db)) as client:
+        base = "/v1/accounts/default/webhooks"
+        created = client.post(
+            base,
+            json={"url": "https://crm.example/hook", "events": ["notification"]},
+            headers=bearer(made["manage"]),
+        )
+        assert created.status_code == 201, created.text
+        hook = created.json()
+        assert hook["secret"].startswith("whsec_") and hook["events"] == ["notification"]
+        listed = client.get(base, headers=bearer(made["manage"])).json()
+        assert [w["id"] for w in listed["webhooks"]] == [hook["id"]] and hook["secret"] not in str(listed)
+        assert client.get(base, headers=bearer(made["read"])).status_code == 403
+        assert client.get("/v1/accounts/beta/webhooks", headers=bearer(made["beta"])).json()["webhooks"] == []
+        bad = client.post(
+            base, json={"url": "https://x/h", "events": ["everything"]}, headers=bearer(made["all"])
+        )
+        assert bad.status_code == 422 and "unknown webhook event 'everything'" in bad.json()["detail"]
+        assert client.delete(f"{base}/{hook['id']}", headers=bearer(made["beta"])).status_code == 404
+        assert client.delete(f"{base}/{hook['id']}", headers=bearer(made["all"])).json() == {
+            "removed": hook["id"]
+        }
+        assert client.delete(f"{base}/{hook['id']}", headers=bearer(made["all"])).status_code == 404
+
+
+def test_salesbot_serve_delivers_in_the_background(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    db = str(tmp_path / "salesbot.db")
+    made = tokens(db)
+    for client in serve(rules(write_rules), db, tmp_path):
+        created = client.post(
+            "/v1/accounts/default/webhooks", json={"url": receiver.url}, headers=bearer(made["all"])
+        )
+        assert created.status_code == 201, created.text
+        answer = client.post("/v1/accounts/default/events", json=deal(1), headers=bearer(made["all"]))
+        assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        kinds = sorted(json.loads(body)["type"] for _, body in receiver.received)
+        assert kinds == ["assignment", "notification"]
+        for headers, body in receiver.received:
+            assert verify_like_the_docs(created.json()["secret"], headers, body)
+
+
+def doc_block(language: str) -> str:
+    """The ``language`` block of the verification recipe in docs/service.md."""
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "service.md").read_text(encoding="utf-8")
+    start = text.index("Verify a delivery on the raw body")
+    block = re.search(rf"```{language}\n(.*?)```", text[start:], re.DOTALL)
+    assert block is not None
+    return block.group(1)
+
+
+def test_the_documented_recipes_verify_a_real_delivery(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    import shutil
+    import subprocess
+
+    db = str(tmp_path / "salesbot.db")
+    with Engine(rules(write_rules), db) as engine:
+        hook = add_webhook(engine.store, "default", receiver.url, ["notification"])
+        engine.handle(deal(1))
+        deliverer = Deliverer(engine.store)
+        try:
+            assert deliverer.run_until_idle() == 1
+        finally:
+            deliverer.close()
+    ((headers, body),) = receiver.received
+    header = headers["Salesbot-Signature"]
+    namespace: dict[str, Any] = {}
+    exec(doc_block("python"), namespace)
+    assert namespace["verify"](hook.secret, header, body) is True
+    assert namespace["verify"](hook.secret, header, body + b" ") is False
+    assert namespace["verify"]("whsec_other", header, body) is False
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the JavaScript recipe")
+    script = doc_block("javascript") + (
+        "const [secret, header, body] = process.argv.slice(2);\n"
+        "console.log([verify(secret, header, Buffer.from(body)),"
+        " verify(secret, header, Buffer.from(body + ' ')),"
+        " verify('whsec_other', header, Buffer.from(body))].join(','));\n"
+    )
+    (tmp_path / "verify.js").write_text(script, encoding="utf-8")
+    run = subprocess.run(
+        [node, str(tmp_path / "verify.js"), hook.secret, header, body.decode()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.stdout.strip() == "true,false,false", run.stderr

@@ -92,9 +92,12 @@ def private_cluster() -> Iterator[Cluster]:
     if init.returncode != 0:
         shutil.rmtree(workdir, ignore_errors=True)
         raise NoServer(f"initdb failed: {init.stderr.strip()}")
-    # The options go into the cluster's own configuration, so a restart keeps them.
+    # The options go into the cluster's own configuration, so a restart keeps them. A
+    # throwaway cluster need not survive the machine crashing: without fsync, creating a
+    # database per test takes a tenth of the time (as in .ci/run's cluster).
     with (data / "postgresql.auto.conf").open("a") as conf:
         conf.write(f"port = {port}\nunix_socket_directories = '{workdir}'\nlisten_addresses = '127.0.0.1'\n")
+        conf.write("fsync = off\nfull_page_writes = off\n")
     cluster = Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", bindir, data, workdir, as_postgres)
     start = cluster.pg_ctl("-l", str(workdir / "log"), "-w", "start")
     if start.returncode != 0:

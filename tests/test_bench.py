@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,6 +62,8 @@ def test_postgres_workers_skipped_without_url(tmp_path: Path) -> None:
     assert "--pg" in report["reason"] and "skipped" in done.stdout
 
 
+# Compiles 1,000 conditions on each evaluator: a few seconds.
+@pytest.mark.slow
 def test_conditions_smoke(tmp_path: Path) -> None:
     _, results = bench(tmp_path, "--quick", "--only", "conditions", "--repeat", "1", "--events", "50")
     report = results["benchmarks"]["conditions"]

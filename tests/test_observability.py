@@ -220,6 +220,8 @@ def test_text_log_format(prepared: tuple[Path, str, dict[str, str]], tmp_path: P
     assert 'owners_after=["anna"]' in line
 
 
+# Two real uvicorn worker processes.
+@pytest.mark.slow
 def test_metrics_sum_over_workers(prepared: tuple[Path, str, dict[str, str]], tmp_path: Path) -> None:
     """With 2 workers each scrape sums what both did (multi-process mode)."""
     folder, db, made = prepared

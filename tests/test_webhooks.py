@@ -302,6 +302,8 @@ def test_the_webhook_routes(write_rules: Callable[..., Path], tmp_path: Path) ->
         assert client.delete(f"{base}/{hook['id']}", headers=bearer(made["all"])).status_code == 404
 
 
+# A real serve process and a receiver, waiting for a background delivery.
+@pytest.mark.slow
 def test_salesbot_serve_delivers_in_the_background(
     write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
 ) -> None:

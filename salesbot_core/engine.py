@@ -21,7 +21,7 @@ from .conditions import choose_evaluator
 from .decision import Decider, Reads
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
-from .limits import MAX_EVENT_ID
+from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
     LIST_PREFIX,
@@ -72,7 +72,8 @@ class Delivered(NamedTuple):
 def mark_delivered(store: Store, account: str, ids: Iterable[int]) -> Delivered:
     """``Engine.mark_delivered`` on a bare store (the CLI's outbox needs no rules)."""
     wanted = list(dict.fromkeys(ids))
-    marked = set(store.mark_delivered(account, wanted))
+    # An id no store can hold is simply not pending: it never reaches the driver.
+    marked = set(store.mark_delivered(account, [i for i in wanted if 0 < i <= MAX_ROW_ID]))
     return Delivered(
         marked=[i for i in wanted if i in marked], not_pending=[i for i in wanted if i not in marked]
     )
@@ -504,6 +505,8 @@ class Engine:
         """Notifications waiting to be delivered, oldest first: at most ``limit``, which
         is 1 to ``MAX_OUTBOX_LIMIT`` (``SalesbotError`` otherwise); page by marking
         delivered what was sent, or pass the last id of a page as ``after``."""
+        if after is not None and not 0 <= after <= MAX_ROW_ID:
+            raise SalesbotError(f"outbox 'after' must be a notification id from 0 to {MAX_ROW_ID}: {after!r}")
         return self.store.pending_notifications(account, check_outbox_limit(limit), after)
 
     def mark_delivered(self, account: str, ids: Iterable[int]) -> Delivered:

@@ -48,6 +48,9 @@ MAX_CHANGED_NAME = 200
 #: ``salesbot run`` reads lines of at most this many bytes (a record of ``MAX_RECORD_BYTES``
 #: and the event around it); a longer line is skipped without being held in memory.
 MAX_LINE_BYTES = 2 * MAX_RECORD_BYTES
+#: Row ids the stores hand out (outbox notifications) are positive 64-bit integers: a
+#: larger one cannot exist, and the drivers refuse to send it.
+MAX_ROW_ID = 2**63 - 1
 #: Event ids (and so list-operation ids with their prefix) are at most this long.
 MAX_EVENT_ID = 200
 

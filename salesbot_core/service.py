@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
-from .limits import NotJSON, parse_json
+from .limits import MAX_ROW_ID, NotJSON, parse_json
 from .models import ENTITIES, EntityType, Identifier, Outcome
 from .observability import install as install_observability
 from .registry import make_plugin_manager
@@ -485,7 +485,7 @@ def create_app(
     async def get_outbox(
         account: str,
         limit: int = Query(100, ge=1, le=MAX_OUTBOX_LIMIT),
-        after: int | None = Query(None, ge=0, description="The last id of the previous page."),
+        after: int | None = Query(None, ge=0, le=MAX_ROW_ID, description="The last id of the previous page."),
     ) -> JSONResponse:
         """Notifications waiting to be delivered, oldest first; page with ``after``."""
         pending = await service.call(lambda engine: engine.outbox(account, limit, after))

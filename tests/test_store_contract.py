@@ -106,6 +106,18 @@ def test_an_outbox_limit_out_of_range_is_an_error(rules: Path, store_url: str, l
     assert str(info.value) == f"outbox limit must be a whole number from 1 to 10,000: {limit!r}"
 
 
+def test_outbox_ids_no_store_can_hold_are_refused_or_not_pending(rules: Path, store_url: str) -> None:
+    # schemathesis found these: 2**63 reached the SQLite driver and overflowed.
+    with Engine(rules, store_url) as engine:
+        engine.handle(deal_event(1))
+        with pytest.raises(SalesbotError) as info:
+            engine.outbox(after=2**63)
+        assert str(info.value) == f"outbox 'after' must be a notification id from 0 to {2**63 - 1}: {2**63}"
+        (pending,) = engine.outbox()
+        delivered = engine.mark_delivered("default", [2**63, -1, pending.id])
+        assert (delivered.marked, delivered.not_pending) == ([pending.id], [2**63, -1])
+
+
 def test_bot_switches(rules: Path, store_url: str) -> None:
     with Engine(rules, store_url) as engine:
         engine.set_bot_active("default", "inbound", False)

@@ -54,7 +54,6 @@ UNMATCHED = "(unmatched)"
 OUTBOX_COUNT_CAP = 100_000
 #: The longest event id written to a log line.
 MAX_LOGGED_ID = 200
-LOG_FORMATS = ("json", "text")
 
 # Decision statuses, most telling first: an event's status is its first status present.
 _PRECEDENCE = ("assigned", "fallback", "no_candidate", "not_applied")

@@ -133,11 +133,6 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
-def ruleset_files(folder: Path) -> list[Path]:
-    """The loadable ruleset files of a folder, in name order."""
-    return scan_folder(folder)[0]
-
-
 def folder_fingerprint(folder: Path) -> str:
     """A digest of the ruleset files' names and contents: it changes when any file does.
 

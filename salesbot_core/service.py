@@ -326,13 +326,20 @@ def create_app(
     app.state.service = service
     observer = install_observability(app, service)
 
-    async def authorize(request: Request, account: str, scope: str) -> None:
+    async def authorize(request: Request, account: str, scope: str, signed: bool) -> list[str]:
+        """Check the token; return the account's signing secrets when the route is
+        ``signed`` (read in the same call into the engine: one hop per request, not two)."""
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         challenge = {"WWW-Authenticate": "Bearer"}
         if scheme.lower() != "bearer" or not secret.strip():
             raise Problem(401, "send a token: Authorization: Bearer <token>", "unauthorized", None, challenge)
-        token = await service.call(lambda engine: authenticate(engine.store, secret.strip()))
+        token, keys = await service.call(
+            lambda engine: (
+                authenticate(engine.store, secret.strip()),
+                engine.store.signing_secrets(account) if signed else [],
+            )
+        )
         if token is None:
             raise Problem(401, "the token is unknown or revoked", "unauthorized", None, challenge)
         if not covers(token, account):
@@ -340,14 +347,15 @@ def create_app(
             raise _not_found("not found")
         if scope not in token.scopes:
             raise Problem(403, f"the token lacks the {scope!r} scope", "forbidden")
+        return keys
 
     def api(
         method: str, path: str, scope: str, body: type[BaseModel] | bool | None = False, signed: bool = False
     ) -> Any:
         async def check(request: Request, account: str) -> None:
-            await authorize(request, account, scope)
-            if signed:
-                await check_signature(service, request, account)
+            keys = await authorize(request, account, scope, signed)
+            if keys:
+                await check_signature(request, keys)
 
         extra: dict[str, Any] = {SCOPE_KEY: scope}
         if body is not False:
@@ -562,12 +570,9 @@ def create_app(
 # --- Signed webhooks (salesbot_core.signing, salesbot_core.webhooks) ---------------------
 
 
-async def check_signature(service: Service, request: Request, account: str) -> None:
-    """When ``account`` has signing secrets, the request must carry a valid
+async def check_signature(request: Request, keys: list[str]) -> None:
+    """A request to an account with signing secrets ``keys`` must carry a valid
     ``Salesbot-Signature`` of its raw body: a 401 problem saying why otherwise."""
-    keys = await service.call(lambda engine: engine.store.signing_secrets(account))
-    if not keys:
-        return
     body = await read_body(request)
     try:
         verify(request.headers.get(SIGNATURE_HEADER), body, keys)

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from .errors import SalesbotError
 
-__all__ = ["STARTER_FILES", "write_starter"]
+__all__ = ["STARTER_FILES", "starter_text", "write_starter"]
 
-#: The schema file the editor comment points to.
-SCHEMA_FILE = "salesbot.schema.json"
+#: The files ``salesbot init`` writes, and the package data each is copied from: data, like
+#: the shipped example rulesets (they show an admin the options of the built-in plugins;
+#: the code here knows none of them). Read when ``init`` runs, not when the CLI starts.
+STARTER_FILES = {"salesbot.yaml": "starter.yaml"}
 
-#: The starter file: data, like the shipped example rulesets (it shows an admin the options
-#: of the built-in plugins; the code here knows none of them).
-STARTER = (resources.files(__package__) / "starter.yaml").read_text(encoding="utf-8")
 
-#: File name -> text, as ``salesbot init`` writes them.
-STARTER_FILES = {"salesbot.yaml": STARTER}
+def starter_text(name: str = "salesbot.yaml") -> str:
+    """The text ``salesbot init`` writes as ``name``."""
+    return (resources.files(__package__) / STARTER_FILES[name]).read_text(encoding="utf-8")
 
 
 def write_starter(folder: Path) -> list[Path]:
@@ -32,9 +32,9 @@ def write_starter(folder: Path) -> list[Path]:
         raise SalesbotError(f"{existing[0]} exists: salesbot init overwrites nothing (pick another folder)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for path, text in zip(paths, STARTER_FILES.values(), strict=True):
+        for path in paths:
             with path.open("x", encoding="utf-8") as f:  # "x": never over a file made meanwhile
-                f.write(text)
+                f.write(starter_text(path.name))
     except OSError as exc:
         raise SalesbotError(f"cannot write {folder}: {exc.strerror or exc}") from None
     return paths

@@ -9,7 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from salesbot_core.cli import main
-from salesbot_core.starter import STARTER
+from salesbot_core.starter import starter_text
+
+STARTER = starter_text()
 
 
 def invoke(*args: str) -> Result:

@@ -249,7 +249,7 @@ class Engine:
     def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
         """Decide a valid event and write what it changes, inside an open transaction."""
         record, account = event.record, event.account
-        seen = tx.outcome(account, event.id)
+        seen = tx.outcome(account, event.id, (record.entity, record.id))
         if seen is not None:
             if event.id.startswith(LIST_PREFIX):
                 # A list operation reads its records from the store when it runs, so a

@@ -27,7 +27,7 @@ What makes concurrent workers exact:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from salesbot_core import StoreError, hookimpl
@@ -140,56 +140,74 @@ class PostgresStore(SqlStore):
                     _create_schema(conn)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
-        # check: a connection killed by a server restart is found dead when taken from
-        # the pool, dropped and replaced, instead of failing the next event.
+        # No check when a connection is taken (a round trip per event): a connection a
+        # server restart killed fails its event, which is retried (TransientStoreError),
+        # and the pool is checked then, so the retry gets a live one (see _connection).
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=max_connections,
             open=True,
             timeout=POOL_TIMEOUT,
-            check=ConnectionPool.check_connection,
             reconnect_timeout=RECONNECT_TIMEOUT,
             configure=_read_only if readonly or dry_run else None,
+            kwargs={"autocommit": True},
         )
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
-        """A pooled connection, its block one transaction (committed at the end, rolled
-        back on error); any driver error leaves as a ``StoreError``, a passing one (a lost
-        connection, a server restarting, a deadlock) as a ``TransientStoreError``."""
+        """A pooled connection (in autocommit mode); any driver error leaves as a
+        ``StoreError``, a passing one (a lost connection, a server restarting, a
+        deadlock) as a ``TransientStoreError``."""
         try:
             with self._pool.connection() as conn:
                 yield conn
         except self._psycopg.Error as exc:
             kind = TransientStoreError if _transient(exc, self._psycopg) else StoreError
+            if kind is TransientStoreError and (getattr(exc, "sqlstate", None) or "08")[:2] != "40":
+                # The connection broke (a restart, a network cut): the idle ones in the
+                # pool likely did too; drop them now rather than fail one retry on each.
+                self._pool.check()
             message = str(exc).strip() or type(exc).__name__
             raise kind(f"PostgreSQL store {_safe(self.url)!r}: {message}") from exc
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with self._connection() as conn:
+        with self._connection() as conn:  # autocommit: each read is its own transaction
             yield Session(conn, DIALECT)
 
-    _write = _read  # each pooled connection's block is one transaction
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._connection() as conn, conn.transaction():
+            yield Session(conn, DIALECT)
+
+    def transaction(self) -> AbstractContextManager[SqlTransaction]:
+        return self._pipelined(rollback=False)
+
+    def dry_run(self) -> AbstractContextManager[SqlTransaction]:
+        return self._pipelined(rollback=True)
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTransaction]:
-        with self._connection() as conn, conn.pipeline():
-            yield SqlTransaction(Session(conn, DIALECT))
-
-    @contextmanager
-    def dry_run(self) -> Iterator[SqlTransaction]:
+    def _pipelined(self, rollback: bool) -> Iterator[SqlTransaction]:
+        """One event's transaction in pipeline mode. The connection is in autocommit mode,
+        so the driver sends no ``BEGIN`` of its own and waits for it: ``BEGIN`` is queued
+        with the first read, ``COMMIT`` (or ``ROLLBACK``) with the last writes."""
         with self._connection() as conn:
-            # Writable even in a read-only session: it is never committed.
-            conn.execute("SET TRANSACTION READ WRITE")
             try:
-                if self._dry_run_schema:
-                    _create_schema(conn)
                 with conn.pipeline():
+                    conn.execute("BEGIN")
+                    if rollback:
+                        # Writable even in a read-only session: it is never committed.
+                        conn.execute("SET TRANSACTION READ WRITE")
+                        if self._dry_run_schema:
+                            _create_schema(conn)
                     yield SqlTransaction(Session(conn, DIALECT))
-            finally:
-                conn.rollback()
+                    conn.execute("ROLLBACK" if rollback else "COMMIT")
+            except BaseException:
+                if conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:
+                    with suppress(self._psycopg.Error):  # a broken connection: the first error counts
+                        conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self._pool.close()

@@ -16,7 +16,7 @@ import importlib
 
 import click
 
-from ..conditions import EVALUATOR_VARIABLE, EVALUATORS
+from ..vocabulary import EVALUATOR_VARIABLE, EVALUATORS
 
 #: Each command: the module (of this package) and the name it has there.
 COMMANDS = {

@@ -222,3 +222,38 @@ def test_an_event_writes_only_the_indexes_a_query_reads(
             "SEARCH assignments USING COVERING INDEX assignments_user "
             "(account=? AND user=? AND at>? AND at<?)"
         ]
+
+
+def test_every_statement_of_an_event_stays_in_its_account(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    """What lets the tables be spread by account (docs/operations.md): each statement an
+    event runs names the account, through its key or its columns."""
+    rules = write_rules(
+        **{
+            "team.yaml": TEAM
+            + """
+bots:
+  - id: inbound
+    name: Inbound
+    entity: deal
+    users: [anna, bartek]
+    actions: {related: {company: true}, tag: inbound, note: "To {owner.name}", notify: "New deal"}
+"""
+        }
+    )
+    with Engine(rules, tmp_path / "s.db") as engine:
+        statements: list[str] = []
+        engine.store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        for n in (1, 2, 1):  # two events and a redelivery
+            engine.handle(
+                {
+                    "id": f"e{n}",
+                    "kind": "created",
+                    "record": {"entity": "deal", "id": f"d{n}", "company": "c1", "owners": ["bot:inbound"]},
+                }
+            )
+        engine.store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    data = [s for s in statements if s not in ("BEGIN IMMEDIATE", "COMMIT")]
+    assert len(data) > 20
+    assert [s for s in data if "account" not in s] == []

@@ -207,17 +207,18 @@ class SqlTransaction:
             )
 
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
+        suffix = ""
         if self._d.locks:
-            # One statement creates the row if needed, locks it until commit and reads it.
-            state = self._s.one(
-                "INSERT INTO strategy_state (account, bot, state) VALUES (?, ?, '{}') "
-                "ON CONFLICT (account, bot) DO UPDATE SET state = strategy_state.state RETURNING state",
+            # The row must exist to be locked: create it empty (writing nothing when it
+            # exists), then hold it until commit. Pipelined, both are one round trip.
+            self._s.execute(
+                "INSERT INTO strategy_state (account, bot, state) VALUES (?, ?, '{}') ON CONFLICT DO NOTHING",
                 (account, bot),
             )
-        else:
-            state = self._s.one(
-                "SELECT state FROM strategy_state WHERE account = ? AND bot = ?", (account, bot)
-            )
+            suffix = " FOR UPDATE"
+        state = self._s.one(
+            "SELECT state FROM strategy_state WHERE account = ? AND bot = ?" + suffix, (account, bot)
+        )
         self._states[(account, bot)] = state or "{}"
         return json.loads(state) if state else {}
 
@@ -450,14 +451,19 @@ class SqlStore:
             row = s.execute(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?", (hash,)).fetchone()
         return _token(row) if row else None
 
-    def tokens(self, account: str | None = None) -> list[Token]:
+    def _of(self, columns: str, table: str, account: str | None, order: str) -> list[Any]:
+        """The rows of ``account`` (every account's when None)."""
         with self._read() as s:
-            rows = s.execute(
-                f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE CAST(? AS TEXT) IS NULL OR account = ? "
-                "ORDER BY account, name",
-                (account, account),
-            ).fetchall()
-        return [_token(row) for row in rows]
+            return list(
+                s.execute(
+                    f"SELECT {columns} FROM {table} "
+                    f"WHERE CAST(? AS TEXT) IS NULL OR account = ? ORDER BY {order}",
+                    (account, account),
+                ).fetchall()
+            )
+
+    def tokens(self, account: str | None = None) -> list[Token]:
+        return [_token(row) for row in self._of(TOKEN_COLUMNS, "tokens", account, "account, name")]
 
     def revoke_token(self, account: str, name: str) -> bool:
         with self._write() as s:
@@ -498,13 +504,7 @@ class SqlStore:
             )
 
     def webhooks(self, account: str | None = None) -> list[Webhook]:
-        with self._read() as s:
-            rows = s.execute(
-                f"SELECT {WEBHOOK_COLUMNS} FROM webhooks "
-                "WHERE CAST(? AS TEXT) IS NULL OR account = ? ORDER BY seq",
-                (account, account),
-            ).fetchall()
-        return [_webhook(row) for row in rows]
+        return [_webhook(row) for row in self._of(WEBHOOK_COLUMNS, "webhooks", account, "seq")]
 
     def remove_webhook(self, account: str, id: str) -> bool:
         with self._write() as s:

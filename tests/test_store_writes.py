@@ -88,6 +88,18 @@ def writes(url: str) -> list[tuple[str, str, str]]:
     return [tuple(row) for row in logged]  # type: ignore[misc]
 
 
+def inbound(write_rules: Callable[..., Path], users: str, actions: str) -> Path:
+    """The team and one deal bot, ``inbound``."""
+    bot = f"bots:\n  - {{id: inbound, name: Inbound, entity: deal, users: {users}, actions: {actions}}}\n"
+    return write_rules(**{"team.yaml": TEAM + bot})
+
+
+def by_bot(n: int) -> dict[str, Any]:
+    """Event ``e<n>``: deal ``d<n>`` of company c1, to be routed by the inbound bot."""
+    record = {"entity": "deal", "id": f"d{n}", "company": "c1", "owners": ["bot:inbound"]}
+    return {"id": f"e{n}", "kind": "created", "record": record}
+
+
 def deal(n: int, owners: list[str], **fields: Any) -> dict[str, Any]:
     record = {"entity": "deal", "id": "d1", "company": "c1", "owners": owners, **fields}
     return {"id": f"e{n}", "kind": "created" if n == 1 else "updated", "record": record}
@@ -96,28 +108,10 @@ def deal(n: int, owners: list[str], **fields: Any) -> dict[str, Any]:
 def test_a_linked_record_that_did_not_change_is_not_written_again(
     store_url: str, write_rules: Callable[..., Path]
 ) -> None:
-    rules = write_rules(
-        **{
-            "team.yaml": TEAM
-            + """
-bots:
-  - id: inbound
-    name: Inbound
-    entity: deal
-    users: [anna]
-    actions: {related: {company: true}, tag: inbound}
-"""
-        }
-    )
+    rules = inbound(write_rules, "[anna]", "{related: {company: true}, tag: inbound}")
     with Engine(rules, store_url) as engine:
         watch(store_url)
-        engine.handle(
-            {
-                "id": "e1",
-                "kind": "created",
-                "record": {"entity": "deal", "id": "d1", "company": "c1", "owners": ["bot:inbound"]},
-            }
-        )
+        engine.handle(by_bot(1))
         assert sorted(writes(store_url)) == [
             ("owners", "insert", "c1:anna"),
             ("owners", "insert", "d1:anna"),
@@ -125,25 +119,13 @@ bots:
             ("records", "insert", "deal:d1"),
         ]
         # The company already has anna and the tag: only the new deal is written.
-        engine.handle(
-            {
-                "id": "e2",
-                "kind": "created",
-                "record": {"entity": "deal", "id": "d2", "company": "c1", "owners": ["bot:inbound"]},
-            }
-        )
+        engine.handle(by_bot(2))
         assert sorted(writes(store_url)) == [
             ("owners", "insert", "d2:anna"),
             ("records", "insert", "deal:d2"),
         ]
         # A redelivery writes no record at all.
-        engine.handle(
-            {
-                "id": "e2",
-                "kind": "created",
-                "record": {"entity": "deal", "id": "d2", "company": "c1", "owners": ["bot:inbound"]},
-            }
-        )
+        engine.handle(by_bot(2))
         assert writes(store_url) == []
         assert engine.record("default", "company", "c1").owners == ["anna"]  # type: ignore[union-attr]
 
@@ -229,30 +211,16 @@ def test_every_statement_of_an_event_stays_in_its_account(
 ) -> None:
     """What lets the tables be spread by account (docs/operations.md): each statement an
     event runs names the account, through its key or its columns."""
-    rules = write_rules(
-        **{
-            "team.yaml": TEAM
-            + """
-bots:
-  - id: inbound
-    name: Inbound
-    entity: deal
-    users: [anna, bartek]
-    actions: {related: {company: true}, tag: inbound, note: "To {owner.name}", notify: "New deal"}
-"""
-        }
+    rules = inbound(
+        write_rules,
+        "[anna, bartek]",
+        '{related: {company: true}, tag: inbound, note: "To {owner.name}", notify: hi}',
     )
     with Engine(rules, tmp_path / "s.db") as engine:
         statements: list[str] = []
         engine.store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
         for n in (1, 2, 1):  # two events and a redelivery
-            engine.handle(
-                {
-                    "id": f"e{n}",
-                    "kind": "created",
-                    "record": {"entity": "deal", "id": f"d{n}", "company": "c1", "owners": ["bot:inbound"]},
-                }
-            )
+            engine.handle(by_bot(n))
         engine.store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
     data = [s for s in statements if s not in ("BEGIN IMMEDIATE", "COMMIT")]
     assert len(data) > 20

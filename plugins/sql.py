@@ -74,9 +74,17 @@ class Session:
     def __init__(self, conn: Any, dialect: Dialect):
         self.conn = conn
         self.dialect = dialect
+        self._writer: Cursor = None
 
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Cursor:
         return self.conn.execute(self.dialect.sql(sql), params)
+
+    def write(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Cursor:
+        """A statement whose rows nobody reads: one cursor serves them all, as a cursor
+        per statement costs the driver more than the statement (psycopg, pipelined)."""
+        if self._writer is None:
+            self._writer = self.conn.cursor()
+        return self._writer.execute(self.dialect.sql(sql), params)
 
     def one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -171,7 +179,7 @@ class SqlTransaction:
         if before == data:
             return  # unchanged: neither the record nor its owners are written
         self._records[key] = data
-        self._s.execute(
+        self._s.write(
             "INSERT INTO records (account, entity, id, data) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (account, entity, id) DO UPDATE SET data = excluded.data",
             (*key, data),
@@ -179,7 +187,7 @@ class SqlTransaction:
         owners = list(dict.fromkeys(record["owners"]))
         is_open = bool(record.get("open", True))
         if before is False:  # not read in this transaction: replace the owners wholesale
-            self._s.execute(
+            self._s.write(
                 "DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key
             )
             gone, added = [], owners
@@ -189,18 +197,18 @@ class SqlTransaction:
             gone = [u for u in old_owners if u not in owners]
             added = [u for u in owners if u not in old_owners]
             if before is not None and bool(old.get("open", True)) != is_open:
-                self._s.execute(
+                self._s.write(
                     "UPDATE record_owners SET open = ? WHERE account = ? AND entity = ? AND record_id = ?",
                     (is_open, *key),
                 )
         if gone:
-            self._s.execute(
+            self._s.write(
                 "DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ? "
                 f'AND "user" IN ({marks(len(gone))})',
                 (*key, *gone),
             )
         if added:
-            self._s.execute(
+            self._s.write(
                 'INSERT INTO record_owners (account, entity, record_id, "user", open) VALUES '
                 + ", ".join(["(?, ?, ?, ?, ?)"] * len(added)),
                 [value for user in added for value in (*key, user, is_open)],
@@ -227,7 +235,7 @@ class SqlTransaction:
         if self._states.get((account, bot)) == data:
             return
         self._states[(account, bot)] = data
-        self._s.execute(
+        self._s.write(
             "INSERT INTO strategy_state (account, bot, state) VALUES (?, ?, ?) "
             "ON CONFLICT (account, bot) DO UPDATE SET state = excluded.state",
             (account, bot, data),
@@ -235,7 +243,7 @@ class SqlTransaction:
 
     def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
         account = outcome.account
-        cursor = self._s.execute(
+        cursor = self._s.write(
             "INSERT INTO outcomes (account, event_id, entity, record_id, outcome, fingerprint) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -250,14 +258,14 @@ class SqlTransaction:
         # The new seq without waiting for it: SQLite's rowid, PostgreSQL's sequence value.
         seq_sql, seq = (self._d.last_seq, ()) if self._d.last_seq else ("?", (cursor.lastrowid,))
         refs = touched(outcome)
-        self._s.execute(
+        self._s.write(
             "INSERT INTO outcome_records (account, entity, record_id, seq) VALUES "
             + ", ".join([f"(?, ?, ?, {seq_sql})"] * len(refs)),
             [value for entity, record_id in refs for value in (account, entity, record_id, *seq)],
         )
         if outcome.assigned:
             at = utc_iso(outcome.at or datetime.now(UTC))
-            self._s.execute(
+            self._s.write(
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES '
                 + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(outcome.assigned)),
                 [value for d in outcome.assigned for value in (*seq, account, d.bot, d.owner, at)],
@@ -294,7 +302,7 @@ class SqlTransaction:
         )
 
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
-        self._s.execute(
+        self._s.write(
             "INSERT INTO notes (account, entity, record_id, text, bot, event_id) VALUES (?, ?, ?, ?, ?, ?)",
             (account, entity, record_id, text, bot, event_id),
         )
@@ -302,7 +310,7 @@ class SqlTransaction:
     def put_notification(
         self, account: str, user: str, text: str, event_id: str, entity: str, record_id: str
     ) -> None:
-        self._s.execute(
+        self._s.write(
             'INSERT INTO notifications (account, "user", text, event_id, entity, record_id) '
             "VALUES (?, ?, ?, ?, ?, ?)",
             (account, user, text, event_id, entity, record_id),
@@ -319,7 +327,7 @@ class SqlTransaction:
     def put_delivery(
         self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str
     ) -> None:
-        self._s.execute(
+        self._s.write(
             "INSERT INTO deliveries (id, account, webhook_id, kind, payload, next_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (id, account, webhook_id, kind, payload, next_at),

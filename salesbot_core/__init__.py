@@ -16,7 +16,7 @@ from .errors import (
     StoreError,
     TransientStoreError,
 )
-from .models import Bot, Decision, Event, Outcome, Skip, User
+from .models import Bot, Decision, Event, Outcome, Release, Skip, User
 from .strategy import Context, Pick, SelectRequest, Strategy
 
 #: The marker plugins use for their hook implementations.
@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Pick",
     "PluginError",
+    "Release",
     "RulesetError",
     "SalesbotError",
     "SelectRequest",

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from factories import PYDANTIC, Message
 from salesbot_core import Decision, Engine, RulesetError
+from salesbot_core.registry import make_plugin_manager
+from salesbot_core.schema import ruleset_schema
 
 RULES = """
 settings: {timezone: Europe/Warsaw}
@@ -148,4 +152,32 @@ def test_a_bad_time_zone_or_schedule_names_file_bot_and_field(
     folder = write_rules(**{"a.yaml": bad.replace("Mars/Olympus", "UTC")})
     assert problems(folder, tmp_path) == [
         Message(f"{folder / 'a.yaml'}: bot 'office': field 'schedule': {PYDANTIC}start must be before end")
+    ]
+
+
+def test_salesbot_schema_describes_the_routing_sections() -> None:
+    """Editors complete and check the routing rules as the admin types."""
+    schema = ruleset_schema(make_plugin_manager(autoload=False).catalog())
+    validator = jsonschema.Draft202012Validator(schema)
+    good = yaml.safe_load(RULES)
+    good["bots"][0] |= {
+        "fall_through": True,
+        "unassign": {"then": "reroute"},
+        "trigger": {"owned": "reassign"},
+    }
+    assert list(validator.iter_errors(good)) == []
+    bad = yaml.safe_load(RULES)
+    bad["settings"]["timezone"] = 7
+    bad["bots"][0] |= {
+        "fall_through": "yes",
+        "unassign": {"then": "forget"},
+        "schedule": {"days": ["someday"]},
+        "trigger": {"owned": "steal"},
+    }
+    assert sorted(".".join(map(str, e.absolute_path)) for e in validator.iter_errors(bad)) == [
+        "bots.0.fall_through",
+        "bots.0.schedule",
+        "bots.0.trigger.owned",
+        "bots.0.unassign",
+        "settings",  # the timezone: settings may be null, so the anyOf reports it here
     ]

@@ -5,6 +5,7 @@ notification; ``then: reroute`` sends the record back to the pool (routed again)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,29 @@ def test_a_bad_unassign_section_names_file_bot_and_field(
         f"{folder / 'a.yaml'}: bot 'open-deals': field 'unassign': needs trigger.where: "
         "without a condition a record never stops matching",
     ]
+
+
+def test_two_workers_unassign_once(write_rules: Callable[..., Path], store_url: str) -> None:
+    """Two workers handle two different updates of the same lost deal at once: the record
+    is locked with what the bots gave it, so the owner is taken back once."""
+    folder = write_rules(**{"a.yaml": RULES % ("false", "{then: reroute}")})
+    with Engine(folder, store_url) as first, Engine(folder, store_url) as second:
+        first.route(event("e1", [], "open", kind="created"))
+        barrier = threading.Barrier(2)
+        outcomes: list[Any] = []
+
+        def work(engine: Engine, event_id: str) -> None:
+            barrier.wait()
+            outcomes.append(engine.handle(event(event_id, ["t0"], "lost", changed=["status"])))
+
+        threads = [threading.Thread(target=work, args=pair) for pair in ((first, "e2"), (second, "e3"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        statuses = sorted(d.status for outcome in outcomes for d in outcome.decisions)
+        assert statuses.count("unassigned") == 1
+        assert [n.user for n in first.outbox()] == ["t0"]
+        assert len(first.wall("default", "deal", "d1")) == 1
+        # The later update still lists t0, now an owner the host set: it stays.
+        assert sorted(tuple(o.owners_after) for o in outcomes) == [("mgr",), ("t0",)]

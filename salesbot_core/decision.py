@@ -226,7 +226,12 @@ class Decider:
             if user not in record.owners or bot is None or not reads.switches.get(bot.id, bot.active):
                 continue
             release = self.hook.salesbot_stopped_matching(
-                bot=bot, event=event, record=record, owner=user, matches=self._matches(event, bot)
+                bot=bot,
+                event=event,
+                record=record,
+                owner=user,
+                matches=self._matches(event, bot),
+                context=reads.context,
             )
             if release is not None:
                 found.append((bot, user, release))

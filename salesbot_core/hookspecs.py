@@ -142,14 +142,15 @@ def salesbot_bot_applies(
 
 @hookspec(firstresult=True)
 def salesbot_stopped_matching(
-    bot: Bot, event: Event, record: RecordT, owner: str, matches: bool
+    bot: Bot, event: Event, record: RecordT, owner: str, matches: bool, context: Context
 ) -> Release | None:
     """Say that ``record`` stopped matching ``bot``, which gave it its owner ``owner``.
 
     Called on each event that sets no bot, for each current owner a bot gave the record
     (an owner set by hand, or set again by hand after a bot gave it, is never asked
     about), when the add-on and the bot are switched on. ``matches`` is whether the
-    record still matches the bot's ``trigger.where`` (true without one). Return ``None``
+    record still matches the bot's ``trigger.where`` (true without one); ``context``
+    holds the time and what the engine read for the event. Return ``None``
     to leave the owner, or a ``Release``: the bot takes ``owner`` off the record, with
     the release's reason in the outcome (status ``unassigned``), its wall note and its
     notification to ``owner``; with ``reroute``, the record is then routed again by the

@@ -249,3 +249,35 @@ def test_two_workers_unassign_once(write_rules: Callable[..., Path], store_url: 
         assert len(first.wall("default", "deal", "d1")) == 1
         # The later update still lists t0, now an owner the host set: it stays.
         assert sorted(tuple(o.owners_after) for o in outcomes) == [("mgr",), ("t0",)]
+
+
+def test_passing_an_owner_on_to_a_linked_record_keeps_what_its_bot_gave(
+    write_rules: Callable[..., Path], tmp_path: Path, evaluator: str
+) -> None:
+    """A deal's bot adds its pick to the linked company's owners: the company's own bot can
+    still take back the owner it gave the company."""
+    rules = """
+    settings: {multiple_owners: true}
+    users: [{id: anna}, {id: t0}]
+    bots:
+      - id: accounts
+        entity: company
+        users: [anna]
+        trigger: {where: {status: active}}
+        unassign: {}
+      - id: deals
+        users: [t0]
+        actions: {related: {company: true, mode: add}}
+    """
+    with Engine(write_rules(**{"a.yaml": rules}), tmp_path / "salesbot.db", conditions=evaluator) as engine:
+        company = {"entity": "company", "id": "c1", "fields": {"status": "active"}}
+        engine.route({"id": "e1", "kind": "created", "record": {**company, "owners": []}})
+        deal = {"entity": "deal", "id": "d1", "company": "c1", "owners": ["bot:deals"]}
+        assert engine.handle({"id": "e2", "kind": "created", "record": deal}).owners_after == ["t0"]
+        assert engine.record("default", "company", "c1").owners == ["anna", "t0"]  # type: ignore[union-attr]
+        churned = {**company, "owners": ["anna", "t0"], "fields": {"status": "churned"}}
+        outcome = engine.handle({"id": "e3", "kind": "updated", "changed": ["status"], "record": churned})
+        assert outcome.owners_after == ["t0"]
+        assert [(d.bot, d.status, d.removed) for d in outcome.decisions] == [
+            ("accounts", "unassigned", "anna")
+        ]

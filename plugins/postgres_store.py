@@ -280,6 +280,16 @@ class PostgresTransaction:
             )
         )
 
+    def count_open_owned(self, account: str, user: str) -> int:
+        # The lock of count_assigned: a user's open slots are taken one event at a time.
+        self._lock(USAGE_LOCKS, f"{account}:{user}")
+        return int(
+            self._one(
+                'SELECT COUNT(*) FROM record_owners WHERE account = %s AND "user" = %s AND open',
+                (account, user),
+            )
+        )
+
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         self._conn.execute(
             "INSERT INTO notes (account, entity, record_id, text, bot, event_id) "

@@ -217,6 +217,13 @@ class SQLiteTransaction:
         ).fetchone()
         return int(count)
 
+    def count_open_owned(self, account: str, user: str) -> int:
+        # No lock of its own: BEGIN IMMEDIATE already serialises every event.
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM record_owners WHERE account = ? AND user = ? AND open = 1", (account, user)
+        ).fetchone()
+        return int(count)
+
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
         row = self._conn.execute(
             "SELECT state FROM strategy_state WHERE account = ? AND bot = ?", (account, bot)

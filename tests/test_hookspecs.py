@@ -20,6 +20,7 @@ def test_there_are_hooks() -> None:
         "salesbot_after_assign",
         "salesbot_bot_applies",
         "salesbot_open_store",
+        "salesbot_prefer_candidates",
         "salesbot_preselect",
         "salesbot_register_entities",
         "salesbot_register_propagation_modes",

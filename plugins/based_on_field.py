@@ -44,7 +44,13 @@ def _check(bot: Bot, catalog: Catalog) -> list[tuple[str, str]]:
     rotation = catalog.strategies.get(options.rotation)
     if rotation is None or rotation.name == NAME:
         available = ", ".join(sorted(name for name in catalog.strategies if name != NAME)) or "none"
-        return [("options.rotation", f"unknown rotation {excerpt(options.rotation)}; available: {available}")]
+        message = catalog.not_loaded("strategy", options.rotation)
+        return [
+            (
+                "options.rotation",
+                message or f"unknown rotation {excerpt(options.rotation)}; available: {available}",
+            )
+        ]
     return [
         ("options.rotation_options" + (f".{path}" if path else ""), message)
         for path, message in option_problems(rotation, options.rotation_options)

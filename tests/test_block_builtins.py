@@ -34,20 +34,25 @@ BOTS: list[dict[str, Any]] = [
     {"id": "sticky", "entity": "person", "users": ["jan"], "strategy": "least_loaded", "sticky": True},
     {"id": "passing", "entity": "person", "users": ["anna"], "strategy": "weighted_round_robin",
      "actions": {"related": {"company": True}}},
+    {"id": "field", "users": ["jan"], "strategy": "based_on_field",
+     "options": {"field": "manager", "rotation": "least_loaded"}},
+    {"id": "members", "users": ["anna", "jan"], "members": {"jan": {"where": {"x": 1}}}},
 ]  # fmt: skip
 
 #: Blocked built-in -> the bots and user fields that must fail, and nothing else.
 FAILS: dict[str, set[str]] = {
-    "round_robin": {"rr"},
+    "round_robin": {"rr", "members"},
     "weighted_round_robin": {"weighted", "tasks", "passing"},
-    "least_loaded": {"least", "sticky"},
-    "deal": {"rr"},
+    "least_loaded": {"least", "sticky", "field"},
+    "based_on_field": {"field"},
+    "deal": {"rr", "field", "members"},
     "person": {"weighted", "sticky", "passing"},
     "company": {"least"},
     "task": {"tasks"},
     "propagation": {"passing"},
     "eligibility": set(),
     "capacity": {"users.0.caps"},
+    "members": {"members"},
     "availability": {"users.1.working_hours", "users.2.out_of_office"},
     "sticky": {"sticky"},
     "sqlite_store": set(),

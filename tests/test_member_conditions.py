@@ -115,3 +115,26 @@ def test_a_pool_of_plain_user_ids_works_as_before(write_rules, tmp_path: Path, e
     with engine_for(write_rules, tmp_path, evaluator, bots) as engine:
         owners = [engine.handle(deal_event(n, fields={"country": "DE"})).owners_after[0] for n in range(3)]
     assert owners == ["anna", "bartek", "anna"]
+
+
+def test_a_member_condition_the_evaluator_cannot_compile_names_the_member(
+    write_rules, tmp_path: Path, evaluator: str
+) -> None:
+    where = "{$mt: {title: '(a|b)*a(a|b){12}'}}"
+    bots = f"bots:\n  - {{id: inbound, users: [anna, bartek], members: {{bartek: {{where: {where}}}}}}}\n"
+    rules = write_rules(**{"r.yaml": TEAM + bots})
+    if evaluator == "python":  # it compiles what durable-rules cannot
+        with Engine(rules, tmp_path / "s.db", conditions=evaluator) as engine:
+            title = "a" + "b" * 12
+            assert engine.handle(deal_event(1, title=title)).owners_after == ["anna"]
+            assert engine.handle(deal_event(2, title=title)).owners_after == ["bartek"]
+        return
+    with pytest.raises(RulesetError) as raised:
+        Engine(rules, tmp_path / "s.db", conditions=evaluator)
+    (problem,) = raised.value.problems
+    assert (Path(problem.file).name, problem.bot, problem.field) == (
+        "r.yaml",
+        "inbound",
+        "members.bartek.where",
+    )
+    assert problem.message.startswith("durable-rules cannot compile this condition")

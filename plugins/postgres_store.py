@@ -34,7 +34,7 @@ from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import Logged, touched
 
 SCHEMA_VERSION = 4
@@ -285,8 +285,10 @@ class PostgresTransaction:
         self._lock(USAGE_LOCKS, f"{account}:{user}")
         return int(
             self._one(
-                'SELECT COUNT(*) FROM record_owners WHERE account = %s AND "user" = %s AND open',
-                (account, user),
+                # Every entity named, so the (account, entity, user, open) index answers it.
+                "SELECT COUNT(*) FROM record_owners "
+                'WHERE account = %s AND entity = ANY(%s) AND "user" = %s AND open',
+                (account, list(ENTITIES), user),
             )
         )
 

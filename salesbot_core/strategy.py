@@ -43,8 +43,10 @@ class Context:
     #: Open records of the record's entity owned by each pool user (strategies that
     #: declare ``needs_load`` only; empty otherwise).
     load: Mapping[str, int] = field(default_factory=dict)
-    #: Records assigned to each capped pool user in the current ``day``, ``week`` and
-    #: ``month`` of the user's time zone.
+    #: For each capped pool user, the counts their fields ask for (``usage_kinds``):
+    #: records assigned in the current ``day``, ``week`` and ``month`` of the user's time
+    #: zone, in the rolling ``last_24h`` and ``last_30_days``, and ``open``, the open
+    #: records they own now.
     usage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     #: ``matches(bot, key, path)``: whether the record matches the ``where`` condition a
     #: plugin's bot field declared (``FieldSpec.conditions``), on the ruleset's evaluator.

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from salesbot_core import Outcome
-from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import Logged, touched
 
 #: Cursor-like results of both drivers: ``fetchone``, ``fetchall``, ``rowcount``, ``description``.
@@ -187,9 +187,7 @@ class SqlTransaction:
         owners = list(dict.fromkeys(record["owners"]))
         is_open = bool(record.get("open", True))
         if before is False:  # not read in this transaction: replace the owners wholesale
-            self._s.write(
-                "DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key
-            )
+            self._s.write("DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key)
             gone, added = [], owners
         else:
             old = json.loads(before) if before is not None else {"owners": []}
@@ -298,6 +296,18 @@ class SqlTransaction:
             self._s.one(
                 'SELECT COUNT(*) FROM assignments WHERE account = ? AND "user" = ? AND at >= ? AND at < ?',
                 (account, user, utc_iso(since), utc_iso(until)),
+            )
+        )
+
+    def count_open_owned(self, account: str, user: str) -> int:
+        # The lock of count_assigned: a user's open slots are taken one event at a time.
+        self._lock(USAGE_LOCKS, f"{account}:{user}")
+        return int(
+            self._s.one(
+                # Every entity named, so the (account, entity, user, open) index answers it.
+                "SELECT COUNT(*) FROM record_owners WHERE account = ? "
+                f'AND entity IN ({marks(len(ENTITIES))}) AND "user" = ? AND open',
+                (account, *ENTITIES, user),
             )
         )
 

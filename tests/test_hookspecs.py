@@ -19,13 +19,16 @@ def test_there_are_hooks() -> None:
     assert HOOKS == [
         "salesbot_after_assign",
         "salesbot_bot_applies",
+        "salesbot_keep_routing",
         "salesbot_open_store",
+        "salesbot_prefer_candidates",
         "salesbot_preselect",
         "salesbot_register_entities",
         "salesbot_register_propagation_modes",
         "salesbot_register_strategies",
         "salesbot_ruleset_fields",
         "salesbot_skip_candidate",
+        "salesbot_stopped_matching",
         "salesbot_user_available",
     ]
 

@@ -231,7 +231,7 @@ class Decider:
                 record=record,
                 owner=user,
                 matches=self._matches(event, bot),
-                context=reads.context,
+                context=replace(reads.context, matches=self._field_matcher(event)),
             )
             if release is not None:
                 found.append((bot, user, release))

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -447,7 +448,7 @@ def bot() -> None:
 
 
 def _switch(engine: Engine, account: str, bot_id: str, active: bool) -> None:
-    engine.set_bot_active(account, bot_id, active)
+    engine.set_bot_active(account, bot_id, active, by="cli")
     click.echo(escape(f"bot {bot_id!r} of account {account!r} is now {'enabled' if active else 'disabled'}"))
 
 
@@ -1043,7 +1044,7 @@ def serve(
         import uvicorn
 
         from .observability import MULTIPROC_ENV, log_config
-        from .service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS
+        from .service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS, ENV_SESSION_KEY
     except ImportError:
         _fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -1057,6 +1058,8 @@ def serve(
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
+    # One admin-page session key for all workers: a session signed by one is valid in all.
+    os.environ.setdefault(ENV_SESSION_KEY, secrets.token_hex(32))
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

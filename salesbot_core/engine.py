@@ -484,11 +484,12 @@ class Engine:
         switches = self.store.get_switches(account)
         return [(bot, switches.get(bot.id, bot.active)) for bot in self.rules.account_bots(account)]
 
-    def set_bot_active(self, account: str, bot_id: str, active: bool) -> None:
-        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again."""
+    def set_bot_active(self, account: str, bot_id: str, active: bool, by: str | None = None) -> None:
+        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again.
+        ``by`` names who did it (a token, ``cli``): the store keeps it with the time."""
         if self.rules.bot(account, bot_id) is None:
             raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        self.store.set_switch(account, bot_id, active)
+        self.store.set_switch(account, bot_id, active, by)
 
     def record(self, account: str, entity: EntityType, record_id: str) -> RecordT | None:
         """A record as the engine last stored it."""

@@ -1,0 +1,229 @@
+"""What each admin page shows, read from an engine in one call: no HTTP here."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..engine import Engine
+from ..models import Bot, Decision, Delivery, Note, Outcome, utc_iso
+from ..simulate import SimulationResult, simulate_on
+from ..store import Activity, Switch
+from ..strategy import RecordT
+from .charts import Chart, bars
+
+#: Rows per page of the bots and accounts lists, and of the decisions lists.
+PAGE_SIZE = 50
+#: The most records a dry run on the page takes.
+MAX_DRY_RUN = 100
+#: The most outcomes a record page shows (the newest).
+MAX_TIMELINE = 200
+#: The most deliveries of each status the deliveries page shows (the newest).
+MAX_DELIVERIES = 100
+
+
+def accounts(engine: Engine) -> list[str]:
+    """Every account the rules name (bots, users or settings), sorted."""
+    rules = engine.rules
+    return sorted({a for a, _ in rules.bots} | {a for a, _ in rules.users} | set(rules.settings))
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Midnight UTC of ``now``'s day: "today" on the page is the UTC day."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One account in the overview."""
+
+    account: str
+    enabled: bool
+    plan: str
+    bots: int
+    activity: Activity
+
+
+def overview(engine: Engine, shown: list[str], now: datetime) -> list[AccountRow]:
+    """The overview's rows for the accounts ``shown``: settings, bots and today's activity."""
+    since = utc_iso(start_of_day(now))
+    rows = []
+    for account in shown:
+        settings = engine.rules.account_settings(account)
+        rows.append(
+            AccountRow(
+                account,
+                settings.enabled,
+                settings.plan,
+                len(engine.rules.account_bots(account)),
+                engine.store.activity(account, since),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class BotRow:
+    """A bot as the bots list shows it, with its switch now and who set it."""
+
+    bot: Bot
+    active: bool
+    switch: Switch | None
+
+
+def bot_rows(engine: Engine, account: str) -> list[BotRow]:
+    """Every bot of an account, in file order, with its switch."""
+    switches = engine.store.switches(account)
+    return [
+        BotRow(bot, switches[bot.id].active if bot.id in switches else bot.active, switches.get(bot.id))
+        for bot in engine.rules.account_bots(account)
+    ]
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """A pool user now: their state and the reason the engine gives."""
+
+    user: str
+    name: str
+    state: str
+    reason: str
+
+
+@dataclass
+class BotPage:
+    """Everything a bot's page shows."""
+
+    row: BotRow
+    charts: list[Chart]
+    pool: list[PoolMember]
+    next_user: str | None
+    #: Why nobody is next (the bot is off, nobody is eligible), when nobody is.
+    next_reason: str
+    dry_run: SimulationResult
+    recent: list[tuple[int, Outcome]] = field(default_factory=list)
+
+
+def pool_state(reason: str) -> str:
+    """A skipped user's state in a word, from the reason the engine gave (shown beside it)."""
+    if reason.startswith("capacity reached"):
+        return "at a cap"
+    if "working hours" in reason or reason.startswith("does not work on"):
+        return "outside working hours"
+    if reason == "user is deactivated":
+        return "deactivated"
+    if " until " in reason:
+        return "out of office"
+    return "unavailable"
+
+
+def _pool(engine: Engine, account: str, bot: Bot, first: Decision | None) -> list[PoolMember]:
+    """Each pool user's state by the dry run's first decision (the engine's own reasons)."""
+    skipped = {skip.user: skip.reason for skip in first.skipped} if first else {}
+    members = []
+    for user_id in bot.users:
+        user = engine.rules.user(account, user_id)
+        name = user.display_name if user else user_id
+        if user_id in skipped:
+            members.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id]))
+        elif first is not None and first.status in ("assigned", "fallback", "no_candidate"):
+            members.append(PoolMember(user_id, name, "active", "eligible now"))
+        else:
+            members.append(PoolMember(user_id, name, "not evaluated", "the bot would not fire (see below)"))
+    return members
+
+
+def bot_page(engine: Engine, account: str, bot_id: str, now: datetime, dry_run: int) -> BotPage | None:
+    """A bot's page: the distribution, the pool now, who is next, a dry run of the next
+    ``dry_run`` synthetic records (the same as ``salesbot simulate``) and its latest
+    assignments. None when the account has no such bot."""
+    bot = engine.rules.bot(account, bot_id)
+    if bot is None:
+        return None
+    row = next(r for r in bot_rows(engine, account) if r.bot.id == bot_id)
+    periods = {
+        "Today (UTC)": start_of_day(now),
+        "Last 7 days": now - timedelta(days=7),
+        "Last 30 days": now - timedelta(days=30),
+    }
+    charts = [
+        bars(title, engine.store.distribution(account, bot_id, utc_iso(since)), bot.users)
+        for title, since in periods.items()
+    ]
+    # This rotation: the bot's latest assignments, one per pool member at most.
+    latest = engine.store.recent_outcomes(account, len(bot.users), bot=bot_id)
+    rotation = Counter(
+        d.owner for _, o in latest for d in o.decisions if d.bot == bot_id and d.owner is not None
+    )
+    charts.append(bars(f"This rotation (last {len(bot.users)} assignments)", rotation, bot.users))
+    result = simulate_on(engine, account, bot_id, max(1, min(dry_run, MAX_DRY_RUN)))
+    first = result.records[0] if result.records else None
+    decision = first.decision if first else None
+    return BotPage(
+        row=row,
+        charts=charts,
+        pool=_pool(engine, account, bot, decision),
+        next_user=first.owner if first else None,
+        next_reason=(first.reason if first else "") or "",
+        dry_run=result,
+        recent=engine.store.recent_outcomes(account, PAGE_SIZE, bot=bot_id),
+    )
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """A record's page: the record, its links, its wall and its timeline."""
+
+    record: RecordT
+    links: list[tuple[str, str]]
+    wall: list[Note]
+    timeline: list[Outcome]
+
+
+def links(record: RecordT) -> list[tuple[str, str]]:
+    """``(entity, id)`` of the records a record links to: persons, company, a task's link."""
+    found: list[tuple[str, str]] = [("person", p) for p in getattr(record, "persons", [])]
+    company = getattr(record, "company", None)
+    if company:
+        found.append(("company", company))
+    link = getattr(record, "link", None)
+    if link is not None:
+        found.append((link.entity, link.id))
+    return found
+
+
+def record_page(engine: Engine, account: str, entity: Any, record_id: str) -> RecordPage | None:
+    """A record's page, or None when the store has neither the record nor its events."""
+    record = engine.record(account, entity, record_id)
+    timeline = engine.explain(account, entity, record_id)[-MAX_TIMELINE:]
+    if record is None:
+        return None
+    return RecordPage(record, links(record), engine.wall(account, entity, record_id), timeline)
+
+
+def deliveries(engine: Engine, account: str) -> Mapping[str, list[Delivery]]:
+    """The account's pending and failed (dead) webhook deliveries, newest first."""
+    return {
+        status: engine.store.deliveries(account, status, MAX_DELIVERIES) for status in ("pending", "dead")
+    }
+
+
+def rules_status(source: object) -> dict[str, Any] | None:
+    """The rules' reload status as the overview shows it, read defensively: whatever
+    object ``salesbot serve`` keeps it in (loaded at, files, the last reload's errors)."""
+    if source is None:
+        return None
+    get = (
+        source.get
+        if isinstance(source, Mapping)
+        else lambda name, default=None: getattr(source, name, default)
+    )
+    errors = get("errors", None) or get("last_errors", None) or []
+    return {
+        "loaded_at": get("loaded_at", None),
+        "files": list(get("files", None) or []),
+        "errors": [str(e) for e in errors],
+    }

@@ -159,6 +159,12 @@ class Decider:
             notifications,
         )
 
+    def pick_now(self, event: Event, bot: Bot, reads: Reads) -> Decision:
+        """Whom ``bot`` would pick for ``event``'s record if it fired, whatever its switch and
+        trigger say: its candidates, each skipped user with the engine's reason, and the
+        strategy's pick (the admin page's "pool now" and "next in rotation")."""
+        return self._pick(event, bot, self.catalog.entities[event.record.entity], reads, [])
+
     def _why_not(self, event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
         """The reasons the bot must not fire for this event (none: it fires)."""
         account, record = event.account, event.record

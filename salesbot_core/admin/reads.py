@@ -101,7 +101,7 @@ class BotPage:
     charts: list[Chart]
     pool: list[PoolMember]
     next_user: str | None
-    #: Why nobody is next (the bot is off, nobody is eligible), when nobody is.
+    #: The strategy's reason for the pick, or why nobody (or the fallback) is next.
     next_reason: str
     dry_run: SimulationResult
     recent: list[tuple[int, Outcome]] = field(default_factory=list)
@@ -120,19 +120,17 @@ def pool_state(reason: str) -> str:
     return "unavailable"
 
 
-def _pool(engine: Engine, account: str, bot: Bot, first: Decision | None) -> list[PoolMember]:
-    """Each pool user's state by the dry run's first decision (the engine's own reasons)."""
-    skipped = {skip.user: skip.reason for skip in first.skipped} if first else {}
+def _pool(engine: Engine, account: str, bot: Bot, now: Decision) -> list[PoolMember]:
+    """Each pool user's state by ``Engine.pool_now`` (the engine's own reasons)."""
+    skipped = {skip.user: skip.reason for skip in now.skipped}
     members = []
     for user_id in bot.users:
         user = engine.rules.user(account, user_id)
         name = user.display_name if user else user_id
         if user_id in skipped:
             members.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id]))
-        elif first is not None and first.status in ("assigned", "fallback", "no_candidate"):
-            members.append(PoolMember(user_id, name, "active", "eligible now"))
         else:
-            members.append(PoolMember(user_id, name, "not evaluated", "the bot would not fire (see below)"))
+            members.append(PoolMember(user_id, name, "active", "eligible now"))
     return members
 
 
@@ -159,16 +157,14 @@ def bot_page(engine: Engine, account: str, bot_id: str, now: datetime, dry_run: 
         d.owner for _, o in latest for d in o.decisions if d.bot == bot_id and d.owner is not None
     )
     charts.append(bars(f"This rotation (last {len(bot.users)} assignments)", rotation, bot.users))
-    result = simulate_on(engine, account, bot_id, max(1, min(dry_run, MAX_DRY_RUN)))
-    first = result.records[0] if result.records else None
-    decision = first.decision if first else None
+    pick = engine.pool_now(account, bot_id, now)
     return BotPage(
         row=row,
         charts=charts,
-        pool=_pool(engine, account, bot, decision),
-        next_user=first.owner if first else None,
-        next_reason=(first.reason if first else "") or "",
-        dry_run=result,
+        pool=_pool(engine, account, bot, pick),
+        next_user=pick.owner,
+        next_reason=pick.reason,
+        dry_run=simulate_on(engine, account, bot_id, max(1, min(dry_run, MAX_DRY_RUN))),
         recent=engine.store.recent_outcomes(account, PAGE_SIZE, bot=bot_id),
     )
 

@@ -151,13 +151,15 @@ def bot_page(engine: Engine, account: str, bot_id: str, now: datetime, dry_run: 
         bars(title, engine.store.distribution(account, bot_id, utc_iso(since)), bot.users)
         for title, since in periods.items()
     ]
-    # This rotation: the bot's latest assignments, one per pool member at most.
-    latest = engine.store.recent_outcomes(account, len(bot.users), bot=bot_id)
+    pick = engine.pool_now(account, bot_id, now)
+    # This rotation: one turn of the users eligible now (the whole pool when none is),
+    # i.e. the bot's latest assignments, as many as there are eligible users.
+    turn = len(pick.candidates) or len(bot.users)
+    latest = engine.store.recent_outcomes(account, turn, bot=bot_id)
     rotation = Counter(
         d.owner for _, o in latest for d in o.decisions if d.bot == bot_id and d.owner is not None
     )
-    charts.append(bars(f"This rotation (last {len(bot.users)} assignments)", rotation, bot.users))
-    pick = engine.pool_now(account, bot_id, now)
+    charts.append(bars(f"This rotation (last {turn} assignments)", rotation, bot.users))
     return BotPage(
         row=row,
         charts=charts,

@@ -25,12 +25,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import bots_scale, conditions, list_operation, memory, page, per_event, postgres_workers, service
+from . import bots_scale, conditions, list_operation, memory, page, per_event, postgres_workers, service, startup
 from .common import BenchmarkFailed, Options, Report, Row
 
 BENCHMARKS = {
     module.NAME: module
-    for module in (per_event, list_operation, bots_scale, conditions, memory, postgres_workers, service, page)
+    for module in (
+        per_event,
+        list_operation,
+        bots_scale,
+        conditions,
+        memory,
+        postgres_workers,
+        service,
+        startup,
+        page,
+    )
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 UNIT_FORMATS = {
@@ -39,7 +49,7 @@ UNIT_FORMATS = {
     "µs": ",.1f",
     "s": ",.3f",
     "MB": ",.1f",
-    "ms": ",.1f",
+    "ms": ",.0f",
 }
 
 

@@ -41,12 +41,13 @@ from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .safetext import excerpt
 from .store import Store, Transaction
 from .strategy import Context, RecordT
+from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
+from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
+from .vocabulary import MAX_OUTBOX_LIMIT as MAX_OUTBOX_LIMIT
 from .webhooks import queue_deliveries
 
 T = TypeVar("T")
 
-DEFAULT_RULESETS = "rulesets"
-DEFAULT_STORE = "salesbot.db"
 #: How often a transaction is tried when the store fails in a way that passes
 #: (``TransientStoreError``: a deadlock, a lost connection, a server restarting).
 RETRY_ATTEMPTS = 12
@@ -56,10 +57,6 @@ RETRY_ATTEMPTS = 12
 #: for a connection: enough to ride out a PostgreSQL restart.
 RETRY_FIRST_WAIT = 0.05
 RETRY_MAX_WAIT = 5.0
-
-
-#: The most notifications one ``Engine.outbox`` call returns.
-MAX_OUTBOX_LIMIT = 10_000
 
 
 class Delivered(NamedTuple):

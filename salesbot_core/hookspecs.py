@@ -21,6 +21,8 @@ from .store import Store
 from .strategy import Context, Pick, RecordT, Strategy
 
 hookspec = pluggy.HookspecMarker("salesbot")
+#: The marker plugins use for their hook implementations (``salesbot_core.hookimpl``).
+hookimpl = pluggy.HookimplMarker("salesbot")
 
 
 @hookspec

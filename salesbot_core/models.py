@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, fie
 from .errors import EventError
 from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
 from .safetext import excerpt
+from .vocabulary import ENTITIES as ENTITIES
+from .vocabulary import EntityType as EntityType
 
-EntityType = Literal["deal", "person", "company", "task"]
-ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
 #: A record by ``(entity, id)``.
 LinkRef = tuple["EntityType", str]
 EventKind = Literal["created", "updated", "list"]

@@ -185,6 +185,12 @@ def sign_in(client: TestClient, secret: str) -> Any:
     return client.post("/signin", data={"csrf": csrf_of(form.text), "token": secret}, follow_redirects=False)
 
 
+def signed_in(client: TestClient, secret: str, page: str = "/") -> str:
+    """Sign in with ``secret``; the CSRF token of the session (from ``page``'s forms)."""
+    sign_in(client, secret)
+    return csrf_of(client.get(page).text)
+
+
 def test_sign_in_takes_a_token_with_manage_and_keeps_only_a_signed_name(
     site: tuple[TestClient, dict[str, str], str],
 ) -> None:
@@ -239,8 +245,7 @@ def test_an_account_token_gets_404_on_every_page_of_another_account(
     site: tuple[TestClient, dict[str, str], str],
 ) -> None:
     client, made, _ = site
-    sign_in(client, made["beta"])
-    csrf = csrf_of(client.get("/a/beta").text)
+    csrf = signed_in(client, made["beta"], "/a/beta")
     for route in admin_routes(client):
         method = next(iter(route.methods))
         for account in ("default", "nobody"):
@@ -273,8 +278,7 @@ def test_every_page_has_a_strict_csp_and_no_inline_script_or_style(
     site: tuple[TestClient, dict[str, str], str],
 ) -> None:
     client, made, _ = site
-    sign_in(client, made["admin"])
-    csrf = csrf_of(client.get("/").text)
+    csrf = signed_in(client, made["admin"])
     pages = [client.get("/signin"), client.get("/")]
     for route in admin_routes(client):
         if "GET" in route.methods:
@@ -295,8 +299,7 @@ def test_every_page_has_a_strict_csp_and_no_inline_script_or_style(
 
 def test_the_dry_run_form_is_bounded(site: tuple[TestClient, dict[str, str], str]) -> None:
     client, made, _ = site
-    sign_in(client, made["page"])
-    csrf = csrf_of(client.get("/a/default").text)
+    csrf = signed_in(client, made["page"])
     ran = client.post("/a/default/bots/inbound/simulate", data={"csrf": csrf, "count": "3"})
     assert "3 records: 3 assigned; nothing is written" in ran.text
     for count in ("0", "101", "x", "-1"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,10 @@ import pg_server
 import pytest
 from admin_site import HOLIDAY, HOSTILE, IMG, SCRIPT, browser, make_tokens, write_rules
 from test_service import bearer, serve
+
+from salesbot_core.engine import open_store
+from salesbot_core.registry import make_plugin_manager
+from salesbot_core.webhooks import add_webhook
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,8 +39,8 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
 class Site:
     """A running ``salesbot serve``, its tokens, and a browser signed in or not."""
 
-    def __init__(self, store: str, client: httpx.Client, secrets: dict[str, str], driver: Any):
-        self.store, self.api, self.secrets, self.driver = store, client, secrets, driver
+    def __init__(self, store: str, db: str, client: httpx.Client, secrets: dict[str, str], driver: Any):
+        self.store, self.db, self.api, self.secrets, self.driver = store, db, client, secrets, driver
         self.base = str(client.base_url).rstrip("/")
 
     def open(self, path: str) -> None:
@@ -102,7 +107,7 @@ def site(
         rules = write_rules(folder / "rulesets")
         secrets = make_tokens(db)
         client = stack.enter_context(contextlib.contextmanager(serve)(rules, db, folder))
-        yield Site(request.param, client, secrets, driver)
+        yield Site(request.param, db, client, secrets, driver)
 
 
 def test_1_a_bot_switched_off_in_the_page_assigns_nothing(site: Site) -> None:
@@ -268,8 +273,41 @@ def test_6_a_form_post_without_the_csrf_token_is_refused(site: Site) -> None:
         assert http.post("/signout", data={}).status_code == 403
     listed = site.api.get("/v1/accounts/default/bots", headers=bearer(site.secrets["events"])).json()
     assert {b["id"]: b["active"] for b in listed["bots"]}["inbound"] is True
-    site.open("/a/default/deliveries")
-    site.screenshot("deliveries")
+
+
+def test_7_a_failed_delivery_shows_its_error_and_is_retried_from_the_page(site: Site) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    store = open_store(make_plugin_manager(), site.db)
+    try:
+        # Nothing listens on the discard port: serve's delivery worker fails, to retry later.
+        add_webhook(store, "default", "http://127.0.0.1:9/hook", ["assignment"])
+        site.event({"entity": "deal", "id": "hook-1", "owners": ["bot:inbound"]}, "hook-1")
+        dead = None
+        for _ in range(600):
+            failed = [d for d in store.deliveries("default", "pending") if d.last_error]
+            # Given up now rather than after the retry horizon (unless claimed again meanwhile).
+            if failed and store.finish_delivery(
+                failed[0].id, failed[0].attempts, "dead", failed[0].next_at, failed[0].last_error
+            ):
+                dead = failed[0]
+                break
+            time.sleep(0.1)
+        assert dead is not None and dead.last_error
+        site.sign_in("page")
+        site.open("/a/default/deliveries")
+        row = site.driver.find_element(By.XPATH, f"//tr[td/code[text()='{dead.id}']]")
+        assert dead.last_error[:40] in row.text
+        site.screenshot("deliveries")
+        row.find_element(By.XPATH, ".//button[normalize-space()='Retry']").click()
+        WebDriverWait(site.driver, 10).until(expected_conditions.staleness_of(row))
+        assert site.h1() == "Webhook deliveries"
+        assert store.deliveries("default", "dead") == []
+        assert [d.id for d in store.deliveries("default", "pending")] == [dead.id]
+    finally:
+        store.close()
 
 
 def _csrf(html: str) -> str:

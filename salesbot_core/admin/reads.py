@@ -194,11 +194,12 @@ def links(record: RecordT) -> list[tuple[str, str]]:
 
 
 def record_page(engine: Engine, account: str, entity: Any, record_id: str) -> RecordPage | None:
-    """A record's page, or None when the store has neither the record nor its events."""
+    """A record's page (its latest ``MAX_TIMELINE`` outcomes), or None when the store
+    has no such record."""
     record = engine.record(account, entity, record_id)
-    timeline = engine.explain(account, entity, record_id)[-MAX_TIMELINE:]
     if record is None:
         return None
+    timeline = engine.explain(account, entity, record_id)[-MAX_TIMELINE:]
     return RecordPage(record, links(record), engine.wall(account, entity, record_id), timeline)
 
 

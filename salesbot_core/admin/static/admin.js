@@ -11,7 +11,8 @@
   async function refresh() {
     try {
       const response = await fetch(body.dataset.src, { credentials: "same-origin" });
-      if (response.ok) {
+      // A session that ended is sent to sign in: the rows stay as they were.
+      if (response.ok && !response.redirected) {
         // The rows are the server's own escaped HTML fragment (outcome_rows.html).
         body.innerHTML = await response.text();
       }

@@ -91,6 +91,21 @@ def test_an_older_sqlite_file_gains_who_and_when_of_its_switches(
     assert rows(str(db), "PRAGMA user_version") == [(6,)]
 
 
+def test_an_older_postgresql_database_gains_who_and_when_of_its_switches(
+    deal_bot_rules: Path, postgres_url: str
+) -> None:
+    import psycopg
+
+    with Engine(deal_bot_rules, postgres_url) as engine:
+        engine.set_bot_active("default", "inbound", False)
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("ALTER TABLE bot_switches DROP COLUMN changed_by, DROP COLUMN changed_at")
+        conn.execute("UPDATE salesbot_schema SET version = 4")  # as schema version 4 left it
+    with Engine(deal_bot_rules, postgres_url) as engine:
+        assert engine.store.switches("default") == {"inbound": Switch(False, None, None)}
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(5,)]
+
+
 # --- The pool now, and the charts ---------------------------------------------------------
 
 POOL = """

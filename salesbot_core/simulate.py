@@ -23,7 +23,7 @@ from typing import Any
 
 from .engine import Engine
 from .errors import EventError, SalesbotError
-from .models import Bot, Decision, EventKind, Outcome
+from .models import Bot, EventKind, Outcome
 from .rulesets import Rules
 from .tally import Tally
 from .vocabulary import DEFAULT_SIMULATE_COUNT
@@ -48,9 +48,6 @@ class SimulatedRecord:
     #: The decision status (``assigned``, ``fallback``, ``not_applied``, ``no_candidate``).
     status: str
     reason: str
-    #: The bot's whole decision (candidates, each skipped user and why, strategy state),
-    #: None for a duplicate event id.
-    decision: Decision | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +191,7 @@ def _simulated(tally: Tally, bot: Bot, number: int, record_id: str, outcome: Out
         return SimulatedRecord(number, record_id, None, "duplicate", "event id already processed")
     if decision is None:  # not expected: the bot is the record's owner
         return SimulatedRecord(number, record_id, None, "no_bot", "")
-    return SimulatedRecord(number, record_id, decision.owner, decision.status, decision.reason, decision)
+    return SimulatedRecord(number, record_id, decision.owner, decision.status, decision.reason)
 
 
 def _numbered(bot: Bot, records: int | Iterable[Mapping[str, Any]] | Path) -> Iterator[tuple[int, object]]:

@@ -142,6 +142,7 @@ def test_the_pool_now_gives_each_skipped_user_with_the_engines_reason(
             "olga": "deactivated",
             "jan": "out of office",
         }
+        assert pool_state("in a meeting (a host's calendar plugin)") == "unavailable"
         assert rows(str(tmp_path / "s.db"), "SELECT COUNT(*) FROM outcomes") == [(0,)]  # nothing written
 
 

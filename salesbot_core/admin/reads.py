@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,17 +108,20 @@ class BotPage:
     recent: list[tuple[int, Outcome]] = field(default_factory=list)
 
 
+#: A skipped user's state in a word, by the shape of the reason the engine gave (which
+#: the page shows beside it): the wording of the built-in eligibility plugins. A reason
+#: of another shape (a host's own plugin) reads "unavailable".
+STATES = (
+    ("at a cap", re.compile(r"reached: \d+ per (day|week|month)$")),
+    ("outside working hours", re.compile(r"^(outside working hours|does not work on) ")),
+    ("deactivated", re.compile(r"^user is deactivated$")),
+    ("out of office", re.compile(r" until \d{4}-")),
+)
+
+
 def pool_state(reason: str) -> str:
-    """A skipped user's state in a word, from the reason the engine gave (shown beside it)."""
-    if reason.startswith("capacity reached"):
-        return "at a cap"
-    if "working hours" in reason or reason.startswith("does not work on"):
-        return "outside working hours"
-    if reason == "user is deactivated":
-        return "deactivated"
-    if " until " in reason:
-        return "out of office"
-    return "unavailable"
+    """A skipped user's state in a word (see ``STATES``)."""
+    return next((state for state, shape in STATES if shape.search(reason)), "unavailable")
 
 
 def _pool(engine: Engine, account: str, bot: Bot, now: Decision) -> list[PoolMember]:

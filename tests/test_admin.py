@@ -229,6 +229,15 @@ def test_sign_in_takes_a_token_with_manage_and_keeps_only_a_signed_name(
     assert client.get("/").status_code == 200
 
 
+def test_over_https_the_session_cookie_is_secure(site: tuple[TestClient, dict[str, str], str]) -> None:
+    client, made, _ = site
+    client.base_url = "https://testserver"  # type: ignore[assignment]
+    done = sign_in(client, made["page"])
+    cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith("salesbot_session="))
+    assert "secure" in {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert client.get("https://testserver/").status_code == 200
+
+
 def test_revoking_the_token_ends_its_sessions_and_sign_out_needs_the_csrf_token(
     site: tuple[TestClient, dict[str, str], str],
 ) -> None:

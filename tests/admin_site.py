@@ -8,6 +8,7 @@ off, and a bot for the distribution; account ``beta`` with one bot.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +71,9 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+#: Debian's packages put both on PATH (`chromium`, `chromium-driver`).
+CHROMIUM = shutil.which("chromium") or "chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "chromedriver"
 
 
 def write_rules(folder: Path) -> Path:

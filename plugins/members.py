@@ -17,19 +17,16 @@ ruleset bot belongs to this plugin (``MEMBERS``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from salesbot_core import Bot, Context, User, hookimpl
 from salesbot_core.catalog import Catalog
+from salesbot_core.conditions import quoted
 from salesbot_core.fields import FieldSpec
 from salesbot_core.models import Identifier, Model
 from salesbot_core.safetext import excerpt
 from salesbot_core.strategy import RecordT
-
-#: The longest condition a reason quotes: the audit names the condition, not a page of it.
-QUOTED_CONDITION = 120
 
 
 class Member(Model):
@@ -87,10 +84,6 @@ MEMBERS: FieldSpec[Members] = FieldSpec(
 )
 
 
-def _quoted(condition: Mapping[str, Any]) -> str:
-    return excerpt(json.dumps(condition, sort_keys=True, ensure_ascii=False), QUOTED_CONDITION)
-
-
 @hookimpl
 def salesbot_ruleset_fields() -> list[FieldSpec[Members]]:
     return [MEMBERS]
@@ -101,7 +94,7 @@ def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Cont
     member = MEMBERS.get(bot).get(user.id)
     if member is None or member.where is None or context.matches(bot, "members", f"{user.id}.where"):
         return None
-    return f"the record does not match members.{user.id}.where {_quoted(member.where)}"
+    return f"the record does not match members.{user.id}.where {quoted(member.where)}"
 
 
 @hookimpl

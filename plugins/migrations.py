@@ -18,11 +18,12 @@ The versions that shipped, on this history:
                                                                          explain index
  4          4                            3                              API tokens
  5          5                            4                              signed webhooks
- 6          6                            6                              compact indexes
+ 6          6                            5                              the admin page
+ 7          7                            7                              compact indexes
 =========  ===========================  ==============================  =====================
 
-PostgreSQL numbered its own history until version 5 of this one, one behind: a recorded
-version below 5 is read as one more (``postgres_store``). From 6 on both record the same.
+PostgreSQL numbered its own history until version 6 of this one, one behind: a recorded
+version below 6 is read as one more (``postgres_store``). From 7 on both record the same.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from salesbot_core import page_queries
+
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
-#: opening (which must not upgrade) takes a database from it on (version 6 only dropped
+#: opening (which must not upgrade) takes a database from it on (version 7 only dropped
 #: indexes).
-READABLE_VERSION = 5
+READABLE_VERSION = 6
 
 
 def ddl(s: Session, script: str) -> None:
@@ -236,16 +239,30 @@ CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, se
 
 
 def step_6(s: Session) -> None:
+    """The admin page: who switched a bot and when, and an index for each of its queries
+    (``salesbot_core.page_queries``)."""
+    switch_columns = columns(s, "bot_switches")
+    for column in ("changed_by", "changed_at"):
+        if column not in switch_columns:
+            # Switches set before show neither who nor when.
+            s.execute(f"ALTER TABLE bot_switches ADD COLUMN {column} TEXT")
+    ddl(s, page_queries.INDEXES)
+
+
+def step_7(s: Session) -> None:
     """Only the indexes a query reads, as every event writes each one:
 
     - ``assignments_bot`` served no query: ``assignment_counts`` reads the whole table, and
       caps count by ``(account, "user", at)``, which ``assignments_user`` serves;
     - ``outcomes_record`` has served no query since explain reads ``outcome_records``
-      (version 3); an event id is looked up by ``UNIQUE (account, event_id)``."""
+      (version 3); an event id is looked up by ``UNIQUE (account, event_id)``.
+
+    The admin page's indexes (version 6) each serve one of its queries
+    (``salesbot_core.page_queries``)."""
     ddl(s, "DROP INDEX IF EXISTS assignments_bot; DROP INDEX IF EXISTS outcomes_record")
 
 
-STEPS: tuple[Callable[[Session], None], ...] = (step_1, step_2, step_3, step_4, step_5, step_6)
+STEPS: tuple[Callable[[Session], None], ...] = (step_1, step_2, step_3, step_4, step_5, step_6, step_7)
 assert len(STEPS) == SCHEMA_VERSION
 
 

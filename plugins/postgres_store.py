@@ -57,7 +57,7 @@ RECONNECT_TIMEOUT = 300
 SCHEMA_LOCK = 7_264_011
 #: The last version PostgreSQL numbered on its own history, one behind the shared one
 #: (see ``salesbot_plugins.migrations``).
-OWN_HISTORY_UNTIL = 4
+OWN_HISTORY_UNTIL = 5
 
 
 def _schema_version(conn: Any) -> int | None:

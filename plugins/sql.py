@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from salesbot_core import Outcome
+from salesbot_core import Outcome, page_queries
 from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Logged, touched
+from salesbot_core.store import Activity, Logged, Switch, touched
 
 #: Cursor-like results of both drivers: ``fetchone``, ``fetchall``, ``rowcount``, ``description``.
 Cursor = Any
@@ -443,13 +443,38 @@ class SqlStore:
                 }
         return [i for i in wanted if i in done]
 
-    def set_switch(self, account: str, bot: str, active: bool) -> None:
+    def set_switch(self, account: str, bot: str, active: bool, by: str | None = None) -> None:
         with self._write() as s:
             s.execute(
-                "INSERT INTO bot_switches (account, bot, active) VALUES (?, ?, ?) "
-                "ON CONFLICT (account, bot) DO UPDATE SET active = excluded.active",
-                (account, bot, active),
+                "INSERT INTO bot_switches (account, bot, active, changed_by, changed_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, bot) DO UPDATE SET active = excluded.active, "
+                "changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+                (account, bot, active, by, utc_iso(datetime.now(UTC))),
             )
+
+    def switches(self, account: str) -> dict[str, Switch]:
+        with self._read() as s:
+            rows = s.execute(
+                "SELECT bot, active, changed_by, changed_at FROM bot_switches WHERE account = ?", (account,)
+            ).fetchall()
+        return {bot: Switch(bool(active), by, at) for bot, active, by, at in rows}
+
+    def distribution(self, account: str, bot: str, since: str | None = None) -> dict[str, int]:
+        with self._read() as s:
+            rows = s.execute(page_queries.DISTRIBUTION, (account, bot, since or "")).fetchall()
+        return {user: int(n) for user, n in rows}
+
+    def recent_outcomes(
+        self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
+    ) -> list[tuple[int, Outcome]]:
+        with self._read() as s:
+            rows = s.execute(*page_queries.recent_params(account, limit, before, bot)).fetchall()
+        return [(int(seq), Outcome.model_validate_json(text)) for seq, text in rows]
+
+    def activity(self, account: str, since: str) -> Activity:
+        with self._read() as s:
+            row = s.execute(page_queries.ACTIVITY, page_queries.activity_params(account, since)).fetchone()
+        return Activity(*map(int, row))
 
     def get_switches(self, account: str) -> dict[str, bool]:
         with self._read() as s:

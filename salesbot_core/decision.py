@@ -213,6 +213,12 @@ class Decider:
             reroute=reroute,
         )
 
+    def pick_now(self, event: Event, bot: Bot, reads: Reads) -> Decision:
+        """Whom ``bot`` would pick for ``event``'s record if it fired, whatever its switch and
+        trigger say: its candidates, each skipped user with the engine's reason, and the
+        strategy's pick (the admin page's "pool now" and "next in rotation")."""
+        return self._pick(event, bot, self.catalog.entities[event.record.entity], reads, [])
+
     def _released(self, event: Event, reads: Reads) -> list[tuple[Bot, str, Release]]:
         """The owners bots gave the record that it stopped matching, ``(bot, user, release)``
         each, as ``salesbot_stopped_matching`` says: only on an event that sets no bot (a
@@ -231,7 +237,7 @@ class Decider:
                 record=record,
                 owner=user,
                 matches=self._matches(event, bot),
-                context=reads.context,
+                context=replace(reads.context, matches=self._field_matcher(event)),
             )
             if release is not None:
                 found.append((bot, user, release))

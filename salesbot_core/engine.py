@@ -28,6 +28,7 @@ from .models import (
     GIVEN_BY,
     LIST_PREFIX,
     Bot,
+    Decision,
     EntityType,
     Event,
     Note,
@@ -496,11 +497,31 @@ class Engine:
         switches = self.store.get_switches(account)
         return [(bot, switches.get(bot.id, bot.active)) for bot in self.rules.account_bots(account)]
 
-    def set_bot_active(self, account: str, bot_id: str, active: bool) -> None:
-        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again."""
+    def set_bot_active(self, account: str, bot_id: str, active: bool, by: str | None = None) -> None:
+        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again.
+        ``by`` names who did it (a token, ``cli``): the store keeps it with the time."""
         if self.rules.bot(account, bot_id) is None:
             raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        self.store.set_switch(account, bot_id, active)
+        self.store.set_switch(account, bot_id, active, by)
+
+    def pool_now(self, account: str, bot_id: str, at: datetime | None = None) -> Decision:
+        """Whom a bot would pick for a new record now (or ``at``) if it fired, whatever its
+        switch and trigger: each pool user a candidate or skipped with the engine's reason,
+        and who is next in rotation. Decided in a dry run on the store's state: nothing is
+        written. ``SalesbotError`` for an unknown bot."""
+        bot = self.rules.bot(account, bot_id)
+        if bot is None:
+            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
+        record = {"entity": bot.entity, "id": "pool-now", "owners": [bot.owner_ref]}
+        event = self.validate(
+            {"id": "pool-now", "kind": "created", "account": account, "record": record, "at": at}
+        )
+
+        def attempt() -> Decision:
+            with self.store.dry_run() as tx:
+                return self._decider.pick_now(event, bot, self._read(tx, event, [bot]))
+
+        return _retrying(attempt)
 
     def record(self, account: str, entity: EntityType, record_id: str) -> RecordT | None:
         """A record as the engine last stored it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def serve(
         import uvicorn
 
         from ..observability import MULTIPROC_ENV, log_config
-        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS
+        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS, ENV_SESSION_KEY
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -67,6 +68,8 @@ def serve(
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
+    # One admin-page session key for all workers: a session signed by one is valid in all.
+    os.environ.setdefault(ENV_SESSION_KEY, secrets.token_hex(32))
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

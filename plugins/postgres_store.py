@@ -29,15 +29,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Logged, touched
+from salesbot_core.store import PRUNE_BATCH, PRUNE_EVERY, KeptEvent, Logged, retention_days, touched
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
@@ -133,6 +133,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
+-- Version 5: the payload of each processed event, for `salesbot replay`, while it is
+-- within the retention (SALESBOT_EVENT_RETENTION_DAYS). Its outcome is in outcomes.
+CREATE TABLE IF NOT EXISTS event_payloads (
+    seq BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    routed INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
+CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at);
 """
 #: Index the outcomes a version-1 database logged under the records they changed.
 BACKFILL_OUTCOME_RECORDS = """
@@ -164,8 +175,9 @@ def _iso(moment: datetime) -> str:
 class PostgresTransaction:
     """The reads and writes of one event on an open PostgreSQL transaction."""
 
-    def __init__(self, conn: Any):
+    def __init__(self, conn: Any, retention_days: int):
         self._conn = conn
+        self._retention_days = retention_days
 
     def _lock(self, space: int, key: str) -> None:
         """Take a transaction-scoped advisory lock on ``key`` in a lock space of its own
@@ -256,6 +268,17 @@ class PostgresTransaction:
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES (%s, %s, %s, %s, %s)',
                 [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
             )
+
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        if not self._retention_days:
+            return
+        seq = self._one(
+            "INSERT INTO event_payloads (account, event_id, at, routed, payload) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
+            (account, event_id, _iso(at), int(routed), payload),
+        )
+        if seq % PRUNE_EVERY == 0:
+            _prune(self._conn, datetime.now(UTC) - timedelta(days=self._retention_days), PRUNE_BATCH)
 
     def get_switches(self, account: str) -> dict[str, bool]:
         return _switches(self._conn, account)
@@ -355,6 +378,17 @@ def _read_only(conn: Any) -> None:
     conn.commit()
 
 
+def _prune(conn: Any, before: datetime, limit: int) -> int:
+    # SKIP LOCKED: workers pruning at once take different rows instead of waiting.
+    return int(
+        conn.execute(
+            "DELETE FROM event_payloads WHERE seq IN (SELECT seq FROM event_payloads "
+            "WHERE at < %s ORDER BY at LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (_iso(before), limit),
+        ).rowcount
+    )
+
+
 def _switches(conn: Any, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = %s", (account,)).fetchall()
     return {bot: bool(active) for bot, active in rows}
@@ -382,6 +416,7 @@ class PostgresStore:
             ) from None
         self._psycopg = psycopg
         self.url = url
+        self._retention_days = retention_days()
         self._dry_run_schema = False
         try:
             # One direct connection first: an unreachable server fails at once, not after
@@ -425,7 +460,7 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
         with self._connection() as conn:
-            yield PostgresTransaction(conn)
+            yield PostgresTransaction(conn, self._retention_days)
 
     @contextmanager
     def dry_run(self) -> Iterator[PostgresTransaction]:
@@ -435,7 +470,7 @@ class PostgresStore:
             try:
                 if self._dry_run_schema:
                     _create_schema(conn)
-                yield PostgresTransaction(conn)
+                yield PostgresTransaction(conn, self._retention_days)
             finally:
                 conn.rollback()
 
@@ -455,6 +490,20 @@ class PostgresStore:
                 (account, entity, record_id),
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
+
+    def kept_events(self, account: str, since: datetime, until: datetime, limit: int) -> list[KeptEvent]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT e.payload, e.routed, o.outcome FROM event_payloads e "
+                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+                "WHERE e.account = %s AND e.at >= %s AND e.at < %s ORDER BY e.seq LIMIT %s",
+                (account, _iso(since), _iso(until), limit),
+            ).fetchall()
+        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o)) for p, r, o in rows]
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        with self._connection() as conn:
+            return _prune(conn, before, limit)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         with self._connection() as conn:

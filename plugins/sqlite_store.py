@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Logged, touched
+from salesbot_core.store import PRUNE_BATCH, PRUNE_EVERY, KeptEvent, Logged, retention_days, touched
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -121,11 +121,22 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
+-- Version 6: the payload of each processed event, for `salesbot replay`, while it is
+-- within the retention (SALESBOT_EVENT_RETENTION_DAYS). Its outcome is in outcomes.
+CREATE TABLE IF NOT EXISTS event_payloads (
+    seq INTEGER PRIMARY KEY,
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    at TEXT NOT NULL,  -- when the event was decided, UTC ISO 8601
+    routed INTEGER NOT NULL,
+    payload TEXT NOT NULL  -- the event as canonical JSON
+);
+CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
+CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at);
 """
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -150,6 +161,7 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
     # Version 4 added the tokens table (created empty by SCHEMA): no older data to carry.
     # Version 5 added signing secrets, webhooks and deliveries (created empty by SCHEMA):
     # nothing older is delivered, so no data to carry either.
+    # Version 6 added event payloads (created empty by SCHEMA): older ones were not kept.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -173,8 +185,9 @@ def _migrate(conn: sqlite3.Connection) -> int:
 class SQLiteTransaction:
     """The reads and writes of one event on an open SQLite transaction."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, retention_days: int):
         self._conn = conn
+        self._retention_days = retention_days
 
     def outcome(self, account: str, event_id: str) -> Logged | None:
         row = self._conn.execute(
@@ -252,6 +265,16 @@ class SQLiteTransaction:
             [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
         )
 
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        if not self._retention_days:
+            return
+        seq = self._conn.execute(
+            "INSERT INTO event_payloads (account, event_id, at, routed, payload) VALUES (?, ?, ?, ?, ?)",
+            (account, event_id, _iso(at), int(routed), payload),
+        ).lastrowid
+        if seq is not None and seq % PRUNE_EVERY == 0:
+            _prune(self._conn, datetime.now(UTC) - timedelta(days=self._retention_days), PRUNE_BATCH)
+
     def get_switches(self, account: str) -> dict[str, bool]:
         return _get_switches(self._conn, account)
 
@@ -307,6 +330,16 @@ def _iso(moment: datetime) -> str:
     return utc_iso(moment)
 
 
+def _prune(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
+    return int(
+        conn.execute(
+            "DELETE FROM event_payloads WHERE seq IN "
+            "(SELECT seq FROM event_payloads WHERE at < ? ORDER BY at LIMIT ?)",
+            (_iso(before), limit),
+        ).rowcount
+    )
+
+
 def _get_switches(conn: sqlite3.Connection, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = ?", (account,))
     return {bot: bool(active) for bot, active in rows}
@@ -338,6 +371,7 @@ class SQLiteStore:
         """
         self.path = str(path)
         self._dry_run_only = dry_run
+        self._retention_days = retention_days()
         if readonly:
             self._conn = self._open_readonly()
             return
@@ -420,7 +454,7 @@ class SQLiteStore:
         with self._mapped():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield SQLiteTransaction(self._conn)
+                yield SQLiteTransaction(self._conn, self._retention_days)
             except BaseException:
                 # SQLite has already rolled back on some errors (a full disk): only roll
                 # back what is still open, so the original error is the one reported.
@@ -444,6 +478,20 @@ class SQLiteStore:
                 (account, entity, record_id),
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
+
+    def kept_events(self, account: str, since: datetime, until: datetime, limit: int) -> list[KeptEvent]:
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT e.payload, e.routed, o.outcome FROM event_payloads e "
+                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+                "WHERE e.account = ? AND e.at >= ? AND e.at < ? ORDER BY e.seq LIMIT ?",
+                (account, _iso(since), _iso(until), limit),
+            ).fetchall()
+        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o)) for p, r, o in rows]
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        with self.transaction():
+            return _prune(self._conn, before, limit)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         with self._mapped():

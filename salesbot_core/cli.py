@@ -1071,3 +1071,9 @@ def serve(
             workers=workers,
             log_config=log_config(log_format),
         )
+
+
+# Commands kept in modules of their own, registered here (they import this module's helpers).
+from .replay_command import replay_command  # noqa: E402
+
+main.add_command(replay_command)

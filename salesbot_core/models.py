@@ -416,6 +416,14 @@ class Decision(Model):
     note: str | None = None
     notification: str | None = None
 
+    def summary(self) -> str:
+        """The decision in one line: ``bot 'inbound': assigned -> anna: first in rotation``."""
+        return (
+            f"bot {self.bot!r}: {self.status.replace('_', ' ')}"
+            + (f" -> {self.owner}" if self.owner else "")
+            + (f": {self.reason}" if self.reason else "")
+        )
+
 
 class Change(Model):
     """A linked record whose owners the bot changed too."""
@@ -532,11 +540,7 @@ class Outcome(Model):
         if not self.decisions:
             lines.append("  no bot among the owners")
         for d in self.decisions:
-            lines.append(
-                f"  bot {d.bot!r}: {d.status.replace('_', ' ')}"
-                + (f" -> {d.owner}" if d.owner else "")
-                + (f": {d.reason}" if d.reason else "")
-            )
+            lines.append(f"  {d.summary()}")
             lines += [f"    condition met: {c}" for c in d.conditions]
             if d.candidates:
                 lines.append(f"    candidates: {', '.join(d.candidates)}")

@@ -11,12 +11,27 @@ the end nothing of it is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .models import Delivery, Note, Notification, Outcome, Token, Webhook
+from .errors import StoreError
+from .limits import canonical_json
+from .models import Delivery, Event, Note, Notification, Outcome, Token, Webhook
+
+#: Days the payload of each processed event is kept, for ``salesbot replay``: the
+#: environment variable, its default, and its largest value (0 keeps no payloads).
+RETENTION_VARIABLE = "SALESBOT_EVENT_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 3660
+#: Expired payloads are pruned inside the transaction of about every ``PRUNE_EVERY``-th
+#: kept event (its row id a multiple of it), at most ``PRUNE_BATCH`` rows at a time: the
+#: work is spread over the events, and each prune removes far more than the events kept
+#: since the last one, so the backlog of an older database drains too.
+PRUNE_EVERY = 100
+PRUNE_BATCH = 1000
 
 
 class Logged(NamedTuple):
@@ -25,6 +40,37 @@ class Logged(NamedTuple):
 
     outcome: Outcome
     fingerprint: str | None
+
+
+class KeptEvent(NamedTuple):
+    """A processed event whose payload is kept (``Store.kept_events``): the event as it
+    was decided, its outcome as logged, and whether it was routed (``Engine.route``)."""
+
+    #: The validated event as canonical JSON, with ``at`` set to the time it was decided at.
+    payload: Mapping[str, Any]
+    routed: bool
+    outcome: Outcome
+
+
+def retention_days(environ: Mapping[str, str] = os.environ) -> int:
+    """The days payloads are kept, from ``SALESBOT_EVENT_RETENTION_DAYS`` (default 90);
+    ``StoreError`` naming the variable if it is not a whole number of days in range."""
+    text = environ.get(RETENTION_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    if not text.isdigit() or int(text) > MAX_RETENTION_DAYS:
+        raise StoreError(
+            f"{RETENTION_VARIABLE} must be a whole number of days from 0 (keep no event payloads) "
+            f"to {MAX_RETENTION_DAYS}: {text[:40]!r}"
+        )
+    return int(text)
+
+
+def kept_payload(event: Event, at: datetime) -> str:
+    """What a store keeps of an event: its validated JSON form, compact and canonical,
+    with ``at`` the time it was decided at (an event that gave none was decided at the
+    engine's clock, and a replay must decide it at that same time)."""
+    return canonical_json(event.model_copy(update={"at": at}).model_dump(mode="json"))
 
 
 def touched(outcome: Outcome) -> list[tuple[str, str]]:
@@ -60,6 +106,11 @@ class Transaction(Protocol):
     def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
         """Log an outcome with the fingerprint of its event's payload, mark its event id
         processed, and index it under every record it changed (``touched``)."""
+
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        """Keep the payload of a processed event (``kept_payload``) for replays, unless the
+        store keeps none (a retention of 0 days). About every ``PRUNE_EVERY``-th call
+        also prunes up to ``PRUNE_BATCH`` payloads older than the retention."""
 
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) since their ruleset said otherwise."""
@@ -116,6 +167,14 @@ class Store(Protocol):
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
         """Every outcome that changed a record, oldest first: the record's own events and
         those of records that passed their owner on to it."""
+
+    def kept_events(self, account: str, since: datetime, until: datetime, limit: int) -> list[KeptEvent]:
+        """Up to ``limit`` kept events of ``account`` whose ``at`` is at or after
+        ``since`` and before ``until``, in the order they were processed."""
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        """Remove up to ``limit`` kept payloads (of any account) whose ``at`` is before
+        ``before``, oldest first; returns how many it removed. The outcomes stay."""
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         """``(account, bot, user, count)`` of every assignment ever logged."""

@@ -1,0 +1,126 @@
+"""``salesbot replay``: the command over ``salesbot_core.replay`` (registered by ``cli``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .cli import _conditions_setting, _echo_json, _fail, _row, _warn, account_option, db_option, json_option
+from .engine import open_store
+from .errors import SalesbotError
+from .registry import make_plugin_manager
+from .replay import MAX_REPLAY_EVENTS, ReplayResult, parse_moment, replay_store
+from .safetext import escape
+
+#: Changed records listed on a terminal unless ``--show`` says otherwise (``--json`` lists all).
+DEFAULT_SHOWN = 50
+
+
+@click.command(name="replay")
+@click.option(
+    "--rulesets",
+    "-r",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of the candidate ruleset files.",
+)
+# mypy cannot type these through the import cycle with cli (which registers this command).
+@db_option  # type: ignore[has-type]
+@account_option  # type: ignore[has-type]
+@click.option(
+    "--since", default="30d", show_default=True, help="Start of the window: 30d, 12h, 2w or an ISO date/time."
+)
+@click.option("--until", default=None, help="End of the window (excluded), as --since.  [default: now]")
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=DEFAULT_SHOWN,
+    show_default=True,
+    help="Changed records listed in the table (--json lists all).",
+)
+@json_option  # type: ignore[has-type]
+def replay_command(
+    rulesets: Path, db: str, account: str, since: str, until: str | None, show: int, as_json: bool
+) -> None:
+    """What if: replay the account's stored events of a window under the candidate rules
+    of --rulesets, writing nothing. Shows each bot's users as it was beside what it would
+    have been, and the records whose owner would change, with both reasons. At most
+    10,000 events are replayed; payloads are kept for SALESBOT_EVENT_RETENTION_DAYS
+    (90 by default). See docs/replay.md."""
+    now = datetime.now(UTC)
+    try:
+        start = parse_moment(since, now, "--since")
+        end = parse_moment(until, now, "--until") if until is not None else now
+        store = open_store(make_plugin_manager(), db, readonly=True)
+        try:
+            result = replay_store(store, rulesets, account, start, end, conditions=_conditions_setting())
+        finally:
+            store.close()
+    except SalesbotError as exc:
+        _fail(str(exc))
+    for failure in result.plugin_failures:
+        _warn(failure)
+    if result.truncated:
+        _warn(
+            f"the window holds more than {MAX_REPLAY_EVENTS:,} events: "
+            f"the first {MAX_REPLAY_EVENTS:,} were replayed"
+        )
+    if as_json:
+        _echo_json(result.as_json())
+        return
+    _print(Console(), result, db, show)
+
+
+def _print(out: Console, result: ReplayResult, db: str, show: int) -> None:
+    window = f"{result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC"
+    table = Table(
+        title=Text(escape(f"Replay of account {result.account!r}, {window}: {result.events} events")),
+        caption=Text(escape(f"nothing was written to {db}")),
+    )
+    for column in ("bot", "user"):
+        table.add_column(column, no_wrap=True)
+    for column in ("as it was", "would be", "change"):
+        table.add_column(column, justify="right")
+    for bot, user, was, would in result.distribution():
+        table.add_row(*_row(bot, user, was, would, f"{would - was:+d}" if would != was else ""))
+    out.print(table)
+    if result.changes:
+        changes = Table(title=Text(f"{len(result.changes)} records would get other owners"))
+        for column in ("event", "record", "owners were", "would be", "why it was", "why it would be"):
+            changes.add_column(column, overflow="fold")
+        for c in result.changes[:show]:
+            changes.add_row(
+                *_row(
+                    c.event_id,
+                    f"{c.entity} {c.record_id}",
+                    ", ".join(c.actual) or "nobody",
+                    ", ".join(c.candidate) or "nobody",
+                    c.actual_reason,
+                    c.candidate_reason,
+                )
+            )
+        out.print(changes)
+        if len(result.changes) > show:
+            out.print(f"... and {len(result.changes) - show} more (--show N, or --json)", highlight=False)
+    else:
+        out.print("No record would get other owners.", highlight=False)
+    for rejected in result.rejected:
+        out.print(
+            escape(f"rejected by the candidate rules: {rejected.message}"), markup=False, highlight=False
+        )
+    out.print(
+        escape(
+            result.candidate.line(result.events, "events", len(result.rejected), zero_rejected=False)
+            + " (would be); "
+            + result.actual.line(result.events, "events", 0, zero_rejected=False)
+            + " (was)"
+        ),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -34,8 +34,10 @@ from typing import Any
 
 from .engine import Engine
 from .errors import EventError, Problem, RulesetError, SalesbotError
+from .limits import MAX_AT, MIN_AT
 from .models import Outcome
 from .rulesets import SUFFIXES, max_file_bytes
+from .safetext import excerpt
 from .store import KeptEvent, Store
 from .tally import Tally
 
@@ -153,16 +155,20 @@ def parse_moment(text: str, now: datetime, option: str) -> datetime:
     (naive ones are UTC); ``SalesbotError`` naming ``option`` otherwise."""
     text = text.strip()
     ago = _AGO.match(text)
-    if ago:
-        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        if ago:
+            moment = now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+        else:
+            moment = datetime.fromisoformat(text)
+            moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not MIN_AT <= moment <= MAX_AT:
         raise SalesbotError(
-            f"{option}: {text[:40]!r} is neither a duration before now (30d, 12h, 2w, 90m) "
-            "nor an ISO 8601 date or time (2026-11-01, 2026-11-01T09:00Z)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            f"{option}: {excerpt(text)} is neither a duration before now (30d, 12h, 2w, 90m) "
+            "nor an ISO 8601 date or time (2026-11-01, 2026-11-01T09:00Z) from 1970 to 2200"
+        )
+    return moment
 
 
 def replay(

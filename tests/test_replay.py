@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cli_runner import salesbot
+from fastapi.testclient import TestClient
 from store_queries import rows
 from test_service import bearer, serve
 
@@ -23,6 +24,7 @@ from salesbot_core import Engine, StoreError
 from salesbot_core.engine import open_store
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.replay import ReplayResult, replay_store
+from salesbot_core.service import create_app
 from salesbot_core.store import RETENTION_VARIABLE
 from salesbot_core.tokens import create_token
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
@@ -320,22 +322,29 @@ def test_each_processed_event_is_kept_as_decided(tmp_path: Path, store_url: str)
     assert stored == json.dumps(kept[0].payload, sort_keys=True, separators=(",", ":"))  # compact, canonical
 
 
-def test_pruning_removes_the_oldest_payloads_and_keeps_the_outcomes(
+def test_pruning_removes_the_oldest_payloads_in_batches_and_keeps_the_outcomes(
     tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(RETENTION_VARIABLE, "30")
+    for plugin in ("sqlite_store", "postgres_store"):  # every 10th kept event prunes up to 4
+        monkeypatch.setattr(f"salesbot_plugins.{plugin}.PRUNE_EVERY", 10)
+        monkeypatch.setattr(f"salesbot_plugins.{plugin}.PRUNE_BATCH", 4)
     actual = folder(tmp_path, "actual", BOT)
     recent = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     with Engine(actual, store_url) as engine:
-        for n in range(1, 100):  # 60 from 2020, then 39 recent ones
-            engine.handle(created(n, f"2020-01-01T{n // 60:02d}:{n % 60:02d}:00Z" if n <= 60 else recent))
-        assert engine.store.prune_events(datetime(2020, 1, 1, 0, 5, tzinfo=UTC), limit=3) == 3
-        first = rows(store_url, "SELECT event_id FROM event_payloads ORDER BY seq LIMIT 1")
-        assert first == [("e4",)]  # e1 to e3, the oldest, went first
-        # The 100th kept event prunes what is older than 30 days, in its own transaction.
-        engine.handle(created(100, recent))
-    assert rows(store_url, "SELECT COUNT(*) FROM event_payloads") == [(40,)]
-    assert rows(store_url, "SELECT COUNT(*) FROM outcomes") == [(100,)]
+        for n in range(1, 10):  # 7 from 2020, then 2 of yesterday
+            engine.handle(created(n, f"2020-01-0{n}T10:00:00Z" if n <= 7 else recent))
+        assert engine.store.prune_events(datetime(2020, 1, 5, tzinfo=UTC), limit=2) == 2
+        assert rows(store_url, "SELECT MIN(event_id) FROM event_payloads") == [("e3",)]  # the oldest went
+        # The 10th kept event prunes, in the event's transaction, the 4 oldest of those over 30 days.
+        engine.handle(created(10, recent))
+    assert rows(store_url, "SELECT event_id FROM event_payloads ORDER BY seq") == [
+        ("e7",),
+        ("e8",),
+        ("e9",),
+        ("e10",),
+    ]
+    assert rows(store_url, "SELECT COUNT(*) FROM outcomes") == [(10,)]
 
 
 def test_a_retention_of_zero_keeps_no_payloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -438,7 +447,8 @@ def test_the_replay_command(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
-def test_replay_over_http_on_a_real_serve_process(tmp_path: Path) -> None:
+def served(tmp_path: Path) -> tuple[Path, str, dict[str, str], dict[str, str]]:
+    """Rules, a store, and tokens of the default account: one that manages, one that sends events."""
     rules = folder(tmp_path, "rulesets", BOT)
     db = str(tmp_path / "salesbot.db")
     with Engine(rules, db):
@@ -449,13 +459,22 @@ def test_replay_over_http_on_a_real_serve_process(tmp_path: Path) -> None:
         events = bearer(create_token(store, "default", "crm", ["events"]))
     finally:
         store.close()
+    return rules, db, manage, events
+
+
+#: The candidate of the HTTP tests: bartek alone in the pool.
+CANDIDATE = TEAM + textwrap.dedent(BOT.replace("[anna, bartek, celina]", "[bartek]"))
+
+
+@pytest.mark.slow
+def test_replay_over_http_on_a_real_serve_process(tmp_path: Path) -> None:
+    rules, db, manage, events = served(tmp_path)
     for client in serve(rules, db, tmp_path):
         for n in range(3, 9):
             sent = client.post("/v1/accounts/default/events", json=created(n, day(n)), headers=events)
             assert sent.status_code == 200, sent.text
         before = counts(db)
-        candidate = TEAM + textwrap.dedent(BOT.replace("[anna, bartek, celina]", "[bartek]"))
-        body = {"files": {"candidate.yaml": candidate}, "since": "2026-11-01", "until": "2026-12-01"}
+        body = {"files": {"candidate.yaml": CANDIDATE}, "since": "2026-11-01", "until": "2026-12-01"}
         done = client.post("/v1/accounts/default/replay", json=body, headers=manage)
         assert done.status_code == 200, done.text
         assert done.json()["distribution"] == [
@@ -466,21 +485,41 @@ def test_replay_over_http_on_a_real_serve_process(tmp_path: Path) -> None:
         assert [c["event_id"] for c in done.json()["changes"]] == ["e3", "e5", "e6", "e8"]
         assert counts(db) == before
 
-        body["files"] = {"candidate.yaml": candidate + "    strategy: nope\n"}
-        bad = client.post("/v1/accounts/default/replay", json=body, headers=manage)
+
+def test_the_replay_endpoint_names_the_file_bot_and_field_of_bad_candidates(tmp_path: Path) -> None:
+    rules, db, manage, events = served(tmp_path)
+    with Engine(rules, db) as engine:
+        for n in range(3, 5):
+            engine.handle(created(n, day(n)))
+    with TestClient(create_app(rulesets=rules, db=db)) as client:
+        url = "/v1/accounts/default/replay"
+        body: dict[str, Any] = {
+            "files": {"candidate.yaml": CANDIDATE},
+            "since": "2026-11-01",
+            "until": "2026-12-01",
+        }
+        done = client.post(url, json=body, headers=manage)
+        assert done.status_code == 200, done.text
+        assert [(c["event_id"], c["candidate"]) for c in done.json()["changes"]] == [("e3", ["bartek"])]
+
+        body["files"] = {"candidate.yaml": CANDIDATE + "    strategy: nope\n"}
+        bad = client.post(url, json=body, headers=manage)
         assert bad.status_code == 422
         (error,) = bad.json()["errors"]
         assert error["field"] == "files.candidate.yaml"
         assert error["message"].startswith("candidate.yaml: bot 'inbound': field 'strategy': ")
-        assert str(tmp_path) not in bad.text and "salesbot-replay-" not in bad.text
+        assert str(tmp_path) not in bad.text and "salesbot-replay-" not in bad.text  # no server path
 
-        body["files"] = {"../etc/x.yaml": candidate}
-        bad = client.post("/v1/accounts/default/replay", json=body, headers=manage)
+        body["files"] = {"../etc/x.yaml": CANDIDATE}
+        bad = client.post(url, json=body, headers=manage)
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["message"] == (
             "../etc/x.yaml: a file name is letters, digits, '_', '-', '.' ending in .yaml, .yml or .toml"
         )
-        body = {"files": {"c.yaml": candidate}, "since": "yesterday"}
-        bad = client.post("/v1/accounts/default/replay", json=body, headers=manage)
+        body = {"files": {"c.yaml": CANDIDATE}, "since": "yesterday"}
+        bad = client.post(url, json=body, headers=manage)
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"
-        assert client.post("/v1/accounts/default/replay", json=body, headers=events).status_code == 403
+        body = {"files": {"c.yaml": CANDIDATE}, "since": "2026-12-01", "until": "2026-11-01"}
+        bad = client.post(url, json=body, headers=manage)
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("the window is empty")
+        assert client.post(url, json=body, headers=events).status_code == 403

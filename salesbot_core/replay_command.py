@@ -79,8 +79,8 @@ def replay_command(
 def _print(out: Console, result: ReplayResult, db: str, show: int) -> None:
     window = f"{result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC"
     table = Table(
-        title=Text(escape(f"Replay of account {result.account!r}, {window}: {result.events} events")),
-        caption=Text(escape(f"nothing was written to {db}")),
+        title=Text(escape(f"What if, account {result.account!r}: {result.events} events")),
+        caption=Text(escape(f"{window}; nothing was written to {db}")),
     )
     for column in ("bot", "user"):
         table.add_column(column, no_wrap=True)

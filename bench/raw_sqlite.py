@@ -34,6 +34,9 @@ COMPARED: dict[str, str] = {
     "notes": "account, entity, record_id, text, bot, event_id",
     "notifications": "account, user, text, event_id, entity, record_id",
     "bot_switches": "account, bot, active",
+    # Each event's payload is kept for replays (its JSON is the validated event's, here
+    # the raw one's: only which events were kept is compared).
+    "event_payloads": "account, event_id, routed",
 }
 
 BOT_PREFIX = "bot:"
@@ -302,6 +305,11 @@ class RawRouter:
                 "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
                 (seq, account, self.bot.id, picked, _iso(now)),
             )
+        payload = {**event, "account": account, "at": outcome["at"]}
+        self.conn.execute(
+            "INSERT INTO event_payloads (account, event_id, at, routed, payload) VALUES (?, ?, ?, 0, ?)",
+            (account, event["id"], _iso(now), json.dumps(payload, sort_keys=True, separators=(",", ":"))),
+        )
         return outcome
 
 

@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
 
 from .errors import EventError
-from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
+from .limits import (
+    MAX_CHANGED,
+    MAX_CHANGED_NAME,
+    MAX_EVENT_ID,
+    check_at,
+    check_event,
+    check_payload,
+    fingerprint,
+)
 from .safetext import excerpt
 
 EntityType = Literal["deal", "person", "company", "task"]
@@ -228,6 +236,7 @@ class Event(Model):
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
     changed: list[FieldName] | None = Field(default=None, max_length=MAX_CHANGED)
+    _canonical: str = PrivateAttr(default="")
     _fingerprint: str = PrivateAttr(default="")
 
     @model_validator(mode="before")
@@ -243,8 +252,15 @@ class Event(Model):
 
     @model_validator(mode="after")
     def _fingerprinted(self) -> Event:
-        self._fingerprint = check_event(self.id, self.model_dump(mode="json"))
+        self._canonical = check_event(self.id, self.model_dump(mode="json"))
+        self._fingerprint = fingerprint(self._canonical)
         return self
+
+    @property
+    def canonical(self) -> str:
+        """The event's canonical JSON (sorted keys, no spaces, defaults written out): what
+        its fingerprint is of, and what a store keeps of it (``store.kept_payload``)."""
+        return self._canonical
 
     @property
     def fingerprint(self) -> str:

@@ -11,11 +11,14 @@ the end nothing of it is kept.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from pydantic import TypeAdapter
 
 from .errors import StoreError
 from .limits import canonical_json
@@ -32,6 +35,8 @@ MAX_RETENTION_DAYS = 3660
 #: since the last one, so the backlog of an older database drains too.
 PRUNE_EVERY = 100
 PRUNE_BATCH = 1000
+#: Writes an instant as an event's JSON form does.
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
 class Logged(NamedTuple):
@@ -69,7 +74,18 @@ def retention_days(environ: Mapping[str, str] = os.environ) -> int:
 def kept_payload(event: Event, at: datetime) -> str:
     """What a store keeps of an event: its validated JSON form, compact and canonical,
     with ``at`` the time it was decided at (an event that gave none was decided at the
-    engine's clock, and a replay must decide it at that same time)."""
+    engine's clock, and a replay must decide it at that same time).
+
+    Made from the canonical JSON the event's fingerprint already took, not serialised
+    again: the same text when the event gave its ``at``, else with ``at`` written into
+    it (the second key: keys are sorted, and an account id needs no escaping)."""
+    canonical = event.canonical  # read once: a private attribute of a model is slow to read
+    if event.at == at:
+        return canonical
+    missing = '{"account":' + json.dumps(event.account) + ',"at":null,'
+    if event.at is None and canonical.startswith(missing):
+        written = json.dumps(_INSTANT.dump_python(at, mode="json"))
+        return missing[: -len("null,")] + written + "," + canonical[len(missing) :]
     return canonical_json(event.model_copy(update={"at": at}).model_dump(mode="json"))
 
 

@@ -22,10 +22,12 @@ from test_service import bearer, serve
 from factories import TEAM
 from salesbot_core import Engine, StoreError
 from salesbot_core.engine import open_store
+from salesbot_core.limits import canonical_json
+from salesbot_core.models import Event
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.replay import ReplayResult, replay_store
 from salesbot_core.service import create_app
-from salesbot_core.store import RETENTION_VARIABLE
+from salesbot_core.store import RETENTION_VARIABLE, kept_payload
 from salesbot_core.tokens import create_token
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
@@ -320,6 +322,23 @@ def test_each_processed_event_is_kept_as_decided(tmp_path: Path, store_url: str)
     assert kept[1].outcome.at is not None and kept[1].outcome.at <= before
     stored = rows(store_url, "SELECT payload FROM event_payloads ORDER BY seq")[0][0]
     assert stored == json.dumps(kept[0].payload, sort_keys=True, separators=(",", ":"))  # compact, canonical
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        created(3, "2026-11-03T12:00:00+02:00", value=5, fields={"at": None}),
+        {"id": "e1", "kind": "updated", "account": "x.y@z-1", "record": {"entity": "task", "id": "t1"}},
+    ],
+)
+def test_the_kept_payload_is_the_events_json_form_with_the_time_it_was_decided_at(
+    event: dict[str, Any],
+) -> None:
+    valid = Event.model_validate(event)
+    at = valid.at or datetime(2026, 11, 5, 8, 30, 0, 123456, tzinfo=UTC)
+    written = canonical_json(valid.model_copy(update={"at": at}).model_dump(mode="json"))
+    assert kept_payload(valid, at) == written
+    assert json.loads(written)["at"] in ("2026-11-03T10:00:00Z", "2026-11-05T08:30:00.123456Z")
 
 
 def test_pruning_removes_the_oldest_payloads_in_batches_and_keeps_the_outcomes(

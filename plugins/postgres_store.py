@@ -35,7 +35,15 @@ from typing import Any
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import PRUNE_BATCH, PRUNE_EVERY, KeptEvent, Logged, retention_days, touched
+from salesbot_core.store import (
+    PRUNE_BATCH,
+    PRUNE_EVERY,
+    KeptEvent,
+    Logged,
+    last_within,
+    retention_days,
+    touched,
+)
 
 SCHEMA_VERSION = 5
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
@@ -140,6 +148,7 @@ CREATE TABLE IF NOT EXISTS event_payloads (
     account TEXT NOT NULL, event_id TEXT NOT NULL,
     at TEXT NOT NULL,
     routed INTEGER NOT NULL,
+    size INTEGER NOT NULL,
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
@@ -273,9 +282,9 @@ class PostgresTransaction:
         if not self._retention_days:
             return
         seq = self._one(
-            "INSERT INTO event_payloads (account, event_id, at, routed, payload) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
-            (account, event_id, _iso(at), int(routed), payload),
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+            (account, event_id, _iso(at), int(routed), len(payload.encode("utf-8")), payload),
         )
         if seq % PRUNE_EVERY == 0:
             _prune(self._conn, datetime.now(UTC) - timedelta(days=self._retention_days), PRUNE_BATCH)
@@ -491,15 +500,26 @@ class PostgresStore:
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
 
-    def kept_events(self, account: str, since: datetime, until: datetime, limit: int) -> list[KeptEvent]:
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        window = (account, _iso(since), _iso(until))
         with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT e.payload, e.routed, o.outcome FROM event_payloads e "
-                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
-                "WHERE e.account = %s AND e.at >= %s AND e.at < %s ORDER BY e.seq LIMIT %s",
-                (account, _iso(since), _iso(until), limit),
+            sizes = conn.execute(
+                "SELECT seq, size FROM event_payloads WHERE account = %s AND at >= %s AND at < %s "
+                "ORDER BY seq LIMIT %s",
+                (*window, limit),
             ).fetchall()
-        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o)) for p, r, o in rows]
+            last = last_within(sizes, max_bytes)
+            if last is None:
+                return []
+            rows = conn.execute(
+                "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
+                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+                "WHERE e.account = %s AND e.at >= %s AND e.at < %s AND e.seq <= %s ORDER BY e.seq LIMIT %s",
+                (*window, *last),
+            ).fetchall()
+        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o), n) for p, r, o, n in rows]
 
     def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
         with self._connection() as conn:

@@ -19,7 +19,15 @@ from urllib.parse import parse_qs
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import PRUNE_BATCH, PRUNE_EVERY, KeptEvent, Logged, retention_days, touched
+from salesbot_core.store import (
+    PRUNE_BATCH,
+    PRUNE_EVERY,
+    KeptEvent,
+    Logged,
+    last_within,
+    retention_days,
+    touched,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -128,6 +136,7 @@ CREATE TABLE IF NOT EXISTS event_payloads (
     account TEXT NOT NULL, event_id TEXT NOT NULL,
     at TEXT NOT NULL,  -- when the event was decided, UTC ISO 8601
     routed INTEGER NOT NULL,
+    size INTEGER NOT NULL,  -- bytes of the payload (UTF-8)
     payload TEXT NOT NULL  -- the event as canonical JSON
 );
 CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
@@ -269,8 +278,9 @@ class SQLiteTransaction:
         if not self._retention_days:
             return
         seq = self._conn.execute(
-            "INSERT INTO event_payloads (account, event_id, at, routed, payload) VALUES (?, ?, ?, ?, ?)",
-            (account, event_id, _iso(at), int(routed), payload),
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (account, event_id, _iso(at), int(routed), len(payload.encode("utf-8")), payload),
         ).lastrowid
         if seq is not None and seq % PRUNE_EVERY == 0:
             _prune(self._conn, datetime.now(UTC) - timedelta(days=self._retention_days), PRUNE_BATCH)
@@ -479,15 +489,26 @@ class SQLiteStore:
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
 
-    def kept_events(self, account: str, since: datetime, until: datetime, limit: int) -> list[KeptEvent]:
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        window = (account, _iso(since), _iso(until))
         with self._mapped():
-            rows = self._conn.execute(
-                "SELECT e.payload, e.routed, o.outcome FROM event_payloads e "
-                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
-                "WHERE e.account = ? AND e.at >= ? AND e.at < ? ORDER BY e.seq LIMIT ?",
-                (account, _iso(since), _iso(until), limit),
+            sizes = self._conn.execute(
+                "SELECT seq, size FROM event_payloads WHERE account = ? AND at >= ? AND at < ? "
+                "ORDER BY seq LIMIT ?",
+                (*window, limit),
             ).fetchall()
-        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o)) for p, r, o in rows]
+            last = last_within(sizes, max_bytes)
+            if last is None:
+                return []
+            rows = self._conn.execute(
+                "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
+                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+                "WHERE e.account = ? AND e.at >= ? AND e.at < ? AND e.seq <= ? ORDER BY e.seq LIMIT ?",
+                (*window, *last),
+            ).fetchall()
+        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o), n) for p, r, o, n in rows]
 
     def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
         with self.transaction():

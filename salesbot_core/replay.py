@@ -43,9 +43,11 @@ from .tally import Tally
 
 __all__ = ["MAX_REPLAY_EVENTS", "OwnerChange", "ReplayResult", "parse_moment", "replay", "replay_store"]
 
-#: The most events one replay decides: the first ones of a larger window are replayed
-#: and the result says it was cut (``truncated``).
+#: The most events one replay decides, and the most bytes of their payloads it holds:
+#: the first ones of a larger window are replayed and the result says it was cut
+#: (``truncated``).
 MAX_REPLAY_EVENTS = 10_000
+MAX_REPLAY_BYTES = 64 * 1024 * 1024
 #: The most ruleset files a replay over HTTP takes, and the names they may have.
 MAX_CANDIDATE_FILES = 50
 FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
@@ -176,8 +178,7 @@ def replay(
 ) -> ReplayResult:
     """Decide the ``kept`` events (in order) on ``candidate``, an engine of the candidate
     rules over an empty store of its own (``candidate_engine``), and compare."""
-    truncated = len(kept) > MAX_REPLAY_EVENTS
-    kept = kept[:MAX_REPLAY_EVENTS]
+    kept, truncated = within_bounds(kept)
     result = ReplayResult(
         account,
         since,
@@ -212,6 +213,24 @@ def replay(
                 )
             )
     return result
+
+
+def read_window(store: Store, account: str, since: datetime, until: datetime) -> list[KeptEvent]:
+    """The kept events ``replay`` takes, and one more if the window holds more than it
+    takes (see ``within_bounds``)."""
+    check_window(since, until)
+    return store.kept_events(account, since, until, MAX_REPLAY_EVENTS + 1, MAX_REPLAY_BYTES + 1)
+
+
+def within_bounds(kept: list[KeptEvent]) -> tuple[list[KeptEvent], bool]:
+    """The first of ``kept`` within ``MAX_REPLAY_EVENTS`` and ``MAX_REPLAY_BYTES``, and
+    whether any was left out."""
+    total = 0
+    for n, k in enumerate(kept):
+        total += k.size
+        if n == MAX_REPLAY_EVENTS or total > MAX_REPLAY_BYTES:
+            return kept[:n], True
+    return kept, False
 
 
 def _named(message: str, event_id: str) -> str:
@@ -255,8 +274,7 @@ def replay_store(
 ) -> ReplayResult:
     """Replay the events ``store`` kept for ``account`` from ``since`` to ``until`` under
     the rules of the folder ``rulesets``. Reads ``store``; writes nothing to it."""
-    check_window(since, until)
-    kept = store.kept_events(account, since, until, MAX_REPLAY_EVENTS + 1)
+    kept = read_window(store, account, since, until)
     with candidate_engine(rulesets, **options) as candidate:
         return replay(candidate, kept, account, since, until)
 

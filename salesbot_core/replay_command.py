@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import replay as bounds
 from .cli import _conditions_setting, _echo_json, _fail, _row, _warn, account_option, db_option, json_option
 from .engine import open_store
 from .errors import SalesbotError
 from .registry import make_plugin_manager
-from .replay import MAX_REPLAY_EVENTS, ReplayResult, parse_moment, replay_store
+from .replay import ReplayResult, parse_moment, replay_store
 from .safetext import escape
 
 #: Changed records listed on a terminal unless ``--show`` says otherwise (``--json`` lists all).
@@ -50,7 +51,7 @@ def replay_command(
     """What if: replay the account's stored events of a window under the candidate rules
     of --rulesets, writing nothing. Shows each bot's users as it was beside what it would
     have been, and the records whose owner would change, with both reasons. At most
-    10,000 events are replayed; payloads are kept for SALESBOT_EVENT_RETENTION_DAYS
+    10,000 events (64 MiB) are replayed; payloads are kept for SALESBOT_EVENT_RETENTION_DAYS
     (90 by default). See docs/replay.md."""
     now = datetime.now(UTC)
     try:
@@ -67,8 +68,8 @@ def replay_command(
         _warn(failure)
     if result.truncated:
         _warn(
-            f"the window holds more than {MAX_REPLAY_EVENTS:,} events: "
-            f"the first {MAX_REPLAY_EVENTS:,} were replayed"
+            f"the window holds more than a replay takes ({bounds.MAX_REPLAY_EVENTS:,} events, "
+            f"{bounds.MAX_REPLAY_BYTES // 2**20} MiB of payloads): the first {result.events:,} were replayed"
         )
     if as_json:
         _echo_json(result.as_json())

@@ -20,7 +20,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from .errors import RulesetError, SalesbotError
-from .replay import MAX_CANDIDATE_FILES, MAX_REPLAY_EVENTS, check_window, parse_moment, replay_files
+from .replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
 from .service import Problem, Service, _Body, _model, read_json
 
 
@@ -57,9 +57,7 @@ def install(api: Callable[..., Any], service: Service, prefix: str) -> None:
             check_window(since, until)
         except SalesbotError as exc:
             raise Problem(422, str(exc), "invalid-body", [{"field": "since", "message": str(exc)}]) from None
-        kept = await service.call(
-            lambda engine: engine.store.kept_events(account, since, until, MAX_REPLAY_EVENTS + 1)
-        )
+        kept = await service.call(lambda engine: read_window(engine.store, account, since, until))
         try:
             result = await run_in_threadpool(replay_files, wanted.files, kept, account, since, until)
         except RulesetError as exc:

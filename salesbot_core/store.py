@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -55,6 +55,21 @@ class KeptEvent(NamedTuple):
     payload: Mapping[str, Any]
     routed: bool
     outcome: Outcome
+    #: Bytes of the payload's JSON (UTF-8), for bounding what a replay holds.
+    size: int
+
+
+def last_within(sizes: Iterable[tuple[int, int]], max_bytes: int) -> tuple[int, int] | None:
+    """``(seq, count)`` of the last of ``(seq, size)`` rows, in order, that
+    ``Store.kept_events`` returns under ``max_bytes`` (the one reaching it included), and
+    how many that is; None for no rows."""
+    total, last = 0, None
+    for count, (seq, size) in enumerate(sizes, 1):
+        last = (seq, count)
+        total += size
+        if total >= max_bytes:
+            break
+    return last
 
 
 def retention_days(environ: Mapping[str, str] = os.environ) -> int:
@@ -184,9 +199,13 @@ class Store(Protocol):
         """Every outcome that changed a record, oldest first: the record's own events and
         those of records that passed their owner on to it."""
 
-    def kept_events(self, account: str, since: datetime, until: datetime, limit: int) -> list[KeptEvent]:
-        """Up to ``limit`` kept events of ``account`` whose ``at`` is at or after
-        ``since`` and before ``until``, in the order they were processed."""
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        """The kept events of ``account`` whose ``at`` is at or after ``since`` and before
+        ``until``, in the order they were processed: at most ``limit``, and no more after
+        the one that brings their payloads' ``size`` to ``max_bytes`` or over (that one is
+        included, so a caller can tell the bytes ran out)."""
 
     def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
         """Remove up to ``limit`` kept payloads (of any account) whose ``at`` is before

@@ -280,6 +280,18 @@ def test_a_replay_takes_at_most_max_replay_events(tmp_path: Path, monkeypatch: p
         ("inbound", "bartek", 1, 1),
         ("inbound", "celina", 1, 1),
     ]
+    assert run_replay(db, actual, until=datetime(2026, 11, 6, tzinfo=UTC)).truncated is False  # e3 to e5
+    sizes = [n for (n,) in rows(db, "SELECT size FROM event_payloads ORDER BY seq")]
+    monkeypatch.setattr("salesbot_core.replay.MAX_REPLAY_EVENTS", 10)
+    monkeypatch.setattr("salesbot_core.replay.MAX_REPLAY_BYTES", sum(sizes[:2]))  # room for two
+    result = run_replay(db, actual)
+    assert (result.events, result.truncated) == (2, True)
+    done = salesbot("replay", "-r", str(actual), "--db", db, "--since", "2026-11-01", "--json", cwd=tmp_path)
+    assert (done.exit_code, json.loads(done.stdout)["events"]) == (0, 2)
+    assert done.stderr == (
+        "warning: the window holds more than a replay takes (10 events, 0 MiB of payloads): "
+        "the first 2 were replayed\n"
+    )
 
 
 # --- What the stores keep ------------------------------------------------------------
@@ -292,9 +304,14 @@ def test_each_processed_event_is_kept_as_decided(tmp_path: Path, store_url: str)
         engine.handle(created(3, "2026-11-03T10:00:00Z", value=5))  # a redelivery: kept once
         engine.route({"id": "r4", "kind": "created", "record": {"entity": "deal", "id": "d4"}})
         before = datetime.now(UTC)
-        kept = engine.store.kept_events("default", SINCE, datetime(2200, 1, 1, tzinfo=UTC), 10)
-        assert engine.store.kept_events("beta", SINCE, datetime(2200, 1, 1, tzinfo=UTC), 10) == []
-        assert engine.store.kept_events("default", SINCE, UNTIL, 1) == kept[:1]
+        end = datetime(2200, 1, 1, tzinfo=UTC)
+        kept = engine.store.kept_events("default", SINCE, end, 10, 10**6)
+        assert engine.store.kept_events("beta", SINCE, end, 10, 10**6) == []
+        assert engine.store.kept_events("default", SINCE, end, 1, 10**6) == kept[:1]
+        assert engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6) == kept[:1]  # r4 is now
+        # No more after the one that brings the sizes to max_bytes: it is the first here.
+        assert engine.store.kept_events("default", SINCE, end, 10, kept[0].size) == kept[:1]
+        assert engine.store.kept_events("default", SINCE, end, 10, kept[0].size + 1) == kept
     assert [k.routed for k in kept] == [False, True]
     assert kept[0].payload == {
         "account": "default",
@@ -320,8 +337,9 @@ def test_each_processed_event_is_kept_as_decided(tmp_path: Path, store_url: str)
     # An event that gave no time is kept with the engine's: a replay decides it then.
     assert kept[1].payload["at"] == kept[1].outcome.at.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
     assert kept[1].outcome.at is not None and kept[1].outcome.at <= before
-    stored = rows(store_url, "SELECT payload FROM event_payloads ORDER BY seq")[0][0]
+    stored, size = rows(store_url, "SELECT payload, size FROM event_payloads ORDER BY seq")[0]
     assert stored == json.dumps(kept[0].payload, sort_keys=True, separators=(",", ":"))  # compact, canonical
+    assert size == kept[0].size == len(stored)  # all ASCII here
 
 
 @pytest.mark.parametrize(
@@ -399,7 +417,9 @@ def test_a_version_5_sqlite_file_gets_the_payload_table(tmp_path: Path) -> None:
     conn.close()
     with Engine(actual, db) as engine:
         engine.handle(created(4, day(4)))
-        assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10)] == ["e4"]
+        assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
+            "e4"
+        ]
         assert [o.event_id for o in engine.explain("default", "deal", "d3")] == ["e3"]  # older data stays
     assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(6,)]
 
@@ -415,7 +435,9 @@ def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, 
         conn.execute("UPDATE salesbot_schema SET version = 4")
     with Engine(actual, postgres_url) as engine:
         engine.handle(created(4, day(4)))
-        assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10)] == ["e4"]
+        assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
+            "e4"
+        ]
     assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(5,)]
 
 

@@ -75,6 +75,8 @@ class OwnerChange:
     #: Why, in the log and in the replay: each bot's decision in one line.
     actual_reason: str
     candidate_reason: str
+    #: The bots that decided in either (a bot's page lists the changes of its own).
+    bots: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class ReplayResult:
                     "candidate": c.candidate,
                     "actual_reason": c.actual_reason,
                     "candidate_reason": c.candidate_reason,
+                    "bots": c.bots,
                 }
                 for c in self.changes
             ],
@@ -210,6 +213,7 @@ def replay(
                     candidate=outcome.owners_after,
                     actual_reason=_why(actual),
                     candidate_reason=_why(outcome),
+                    bots=sorted({d.bot for d in (*actual.decisions, *outcome.decisions)}),
                 )
             )
     return result

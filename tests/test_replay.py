@@ -111,6 +111,7 @@ def test_a_pool_change_from_the_rotation_as_it_was_when_the_window_began(
     assert (first.entity, first.record_id, first.kind) == ("deal", "d3", "created")
     assert first.actual_reason == "bot 'inbound': assigned -> celina: next in rotation after 'bartek'"
     assert first.candidate_reason == "bot 'inbound': assigned -> anna: next in rotation after 'bartek'"
+    assert first.bots == ["inbound"]
     assert result.candidate.statuses == {"assigned": 6}
 
 
@@ -564,3 +565,17 @@ def test_the_replay_endpoint_names_the_file_bot_and_field_of_bad_candidates(tmp_
         bad = client.post(url, json=body, headers=manage)
         assert bad.status_code == 422 and bad.json()["detail"].startswith("the window is empty")
         assert client.post(url, json=body, headers=events).status_code == 403
+
+
+def test_the_table_escapes_what_came_from_outside(tmp_path: Path) -> None:
+    actual = folder(tmp_path, "actual", BOT)
+    with Engine(actual, tmp_path / "salesbot.db") as engine:
+        for n, event_id in ((3, "e\u202eevil"), (4, "e\x9b31m")):
+            engine.handle({**created(n, day(n)), "id": event_id})
+    folder(tmp_path, "candidate", BOT.replace("[anna, bartek, celina]", "[celina]"))
+    done = salesbot(
+        "replay", "-r", "candidate", "--since", "2026-11-01", "--until", "2026-12-01", cwd=tmp_path
+    )
+    assert done.exit_code == 0
+    assert "\u202e" not in done.stdout and "\x9b" not in done.stdout
+    assert "e\\u202eevil" in done.stdout and "e\\x9b31m" in done.stdout

@@ -1,22 +1,19 @@
-"""``salesbot replay``: the command over ``salesbot_core.replay`` (registered by ``cli``)."""
+"""``replay``: what if, the command over ``salesbot_core.replay``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from . import replay as bounds
-from .cli import _conditions_setting, _echo_json, _fail, _row, _warn, account_option, db_option, json_option
-from .engine import open_store
-from .errors import SalesbotError
-from .registry import make_plugin_manager
-from .replay import ReplayResult, parse_moment, replay_store
-from .safetext import escape
+from ..safetext import escape
+from .common import account_option, cells, conditions_setting, db_option, echo_json, fail, json_option, warn
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..replay import ReplayResult
 
 #: Changed records listed on a terminal unless ``--show`` says otherwise (``--json`` lists all).
 DEFAULT_SHOWN = 50
@@ -30,9 +27,8 @@ DEFAULT_SHOWN = 50
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of the candidate ruleset files.",
 )
-# mypy cannot type these through the import cycle with cli (which registers this command).
-@db_option  # type: ignore[has-type]
-@account_option  # type: ignore[has-type]
+@db_option
+@account_option
 @click.option(
     "--since", default="30d", show_default=True, help="Start of the window: 30d, 12h, 2w or an ISO date/time."
 )
@@ -44,7 +40,7 @@ DEFAULT_SHOWN = 50
     show_default=True,
     help="Changed records listed in the table (--json lists all).",
 )
-@json_option  # type: ignore[has-type]
+@json_option
 def replay_command(
     rulesets: Path, db: str, account: str, since: str, until: str | None, show: int, as_json: bool
 ) -> None:
@@ -53,31 +49,44 @@ def replay_command(
     have been, and the records whose owner would change, with both reasons. At most
     10,000 events (64 MiB) are replayed; payloads are kept for SALESBOT_EVENT_RETENTION_DAYS
     (90 by default). See docs/replay.md."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from .. import replay as bounds
+    from ..engine import open_store
+    from ..errors import SalesbotError
+    from ..registry import make_plugin_manager
+    from ..replay import parse_moment, replay_store
+
     now = datetime.now(UTC)
     try:
         start = parse_moment(since, now, "--since")
         end = parse_moment(until, now, "--until") if until is not None else now
         store = open_store(make_plugin_manager(), db, readonly=True)
         try:
-            result = replay_store(store, rulesets, account, start, end, conditions=_conditions_setting())
+            result = replay_store(store, rulesets, account, start, end, conditions=conditions_setting())
         finally:
             store.close()
     except SalesbotError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for failure in result.plugin_failures:
-        _warn(failure)
+        warn(failure)
     if result.truncated:
-        _warn(
+        warn(
             f"the window holds more than a replay takes ({bounds.MAX_REPLAY_EVENTS:,} events, "
             f"{bounds.MAX_REPLAY_BYTES // 2**20} MiB of payloads): the first {result.events:,} were replayed"
         )
     if as_json:
-        _echo_json(result.as_json())
+        echo_json(result.as_json())
         return
     _print(Console(), result, db, show)
 
 
 def _print(out: Console, result: ReplayResult, db: str, show: int) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     window = f"{result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} UTC"
     table = Table(
         title=Text(escape(f"What if, account {result.account!r}: {result.events} events")),
@@ -88,7 +97,7 @@ def _print(out: Console, result: ReplayResult, db: str, show: int) -> None:
     for column in ("as it was", "would be", "change"):
         table.add_column(column, justify="right")
     for bot, user, was, would in result.distribution():
-        table.add_row(*_row(bot, user, was, would, f"{would - was:+d}" if would != was else ""))
+        table.add_row(*cells(bot, user, was, would, f"{would - was:+d}" if would != was else ""))
     out.print(table)
     if result.changes:
         changes = Table(title=Text(f"{len(result.changes)} records would get other owners"))
@@ -96,7 +105,7 @@ def _print(out: Console, result: ReplayResult, db: str, show: int) -> None:
             changes.add_column(column, overflow="fold")
         for c in result.changes[:show]:
             changes.add_row(
-                *_row(
+                *cells(
                     c.event_id,
                     f"{c.entity} {c.record_id}",
                     ", ".join(c.actual) or "nobody",

@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
@@ -40,7 +41,7 @@ from salesbot_core.store import (
     PRUNE_EVERY,
     KeptEvent,
     Logged,
-    last_within,
+    read_kept,
     retention_days,
     touched,
 )
@@ -387,6 +388,11 @@ def _read_only(conn: Any) -> None:
     conn.commit()
 
 
+def _read(conn: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """One read written with ``?`` placeholders (the stores' shared SQL, see ``salesbot_core.store``)."""
+    return conn.execute(sql.replace("?", "%s"), params).fetchall()
+
+
 def _prune(conn: Any, before: datetime, limit: int) -> int:
     # SKIP LOCKED: workers pruning at once take different rows instead of waiting.
     return int(
@@ -503,23 +509,8 @@ class PostgresStore:
     def kept_events(
         self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
     ) -> list[KeptEvent]:
-        window = (account, _iso(since), _iso(until))
         with self._connection() as conn:
-            sizes = conn.execute(
-                "SELECT seq, size FROM event_payloads WHERE account = %s AND at >= %s AND at < %s "
-                "ORDER BY seq LIMIT %s",
-                (*window, limit),
-            ).fetchall()
-            last = last_within(sizes, max_bytes)
-            if last is None:
-                return []
-            rows = conn.execute(
-                "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
-                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
-                "WHERE e.account = %s AND e.at >= %s AND e.at < %s AND e.seq <= %s ORDER BY e.seq LIMIT %s",
-                (*window, *last),
-            ).fetchall()
-        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o), n) for p, r, o, n in rows]
+            return read_kept(partial(_read, conn), account, since, until, limit, max_bytes)
 
     def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
         with self._connection() as conn:

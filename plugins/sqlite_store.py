@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,7 +25,7 @@ from salesbot_core.store import (
     PRUNE_EVERY,
     KeptEvent,
     Logged,
-    last_within,
+    read_kept,
     retention_days,
     touched,
 )
@@ -340,6 +341,10 @@ def _iso(moment: datetime) -> str:
     return utc_iso(moment)
 
 
+def _read(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
 def _prune(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
     return int(
         conn.execute(
@@ -492,23 +497,8 @@ class SQLiteStore:
     def kept_events(
         self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
     ) -> list[KeptEvent]:
-        window = (account, _iso(since), _iso(until))
         with self._mapped():
-            sizes = self._conn.execute(
-                "SELECT seq, size FROM event_payloads WHERE account = ? AND at >= ? AND at < ? "
-                "ORDER BY seq LIMIT ?",
-                (*window, limit),
-            ).fetchall()
-            last = last_within(sizes, max_bytes)
-            if last is None:
-                return []
-            rows = self._conn.execute(
-                "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
-                "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
-                "WHERE e.account = ? AND e.at >= ? AND e.at < ? AND e.seq <= ? ORDER BY e.seq LIMIT ?",
-                (*window, *last),
-            ).fetchall()
-        return [KeptEvent(json.loads(p), bool(r), Outcome.model_validate_json(o), n) for p, r, o, n in rows]
+            return read_kept(partial(_read, self._conn), account, since, until, limit, max_bytes)
 
     def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
         with self.transaction():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from .errors import StoreError
 from .limits import canonical_json
-from .models import Delivery, Event, Note, Notification, Outcome, Token, Webhook
+from .models import Delivery, Event, Note, Notification, Outcome, Token, Webhook, utc_iso
 
 #: Days the payload of each processed event is kept, for ``salesbot replay``: the
 #: environment variable, its default, and its largest value (0 keeps no payloads).
@@ -70,6 +70,38 @@ def last_within(sizes: Iterable[tuple[int, int]], max_bytes: int) -> tuple[int, 
         if total >= max_bytes:
             break
     return last
+
+
+#: The reads of ``Store.kept_events``, the same on every store (``?`` placeholders): the
+#: sizes first, to find where the byte budget ends, then the events up to there.
+KEPT_SIZES = (
+    "SELECT seq, size FROM event_payloads WHERE account = ? AND at >= ? AND at < ? ORDER BY seq LIMIT ?"
+)
+KEPT_EVENTS = (
+    "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
+    "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+    "WHERE e.account = ? AND e.at >= ? AND e.at < ? AND e.seq <= ? ORDER BY e.seq LIMIT ?"
+)
+
+
+def read_kept(
+    query: Callable[[str, tuple[Any, ...]], list[Any]],
+    account: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    max_bytes: int,
+) -> list[KeptEvent]:
+    """``Store.kept_events`` through ``query(sql, params)``, which runs one read (with
+    ``?`` placeholders) on the store's connection and returns its rows."""
+    window = (account, utc_iso(since), utc_iso(until))
+    last = last_within(query(KEPT_SIZES, (*window, limit)), max_bytes)
+    if last is None:
+        return []
+    return [
+        KeptEvent(json.loads(payload), bool(routed), Outcome.model_validate_json(outcome), size)
+        for payload, routed, outcome, size in query(KEPT_EVENTS, (*window, *last))
+    ]
 
 
 def retention_days(environ: Mapping[str, str] = os.environ) -> int:

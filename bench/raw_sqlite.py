@@ -307,10 +307,13 @@ class RawRouter:
                 "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
                 (seq, account, self.bot.id, picked, _iso(now)),
             )
-        payload = {**event, "account": account, "at": outcome["at"]}
+        payload = json.dumps(
+            {**event, "account": account, "at": outcome["at"]}, sort_keys=True, separators=(",", ":")
+        )
         self.conn.execute(
-            "INSERT INTO event_payloads (account, event_id, at, routed, payload) VALUES (?, ?, ?, 0, ?)",
-            (account, event["id"], _iso(now), json.dumps(payload, sort_keys=True, separators=(",", ":"))),
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            (account, event["id"], _iso(now), len(payload.encode("utf-8")), payload),
         )
         return outcome
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import (
     PRUNE_BATCH,
     PRUNE_EVERY,
@@ -310,6 +310,18 @@ class PostgresTransaction:
                 'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s '
                 "AND at >= %s AND at < %s",
                 (account, user, _iso(since), _iso(until)),
+            )
+        )
+
+    def count_open_owned(self, account: str, user: str) -> int:
+        # The lock of count_assigned: a user's open slots are taken one event at a time.
+        self._lock(USAGE_LOCKS, f"{account}:{user}")
+        return int(
+            self._one(
+                # Every entity named, so the (account, entity, user, open) index answers it.
+                "SELECT COUNT(*) FROM record_owners "
+                'WHERE account = %s AND entity = ANY(%s) AND "user" = %s AND open',
+                (account, list(ENTITIES), user),
             )
         )
 

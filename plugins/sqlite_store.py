@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import (
     PRUNE_BATCH,
     PRUNE_EVERY,
@@ -237,6 +237,17 @@ class SQLiteTransaction:
         (count,) = self._conn.execute(
             "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ? AND at < ?",
             (account, user, _iso(since), _iso(until)),
+        ).fetchone()
+        return int(count)
+
+    def count_open_owned(self, account: str, user: str) -> int:
+        # No lock of its own: BEGIN IMMEDIATE already serialises every event. Every entity
+        # named, so the (account, entity, user, open) index answers it.
+        marks = ", ".join("?" * len(ENTITIES))
+        (count,) = self._conn.execute(
+            f"SELECT COUNT(*) FROM record_owners WHERE account = ? AND entity IN ({marks}) "
+            "AND user = ? AND open = 1",
+            (account, *ENTITIES, user),
         ).fetchone()
         return int(count)
 

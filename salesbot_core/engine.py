@@ -21,6 +21,7 @@ from .conditions import choose_evaluator
 from .decision import Decider, Reads
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .fields import FieldSpec
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
@@ -32,11 +33,12 @@ from .models import (
     Note,
     Notification,
     Outcome,
+    User,
     given_by,
     list_event_id,
     record_from_dict,
 )
-from .periods import period_bounds
+from .periods import CALENDAR, OPEN_OWNED, usage_bounds
 from .registry import Registry, make_plugin_manager
 from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .safetext import excerpt
@@ -332,13 +334,7 @@ class Engine:
             load=_without(tx.open_load(account, record.entity, sorted(set(loaded))), stored)
             if loaded
             else {},
-            usage={
-                user.id: {
-                    period: tx.count_assigned(account, user.id, start, end)
-                    for period, (start, end) in period_bounds(now, user.zone).items()
-                }
-                for user in capped
-            },
+            usage={user.id: _usage(tx, account, user, counted, now, stored) for user in capped},
         )
         return Reads(
             context,
@@ -551,6 +547,31 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _usage(
+    tx: Transaction,
+    account: str,
+    user: User,
+    counted: list[FieldSpec[Any]],
+    now: datetime,
+    stored: dict[str, Any] | None,
+) -> dict[str, int]:
+    """The counts the user's ``counts_usage`` fields ask for: assignments per period and
+    window, and the open records they own (the record being routed left out, as in the
+    load: routing it again must not count it against its owner)."""
+    kinds: set[str] = set()
+    for spec in counted:
+        value = user.plugin_fields.get(spec.key)
+        if value is not None:
+            kinds.update(spec.usage_kinds(value) if spec.usage_kinds else CALENDAR)
+    usage = {
+        kind: tx.count_assigned(account, user.id, start, end)
+        for kind, (start, end) in usage_bounds(now, user.zone, sorted(kinds)).items()
+    }
+    if OPEN_OWNED in kinds:
+        usage[OPEN_OWNED] = _without({user.id: tx.count_open_owned(account, user.id)}, stored)[user.id]
+    return usage
 
 
 def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:

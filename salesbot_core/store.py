@@ -187,6 +187,11 @@ class Transaction(Protocol):
         user's usage first, until the transaction ends, so two events never both take a
         user's last slot."""
 
+    def count_open_owned(self, account: str, user: str) -> int:
+        """How many open records (of any entity) ``user`` owns now, however they got them:
+        a bot's pick or a person's hand. Takes the same lock as ``count_assigned``, so two
+        events never both give a user their last open slot."""
+
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         """Add a note to a record's wall."""
 

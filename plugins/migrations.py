@@ -19,11 +19,12 @@ The versions that shipped, on this history:
  4          4                            3                              API tokens
  5          5                            4                              signed webhooks
  6          6                            5                              the admin page
- 7          7                            7                              compact indexes
+ 7          7                            6                              event payloads
+ 8          8                            8                              compact indexes
 =========  ===========================  ==============================  =====================
 
-PostgreSQL numbered its own history until version 6 of this one, one behind: a recorded
-version below 6 is read as one more (``postgres_store``). From 7 on both record the same.
+PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
+version below 7 is read as one more (``postgres_store``). From 8 on both record the same.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from salesbot_core import page_queries
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
-#: opening (which must not upgrade) takes a database from it on (version 7 only dropped
+#: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
-READABLE_VERSION = 6
+READABLE_VERSION = 7
 
 
 def ddl(s: Session, script: str) -> None:
@@ -250,6 +251,27 @@ def step_6(s: Session) -> None:
 
 
 def step_7(s: Session) -> None:
+    """The payload of each processed event, for ``salesbot replay``, while it is within the
+    retention (``SALESBOT_EVENT_RETENTION_DAYS``); its outcome is in ``outcomes``. Older
+    events' payloads were not kept."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS event_payloads (
+    seq {serial},
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    at TEXT NOT NULL,  -- when the event was decided, UTC ISO 8601
+    routed INTEGER NOT NULL,
+    size INTEGER NOT NULL,  -- bytes of the payload (UTF-8)
+    payload TEXT NOT NULL  -- the event as canonical JSON
+);
+CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
+CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at)
+""",
+    )
+
+
+def step_8(s: Session) -> None:
     """Only the indexes a query reads, as every event writes each one:
 
     - ``assignments_bot`` served no query: ``assignment_counts`` reads the whole table, and
@@ -262,7 +284,16 @@ def step_7(s: Session) -> None:
     ddl(s, "DROP INDEX IF EXISTS assignments_bot; DROP INDEX IF EXISTS outcomes_record")
 
 
-STEPS: tuple[Callable[[Session], None], ...] = (step_1, step_2, step_3, step_4, step_5, step_6, step_7)
+STEPS: tuple[Callable[[Session], None], ...] = (
+    step_1,
+    step_2,
+    step_3,
+    step_4,
+    step_5,
+    step_6,
+    step_7,
+    step_8,
+)
 assert len(STEPS) == SCHEMA_VERSION
 
 

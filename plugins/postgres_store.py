@@ -32,6 +32,7 @@ from typing import Any
 
 from salesbot_core import StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
+from salesbot_core.store import retention_days
 
 from .migrations import READABLE_VERSION, SCHEMA_VERSION, upgrade
 from .sql import Dialect, Session, SqlStore, SqlTransaction
@@ -57,7 +58,7 @@ RECONNECT_TIMEOUT = 300
 SCHEMA_LOCK = 7_264_011
 #: The last version PostgreSQL numbered on its own history, one behind the shared one
 #: (see ``salesbot_plugins.migrations``).
-OWN_HISTORY_UNTIL = 5
+OWN_HISTORY_UNTIL = 6
 
 
 def _schema_version(conn: Any) -> int | None:
@@ -126,6 +127,7 @@ class PostgresStore(SqlStore):
             ) from None
         self._psycopg = psycopg
         self.url = url
+        self._retention_days = retention_days()
         self._dry_run_schema = False
         try:
             # One direct connection first: an unreachable server fails at once, not after
@@ -201,7 +203,7 @@ class PostgresStore(SqlStore):
                         conn.execute("SET TRANSACTION READ WRITE")
                         if self._dry_run_schema:
                             _create_schema(conn)
-                    yield SqlTransaction(Session(conn, DIALECT))
+                    yield SqlTransaction(Session(conn, DIALECT), self._retention_days)
                     conn.execute("ROLLBACK" if rollback else "COMMIT")
             except BaseException:
                 if conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE:

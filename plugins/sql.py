@@ -21,12 +21,21 @@ import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from salesbot_core import Outcome, page_queries
 from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Activity, Logged, Switch, touched
+from salesbot_core.store import (
+    PRUNE_BATCH,
+    PRUNE_EVERY,
+    Activity,
+    KeptEvent,
+    Logged,
+    Switch,
+    read_kept,
+    touched,
+)
 
 #: Cursor-like results of both drivers: ``fetchone``, ``fetchall``, ``rowcount``, ``description``.
 Cursor = Any
@@ -112,9 +121,10 @@ SELECT_ENDPOINTS = "SELECT id, events FROM webhooks WHERE account = ? ORDER BY s
 class SqlTransaction:
     """The reads and writes of one event (``salesbot_core.store.Transaction``)."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, retention_days: int = 0):
         self._s = session
         self._d = session.dialect
+        self._retention_days = retention_days
         # What this transaction read or wrote, as stored: the base of "write only what
         # changed". Valid until it ends: the rows are locked (PostgreSQL) or the whole
         # database is (SQLite), so nothing else changes them meanwhile.
@@ -334,6 +344,28 @@ class SqlTransaction:
             found = self._endpoints[account] = [(id, json.loads(events)) for id, events in found.fetchall()]
         return list(found)
 
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        if not self._retention_days:
+            return
+        before = utc_iso(datetime.now(UTC) - timedelta(days=self._retention_days))
+        values = (account, event_id, utc_iso(at), int(routed), len(payload.encode("utf-8")), payload)
+        insert = (
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        if self._d.last_seq is None:  # SQLite: the new seq is known at once
+            if self._s.write(insert, values).lastrowid % PRUNE_EVERY == 0:
+                prune(self._s, before, PRUNE_BATCH)
+            return
+        # PostgreSQL: the seq is not waited for (a round trip); the server decides whether
+        # this is about the PRUNE_EVERY-th payload and prunes in the same statement.
+        self._s.write(
+            f"WITH new AS ({insert} RETURNING seq) DELETE FROM event_payloads WHERE seq IN "
+            f"(SELECT seq FROM event_payloads WHERE at < ? AND mod((SELECT seq FROM new), {PRUNE_EVERY}) = 0 "
+            f"ORDER BY at LIMIT {PRUNE_BATCH} FOR UPDATE SKIP LOCKED)",
+            (*values, before),
+        )
+
     def put_delivery(
         self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str
     ) -> None:
@@ -342,6 +374,19 @@ class SqlTransaction:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (id, account, webhook_id, kind, payload, next_at),
         )
+
+
+def prune(s: Session, before: str, limit: int) -> int:
+    """Remove up to ``limit`` kept payloads older than ``before``, oldest first; workers
+    pruning at once take different rows (SKIP LOCKED) instead of waiting."""
+    skip = " FOR UPDATE SKIP LOCKED" if s.dialect.locks else ""
+    return int(
+        s.execute(
+            "DELETE FROM event_payloads WHERE seq IN "
+            f"(SELECT seq FROM event_payloads WHERE at < ? ORDER BY at LIMIT ?{skip})",
+            (before, limit),
+        ).rowcount
+    )
 
 
 WEBHOOK_COLUMNS = "id, account, url, events, secret, created_at"
@@ -384,6 +429,23 @@ class SqlStore:
 
     def _write(self) -> AbstractContextManager[Session]:
         raise NotImplementedError
+
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        with self._read() as s:
+            return read_kept(
+                lambda sql, params: list(s.execute(sql, params).fetchall()),
+                account,
+                since,
+                until,
+                limit,
+                max_bytes,
+            )
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        with self._write() as s:
+            return prune(s, utc_iso(before), limit)
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         with self._read() as s:

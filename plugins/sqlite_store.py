@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from salesbot_core import StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
+from salesbot_core.store import retention_days
 
 from .migrations import READABLE_VERSION, SCHEMA_VERSION, upgrade
 from .sql import Dialect, Session, SqlStore, SqlTransaction
@@ -105,6 +106,7 @@ class SQLiteStore(SqlStore):
         """
         self.path = str(path)
         self._dry_run_only = dry_run
+        self._retention_days = retention_days()
         if readonly:
             self._conn = self._open_readonly()
             return
@@ -190,7 +192,7 @@ class SQLiteStore(SqlStore):
     def transaction(self, rollback: bool = False) -> Iterator[SqlTransaction]:
         """``Store.transaction``; with ``rollback``, ``Store.dry_run``."""
         with self._begin(rollback):
-            yield SqlTransaction(Session(self._conn, DIALECT))
+            yield SqlTransaction(Session(self._conn, DIALECT), self._retention_days)
 
     @contextmanager
     def _begin(self, rollback: bool) -> Iterator[None]:

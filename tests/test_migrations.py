@@ -36,7 +36,14 @@ SQLITE_SHIPPED = [
     "sqlite-4",
     "sqlite-5",
 ]
-POSTGRESQL_SHIPPED = ["postgresql-1", "postgresql-2", "postgresql-3", "postgresql-4", "postgresql-5"]
+POSTGRESQL_SHIPPED = [
+    "postgresql-1",
+    "postgresql-2",
+    "postgresql-3",
+    "postgresql-4",
+    "postgresql-5",
+    "postgresql-6",
+]
 #: PostgreSQL's own numbers for the versions it shipped, and where they sit on the one history.
 ON_THE_HISTORY = {
     "postgresql-1": 2,
@@ -228,10 +235,10 @@ def test_postgresql_versions_are_read_on_the_one_history(postgres_url: str) -> N
             assert _schema_version(conn) == version
 
 
-def test_a_version_6_database_is_read_without_upgrading(rules: Path, tmp_path: Path) -> None:
-    """Version 7 only dropped indexes: a read-only command reads a version-6 file as it is."""
+def test_a_version_7_database_is_read_without_upgrading(rules: Path, tmp_path: Path) -> None:
+    """Version 8 only dropped indexes: a read-only command reads a version-7 file as it is."""
     db = tmp_path / "old.db"
-    build_sqlite(db, "sqlite-6")
+    build_sqlite(db, "sqlite-7")
     with Engine(rules, db, readonly=True) as engine:
         assert [o.event_id for o in engine.explain("default", "deal", "d2")] == ["e2"]
-    assert rows(str(db), "PRAGMA user_version") == [(6,)]
+    assert rows(str(db), "PRAGMA user_version") == [(7,)]

@@ -1032,8 +1032,22 @@ def deliver(store: Store, once: bool, poll: float) -> None:
     show_default=True,
     help="Run a webhook delivery worker in each worker process (or run `salesbot deliver` apart).",
 )
+@click.option(
+    "--reload-interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between checks of the rulesets folder; changed rules are reloaded (0: never).",
+)
 def serve(
-    rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str, deliver: bool
+    rulesets: Path,
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: str,
+    deliver: bool,
+    reload_interval: float,
 ) -> None:
     """Serve the engine over HTTP (see README, 'Service'): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
@@ -1043,7 +1057,7 @@ def serve(
         import uvicorn
 
         from .observability import MULTIPROC_ENV, log_config
-        from .service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS
+        from .service import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS
     except ImportError:
         _fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -1057,6 +1071,7 @@ def serve(
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
+    os.environ[ENV_RELOAD] = str(reload_interval)
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

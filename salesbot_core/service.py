@@ -36,12 +36,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_ROW_ID, NotJSON, parse_json
-from .models import ENTITIES, EntityType, Identifier, Outcome
+from .models import ENTITIES, EntityType, Identifier, Outcome, Token
 from .observability import install as install_observability
 from .registry import make_plugin_manager
+from .reloading import RELOAD_INTERVAL, start_watcher
 from .signing import ENV_PREFIX, SIGNATURE_HEADER, SignatureError, environment_secrets, verify
 from .simulate import DEFAULT_COUNT, simulate_on
-from .tokens import authenticate, covers
+from .tokens import ADMIN_ACCOUNT, authenticate, covers
 from .webhooks import KINDS, add_webhook, public, start_worker
 
 T = TypeVar("T")
@@ -64,6 +65,8 @@ ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
 ENV_DB = "SALESBOT_SERVE_DB"
 #: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
 ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
+#: Seconds between checks of the rulesets folder (0: never reloaded).
+ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
 
 
 class Problem(Exception):
@@ -132,17 +135,17 @@ class Service:
             self.engine.close()
             self.engine = None
 
-    async def call(self, fn: Callable[[Engine], T]) -> T:
-        """Run ``fn`` on the engine in a worker thread, one call at a time."""
+    def run(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` on the engine in this thread, once the engine's previous call ended."""
         engine = self.engine
         if engine is None:
             raise Problem(503, f"the engine is not running: {self.error}", "not-ready", None, _retry_after())
+        with self._lock:
+            return fn(engine)
 
-        def locked() -> T:
-            with self._lock:
-                return fn(engine)
-
-        return await run_in_threadpool(locked)
+    async def call(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` on the engine in a worker thread, one call at a time."""
+        return await run_in_threadpool(self.run, fn)
 
 
 class Caller(NamedTuple):
@@ -164,6 +167,14 @@ def _bearer(request: Request) -> str:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Problem(401, "send a token: Authorization: Bearer <token>", "unauthorized", None, _CHALLENGE)
     return secret.strip()
+
+
+def _live_token(engine: Engine, secret: str) -> Token:
+    """The live token whose secret is ``secret``: a 401 if it is unknown or revoked."""
+    token = authenticate(engine.store, secret)
+    if token is None:
+        raise Problem(401, "the token is unknown or revoked", "unauthorized", None, _CHALLENGE)
+    return token
 
 
 def _retry_after() -> dict[str, str]:
@@ -330,10 +341,13 @@ def create_app(
     db: str | Path = DEFAULT_STORE,
     deliver: str | None = None,
     environ: Mapping[str, str] | None = None,
+    reload_interval: float | None = None,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
-    delivery worker runs beside it on a store of its own. Inbound signing secrets are
+    delivery worker runs beside it on a store of its own. With ``reload_interval``, the
+    rulesets folder is checked every so many seconds and reloaded when it changed
+    (``salesbot_core.reloading``). Inbound signing secrets are
     read from the store and from ``environ`` (``os.environ`` by default, read now:
     ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``)."""
     service = Service(engine_factory or (lambda: Engine(rulesets, db)))
@@ -344,9 +358,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
         stop_delivering = _start_delivery(deliver)
+        stop_watching = (
+            start_watcher(lambda: service.run(lambda engine: engine.reload()), reload_interval)
+            if reload_interval and service.engine is not None
+            else lambda: None
+        )
         try:
             yield
         finally:
+            stop_watching()
             stop_delivering()
             service.stop()
 
@@ -364,9 +384,7 @@ def create_app(
         account (else 404: nothing says whether it exists) and hold the scope (403).
         Returns the account's signing secrets (store and environment) when the route is
         signed, else none."""
-        token = authenticate(engine.store, caller.secret)
-        if token is None:
-            raise Problem(401, "the token is unknown or revoked", "unauthorized", None, _CHALLENGE)
+        token = _live_token(engine, caller.secret)
         if not covers(token, caller.account):
             raise _not_found("not found")
         if caller.scope not in token.scopes:
@@ -602,6 +620,28 @@ def create_app(
 
         return JSONResponse(await service.call(run))
 
+    @app.get(
+        "/v1/rulesets",
+        tags=["admin"],
+        responses=problem_responses({s: ROUTE_PROBLEMS[s] for s in (401, 403, 503)}),
+        openapi_extra={SCOPE_KEY: "read"},
+    )
+    async def get_rulesets(request: Request) -> JSONResponse:
+        """The running rules (admin token, ``read`` scope): when they were loaded, from
+        which files, when the folder was last checked, and the problems of the last
+        reload that failed (each naming the file, the bot and the field) while the last
+        good rules keep running. Each worker process answers for its own engine."""
+        secret = _bearer(request)
+
+        def run(engine: Engine) -> dict[str, Any]:
+            token = _live_token(engine, secret)
+            if token.account != ADMIN_ACCOUNT or "read" not in token.scopes:
+                detail = "the rules' status needs an admin token with the 'read' scope"
+                raise Problem(403, detail, "forbidden")
+            return engine.rules_status.to_json()
+
+        return JSONResponse(await service.call(run))
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """The process is up."""
@@ -716,4 +756,9 @@ def app_from_env() -> FastAPI:
     """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
     db = os.environ.get(ENV_DB, DEFAULT_STORE)
     deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
-    return create_app(rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=db, deliver=deliver)
+    return create_app(
+        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
+        db=db,
+        deliver=deliver,
+        reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),
+    )

@@ -43,7 +43,16 @@ from .reloading import RELOAD_INTERVAL, start_watcher
 from .signing import ENV_PREFIX, SIGNATURE_HEADER, SignatureError, environment_secrets, verify
 from .simulate import DEFAULT_COUNT, simulate_on
 from .tokens import ADMIN_ACCOUNT, authenticate, covers
-from .webhooks import KINDS, add_webhook, public, start_worker
+from .webhooks import (
+    DELIVERY_HEADER,
+    KIND_HEADER,
+    KINDS,
+    AssignmentDelivery,
+    NotificationDelivery,
+    add_webhook,
+    public,
+    start_worker,
+)
 
 T = TypeVar("T")
 
@@ -659,6 +668,7 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     _install_webhook_routes(api, service, prefix)
+    _document_deliveries(app)
     _install_error_handlers(app)
     return app
 
@@ -671,6 +681,57 @@ class WebhookRequest(_Body):
 
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1)
+
+
+#: The headers of every delivery, for the OpenAPI document's ``webhooks``.
+_DELIVERY_HEADERS = [
+    {
+        "name": DELIVERY_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "The delivery id, the same on every attempt and replay: your idempotency key.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": KIND_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "What the delivery is: assignment or notification.",
+        "schema": {"type": "string", "enum": list(KINDS)},
+    },
+    {
+        "name": SIGNATURE_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of 't.body' keyed by the endpoint's secret>.",
+        "schema": {"type": "string"},
+    },
+]
+_DELIVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Any 2xx within 10 seconds: the receiver stored the delivery."},
+    "default": {
+        "description": "Anything else, or no answer within 10 seconds: tried again with exponential "
+        "backoff and jitter, 8 attempts in all, then dead (salesbot webhook failures)."
+    },
+}
+
+
+def _document_deliveries(app: FastAPI) -> None:
+    """The deliveries a registered endpoint receives, in the OpenAPI ``webhooks``."""
+    extra = {"parameters": _DELIVERY_HEADERS}
+
+    @app.webhooks.post(
+        "assignment", openapi_extra=extra, responses=_DELIVERY_ANSWERS, response_class=Response
+    )
+    def assignment(body: AssignmentDelivery) -> None:
+        """An event changed a record's owners: its outcome, signed, to each endpoint
+        subscribed to ``assignment``."""
+
+    @app.webhooks.post(
+        "notification", openapi_extra=extra, responses=_DELIVERY_ANSWERS, response_class=Response
+    )
+    def notification(body: NotificationDelivery) -> None:
+        """A bot's message to a user, signed, to each endpoint subscribed to ``notification``."""
 
 
 def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: str) -> None:

@@ -33,11 +33,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from .errors import SalesbotError
-from .models import Outcome, Webhook, utc_iso
+from .models import EntityType, Model, Outcome, Webhook, utc_iso
 from .safetext import excerpt
 from .signing import SIGNATURE_HEADER, new_signing_secret, signature_header
 from .store import Store, Transaction
@@ -89,6 +91,43 @@ class RetrySchedule:
 
 
 DEFAULT_SCHEDULE = RetrySchedule()
+
+
+# The bodies a receiver gets, as models: the OpenAPI document publishes them (its
+# ``webhooks``), and a test checks that what ``queue_deliveries`` writes validates.
+
+
+class NotificationData(Model):
+    """A bot's message to a user, about the record of an event."""
+
+    user: str = Field(description="The user the bot notifies (a user id of the account's rules).")
+    text: str = Field(description="The message, as the bot's ruleset words it.")
+    event_id: str = Field(description="The event that caused it.")
+    entity: EntityType
+    record_id: str
+
+
+class _DeliveryBody(Model):
+    id: str = Field(
+        description="The delivery id (dlv_...), also in the Salesbot-Delivery header: the same on every "
+        "attempt and replay, the receiver's idempotency key."
+    )
+    account: str
+    created_at: str = Field(description="When the delivery was queued: UTC, ISO 8601 with microseconds.")
+
+
+class AssignmentDelivery(_DeliveryBody):
+    """An event changed a record's owners: its outcome, as ``POST /events`` answers it."""
+
+    type: Literal["assignment"]
+    data: Outcome
+
+
+class NotificationDelivery(_DeliveryBody):
+    """A bot's message to a user (as the outbox holds it)."""
+
+    type: Literal["notification"]
+    data: NotificationData
 
 
 def _now() -> datetime:

@@ -414,3 +414,48 @@ def test_the_documented_recipe_verifies_a_real_delivery(
         timeout=30,
     )
     assert run.stdout.strip() == "true,false,false", run.stdout + run.stderr
+
+
+def test_deliveries_validate_against_the_published_openapi_webhooks(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    """``/openapi.json`` publishes each delivery's body and headers (OpenAPI 3.1
+    ``webhooks``); what a real delivery worker sends validates against it, and a body
+    missing a field or carrying an unknown one does not."""
+    from jsonschema import Draft202012Validator
+
+    db = str(tmp_path / "salesbot.db")
+    with Engine(rules(write_rules), db) as engine:
+        add_webhook(engine.store, "default", receiver.url, ["assignment", "notification"])
+        engine.handle(deal(1))
+        deliverer = Deliverer(engine.store)
+        try:
+            assert deliverer.run_until_idle() == 2
+        finally:
+            deliverer.close()
+    with TestClient(create_app(rulesets=rules(write_rules), db=db)) as client:
+        document = client.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.1") and sorted(document["webhooks"]) == [
+        "assignment",
+        "notification",
+    ]
+
+    def validator(kind: str) -> Draft202012Validator:
+        operation = document["webhooks"][kind]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        return Draft202012Validator({**schema, "components": document["components"]})
+
+    kinds = []
+    for headers, body in receiver.received:
+        payload = json.loads(body)
+        kind = headers["Salesbot-Event"]
+        kinds.append(kind)
+        operation = document["webhooks"][kind]["post"]
+        assert {p["name"] for p in operation["parameters"] if p["in"] == "header"} <= set(headers)
+        assert list(validator(kind).iter_errors(payload)) == []
+        assert payload["type"] == kind
+        other = "notification" if kind == "assignment" else "assignment"
+        assert list(validator(other).iter_errors(payload)) != []
+        for broken in ({k: v for k, v in payload.items() if k != "id"}, {**payload, "extra": 1}):
+            assert list(validator(kind).iter_errors(broken)) != []
+    assert sorted(kinds) == ["assignment", "notification"]

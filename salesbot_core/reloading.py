@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .background import in_background
 from .errors import Problem, SalesbotError
 from .models import utc_iso
 from .safetext import escape
@@ -67,9 +68,8 @@ class RulesStatus:
 def start_watcher(reload: Callable[[], bool], interval: float = RELOAD_INTERVAL) -> Callable[[], None]:
     """Call ``reload`` (the engine's, under the service's lock) every ``interval`` seconds
     in a daemon thread, logging what each reload did; returns what stops it."""
-    stop = threading.Event()
 
-    def watch() -> None:
+    def watch(stop: threading.Event) -> None:
         while not stop.wait(interval):
             try:
                 if reload():
@@ -81,11 +81,4 @@ def start_watcher(reload: Callable[[], bool], interval: float = RELOAD_INTERVAL)
             except Exception:  # e.g. the store closing under it: the next check may pass
                 _log.exception("rules check failed")
 
-    thread = threading.Thread(target=watch, name="salesbot-rules", daemon=True)
-    thread.start()
-
-    def halt() -> None:
-        stop.set()
-        thread.join(interval + 5)
-
-    return halt
+    return in_background("salesbot-rules", watch, interval + 5)

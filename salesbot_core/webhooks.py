@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from .background import in_background
 from .errors import SalesbotError
 from .models import EntityType, Model, Outcome, Webhook, utc_iso
 from .safetext import excerpt
@@ -318,9 +319,8 @@ class Deliverer:
 
 def start_worker(store_factory: Callable[[], Store], poll: float = POLL_SECONDS) -> Callable[[], None]:
     """Run a ``Deliverer`` on its own store in a daemon thread; returns what stops it."""
-    stop = threading.Event()
 
-    def work() -> None:
+    def work(stop: threading.Event) -> None:
         try:
             store = store_factory()
         except SalesbotError:
@@ -332,11 +332,4 @@ def start_worker(store_factory: Callable[[], Store], poll: float = POLL_SECONDS)
             deliverer.close()
             store.close()
 
-    thread = threading.Thread(target=work, name="salesbot-deliver", daemon=True)
-    thread.start()
-
-    def halt() -> None:
-        stop.set()
-        thread.join(SEND_TIMEOUT + 5)
-
-    return halt
+    return in_background("salesbot-deliver", work, SEND_TIMEOUT + 5)

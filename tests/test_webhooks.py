@@ -336,21 +336,30 @@ def doc_block(language: str) -> str:
     return block.group(1)
 
 
+def deliver_once(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver, kinds: list[str]
+) -> tuple[str, str]:
+    """One deal handled with an endpoint subscribed to ``kinds``, each delivery sent once
+    to ``receiver`` by a real delivery worker: the endpoint's secret and the store."""
+    db = str(tmp_path / "salesbot.db")
+    with Engine(rules(write_rules), db) as engine:
+        hook = add_webhook(engine.store, "default", receiver.url, kinds)
+        engine.handle(deal(1))
+        deliverer = Deliverer(engine.store)
+        try:
+            assert deliverer.run_until_idle() == len(kinds)
+        finally:
+            deliverer.close()
+    return hook.secret, db
+
+
 @pytest.fixture
 def delivered(write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver) -> tuple[str, str, bytes]:
     """A real delivery, as its receiver got it: the endpoint's secret, the signature
     header and the raw body."""
-    db = str(tmp_path / "salesbot.db")
-    with Engine(rules(write_rules), db) as engine:
-        hook = add_webhook(engine.store, "default", receiver.url, ["notification"])
-        engine.handle(deal(1))
-        deliverer = Deliverer(engine.store)
-        try:
-            assert deliverer.run_until_idle() == 1
-        finally:
-            deliverer.close()
+    secret, _ = deliver_once(write_rules, tmp_path, receiver, ["notification"])
     ((headers, body),) = receiver.received
-    return hook.secret, headers["Salesbot-Signature"], body
+    return secret, headers["Salesbot-Signature"], body
 
 
 def test_the_documented_python_recipe_verifies_a_real_delivery(delivered: tuple[str, str, bytes]) -> None:
@@ -424,15 +433,7 @@ def test_deliveries_validate_against_the_published_openapi_webhooks(
     missing a field or carrying an unknown one does not."""
     from jsonschema import Draft202012Validator
 
-    db = str(tmp_path / "salesbot.db")
-    with Engine(rules(write_rules), db) as engine:
-        add_webhook(engine.store, "default", receiver.url, ["assignment", "notification"])
-        engine.handle(deal(1))
-        deliverer = Deliverer(engine.store)
-        try:
-            assert deliverer.run_until_idle() == 2
-        finally:
-            deliverer.close()
+    _, db = deliver_once(write_rules, tmp_path, receiver, ["assignment", "notification"])
     with TestClient(create_app(rulesets=rules(write_rules), db=db)) as client:
         document = client.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1") and sorted(document["webhooks"]) == [

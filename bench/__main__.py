@@ -25,15 +25,31 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import bots_scale, conditions, list_operation, memory, per_event, postgres_workers, service
+from . import bots_scale, conditions, list_operation, memory, per_event, postgres_workers, service, startup
 from .common import BenchmarkFailed, Options, Report, Row
 
 BENCHMARKS = {
     module.NAME: module
-    for module in (per_event, list_operation, bots_scale, conditions, memory, postgres_workers, service)
+    for module in (
+        per_event,
+        list_operation,
+        bots_scale,
+        conditions,
+        memory,
+        postgres_workers,
+        service,
+        startup,
+    )
 }
 RESULTS = Path(__file__).resolve().parent / "results"
-UNIT_FORMATS = {"events/s": ",.0f", "assignments/s": ",.0f", "µs": ",.1f", "s": ",.3f", "MB": ",.1f"}
+UNIT_FORMATS = {
+    "events/s": ",.0f",
+    "assignments/s": ",.0f",
+    "µs": ",.1f",
+    "s": ",.3f",
+    "MB": ",.1f",
+    "ms": ",.0f",
+}
 
 
 def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:

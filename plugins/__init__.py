@@ -21,6 +21,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.capacity",
     "salesbot_plugins.availability",
     "salesbot_plugins.sticky",
+    "salesbot_plugins.schedule",
+    "salesbot_plugins.fall_through",
+    "salesbot_plugins.unassign",
     "salesbot_plugins.sqlite_store",
     "salesbot_plugins.postgres_store",
 )

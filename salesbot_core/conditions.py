@@ -38,6 +38,8 @@ from typing import Any, Protocol
 
 from .errors import SalesbotError
 from .safetext import excerpt
+from .vocabulary import EVALUATOR_VARIABLE as EVALUATOR_VARIABLE
+from .vocabulary import EVALUATORS as EVALUATORS
 
 COMPARISONS = {"$eq", "$neq", "$lt", "$lte", "$gt", "$gte", "$mt", "$imt"}
 EXISTENCE = {"$ex", "$nex"}
@@ -254,12 +256,6 @@ class ConditionError(Exception):
 
 class EvaluatorError(SalesbotError):
     """The condition evaluator asked for is unknown, or does not run on this Python."""
-
-
-#: The evaluators, by the name the setting uses.
-EVALUATORS = ("durable", "python")
-#: The environment variable choosing the evaluator when no argument does.
-EVALUATOR_VARIABLE = "SALESBOT_CONDITIONS"
 
 
 def durable_available() -> bool:

@@ -32,6 +32,7 @@ from .errors import (
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
+    GIVEN_BY,
     LIST_PREFIX,
     Bot,
     EntityType,
@@ -39,6 +40,7 @@ from .models import (
     Note,
     Notification,
     Outcome,
+    given_by,
     list_event_id,
     record_from_dict,
 )
@@ -49,12 +51,13 @@ from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, sc
 from .safetext import excerpt
 from .store import Store, Transaction
 from .strategy import Context, RecordT
+from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
+from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
+from .vocabulary import MAX_OUTBOX_LIMIT as MAX_OUTBOX_LIMIT
 from .webhooks import queue_deliveries
 
 T = TypeVar("T")
 
-DEFAULT_RULESETS = "rulesets"
-DEFAULT_STORE = "salesbot.db"
 #: How often a transaction is tried when the store fails in a way that passes
 #: (``TransientStoreError``: a deadlock, a lost connection, a server restarting).
 RETRY_ATTEMPTS = 12
@@ -64,10 +67,6 @@ RETRY_ATTEMPTS = 12
 #: for a connection: enough to ride out a PostgreSQL restart.
 RETRY_FIRST_WAIT = 0.05
 RETRY_MAX_WAIT = 5.0
-
-
-#: The most notifications one ``Engine.outbox`` call returns.
-MAX_OUTBOX_LIMIT = 10_000
 
 
 class Delivered(NamedTuple):
@@ -303,10 +302,18 @@ class Engine:
             return seen.outcome.model_copy(update={"duplicate": True})
         reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
         decided = self._decider.decide(event, reads, route)
+        if decided.reroute and not route:
+            # A bot took back the owner it gave and sends the record back to the pool: it
+            # is routed, so the routing bots' state is read (and locked) too.
+            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True))
+            decided = self._decider.decide(event, reads, True)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
-            tx.put_record(account, changed.model_dump(mode="json"))
+            given = decided.given.get((changed.entity, changed.id))
+            tx.put_record(
+                account, {**changed.model_dump(mode="json"), **({GIVEN_BY: given} if given else {})}
+            )
         for note in decided.notes:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
@@ -329,14 +336,18 @@ class Engine:
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
         stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
+        given = {(record.entity, record.id): given_by(stored)}
         if not bots:
-            return Reads(Context(now=now), bots, previous_owners=previous)
+            # Owners a bot gave may be taken back: whether the bot is switched on counts.
+            switches = tx.get_switches(account) if given_by(stored) else {}
+            return Reads(Context(now=now), bots, previous_owners=previous, switches=switches, given=given)
         handler = self.catalog.entities[record.entity]
         linked: dict[LinkRef, RecordT] = {}
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
             data = tx.get_record(account, entity, record_id)
             if data is not None:
                 linked[(entity, record_id)] = record_from_dict(data)
+                given[(entity, record_id)] = given_by(data)
         # Rotation states are locked (on PostgreSQL) in one order, bot id, then each capped
         # user's usage in user-id order, so two events never wait for each other in a cycle.
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
@@ -363,7 +374,12 @@ class Engine:
             },
         )
         return Reads(
-            context, bots, previous_owners=previous, states=states, switches=tx.get_switches(account)
+            context,
+            bots,
+            previous_owners=previous,
+            states=states,
+            switches=tx.get_switches(account),
+            given=given,
         )
 
     def handle_many(
@@ -500,7 +516,7 @@ class Engine:
                     "id": list_event_id(operation, entity, record_id),
                     "kind": "list",
                     "account": account,
-                    "record": {**stored, "owners": owners},
+                    "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
                 }
                 outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
         return outcomes

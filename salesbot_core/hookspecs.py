@@ -15,12 +15,14 @@ import pluggy
 
 from .entities import EntityHandler
 from .fields import FieldSpec
-from .models import AccountSettings, Bot, Event, Outcome, User
+from .models import AccountSettings, Bot, Decision, Event, Outcome, Release, User
 from .propagation import PropagationMode
 from .store import Store
 from .strategy import Context, Pick, RecordT, Strategy
 
 hookspec = pluggy.HookspecMarker("salesbot")
+#: The marker plugins use for their hook implementations (``salesbot_core.hookimpl``).
+hookimpl = pluggy.HookimplMarker("salesbot")
 
 
 @hookspec
@@ -95,7 +97,8 @@ def salesbot_ruleset_fields() -> Iterable[FieldSpec[Any]]:
     is not written. A key whose plugin is blocked is an error naming that plugin, and
     ``salesbot schema`` describes every declared key. Strategies declare their options
     the same way, as ``Strategy(options=Model)``. Built-in: ``caps`` (capacity),
-    ``working_hours`` and ``out_of_office`` (availability), ``sticky`` (sticky).
+    ``working_hours`` and ``out_of_office`` (availability), ``sticky`` (sticky),
+    ``schedule``, ``fall_through`` and ``unassign`` (routing rules).
 
     Example::
 
@@ -114,24 +117,77 @@ def salesbot_ruleset_fields() -> Iterable[FieldSpec[Any]]:
 
 @hookspec(firstresult=True)
 def salesbot_bot_applies(
-    bot: Bot, event: Event, record: RecordT, settings: AccountSettings, handler: EntityHandler
+    bot: Bot, event: Event, record: RecordT, settings: AccountSettings, handler: EntityHandler, at: datetime
 ) -> str | None:
     """Say why ``bot``, set as an owner of ``record`` by ``event``, must not fire.
 
-    ``settings`` are the account's, ``handler`` the record entity's (it reads a deal's
-    sales process). Return ``None`` when the bot may fire, or a short reason (shown in the
-    outcome and the audit trail) when it must not. ``firstresult``: the first reason
-    stops the bot, which is then removed from the owners and the record keeps its
-    previous owners. No built-in implements it: the core checks first what no plugin may
-    switch off (the add-on and bot switches, the entity, the trigger's events and sales
-    processes, an update that did not change the owners), so blocking a plugin never
-    makes a switched-off bot fire. Ruleset ``where`` conditions are evaluated after this.
+    ``settings`` are the account's (its ``timezone`` too), ``handler`` the record entity's
+    (it reads a deal's sales process), ``at`` the aware time of the event (its ``at``, or
+    the engine's clock). Return ``None`` when the bot may fire, or a short reason (shown
+    in the outcome and the audit trail) when it must not. ``firstresult``: the first
+    reason stops the bot, which is then removed from the owners and the record keeps its
+    previous owners (when routing, the next bot by priority is tried). The core checks
+    first what no plugin may switch off (the add-on and bot switches, the entity, the
+    trigger's events and sales processes, an update that did not change the owners, a
+    record a user owns when routing), so blocking a plugin never makes a switched-off bot
+    fire. Ruleset ``where`` conditions are evaluated after this. Built-in: a bot's
+    ``schedule`` (weekdays and hours in the account's time zone).
 
     Example::
 
         @hookimpl
-        def salesbot_bot_applies(bot, event, record):
-            return "weekend" if is_weekend() else None
+        def salesbot_bot_applies(bot, event, record, at):
+            return "weekend" if at.weekday() >= 5 else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_stopped_matching(
+    bot: Bot, event: Event, record: RecordT, owner: str, matches: bool, context: Context
+) -> Release | None:
+    """Say that ``record`` stopped matching ``bot``, which gave it its owner ``owner``.
+
+    Called on each event that sets no bot, for each current owner a bot gave the record
+    (an owner set by hand, or set again by hand after a bot gave it, is never asked
+    about), when the add-on and the bot are switched on. ``matches`` is whether the
+    record still matches the bot's ``trigger.where`` (true without one); ``context``
+    holds the time and what the engine read for the event. Return ``None``
+    to leave the owner, or a ``Release``: the bot takes ``owner`` off the record, with
+    the release's reason in the outcome (status ``unassigned``), its wall note and its
+    notification to ``owner``; with ``reroute``, the record is then routed again by the
+    account's bots in priority order, as ``Engine.route`` does. ``firstresult``. Once
+    taken off, the owner is no longer one the bot gave, so a redelivered or later event
+    never takes it off again. Built-in: a bot's ``unassign`` section (when the record no
+    longer matches ``trigger.where``).
+
+    Example::
+
+        @hookimpl
+        def salesbot_stopped_matching(bot, record, owner):
+            if record.fields.get("status") == "lost":
+                return Release(reason="the deal was lost")
+            return None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_keep_routing(bot: Bot, event: Event, decision: Decision) -> str | None:
+    """Say why routing goes on to the next bot after ``bot`` applied and gave no owner.
+
+    Called when routing (``Engine.route``) and the first bot that applies finds nobody
+    eligible in its pool and has no fallback owner (``decision.status`` is
+    ``no_candidate``). Return ``None`` to stop there (the default: the record stays as it
+    was), or a short reason to try the next bot by priority; the reason is added to the
+    bot's decision, and the outcome shows every bot's decision. ``firstresult``.
+    Built-in: a bot's ``fall_through: true``.
+
+    Example::
+
+        @hookimpl
+        def salesbot_keep_routing(bot, decision):
+            return "overflow to the next team" if bot.id.startswith("team-") else None
     """
     raise NotImplementedError
 

@@ -26,11 +26,12 @@ from .errors import EventError, SalesbotError
 from .models import Bot, EventKind, Outcome
 from .rulesets import Rules
 from .tally import Tally
+from .vocabulary import DEFAULT_SIMULATE_COUNT
 
 __all__ = ["Rejected", "SimulatedRecord", "SimulationResult", "simulate", "simulate_on", "synthetic_records"]
 
 #: How many synthetic records ``simulate`` makes when given no records.
-DEFAULT_COUNT = 100
+DEFAULT_COUNT = DEFAULT_SIMULATE_COUNT
 #: Prefix of the event id of each simulated record: ``simulate-<n>``.
 EVENT_PREFIX = "simulate-"
 

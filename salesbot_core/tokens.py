@@ -22,11 +22,9 @@ from .errors import SalesbotError
 from .models import Token
 from .safetext import excerpt
 from .store import Store
+from .vocabulary import ADMIN_ACCOUNT as ADMIN_ACCOUNT
+from .vocabulary import SCOPES as SCOPES
 
-#: Every scope, in the order they are listed.
-SCOPES = ("events", "read", "manage")
-#: The account of an admin token.
-ADMIN_ACCOUNT = "*"
 #: Every secret starts with this, so a leaked one is easy to recognise (and to scan for).
 PREFIX = "sb_"
 #: Token names and accounts are identifiers, as account and bot ids are.

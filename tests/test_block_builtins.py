@@ -34,14 +34,17 @@ BOTS: list[dict[str, Any]] = [
     {"id": "sticky", "entity": "person", "users": ["jan"], "strategy": "least_loaded", "sticky": True},
     {"id": "passing", "entity": "person", "users": ["anna"], "strategy": "weighted_round_robin",
      "actions": {"related": {"company": True}}},
+    {"id": "scheduled", "users": ["jan"], "schedule": {"days": ["mon"]}},
+    {"id": "falls", "users": ["jan"], "fall_through": True},
+    {"id": "unassigns", "users": ["jan"], "trigger": {"where": {"open": True}}, "unassign": {}},
 ]  # fmt: skip
 
 #: Blocked built-in -> the bots and user fields that must fail, and nothing else.
 FAILS: dict[str, set[str]] = {
-    "round_robin": {"rr"},
+    "round_robin": {"rr", "scheduled", "falls", "unassigns"},
     "weighted_round_robin": {"weighted", "tasks", "passing"},
     "least_loaded": {"least", "sticky"},
-    "deal": {"rr"},
+    "deal": {"rr", "scheduled", "falls", "unassigns"},
     "person": {"weighted", "sticky", "passing"},
     "company": {"least"},
     "task": {"tasks"},
@@ -50,6 +53,9 @@ FAILS: dict[str, set[str]] = {
     "capacity": {"users.0.caps"},
     "availability": {"users.1.working_hours", "users.2.out_of_office"},
     "sticky": {"sticky"},
+    "schedule": {"scheduled"},
+    "fall_through": {"falls"},
+    "unassign": {"unassigns"},
     "sqlite_store": set(),
     "postgres_store": set(),
 }

@@ -1,0 +1,98 @@
+"""``serve``: the engine behind an HTTP API, on uvicorn (the ``server`` extra)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from .common import db_option, fail, rulesets_option, warn
+
+
+@click.command()
+@rulesets_option
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes, each with its own engine (use a PostgreSQL store for many).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    show_default=True,
+    help="Log lines on stderr: one JSON object per line, or text for a terminal.",
+)
+@click.option(
+    "--deliver/--no-deliver",
+    default=True,
+    show_default=True,
+    help="Run a webhook delivery worker in each worker process (or run `salesbot deliver` apart).",
+)
+@click.option(
+    "--reload-interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between checks of the rulesets folder; changed rules are reloaded (0: never).",
+)
+def serve(
+    rulesets: Path,
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: str,
+    deliver: bool,
+    reload_interval: float,
+) -> None:
+    """Serve the engine over HTTP (see README, 'Service'): events, list operations,
+    records, bots, the outbox and dry runs, per account, with bearer tokens
+    (`salesbot token create`). The API is described at /docs and /openapi.json;
+    Prometheus metrics are at /metrics, and each event is one log line on stderr."""
+    from ..engine import Engine
+    from ..errors import SalesbotError
+
+    try:
+        import uvicorn
+
+        from ..observability import MULTIPROC_ENV, log_config
+        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS
+    except ImportError:
+        fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
+    try:
+        # Fail here, with a readable error, on bad rules or an unreachable store; this
+        # also creates or upgrades the store once, before the workers open it.
+        with Engine(rulesets, db) as engine:
+            for failure in engine.plugin_failures:
+                warn(failure)
+    except SalesbotError as exc:
+        fail(str(exc))
+    os.environ[ENV_RULESETS] = str(rulesets)
+    os.environ[ENV_DB] = db
+    os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
+    os.environ[ENV_RELOAD] = str(reload_interval)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+            # Metrics of all workers, summed at each scrape: the workers write their samples
+            # into a folder named before they start (and removed when serve stops).
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="salesbot-metrics-"))
+            os.environ[MULTIPROC_ENV] = folder
+        uvicorn.run(
+            "salesbot_core.service:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=log_config(log_format),
+        )

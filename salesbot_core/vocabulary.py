@@ -1,0 +1,29 @@
+"""The words and defaults a user types on the command line: entity names, token scopes,
+the default rulesets folder and store. Kept free of imports, so that ``salesbot --help``
+and each command's options cost click alone; the modules that own each concept
+(``models``, ``conditions``, ``tokens``, ``engine``, ``simulate``) take them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+EntityType = Literal["deal", "person", "company", "task"]
+ENTITIES: tuple[EntityType, ...] = ("deal", "person", "company", "task")
+
+#: The condition evaluators, by the name the setting uses.
+EVALUATORS = ("durable", "python")
+#: The environment variable choosing the evaluator when no argument does.
+EVALUATOR_VARIABLE = "SALESBOT_CONDITIONS"
+
+#: Every token scope, in the order they are listed.
+SCOPES = ("events", "read", "manage")
+#: The account of an admin token.
+ADMIN_ACCOUNT = "*"
+
+DEFAULT_RULESETS = "rulesets"
+DEFAULT_STORE = "salesbot.db"
+#: The most notifications one ``Engine.outbox`` call returns.
+MAX_OUTBOX_LIMIT = 10_000
+#: How many synthetic records ``simulate`` makes when given no records.
+DEFAULT_SIMULATE_COUNT = 100

@@ -9,8 +9,8 @@ on its own and identical whichever store sits behind it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from .models import (
     Skip,
     record_from_dict,
 )
-from .rulesets import Rules, condition_key
+from .rulesets import Rules, condition_key, field_condition_key
 from .strategy import Context, RecordT, SelectRequest
 from .templates import MAX_NOTE_BYTES, MAX_NOTIFICATION_BYTES, record_values, render
 
@@ -213,6 +213,12 @@ class Decider:
             reroute=reroute,
         )
 
+    def pick_now(self, event: Event, bot: Bot, reads: Reads) -> Decision:
+        """Whom ``bot`` would pick for ``event``'s record if it fired, whatever its switch and
+        trigger say: its candidates, each skipped user with the engine's reason, and the
+        strategy's pick (the admin page's "pool now" and "next in rotation")."""
+        return self._pick(event, bot, self.catalog.entities[event.record.entity], reads, [])
+
     def _released(self, event: Event, reads: Reads) -> list[tuple[Bot, str, Release]]:
         """The owners bots gave the record that it stopped matching, ``(bot, user, release)``
         each, as ``salesbot_stopped_matching`` says: only on an event that sets no bot (a
@@ -231,7 +237,7 @@ class Decider:
                 record=record,
                 owner=user,
                 matches=self._matches(event, bot),
-                context=reads.context,
+                context=replace(reads.context, matches=self._field_matcher(event)),
             )
             if release is not None:
                 found.append((bot, user, release))
@@ -307,7 +313,7 @@ class Decider:
         """
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
-        context = reads.context
+        context = replace(reads.context, matches=self._field_matcher(event))
         pool = [user for user in map(lambda u: self.rules.user(account, u), bot.users) if user]
         skipped: dict[str, Skip] = {
             user: Skip(user=user, reason="already an owner of the record")
@@ -323,6 +329,17 @@ class Decider:
             if reason:
                 skipped[user.id] = Skip(user=user.id, reason=reason)
         candidates = [user.id for user in pool if user.id not in skipped]
+        if len(candidates) > 1:
+            aside = self.hook.salesbot_prefer_candidates(
+                bot=bot, record=record, candidates=tuple(candidates), context=context
+            )
+            if aside and (set(aside) - set(candidates) or set(aside) >= set(candidates)):
+                raise PluginError(
+                    f"a prefer plugin set aside {sorted(aside)} for bot {bot.id!r}: it may set "
+                    f"aside only some of its candidates {candidates}, never all"
+                )
+            skipped |= {user: Skip(user=user, reason=reason) for user, reason in (aside or {}).items()}
+            candidates = [user for user in candidates if user not in skipped]
         base = Decision(
             bot=bot.id,
             status="no_candidate",
@@ -356,7 +373,7 @@ class Decider:
         if pick is None:
             chooser = f"strategy {bot.strategy!r}"
             pick = self.catalog.strategies[bot.strategy].select(
-                SelectRequest(bot, record, tuple(candidates), state, context)
+                SelectRequest(bot, record, tuple(candidates), state, context, self.catalog.strategies)
             )
         if pick.user not in candidates:
             raise PluginError(
@@ -371,6 +388,24 @@ class Decider:
                 "state_after": dict(pick.state) if chooser != "a preselect plugin" else state,
             }
         )
+
+    def _field_matcher(self, event: Event) -> Callable[[Bot, str, str], bool]:
+        """``Context.matches`` for ``event``'s record: the conditions of plugin fields."""
+        fields = event.record.condition_fields()
+
+        def matches(bot: Bot, key: str, path: str) -> bool:
+            compiled = field_condition_key(event.account, bot.id, key, path)
+            if compiled not in self.rules.conditions:
+                raise LookupError(f"bot {bot.id!r} has no condition {key}.{path}")
+            try:
+                return self.rules.conditions.matches(compiled, fields)
+            except ConditionError as exc:
+                raise EventError(
+                    f"event {event.id!r}: field 'record': bot {bot.id!r} cannot test its "
+                    f"{key}.{path} on this record: {exc}"
+                ) from None
+
+        return matches
 
     def _act(
         self,

@@ -29,22 +29,25 @@ from .errors import (
     StoreError,
     TransientStoreError,
 )
+from .fields import FieldSpec
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
     GIVEN_BY,
     LIST_PREFIX,
     Bot,
+    Decision,
     EntityType,
     Event,
     Note,
     Notification,
     Outcome,
+    User,
     given_by,
     list_event_id,
     record_from_dict,
 )
-from .periods import period_bounds
+from .periods import CALENDAR, OPEN_OWNED, usage_bounds
 from .registry import Registry, make_plugin_manager
 from .reloading import RulesStatus
 from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
@@ -365,13 +368,7 @@ class Engine:
             load=_without(tx.open_load(account, record.entity, sorted(set(loaded))), stored)
             if loaded
             else {},
-            usage={
-                user.id: {
-                    period: tx.count_assigned(account, user.id, start, end)
-                    for period, (start, end) in period_bounds(now, user.zone).items()
-                }
-                for user in capped
-            },
+            usage={user.id: _usage(tx, account, user, counted, now, stored) for user in capped},
         )
         return Reads(
             context,
@@ -536,11 +533,31 @@ class Engine:
         switches = self.store.get_switches(account)
         return [(bot, switches.get(bot.id, bot.active)) for bot in self.rules.account_bots(account)]
 
-    def set_bot_active(self, account: str, bot_id: str, active: bool) -> None:
-        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again."""
+    def set_bot_active(self, account: str, bot_id: str, active: bool, by: str | None = None) -> None:
+        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again.
+        ``by`` names who did it (a token, ``cli``): the store keeps it with the time."""
         if self.rules.bot(account, bot_id) is None:
             raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        self.store.set_switch(account, bot_id, active)
+        self.store.set_switch(account, bot_id, active, by)
+
+    def pool_now(self, account: str, bot_id: str, at: datetime | None = None) -> Decision:
+        """Whom a bot would pick for a new record now (or ``at``) if it fired, whatever its
+        switch and trigger: each pool user a candidate or skipped with the engine's reason,
+        and who is next in rotation. Decided in a dry run on the store's state: nothing is
+        written. ``SalesbotError`` for an unknown bot."""
+        bot = self.rules.bot(account, bot_id)
+        if bot is None:
+            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
+        record = {"entity": bot.entity, "id": "pool-now", "owners": [bot.owner_ref]}
+        event = self.validate(
+            {"id": "pool-now", "kind": "created", "account": account, "record": record, "at": at}
+        )
+
+        def attempt() -> Decision:
+            with self.store.dry_run() as tx:
+                return self._decider.pick_now(event, bot, self._read(tx, event, [bot]))
+
+        return _retrying(attempt)
 
     def record(self, account: str, entity: EntityType, record_id: str) -> RecordT | None:
         """A record as the engine last stored it."""
@@ -587,6 +604,31 @@ class Engine:
 def _file_names(folder: Path) -> tuple[str, ...]:
     """The names of the ruleset files of ``folder`` (as just loaded), in load order."""
     return tuple(path.name for path in scan_folder(folder)[0])
+
+
+def _usage(
+    tx: Transaction,
+    account: str,
+    user: User,
+    counted: list[FieldSpec[Any]],
+    now: datetime,
+    stored: dict[str, Any] | None,
+) -> dict[str, int]:
+    """The counts the user's ``counts_usage`` fields ask for: assignments per period and
+    window, and the open records they own (the record being routed left out, as in the
+    load: routing it again must not count it against its owner)."""
+    kinds: set[str] = set()
+    for spec in counted:
+        value = user.plugin_fields.get(spec.key)
+        if value is not None:
+            kinds.update(spec.usage_kinds(value) if spec.usage_kinds else CALENDAR)
+    usage = {
+        kind: tx.count_assigned(account, user.id, start, end)
+        for kind, (start, end) in usage_bounds(now, user.zone, sorted(kinds)).items()
+    }
+    if OPEN_OWNED in kinds:
+        usage[OPEN_OWNED] = _without({user.id: tx.count_open_owned(account, user.id)}, stored)[user.id]
+    return usage
 
 
 def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:

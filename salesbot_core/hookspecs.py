@@ -7,7 +7,7 @@ replaced; the core names none of them. Hooks return data; the engine validates a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -96,9 +96,12 @@ def salesbot_ruleset_fields() -> Iterable[FieldSpec[Any]]:
     validated value with ``spec.get(bot_or_user)``, which gives ``default`` when the key
     is not written. A key whose plugin is blocked is an error naming that plugin, and
     ``salesbot schema`` describes every declared key. Strategies declare their options
-    the same way, as ``Strategy(options=Model)``. Built-in: ``caps`` (capacity),
-    ``working_hours`` and ``out_of_office`` (availability), ``sticky`` (sticky),
-    ``schedule``, ``fall_through`` and ``unassign`` (routing rules).
+    the same way, as ``Strategy(options=Model)``. A bot field whose value holds ``where``
+    conditions declares them (``FieldSpec(conditions=...)``): they are checked and
+    compiled with the bots' own, and a hook tests one with ``context.matches``. Built-in:
+    ``caps`` (capacity), ``working_hours`` and ``out_of_office`` (availability),
+    ``sticky`` (sticky), ``members`` (members), ``schedule``, ``fall_through`` and
+    ``unassign`` (routing rules).
 
     Example::
 
@@ -200,7 +203,8 @@ def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Cont
     and what the engine read (linked records, per-period usage). ``firstresult``: the
     first reason skips the user, and is shown in the outcome. When no candidate is left,
     the bot's fallback owner gets the record, or nobody does and the bot is not left as
-    an owner. Built-in: deactivated users (eligibility), users at their capacity cap.
+    an owner. Built-in: deactivated users (eligibility), users at their capacity cap,
+    members whose own ``where`` the record does not match (members).
 
     Example::
 
@@ -227,6 +231,32 @@ def salesbot_user_available(user: User, at: datetime) -> str | None:
         @hookimpl
         def salesbot_user_available(user, at):
             return "in a meeting" if calendar.busy(user.email, at) else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_prefer_candidates(
+    bot: Bot, record: RecordT, candidates: Sequence[str], context: Context
+) -> Mapping[str, str] | None:
+    """Set some eligible candidates aside for the ones the bot prefers for ``record``.
+
+    Called when more than one candidate is left after ``salesbot_skip_candidate`` and
+    ``salesbot_user_available``, before ``salesbot_preselect`` and the strategy. Return
+    ``{user: reason}`` for the candidates set aside (some, never all: a plugin that would
+    set aside everyone returns ``None``), or ``None`` to keep them all. ``firstresult``:
+    the first mapping decides; the users in it are shown as skipped with their reason,
+    and the others are the candidates. Built-in: a member's ``prefer`` condition
+    (members), as Odoo's preferred member domains.
+
+    Example::
+
+        @hookimpl
+        def salesbot_prefer_candidates(bot, record, candidates):
+            seniors = [u for u in candidates if u.startswith("senior.")]
+            if record.fields.get("vip") and seniors and len(seniors) < len(candidates):
+                return {u: "a VIP deal goes to a senior" for u in candidates if u not in seniors}
+            return None
     """
     raise NotImplementedError
 

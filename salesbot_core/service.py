@@ -34,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import admin
+from .admin import sessions
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_ROW_ID, NotJSON, parse_json
@@ -77,6 +79,9 @@ ENV_DB = "SALESBOT_SERVE_DB"
 ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
 #: Seconds between checks of the rulesets folder (0: never reloaded).
 ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
+#: The admin page's session key (hex), the same in every worker: ``serve`` draws one at
+#: start unless it is set (set it to keep sessions across restarts).
+ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
 
 
 class Problem(Exception):
@@ -357,14 +362,17 @@ def create_app(
     deliver: str | None = None,
     environ: Mapping[str, str] | None = None,
     reload_interval: float | None = None,
+    session_key: bytes | None = None,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
     delivery worker runs beside it on a store of its own. With ``reload_interval``, the
     rulesets folder is checked every so many seconds and reloaded when it changed
-    (``salesbot_core.reloading``). Inbound signing secrets are
-    read from the store and from ``environ`` (``os.environ`` by default, read now:
-    ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``)."""
+    (``salesbot_core.reloading``). Inbound signing secrets are read from the store and
+    from ``environ`` (``os.environ`` by default, read now:
+    ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``).
+    ``session_key`` signs the admin page's sessions (a fresh one when None: sessions then
+    last as long as the process)."""
     service = Service(engine_factory or (lambda: Engine(rulesets, db)))
     given = os.environ if environ is None else environ
     signing_env = {name: value for name, value in given.items() if name.startswith(ENV_PREFIX)}
@@ -544,7 +552,7 @@ def create_app(
         def run(engine: Engine) -> None:
             if engine.rules.bot(account, bot) is None:
                 raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
-            engine.set_bot_active(account, bot, wanted.active)
+            engine.set_bot_active(account, bot, wanted.active, by="api")
 
         await service.call(run)
         return JSONResponse({"account": account, "bot": bot, "active": wanted.active})
@@ -678,6 +686,7 @@ def create_app(
     _install_webhook_routes(api, service, prefix)
     _document_deliveries(app)
     _install_error_handlers(app)
+    admin.install(app, service.call, session_key or sessions.new_key())
     return app
 
 
@@ -825,9 +834,11 @@ def app_from_env() -> FastAPI:
     """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
     db = os.environ.get(ENV_DB, DEFAULT_STORE)
     deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
+    key = os.environ.get(ENV_SESSION_KEY)
     return create_app(
         rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
         db=db,
         deliver=deliver,
         reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),
+        session_key=bytes.fromhex(key) if key else None,
     )

@@ -37,20 +37,25 @@ BOTS: list[dict[str, Any]] = [
     {"id": "scheduled", "users": ["jan"], "schedule": {"days": ["mon"]}},
     {"id": "falls", "users": ["jan"], "fall_through": True},
     {"id": "unassigns", "users": ["jan"], "trigger": {"where": {"open": True}}, "unassign": {}},
+    {"id": "field", "users": ["jan"], "strategy": "based_on_field",
+     "options": {"field": "manager", "rotation": "least_loaded"}},
+    {"id": "members", "users": ["anna", "jan"], "members": {"jan": {"where": {"x": 1}}}},
 ]  # fmt: skip
 
 #: Blocked built-in -> the bots and user fields that must fail, and nothing else.
 FAILS: dict[str, set[str]] = {
-    "round_robin": {"rr", "scheduled", "falls", "unassigns"},
+    "round_robin": {"rr", "scheduled", "falls", "unassigns", "members"},
     "weighted_round_robin": {"weighted", "tasks", "passing"},
-    "least_loaded": {"least", "sticky"},
-    "deal": {"rr", "scheduled", "falls", "unassigns"},
+    "least_loaded": {"least", "sticky", "field"},
+    "based_on_field": {"field"},
+    "deal": {"rr", "scheduled", "falls", "unassigns", "field", "members"},
     "person": {"weighted", "sticky", "passing"},
     "company": {"least"},
     "task": {"tasks"},
     "propagation": {"passing"},
     "eligibility": set(),
     "capacity": {"users.0.caps"},
+    "members": {"members"},
     "availability": {"users.1.working_hours", "users.2.out_of_office"},
     "sticky": {"sticky"},
     "schedule": {"scheduled"},

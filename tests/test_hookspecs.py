@@ -21,6 +21,7 @@ def test_there_are_hooks() -> None:
         "salesbot_bot_applies",
         "salesbot_keep_routing",
         "salesbot_open_store",
+        "salesbot_prefer_candidates",
         "salesbot_preselect",
         "salesbot_register_entities",
         "salesbot_register_propagation_modes",

@@ -220,8 +220,48 @@ def test_a_bad_unassign_section_names_file_bot_and_field(
     assert [str(p) for p in info.value.problems] == [
         f"{folder / 'a.yaml'}: bot 'open-deals': field 'unassign': note: "
         "placeholder '{owner.password}' is not allowed: owner has only email, id, name",
-        f"{folder / 'a.yaml'}: bot 'open-deals': field 'unassign': needs trigger.where: "
-        "without a condition a record never stops matching",
+        f"{folder / 'a.yaml'}: bot 'open-deals': field 'unassign': needs a where of its own or "
+        "the bot's trigger.where: without a condition a record never stops matching",
+    ]
+
+
+def test_unassign_condition_of_its_own_as_frappe(make_engine: Callable[..., Engine]) -> None:
+    """Frappe's unassign_condition: the owner goes when the record matches it, not merely
+    when it stops matching the assign condition."""
+    engine = make_engine("{where: {status: lost}}")
+    assert engine.route(event("e1", [], "open", kind="created")).owners_after == ["t0"]
+    pending = engine.route(event("e2", ["t0"], "pending", changed=["status"]))
+    assert pending.owners_after == ["t0"]
+    assert "unassigned" not in [d.status for d in pending.decisions]
+    lost = engine.route(event("e3", ["t0"], "lost", changed=["status"]))
+    assert lost.owners_after == []
+    assert lost.decisions == [
+        Decision(
+            bot="open-deals",
+            status="unassigned",
+            removed="t0",
+            reason='the record matches unassign.where \'{"status": "lost"}\'',
+            note="Open deals unassigned Tomasz: the record meets the bot's unassign condition",
+            notification="Big deal meets the unassign condition of Open deals: it was taken off you",
+        )
+    ]
+    assert [n.event_id for n in engine.outbox()] == ["e3"]
+
+
+def test_an_unassign_condition_needs_no_trigger_where_and_is_checked(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    without_trigger = (RULES % ("false", "{where: {status: lost}}")).replace(
+        "    trigger: {where: {status: open}}\n", ""
+    )
+    folder = write_rules(**{"a.yaml": without_trigger})
+    Engine(folder, tmp_path / "ok.db").close()
+    (folder / "a.yaml").write_text(without_trigger.replace("{status: lost}", "{$lt: {status: true}}"))
+    with pytest.raises(RulesetError) as info:
+        Engine(folder, tmp_path / "bad.db")
+    assert [str(p) for p in info.value.problems] == [
+        f"{folder / 'a.yaml'}: bot 'open-deals': field 'unassign.where.$lt.status': "
+        "$lt compares with a number or text"
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def serve(
         import uvicorn
 
         from ..observability import MULTIPROC_ENV, log_config
-        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS
+        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS, ENV_SESSION_KEY
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -82,6 +83,8 @@ def serve(
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
     os.environ[ENV_RELOAD] = str(reload_interval)
+    # One admin-page session key for all workers: a session signed by one is valid in all.
+    os.environ.setdefault(ENV_SESSION_KEY, secrets.token_hex(32))
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

@@ -34,6 +34,9 @@ COMPARED: dict[str, str] = {
     "notes": "account, entity, record_id, text, bot, event_id",
     "notifications": "account, user, text, event_id, entity, record_id",
     "bot_switches": "account, bot, active",
+    # Each event's payload is kept for replays (its JSON is the validated event's, here
+    # the raw one's: only which events were kept is compared).
+    "event_payloads": "account, event_id, routed",
 }
 
 BOT_PREFIX = "bot:"
@@ -304,6 +307,14 @@ class RawRouter:
                 "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
                 (seq, account, self.bot.id, picked, _iso(now)),
             )
+        payload = json.dumps(
+            {**event, "account": account, "at": outcome["at"]}, sort_keys=True, separators=(",", ":")
+        )
+        self.conn.execute(
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            (account, event["id"], _iso(now), len(payload.encode("utf-8")), payload),
+        )
         return outcome
 
 

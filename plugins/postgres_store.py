@@ -29,16 +29,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl, page_queries
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.page_queries import postgres
-from salesbot_core.store import Activity, Logged, Switch, touched
+from salesbot_core.store import (
+    PRUNE_BATCH,
+    PRUNE_EVERY,
+    Activity,
+    KeptEvent,
+    Logged,
+    Switch,
+    read_kept,
+    retention_days,
+    touched,
+)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
@@ -137,6 +148,18 @@ CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, se
 -- Version 5: who switched a bot (a token, the CLI) and when, for the admin page.
 ALTER TABLE bot_switches ADD COLUMN IF NOT EXISTS changed_by TEXT;
 ALTER TABLE bot_switches ADD COLUMN IF NOT EXISTS changed_at TEXT;
+-- Version 6: the payload of each processed event, for `salesbot replay`, while it is
+-- within the retention (SALESBOT_EVENT_RETENTION_DAYS). Its outcome is in outcomes.
+CREATE TABLE IF NOT EXISTS event_payloads (
+    seq BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    routed INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
+CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at);
 """
 # Version 5: the indexes of what the admin page reads (salesbot_core.page_queries).
 SCHEMA += page_queries.INDEXES
@@ -170,8 +193,9 @@ def _iso(moment: datetime) -> str:
 class PostgresTransaction:
     """The reads and writes of one event on an open PostgreSQL transaction."""
 
-    def __init__(self, conn: Any):
+    def __init__(self, conn: Any, retention_days: int):
         self._conn = conn
+        self._retention_days = retention_days
 
     def _lock(self, space: int, key: str) -> None:
         """Take a transaction-scoped advisory lock on ``key`` in a lock space of its own
@@ -262,6 +286,17 @@ class PostgresTransaction:
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES (%s, %s, %s, %s, %s)',
                 [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
             )
+
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        if not self._retention_days:
+            return
+        seq = self._one(
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
+            (account, event_id, _iso(at), int(routed), len(payload.encode("utf-8")), payload),
+        )
+        if seq % PRUNE_EVERY == 0:
+            _prune(self._conn, datetime.now(UTC) - timedelta(days=self._retention_days), PRUNE_BATCH)
 
     def get_switches(self, account: str) -> dict[str, bool]:
         return _switches(self._conn, account)
@@ -373,6 +408,22 @@ def _read_only(conn: Any) -> None:
     conn.commit()
 
 
+def _read(conn: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """One read written with ``?`` placeholders (the stores' shared SQL, see ``salesbot_core.store``)."""
+    return conn.execute(sql.replace("?", "%s"), params).fetchall()
+
+
+def _prune(conn: Any, before: datetime, limit: int) -> int:
+    # SKIP LOCKED: workers pruning at once take different rows instead of waiting.
+    return int(
+        conn.execute(
+            "DELETE FROM event_payloads WHERE seq IN (SELECT seq FROM event_payloads "
+            "WHERE at < %s ORDER BY at LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (_iso(before), limit),
+        ).rowcount
+    )
+
+
 def _switches(conn: Any, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = %s", (account,)).fetchall()
     return {bot: bool(active) for bot, active in rows}
@@ -400,6 +451,7 @@ class PostgresStore:
             ) from None
         self._psycopg = psycopg
         self.url = url
+        self._retention_days = retention_days()
         self._dry_run_schema = False
         try:
             # One direct connection first: an unreachable server fails at once, not after
@@ -443,7 +495,7 @@ class PostgresStore:
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
         with self._connection() as conn:
-            yield PostgresTransaction(conn)
+            yield PostgresTransaction(conn, self._retention_days)
 
     @contextmanager
     def dry_run(self) -> Iterator[PostgresTransaction]:
@@ -453,7 +505,7 @@ class PostgresStore:
             try:
                 if self._dry_run_schema:
                     _create_schema(conn)
-                yield PostgresTransaction(conn)
+                yield PostgresTransaction(conn, self._retention_days)
             finally:
                 conn.rollback()
 
@@ -473,6 +525,16 @@ class PostgresStore:
                 (account, entity, record_id),
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
+
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        with self._connection() as conn:
+            return read_kept(partial(_read, conn), account, since, until, limit, max_bytes)
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        with self._connection() as conn:
+            return _prune(conn, before, limit)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         with self._connection() as conn:

@@ -11,7 +11,8 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,7 +20,17 @@ from urllib.parse import parse_qs
 from salesbot_core import Outcome, StoreError, hookimpl, page_queries
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Activity, Logged, Switch, touched
+from salesbot_core.store import (
+    PRUNE_BATCH,
+    PRUNE_EVERY,
+    Activity,
+    KeptEvent,
+    Logged,
+    Switch,
+    read_kept,
+    retention_days,
+    touched,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -123,13 +134,25 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
+-- Version 7: the payload of each processed event, for `salesbot replay`, while it is
+-- within the retention (SALESBOT_EVENT_RETENTION_DAYS). Its outcome is in outcomes.
+CREATE TABLE IF NOT EXISTS event_payloads (
+    seq INTEGER PRIMARY KEY,
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    at TEXT NOT NULL,  -- when the event was decided, UTC ISO 8601
+    routed INTEGER NOT NULL,
+    size INTEGER NOT NULL,  -- bytes of the payload (UTF-8)
+    payload TEXT NOT NULL  -- the event as canonical JSON
+);
+CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
+CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at);
 """
 # Version 6: the indexes of what the admin page reads (salesbot_core.page_queries).
 SCHEMA += page_queries.INDEXES
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -155,6 +178,7 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
     # Version 5 added signing secrets, webhooks and deliveries (created empty by SCHEMA):
     # nothing older is delivered, so no data to carry either.
     # Version 6 added who/when columns to switches (_migrate) and indexes (SCHEMA).
+    # Version 7 added event payloads (created empty by SCHEMA): older ones were not kept.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -183,8 +207,9 @@ def _migrate(conn: sqlite3.Connection) -> int:
 class SQLiteTransaction:
     """The reads and writes of one event on an open SQLite transaction."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, retention_days: int):
         self._conn = conn
+        self._retention_days = retention_days
 
     def outcome(self, account: str, event_id: str) -> Logged | None:
         row = self._conn.execute(
@@ -273,6 +298,17 @@ class SQLiteTransaction:
             [(seq, outcome.account, d.bot, d.owner, at) for d in outcome.assigned],
         )
 
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        if not self._retention_days:
+            return
+        seq = self._conn.execute(
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (account, event_id, _iso(at), int(routed), len(payload.encode("utf-8")), payload),
+        ).lastrowid
+        if seq is not None and seq % PRUNE_EVERY == 0:
+            _prune(self._conn, datetime.now(UTC) - timedelta(days=self._retention_days), PRUNE_BATCH)
+
     def get_switches(self, account: str) -> dict[str, bool]:
         return _get_switches(self._conn, account)
 
@@ -328,6 +364,20 @@ def _iso(moment: datetime) -> str:
     return utc_iso(moment)
 
 
+def _read(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _prune(conn: sqlite3.Connection, before: datetime, limit: int) -> int:
+    return int(
+        conn.execute(
+            "DELETE FROM event_payloads WHERE seq IN "
+            "(SELECT seq FROM event_payloads WHERE at < ? ORDER BY at LIMIT ?)",
+            (_iso(before), limit),
+        ).rowcount
+    )
+
+
 def _get_switches(conn: sqlite3.Connection, account: str) -> dict[str, bool]:
     rows = conn.execute("SELECT bot, active FROM bot_switches WHERE account = ?", (account,))
     return {bot: bool(active) for bot, active in rows}
@@ -367,6 +417,7 @@ class SQLiteStore:
         self.path = str(path)
         self._busy_timeout = busy_timeout
         self._dry_run_only = dry_run
+        self._retention_days = retention_days()
         if readonly:
             self._conn = self._open_readonly()
             return
@@ -449,7 +500,7 @@ class SQLiteStore:
         with self._mapped():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield SQLiteTransaction(self._conn)
+                yield SQLiteTransaction(self._conn, self._retention_days)
             except BaseException:
                 # SQLite has already rolled back on some errors (a full disk): only roll
                 # back what is still open, so the original error is the one reported.
@@ -473,6 +524,16 @@ class SQLiteStore:
                 (account, entity, record_id),
             ).fetchall()
         return (Outcome.model_validate_json(row[0]) for row in rows)
+
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        with self._mapped():
+            return read_kept(partial(_read, self._conn), account, since, until, limit, max_bytes)
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        with self.transaction():
+            return _prune(self._conn, before, limit)
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         with self._mapped():

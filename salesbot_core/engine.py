@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -52,7 +52,7 @@ from .registry import Registry, make_plugin_manager
 from .reloading import RulesStatus
 from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
-from .store import Store, Transaction
+from .store import Store, Transaction, kept_payload
 from .strategy import Context, RecordT
 from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
 from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
@@ -322,6 +322,9 @@ class Engine:
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
         tx.put_outcome(decided.outcome, event.fingerprint)
+        # Kept for replays (salesbot_core.replay), decided at the time it was decided at.
+        at = decided.outcome.at or datetime.now(UTC)
+        tx.put_event(account, event.id, at, kept_payload(event, at), route)
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
         return decided.outcome
@@ -410,7 +413,7 @@ class Engine:
         return outcomes
 
     def simulate(
-        self, events: Iterable[Event | Mapping[str, Any]], *, route: bool = False
+        self, events: Iterable[Event | Mapping[str, Any]], *, route: bool | Sequence[bool] = False
     ) -> list[Outcome | EventError]:
         """Decide ``events`` in turn as ``handle`` would, writing nothing: a dry run.
 
@@ -420,6 +423,7 @@ class Engine:
         (``salesbot_after_assign``) are not told. Returns, for each event in order, its
         outcome (``duplicate=True`` for an id the store already processed) or the
         ``EventError`` that rejects it (an invalid event changes nothing in the run).
+        ``route`` may also say, per event, whether it is routed (a replay of history).
         """
         checked: list[Event | EventError] = []
         for event in events:
@@ -430,13 +434,14 @@ class Engine:
 
         def attempt() -> list[Outcome | EventError]:
             decided: list[Outcome | EventError] = []
+            routes = [route] * len(checked) if isinstance(route, bool) else list(route)
             with self.store.dry_run() as tx:
-                for item in checked:
+                for item, routed in zip(checked, routes, strict=True):
                     if isinstance(item, EventError):
                         decided.append(item)
                         continue
                     try:
-                        decided.append(self._handle_in(tx, item, route))
+                        decided.append(self._handle_in(tx, item, routed))
                     except EventError as exc:  # raised before the event writes anything
                         decided.append(exc)
             return decided

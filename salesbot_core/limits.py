@@ -143,8 +143,9 @@ _AT_RANGE = f"must be from {MIN_AT:%Y-%m-%dT%H:%M:%SZ} up to (not including) {MA
 
 
 def check_event(event_id: str, data: dict[str, Any]) -> str:
-    """The fingerprint of a validated event's JSON form ``data``; ``EventError`` if its
-    record is too large or has too many owners or tags."""
+    """The canonical JSON of a validated event's JSON form ``data`` (its fingerprint is
+    the SHA-256 of it); ``EventError`` if its record is too large or has too many owners
+    or tags."""
     record = data["record"]
     label = f"event {event_id!r}: field 'record"
     for name, bound in (("owners", MAX_OWNERS), ("tags", MAX_TAGS)):
@@ -153,14 +154,20 @@ def check_event(event_id: str, data: dict[str, Any]) -> str:
     for i, tag in enumerate(record["tags"]):
         if len(tag) > MAX_TAG_LENGTH:
             raise EventError(f"{label}.tags.{i}': {len(tag)} characters; at most {MAX_TAG_LENGTH}")
-    canonical = canonical_json(data).encode("utf-8")
+    canonical = canonical_json(data)
     # The event is its record plus a few bounded fields: only when the whole is over the
-    # bound can the record be, so the record alone is serialised only then.
-    if len(canonical) > MAX_RECORD_BYTES:
+    # bound can the record be, so the record alone is serialised only then (characters
+    # are at most 4 bytes: fewer than a quarter of the bound needs no encoding).
+    if len(canonical) * 4 > MAX_RECORD_BYTES and len(canonical.encode("utf-8")) > MAX_RECORD_BYTES:
         size = len(canonical_json(record).encode("utf-8"))
         if size > MAX_RECORD_BYTES:
             raise EventError(f"{label}': {size} bytes as canonical JSON; at most {MAX_RECORD_BYTES} (1 MiB)")
-    return hashlib.sha256(canonical).hexdigest()
+    return canonical
+
+
+def fingerprint(canonical: str) -> str:
+    """The SHA-256 of an event's canonical JSON: the same payload, the same fingerprint."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class NotJSON(ValueError):

@@ -26,7 +26,15 @@ from pydantic import (
 )
 
 from .errors import EventError
-from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
+from .limits import (
+    MAX_CHANGED,
+    MAX_CHANGED_NAME,
+    MAX_EVENT_ID,
+    check_at,
+    check_event,
+    check_payload,
+    fingerprint,
+)
 from .safetext import excerpt
 from .vocabulary import ENTITIES as ENTITIES
 from .vocabulary import EntityType as EntityType
@@ -251,6 +259,7 @@ class Event(Model):
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
     changed: list[FieldName] | None = Field(default=None, max_length=MAX_CHANGED)
+    _canonical: str = PrivateAttr(default="")
     _fingerprint: str = PrivateAttr(default="")
 
     @model_validator(mode="before")
@@ -266,8 +275,15 @@ class Event(Model):
 
     @model_validator(mode="after")
     def _fingerprinted(self) -> Event:
-        self._fingerprint = check_event(self.id, self.model_dump(mode="json"))
+        self._canonical = check_event(self.id, self.model_dump(mode="json"))
+        self._fingerprint = fingerprint(self._canonical)
         return self
+
+    @property
+    def canonical(self) -> str:
+        """The event's canonical JSON (sorted keys, no spaces, defaults written out): what
+        its fingerprint is of, and what a store keeps of it (``store.kept_payload``)."""
+        return self._canonical
 
     @property
     def fingerprint(self) -> str:
@@ -451,6 +467,15 @@ class Decision(Model):
     note: str | None = None
     notification: str | None = None
 
+    def summary(self) -> str:
+        """The decision in one line: ``bot 'inbound': assigned -> anna: first in rotation``."""
+        return (
+            f"bot {self.bot!r}: {self.status.replace('_', ' ')}"
+            + (f" -> {self.owner}" if self.owner else "")
+            + (f" {self.removed}" if self.removed else "")
+            + (f": {self.reason}" if self.reason else "")
+        )
+
 
 class Release(Model):
     """A plugin's word that a record stopped matching the bot that gave one of its owners
@@ -582,12 +607,7 @@ class Outcome(Model):
         if not self.decisions:
             lines.append("  no bot among the owners")
         for d in self.decisions:
-            lines.append(
-                f"  bot {d.bot!r}: {d.status.replace('_', ' ')}"
-                + (f" -> {d.owner}" if d.owner else "")
-                + (f" {d.removed}" if d.removed else "")
-                + (f": {d.reason}" if d.reason else "")
-            )
+            lines.append(f"  {d.summary()}")
             lines += [f"    condition met: {c}" for c in d.conditions]
             if d.candidates:
                 lines.append(f"    candidates: {', '.join(d.candidates)}")

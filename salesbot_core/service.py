@@ -685,6 +685,9 @@ def create_app(
 
     _install_webhook_routes(api, service, prefix)
     _document_deliveries(app)
+    from .replay_routes import install as install_replay  # it imports this module: no cycle here
+
+    install_replay(api, service, prefix)
     _install_error_handlers(app)
     admin.install(app, service.call, session_key or sessions.new_key())
     return app

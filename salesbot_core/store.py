@@ -11,12 +11,32 @@ the end nothing of it is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .models import Delivery, Note, Notification, Outcome, Token, Webhook
+from pydantic import TypeAdapter
+
+from .errors import StoreError
+from .limits import canonical_json
+from .models import Delivery, Event, Note, Notification, Outcome, Token, Webhook, utc_iso
+
+#: Days the payload of each processed event is kept, for ``salesbot replay``: the
+#: environment variable, its default, and its largest value (0 keeps no payloads).
+RETENTION_VARIABLE = "SALESBOT_EVENT_RETENTION_DAYS"
+DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 3660
+#: Expired payloads are pruned inside the transaction of about every ``PRUNE_EVERY``-th
+#: kept event (its row id a multiple of it), at most ``PRUNE_BATCH`` rows at a time: the
+#: work is spread over the events, and each prune removes far more than the events kept
+#: since the last one, so the backlog of an older database drains too.
+PRUNE_EVERY = 100
+PRUNE_BATCH = 1000
+#: Writes an instant as an event's JSON form does.
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
 class Switch(NamedTuple):
@@ -48,6 +68,95 @@ class Logged(NamedTuple):
 
     outcome: Outcome
     fingerprint: str | None
+
+
+class KeptEvent(NamedTuple):
+    """A processed event whose payload is kept (``Store.kept_events``): the event as it
+    was decided, its outcome as logged, and whether it was routed (``Engine.route``)."""
+
+    #: The validated event as canonical JSON, with ``at`` set to the time it was decided at.
+    payload: Mapping[str, Any]
+    routed: bool
+    outcome: Outcome
+    #: Bytes of the payload's JSON (UTF-8), for bounding what a replay holds.
+    size: int
+
+
+def last_within(sizes: Iterable[tuple[int, int]], max_bytes: int) -> tuple[int, int] | None:
+    """``(seq, count)`` of the last of ``(seq, size)`` rows, in order, that
+    ``Store.kept_events`` returns under ``max_bytes`` (the one reaching it included), and
+    how many that is; None for no rows."""
+    total, last = 0, None
+    for count, (seq, size) in enumerate(sizes, 1):
+        last = (seq, count)
+        total += size
+        if total >= max_bytes:
+            break
+    return last
+
+
+#: The reads of ``Store.kept_events``, the same on every store (``?`` placeholders): the
+#: sizes first, to find where the byte budget ends, then the events up to there.
+KEPT_SIZES = (
+    "SELECT seq, size FROM event_payloads WHERE account = ? AND at >= ? AND at < ? ORDER BY seq LIMIT ?"
+)
+KEPT_EVENTS = (
+    "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
+    "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+    "WHERE e.account = ? AND e.at >= ? AND e.at < ? AND e.seq <= ? ORDER BY e.seq LIMIT ?"
+)
+
+
+def read_kept(
+    query: Callable[[str, tuple[Any, ...]], list[Any]],
+    account: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    max_bytes: int,
+) -> list[KeptEvent]:
+    """``Store.kept_events`` through ``query(sql, params)``, which runs one read (with
+    ``?`` placeholders) on the store's connection and returns its rows."""
+    window = (account, utc_iso(since), utc_iso(until))
+    last = last_within(query(KEPT_SIZES, (*window, limit)), max_bytes)
+    if last is None:
+        return []
+    return [
+        KeptEvent(json.loads(payload), bool(routed), Outcome.model_validate_json(outcome), size)
+        for payload, routed, outcome, size in query(KEPT_EVENTS, (*window, *last))
+    ]
+
+
+def retention_days(environ: Mapping[str, str] = os.environ) -> int:
+    """The days payloads are kept, from ``SALESBOT_EVENT_RETENTION_DAYS`` (default 90);
+    ``StoreError`` naming the variable if it is not a whole number of days in range."""
+    text = environ.get(RETENTION_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    if not text.isdigit() or int(text) > MAX_RETENTION_DAYS:
+        raise StoreError(
+            f"{RETENTION_VARIABLE} must be a whole number of days from 0 (keep no event payloads) "
+            f"to {MAX_RETENTION_DAYS}: {text[:40]!r}"
+        )
+    return int(text)
+
+
+def kept_payload(event: Event, at: datetime) -> str:
+    """What a store keeps of an event: its validated JSON form, compact and canonical,
+    with ``at`` the time it was decided at (an event that gave none was decided at the
+    engine's clock, and a replay must decide it at that same time).
+
+    Made from the canonical JSON the event's fingerprint already took, not serialised
+    again: the same text when the event gave its ``at``, else with ``at`` written into
+    it (the second key: keys are sorted, and an account id needs no escaping)."""
+    canonical = event.canonical  # read once: a private attribute of a model is slow to read
+    if event.at == at:
+        return canonical
+    missing = '{"account":' + json.dumps(event.account) + ',"at":null,'
+    if event.at is None and canonical.startswith(missing):
+        written = json.dumps(_INSTANT.dump_python(at, mode="json"))
+        return missing[: -len("null,")] + written + "," + canonical[len(missing) :]
+    return canonical_json(event.model_copy(update={"at": at}).model_dump(mode="json"))
 
 
 def touched(outcome: Outcome) -> list[tuple[str, str]]:
@@ -83,6 +192,11 @@ class Transaction(Protocol):
     def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
         """Log an outcome with the fingerprint of its event's payload, mark its event id
         processed, and index it under every record it changed (``touched``)."""
+
+    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
+        """Keep the payload of a processed event (``kept_payload``) for replays, unless the
+        store keeps none (a retention of 0 days). About every ``PRUNE_EVERY``-th call
+        also prunes up to ``PRUNE_BATCH`` payloads older than the retention."""
 
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) since their ruleset said otherwise."""
@@ -144,6 +258,18 @@ class Store(Protocol):
     def outcomes(self, account: str, entity: str, record_id: str) -> Iterator[Outcome]:
         """Every outcome that changed a record, oldest first: the record's own events and
         those of records that passed their owner on to it."""
+
+    def kept_events(
+        self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
+    ) -> list[KeptEvent]:
+        """The kept events of ``account`` whose ``at`` is at or after ``since`` and before
+        ``until``, in the order they were processed: at most ``limit``, and no more after
+        the one that brings their payloads' ``size`` to ``max_bytes`` or over (that one is
+        included, so a caller can tell the bytes ran out)."""
+
+    def prune_events(self, before: datetime, limit: int = PRUNE_BATCH) -> int:
+        """Remove up to ``limit`` kept payloads (of any account) whose ``at`` is before
+        ``before``, oldest first; returns how many it removed. The outcomes stay."""
 
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         """``(account, bot, user, count)`` of every assignment ever logged."""

@@ -29,6 +29,8 @@ from salesbot_core.service import create_app
 from salesbot_core.store import Activity, Switch
 from salesbot_core.tokens import revoke_token
 from salesbot_core.webhooks import add_webhook
+from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
+from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
 # --- The store queries, on SQLite and PostgreSQL ------------------------------------------
 
@@ -89,7 +91,7 @@ def test_an_older_sqlite_file_gains_who_and_when_of_its_switches(
     conn.close()
     with Engine(deal_bot_rules, db) as engine:
         assert engine.store.switches("default") == {"inbound": Switch(False, None, None)}
-    assert rows(str(db), "PRAGMA user_version") == [(6,)]
+    assert rows(str(db), "PRAGMA user_version") == [(SQLITE_VERSION,)]
 
 
 def test_an_older_postgresql_database_gains_who_and_when_of_its_switches(
@@ -104,7 +106,7 @@ def test_an_older_postgresql_database_gains_who_and_when_of_its_switches(
         conn.execute("UPDATE salesbot_schema SET version = 4")  # as schema version 4 left it
     with Engine(deal_bot_rules, postgres_url) as engine:
         assert engine.store.switches("default") == {"inbound": Switch(False, None, None)}
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(5,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)]
 
 
 # --- The pool now, and the charts ---------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from factories import PYDANTIC, TEAM, Message, deal_event
 from salesbot_core import Engine, EventError, Outcome, Skip, StoreError, hookimpl
+from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
 TRIGGERED = (
     TEAM
@@ -225,7 +226,7 @@ def test_a_database_from_the_first_schema_is_migrated(deal_bot_rules: Path, tmp_
         with engine.store.transaction() as tx:
             assert tx.open_load("default", "deal", ["anna", "celina"]) == {"anna": 1, "celina": 1}
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SQLITE_VERSION,)
     # Version 3 indexed every outcome under the records it changed, the old ones included.
     assert conn.execute("SELECT * FROM outcome_records ORDER BY seq").fetchall() == [
         ("default", "deal", "d0", 1),

@@ -13,6 +13,7 @@ from cli_runner import salesbot
 
 from factories import TEAM, deal_event
 from salesbot_core import Engine, StoreError
+from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
 BOT = (
     TEAM
@@ -100,7 +101,8 @@ def test_an_older_database_opened_read_only_is_a_clear_error_and_stays_as_it_was
     assert (done.exit_code, done.stdout, done.stderr) == (
         1,
         "",
-        f"error: the database at {str(db)!r} is from an older salesbot (schema version 2, now 6): "
+        f"error: the database at {str(db)!r} is from an older salesbot "
+        f"(schema version 2, now {SQLITE_VERSION}): "
         "open it once for writing to upgrade it, e.g. with `salesbot run` on an empty events file\n",
     )
     assert fingerprint(db) == before

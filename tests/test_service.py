@@ -350,6 +350,7 @@ def sample_request(route: APIRoute, account: str) -> tuple[str, str, Any]:
         "/ack": {"ids": [1]},
         "/simulate": {"count": 1},
         "/webhooks": {"url": "http://127.0.0.1:9/hook"},
+        "/replay": {"files": {"candidate.yaml": RULES.replace("MODE", "add")}, "since": "1d"},
     }
     body = next((b for suffix, b in bodies.items() if route.path.endswith(suffix)), None)
     (method,) = route.methods
@@ -394,7 +395,7 @@ class TestTenancyMatrix:
         public = {r.path for r in routes if "{account}" not in r.path}
         assert public == {"/healthz", "/readyz", "/metrics", "/v1/rulesets"}
         found = [r for r in routes if "{account}" in r.path]
-        assert len(found) == 14
+        assert len(found) == 15
         return found
 
     def test_every_route_is_404_with_no_data_for_another_accounts_token(

@@ -18,6 +18,8 @@ from salesbot_core.engine import open_store
 from salesbot_core.errors import SalesbotError
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.tokens import authenticate, create_token, revoke_token
+from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
+from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
 
 def store(url: str):
@@ -120,7 +122,7 @@ def test_a_version_3_sqlite_file_gets_the_tokens_table(deal_bot_rules: Path, tmp
     finally:
         s.close()
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SQLITE_VERSION,)
     assert conn.execute("SELECT account, name FROM tokens").fetchall() == [("acme", "crm")]
     conn.close()
 
@@ -140,5 +142,5 @@ def test_a_version_2_postgresql_database_gets_the_tokens_table(
         create_token(s, "acme", "crm")
     finally:
         s.close()
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(5,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)]
     assert rows(postgres_url, "SELECT account, name FROM tokens") == [("acme", "crm")]

@@ -127,15 +127,15 @@ def pool_state(reason: str) -> str:
 def _pool(engine: Engine, account: str, bot: Bot, now: Decision) -> list[PoolMember]:
     """Each pool user's state by ``Engine.pool_now`` (the engine's own reasons)."""
     skipped = {skip.user: skip.reason for skip in now.skipped}
-    members = []
+    pool = []
     for user_id in bot.users:
         user = engine.rules.user(account, user_id)
         name = user.display_name if user else user_id
         if user_id in skipped:
-            members.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id]))
+            pool.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id]))
         else:
-            members.append(PoolMember(user_id, name, "active", "eligible now"))
-    return members
+            pool.append(PoolMember(user_id, name, "active", "eligible now"))
+    return pool
 
 
 def bot_page(engine: Engine, account: str, bot_id: str, now: datetime, dry_run: int) -> BotPage | None:

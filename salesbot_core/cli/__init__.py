@@ -23,6 +23,7 @@ COMMANDS = {
     "run": ("events", "run"),
     "assign": ("events", "assign"),
     "simulate": ("events", "simulate_command"),
+    "replay": ("replay", "replay_command"),
     "validate": ("rules", "validate"),
     "init": ("rules", "init"),
     "schema": ("rules", "schema"),

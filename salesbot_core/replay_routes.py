@@ -1,0 +1,66 @@
+"""``POST /v1/accounts/{account}/replay``: the what-if replay over HTTP (``manage`` scope).
+
+The candidate rules come in the body as ruleset file texts, never as a path: a remote
+caller must not make the server read its own files. They are bounded (the body's 2 MiB,
+``MAX_CANDIDATE_FILES`` files, each a ruleset file's size) and validated as a rulesets
+folder is, and an error names the file as the caller named it, the bot and the field.
+The kept events are read in one call into the worker's engine; the replay itself runs on
+an engine of its own, outside the lock the worker's events take turns on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from .errors import RulesetError, SalesbotError
+from .replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
+from .service import Problem, Service, _Body, _model, read_json
+
+
+class ReplayRequest(_Body):
+    """Candidate ruleset files by name (``{"candidate.yaml": "bots: ..."}``) and the window."""
+
+    files: dict[str, str] = Field(min_length=1, max_length=MAX_CANDIDATE_FILES)
+    #: ``30d``, ``12h``, ``2w``, ``90m`` before now, or an ISO 8601 date or time.
+    since: str = Field(default="30d", max_length=100)
+    #: As ``since``; now when not given. Excluded.
+    until: str | None = Field(default=None, max_length=100)
+
+
+def _moment(text: str, now: datetime, name: str) -> datetime:
+    try:
+        return parse_moment(text, now, name)
+    except SalesbotError as exc:
+        raise Problem(422, str(exc), "invalid-body", [{"field": name, "message": str(exc)}]) from None
+
+
+def install(api: Callable[..., Any], service: Service, prefix: str) -> None:
+    """Add the route to the app whose ``api`` route maker (auth, scope, problems) is given."""
+
+    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest)
+    async def post_replay(account: str, request: Request) -> JSONResponse:
+        """What if: the account's kept events of a window replayed under candidate rules,
+        writing nothing: each bot's users as it was and as it would have been, and the
+        records whose owner would change, with both reasons (see docs/replay.md)."""
+        wanted: ReplayRequest = _model(ReplayRequest, await read_json(request))
+        now = datetime.now(UTC)
+        since = _moment(wanted.since, now, "since")
+        until = _moment(wanted.until, now, "until") if wanted.until is not None else now
+        try:
+            check_window(since, until)
+        except SalesbotError as exc:
+            raise Problem(422, str(exc), "invalid-body", [{"field": "since", "message": str(exc)}]) from None
+        kept = await service.call(lambda engine: read_window(engine.store, account, since, until))
+        try:
+            result = await run_in_threadpool(replay_files, wanted.files, kept, account, since, until)
+        except RulesetError as exc:
+            errors = [{"field": f"files.{p.file}", "message": str(p)} for p in exc.problems]
+            raise Problem(422, str(exc), "invalid-rulesets", errors) from None
+        return JSONResponse(result.as_json())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,14 @@ from pydantic import ValidationError
 from .conditions import choose_evaluator
 from .decision import Decider, Reads
 from .entities import LinkRef
-from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .errors import (
+    EventError,
+    IdempotencyConflict,
+    RulesetError,
+    SalesbotError,
+    StoreError,
+    TransientStoreError,
+)
 from .fields import FieldSpec
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
@@ -41,7 +49,8 @@ from .models import (
 )
 from .periods import CALENDAR, OPEN_OWNED, usage_bounds
 from .registry import Registry, make_plugin_manager
-from .rulesets import Rules, folder_fingerprint, load_rulesets
+from .reloading import RulesStatus
+from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
 from .store import Store, Transaction, kept_payload
 from .strategy import Context, RecordT
@@ -152,12 +161,18 @@ class Engine:
         self.catalog = self.registry.catalog()
         self._folder: Path | None = None
         self._conditions = choose_evaluator(conditions)
+        now = datetime.now(UTC)
         if isinstance(rulesets, Rules):
             self.rules = rulesets
+            #: The running rules: when loaded, from which files, the last reload's errors.
+            self.rules_status = RulesStatus(None, now, (), now)
         else:
             self._folder = Path(rulesets)
+            self._stats = folder_stats(self._folder, time.time())
             self._fingerprint = folder_fingerprint(self._folder)
+            self._failed: str | None = None
             self.rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
+            self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
         self.store = (
             store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
         )
@@ -167,18 +182,39 @@ class Engine:
         """Reload the rulesets folder if its files changed (or always, with ``force``).
 
         Returns whether new rules were loaded. If the folder is now invalid, raises
-        ``RulesetError`` and the engine keeps running on the last good rules. Bot switches
-        and rotation state live in the store and carry over.
+        ``RulesetError`` and the engine keeps running on the last good rules; the error is
+        raised once per broken version of the folder (until its files change again, a call
+        returns False) and stays in ``rules_status.errors``. Bot switches and rotation
+        state live in the store and carry over. Cheap when nothing changed: the files'
+        stats are compared (``folder_stats``), their contents only when the stats differ
+        or are too recent to tell.
         """
         if self._folder is None:
             return False
-        fingerprint = folder_fingerprint(self._folder)
-        if fingerprint == self._fingerprint and not force:
+        now, stats = datetime.now(UTC), folder_stats(self._folder, time.time())
+        status = self.rules_status
+        if not force and stats is not None and stats == self._stats:
+            self.rules_status = replace(status, checked_at=now)
             return False
-        rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
-        old_rules, self.rules, self._fingerprint = self.rules, rules, fingerprint
+        fingerprint = folder_fingerprint(self._folder)
+        self._stats = stats
+        if not force and fingerprint == self._fingerprint:  # back to the running rules
+            self._failed = None
+            self.rules_status = replace(status, checked_at=now, errors=())
+            return False
+        if not force and fingerprint == self._failed:
+            self.rules_status = replace(status, checked_at=now)
+            return False
+        try:
+            rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
+        except RulesetError as exc:
+            self._failed = fingerprint
+            self.rules_status = replace(status, checked_at=now, errors=tuple(exc.problems))
+            raise
+        old_rules, self.rules, self._fingerprint, self._failed = self.rules, rules, fingerprint, None
         self._decider = Decider(rules, self.catalog, self.registry.pm.hook)
         old_rules.conditions.close()  # the evaluator's state for the old conditions is freed
+        self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
         return True
 
     @property
@@ -568,6 +604,11 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _file_names(folder: Path) -> tuple[str, ...]:
+    """The names of the ruleset files of ``folder`` (as just loaded), in load order."""
+    return tuple(path.name for path in scan_folder(folder)[0])
 
 
 def _usage(

@@ -71,3 +71,21 @@ def test_conditions_smoke(tmp_path: Path) -> None:
     cases = [row["case"] for row in report["rows"]]
     assert cases[-3:] == ["python, 1 condition", "python, 100 conditions", "python, 1,000 conditions"]
     assert all(row["value"] > 0 for row in report["rows"])
+
+
+# Starts a real salesbot serve: a few seconds.
+@pytest.mark.slow
+def test_service_smoke(tmp_path: Path) -> None:
+    _, results = bench(tmp_path, "--only", "service", "--repeat", "1", "--events", "40")
+    report = results["benchmarks"]["service"]
+    assert report["status"] == "ok", report["reason"]
+    assert [(row["case"], row["metric"]) for row in report["rows"]] == [
+        ("HTTP, 1 event per request (keep-alive)", "throughput"),
+        ("HTTP, 1 event per request (keep-alive)", "p50 latency"),
+        ("HTTP, 1 event per request (keep-alive)", "p99 latency"),
+        ("HTTP, 1 event per request (keep-alive)", "CPU per event (server)"),
+        ("HTTP, events:batch of 100", "throughput"),
+    ]
+    assert all(row["value"] > 0 and row["baseline"] > 0 for row in report["rows"])
+    assert [row["goal"] for row in report["rows"] if row["metric"] == "throughput"] == [2.0, 1.2]
+    assert report["details"]["rounds"] == 4 and len(report["details"]["runs"]) == 1

@@ -240,7 +240,7 @@ def test_unassign_condition_of_its_own_as_frappe(make_engine: Callable[..., Engi
             bot="open-deals",
             status="unassigned",
             removed="t0",
-            reason="the record matches unassign.where '{\"status\": \"lost\"}'",
+            reason='the record matches unassign.where \'{"status": "lost"}\'',
             note="Open deals unassigned Tomasz: the record meets the bot's unassign condition",
             notification="Big deal meets the unassign condition of Open deals: it was taken off you",
         )

@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.capacity",
     "salesbot_plugins.availability",
     "salesbot_plugins.sticky",
+    "salesbot_plugins.sla",
     "salesbot_plugins.sqlite_store",
     "salesbot_plugins.postgres_store",
 )

@@ -18,10 +18,13 @@ from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import Logged, touched
 
-SCHEMA = """
+from .due_sql import CLAIM_DUE, CLEAR_DUE, DUE_SCHEMA, GET_DUE, LIST_DUE, PUT_DUE, due_item, due_params, qmark
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS records (
     account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (account, entity, id)
@@ -122,10 +125,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
 """
+    + DUE_SCHEMA
+)
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -150,6 +155,7 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
     # Version 4 added the tokens table (created empty by SCHEMA): no older data to carry.
     # Version 5 added signing secrets, webhooks and deliveries (created empty by SCHEMA):
     # nothing older is delivered, so no data to carry either.
+    # Version 6 added the due items of SLAs (created empty): older assignments have none.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -284,6 +290,23 @@ class SQLiteTransaction:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (id, account, webhook_id, kind, payload, next_at),
         )
+
+    # -- Due items of SLAs (salesbot_core.models.DueItem): the SQL of plugins/due_sql.py.
+
+    def put_due(self, item: DueItem) -> None:
+        self._conn.execute(qmark(PUT_DUE), due_params(item))
+
+    def get_due(self, account: str, entity: str, record_id: str) -> DueItem | None:
+        row = self._conn.execute(qmark(GET_DUE), (account, entity, record_id)).fetchone()
+        return due_item(row) if row else None
+
+    def clear_due(self, account: str, entity: str, record_id: str) -> None:
+        self._conn.execute(qmark(CLEAR_DUE), (account, entity, record_id))
+
+    def claim_due(self, now: str, limit: int) -> list[DueItem]:
+        # BEGIN IMMEDIATE holds the write lock: no other worker reads these until this
+        # transaction, which clears them, ends.
+        return [due_item(row) for row in self._conn.execute(qmark(CLAIM_DUE), (now, limit))]
 
 
 #: SQLite's result codes of a lock held too long by another process: waiting longer may do.
@@ -634,6 +657,10 @@ class SQLiteStore:
                     (now, account, id),
                 ).rowcount
             )
+
+    def due_items(self, account: str) -> list[DueItem]:
+        with self._mapped():
+            return [due_item(row) for row in self._conn.execute(qmark(LIST_DUE), (account,))]
 
     def close(self) -> None:
         self._conn.close()

@@ -49,6 +49,18 @@ class Decided:
 
 
 @dataclass(frozen=True)
+class Reassign:
+    """A record handed on because its owner missed a deadline (``Engine.tick``)."""
+
+    #: The owner it is taken from: never picked again by this decision.
+    previous: str
+    #: Why, in words ("reassigned: no contact within 2h"): the reason's first words.
+    note: str
+    #: ``fallback`` or ``stay`` after the last reassignment; ``None`` for a new pick.
+    final: str | None = None
+
+
+@dataclass(frozen=True)
 class Reads:
     """What the engine read from the store, inside the event's transaction, for ``decide``."""
 
@@ -62,6 +74,9 @@ class Reads:
     states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Bots switched on or off since the rules were loaded.
     switches: Mapping[str, bool] = field(default_factory=dict)
+    #: Set when a missed deadline hands the record on (the bot fires whatever its
+    #: trigger's events, since it already took this record once).
+    reassign: Reassign | None = None
 
 
 @dataclass(frozen=True)
@@ -107,20 +122,25 @@ class Decider:
         for bot in reads.bots:
             if bot.id in reads.switches:
                 bot = bot.model_copy(update={"active": reads.switches[bot.id]})
-            reasons = self._why_not(event, bot, handler)
+            reasons = self._why_not(event, bot, handler, reads.reassign is not None)
             if routing and reasons:
                 decisions.append(Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons)))
                 continue
             if routing:  # the first bot that applies takes the record, as if set as owner
                 single = not self.rules.account_settings(event.account).multiple_owners
                 owners = [bot.owner_ref] if single else [*owners, bot.owner_ref]
-            decision = (
-                Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
-                if reasons
-                else self._pick(
+            if reasons:
+                decision = Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
+            elif reads.reassign is not None and reads.reassign.final is not None:
+                decision = _final(bot, reads.reassign)
+            else:
+                decision = self._pick(
                     event, bot, handler, reads, [o for o in owners if not o.startswith(BOT_PREFIX)]
                 )
-            )
+                if reads.reassign is not None:
+                    decision = decision.model_copy(
+                        update={"reason": "; ".join(filter(None, [reads.reassign.note, decision.reason]))}
+                    )
             at = owners.index(bot.owner_ref)
             if decision.owner is None or decision.owner in owners:
                 del owners[at]
@@ -159,11 +179,13 @@ class Decider:
             notifications,
         )
 
-    def _why_not(self, event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
+    def _why_not(self, event: Event, bot: Bot, handler: EntityHandler, reassigning: bool) -> list[str]:
         """The reasons the bot must not fire for this event (none: it fires)."""
         account, record = event.account, event.record
         settings = self.rules.account_settings(account)
-        reason = _trigger_reason(event, bot, settings, handler) or self.hook.salesbot_bot_applies(
+        reason = _trigger_reason(
+            event, bot, settings, handler, reassigning
+        ) or self.hook.salesbot_bot_applies(
             bot=bot, event=event, record=record, settings=settings, handler=handler
         )
         if reason:
@@ -195,6 +217,10 @@ class Decider:
             for user in owners
             if user in bot.users
         }
+        if reads.reassign is not None and reads.reassign.previous in bot.users:
+            skipped[reads.reassign.previous] = Skip(
+                user=reads.reassign.previous, reason="the owner it is taken from (deadline missed)"
+            )
         for user in pool:
             if user.id in skipped:
                 continue
@@ -311,7 +337,25 @@ class Decider:
         )
 
 
-def _trigger_reason(event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler) -> str | None:
+def _final(bot: Bot, reassign: Reassign) -> Decision:
+    """The last step of a missed deadline: the bot's fallback owner, or nothing moves."""
+    if reassign.final == "fallback" and bot.fallback is not None and bot.fallback != reassign.previous:
+        return Decision(
+            bot=bot.id,
+            status="fallback",
+            owner=bot.fallback,
+            reason=f"{reassign.note}; no reassignment left: the bot's fallback owner",
+        )
+    return Decision(
+        bot=bot.id,
+        status="not_applied",
+        reason=f"{reassign.note}; no reassignment left: stays with {reassign.previous}",
+    )
+
+
+def _trigger_reason(
+    event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler, reassigning: bool = False
+) -> str | None:
     """Why the bot must not fire by its switches and its ``trigger``, or ``None``.
 
     In the core, not in a plugin: these are what the core's own fields (``active``,
@@ -325,7 +369,7 @@ def _trigger_reason(event: Event, bot: Bot, settings: AccountSettings, handler: 
         return "the bot is switched off"
     if record.entity != bot.entity:
         return f"the bot handles {bot.entity} records, not {record.entity} records"
-    if event.kind not in bot.trigger.events:
+    if event.kind not in bot.trigger.events and not reassigning:
         return f"the bot does not fire on {event.kind!r} events"
     if event.kind == "updated" and event.changed is not None and "owners" not in event.changed:
         return "the update did not change the owners"

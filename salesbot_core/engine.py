@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import ValidationError
 
 from .conditions import choose_evaluator
-from .decision import Decider, Reads
+from .decision import Decider, Reads, Reassign
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
@@ -26,6 +28,7 @@ from .models import (
     BOT_PREFIX,
     LIST_PREFIX,
     Bot,
+    DueItem,
     EntityType,
     Event,
     Note,
@@ -33,10 +36,11 @@ from .models import (
     Outcome,
     list_event_id,
     record_from_dict,
+    utc_iso,
 )
 from .periods import period_bounds
 from .registry import Registry, make_plugin_manager
-from .rulesets import Rules, folder_fingerprint, load_rulesets
+from .rulesets import Rules, field_conditions, folder_fingerprint, load_rulesets
 from .safetext import excerpt
 from .store import Store, Transaction
 from .strategy import Context, RecordT
@@ -243,8 +247,18 @@ class Engine:
         self._observe([outcome])
         return outcome
 
-    def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
-        """Decide a valid event and write what it changes, inside an open transaction."""
+    def _handle_in(
+        self,
+        tx: Transaction,
+        event: Event,
+        route: bool,
+        reassign: Reassign | None = None,
+        reassignments: int = 0,
+    ) -> Outcome:
+        """Decide a valid event and write what it changes, inside an open transaction.
+
+        ``reassign`` hands on a record whose owner missed a deadline (``tick``), for the
+        ``reassignments``-th time."""
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id)
         if seen is not None:
@@ -263,7 +277,7 @@ class Engine:
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
         reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
-        decided = self._decider.decide(event, reads, route)
+        decided = self._decider.decide(event, replace(reads, reassign=reassign), route)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
@@ -275,7 +289,150 @@ class Engine:
         tx.put_outcome(decided.outcome, event.fingerprint)
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
+        if reassign is None:
+            self._meet_due(tx, event, decided.record)
+        self._put_due(tx, decided.outcome, decided.record, reassignments)
         return decided.outcome
+
+    def _meet_due(self, tx: Transaction, event: Event, record: RecordT) -> None:
+        """Clear the record's due item if the event meets it (``salesbot_sla_met``). Read
+        only when a plugin can meet one: an engine without SLAs pays nothing."""
+        hook = self.registry.pm.hook
+        if not hook.salesbot_sla_met.get_hookimpls():
+            return
+        due = tx.get_due(event.account, record.entity, record.id)
+        if due is None:
+            return
+        bot = self.rules.bot(due.account, due.bot)
+        if bot is None:  # a bot no longer in the rules has no deadline to keep
+            tx.clear_due(due.account, due.entity, due.record_id)
+            return
+        fields = record.condition_fields()
+        matched = {
+            key.split("#", 1)[1]: self.rules.conditions.matches(key, fields)
+            for key in field_conditions(self.catalog, due.account, bot)
+        }
+        if hook.salesbot_sla_met(bot=bot, due=due, event=event, record=record, matched=matched):
+            tx.clear_due(due.account, due.entity, due.record_id)
+
+    def _put_due(self, tx: Transaction, outcome: Outcome, record: RecordT, reassignments: int) -> None:
+        """Write a due item for each owner a bot gave the record, if a plugin sets a
+        deadline (``salesbot_due``); the last one wins (one item per record)."""
+        hook = self.registry.pm.hook
+        if not hook.salesbot_due.get_hookimpls():
+            return
+        at = outcome.at or datetime.now(UTC)
+        for decision in outcome.assigned:
+            bot = self.rules.bot(outcome.account, decision.bot)
+            owner = self.rules.user(outcome.account, str(decision.owner))
+            if bot is None or owner is None:
+                continue
+            due_at = hook.salesbot_due(
+                bot=bot, record=record, owner=owner, at=at, reassignments=reassignments
+            )
+            if due_at is None:
+                continue
+            tx.put_due(
+                DueItem(
+                    key=uuid.uuid4().hex,
+                    account=outcome.account,
+                    entity=outcome.entity,
+                    record_id=outcome.record_id,
+                    bot=bot.id,
+                    owner=owner.id,
+                    assigned_at=utc_iso(at),
+                    due_at=utc_iso(due_at),
+                    reassignments=reassignments,
+                )
+            )
+
+    def tick(self, now: datetime | None = None, *, batch_size: int = 100) -> list[Outcome]:
+        """Hand on every record whose deadline has passed at ``now`` (default: the clock).
+
+        Each due item is taken, decided (``salesbot_sla_missed``: a new pick through the
+        same or another bot with the owner excluded, the fallback owner, or nothing
+        moves) and cleared in one transaction of up to ``batch_size`` items, so workers
+        ticking at once handle each item once, and a tick killed midway leaves the items
+        of its open batch due for the next. Returns the outcomes of records that had one
+        (an item whose record is closed, gone, or already with someone else is dropped).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        moment = _aware_utc(now or datetime.now(UTC))
+        outcomes: list[Outcome] = []
+        while True:
+            taken, batch = _retrying(partial(self._tick_batch, moment, batch_size))
+            self._observe(batch)
+            outcomes += batch
+            if taken < batch_size:
+                return outcomes
+
+    def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome]]:
+        """One transaction of ``tick``: how many items it took, and the outcomes."""
+        outcomes: list[Outcome] = []
+        with self.store.transaction() as tx:
+            items = tx.claim_due(utc_iso(now), batch_size)
+            for due in items:
+                tx.clear_due(due.account, due.entity, due.record_id)
+                outcome = self._missed(tx, due, now)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return len(items), outcomes
+
+    def _missed(self, tx: Transaction, due: DueItem, now: datetime) -> Outcome | None:
+        """Hand on one record whose deadline passed, inside ``tick``'s transaction."""
+        account = due.account
+        stored = tx.get_record(account, due.entity, due.record_id)
+        bot = self.rules.bot(account, due.bot)
+        if stored is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
+            return None  # closed, or moved on by hand: nothing left to hand on
+        escalation = self.registry.pm.hook.salesbot_sla_missed(bot=bot, due=due)
+        if escalation is None:
+            return None
+        target = bot
+        if escalation.to.startswith(BOT_PREFIX):
+            target = self.rules.bot(account, escalation.to[len(BOT_PREFIX) :]) or bot
+        final = escalation.to if escalation.to in ("fallback", "stay") else None
+        if self.rules.account_settings(account).multiple_owners:
+            owners = [o for o in stored["owners"] if o != due.owner] + [target.owner_ref]
+        else:
+            owners = [target.owner_ref]
+        event = self._validate(
+            {
+                # A fresh key per item: its own namespace, never a host's event id.
+                "id": f"{LIST_PREFIX}due/{due.key}",
+                "kind": "list",
+                "account": account,
+                "at": now,
+                "record": {**stored, "owners": owners},
+            },
+            list_operation=True,
+        )
+        outcome = self._handle_in(
+            tx, event, False, Reassign(due.owner, escalation.note, final), due.reassignments + 1
+        )
+        if outcome.owners_after != stored["owners"]:
+            tx.put_note(account, due.entity, due.record_id, escalation.note, target.id, event.id)
+            for decision in outcome.assigned:
+                if decision.notification is None:  # the bot has no template: a plain message
+                    tx.put_notification(
+                        account,
+                        str(decision.owner),
+                        f"{due.entity} {due.record_id} is yours: {escalation.note}",
+                        event.id,
+                        due.entity,
+                        due.record_id,
+                    )
+            if escalation.notify_previous:
+                tx.put_notification(
+                    account,
+                    due.owner,
+                    f"{due.entity} {due.record_id}: {escalation.note}",
+                    event.id,
+                    due.entity,
+                    due.record_id,
+                )
+        return outcome
 
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:
         """Route a record that has no bot set: the account's bots for its entity are tried
@@ -527,6 +684,11 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _aware_utc(moment: datetime) -> datetime:
+    """An aware instant; a naive one is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:

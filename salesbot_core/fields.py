@@ -46,6 +46,10 @@ class FieldSpec(Generic[T]):
     #: month in the user's time zone) counted into ``context.usage`` inside the event's
     #: transaction, like ``Strategy.needs_load``: the count is only paid for when used.
     counts_usage: bool = False
+    #: The ruleset condition a bot's value holds (``sla.met_when.where``), or ``None``:
+    #: compiled with the bots' ``trigger.where`` by the conditions evaluator, and handed
+    #: to ``salesbot_sla_met`` as whether the record matches it.
+    condition: Callable[[T], dict[str, Any] | None] | None = None
     _adapter: TypeAdapter[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -77,6 +77,21 @@ def condition_key(account: str, bot_id: str) -> str:
     return f"{account}/{bot_id}"
 
 
+def field_condition_key(account: str, bot_id: str, key: str) -> str:
+    """The key the condition of a bot's plugin field ``key`` is compiled under."""
+    return f"{condition_key(account, bot_id)}#{key}"
+
+
+def field_conditions(catalog: Catalog, account: str, bot: Bot) -> dict[str, dict[str, Any]]:
+    """The conditions a bot's plugin fields hold, by their compiled key."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, spec in catalog.fields_of("bot").items():
+        condition = spec.condition(spec.get(bot)) if spec.condition is not None else None
+        if condition is not None:
+            found[field_condition_key(account, bot.id, key)] = condition
+    return found
+
+
 def max_file_bytes(max_bytes: int | None = None) -> int:
     """The per-file size limit: ``max_bytes``, else ``SALESBOT_MAX_RULESET_BYTES``, else
     :data:`MAX_FILE_BYTES`. Raises ``RulesetError`` if the variable is not a whole number."""
@@ -470,6 +485,8 @@ def load_rulesets(
     wheres: dict[str, dict[str, Any]] = {
         condition_key(*key): bot.trigger.where for key, bot in bots.items() if bot.trigger.where is not None
     }
+    for (account, _), bot in bots.items():
+        wheres.update(field_conditions(catalog, account, bot))
     if problems:
         raise RulesetError(sorted(problems, key=lambda p: p.file))
     try:
@@ -478,8 +495,13 @@ def load_rulesets(
         by_key = {condition_key(*key): key for key in bots}
         raise RulesetError(
             [
-                Problem(sources[by_key[k]], msg, bot=by_key[k][1], field="trigger.where")
-                if k in by_key
+                Problem(
+                    sources[by_key[k.split("#")[0]]],
+                    msg,
+                    bot=by_key[k.split("#")[0]][1],
+                    field="trigger.where" if "#" not in k else k.split("#")[1],
+                )
+                if k.split("#")[0] in by_key
                 else Problem(str(folder), msg)
                 for k, msg in exc.errors.items()
             ]

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from .models import Delivery, Note, Notification, Outcome, Token, Webhook
+from .models import Delivery, DueItem, Note, Notification, Outcome, Token, Webhook
 
 
 class Logged(NamedTuple):
@@ -90,6 +90,23 @@ class Transaction(Protocol):
     ) -> None:
         """Queue a delivery of ``payload`` to an endpoint, due at ``next_at`` (UTC ISO 8601),
         in the event's transaction: it is committed with the event or not at all."""
+
+    # -- Due items of SLAs (see ``salesbot_due``): one per record at most.
+
+    def put_due(self, item: DueItem) -> None:
+        """Keep the due item of a record, replacing the one it had."""
+
+    def get_due(self, account: str, entity: str, record_id: str) -> DueItem | None:
+        """The due item of a record, or None."""
+
+    def clear_due(self, account: str, entity: str, record_id: str) -> None:
+        """Remove the due item of a record (none is fine)."""
+
+    def claim_due(self, now: str, limit: int) -> list[DueItem]:
+        """Up to ``limit`` items due at ``now`` (UTC ISO 8601), oldest due first, held for
+        this transaction: workers claiming at once never take the same item (``FOR UPDATE
+        SKIP LOCKED``, SQLite's write lock). The caller clears each one it handles, in this
+        transaction: a worker that dies leaves them due."""
 
 
 @runtime_checkable
@@ -191,6 +208,9 @@ class Store(Protocol):
     def replay_delivery(self, account: str, id: str, now: str) -> bool:
         """Queue a dead (or delivered) delivery of ``account`` again, due at ``now``, with
         its attempts reset; False when it has no such delivery not pending."""
+
+    def due_items(self, account: str) -> list[DueItem]:
+        """The due items of ``account``, soonest due first."""
 
     def close(self) -> None:
         """Release connections."""

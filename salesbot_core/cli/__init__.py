@@ -37,6 +37,7 @@ COMMANDS = {
     "webhook": ("delivery", "webhook"),
     "deliver": ("delivery", "deliver"),
     "serve": ("serve", "serve"),
+    "tick": ("deadlines", "tick"),
 }
 
 

@@ -653,6 +653,15 @@ class PostgresStore:
             )
             return bool(cursor.rowcount)
 
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                'SELECT entity, record_id FROM record_owners WHERE account = %s AND "user" = %s AND open '
+                "ORDER BY entity, record_id",
+                (account, user),
+            ).fetchall()
+        return [(entity, record_id) for entity, record_id in rows]
+
     def due_items(self, account: str) -> list[DueItem]:
         with self._connection() as conn:
             return [due_item(row) for row in conn.execute(LIST_DUE, (account,)).fetchall()]

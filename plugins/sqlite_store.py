@@ -658,6 +658,15 @@ class SQLiteStore:
                 ).rowcount
             )
 
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT entity, record_id FROM record_owners WHERE account = ? AND user = ? AND open = 1 "
+                "ORDER BY entity, record_id",
+                (account, user),
+            )
+            return [(entity, record_id) for entity, record_id in rows]
+
     def due_items(self, account: str) -> list[DueItem]:
         with self._mapped():
             return [due_item(row) for row in self._conn.execute(qmark(LIST_DUE), (account,))]

@@ -19,7 +19,19 @@ from .catalog import Catalog
 from .conditions import ConditionError
 from .entities import EntityHandler, LinkRef
 from .errors import EventError, PluginError
-from .models import BOT_PREFIX, AccountSettings, Bot, Change, Decision, Event, Outcome, Skip, record_from_dict
+from .models import (
+    BOT_PREFIX,
+    USER_PREFIX,
+    AccountSettings,
+    Bot,
+    Change,
+    Decision,
+    Event,
+    Outcome,
+    Skip,
+    User,
+    record_from_dict,
+)
 from .rulesets import Rules, condition_key
 from .strategy import Context, RecordT, SelectRequest
 from .templates import MAX_NOTE_BYTES, MAX_NOTIFICATION_BYTES, record_values, render
@@ -211,7 +223,11 @@ class Decider:
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
         context = reads.context
-        pool = [user for user in map(lambda u: self.rules.user(account, u), bot.users) if user]
+        pool = [
+            _switched(user, reads.switches)
+            for user in map(lambda u: self.rules.user(account, u), bot.users)
+            if user
+        ]
         skipped: dict[str, Skip] = {
             user: Skip(user=user, reason="already an owner of the record")
             for user in owners
@@ -335,6 +351,12 @@ class Decider:
         return decision.model_copy(
             update={"related": changes, "tag": actions.tag, "note": note, "notification": notification}
         )
+
+
+def _switched(user: User, switches: Mapping[str, bool]) -> User:
+    """The user as their store switch (offboard, activate) has them, over the ruleset."""
+    active = switches.get(USER_PREFIX + user.id)
+    return user if active is None or active == user.active else user.model_copy(update={"active": active})
 
 
 def _final(bot: Bot, reassign: Reassign) -> Decision:

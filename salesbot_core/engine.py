@@ -27,6 +27,7 @@ from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
     LIST_PREFIX,
+    USER_PREFIX,
     Bot,
     DueItem,
     EntityType,
@@ -60,6 +61,17 @@ RETRY_ATTEMPTS = 12
 #: for a connection: enough to ride out a PostgreSQL restart.
 RETRY_FIRST_WAIT = 0.05
 RETRY_MAX_WAIT = 5.0
+
+
+class Offboarded(NamedTuple):
+    """What ``Engine.offboard`` did."""
+
+    #: One per record redistributed by this run (a rerun of the same operation skips the
+    #: records it already moved: they are no longer the user's).
+    outcomes: list[Outcome]
+    #: ``(entity, id)`` of open records no active bot could take (none assigned them, and
+    #: ``to_bot`` was not given or handles another entity): they stay with the user.
+    left: list[tuple[str, str]]
 
 
 class Delivered(NamedTuple):
@@ -601,9 +613,17 @@ class Engine:
         return outcomes
 
     def _assign_batch(
-        self, account: str, entity: EntityType, ids: list[str], bot_id: str, operation: str, multiple: bool
+        self,
+        account: str,
+        entity: EntityType,
+        ids: list[str],
+        bot_id: str,
+        operation: str,
+        multiple: bool,
+        without: str | None = None,
     ) -> list[Outcome]:
-        """One batch of a list operation, in one transaction."""
+        """One batch of a list operation, in one transaction; ``without`` is taken off the
+        records' owners (an offboarded user)."""
         outcomes: list[Outcome] = []
         with self.store.transaction() as tx:
             for record_id in ids:
@@ -613,7 +633,8 @@ class Engine:
                 stored = tx.get_record(account, entity, record_id)
                 if stored is None:  # records are never deleted; a guard, not a path
                     raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
-                owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+                kept = [o for o in stored["owners"] if o != without]
+                owners = [*kept, BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
                 event = {
                     "id": list_event_id(operation, entity, record_id),
                     "kind": "list",
@@ -622,6 +643,76 @@ class Engine:
                 }
                 outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
         return outcomes
+
+    def set_user_active(self, account: str, user_id: str, active: bool) -> None:
+        """Switch a user on or off, overriding the ruleset's ``active`` until switched again:
+        a user switched off gets no new record (``salesbot user activate``/``offboard``)."""
+        if self.rules.user(account, user_id) is None:
+            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
+        self.store.set_switch(account, USER_PREFIX + user_id, active)
+
+    def offboard(
+        self,
+        account: str,
+        user_id: str,
+        operation: str,
+        *,
+        to_bot: str | None = None,
+        batch_size: int = 500,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Offboarded:
+        """Switch a user off and redistribute every open record they own.
+
+        Each record goes through the bot that assigned it to the user if that bot is
+        active, else through ``to_bot``; each is a pick of its own (audit, note,
+        notification), the user skipped as deactivated, so a bot spreads the records as its
+        strategy does (round robin: evenly). Records are committed ``batch_size`` at a time
+        as a list operation ``operation``: a rerun (after a crash) finishes what is left and
+        moves nothing twice. ``progress(done, total)`` is called after each batch.
+        """
+        if to_bot is not None and self.rules.bot(account, to_bot) is None:
+            raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.set_user_active(account, user_id, False)
+        active = {bot.id: on for bot, on in self.bots(account)}
+        plan: dict[str, list[str]] = {}
+        left: list[tuple[str, str]] = []
+        for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
+            bot_id = self._assigned_by(account, entity, record_id, user_id)
+            for choice in (bot_id, to_bot):
+                bot = self.rules.bot(account, choice) if choice else None
+                if bot is not None and active.get(bot.id) and bot.entity == entity:
+                    plan.setdefault(bot.id, []).append(record_id)
+                    break
+            else:
+                left.append((entity, record_id))
+        multiple = self.rules.account_settings(account).multiple_owners
+        total, done = sum(map(len, plan.values())), 0
+        outcomes: list[Outcome] = []
+        for bot_id, ids in plan.items():
+            entity = self.rules.bots[(account, bot_id)].entity
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start : start + batch_size]
+                batch = _retrying(
+                    partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple, user_id)
+                )
+                self._observe(batch)
+                outcomes += [o for o in batch if not o.duplicate]
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        return Offboarded(outcomes, left)
+
+    def _assigned_by(self, account: str, entity: str, record_id: str, user_id: str) -> str | None:
+        """The bot that last gave the record itself to the user, or None."""
+        for outcome in reversed(list(self.store.outcomes(account, entity, record_id))):
+            if (outcome.entity, outcome.record_id) != (entity, record_id):
+                continue  # the owner was passed on from a linked record: not this record's bot
+            for decision in outcome.assigned:
+                if decision.owner == user_id:
+                    return decision.bot
+        return None
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
         """The bots a host offers in a record's Owner field beside its users.

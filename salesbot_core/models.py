@@ -30,6 +30,9 @@ EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
 #: A record's Owner field holds user ids and bots; a bot is written ``bot:<bot id>`` so a
 #: bot can never be mistaken for a user who happens to share its id.
 BOT_PREFIX = "bot:"
+#: A user's switch (``salesbot user offboard``/``activate``) is kept beside the bot
+#: switches under ``user:<user id>``: no bot id has a ``:``, so the two never meet.
+USER_PREFIX = "user:"
 #: Ids of the events of a list operation start with this; hosts' event ids may not, so a
 #: list operation never meets an unrelated host event (see ``list_event_id``).
 LIST_PREFIX = "list/"

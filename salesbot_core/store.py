@@ -209,6 +209,9 @@ class Store(Protocol):
         """Queue a dead (or delivered) delivery of ``account`` again, due at ``now``, with
         its attempts reset; False when it has no such delivery not pending."""
 
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        """``(entity, id)`` of every open record ``user`` owns, by entity and id."""
+
     def due_items(self, account: str) -> list[DueItem]:
         """The due items of ``account``, soonest due first."""
 

@@ -38,6 +38,7 @@ COMMANDS = {
     "deliver": ("delivery", "deliver"),
     "serve": ("serve", "serve"),
     "tick": ("deadlines", "tick"),
+    "user": ("users", "user"),
 }
 
 

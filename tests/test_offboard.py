@@ -3,6 +3,8 @@ they own is redistributed once, fairly within each bot, through the bot that ass
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,8 @@ from typing import Any
 
 import pytest
 from cli_runner import salesbot
+from store_queries import rows
+from test_reliability import kill_after
 
 from salesbot_core import Engine
 from salesbot_core.errors import SalesbotError
@@ -154,3 +158,60 @@ def test_the_user_commands(rules: Path, tmp_path: Path) -> None:
     assert (back.exit_code, back.stdout) == (0, "user 'anna' of account 'default' is switched on\n")
     bad = salesbot("user", "activate", "zoe", "-r", str(rules), "--db", db)
     assert (bad.exit_code, bad.stderr) == (1, "error: no user 'zoe' in account 'default'\n")
+
+
+def offboard_process(rules: Path, db: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "salesbot_core",
+            "user",
+            "offboard",
+            "anna",
+            "--operation",
+            "leave",
+            "--batch",
+            "20",
+            "-r",
+            str(rules),
+            "--db",
+            db,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_offboarding_1100_records_killed_midway_then_rerun_moves_each_once(
+    rules: Path, store_url: str
+) -> None:
+    with Engine(rules, store_url) as engine:
+        fill(engine, 1_200)
+        annas = owned(engine, "anna")
+    assert len(annas) == 1_100  # 300 deals, 400 persons, 400 tasks
+    created = 3 * 1_200
+    worker = offboard_process(rules, store_url)
+    kill_after(worker, store_url, created + 300)
+    again = offboard_process(rules, store_url)
+    assert again.wait(timeout=600) == 0, again.stderr.read().decode() if again.stderr else ""
+    moves = rows(
+        store_url,
+        "SELECT record_id, COUNT(*) FROM outcomes WHERE event_id LIKE ? GROUP BY record_id",
+        ("list/leave/%",),
+    )
+    assert len(moves) == 1_100 and {n for _, n in moves} == {1}
+    per_bot = rows(
+        store_url,
+        'SELECT a.bot, a."user", COUNT(*) FROM assignments a JOIN outcomes o ON o.seq = a.seq '
+        'WHERE o.event_id LIKE ? GROUP BY a.bot, a."user"',
+        ("list/leave/%",),
+    )
+    spread: dict[str, list[int]] = {}
+    for bot, _, n in per_bot:
+        spread.setdefault(bot, []).append(n)
+    assert sorted(spread) == ["deals", "people", "tasks"]
+    assert all(max(counts) - min(counts) <= 1 for counts in spread.values()), spread
+    with Engine(rules, store_url) as engine:
+        assert owned(engine, "anna") == []

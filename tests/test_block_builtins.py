@@ -34,22 +34,25 @@ BOTS: list[dict[str, Any]] = [
     {"id": "sticky", "entity": "person", "users": ["jan"], "strategy": "least_loaded", "sticky": True},
     {"id": "passing", "entity": "person", "users": ["anna"], "strategy": "weighted_round_robin",
      "actions": {"related": {"company": True}}},
+    {"id": "timed", "entity": "company", "users": ["jan"], "strategy": "least_loaded",
+     "sla": {"within": "2h"}},
 ]  # fmt: skip
 
 #: Blocked built-in -> the bots and user fields that must fail, and nothing else.
 FAILS: dict[str, set[str]] = {
     "round_robin": {"rr"},
     "weighted_round_robin": {"weighted", "tasks", "passing"},
-    "least_loaded": {"least", "sticky"},
+    "least_loaded": {"least", "sticky", "timed"},
     "deal": {"rr"},
     "person": {"weighted", "sticky", "passing"},
-    "company": {"least"},
+    "company": {"least", "timed"},
     "task": {"tasks"},
     "propagation": {"passing"},
     "eligibility": set(),
     "capacity": {"users.0.caps"},
     "availability": {"users.1.working_hours", "users.2.out_of_office"},
     "sticky": {"sticky"},
+    "sla": {"timed"},
     "sqlite_store": set(),
     "postgres_store": set(),
 }

@@ -17,6 +17,8 @@ outbox) are more routes on ``create_app``'s app. Metrics and the event log are
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import re
 import threading
@@ -64,6 +66,8 @@ ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
 ENV_DB = "SALESBOT_SERVE_DB"
 #: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
 ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
+#: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
+ENV_TICK = "SALESBOT_SERVE_TICK"
 
 
 class Problem(Exception):
@@ -301,6 +305,7 @@ def create_app(
     rulesets: str | Path = DEFAULT_RULESETS,
     db: str | Path = DEFAULT_STORE,
     deliver: str | None = None,
+    tick: float = 0,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
@@ -311,9 +316,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
         stop_delivering = _start_delivery(deliver)
+        ticking = asyncio.create_task(_tick_every(service, tick)) if tick > 0 else None
         try:
             yield
         finally:
+            if ticking is not None:
+                ticking.cancel()
             stop_delivering()
             service.stop()
 
@@ -615,6 +623,18 @@ def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: s
         return JSONResponse({"removed": webhook_id})
 
 
+async def _tick_every(service: Service, seconds: float) -> None:
+    """The SLA scheduler of a worker: ``Engine.tick`` every ``seconds``, taking turns with
+    requests on the engine. Workers ticking at once take different items; a failed round
+    is logged and the next one tries again."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await service.call(lambda engine: engine.tick())
+        except Exception:
+            logging.getLogger(__name__).exception("SLA tick failed")
+
+
 def _start_delivery(db: str | None) -> Callable[[], None]:
     """Start a delivery worker on a store of its own (``db``); returns what stops it."""
     if db is None:
@@ -670,4 +690,7 @@ def app_from_env() -> FastAPI:
     """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
     db = os.environ.get(ENV_DB, DEFAULT_STORE)
     deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
-    return create_app(rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=db, deliver=deliver)
+    tick = float(os.environ.get(ENV_TICK) or 0)
+    return create_app(
+        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=db, deliver=deliver, tick=tick
+    )

@@ -81,11 +81,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(folder: Path, db: str, cwd: Path) -> Iterator[httpx.Client]:
+def serve(folder: Path, db: str, cwd: Path, *options: str) -> Iterator[httpx.Client]:
     """A real ``salesbot serve`` process on a free loopback port, until the test ends."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "salesbot_core", "serve", "--port", str(port), "-r", str(folder), "--db", db],
+        [
+            sys.executable,
+            "-m",
+            "salesbot_core",
+            "serve",
+            "--port",
+            str(port),
+            "-r",
+            str(folder),
+            "--db",
+            db,
+            *options,
+        ],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ The clock is injected everywhere: events carry ``at``, ``Engine.tick`` takes ``n
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,3 +306,26 @@ def test_salesbot_tick_and_explain(sla_rules: Path, tmp_path: Path) -> None:
         1,
         "error: --now: 'tomorrow' is not an ISO 8601 time such as 2026-03-02T09:00:00+01:00\n",
     )
+
+
+@pytest.mark.slow
+def test_salesbot_serve_ticks_on_its_own(sla_rules: Path, tmp_path: Path) -> None:
+    from test_service import bearer, serve, tokens
+
+    db = str(tmp_path / "s.db")
+    with Engine(sla_rules, db):
+        pass  # the store, for the tokens
+    auth = bearer(tokens(db)["all"])
+    three_hours_ago = datetime.now(UTC) - timedelta(hours=3)
+    for client in serve(sla_rules, db, tmp_path, "--tick", "0.2"):
+        done = client.post("/v1/accounts/default/events", json=created(1, at=three_hours_ago), headers=auth)
+        assert done.status_code == 200 and done.json()["owners_after"] == ["anna"], done.text
+        deadline = time.monotonic() + 30
+        record = "/v1/accounts/default/records/deal/d1"
+        while (owners_now := client.get(record, headers=auth).json()["record"]["owners"]) == ["anna"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert owners_now == ["bartek"]
+        wall = client.get(record, headers=auth).json()["wall"]
+        assert [note["text"] for note in wall] == ["reassigned: no contact within 2h"]

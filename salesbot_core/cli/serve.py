@@ -39,8 +39,15 @@ from .common import db_option, fail, rulesets_option, warn
     show_default=True,
     help="Run a webhook delivery worker in each worker process (or run `salesbot deliver` apart).",
 )
+@click.option(
+    "--tick",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between SLA ticks in each worker (hands on records past their deadline); 0: none.",
+)
 def serve(
-    rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str, deliver: bool
+    rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str, deliver: bool, tick: float
 ) -> None:
     """Serve the engine over HTTP (see README, 'Service'): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
@@ -53,7 +60,7 @@ def serve(
         import uvicorn
 
         from ..observability import MULTIPROC_ENV, log_config
-        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS
+        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS, ENV_TICK
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -67,6 +74,7 @@ def serve(
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
+    os.environ[ENV_TICK] = str(tick)
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

@@ -25,7 +25,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import bots_scale, conditions, list_operation, memory, per_event, postgres_workers, service, startup
+from . import (
+    bots_scale,
+    conditions,
+    list_operation,
+    memory,
+    page,
+    per_event,
+    postgres_workers,
+    service,
+    startup,
+)
 from .common import BenchmarkFailed, Options, Report, Row
 
 BENCHMARKS = {
@@ -39,6 +49,7 @@ BENCHMARKS = {
         postgres_workers,
         service,
         startup,
+        page,
     )
 }
 RESULTS = Path(__file__).resolve().parent / "results"

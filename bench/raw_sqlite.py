@@ -197,7 +197,8 @@ class RawRouter:
         else:
             owners[at] = picked
         tags = _with(tags, bot.tag)
-        deal = _deal(record, owners, tags)
+        # The engine keeps which owners a bot gave beside the record's fields.
+        deal = {**_deal(record, owners, tags), "given_by": {picked: bot.id}}
         changes: list[dict[str, Any]] = []
         linked: list[dict[str, Any]] = []
         if company_id:
@@ -243,6 +244,7 @@ class RawRouter:
             "bot": bot.id,
             "status": "assigned",
             "owner": picked,
+            "removed": None,
             "reason": f"next in rotation after {last!r}" if last else "first in rotation",
             "strategy": "round_robin",
             "conditions": [

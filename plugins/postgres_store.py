@@ -32,14 +32,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from salesbot_core import Outcome, StoreError, hookimpl
+from salesbot_core import Outcome, StoreError, hookimpl, page_queries
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Logged, touched
+from salesbot_core.models import ENTITIES, Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.page_queries import postgres
+from salesbot_core.store import Activity, Logged, Switch, touched
 
 from .due_sql import CLAIM_DUE, CLEAR_DUE, DUE_SCHEMA, GET_DUE, LIST_DUE, PUT_DUE, due_item, due_params
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 SCHEMA = (
     f"""
@@ -136,9 +137,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq);
+-- Version 5: who switched a bot (a token, the CLI) and when, for the admin page.
+ALTER TABLE bot_switches ADD COLUMN IF NOT EXISTS changed_by TEXT;
+ALTER TABLE bot_switches ADD COLUMN IF NOT EXISTS changed_at TEXT;
 """
     + DUE_SCHEMA
 )
+# Version 5: the indexes of what the admin page reads (salesbot_core.page_queries).
+SCHEMA += page_queries.INDEXES
 #: Index the outcomes a version-1 database logged under the records they changed.
 BACKFILL_OUTCOME_RECORDS = """
 INSERT INTO outcome_records (account, entity, record_id, seq)
@@ -282,6 +288,18 @@ class PostgresTransaction:
                 'SELECT COUNT(*) FROM assignments WHERE account = %s AND "user" = %s '
                 "AND at >= %s AND at < %s",
                 (account, user, _iso(since), _iso(until)),
+            )
+        )
+
+    def count_open_owned(self, account: str, user: str) -> int:
+        # The lock of count_assigned: a user's open slots are taken one event at a time.
+        self._lock(USAGE_LOCKS, f"{account}:{user}")
+        return int(
+            self._one(
+                # Every entity named, so the (account, entity, user, open) index answers it.
+                "SELECT COUNT(*) FROM record_owners "
+                'WHERE account = %s AND entity = ANY(%s) AND "user" = %s AND open',
+                (account, list(ENTITIES), user),
             )
         )
 
@@ -520,13 +538,41 @@ class PostgresStore:
         done = {int(i) for (i,) in marked}
         return [i for i in dict.fromkeys(ids) if i in done]
 
-    def set_switch(self, account: str, bot: str, active: bool) -> None:
+    def set_switch(self, account: str, bot: str, active: bool, by: str | None = None) -> None:
         with self._connection() as conn:
             conn.execute(
-                "INSERT INTO bot_switches (account, bot, active) VALUES (%s, %s, %s) "
-                "ON CONFLICT (account, bot) DO UPDATE SET active = EXCLUDED.active",
-                (account, bot, active),
+                "INSERT INTO bot_switches (account, bot, active, changed_by, changed_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account, bot) DO UPDATE SET active = "
+                "EXCLUDED.active, changed_by = EXCLUDED.changed_by, changed_at = EXCLUDED.changed_at",
+                (account, bot, active, by, _iso(datetime.now(UTC))),
             )
+
+    def switches(self, account: str) -> dict[str, Switch]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT bot, active, changed_by, changed_at FROM bot_switches WHERE account = %s", (account,)
+            ).fetchall()
+        return {bot: Switch(bool(active), by, at) for bot, active, by, at in rows}
+
+    def distribution(self, account: str, bot: str, since: str | None = None) -> dict[str, int]:
+        with self._connection() as conn:
+            rows = conn.execute(postgres(page_queries.DISTRIBUTION), (account, bot, since or "")).fetchall()
+        return {user: int(n) for user, n in rows}
+
+    def recent_outcomes(
+        self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
+    ) -> list[tuple[int, Outcome]]:
+        sql, params = page_queries.recent_params(account, limit, before, bot)
+        with self._connection() as conn:
+            rows = conn.execute(postgres(sql), params).fetchall()
+        return [(int(seq), Outcome.model_validate_json(text)) for seq, text in rows]
+
+    def activity(self, account: str, since: str) -> Activity:
+        with self._connection() as conn:
+            row = conn.execute(
+                postgres(page_queries.ACTIVITY), page_queries.activity_params(account, since)
+            ).fetchone()
+        return Activity(*map(int, row))
 
     def get_switches(self, account: str) -> dict[str, bool]:
         with self._connection() as conn:

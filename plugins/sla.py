@@ -27,11 +27,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from salesbot_core import Bot, User, hookimpl
-from salesbot_core.catalog import Catalog
-from salesbot_core.conditions import check_condition
 from salesbot_core.fields import FieldSpec
 from salesbot_core.models import DueItem, Escalation, Event, Model
-from salesbot_core.strategy import RecordT
+from salesbot_core.strategy import Context, RecordT
 
 from .availability import OUT_OF_OFFICE, WORKING_HOURS
 from .business_hours import business_deadline
@@ -85,14 +83,9 @@ class Sla(Model):
         return parse_within(self.within)
 
 
-def _check(sla: Sla | None, bot: Bot, catalog: Catalog) -> list[str]:
-    """The shape of ``met_when.where``, checked as ``trigger.where`` is."""
-    if sla is None or sla.met_when.where is None:
-        return []
-    return [
-        f"met_when.where{'.' + path if path else ''}: {message}"
-        for path, message in check_condition(sla.met_when.where)
-    ]
+def _conditions(sla: Sla | None) -> dict[str, dict[str, Any]]:
+    """``met_when.where``, checked and compiled by the loader as ``trigger.where`` is."""
+    return {} if sla is None or sla.met_when.where is None else {"met_when.where": sla.met_when.where}
 
 
 SLA: FieldSpec[Sla | None] = FieldSpec(
@@ -101,8 +94,7 @@ SLA: FieldSpec[Sla | None] = FieldSpec(
     Sla | None,
     default=None,
     description="How long the picked owner has to act before the record moves on (salesbot tick).",
-    check=_check,
-    condition=lambda sla: sla.met_when.where if sla is not None else None,
+    conditions=_conditions,
 )
 
 
@@ -124,9 +116,7 @@ def salesbot_due(bot: Bot, record: RecordT, owner: User, at: datetime, reassignm
 
 
 @hookimpl
-def salesbot_sla_met(
-    bot: Bot, due: DueItem, event: Event, record: RecordT, matched: dict[str, bool]
-) -> str | None:
+def salesbot_sla_met(bot: Bot, due: DueItem, event: Event, record: RecordT, context: Context) -> str | None:
     sla = SLA.get(bot)
     if sla is None:
         return "the bot has no SLA any more"
@@ -135,7 +125,7 @@ def salesbot_sla_met(
         return "the record was closed"
     if met.updated_by_owner and event.kind == "updated" and event.by == due.owner:
         return f"updated by its owner {due.owner}"
-    if met.where is not None and matched.get(SLA.key):
+    if met.where is not None and context.matches(bot, SLA.key, "met_when.where"):
         return "the record matches met_when.where"
     return None
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from salesbot_core import Outcome, StoreError, hookimpl
+from salesbot_core import Outcome, StoreError, hookimpl, page_queries
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
-from salesbot_core.store import Logged, touched
+from salesbot_core.models import ENTITIES, Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.store import Activity, Logged, Switch, touched
 
 from .due_sql import CLAIM_DUE, CLEAR_DUE, DUE_SCHEMA, GET_DUE, LIST_DUE, PUT_DUE, due_item, due_params, qmark
 
@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (id) WHERE delivered_at IS NULL;
 CREATE TABLE IF NOT EXISTS bot_switches (
     account TEXT NOT NULL, bot TEXT NOT NULL, active INTEGER NOT NULL,
+    -- Version 6: who switched the bot (a token, the CLI) and when, for the admin page.
+    changed_by TEXT, changed_at TEXT,
     PRIMARY KEY (account, bot)
 ) WITHOUT ROWID;
 -- API tokens of `salesbot serve` (version 4): only the SHA-256 of each secret is kept.
@@ -127,10 +129,12 @@ CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, se
 """
     + DUE_SCHEMA
 )
+# Version 6: the indexes of what the admin page reads (salesbot_core.page_queries).
+SCHEMA += page_queries.INDEXES
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -155,7 +159,8 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
     # Version 4 added the tokens table (created empty by SCHEMA): no older data to carry.
     # Version 5 added signing secrets, webhooks and deliveries (created empty by SCHEMA):
     # nothing older is delivered, so no data to carry either.
-    # Version 6 added the due items of SLAs (created empty): older assignments have none.
+    # Version 6 added who/when columns to switches (_migrate) and indexes (SCHEMA).
+    # Version 7 added the due items of SLAs (created empty): older assignments have none.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -173,6 +178,11 @@ def _migrate(conn: sqlite3.Connection) -> int:
     if version < 3 and outcome_columns and "fingerprint" not in outcome_columns:
         # Version 2 kept no payload fingerprints: its events are answered as before.
         conn.execute("ALTER TABLE outcomes ADD COLUMN fingerprint TEXT")
+    switch_columns = [row[1] for row in conn.execute("PRAGMA table_info(bot_switches)")]
+    if switch_columns and "changed_by" not in switch_columns:
+        # Version 5 kept no who and when of a switch: older switches show neither.
+        conn.execute("ALTER TABLE bot_switches ADD COLUMN changed_by TEXT")
+        conn.execute("ALTER TABLE bot_switches ADD COLUMN changed_at TEXT")
     return int(version)
 
 
@@ -220,6 +230,17 @@ class SQLiteTransaction:
         (count,) = self._conn.execute(
             "SELECT COUNT(*) FROM assignments WHERE account = ? AND user = ? AND at >= ? AND at < ?",
             (account, user, _iso(since), _iso(until)),
+        ).fetchone()
+        return int(count)
+
+    def count_open_owned(self, account: str, user: str) -> int:
+        # No lock of its own: BEGIN IMMEDIATE already serialises every event. Every entity
+        # named, so the (account, entity, user, open) index answers it.
+        marks = ", ".join("?" * len(ENTITIES))
+        (count,) = self._conn.execute(
+            f"SELECT COUNT(*) FROM record_owners WHERE account = ? AND entity IN ({marks}) "
+            "AND user = ? AND open = 1",
+            (account, *ENTITIES, user),
         ).fetchone()
         return int(count)
 
@@ -509,12 +530,39 @@ class SQLiteStore:
                 ).rowcount
             ]
 
-    def set_switch(self, account: str, bot: str, active: bool) -> None:
+    def set_switch(self, account: str, bot: str, active: bool, by: str | None = None) -> None:
         with self.transaction():
             self._conn.execute(
-                "INSERT OR REPLACE INTO bot_switches (account, bot, active) VALUES (?, ?, ?)",
-                (account, bot, int(active)),
+                "INSERT OR REPLACE INTO bot_switches (account, bot, active, changed_by, changed_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (account, bot, int(active), by, _iso(datetime.now(UTC))),
             )
+
+    def switches(self, account: str) -> dict[str, Switch]:
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT bot, active, changed_by, changed_at FROM bot_switches WHERE account = ?", (account,)
+            ).fetchall()
+        return {bot: Switch(bool(active), by, at) for bot, active, by, at in rows}
+
+    def distribution(self, account: str, bot: str, since: str | None = None) -> dict[str, int]:
+        with self._mapped():
+            rows = self._conn.execute(page_queries.DISTRIBUTION, (account, bot, since or "")).fetchall()
+        return {user: int(n) for user, n in rows}
+
+    def recent_outcomes(
+        self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
+    ) -> list[tuple[int, Outcome]]:
+        with self._mapped():
+            rows = self._conn.execute(*page_queries.recent_params(account, limit, before, bot)).fetchall()
+        return [(int(seq), Outcome.model_validate_json(text)) for seq, text in rows]
+
+    def activity(self, account: str, since: str) -> Activity:
+        with self._mapped():
+            row = self._conn.execute(
+                page_queries.ACTIVITY, page_queries.activity_params(account, since)
+            ).fetchone()
+        return Activity(*map(int, row))
 
     def get_switches(self, account: str) -> dict[str, bool]:
         with self._mapped():

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers (``as``: re-exported)
     from .models import Decision as Decision
     from .models import Event as Event
     from .models import Outcome as Outcome
+    from .models import Release as Release
     from .models import Skip as Skip
     from .models import User as User
     from .strategy import Context as Context
@@ -50,6 +51,7 @@ _HOMES = {
     "Decision": "models",
     "Event": "models",
     "Outcome": "models",
+    "Release": "models",
     "Skip": "models",
     "User": "models",
     "Context": "strategy",

@@ -30,6 +30,7 @@ name of a field, not a path.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import sys
@@ -228,6 +229,15 @@ def fields_read(condition: Mapping[str, Any]) -> frozenset[str]:
             else:
                 names.add(key)
     return frozenset(names)
+
+
+#: The longest condition a reason quotes: an audit names the condition, not a page of it.
+QUOTED_CONDITION = 120
+
+
+def quoted(condition: Mapping[str, Any]) -> str:
+    """A condition as a reason quotes it: compact JSON, bounded and escaped."""
+    return excerpt(json.dumps(condition, sort_keys=True, ensure_ascii=False), QUOTED_CONDITION)
 
 
 def kind_of(value: Any) -> str | None:

@@ -9,8 +9,9 @@ on its own and identical whichever store sits behind it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import pluggy
@@ -28,11 +29,12 @@ from .models import (
     Decision,
     Event,
     Outcome,
+    Release,
     Skip,
     User,
     record_from_dict,
 )
-from .rulesets import Rules, condition_key
+from .rulesets import Rules, condition_key, field_condition_key
 from .strategy import Context, RecordT, SelectRequest
 from .templates import MAX_NOTE_BYTES, MAX_NOTIFICATION_BYTES, record_values, render
 
@@ -58,6 +60,11 @@ class Decided:
     notes: list[WallNote] = field(default_factory=list)
     #: ``(user, text)`` to put in the outbox.
     notifications: list[tuple[str, str]] = field(default_factory=list)
+    #: Which owners of each record written a bot gave, ``{user: bot id}`` (see ``GIVEN_BY``).
+    given: Mapping[LinkRef, Mapping[str, str]] = field(default_factory=dict)
+    #: A bot took its owner back and sends the record back to the pool: it is to be
+    #: decided again as routed (``Engine.route``), reading the routing bots' state.
+    reroute: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,8 @@ class Reads:
     states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Bots switched on or off since the rules were loaded.
     switches: Mapping[str, bool] = field(default_factory=dict)
+    #: Which owners of the record and of its linked records a bot gave, by record.
+    given: Mapping[LinkRef, Mapping[str, str]] = field(default_factory=dict)
     #: Set when a missed deadline hands the record on (the bot fires whatever its
     #: trigger's events, since it already took this record once).
     reassign: Reassign | None = None
@@ -130,11 +139,25 @@ class Decider:
         changed: dict[LinkRef, RecordT] = {}
         notes: list[WallNote] = []
         notifications: list[tuple[str, str]] = []
-        routing = route and not record.bot_ids()
-        for bot in reads.bots:
+        ref: LinkRef = (record.entity, record.id)
+        released = self._released(event, reads)
+        for bot, user, release in released:
+            owners.remove(user)
+            decisions.append(self._release(event, bot, handler, user, release, notes, notifications))
+        reroute = any(release.reroute for _, _, release in released)
+        # A bot that only took its owner back leaves the record without it; one that sends
+        # it back to the pool has it routed, although the owners are not in ``changed``.
+        routing = route and not record.bot_ids() and (reroute or not released)
+        trigger_event = event.model_copy(update={"changed": None}) if reroute else event
+        # Routing bots were read for a routed event; they stay idle when a bot only took
+        # its owner back.
+        for bot in reads.bots if routing or record.bot_ids() else []:
             if bot.id in reads.switches:
                 bot = bot.model_copy(update={"active": reads.switches[bot.id]})
-            reasons = self._why_not(event, bot, handler, reads.reassign is not None)
+            owned = [o for o in owners if not o.startswith(BOT_PREFIX)] if routing else []
+            reasons = self._why_not(
+                trigger_event, bot, handler, reads.context.now, owned, reads.reassign is not None
+            )
             if routing and reasons:
                 decisions.append(Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons)))
                 continue
@@ -164,13 +187,28 @@ class Decider:
                 decision = self._act(
                     event, bot, handler, decision, reads.context.linked, changed, notes, notifications
                 )
+            further = (
+                self.hook.salesbot_keep_routing(bot=bot, event=event, decision=decision)
+                if routing and decision.status == "no_candidate"
+                else None
+            )
+            if further:
+                decision = decision.model_copy(
+                    update={"reason": f"{decision.reason}; routing goes on: {further}"}
+                )
             decisions.append(decision)
-            if routing:
+            if routing and not further:
                 break
-        if not owners and reads.previous_owners:
+        restored: list[str] = []
+        if not owners and reads.previous_owners and not released:
             # A bot that did not apply must not leave the record ownerless: it keeps the
             # owners it had before the bot was set.
-            owners = [o for o in reads.previous_owners if not o.startswith(BOT_PREFIX)]
+            owners = restored = [o for o in reads.previous_owners if not o.startswith(BOT_PREFIX)]
+        # An owner a bot gave stays one it gave while the host keeps it; one the host
+        # dropped and set again was set by hand. This event's picks are the bots' own.
+        kept = {*record.owners, *restored}
+        given = {user: bot_id for user, bot_id in reads.given.get(ref, {}).items() if user in kept}
+        given |= {d.owner: d.bot for d in decisions if d.owner is not None}
         outcome = Outcome(
             event_id=event.id,
             account=event.account,
@@ -182,6 +220,7 @@ class Decider:
             owners_after=owners,
             decisions=decisions,
         )
+        written = {ref: owners, **{key: linked.owners for key, linked in changed.items()}}
         return Decided(
             record.model_copy(update={"owners": owners, "tags": tags}),
             outcome,
@@ -189,27 +228,110 @@ class Decider:
             list(changed.values()),
             notes,
             notifications,
+            given={
+                key: {
+                    u: b for u, b in (given if key == ref else reads.given.get(key, {})).items() if u in now
+                }
+                for key, now in written.items()
+            },
+            reroute=reroute,
         )
 
-    def _why_not(self, event: Event, bot: Bot, handler: EntityHandler, reassigning: bool) -> list[str]:
-        """The reasons the bot must not fire for this event (none: it fires)."""
+    def pick_now(self, event: Event, bot: Bot, reads: Reads) -> Decision:
+        """Whom ``bot`` would pick for ``event``'s record if it fired, whatever its switch and
+        trigger say: its candidates, each skipped user with the engine's reason, and the
+        strategy's pick (the admin page's "pool now" and "next in rotation")."""
+        return self._pick(event, bot, self.catalog.entities[event.record.entity], reads, [])
+
+    def _released(self, event: Event, reads: Reads) -> list[tuple[Bot, str, Release]]:
+        """The owners bots gave the record that it stopped matching, ``(bot, user, release)``
+        each, as ``salesbot_stopped_matching`` says: only on an event that sets no bot (a
+        bot in the Owner field decides afresh), for owners the host still lists."""
+        account, record = event.account, event.record
+        if record.bot_ids() or not self.rules.account_settings(account).enabled:
+            return []
+        found = []
+        for user, bot_id in reads.given.get((record.entity, record.id), {}).items():
+            bot = self.rules.bot(account, bot_id)
+            if user not in record.owners or bot is None or not reads.switches.get(bot.id, bot.active):
+                continue
+            release = self.hook.salesbot_stopped_matching(
+                bot=bot,
+                event=event,
+                record=record,
+                owner=user,
+                matches=self._matches(event, bot),
+                context=replace(reads.context, matches=self._field_matcher(event)),
+            )
+            if release is not None:
+                found.append((bot, user, release))
+        return found
+
+    def _release(
+        self,
+        event: Event,
+        bot: Bot,
+        handler: EntityHandler,
+        user: str,
+        release: Release,
+        notes: list[WallNote],
+        notifications: list[tuple[str, str]],
+    ) -> Decision:
+        """The decision of a bot taking back ``user``, with its wall note and notification."""
+        values = self._values(event, bot, handler, user)
+        note = render(release.note, values, limit=MAX_NOTE_BYTES) if release.note else None
+        if note is not None:
+            notes.append(WallNote((event.record.entity, event.record.id), note, bot.id))
+        notification = (
+            render(release.notify, values, limit=MAX_NOTIFICATION_BYTES) if release.notify else None
+        )
+        if notification is not None:
+            notifications.append((user, notification))
+        return Decision(
+            bot=bot.id,
+            status="unassigned",
+            removed=user,
+            reason=release.reason,
+            note=note,
+            notification=notification,
+        )
+
+    def _why_not(
+        self,
+        event: Event,
+        bot: Bot,
+        handler: EntityHandler,
+        at: datetime,
+        owned: list[str],
+        reassigning: bool = False,
+    ) -> list[str]:
+        """The reasons the bot must not fire for this event (none: it fires). ``owned``:
+        the users who own the record being routed; ``reassigning``: a missed deadline
+        hands the record on."""
         account, record = event.account, event.record
         settings = self.rules.account_settings(account)
-        reason = _trigger_reason(
-            event, bot, settings, handler, reassigning
-        ) or self.hook.salesbot_bot_applies(
-            bot=bot, event=event, record=record, settings=settings, handler=handler
+        reason = (
+            _trigger_reason(event, bot, settings, handler, reassigning)
+            or _owned_reason(bot, owned)
+            or self.hook.salesbot_bot_applies(
+                bot=bot, event=event, record=record, settings=settings, handler=handler, at=at
+            )
         )
         if reason:
             return [reason]
+        return [] if self._matches(event, bot) else ["the record does not match trigger.where"]
+
+    def _matches(self, event: Event, bot: Bot) -> bool:
+        """Whether the record matches the bot's ``trigger.where`` (true without one)."""
         try:
-            matched = self.rules.conditions.matches(condition_key(account, bot.id), record.condition_fields())
+            return self.rules.conditions.matches(
+                condition_key(event.account, bot.id), event.record.condition_fields()
+            )
         except ConditionError as exc:
             raise EventError(
                 f"event {event.id!r}: field 'record': bot {bot.id!r} cannot test its trigger.where "
                 f"on this record: {exc}"
             ) from None
-        return [] if matched else ["the record does not match trigger.where"]
 
     def _pick(
         self, event: Event, bot: Bot, handler: EntityHandler, reads: Reads, owners: list[str]
@@ -222,7 +344,7 @@ class Decider:
         """
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
-        context = reads.context
+        context = replace(reads.context, matches=self._field_matcher(event))
         pool = [
             _switched(user, reads.switches)
             for user in map(lambda u: self.rules.user(account, u), bot.users)
@@ -246,6 +368,17 @@ class Decider:
             if reason:
                 skipped[user.id] = Skip(user=user.id, reason=reason)
         candidates = [user.id for user in pool if user.id not in skipped]
+        if len(candidates) > 1:
+            aside = self.hook.salesbot_prefer_candidates(
+                bot=bot, record=record, candidates=tuple(candidates), context=context
+            )
+            if aside and (set(aside) - set(candidates) or set(aside) >= set(candidates)):
+                raise PluginError(
+                    f"a prefer plugin set aside {sorted(aside)} for bot {bot.id!r}: it may set "
+                    f"aside only some of its candidates {candidates}, never all"
+                )
+            skipped |= {user: Skip(user=user, reason=reason) for user, reason in (aside or {}).items()}
+            candidates = [user for user in candidates if user not in skipped]
         base = Decision(
             bot=bot.id,
             status="no_candidate",
@@ -279,7 +412,7 @@ class Decider:
         if pick is None:
             chooser = f"strategy {bot.strategy!r}"
             pick = self.catalog.strategies[bot.strategy].select(
-                SelectRequest(bot, record, tuple(candidates), state, context)
+                SelectRequest(bot, record, tuple(candidates), state, context, self.catalog.strategies)
             )
         if pick.user not in candidates:
             raise PluginError(
@@ -294,6 +427,24 @@ class Decider:
                 "state_after": dict(pick.state) if chooser != "a preselect plugin" else state,
             }
         )
+
+    def _field_matcher(self, event: Event) -> Callable[[Bot, str, str], bool]:
+        """``Context.matches`` for ``event``'s record: the conditions of plugin fields."""
+        fields = event.record.condition_fields()
+
+        def matches(bot: Bot, key: str, path: str) -> bool:
+            compiled = field_condition_key(event.account, bot.id, key, path)
+            if compiled not in self.rules.conditions:
+                raise LookupError(f"bot {bot.id!r} has no condition {key}.{path}")
+            try:
+                return self.rules.conditions.matches(compiled, fields)
+            except ConditionError as exc:
+                raise EventError(
+                    f"event {event.id!r}: field 'record': bot {bot.id!r} cannot test its "
+                    f"{key}.{path} on this record: {exc}"
+                ) from None
+
+        return matches
 
     def _act(
         self,
@@ -329,16 +480,7 @@ class Decider:
                 update={"owners": owners, "tags": _with(current.tags, actions.tag)}
             )
 
-        user = self.rules.user(event.account, picked)
-        values: dict[str, dict[str, Any]] = {
-            "bot": {"id": bot.id, "name": bot.display_name, "entity": bot.entity},
-            "owner": {
-                "id": picked,
-                "name": user.display_name if user else picked,
-                "email": user.email if user else None,
-            },
-            "record": {**record_values(record.model_dump()), "label": handler.label(record)},
-        }
+        values = self._values(event, bot, handler, picked)
         note = render(actions.note, values, limit=MAX_NOTE_BYTES) if actions.note else None
         if note is not None:
             notes += [WallNote((record.entity, record.id), note, bot.id)]
@@ -351,6 +493,21 @@ class Decider:
         return decision.model_copy(
             update={"related": changes, "tag": actions.tag, "note": note, "notification": notification}
         )
+
+    def _values(
+        self, event: Event, bot: Bot, handler: EntityHandler, owner: str
+    ) -> dict[str, dict[str, Any]]:
+        """What a bot's note and notification templates may show about ``owner``."""
+        record, user = event.record, self.rules.user(event.account, owner)
+        return {
+            "bot": {"id": bot.id, "name": bot.display_name, "entity": bot.entity},
+            "owner": {
+                "id": owner,
+                "name": user.display_name if user else owner,
+                "email": user.email if user else None,
+            },
+            "record": {**record_values(record.model_dump()), "label": handler.label(record)},
+        }
 
 
 def _switched(user: User, switches: Mapping[str, bool]) -> User:
@@ -398,6 +555,15 @@ def _trigger_reason(
     processes = bot.trigger.processes
     if processes is not None and handler.process(record) not in processes:
         return f"process {handler.process(record)!r} is not one of {processes}"
+    return None
+
+
+def _owned_reason(bot: Bot, owned: list[str]) -> str | None:
+    """Why a routing bot must leave a record users own (a person's assignment is never
+    overridden), or ``None``. In the core: blocking a plugin must never let a bot take
+    records from people."""
+    if owned and bot.trigger.owned == "leave":
+        return f"owned by a user ({', '.join(owned)}); the bot leaves owned records (trigger.owned: leave)"
     return None
 
 

@@ -29,6 +29,9 @@ exactly, and keeps its traps away from the rest of salesbot:
   patterns are matched against a shadow of the text with each control character replaced
   by a private-use stand-in (``CONTROL_STAND_INS``, which no pattern may contain): ``.``
   then matches any character, as ``re.DOTALL`` does;
+- it orders texts after escaping them (``"0" < "\\n"`` is true): ``$lt``, ``$lte``,
+  ``$gt`` and ``$gte`` on a text compare a shadow that spells each character as its code
+  point in hex (``_ordered``), which sorts as Python compares texts;
 - a message of more than ~250 fields fails (error 302), and a number JSON writes with an
   exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
   only the fields its condition reads, integral floats as integers, and any other
@@ -88,6 +91,24 @@ _MARK = "\x1f"
 _PRESENT = 1
 #: Control characters to their stand-ins, for the text patterns are matched against.
 _PATTERN_TEXT = {code: _STAND_INS + code for code in range(0x20)}
+#: Operators that order texts: durable compares a text after escaping it (a newline as
+#: backslash-n), which moves control characters in the order ("0" < "\n" would be true).
+#: They compare a shadow instead, each character written as six hex digits of its code
+#: point: plain ASCII that sorts as the code points do.
+_ORDERING = ("$lt", "$lte", "$gt", "$gte")
+
+
+def _ordered(text: str) -> str:
+    return "".join(f"{ord(char):06x}" for char in text)
+
+
+def _text_shadows(prefix: str, text: str) -> dict[str, str]:
+    """The shadows of a text field: its value, what patterns see, what orderings see."""
+    return {
+        prefix + "str": text,
+        prefix + "txt": text.translate(_PATTERN_TEXT),
+        prefix + "ord": _ordered(text),
+    }
 
 
 def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,10 +121,10 @@ def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
         value = _readable(raw)
         message[name] = _PRESENT
         kind = kind_of(value)
-        if kind is not None:
+        if kind == "str":
+            message.update(_text_shadows(name + _MARK, value))
+        elif kind is not None:
             message[name + _MARK + kind] = value
-            if kind == "str":
-                message[name + _MARK + "txt"] = value.translate(_PATTERN_TEXT)
         elif isinstance(value, list):
             message[name + _MARK + "items"] = [_typed_item(item) for item in value]
     return message
@@ -117,14 +138,14 @@ def _typed_item(item: Any) -> dict[str, Any]:
         for key, value in item.items():
             if value is not None:
                 typed[f"{key}{_MARK}ex"] = _PRESENT
-                if (kind := kind_of(value)) is not None:
+                if (kind := kind_of(value)) == "str":
+                    typed.update(_text_shadows(f"{key}{_MARK}", value))
+                elif kind is not None:
                     typed[f"{key}{_MARK}{kind}"] = value
-                if kind == "str":
-                    typed[f"{key}{_MARK}txt"] = value.translate(_PATTERN_TEXT)
-    elif (kind := kind_of(item)) is not None:
+    elif (kind := kind_of(item)) == "str":
+        typed.update(_text_shadows(_MARK, item))
+    elif kind is not None:
         typed[_MARK + kind] = item
-        if kind == "str":
-            typed[_MARK + "txt"] = item.translate(_PATTERN_TEXT)
     return typed
 
 
@@ -146,7 +167,12 @@ def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
             parts.append({key: {name + _MARK + "items": _typed(inner, items=True)}})
         elif key in COMPARISONS:
             ((name, operand),) = value.items()
-            typed = field(name, "txt" if key in ("$mt", "$imt") else kind_of(operand))
+            kind = kind_of(operand)
+            if key in ("$mt", "$imt"):
+                kind = "txt"
+            elif key in _ORDERING and kind == "str":
+                kind, operand = "ord", _ordered(operand)
+            typed = field(name, kind)
             if key == "$neq":  # true also when the field is missing or of another type
                 parts.append({"$or": [{"$nex": {typed: 1}}, {"$neq": {typed: operand}}]})
             else:

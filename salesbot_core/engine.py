@@ -23,25 +23,30 @@ from .conditions import choose_evaluator
 from .decision import Decider, Reads, Reassign
 from .entities import LinkRef
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .fields import FieldSpec
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
+    GIVEN_BY,
     LIST_PREFIX,
     USER_PREFIX,
     Bot,
+    Decision,
     DueItem,
     EntityType,
     Event,
     Note,
     Notification,
     Outcome,
+    User,
+    given_by,
     list_event_id,
     record_from_dict,
     utc_iso,
 )
-from .periods import period_bounds
+from .periods import CALENDAR, OPEN_OWNED, usage_bounds
 from .registry import Registry, make_plugin_manager
-from .rulesets import Rules, field_conditions, folder_fingerprint, load_rulesets
+from .rulesets import Rules, folder_fingerprint, load_rulesets
 from .safetext import excerpt
 from .store import Store, Transaction
 from .strategy import Context, RecordT
@@ -290,10 +295,18 @@ class Engine:
             return seen.outcome.model_copy(update={"duplicate": True})
         reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
         decided = self._decider.decide(event, replace(reads, reassign=reassign), route)
+        if decided.reroute and not route:
+            # A bot took back the owner it gave and sends the record back to the pool: it
+            # is routed, so the routing bots' state is read (and locked) too.
+            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True))
+            decided = self._decider.decide(event, replace(reads, reassign=reassign), True)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
-            tx.put_record(account, changed.model_dump(mode="json"))
+            given = decided.given.get((changed.entity, changed.id))
+            tx.put_record(
+                account, {**changed.model_dump(mode="json"), **({GIVEN_BY: given} if given else {})}
+            )
         for note in decided.notes:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
@@ -302,11 +315,11 @@ class Engine:
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
         if reassign is None:
-            self._meet_due(tx, event, decided.record)
+            self._meet_due(tx, event, decided.record, decided.outcome.at or datetime.now(UTC))
         self._put_due(tx, decided.outcome, decided.record, reassignments)
         return decided.outcome
 
-    def _meet_due(self, tx: Transaction, event: Event, record: RecordT) -> None:
+    def _meet_due(self, tx: Transaction, event: Event, record: RecordT, now: datetime) -> None:
         """Clear the record's due item if the event meets it (``salesbot_sla_met``). Read
         only when a plugin can meet one: an engine without SLAs pays nothing."""
         hook = self.registry.pm.hook
@@ -319,12 +332,9 @@ class Engine:
         if bot is None:  # a bot no longer in the rules has no deadline to keep
             tx.clear_due(due.account, due.entity, due.record_id)
             return
-        fields = record.condition_fields()
-        matched = {
-            key.split("#", 1)[1]: self.rules.conditions.matches(key, fields)
-            for key in field_conditions(self.catalog, due.account, bot)
-        }
-        if hook.salesbot_sla_met(bot=bot, due=due, event=event, record=record, matched=matched):
+        # The plugins' field conditions (``sla.met_when.where``) tested on this record.
+        context = Context(now=now, matches=self._decider._field_matcher(event))
+        if hook.salesbot_sla_met(bot=bot, due=due, event=event, record=record, context=context):
             tx.clear_due(due.account, due.entity, due.record_id)
 
     def _put_due(self, tx: Transaction, outcome: Outcome, record: RecordT, reassignments: int) -> None:
@@ -416,7 +426,7 @@ class Engine:
                 "kind": "list",
                 "account": account,
                 "at": now,
-                "record": {**stored, "owners": owners},
+                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
             },
             list_operation=True,
         )
@@ -459,14 +469,18 @@ class Engine:
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
         stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
+        given = {(record.entity, record.id): given_by(stored)}
         if not bots:
-            return Reads(Context(now=now), bots, previous_owners=previous)
+            # Owners a bot gave may be taken back: whether the bot is switched on counts.
+            switches = tx.get_switches(account) if given_by(stored) else {}
+            return Reads(Context(now=now), bots, previous_owners=previous, switches=switches, given=given)
         handler = self.catalog.entities[record.entity]
         linked: dict[LinkRef, RecordT] = {}
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
             data = tx.get_record(account, entity, record_id)
             if data is not None:
                 linked[(entity, record_id)] = record_from_dict(data)
+                given[(entity, record_id)] = given_by(data)
         # Rotation states are locked (on PostgreSQL) in one order, bot id, then each capped
         # user's usage in user-id order, so two events never wait for each other in a cycle.
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
@@ -484,16 +498,15 @@ class Engine:
             load=_without(tx.open_load(account, record.entity, sorted(set(loaded))), stored)
             if loaded
             else {},
-            usage={
-                user.id: {
-                    period: tx.count_assigned(account, user.id, start, end)
-                    for period, (start, end) in period_bounds(now, user.zone).items()
-                }
-                for user in capped
-            },
+            usage={user.id: _usage(tx, account, user, counted, now, stored) for user in capped},
         )
         return Reads(
-            context, bots, previous_owners=previous, states=states, switches=tx.get_switches(account)
+            context,
+            bots,
+            previous_owners=previous,
+            states=states,
+            switches=tx.get_switches(account),
+            given=given,
         )
 
     def handle_many(
@@ -639,7 +652,7 @@ class Engine:
                     "id": list_event_id(operation, entity, record_id),
                     "kind": "list",
                     "account": account,
-                    "record": {**stored, "owners": owners},
+                    "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
                 }
                 outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
         return outcomes
@@ -729,11 +742,31 @@ class Engine:
         switches = self.store.get_switches(account)
         return [(bot, switches.get(bot.id, bot.active)) for bot in self.rules.account_bots(account)]
 
-    def set_bot_active(self, account: str, bot_id: str, active: bool) -> None:
-        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again."""
+    def set_bot_active(self, account: str, bot_id: str, active: bool, by: str | None = None) -> None:
+        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again.
+        ``by`` names who did it (a token, ``cli``): the store keeps it with the time."""
         if self.rules.bot(account, bot_id) is None:
             raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        self.store.set_switch(account, bot_id, active)
+        self.store.set_switch(account, bot_id, active, by)
+
+    def pool_now(self, account: str, bot_id: str, at: datetime | None = None) -> Decision:
+        """Whom a bot would pick for a new record now (or ``at``) if it fired, whatever its
+        switch and trigger: each pool user a candidate or skipped with the engine's reason,
+        and who is next in rotation. Decided in a dry run on the store's state: nothing is
+        written. ``SalesbotError`` for an unknown bot."""
+        bot = self.rules.bot(account, bot_id)
+        if bot is None:
+            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
+        record = {"entity": bot.entity, "id": "pool-now", "owners": [bot.owner_ref]}
+        event = self.validate(
+            {"id": "pool-now", "kind": "created", "account": account, "record": record, "at": at}
+        )
+
+        def attempt() -> Decision:
+            with self.store.dry_run() as tx:
+                return self._decider.pick_now(event, bot, self._read(tx, event, [bot]))
+
+        return _retrying(attempt)
 
     def record(self, account: str, entity: EntityType, record_id: str) -> RecordT | None:
         """A record as the engine last stored it."""
@@ -775,6 +808,31 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _usage(
+    tx: Transaction,
+    account: str,
+    user: User,
+    counted: list[FieldSpec[Any]],
+    now: datetime,
+    stored: dict[str, Any] | None,
+) -> dict[str, int]:
+    """The counts the user's ``counts_usage`` fields ask for: assignments per period and
+    window, and the open records they own (the record being routed left out, as in the
+    load: routing it again must not count it against its owner)."""
+    kinds: set[str] = set()
+    for spec in counted:
+        value = user.plugin_fields.get(spec.key)
+        if value is not None:
+            kinds.update(spec.usage_kinds(value) if spec.usage_kinds else CALENDAR)
+    usage = {
+        kind: tx.count_assigned(account, user.id, start, end)
+        for kind, (start, end) in usage_bounds(now, user.zone, sorted(kinds)).items()
+    }
+    if OPEN_OWNED in kinds:
+        usage[OPEN_OWNED] = _without({user.id: tx.count_open_owned(account, user.id)}, stored)[user.id]
+    return usage
 
 
 def _aware_utc(moment: datetime) -> datetime:

@@ -10,7 +10,7 @@ the validated value back with ``FieldSpec.get``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
@@ -46,10 +46,16 @@ class FieldSpec(Generic[T]):
     #: month in the user's time zone) counted into ``context.usage`` inside the event's
     #: transaction, like ``Strategy.needs_load``: the count is only paid for when used.
     counts_usage: bool = False
-    #: The ruleset condition a bot's value holds (``sla.met_when.where``), or ``None``:
-    #: compiled with the bots' ``trigger.where`` by the conditions evaluator, and handed
-    #: to ``salesbot_sla_met`` as whether the record matches it.
-    condition: Callable[[T], dict[str, Any] | None] | None = None
+    #: Which counts a set value needs, among ``salesbot_core.periods.USAGE_KINDS``
+    #: (calendar periods, rolling windows such as ``last_30_days``, ``open`` for the open
+    #: records the user owns now); left out, the calendar periods. Only what some field
+    #: of the user asks for is counted.
+    usage_kinds: Callable[[Any], Iterable[str]] | None = None
+    #: Bot fields only: the ``where`` conditions inside a value, by their path under the
+    #: key (``{"bartek.where": {...}}``). The loader checks and compiles them with the
+    #: bots' own, on the same evaluator (a problem names ``<key>.<path>``), and a hook
+    #: tests one on the record with ``context.matches(bot, key, path)``.
+    conditions: Callable[[Any], Mapping[str, Mapping[str, Any]]] | None = None
     _adapter: TypeAdapter[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ import pluggy
 
 from .entities import EntityHandler
 from .fields import FieldSpec
-from .models import AccountSettings, Bot, DueItem, Escalation, Event, Outcome, User
+from .models import AccountSettings, Bot, Decision, DueItem, Escalation, Event, Outcome, Release, User
 from .propagation import PropagationMode
 from .store import Store
 from .strategy import Context, Pick, RecordT, Strategy
@@ -96,8 +96,12 @@ def salesbot_ruleset_fields() -> Iterable[FieldSpec[Any]]:
     validated value with ``spec.get(bot_or_user)``, which gives ``default`` when the key
     is not written. A key whose plugin is blocked is an error naming that plugin, and
     ``salesbot schema`` describes every declared key. Strategies declare their options
-    the same way, as ``Strategy(options=Model)``. Built-in: ``caps`` (capacity),
-    ``working_hours`` and ``out_of_office`` (availability), ``sticky`` (sticky).
+    the same way, as ``Strategy(options=Model)``. A bot field whose value holds ``where``
+    conditions declares them (``FieldSpec(conditions=...)``): they are checked and
+    compiled with the bots' own, and a hook tests one with ``context.matches``. Built-in:
+    ``caps`` (capacity), ``working_hours`` and ``out_of_office`` (availability),
+    ``sticky`` (sticky), ``members`` (members), ``schedule``, ``fall_through`` and
+    ``unassign`` (routing rules).
 
     Example::
 
@@ -116,24 +120,77 @@ def salesbot_ruleset_fields() -> Iterable[FieldSpec[Any]]:
 
 @hookspec(firstresult=True)
 def salesbot_bot_applies(
-    bot: Bot, event: Event, record: RecordT, settings: AccountSettings, handler: EntityHandler
+    bot: Bot, event: Event, record: RecordT, settings: AccountSettings, handler: EntityHandler, at: datetime
 ) -> str | None:
     """Say why ``bot``, set as an owner of ``record`` by ``event``, must not fire.
 
-    ``settings`` are the account's, ``handler`` the record entity's (it reads a deal's
-    sales process). Return ``None`` when the bot may fire, or a short reason (shown in the
-    outcome and the audit trail) when it must not. ``firstresult``: the first reason
-    stops the bot, which is then removed from the owners and the record keeps its
-    previous owners. No built-in implements it: the core checks first what no plugin may
-    switch off (the add-on and bot switches, the entity, the trigger's events and sales
-    processes, an update that did not change the owners), so blocking a plugin never
-    makes a switched-off bot fire. Ruleset ``where`` conditions are evaluated after this.
+    ``settings`` are the account's (its ``timezone`` too), ``handler`` the record entity's
+    (it reads a deal's sales process), ``at`` the aware time of the event (its ``at``, or
+    the engine's clock). Return ``None`` when the bot may fire, or a short reason (shown
+    in the outcome and the audit trail) when it must not. ``firstresult``: the first
+    reason stops the bot, which is then removed from the owners and the record keeps its
+    previous owners (when routing, the next bot by priority is tried). The core checks
+    first what no plugin may switch off (the add-on and bot switches, the entity, the
+    trigger's events and sales processes, an update that did not change the owners, a
+    record a user owns when routing), so blocking a plugin never makes a switched-off bot
+    fire. Ruleset ``where`` conditions are evaluated after this. Built-in: a bot's
+    ``schedule`` (weekdays and hours in the account's time zone).
 
     Example::
 
         @hookimpl
-        def salesbot_bot_applies(bot, event, record):
-            return "weekend" if is_weekend() else None
+        def salesbot_bot_applies(bot, event, record, at):
+            return "weekend" if at.weekday() >= 5 else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_stopped_matching(
+    bot: Bot, event: Event, record: RecordT, owner: str, matches: bool, context: Context
+) -> Release | None:
+    """Say that ``record`` stopped matching ``bot``, which gave it its owner ``owner``.
+
+    Called on each event that sets no bot, for each current owner a bot gave the record
+    (an owner set by hand, or set again by hand after a bot gave it, is never asked
+    about), when the add-on and the bot are switched on. ``matches`` is whether the
+    record still matches the bot's ``trigger.where`` (true without one); ``context``
+    holds the time and what the engine read for the event. Return ``None``
+    to leave the owner, or a ``Release``: the bot takes ``owner`` off the record, with
+    the release's reason in the outcome (status ``unassigned``), its wall note and its
+    notification to ``owner``; with ``reroute``, the record is then routed again by the
+    account's bots in priority order, as ``Engine.route`` does. ``firstresult``. Once
+    taken off, the owner is no longer one the bot gave, so a redelivered or later event
+    never takes it off again. Built-in: a bot's ``unassign`` section (when the record no
+    longer matches ``trigger.where``).
+
+    Example::
+
+        @hookimpl
+        def salesbot_stopped_matching(bot, record, owner):
+            if record.fields.get("status") == "lost":
+                return Release(reason="the deal was lost")
+            return None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_keep_routing(bot: Bot, event: Event, decision: Decision) -> str | None:
+    """Say why routing goes on to the next bot after ``bot`` applied and gave no owner.
+
+    Called when routing (``Engine.route``) and the first bot that applies finds nobody
+    eligible in its pool and has no fallback owner (``decision.status`` is
+    ``no_candidate``). Return ``None`` to stop there (the default: the record stays as it
+    was), or a short reason to try the next bot by priority; the reason is added to the
+    bot's decision, and the outcome shows every bot's decision. ``firstresult``.
+    Built-in: a bot's ``fall_through: true``.
+
+    Example::
+
+        @hookimpl
+        def salesbot_keep_routing(bot, decision):
+            return "overflow to the next team" if bot.id.startswith("team-") else None
     """
     raise NotImplementedError
 
@@ -146,7 +203,8 @@ def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Cont
     and what the engine read (linked records, per-period usage). ``firstresult``: the
     first reason skips the user, and is shown in the outcome. When no candidate is left,
     the bot's fallback owner gets the record, or nobody does and the bot is not left as
-    an owner. Built-in: deactivated users (eligibility), users at their capacity cap.
+    an owner. Built-in: deactivated users (eligibility), users at their capacity cap,
+    members whose own ``where`` the record does not match (members).
 
     Example::
 
@@ -173,6 +231,32 @@ def salesbot_user_available(user: User, at: datetime) -> str | None:
         @hookimpl
         def salesbot_user_available(user, at):
             return "in a meeting" if calendar.busy(user.email, at) else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_prefer_candidates(
+    bot: Bot, record: RecordT, candidates: Sequence[str], context: Context
+) -> Mapping[str, str] | None:
+    """Set some eligible candidates aside for the ones the bot prefers for ``record``.
+
+    Called when more than one candidate is left after ``salesbot_skip_candidate`` and
+    ``salesbot_user_available``, before ``salesbot_preselect`` and the strategy. Return
+    ``{user: reason}`` for the candidates set aside (some, never all: a plugin that would
+    set aside everyone returns ``None``), or ``None`` to keep them all. ``firstresult``:
+    the first mapping decides; the users in it are shown as skipped with their reason,
+    and the others are the candidates. Built-in: a member's ``prefer`` condition
+    (members), as Odoo's preferred member domains.
+
+    Example::
+
+        @hookimpl
+        def salesbot_prefer_candidates(bot, record, candidates):
+            seniors = [u for u in candidates if u.startswith("senior.")]
+            if record.fields.get("vip") and seniors and len(seniors) < len(candidates):
+                return {u: "a VIP deal goes to a senior" for u in candidates if u not in seniors}
+            return None
     """
     raise NotImplementedError
 
@@ -246,15 +330,13 @@ def salesbot_due(bot: Bot, record: RecordT, owner: User, at: datetime, reassignm
 
 
 @hookspec(firstresult=True)
-def salesbot_sla_met(
-    bot: Bot, due: DueItem, event: Event, record: RecordT, matched: Mapping[str, bool]
-) -> str | None:
+def salesbot_sla_met(bot: Bot, due: DueItem, event: Event, record: RecordT, context: Context) -> str | None:
     """Say why ``event`` meets the due item ``due`` of ``record``, or return ``None``.
 
     Called in the event's transaction for a record that has a due item (``record`` as the
-    event leaves it). ``matched`` says, for each plugin field of ``bot`` holding a
-    condition (``FieldSpec(condition=...)``), whether the record matches it (evaluated by
-    the ruleset conditions evaluator). ``firstresult``: a reason clears the item, in the
+    event leaves it). ``context.matches(bot, key, path)`` tests a condition a plugin
+    field of ``bot`` holds (``FieldSpec(conditions=...)``) on the record, with the
+    ruleset's evaluator. ``firstresult``: a reason clears the item, in the
     event's transaction; a redelivered event is answered from the log and brings nothing
     back. Built-in: the ``sla.met_when`` of a bot (an update by the owner, a record
     matching ``where``, a closed record).

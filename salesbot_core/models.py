@@ -14,7 +14,16 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from .errors import EventError
 from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
@@ -101,6 +110,19 @@ class Configurable(Model):
         return copy
 
 
+def known_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone, else a ``ValueError`` quoting it."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {excerpt(name)}") from None
+    return name
+
+
+#: An IANA time zone name, checked when loaded.
+TimeZone = Annotated[str, AfterValidator(known_timezone)]
+
+
 class User(Configurable):
     """A CRM user who can own records and be in a bot's pool."""
 
@@ -112,16 +134,7 @@ class User(Configurable):
     #: IANA time zone of the user's working hours, absences and cap periods. A core
     #: field although only plugins read it: several plugins share it (availability,
     #: capacity) and the engine counts usage per calendar period of this zone.
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {excerpt(name)}") from None
-        return name
+    timezone: TimeZone = "UTC"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -204,9 +217,19 @@ Record = Annotated[Deal | Person | Company | Task, Field(discriminator="entity")
 _RECORD: TypeAdapter[Deal | Person | Company | Task] = TypeAdapter(Record)
 
 
+#: The key of a stored record (beside the record model's fields) under which the engine
+#: keeps which of its owners a bot gave, ``{user: bot id}``: a bot takes back only those.
+GIVEN_BY = "given_by"
+
+
 def record_from_dict(data: dict[str, Any]) -> Deal | Person | Company | Task:
     """A record from its stored form (``entity`` says which model)."""
-    return _RECORD.validate_python(data)
+    return _RECORD.validate_python({key: value for key, value in data.items() if key != GIVEN_BY})
+
+
+def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:
+    """Which owners of a stored record a bot gave, ``{user: bot id}``."""
+    return dict(data.get(GIVEN_BY) or {}) if data is not None else {}
 
 
 class Event(Model):
@@ -288,6 +311,12 @@ class AccountSettings(Model):
     plan: PlanName = "professional"
     #: Records may have several owners ("multiple role selection" in the CRM).
     multiple_owners: bool = False
+    #: IANA time zone of the account's own calendar (bots' schedules).
+    timezone: TimeZone = "UTC"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class Trigger(Model):
@@ -298,6 +327,9 @@ class Trigger(Model):
     processes: list[str] | None = Field(default=None, min_length=1)
     #: A durable-rules condition over the record's fields, e.g. ``{"$gte": {"value": 10000}}``.
     where: dict[str, Any] | None = None
+    #: Routing (``Engine.route``) a record a user already owns: ``leave`` it to that user
+    #: (a person's assignment is never overridden), or ``reassign`` it like an unowned one.
+    owned: Literal["leave", "reassign"] = "leave"
 
 
 class Related(Model):
@@ -399,7 +431,8 @@ class Skip(Model):
 
 
 #: ``fallback``: nobody in the pool was eligible and the bot's fallback owner got it.
-Status = Literal["assigned", "fallback", "not_applied", "no_candidate"]
+#: ``unassigned``: the record stopped matching the bot, which took back the owner it gave.
+Status = Literal["assigned", "fallback", "not_applied", "no_candidate", "unassigned"]
 
 
 class Decision(Model):
@@ -408,6 +441,8 @@ class Decision(Model):
     bot: str
     status: Status
     owner: str | None = None
+    #: ``unassigned``: the owner the bot took back off the record.
+    removed: str | None = None
     reason: str = ""
     strategy: str | None = None
     #: The trigger conditions the bot met, in words.
@@ -421,6 +456,21 @@ class Decision(Model):
     tag: str | None = None
     note: str | None = None
     notification: str | None = None
+
+
+class Release(Model):
+    """A plugin's word that a record stopped matching the bot that gave one of its owners
+    (``salesbot_stopped_matching``): the bot takes that owner back."""
+
+    #: Why, in the outcome and the audit.
+    reason: str = Field(min_length=1)
+    #: Route the record again by the account's bots (back to the pool), as
+    #: ``Engine.route`` does, instead of only taking the owner off.
+    reroute: bool = False
+    #: Templates (as a bot's ``actions``) of the wall note and of the notification to the
+    #: owner taken off; ``owner`` is that user.
+    note: str | None = None
+    notify: str | None = None
 
 
 class Change(Model):
@@ -573,6 +623,7 @@ class Outcome(Model):
             lines.append(
                 f"  bot {d.bot!r}: {d.status.replace('_', ' ')}"
                 + (f" -> {d.owner}" if d.owner else "")
+                + (f" {d.removed}" if d.removed else "")
                 + (f": {d.reason}" if d.reason else "")
             )
             lines += [f"    condition met: {c}" for c in d.conditions]

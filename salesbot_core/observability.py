@@ -56,7 +56,7 @@ OUTBOX_COUNT_CAP = 100_000
 MAX_LOGGED_ID = 200
 
 # Decision statuses, most telling first: an event's status is its first status present.
-_PRECEDENCE = ("assigned", "fallback", "no_candidate", "not_applied")
+_PRECEDENCE = ("assigned", "fallback", "unassigned", "no_candidate", "not_applied")
 #: Latency buckets in seconds: from 0.5 ms to 10 s.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -23,7 +23,7 @@ from .errors import Problem, RulesetError
 from .fields import Place
 from .models import PLANS, AccountSettings, Bot, RulesetFile, User
 from .safetext import excerpt
-from .strategy import Strategy
+from .strategy import Strategy, option_problems
 from .templates import check_template
 
 SUFFIXES = (".yaml", ".yml", ".toml")
@@ -77,19 +77,20 @@ def condition_key(account: str, bot_id: str) -> str:
     return f"{account}/{bot_id}"
 
 
-def field_condition_key(account: str, bot_id: str, key: str) -> str:
-    """The key the condition of a bot's plugin field ``key`` is compiled under."""
-    return f"{condition_key(account, bot_id)}#{key}"
+def field_condition_key(account: str, bot_id: str, key: str, path: str) -> str:
+    """The key a condition inside a plugin's bot field (``FieldSpec.conditions``) is
+    compiled under: the bot's key, then the field path (ids hold no ``/``)."""
+    return f"{condition_key(account, bot_id)}/{key}.{path}"
 
 
-def field_conditions(catalog: Catalog, account: str, bot: Bot) -> dict[str, dict[str, Any]]:
-    """The conditions a bot's plugin fields hold, by their compiled key."""
-    found: dict[str, dict[str, Any]] = {}
-    for key, spec in catalog.fields_of("bot").items():
-        condition = spec.condition(spec.get(bot)) if spec.condition is not None else None
-        if condition is not None:
-            found[field_condition_key(account, bot.id, key)] = condition
-    return found
+def _field_conditions(bot: Bot, catalog: Catalog) -> dict[str, Mapping[str, Any]]:
+    """The ``where`` conditions the plugins' fields of ``bot`` hold, by field path."""
+    return {
+        f"{key}.{path}": condition
+        for key, spec in catalog.fields_of("bot").items()
+        if spec.conditions is not None and key in bot.plugin_fields
+        for path, condition in spec.conditions(spec.get(bot)).items()
+    }
 
 
 def max_file_bytes(max_bytes: int | None = None) -> int:
@@ -482,26 +483,26 @@ def load_rulesets(
             problems += _check_bot(name, content.account, bot, users, catalog)
     problems += _check_plans(bots, sources, settings, settings_sources)
 
-    wheres: dict[str, dict[str, Any]] = {
+    wheres: dict[str, Mapping[str, Any]] = {
         condition_key(*key): bot.trigger.where for key, bot in bots.items() if bot.trigger.where is not None
     }
-    for (account, _), bot in bots.items():
-        wheres.update(field_conditions(catalog, account, bot))
+    # Conditions of plugin fields: compiled with the bots' own, found by bot and field path.
+    field_paths: dict[str, tuple[tuple[str, str], str]] = {}
+    for key, bot in bots.items():
+        for where, condition in _field_conditions(bot, catalog).items():
+            compiled = field_condition_key(*key, *where.split(".", 1))
+            wheres[compiled] = condition
+            field_paths[compiled] = (key, where)
     if problems:
         raise RulesetError(sorted(problems, key=lambda p: p.file))
     try:
         condition_set = ConditionSet(wheres, evaluator)
     except ConditionCompileError as exc:
-        by_key = {condition_key(*key): key for key in bots}
+        by_key = {condition_key(*key): (key, "trigger.where") for key in bots} | field_paths
         raise RulesetError(
             [
-                Problem(
-                    sources[by_key[k.split("#")[0]]],
-                    msg,
-                    bot=by_key[k.split("#")[0]][1],
-                    field="trigger.where" if "#" not in k else k.split("#")[1],
-                )
-                if k.split("#")[0] in by_key
+                Problem(sources[by_key[k][0]], msg, bot=by_key[k][0][1], field=by_key[k][1])
+                if k in by_key
                 else Problem(str(folder), msg)
                 for k, msg in exc.errors.items()
             ]
@@ -556,7 +557,7 @@ def _check_bot(
             )
         )
     else:
-        problems += _check_options(name, bot, strategy)
+        problems += _check_options(name, bot, strategy, catalog)
     handler = catalog.entities.get(bot.entity)
     if handler is None:
         problems.append(
@@ -600,10 +601,13 @@ def _check_bot(
             problems += [
                 Problem(name, msg, bot=bot.id, field=f"actions.{action}") for msg in check_template(text)
             ]
+    conditions = dict(_field_conditions(bot, catalog))
     if bot.trigger.where is not None:
+        conditions["trigger.where"] = bot.trigger.where
+    for where, condition in conditions.items():
         problems += [
-            Problem(name, msg, bot=bot.id, field="trigger.where" + (f".{path}" if path else ""))
-            for path, msg in check_condition(bot.trigger.where)
+            Problem(name, msg, bot=bot.id, field=where + (f".{path}" if path else ""))
+            for path, msg in check_condition(condition)
         ]
     return problems
 
@@ -618,19 +622,14 @@ def _names(provided: Mapping[str, Any]) -> str:
     return ", ".join(sorted(provided)) or "none"
 
 
-def _check_options(name: str, bot: Bot, strategy: Strategy) -> list[Problem]:
+def _check_options(name: str, bot: Bot, strategy: Strategy, catalog: Catalog) -> list[Problem]:
     """The bot's ``options``, through the strategy's options model and its checks."""
-    problems: list[Problem] = []
-    if strategy.options is not None:
-        try:
-            strategy.options.model_validate(bot.options)
-        except ValidationError as exc:
-            for err in exc.errors():
-                message = "unknown option" if err["type"] == "extra_forbidden" else str(err["msg"])
-                problems.append(Problem(name, message, bot=bot.id, field=_path(("options", *err["loc"]))))
-    problems += [
-        Problem(name, msg, bot=bot.id, field="options") for msg in strategy.validate_options(bot.options)
+    problems = [
+        Problem(name, msg, bot=bot.id, field=_path(("options", *path.split("."))) if path else "options")
+        for path, msg in option_problems(strategy, bot.options)
     ]
+    if strategy.check is not None and not problems:
+        problems += [Problem(name, msg, bot=bot.id, field=path) for path, msg in strategy.check(bot, catalog)]
     return problems
 
 

@@ -35,6 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import admin
+from .admin import sessions
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_ROW_ID, NotJSON, parse_json
@@ -66,6 +68,9 @@ ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
 ENV_DB = "SALESBOT_SERVE_DB"
 #: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
 ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
+#: The admin page's session key (hex), the same in every worker: ``serve`` draws one at
+#: start unless it is set (set it to keep sessions across restarts).
+ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
 #: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
 ENV_TICK = "SALESBOT_SERVE_TICK"
 
@@ -305,11 +310,13 @@ def create_app(
     rulesets: str | Path = DEFAULT_RULESETS,
     db: str | Path = DEFAULT_STORE,
     deliver: str | None = None,
+    session_key: bytes | None = None,
     tick: float = 0,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
-    delivery worker runs beside it on a store of its own."""
+    delivery worker runs beside it on a store of its own. ``session_key`` signs the admin
+    page's sessions (a fresh one when None: sessions then last as long as the process)."""
     service = Service(engine_factory or (lambda: Engine(rulesets, db)))
 
     @asynccontextmanager
@@ -461,7 +468,7 @@ def create_app(
         def run(engine: Engine) -> None:
             if engine.rules.bot(account, bot) is None:
                 raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
-            engine.set_bot_active(account, bot, wanted.active)
+            engine.set_bot_active(account, bot, wanted.active, by="api")
 
         await service.call(run)
         return JSONResponse({"account": account, "bot": bot, "active": wanted.active})
@@ -572,6 +579,7 @@ def create_app(
 
     _install_webhook_routes(api, service, prefix)
     _install_error_handlers(app)
+    admin.install(app, service.call, session_key or sessions.new_key())
     return app
 
 
@@ -690,7 +698,11 @@ def app_from_env() -> FastAPI:
     """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
     db = os.environ.get(ENV_DB, DEFAULT_STORE)
     deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
-    tick = float(os.environ.get(ENV_TICK) or 0)
+    key = os.environ.get(ENV_SESSION_KEY)
     return create_app(
-        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS), db=db, deliver=deliver, tick=tick
+        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
+        db=db,
+        deliver=deliver,
+        session_key=bytes.fromhex(key) if key else None,
+        tick=float(os.environ.get(ENV_TICK) or 0),
     )

@@ -19,6 +19,29 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from .models import Delivery, DueItem, Note, Notification, Outcome, Token, Webhook
 
 
+class Switch(NamedTuple):
+    """A bot's switch as the store keeps it: on or off, who set it and when (``None``
+    for switches set before who and when were kept, or by a caller that gave no name)."""
+
+    active: bool
+    by: str | None
+    at: str | None
+
+
+class Activity(NamedTuple):
+    """What happened in an account since a moment, and what waits to be delivered."""
+
+    #: Events processed (outcomes logged) since the moment.
+    events: int
+    #: Records assigned (picked or fallback) since the moment, by the events' times.
+    assignments: int
+    #: Notifications in the outbox not yet delivered.
+    outbox_pending: int
+    #: Webhook deliveries still to be sent, and those given up on (dead letters).
+    deliveries_pending: int
+    deliveries_dead: int
+
+
 class Logged(NamedTuple):
     """A processed event as the log holds it: its outcome and its payload's fingerprint
     (``None`` for events logged before fingerprints were kept)."""
@@ -72,6 +95,11 @@ class Transaction(Protocol):
         ``until`` (by the time of their events). Stores with concurrent writers lock the
         user's usage first, until the transaction ends, so two events never both take a
         user's last slot."""
+
+    def count_open_owned(self, account: str, user: str) -> int:
+        """How many open records (of any entity) ``user`` owns now, however they got them:
+        a bot's pick or a person's hand. Takes the same lock as ``count_assigned``, so two
+        events never both give a user their last open slot."""
 
     def put_note(self, account: str, entity: str, record_id: str, text: str, bot: str, event_id: str) -> None:
         """Add a note to a record's wall."""
@@ -140,6 +168,21 @@ class Store(Protocol):
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
         """A record's wall, oldest first."""
 
+    def distribution(self, account: str, bot: str, since: str | None = None) -> dict[str, int]:
+        """Records ``bot`` assigned to each user (users with none left out), counting
+        assignments whose event time is at or after ``since`` (UTC ISO 8601; all when None)."""
+
+    def recent_outcomes(
+        self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
+    ) -> list[tuple[int, Outcome]]:
+        """``(seq, outcome)`` of the account's latest outcomes, newest first, at most
+        ``limit``; with ``before``, only those logged before that seq (a cursor: the last
+        seq of a page); with ``bot``, only outcomes in which ``bot`` assigned the record."""
+
+    def activity(self, account: str, since: str) -> Activity:
+        """The account's events and assignments since ``since`` (UTC ISO 8601), its
+        outbox backlog and its webhook delivery backlog."""
+
     def pending_notifications(
         self, account: str | None = None, limit: int = 100, after: int | None = None
     ) -> list[Notification]:
@@ -150,8 +193,12 @@ class Store(Protocol):
         """Mark the pending outbox entries of ``account`` among ``ids`` delivered; returns
         the ids it marked. Another account's entries are left alone."""
 
-    def set_switch(self, account: str, bot: str, active: bool) -> None:
-        """Switch a bot on or off, overriding its ruleset's ``active``."""
+    def set_switch(self, account: str, bot: str, active: bool, by: str | None = None) -> None:
+        """Switch a bot on or off, overriding its ruleset's ``active``; ``by`` names who
+        did it (kept with the time, see ``switches``)."""
+
+    def switches(self, account: str) -> dict[str, Switch]:
+        """Bots switched on or off (by id) in an account, with who did it and when."""
 
     def get_switches(self, account: str) -> dict[str, bool]:
         """Bots switched on or off (by id) in an account."""

@@ -11,14 +11,21 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .models import Bot, Company, Deal, LinkRef, Person, Task
 from .safetext import excerpt
 
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
 RecordT = Deal | Person | Company | Task
+
+
+def _no_conditions(bot: Bot, key: str, path: str) -> bool:
+    raise LookupError(f"no record to test bot {bot.id!r}'s {key}.{path} on: this context has no conditions")
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,15 @@ class Context:
     #: Open records of the record's entity owned by each pool user (strategies that
     #: declare ``needs_load`` only; empty otherwise).
     load: Mapping[str, int] = field(default_factory=dict)
-    #: Records assigned to each capped pool user in the current ``day``, ``week`` and
-    #: ``month`` of the user's time zone.
+    #: For each capped pool user, the counts their fields ask for (``usage_kinds``):
+    #: records assigned in the current ``day``, ``week`` and ``month`` of the user's time
+    #: zone, in the rolling ``last_24h`` and ``last_30_days``, and ``open``, the open
+    #: records they own now.
     usage: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: ``matches(bot, key, path)``: whether the record matches the ``where`` condition a
+    #: plugin's bot field declared (``FieldSpec.conditions``), on the ruleset's evaluator.
+    #: The decider binds it to the record; ``LookupError`` in a context without one.
+    matches: Callable[[Bot, str, str], bool] = _no_conditions
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,9 @@ class SelectRequest:
     #: The strategy's state for this bot as it last returned it (``{}`` the first time).
     state: Mapping[str, Any]
     context: Context = field(default_factory=lambda: Context(datetime.now(UTC)))
+    #: Every registered strategy by name, for a strategy that hands the pick on to
+    #: another (``based_on_field``'s rotation).
+    strategies: Mapping[str, Strategy] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,9 @@ class Strategy:
     #: ``select`` reads them with ``options_of(request)``. Given, ``validate_options``
     #: defaults to no further checks.
     options: type[BaseModel] | None = None
+    #: Checks of a bot that need the catalog (the strategy another one names); returns
+    #: ``(field path, message)`` problems, the path under the bot (``options.rotation``).
+    check: Callable[[Bot, Catalog], list[tuple[str, str]]] | None = None
 
     def __post_init__(self) -> None:
         if self.validate_options is None:
@@ -103,6 +122,21 @@ class Strategy:
         if self.options is None:
             raise TypeError(f"strategy {self.name!r} declares no options model")
         return self.options.model_validate(request.bot.options)
+
+
+def option_problems(strategy: Strategy, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(path, message)`` problems of ``options`` for ``strategy``: through its options
+    model (paths under the options) and its own checks (path ``""``)."""
+    problems: list[tuple[str, str]] = []
+    if strategy.options is not None:
+        try:
+            strategy.options.model_validate(options)
+        except ValidationError as exc:
+            for err in exc.errors():
+                message = "unknown option" if err["type"] == "extra_forbidden" else str(err["msg"])
+                problems.append((".".join(str(part) for part in err["loc"]), message))
+    problems += [("", msg) for msg in strategy.validate_options(options)]
+    return problems
 
 
 def _no_more_checks(options: Mapping[str, Any]) -> list[str]:

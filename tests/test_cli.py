@@ -76,7 +76,8 @@ def test_run_with_a_broken_ruleset_prints_the_problem_not_a_traceback(write_rule
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: {folder / 'b.yaml'}: bot 'x': field 'strategy': "
-        "unknown strategy 'nope'; available: least_loaded, round_robin, weighted_round_robin\n"
+        "unknown strategy 'nope'; available: based_on_field, least_loaded, "
+        "round_robin, weighted_round_robin\n"
     )
 
 

@@ -283,6 +283,30 @@ def test_dot_matches_any_character_control_characters_too(
 
 
 @pytest.mark.parametrize(
+    ("condition", "record", "expected"),
+    [
+        # durable alone compares texts escaped ("\n" as backslash-n): "0" < "\n" was true.
+        ({"$lt": {"a": "\n"}}, {"a": "0"}, False),
+        ({"$gt": {"a": "\n"}}, {"a": "0"}, True),
+        ({"$gte": {"a": "\t"}}, {"a": "\n"}, True),
+        ({"$lte": {"a": "a\x00"}}, {"a": "a"}, True),
+        ({"$lt": {"a": "\\"}}, {"a": "\x1f"}, True),
+        ({"$gt": {"a": "ł"}}, {"a": "😀"}, True),
+        ({"$iany": {"tags": {"$lt": {"$i": "\n"}}}}, {"tags": ["0", "a"]}, False),
+        ({"$iany": {"tags": {"$lt": {"$i": "\n"}}}}, {"tags": ["0", "\t"]}, True),
+    ],
+)
+def test_texts_order_by_code_point_control_characters_too(
+    condition: dict[str, Any], record: dict[str, Any], expected: bool, evaluator: str
+) -> None:
+    conditions = ConditionSet({"k": condition}, evaluator)
+    try:
+        assert conditions.matches("k", record) is expected
+    finally:
+        conditions.close()
+
+
+@pytest.mark.parametrize(
     ("condition", "path", "message"),
     [
         (

@@ -225,7 +225,7 @@ def test_a_database_from_the_first_schema_is_migrated(deal_bot_rules: Path, tmp_
         with engine.store.transaction() as tx:
             assert tx.open_load("default", "deal", ["anna", "celina"]) == {"anna": 1, "celina": 1}
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (7,)
     # Version 3 indexed every outcome under the records it changed, the old ones included.
     assert conn.execute("SELECT * FROM outcome_records ORDER BY seq").fetchall() == [
         ("default", "deal", "d0", 1),

@@ -149,7 +149,7 @@ def territory_rules(tmp_path: Path) -> Path:
 def unknown_strategy(rules: Path) -> str:
     return (
         f"{rules / 'territory.yaml'}: bot 'territory': field 'strategy': unknown strategy "
-        f"'hash_by_record'; available: least_loaded, round_robin, weighted_round_robin"
+        f"'hash_by_record'; available: based_on_field, least_loaded, round_robin, weighted_round_robin"
     )
 
 

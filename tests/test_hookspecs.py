@@ -20,7 +20,9 @@ def test_there_are_hooks() -> None:
         "salesbot_after_assign",
         "salesbot_bot_applies",
         "salesbot_due",
+        "salesbot_keep_routing",
         "salesbot_open_store",
+        "salesbot_prefer_candidates",
         "salesbot_preselect",
         "salesbot_register_entities",
         "salesbot_register_propagation_modes",
@@ -29,6 +31,7 @@ def test_there_are_hooks() -> None:
         "salesbot_skip_candidate",
         "salesbot_sla_met",
         "salesbot_sla_missed",
+        "salesbot_stopped_matching",
         "salesbot_user_available",
     ]
 

@@ -235,7 +235,7 @@ def test_values_quoted_in_messages_are_short_and_escaped(write_rules) -> None:
     cut = "\\x1b[2J" + "x" * 36 + "…"
     assert problems(folder) == [
         f"{folder / 'b.yaml'}: bot 'one': field 'strategy': unknown strategy '{cut}'; "
-        "available: least_loaded, round_robin, weighted_round_robin",
+        "available: based_on_field, least_loaded, round_robin, weighted_round_robin",
         f"{folder / 'b.yaml'}: bot 'two': field 'actions.related.mode': unknown mode '{cut}'; "
         "available: add, replace",
     ]

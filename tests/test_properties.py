@@ -131,8 +131,11 @@ def handle_or_change_nothing(engine: Engine, db: Path, event: object) -> Outcome
 def test_any_event_gives_an_outcome_or_a_validation_error_that_changes_nothing(tmp_path: Path) -> None:
     seen: list[str] = []
     with engine_on_a_file(tmp_path) as (engine, db):
-
-        @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        # Derandomized: the closing check that every path was reached must not depend on
+        # the luck of a run (one run in several hundred missed 'not_applied').
+        @settings(
+            max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+        )
         @given(event=events)
         def check(event: object) -> None:
             outcome = handle_or_change_nothing(engine, db, event)

@@ -100,7 +100,7 @@ def test_an_older_database_opened_read_only_is_a_clear_error_and_stays_as_it_was
     assert (done.exit_code, done.stdout, done.stderr) == (
         1,
         "",
-        f"error: the database at {str(db)!r} is from an older salesbot (schema version 2, now 6): "
+        f"error: the database at {str(db)!r} is from an older salesbot (schema version 2, now 7): "
         "open it once for writing to upgrade it, e.g. with `salesbot run` on an empty events file\n",
     )
     assert fingerprint(db) == before

@@ -187,7 +187,8 @@ def test_reload_picks_up_changes_and_keeps_the_last_good_rules(two_bots: Path, t
             engine.reload()
         assert str(info.value) == (
             f"{two_bots / 'more.yaml'}: bot 'solo': field 'strategy': "
-            "unknown strategy 'nope'; available: least_loaded, round_robin, weighted_round_robin"
+            "unknown strategy 'nope'; available: based_on_field, least_loaded, "
+            "round_robin, weighted_round_robin"
         )
         # still on the last good rules, rotation state intact
         assert engine.handle(

@@ -113,7 +113,8 @@ def test_unknown_strategy_and_entity(write_rules) -> None:
     (folder / "b.yaml").write_text("bots:\n  - {id: one, users: [anna], strategy: round_robbin}\n")
     assert problems(folder) == [
         f"{folder / 'b.yaml'}: bot 'one': field 'strategy': "
-        "unknown strategy 'round_robbin'; available: least_loaded, round_robin, weighted_round_robin"
+        "unknown strategy 'round_robbin'; available: based_on_field, least_loaded, "
+        "round_robin, weighted_round_robin"
     ]
 
 

@@ -87,3 +87,22 @@ def test_what_the_schema_cannot_say_is_in_its_descriptions(schema: dict[str, Any
 def test_a_blocked_plugin_takes_its_section_out_of_the_schema() -> None:
     catalog = make_plugin_manager(block=["salesbot_plugins.capacity"], autoload=False).catalog()
     assert "caps" not in ruleset_schema(catalog)["$defs"]["User"]["properties"]
+
+
+def test_member_conditions_rolling_caps_and_based_on_field_are_described(schema: dict[str, Any]) -> None:
+    user = {"id": "anna", "caps": {"last_24h": 3, "last_30_days": 30, "open": 10}}
+    bots = [
+        {"id": "m", "users": ["anna"], "members": {"anna": {"where": {"country": "DE"}, "prefer": True}}},
+        {"id": "f", "users": ["anna"], "strategy": "based_on_field", "options": {"field": "account_manager"}},
+    ]
+    assert _errors(schema, {"users": [user], "bots": bots}) == []
+    bad_user = {"id": "anna", "caps": {"last_30_days": -1}}
+    bad_bots = [
+        {"id": "m", "users": ["anna"], "members": {"anna": {"wher": {}}}},
+        {"id": "f", "users": ["anna"], "strategy": "based_on_field", "options": {"rotation": "round_robin"}},
+    ]
+    assert _errors(schema, {"users": [bad_user], "bots": bad_bots}) == [
+        "bots.0.members.anna",  # wher: unknown
+        "bots.1.options",  # field: required
+        "users.0.caps",
+    ]

@@ -205,7 +205,7 @@ def test_a_version_4_sqlite_file_gets_the_webhook_tables(deal_bot_rules: Path, t
         engine.store.add_signing_secret("default", "whsec_x")
         assert engine.store.webhooks() == []
         assert engine.explain("default", "deal", "d1")  # older data is still there
-    assert rows(str(db), "PRAGMA user_version") == [(6,)]
+    assert rows(str(db), "PRAGMA user_version") == [(7,)]
     assert rows(str(db), "SELECT account, secret FROM signing_secrets") == [("default", "whsec_x")]
 
 
@@ -223,5 +223,5 @@ def test_a_version_3_postgresql_database_gets_the_webhook_tables(
     with Engine(deal_bot_rules, postgres_url) as engine:
         engine.store.add_signing_secret("default", "whsec_x")
         assert engine.store.webhooks() == []
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(5,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(6,)]
     assert rows(postgres_url, "SELECT account, secret FROM signing_secrets") == [("default", "whsec_x")]

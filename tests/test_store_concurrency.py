@@ -4,11 +4,11 @@ workers (real processes and threads) share one store, on SQLite and on PostgreSQ
 from __future__ import annotations
 
 import multiprocessing
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from racing import race
 from store_queries import rows
 
 from salesbot_core import Engine
@@ -118,26 +118,14 @@ def test_two_workers_linking_one_new_company_both_add_their_owner(write_rules, p
     rounds = 30
     rules = write_rules(**{"r.yaml": LINKED})
     engines = [Engine(rules, postgres_url) for _ in range(2)]
-    barrier = threading.Barrier(2)
-    failures: list[BaseException] = []
+    bots = ["first", "second"]
 
-    def worker(n: int, bot: str) -> None:
-        try:
-            for r in range(rounds):
-                barrier.wait(timeout=60)
-                deal = {"entity": "deal", "id": f"d{r}-{bot}", "owners": [f"bot:{bot}"], "company": f"c{r}"}
-                engines[n].handle({"id": f"e{r}-{bot}", "kind": "created", "record": deal})
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            failures.append(exc)
-            barrier.abort()
+    def step(n: int, r: int) -> None:
+        deal = {"entity": "deal", "id": f"d{r}-{bots[n]}", "owners": [f"bot:{bots[n]}"], "company": f"c{r}"}
+        engines[n].handle({"id": f"e{r}-{bots[n]}", "kind": "created", "record": deal})
 
-    threads = [threading.Thread(target=worker, args=(n, bot)) for n, bot in enumerate(["first", "second"])]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert failures == []
+        race(2, rounds, step)
         owners = [sorted(engines[0].record("default", "company", f"c{r}").owners) for r in range(rounds)]
     finally:
         for engine in engines:

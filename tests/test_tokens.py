@@ -120,7 +120,7 @@ def test_a_version_3_sqlite_file_gets_the_tokens_table(deal_bot_rules: Path, tmp
     finally:
         s.close()
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (7,)
     assert conn.execute("SELECT account, name FROM tokens").fetchall() == [("acme", "crm")]
     conn.close()
 
@@ -140,5 +140,5 @@ def test_a_version_2_postgresql_database_gets_the_tokens_table(
         create_token(s, "acme", "crm")
     finally:
         s.close()
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(5,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(6,)]
     assert rows(postgres_url, "SELECT account, name FROM tokens") == [("acme", "crm")]

@@ -179,7 +179,7 @@ def bot() -> None:
 
 
 def _switch(engine: Engine, account: str, bot_id: str, active: bool) -> None:
-    engine.set_bot_active(account, bot_id, active)
+    engine.set_bot_active(account, bot_id, active, by="cli")
     click.echo(escape(f"bot {bot_id!r} of account {account!r} is now {'enabled' if active else 'disabled'}"))
 
 

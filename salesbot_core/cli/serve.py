@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def serve(
         import uvicorn
 
         from ..observability import MULTIPROC_ENV, log_config
-        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS, ENV_TICK
+        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS, ENV_SESSION_KEY, ENV_TICK
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -75,6 +76,8 @@ def serve(
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
     os.environ[ENV_TICK] = str(tick)
+    # One admin-page session key for all workers: a session signed by one is valid in all.
+    os.environ.setdefault(ENV_SESSION_KEY, secrets.token_hex(32))
     with contextlib.ExitStack() as stack:
         if workers > 1 and not os.environ.get(MULTIPROC_ENV):
             # Metrics of all workers, summed at each scrape: the workers write their samples

@@ -1,0 +1,232 @@
+"""What each admin page shows, read from an engine in one call: no HTTP here."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..engine import Engine
+from ..models import Bot, Decision, Delivery, Note, Outcome, utc_iso
+from ..simulate import SimulationResult, simulate_on
+from ..store import Activity, Switch
+from ..strategy import RecordT
+from .charts import Chart, bars
+
+#: Rows per page of the bots and accounts lists, and of the decisions lists.
+PAGE_SIZE = 50
+#: The most records a dry run on the page takes.
+MAX_DRY_RUN = 100
+#: The most outcomes a record page shows (the newest).
+MAX_TIMELINE = 200
+#: The most deliveries of each status the deliveries page shows (the newest).
+MAX_DELIVERIES = 100
+
+
+def accounts(engine: Engine) -> list[str]:
+    """Every account the rules name (bots, users or settings), sorted."""
+    rules = engine.rules
+    return sorted({a for a, _ in rules.bots} | {a for a, _ in rules.users} | set(rules.settings))
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Midnight UTC of ``now``'s day: "today" on the page is the UTC day."""
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """One account in the overview."""
+
+    account: str
+    enabled: bool
+    plan: str
+    bots: int
+    activity: Activity
+
+
+def overview(engine: Engine, shown: list[str], now: datetime) -> list[AccountRow]:
+    """The overview's rows for the accounts ``shown``: settings, bots and today's activity."""
+    since = utc_iso(start_of_day(now))
+    rows = []
+    for account in shown:
+        settings = engine.rules.account_settings(account)
+        rows.append(
+            AccountRow(
+                account,
+                settings.enabled,
+                settings.plan,
+                len(engine.rules.account_bots(account)),
+                engine.store.activity(account, since),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class BotRow:
+    """A bot as the bots list shows it, with its switch now and who set it."""
+
+    bot: Bot
+    active: bool
+    switch: Switch | None
+
+
+def bot_rows(engine: Engine, account: str) -> list[BotRow]:
+    """Every bot of an account, in file order, with its switch."""
+    switches = engine.store.switches(account)
+    return [
+        BotRow(bot, switches[bot.id].active if bot.id in switches else bot.active, switches.get(bot.id))
+        for bot in engine.rules.account_bots(account)
+    ]
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """A pool user now: their state and the reason the engine gives."""
+
+    user: str
+    name: str
+    state: str
+    reason: str
+
+
+@dataclass
+class BotPage:
+    """Everything a bot's page shows."""
+
+    row: BotRow
+    charts: list[Chart]
+    pool: list[PoolMember]
+    next_user: str | None
+    #: The strategy's reason for the pick, or why nobody (or the fallback) is next.
+    next_reason: str
+    dry_run: SimulationResult
+    recent: list[tuple[int, Outcome]] = field(default_factory=list)
+
+
+#: A skipped user's state in a word, by the shape of the reason the engine gave (which
+#: the page shows beside it): the wording of the built-in eligibility plugins. A reason
+#: of another shape (a host's own plugin) reads "unavailable".
+STATES = (
+    ("at a cap", re.compile(r"reached: \d+ per (day|week|month)$")),
+    ("outside working hours", re.compile(r"^(outside working hours|does not work on) ")),
+    ("deactivated", re.compile(r"^user is deactivated$")),
+    ("out of office", re.compile(r" until \d{4}-")),
+)
+
+
+def pool_state(reason: str) -> str:
+    """A skipped user's state in a word (see ``STATES``)."""
+    return next((state for state, shape in STATES if shape.search(reason)), "unavailable")
+
+
+def _pool(engine: Engine, account: str, bot: Bot, now: Decision) -> list[PoolMember]:
+    """Each pool user's state by ``Engine.pool_now`` (the engine's own reasons)."""
+    skipped = {skip.user: skip.reason for skip in now.skipped}
+    members = []
+    for user_id in bot.users:
+        user = engine.rules.user(account, user_id)
+        name = user.display_name if user else user_id
+        if user_id in skipped:
+            members.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id]))
+        else:
+            members.append(PoolMember(user_id, name, "active", "eligible now"))
+    return members
+
+
+def bot_page(engine: Engine, account: str, bot_id: str, now: datetime, dry_run: int) -> BotPage | None:
+    """A bot's page: the distribution, the pool now, who is next, a dry run of the next
+    ``dry_run`` synthetic records (the same as ``salesbot simulate``) and its latest
+    assignments. None when the account has no such bot."""
+    bot = engine.rules.bot(account, bot_id)
+    if bot is None:
+        return None
+    row = next(r for r in bot_rows(engine, account) if r.bot.id == bot_id)
+    periods = {
+        "Today (UTC)": start_of_day(now),
+        "Last 7 days": now - timedelta(days=7),
+        "Last 30 days": now - timedelta(days=30),
+    }
+    charts = [
+        bars(title, engine.store.distribution(account, bot_id, utc_iso(since)), bot.users)
+        for title, since in periods.items()
+    ]
+    pick = engine.pool_now(account, bot_id, now)
+    # This rotation: one turn of the users eligible now (the whole pool when none is),
+    # i.e. the bot's latest assignments, as many as there are eligible users.
+    turn = len(pick.candidates) or len(bot.users)
+    latest = engine.store.recent_outcomes(account, turn, bot=bot_id)
+    rotation = Counter(
+        d.owner for _, o in latest for d in o.decisions if d.bot == bot_id and d.owner is not None
+    )
+    charts.append(bars(f"This rotation (last {turn} assignments)", rotation, bot.users))
+    return BotPage(
+        row=row,
+        charts=charts,
+        pool=_pool(engine, account, bot, pick),
+        next_user=pick.owner,
+        next_reason=pick.reason,
+        dry_run=simulate_on(engine, account, bot_id, max(1, min(dry_run, MAX_DRY_RUN))),
+        recent=engine.store.recent_outcomes(account, PAGE_SIZE, bot=bot_id),
+    )
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """A record's page: the record, its links, its wall and its timeline."""
+
+    record: RecordT
+    links: list[tuple[str, str]]
+    wall: list[Note]
+    timeline: list[Outcome]
+
+
+def links(record: RecordT) -> list[tuple[str, str]]:
+    """``(entity, id)`` of the records a record links to: persons, company, a task's link."""
+    found: list[tuple[str, str]] = [("person", p) for p in getattr(record, "persons", [])]
+    company = getattr(record, "company", None)
+    if company:
+        found.append(("company", company))
+    link = getattr(record, "link", None)
+    if link is not None:
+        found.append((link.entity, link.id))
+    return found
+
+
+def record_page(engine: Engine, account: str, entity: Any, record_id: str) -> RecordPage | None:
+    """A record's page (its latest ``MAX_TIMELINE`` outcomes), or None when the store
+    has no such record."""
+    record = engine.record(account, entity, record_id)
+    if record is None:
+        return None
+    timeline = engine.explain(account, entity, record_id)[-MAX_TIMELINE:]
+    return RecordPage(record, links(record), engine.wall(account, entity, record_id), timeline)
+
+
+def deliveries(engine: Engine, account: str) -> Mapping[str, list[Delivery]]:
+    """The account's pending and failed (dead) webhook deliveries, newest first."""
+    return {
+        status: engine.store.deliveries(account, status, MAX_DELIVERIES) for status in ("pending", "dead")
+    }
+
+
+def rules_status(source: object) -> dict[str, Any] | None:
+    """The rules' reload status as the overview shows it, read defensively: whatever
+    object ``salesbot serve`` keeps it in (loaded at, files, the last reload's errors)."""
+    if source is None:
+        return None
+    get = (
+        source.get
+        if isinstance(source, Mapping)
+        else lambda name, default=None: getattr(source, name, default)
+    )
+    errors = get("errors", None) or get("last_errors", None) or []
+    return {
+        "loaded_at": get("loaded_at", None),
+        "files": list(get("files", None) or []),
+        "errors": [str(e) for e in errors],
+    }

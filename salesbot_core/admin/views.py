@@ -1,0 +1,353 @@
+"""The admin page's routes: sign-in, sessions, CSRF and the pages themselves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ..engine import Engine
+from ..models import ENTITIES, Token, utc_iso
+from ..tokens import ADMIN_ACCOUNT, authenticate
+from . import reads, sessions
+
+T = TypeVar("T")
+
+HERE = Path(__file__).parent
+#: Where the page's own CSS and JavaScript are served from.
+STATIC = "/admin-static"
+#: The page's headers: only its own scripts and styles, no framing, nothing cached.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+#: The biggest form the page takes (a sign-in, a switch, a dry run): bytes.
+MAX_FORM_BYTES = 8 * 1024
+#: Seconds between two refreshes of the live feed (the page's JavaScript polls).
+LIVE_SECONDS = 3
+
+
+class PageError(Exception):
+    """A page answered with an error page: 403, 404, 413, ..."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class SignInNeeded(Exception):
+    """No valid session: the browser is sent to the sign-in form."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in token and its session."""
+
+    token: Token
+    session: sessions.Session
+
+    @property
+    def admin(self) -> bool:
+        return self.token.account == ADMIN_ACCOUNT
+
+    @property
+    def who(self) -> str:
+        """How a switch records who did it."""
+        return f"token {self.token.account}/{self.token.name}"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["q"] = lambda value: quote(str(value), safe="")
+    # Conditions and strategy states as written (JSON); autoescaped like any text.
+    env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+    return env
+
+
+def _live_token(engine: Engine, account: str, name: str) -> Token | None:
+    """The session's token if it is still live and may manage (revoked: the session ends)."""
+    for token in engine.store.tokens(account):
+        if token.name == name and token.revoked_at is None and "manage" in token.scopes:
+            return token
+    return None
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A posted form (``application/x-www-form-urlencoded``), bounded; first value of each field."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_FORM_BYTES:
+        raise PageError(413, "the form is too large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise PageError(413, "the form is too large")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        raise PageError(400, "the form could not be read") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: bytes) -> None:
+    """Add the admin page to ``app``: ``call`` runs a function on the worker's engine
+    (``Service.call``); ``key`` signs the sessions (the same in every worker)."""
+    env = _environment()
+    app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="admin-static")
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        session = getattr(request.state, "session", None)
+        context.setdefault("viewer", getattr(request.state, "viewer", None))
+        csrf = sessions.csrf_token(key, session.nonce) if session else ""
+        html = env.get_template(template).render(static=STATIC, csrf=csrf, **context)
+        return HTMLResponse(html, status, headers=HEADERS)
+
+    async def viewer(request: Request) -> Viewer:
+        session = sessions.read(key, request.cookies.get(sessions.SESSION_COOKIE))
+        if session is None:
+            raise SignInNeeded()
+        token = await call(lambda engine: _live_token(engine, session.account, session.name))
+        if token is None:
+            raise SignInNeeded()
+        request.state.session = session
+        request.state.viewer = Viewer(token, session)
+        return request.state.viewer
+
+    async def account_viewer(request: Request, account: str) -> Viewer:
+        """The viewer, if it may see ``account`` and the account exists: 404 otherwise."""
+        seen = await viewer(request)
+        known = await call(reads.accounts)
+        if account not in known or not (seen.admin or seen.token.account == account):
+            raise PageError(404, "not found")
+        return seen
+
+    async def checked_form(request: Request) -> dict[str, str]:
+        form = await _form(request)
+        session = getattr(request.state, "session", None)
+        if not sessions.csrf_ok(key, session.nonce if session else None, form.get("csrf")):
+            raise PageError(403, "the form's CSRF token is missing or wrong: reload the page and try again")
+        return form
+
+    @app.get("/", include_in_schema=False)
+    async def home(request: Request, page_no: int = 1) -> Response:
+        seen = await viewer(request)
+        everything = await call(reads.accounts)
+        shown = everything if seen.admin else [a for a in everything if a == seen.token.account]
+        start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
+        now = datetime.now(UTC)
+        rows = await call(lambda engine: reads.overview(engine, shown[start : start + reads.PAGE_SIZE], now))
+        status_source = getattr(app.state, "rules_status", None)
+        return page(
+            request,
+            "overview.html",
+            rows=rows,
+            page_no=max(page_no, 1),
+            more=start + reads.PAGE_SIZE < len(shown),
+            rules=reads.rules_status(status_source),
+        )
+
+    @app.get("/signin", include_in_schema=False)
+    async def signin_form(request: Request) -> Response:
+        return _signin_page(request, "")
+
+    def _signin_page(request: Request, error: str, status: int = 200) -> Response:
+        nonce = sessions.signin_nonce()
+        html = env.get_template("signin.html").render(
+            static=STATIC, csrf=sessions.csrf_token(key, nonce), error=error, viewer=None
+        )
+        response = HTMLResponse(html, status, headers=HEADERS)
+        _cookie(request, response, sessions.SIGNIN_COOKIE, nonce)
+        return response
+
+    @app.post("/signin", include_in_schema=False)
+    async def signin(request: Request) -> Response:
+        form = await _form(request)
+        if not sessions.csrf_ok(key, request.cookies.get(sessions.SIGNIN_COOKIE), form.get("csrf")):
+            raise PageError(403, "the form's CSRF token is missing or wrong: reload the page and try again")
+        secret = form.get("token", "").strip()
+        token = await call(lambda engine: authenticate(engine.store, secret))
+        if token is None or "manage" not in token.scopes:
+            return _signin_page(
+                request, "Unknown or revoked token, or one without the manage scope.", status=401
+            )
+        _, cookie = sessions.issue(key, token.account, token.name)
+        response = RedirectResponse("/", status_code=303)
+        _cookie(request, response, sessions.SESSION_COOKIE, cookie)
+        response.delete_cookie(sessions.SIGNIN_COOKIE, path="/")
+        return response
+
+    @app.post("/signout", include_in_schema=False)
+    async def signout(request: Request) -> Response:
+        await viewer(request)
+        await checked_form(request)
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(sessions.SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/a/{account}", include_in_schema=False)
+    async def bots(request: Request, account: str, page_no: int = 1) -> Response:
+        await account_viewer(request, account)
+        rows = await call(lambda engine: reads.bot_rows(engine, account))
+        start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
+        return page(
+            request,
+            "bots.html",
+            account=account,
+            rows=rows[start : start + reads.PAGE_SIZE],
+            total=len(rows),
+            page_no=max(page_no, 1),
+            more=start + reads.PAGE_SIZE < len(rows),
+        )
+
+    @app.post("/a/{account}/bots/{bot}/active", include_in_schema=False)
+    async def switch(request: Request, account: str, bot: str) -> Response:
+        seen = await account_viewer(request, account)
+        form = await checked_form(request)
+        if form.get("active") not in ("on", "off"):
+            raise PageError(400, "the form must say active=on or active=off")
+
+        def run(engine: Engine) -> bool:
+            if engine.rules.bot(account, bot) is None:
+                return False
+            engine.set_bot_active(account, bot, form["active"] == "on", by=seen.who)
+            return True
+
+        if not await call(run):
+            raise PageError(404, "not found")
+        back = f"/a/{quote(account, safe='')}"
+        if form.get("back") == "bot":
+            back += f"/bots/{quote(bot, safe='')}"
+        return RedirectResponse(back, status_code=303)
+
+    async def bot_page(request: Request, account: str, bot: str, dry_run: int) -> Response:
+        now = datetime.now(UTC)
+        found = await call(lambda engine: reads.bot_page(engine, account, bot, now, dry_run))
+        if found is None:
+            raise PageError(404, "not found")
+        return page(
+            request, "bot.html", account=account, p=found, dry_run=dry_run, max_dry_run=reads.MAX_DRY_RUN
+        )
+
+    @app.get("/a/{account}/bots/{bot}", include_in_schema=False)
+    async def bot_view(request: Request, account: str, bot: str) -> Response:
+        await account_viewer(request, account)
+        return await bot_page(request, account, bot, 10)
+
+    @app.post("/a/{account}/bots/{bot}/simulate", include_in_schema=False)
+    async def simulate(request: Request, account: str, bot: str) -> Response:
+        await account_viewer(request, account)
+        form = await checked_form(request)
+        count = form.get("count", "")
+        if not count.isdigit() or not 1 <= int(count) <= reads.MAX_DRY_RUN:
+            raise PageError(
+                400, f"the number of records must be a whole number from 1 to {reads.MAX_DRY_RUN}"
+            )
+        return await bot_page(request, account, bot, int(count))
+
+    @app.get("/a/{account}/records", include_in_schema=False)
+    async def record_search(request: Request, account: str, entity: str = "", id: str = "") -> Response:
+        await account_viewer(request, account)
+        if entity in ENTITIES and id:
+            return RedirectResponse(
+                f"/a/{quote(account, safe='')}/records/{entity}/{quote(id, safe='')}", status_code=303
+            )
+        return page(request, "search.html", account=account, entities=ENTITIES, entity=entity, id=id)
+
+    @app.get("/a/{account}/records/{entity}/{record_id}", include_in_schema=False)
+    async def record(request: Request, account: str, entity: str, record_id: str) -> Response:
+        await account_viewer(request, account)
+        if entity not in ENTITIES:
+            raise PageError(404, "not found")
+        found = await call(lambda engine: reads.record_page(engine, account, entity, record_id))
+        if found is None:
+            return page(
+                request,
+                "search.html",
+                404,
+                account=account,
+                entities=ENTITIES,
+                entity=entity,
+                id=record_id,
+                missing=True,
+            )
+        return page(request, "record.html", account=account, p=found)
+
+    async def live_rows(account: str, before: int | None) -> list[tuple[int, Any]]:
+        return await call(lambda engine: engine.store.recent_outcomes(account, reads.PAGE_SIZE, before))
+
+    @app.get("/a/{account}/live", include_in_schema=False)
+    async def live(request: Request, account: str, before: int | None = None) -> Response:
+        await account_viewer(request, account)
+        rows = await live_rows(account, before)
+        return page(request, "live.html", account=account, rows=rows, before=before, seconds=LIVE_SECONDS)
+
+    @app.get("/a/{account}/live/rows", include_in_schema=False)
+    async def live_fragment(request: Request, account: str) -> Response:
+        await account_viewer(request, account)
+        return page(request, "live_rows.html", account=account, rows=await live_rows(account, None))
+
+    @app.get("/a/{account}/deliveries", include_in_schema=False)
+    async def deliveries(request: Request, account: str) -> Response:
+        await account_viewer(request, account)
+        found = await call(lambda engine: reads.deliveries(engine, account))
+        return page(request, "deliveries.html", account=account, found=found)
+
+    @app.post("/a/{account}/deliveries/{delivery}/retry", include_in_schema=False)
+    async def retry(request: Request, account: str, delivery: str) -> Response:
+        await account_viewer(request, account)
+        await checked_form(request)
+        now = utc_iso(datetime.now(UTC))
+        if not await call(lambda engine: engine.store.replay_delivery(account, delivery, now)):
+            raise PageError(404, "not found (or already pending)")
+        return RedirectResponse(f"/a/{quote(account, safe='')}/deliveries", status_code=303)
+
+    @app.get("/a/{account}/replay", include_in_schema=False)
+    async def replay(request: Request, account: str) -> Response:
+        # The place of the what-if replay page (`salesbot replay`), which comes later.
+        await account_viewer(request, account)
+        return page(request, "replay.html", account=account)
+
+    async def page_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        return page(request, "error.html", exc.status, code=exc.status, message=exc.message)
+
+    async def sign_in_needed(request: Request, exc: Exception) -> Response:
+        if request.method == "GET":
+            return RedirectResponse("/signin", status_code=303)
+        return page(request, "error.html", 403, code=403, message="sign in first", viewer=None)
+
+    app.add_exception_handler(PageError, page_error)
+    app.add_exception_handler(SignInNeeded, sign_in_needed)
+
+
+def _cookie(request: Request, response: Response, name: str, value: str) -> None:
+    """Set a session cookie: HttpOnly, SameSite=Strict, Secure when served over https."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=sessions.SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

@@ -35,7 +35,7 @@ from typing import Any
 
 from salesbot_core import Outcome, StoreError, hookimpl, page_queries
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.page_queries import postgres
 from salesbot_core.store import (
     PRUNE_BATCH,
@@ -49,9 +49,12 @@ from salesbot_core.store import (
     touched,
 )
 
-SCHEMA_VERSION = 6
+from .due_sql import CLAIM_DUE, CLEAR_DUE, DUE_SCHEMA, GET_DUE, LIST_DUE, PUT_DUE, due_item, due_params
+
+SCHEMA_VERSION = 7
 NOW = "to_char(now() AT TIME ZONE 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-SCHEMA = f"""
+SCHEMA = (
+    f"""
 CREATE TABLE IF NOT EXISTS salesbot_schema (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
     account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
@@ -161,6 +164,8 @@ CREATE TABLE IF NOT EXISTS event_payloads (
 CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
 CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at);
 """
+    + DUE_SCHEMA
+)
 # Version 5: the indexes of what the admin page reads (salesbot_core.page_queries).
 SCHEMA += page_queries.INDEXES
 #: Index the outcomes a version-1 database logged under the records they changed.
@@ -363,6 +368,24 @@ class PostgresTransaction:
             "VALUES (%s, %s, %s, %s, %s, %s)",
             (id, account, webhook_id, kind, payload, next_at),
         )
+
+    # -- Due items of SLAs (salesbot_core.models.DueItem): the SQL of plugins/due_sql.py.
+
+    def put_due(self, item: DueItem) -> None:
+        self._conn.execute(PUT_DUE, due_params(item))
+
+    def get_due(self, account: str, entity: str, record_id: str) -> DueItem | None:
+        row = self._conn.execute(GET_DUE, (account, entity, record_id)).fetchone()
+        return due_item(row) if row else None
+
+    def clear_due(self, account: str, entity: str, record_id: str) -> None:
+        self._conn.execute(CLEAR_DUE, (account, entity, record_id))
+
+    def claim_due(self, now: str, limit: int) -> list[DueItem]:
+        # SKIP LOCKED: workers ticking at once each take other items, none waits on
+        # another; the rows stay locked until this transaction, which clears them, ends.
+        rows = self._conn.execute(CLAIM_DUE + " FOR UPDATE SKIP LOCKED", (now, limit)).fetchall()
+        return [due_item(row) for row in rows]
 
 
 def _schema_version(conn: Any) -> int | None:
@@ -737,6 +760,19 @@ class PostgresStore:
                 (now, account, id),
             )
             return bool(cursor.rowcount)
+
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                'SELECT entity, record_id FROM record_owners WHERE account = %s AND "user" = %s AND open '
+                "ORDER BY entity, record_id",
+                (account, user),
+            ).fetchall()
+        return [(entity, record_id) for entity, record_id in rows]
+
+    def due_items(self, account: str) -> list[DueItem]:
+        with self._connection() as conn:
+            return [due_item(row) for row in conn.execute(LIST_DUE, (account,)).fetchall()]
 
     def close(self) -> None:
         self._pool.close()

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from salesbot_core import Outcome, StoreError, hookimpl, page_queries
 from salesbot_core.errors import TransientStoreError
-from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import (
     PRUNE_BATCH,
     PRUNE_EVERY,
@@ -32,7 +32,10 @@ from salesbot_core.store import (
     touched,
 )
 
-SCHEMA = """
+from .due_sql import CLAIM_DUE, CLEAR_DUE, DUE_SCHEMA, GET_DUE, LIST_DUE, PUT_DUE, due_item, due_params, qmark
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS records (
     account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (account, entity, id)
@@ -147,12 +150,14 @@ CREATE TABLE IF NOT EXISTS event_payloads (
 CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
 CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at);
 """
+    + DUE_SCHEMA
+)
 # Version 6: the indexes of what the admin page reads (salesbot_core.page_queries).
 SCHEMA += page_queries.INDEXES
 
 BUSY_TIMEOUT_MS = 30_000
 #: Stored as SQLite's ``user_version``; ``_migrate`` brings older files up to it.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Index every logged outcome under the records it changed (version 3 added the index).
 BACKFILL_OUTCOME_RECORDS = """
@@ -179,6 +184,7 @@ def _backfill(conn: sqlite3.Connection, version: int) -> None:
     # nothing older is delivered, so no data to carry either.
     # Version 6 added who/when columns to switches (_migrate) and indexes (SCHEMA).
     # Version 7 added event payloads (created empty by SCHEMA): older ones were not kept.
+    # Version 8 added the due items of SLAs (created empty): older assignments have none.
 
 
 def _migrate(conn: sqlite3.Connection) -> int:
@@ -341,6 +347,23 @@ class SQLiteTransaction:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (id, account, webhook_id, kind, payload, next_at),
         )
+
+    # -- Due items of SLAs (salesbot_core.models.DueItem): the SQL of plugins/due_sql.py.
+
+    def put_due(self, item: DueItem) -> None:
+        self._conn.execute(qmark(PUT_DUE), due_params(item))
+
+    def get_due(self, account: str, entity: str, record_id: str) -> DueItem | None:
+        row = self._conn.execute(qmark(GET_DUE), (account, entity, record_id)).fetchone()
+        return due_item(row) if row else None
+
+    def clear_due(self, account: str, entity: str, record_id: str) -> None:
+        self._conn.execute(qmark(CLEAR_DUE), (account, entity, record_id))
+
+    def claim_due(self, now: str, limit: int) -> list[DueItem]:
+        # BEGIN IMMEDIATE holds the write lock: no other worker reads these until this
+        # transaction, which clears them, ends.
+        return [due_item(row) for row in self._conn.execute(qmark(CLAIM_DUE), (now, limit))]
 
 
 #: SQLite's result codes of a lock held too long by another process: waiting longer may do.
@@ -751,6 +774,19 @@ class SQLiteStore:
                     (now, account, id),
                 ).rowcount
             )
+
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        with self._mapped():
+            rows = self._conn.execute(
+                "SELECT entity, record_id FROM record_owners WHERE account = ? AND user = ? AND open = 1 "
+                "ORDER BY entity, record_id",
+                (account, user),
+            )
+            return [(entity, record_id) for entity, record_id in rows]
+
+    def due_items(self, account: str) -> list[DueItem]:
+        with self._mapped():
+            return [due_item(row) for row in self._conn.execute(qmark(LIST_DUE), (account,))]
 
     def close(self) -> None:
         self._conn.close()

@@ -47,6 +47,9 @@ EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
 #: A record's Owner field holds user ids and bots; a bot is written ``bot:<bot id>`` so a
 #: bot can never be mistaken for a user who happens to share its id.
 BOT_PREFIX = "bot:"
+#: A user's switch (``salesbot user offboard``/``activate``) is kept beside the bot
+#: switches under ``user:<user id>``: no bot id has a ``:``, so the two never meet.
+USER_PREFIX = "user:"
 #: Ids of the events of a list operation start with this; hosts' event ids may not, so a
 #: list operation never meets an unrelated host event (see ``list_event_id``).
 LIST_PREFIX = "list/"
@@ -259,6 +262,9 @@ class Event(Model):
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
     changed: list[FieldName] | None = Field(default=None, max_length=MAX_CHANGED)
+    #: Who saved the record (a user id), when the host knows it: an SLA is met by an
+    #: update its owner made (see ``salesbot_sla_met``).
+    by: Identifier | None = None
     _canonical: str = PrivateAttr(default="")
     _fingerprint: str = PrivateAttr(default="")
 
@@ -564,6 +570,38 @@ class Delivery(Model):
     #: The endpoint, joined in when a worker claims the delivery.
     url: str | None = None
     secret: str | None = Field(default=None, repr=False)
+
+
+class DueItem(Model):
+    """An assignment waiting for its owner to act (an SLA): if nothing meets it before
+    ``due_at``, ``salesbot tick`` hands the record on. One per record; a new assignment
+    replaces it (see ``salesbot_due``)."""
+
+    #: Random and unique: the reassignment's event id is made from it.
+    key: str
+    account: str
+    entity: EntityType
+    record_id: str
+    #: The bot that assigned the record, and whom it gave it to.
+    bot: str
+    owner: str
+    #: When the owner got the record, and when the SLA runs out (UTC ISO 8601).
+    assigned_at: str
+    due_at: str
+    #: How many times the record was already handed on by this SLA.
+    reassignments: int = 0
+
+
+class Escalation(Model):
+    """What to do with a record whose SLA ran out (``salesbot_sla_missed``)."""
+
+    #: ``next``: a new pick through the same bot, the owner excluded; ``bot:<id>``: a
+    #: pick through that bot; ``fallback``: the bot's fallback owner; ``stay``: nothing moves.
+    to: str
+    #: The wall note, e.g. "reassigned: no contact within 2h".
+    note: str
+    #: Tell the owner it is taken from.
+    notify_previous: bool = False
 
 
 class Note(Model):

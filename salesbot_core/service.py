@@ -17,7 +17,9 @@ outbox) are more routes on ``create_app``'s app. Metrics and the event log are
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import threading
@@ -82,6 +84,8 @@ ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
 #: The admin page's session key (hex), the same in every worker: ``serve`` draws one at
 #: start unless it is set (set it to keep sessions across restarts).
 ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
+#: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
+ENV_TICK = "SALESBOT_SERVE_TICK"
 
 
 class Problem(Exception):
@@ -363,6 +367,7 @@ def create_app(
     environ: Mapping[str, str] | None = None,
     reload_interval: float | None = None,
     session_key: bytes | None = None,
+    tick: float = 0,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
@@ -386,9 +391,12 @@ def create_app(
             if reload_interval and service.engine is not None
             else lambda: None
         )
+        ticking = asyncio.create_task(_tick_every(service, tick)) if tick > 0 else None
         try:
             yield
         finally:
+            if ticking is not None:
+                ticking.cancel()
             stop_watching()
             stop_delivering()
             service.stop()
@@ -782,6 +790,18 @@ def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: s
         return JSONResponse({"removed": webhook_id})
 
 
+async def _tick_every(service: Service, seconds: float) -> None:
+    """The SLA scheduler of a worker: ``Engine.tick`` every ``seconds``, taking turns with
+    requests on the engine. Workers ticking at once take different items; a failed round
+    is logged and the next one tries again."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await service.call(lambda engine: engine.tick())
+        except Exception:
+            logging.getLogger(__name__).exception("SLA tick failed")
+
+
 def _start_delivery(db: str | None) -> Callable[[], None]:
     """Start a delivery worker on a store of its own (``db``); returns what stops it."""
     if db is None:
@@ -844,4 +864,5 @@ def app_from_env() -> FastAPI:
         deliver=deliver,
         reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),
         session_key=bytes.fromhex(key) if key else None,
+        tick=float(os.environ.get(ENV_TICK) or 0),
     )

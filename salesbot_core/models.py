@@ -240,6 +240,10 @@ def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:
     return dict(data.get(GIVEN_BY) or {}) if data is not None else {}
 
 
+#: Event fields added after the fingerprint's form was fixed (see ``Event._fingerprinted``).
+ADDED_LATER = ("by",)
+
+
 class Event(Model):
     """Something happened to a record in the host CRM.
 
@@ -281,9 +285,18 @@ class Event(Model):
 
     @model_validator(mode="after")
     def _fingerprinted(self) -> Event:
-        self._canonical = check_event(self.id, self.model_dump(mode="json"))
+        # A field added after fingerprints were first stored is written only when set: an
+        # event that does not use it keeps the fingerprint it had, so a redelivery across
+        # an upgrade is still a duplicate, not an idempotency conflict.
+        self._canonical = check_event(self.id, self.json_form())
         self._fingerprint = fingerprint(self._canonical)
         return self
+
+    def json_form(self) -> dict[str, Any]:
+        """The event as JSON data, defaults written out, but fields of ``ADDED_LATER``
+        only when set: what its fingerprint and a kept payload are made of."""
+        unset = {name for name in ADDED_LATER if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=unset or None)
 
     @property
     def canonical(self) -> str:

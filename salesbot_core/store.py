@@ -156,7 +156,7 @@ def kept_payload(event: Event, at: datetime) -> str:
     if event.at is None and canonical.startswith(missing):
         written = json.dumps(_INSTANT.dump_python(at, mode="json"))
         return missing[: -len("null,")] + written + "," + canonical[len(missing) :]
-    return canonical_json(event.model_copy(update={"at": at}).model_dump(mode="json"))
+    return canonical_json(event.model_copy(update={"at": at}).json_form())
 
 
 def touched(outcome: Outcome) -> list[tuple[str, str]]:

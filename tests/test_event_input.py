@@ -221,7 +221,7 @@ def test_the_fingerprint_is_the_canonical_json_of_the_event_with_its_defaults() 
         }
     )
     assert short.fingerprint == spelled.fingerprint
-    canonical = canonical_json(short.model_dump(mode="json")).encode()
+    canonical = canonical_json(short.json_form()).encode()
     assert short.fingerprint == hashlib.sha256(canonical).hexdigest()
     assert Event.model_validate(deal_event(1, title="x")).fingerprint != short.fingerprint
 

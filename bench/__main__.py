@@ -33,7 +33,15 @@ BENCHMARKS = {
     for module in (per_event, list_operation, bots_scale, conditions, memory, postgres_workers, service)
 }
 RESULTS = Path(__file__).resolve().parent / "results"
-UNIT_FORMATS = {"events/s": ",.0f", "assignments/s": ",.0f", "µs": ",.1f", "s": ",.3f", "MB": ",.1f"}
+UNIT_FORMATS = {
+    "events/s": ",.0f",
+    "assignments/s": ",.0f",
+    "µs": ",.1f",
+    "s": ",.3f",
+    "MB": ",.1f",
+    "statements": ",.1f",
+    "pages": ",.1f",
+}
 
 
 def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:

@@ -154,7 +154,7 @@ class Decider:
             record.model_copy(update={"owners": owners, "tags": tags}),
             outcome,
             new_states,
-            list(changed.values()),
+            _differing(changed, reads.context.linked),
             notes,
             notifications,
         )
@@ -343,6 +343,18 @@ def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
     if bot.trigger.where is not None:
         met.append(f"trigger.where {json.dumps(bot.trigger.where, sort_keys=True)} matched")
     return met
+
+
+def _differing(changed: Mapping[LinkRef, RecordT], stored: Mapping[LinkRef, RecordT]) -> list[RecordT]:
+    """The linked records to write: new ones, and stored ones whose owners or tags the
+    bots changed (the only fields ``_act`` sets). A company that already had the picked
+    user and the tag (every deal of it after the first, in a list operation) costs no
+    write at all."""
+    return [
+        record
+        for ref, record in changed.items()
+        if (old := stored.get(ref)) is None or (old.owners, old.tags) != (record.owners, record.tags)
+    ]
 
 
 def _with(tags: list[str], tag: str | None) -> list[str]:

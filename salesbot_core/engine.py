@@ -24,6 +24,7 @@ from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, 
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
+    FROM_STORE,
     LIST_PREFIX,
     Bot,
     EntityType,
@@ -198,7 +199,8 @@ class Engine:
         they may, have ids in the list operations' namespace."""
         if not isinstance(event, Event):
             try:
-                event = Event.model_validate(event)
+                context = {FROM_STORE: True} if list_operation else None
+                event = Event.model_validate(event, context=context)
             except ValidationError as exc:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 raise EventError(_describe(event_id, exc)) from None
@@ -275,7 +277,7 @@ class Engine:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
-        tx.put_outcome(decided.outcome, event.fingerprint)
+        tx.put_outcome(decided.outcome, event.fingerprint or None)
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
         return decided.outcome

@@ -142,10 +142,9 @@ def check_at(at: datetime) -> datetime:
 _AT_RANGE = f"must be from {MIN_AT:%Y-%m-%dT%H:%M:%SZ} up to (not including) {MAX_AT:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def check_event(event_id: str, data: dict[str, Any]) -> str:
-    """The fingerprint of a validated event's JSON form ``data``; ``EventError`` if its
-    record is too large or has too many owners or tags."""
-    record = data["record"]
+def check_lists(event_id: str, record: Mapping[str, Any]) -> str:
+    """``EventError`` if a record has too many owners or tags, or too long a tag; else
+    the start of an error message about the record's fields."""
     label = f"event {event_id!r}: field 'record"
     for name, bound in (("owners", MAX_OWNERS), ("tags", MAX_TAGS)):
         if len(record[name]) > bound:
@@ -153,6 +152,14 @@ def check_event(event_id: str, data: dict[str, Any]) -> str:
     for i, tag in enumerate(record["tags"]):
         if len(tag) > MAX_TAG_LENGTH:
             raise EventError(f"{label}.tags.{i}': {len(tag)} characters; at most {MAX_TAG_LENGTH}")
+    return label
+
+
+def check_event(event_id: str, data: dict[str, Any]) -> str:
+    """The fingerprint of a validated event's JSON form ``data``; ``EventError`` if its
+    record is too large or has too many owners or tags."""
+    record = data["record"]
+    label = check_lists(event_id, record)
     canonical = canonical_json(data).encode("utf-8")
     # The event is its record plus a few bounded fields: only when the whole is over the
     # bound can the record be, so the record alone is serialised only then.

@@ -14,10 +14,27 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .errors import EventError
-from .limits import MAX_CHANGED, MAX_CHANGED_NAME, MAX_EVENT_ID, check_at, check_event, check_payload
+from .limits import (
+    MAX_CHANGED,
+    MAX_CHANGED_NAME,
+    MAX_EVENT_ID,
+    check_at,
+    check_event,
+    check_lists,
+    check_payload,
+)
 from .safetext import excerpt
 
 EntityType = Literal["deal", "person", "company", "task"]
@@ -89,7 +106,9 @@ class Configurable(Model):
     @property
     def plugin_fields(self) -> Mapping[str, Any]:
         """The validated values of the plugin-owned fields this entry sets, by key."""
-        return MappingProxyType(self._plugin_fields)
+        # Read from pydantic's private dict: ``self._plugin_fields`` goes through
+        # ``BaseModel.__getattr__``, and plugins read these once per candidate per event.
+        return MappingProxyType(self.__pydantic_private__["_plugin_fields"])  # type: ignore[index]
 
     def with_plugin_fields(self, values: Mapping[str, Any]) -> Self:
         """A copy holding ``values`` as its plugin-owned fields (the loader sets them)."""
@@ -232,8 +251,9 @@ class Event(Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _bounded(cls, data: Any) -> Any:
-        check_payload(data)
+    def _bounded(cls, data: Any, info: ValidationInfo) -> Any:
+        if not _from_store(info):
+            check_payload(data)
         return data
 
     @field_validator("at")
@@ -242,15 +262,30 @@ class Event(Model):
         return None if at is None else check_at(at)
 
     @model_validator(mode="after")
-    def _fingerprinted(self) -> Event:
-        self._fingerprint = check_event(self.id, self.model_dump(mode="json"))
+    def _fingerprinted(self, info: ValidationInfo) -> Event:
+        if _from_store(info):
+            check_lists(self.id, {"owners": self.record.owners, "tags": self.record.tags})
+        else:
+            self._fingerprint = check_event(self.id, self.model_dump(mode="json"))
         return self
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the event's canonical JSON, defaults written out: the same payload
-        delivered again has the same fingerprint, whichever defaults it spelled out."""
+        delivered again has the same fingerprint, whichever defaults it spelled out.
+        Empty for a list operation's event (see ``FROM_STORE``)."""
         return self._fingerprint
+
+
+#: The key of the validation context (``{FROM_STORE: True}``) of an event the engine
+#: builds itself from a stored record (a list operation's): the record was bounded and
+#: walked when it was stored, and its id, not a fingerprint, tells a repeat
+#: (``Engine._handle_in``), so neither the walk nor the fingerprint is done again.
+FROM_STORE = "from_store"
+
+
+def _from_store(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(FROM_STORE))
 
 
 PlanName = Literal["automation", "growth", "professional"]

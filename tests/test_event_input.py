@@ -16,7 +16,7 @@ from factories import NO_DURABLE, PYDANTIC, TEAM, Message, deal_event
 from salesbot_core import Engine, Event, EventError, IdempotencyConflict
 from salesbot_core.conditions import durable_available
 from salesbot_core.limits import MAX_INT, canonical_json
-from salesbot_core.models import list_event_id, utc_iso
+from salesbot_core.models import FROM_STORE, list_event_id, utc_iso
 
 RULES = (
     TEAM
@@ -338,3 +338,37 @@ def test_an_error_quotes_a_hostile_key_bounded_and_escaped(engine: Engine) -> No
         engine.handle({**deal_event(1), key: 1})
     message = str(info.value)
     assert message == Message("event 'e1': field '\\x1b[2J" + "k" * 196 + f"…': {PYDANTIC}")
+
+
+def test_a_list_operations_event_is_bounded_but_not_walked_or_fingerprinted_again() -> None:
+    """``assign_list`` builds its events from stored records, which were walked and
+    bounded when they were stored: validated ``FROM_STORE``, they skip the payload walk
+    and the fingerprint (a repeat is told by its id), but not the owner and tag bounds."""
+    event = {
+        "id": "list/x/deal/d1",
+        "kind": "list",
+        "record": {"entity": "deal", "id": "d1", "owners": ["a"]},
+    }
+    assert len(Event.model_validate(event).fingerprint) == 64
+    assert Event.model_validate(event, context={FROM_STORE: True}).fingerprint == ""
+    # The walk is skipped: a float NaN is not refused here (a stored record has none).
+    nan = {**event, "record": {**event["record"], "value": float("nan")}}
+    with pytest.raises(EventError, match="is not a finite number"):
+        Event.model_validate(nan)
+    assert Event.model_validate(nan, context={FROM_STORE: True}).record.id == "d1"
+    # The bound on owners holds: the bot a list operation adds can be one too many.
+    crowded = {**event, "record": {**event["record"], "owners": [f"u{i}" for i in range(101)]}}
+    with pytest.raises(EventError) as info:
+        Event.model_validate(crowded, context={FROM_STORE: True})
+    assert str(info.value) == "event 'list/x/deal/d1': field 'record.owners': 101 items; at most 100"
+
+
+def test_a_list_operation_logs_no_fingerprint_and_is_still_answered_once(engine: Engine) -> None:
+    engine.handle(deal_event(1, ["jan"]))
+    (first,) = engine.assign_list("default", "deal", ["d1"], "inbound", "bulk")
+    with engine.store.transaction() as tx:
+        logged = tx.outcome("default", "list/bulk/deal/d1")
+    assert logged is not None and logged.fingerprint is None
+    assert logged.outcome.owners_after == first.owners_after == ["jan", "anna"]
+    (again,) = engine.assign_list("default", "deal", ["d1"], "inbound", "bulk")
+    assert (again.duplicate, again.owners_after) == (True, ["jan", "anna"])

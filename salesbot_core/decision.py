@@ -9,7 +9,7 @@ on its own and identical whichever store sits behind it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,12 +195,14 @@ class Decider:
             for user in owners
             if user in bot.users
         }
+        skip_candidate = _first_result(self.hook.salesbot_skip_candidate)
+        user_available = _first_result(self.hook.salesbot_user_available)
         for user in pool:
             if user.id in skipped:
                 continue
-            reason = self.hook.salesbot_skip_candidate(
-                bot=bot, record=record, user=user, context=context
-            ) or self.hook.salesbot_user_available(user=user, at=context.now)
+            reason = skip_candidate(bot=bot, record=record, user=user, context=context) or user_available(
+                user=user, at=context.now
+            )
             if reason:
                 skipped[user.id] = Skip(user=user.id, reason=reason)
         candidates = [user.id for user in pool if user.id not in skipped]
@@ -309,6 +311,27 @@ class Decider:
         return decision.model_copy(
             update={"related": changes, "tag": actions.tag, "note": note, "notification": notification}
         )
+
+
+def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:
+    """A ``firstresult`` hook, to call once per candidate of one decision: its
+    implementations as registered now, called in pluggy's order (the last registered
+    first) until one answers. Pluggy's own call costs several times a plain call, paid per
+    candidate; with no implementation nothing is called at all. An implementation that
+    wraps the others (``hookwrapper``/``wrapper``) gets pluggy's own call."""
+    impls = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+        return caller
+    plain = [(impl.function, impl.argnames) for impl in reversed(impls)]
+
+    def call(**kwargs: Any) -> Any:
+        for function, argnames in plain:
+            answer = function(*[kwargs[name] for name in argnames])
+            if answer is not None:
+                return answer
+        return None
+
+    return call
 
 
 def _trigger_reason(event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler) -> str | None:

@@ -80,6 +80,12 @@ def check_payload(data: object) -> None:
     """
     if not isinstance(data, Mapping):
         raise EventError(f"event: not a JSON object but {_kind(data)}")
+    if not _plain(data):
+        _walk(data)
+
+
+def _walk(data: Mapping[str, Any]) -> None:
+    """``check_payload``'s full walk, which names the field at fault."""
     label = _label(data)
 
     def fail(path: tuple[object, ...], message: str) -> NoReturn:
@@ -116,6 +122,41 @@ def check_payload(data: object) -> None:
                 fail(path, f"{value} is not a finite number")
         else:
             fail(path, f"{type(value).__name__} is not a JSON value")
+
+
+def _plain(data: Mapping[str, Any]) -> bool:
+    """True when ``check_payload`` will find nothing wrong: the same walk without the
+    paths (a tuple per value, built for the error message only), for the events nearly
+    all of which pass. False sends the payload to the full walk, which says what is wrong
+    (or accepts it: a record model is checked there)."""
+    stack: list[tuple[int, object]] = [(0, data)]
+    while stack:
+        depth, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _text_problem(value):
+                return False
+        elif isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                return False
+            for key, item in value.items():
+                if not isinstance(key, str) or (not key.isascii() and _text_problem(key)):
+                    return False
+                stack.append((depth + 1, item))
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                return False
+            stack.extend((depth + 1, item) for item in value)
+        elif value is None or isinstance(value, bool | datetime):
+            continue
+        elif isinstance(value, int):
+            if not -MAX_INT <= value <= MAX_INT:
+                return False
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return False
+        else:
+            return False  # anything else (a tuple, a model): the full walk decides
+    return True
 
 
 def _text_problem(text: str) -> str | None:

@@ -84,8 +84,9 @@ def _utc(moment: datetime) -> datetime:
 def utc_iso(moment: datetime) -> str:
     """How stores write an instant: UTC ISO 8601 with microseconds and a 4-digit year, so
     the strings sort as the instants do (``strftime('%Y')`` writes year 999 as ``999``)."""
-    utc = _utc(moment).astimezone(UTC)
-    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
+    utc = _utc(moment).astimezone(UTC).replace(tzinfo=None)
+    # ``isoformat`` writes 4-digit years too, and costs a third of ``strftime``.
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 class Model(BaseModel):
@@ -274,7 +275,7 @@ class Event(Model):
         """SHA-256 of the event's canonical JSON, defaults written out: the same payload
         delivered again has the same fingerprint, whichever defaults it spelled out.
         Empty for a list operation's event (see ``FROM_STORE``)."""
-        return self._fingerprint
+        return self.__pydantic_private__["_fingerprint"]  # type: ignore[index]
 
 
 #: The key of the validation context (``{FROM_STORE: True}``) of an event the engine

@@ -248,8 +248,12 @@ class Engine:
         self._observe([outcome])
         return outcome
 
-    def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
-        """Decide a valid event and write what it changes, inside an open transaction."""
+    def _handle_in(
+        self, tx: Transaction, event: Event, route: bool, stored: dict[str, Any] | None = None
+    ) -> Outcome:
+        """Decide a valid event and write what it changes, inside an open transaction;
+        ``stored`` is the record as the transaction read it already (a list operation's),
+        else it is read here."""
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id)
         if seen is not None:
@@ -267,7 +271,7 @@ class Engine:
                     "the first delivery's outcome stands (a new event needs a new id)"
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
-        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
+        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored)
         decided = self._decider.decide(event, reads, route)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
@@ -288,12 +292,15 @@ class Engine:
         owner, as CRM assignment rules do. Exactly once, like ``handle``."""
         return self.handle(event, route=True)
 
-    def _read(self, tx: Transaction, event: Event, bots: list[Bot]) -> Reads:
+    def _read(
+        self, tx: Transaction, event: Event, bots: list[Bot], stored: dict[str, Any] | None = None
+    ) -> Reads:
         """Everything the decision needs from the store, read inside the transaction."""
         account, record = event.account, event.record
         now = event.at or datetime.now(UTC)
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-        stored = tx.get_record(account, record.entity, record.id)
+        if stored is None:
+            stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
         if not bots:
             return Reads(Context(now=now), bots, previous_owners=previous)
@@ -468,7 +475,8 @@ class Engine:
                     "account": account,
                     "record": {**stored, "owners": owners},
                 }
-                outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
+                valid = self._validate(event, list_operation=True)
+                outcomes.append(self._handle_in(tx, valid, False, stored))
         return outcomes
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:

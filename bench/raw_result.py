@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .raw_sqlite import BOT_PREFIX, RawBot
+from .raw_sqlite import BOT_PREFIX, Router
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deals (
@@ -93,37 +93,10 @@ def seed(
     conn.execute("COMMIT")
 
 
-class ResultRouter:
-    """Routes deal events with one round-robin bot: the result of ``Engine.handle``."""
-
-    def __init__(self, conn: sqlite3.Connection, bot: RawBot):
-        self.conn = conn
-        self.bot = bot
-        self.pool = [user for user, _ in bot.users]
-        self.names = dict(bot.users)
-
-    def handle(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """One event, one ``BEGIN IMMEDIATE ... COMMIT``; returns the first answer
-        (the audit row as a dict) for a redelivery, None for a new event."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            answer = self.route(event)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-        return answer
-
-    def handle_batch(self, events: Iterable[dict[str, Any]]) -> None:
-        """Several events in one transaction (a list operation's batch)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            for event in events:
-                self.route(event)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+class ResultRouter(Router):
+    """Routes deal events with one round-robin bot: the result of ``Engine.handle``.
+    ``handle`` returns the first answer (the audit row as a dict) for a redelivery, None
+    for a new event."""
 
     def route(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Decide and write one event inside the open transaction."""

@@ -83,8 +83,9 @@ def _deal(record: dict[str, Any], owners: list[str], tags: list[str]) -> dict[st
     }
 
 
-class RawRouter:
-    """Routes deal events with one bot: the hand-written equivalent of ``Engine.handle``."""
+class Router:
+    """A hand-written router's transactions: one ``BEGIN IMMEDIATE ... COMMIT`` per event,
+    or per batch of a list operation, around ``route``."""
 
     def __init__(self, conn: sqlite3.Connection, bot: RawBot):
         self.conn = conn
@@ -92,27 +93,34 @@ class RawRouter:
         self.pool = [user for user, _ in bot.users]
         self.names = dict(bot.users)
 
-    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+    def route(self, event: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def handle(self, event: dict[str, Any]) -> Any:
         """One event, one ``BEGIN IMMEDIATE ... COMMIT``."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            outcome = self.route(event)
+            answer = self.route(event)
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-        return outcome
+        return answer
 
-    def handle_batch(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    def handle_batch(self, events: Iterable[dict[str, Any]]) -> list[Any]:
         """Several events in one transaction (a list operation's batch)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [self.route(event) for event in events]
+            answers = [self.route(event) for event in events]
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-        return outcomes
+        return answers
+
+
+class RawRouter(Router):
+    """Routes deal events with one bot: the hand-written equivalent of ``Engine.handle``."""
 
     def _put_record(self, account: str, record: dict[str, Any]) -> None:
         key = (account, record["entity"], record["id"])

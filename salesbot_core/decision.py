@@ -225,7 +225,7 @@ class Decider:
             record.model_copy(update={"owners": owners, "tags": tags}),
             outcome,
             new_states,
-            list(changed.values()),
+            _differing(changed, reads.context.linked),
             notes,
             notifications,
             given={
@@ -359,12 +359,14 @@ class Decider:
             skipped[reads.reassign.previous] = Skip(
                 user=reads.reassign.previous, reason="the owner it is taken from (deadline missed)"
             )
+        skip_candidate = _first_result(self.hook.salesbot_skip_candidate)
+        user_available = _first_result(self.hook.salesbot_user_available)
         for user in pool:
             if user.id in skipped:
                 continue
-            reason = self.hook.salesbot_skip_candidate(
-                bot=bot, record=record, user=user, context=context
-            ) or self.hook.salesbot_user_available(user=user, at=context.now)
+            reason = skip_candidate(bot=bot, record=record, user=user, context=context) or user_available(
+                user=user, at=context.now
+            )
             if reason:
                 skipped[user.id] = Skip(user=user.id, reason=reason)
         candidates = [user.id for user in pool if user.id not in skipped]
@@ -532,6 +534,27 @@ def _final(bot: Bot, reassign: Reassign) -> Decision:
     )
 
 
+def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:
+    """A ``firstresult`` hook, to call once per candidate of one decision: its
+    implementations as registered now, called in pluggy's order (the last registered
+    first) until one answers. Pluggy's own call costs several times a plain call, paid per
+    candidate; with no implementation nothing is called at all. An implementation that
+    wraps the others (``hookwrapper``/``wrapper``) gets pluggy's own call."""
+    impls = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+        return caller
+    plain = [(impl.function, impl.argnames) for impl in reversed(impls)]
+
+    def call(**kwargs: Any) -> Any:
+        for function, argnames in plain:
+            answer = function(*[kwargs[name] for name in argnames])
+            if answer is not None:
+                return answer
+        return None
+
+    return call
+
+
 def _trigger_reason(
     event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler, reassigning: bool = False
 ) -> str | None:
@@ -575,6 +598,18 @@ def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
     if bot.trigger.where is not None:
         met.append(f"trigger.where {json.dumps(bot.trigger.where, sort_keys=True)} matched")
     return met
+
+
+def _differing(changed: Mapping[LinkRef, RecordT], stored: Mapping[LinkRef, RecordT]) -> list[RecordT]:
+    """The linked records to write: new ones, and stored ones whose owners or tags the
+    bots changed (the only fields ``_act`` sets). A company that already had the picked
+    user and the tag (every deal of it after the first, in a list operation) costs no
+    write at all."""
+    return [
+        record
+        for ref, record in changed.items()
+        if (old := stored.get(ref)) is None or (old.owners, old.tags) != (record.owners, record.tags)
+    ]
 
 
 def _with(tags: list[str], tag: str | None) -> list[str]:

@@ -34,6 +34,7 @@ from .fields import FieldSpec
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
+    FROM_STORE,
     GIVEN_BY,
     LIST_PREFIX,
     USER_PREFIX,
@@ -251,7 +252,8 @@ class Engine:
         they may, have ids in the list operations' namespace."""
         if not isinstance(event, Event):
             try:
-                event = Event.model_validate(event)
+                context = {FROM_STORE: True} if list_operation else None
+                event = Event.model_validate(event, context=context)
             except ValidationError as exc:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 raise EventError(_describe(event_id, exc)) from None
@@ -304,13 +306,15 @@ class Engine:
         tx: Transaction,
         event: Event,
         route: bool,
+        stored: dict[str, Any] | None = None,
         reassign: Reassign | None = None,
         reassignments: int = 0,
     ) -> Outcome:
         """Decide a valid event and write what it changes, inside an open transaction.
 
-        ``reassign`` hands on a record whose owner missed a deadline (``tick``), for the
-        ``reassignments``-th time."""
+        ``stored`` is the record as the transaction read it already (a list operation's),
+        else it is read here. ``reassign`` hands on a record whose owner missed a deadline
+        (``tick``), for the ``reassignments``-th time."""
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id)
         if seen is not None:
@@ -328,12 +332,12 @@ class Engine:
                     "the first delivery's outcome stands (a new event needs a new id)"
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
-        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
+        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored)
         decided = self._decider.decide(event, replace(reads, reassign=reassign), route)
         if decided.reroute and not route:
             # A bot took back the owner it gave and sends the record back to the pool: it
             # is routed, so the routing bots' state is read (and locked) too.
-            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True))
+            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True), stored)
             decided = self._decider.decide(event, replace(reads, reassign=reassign), True)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
@@ -346,7 +350,7 @@ class Engine:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
-        tx.put_outcome(decided.outcome, event.fingerprint)
+        tx.put_outcome(decided.outcome, event.fingerprint or None)
         # Kept for replays (salesbot_core.replay), decided at the time it was decided at.
         at = decided.outcome.at or datetime.now(UTC)
         tx.put_event(account, event.id, at, kept_payload(event, at), route)
@@ -469,7 +473,12 @@ class Engine:
             list_operation=True,
         )
         outcome = self._handle_in(
-            tx, event, False, Reassign(due.owner, escalation.note, final), due.reassignments + 1
+            tx,
+            event,
+            False,
+            stored=stored,
+            reassign=Reassign(due.owner, escalation.note, final),
+            reassignments=due.reassignments + 1,
         )
         if outcome.owners_after != stored["owners"]:
             tx.put_note(account, due.entity, due.record_id, escalation.note, target.id, event.id)
@@ -500,12 +509,15 @@ class Engine:
         owner, as CRM assignment rules do. Exactly once, like ``handle``."""
         return self.handle(event, route=True)
 
-    def _read(self, tx: Transaction, event: Event, bots: list[Bot]) -> Reads:
+    def _read(
+        self, tx: Transaction, event: Event, bots: list[Bot], stored: dict[str, Any] | None = None
+    ) -> Reads:
         """Everything the decision needs from the store, read inside the transaction."""
         account, record = event.account, event.record
         now = event.at or datetime.now(UTC)
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-        stored = tx.get_record(account, record.entity, record.id)
+        if stored is None:
+            stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
         given = {(record.entity, record.id): given_by(stored)}
         if not bots:
@@ -694,7 +706,8 @@ class Engine:
                     "account": account,
                     "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
                 }
-                outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
+                valid = self._validate(event, list_operation=True)
+                outcomes.append(self._handle_in(tx, valid, False, stored))
         return outcomes
 
     def set_user_active(self, account: str, user_id: str, active: bool) -> None:

@@ -46,6 +46,11 @@ MAX_NODES = 100_000
 _LABEL_LENGTH = 40
 
 
+#: The settings of an account no file sets (frozen, so one instance serves them all: the
+#: decision asks for them a few times per event).
+DEFAULT_SETTINGS = AccountSettings()
+
+
 @dataclass(frozen=True)
 class Rules:
     """A loaded, valid set of bots and users across accounts."""
@@ -59,7 +64,7 @@ class Rules:
     settings: Mapping[str, AccountSettings] = field(default_factory=dict)
 
     def account_settings(self, account: str) -> AccountSettings:
-        return self.settings.get(account) or AccountSettings()
+        return self.settings.get(account) or DEFAULT_SETTINGS
 
     def account_bots(self, account: str) -> list[Bot]:
         """The bots of an account, in the order the files list them."""

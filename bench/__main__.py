@@ -60,6 +60,8 @@ UNIT_FORMATS = {
     "s": ",.3f",
     "MB": ",.1f",
     "ms": ",.0f",
+    "statements": ",.1f",
+    "pages": ",.1f",
 }
 
 

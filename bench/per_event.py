@@ -2,13 +2,23 @@
 
 A deal is created with the bot as owner; the bot round-robins over 3 users, passes the
 owner on to the deal's company, tags both, writes a wall note on both and notifies the new
-owner. Each event is one ``Engine.handle`` (one ``BEGIN IMMEDIATE ... COMMIT``). The
-baseline (``bench.raw_sqlite``) does the same reads and writes with the same schema and
-pragmas; after each pair of runs both stores are compared table by table, and the
-benchmark fails if they differ. Run for ``synchronous=FULL`` (the default) and ``NORMAL``.
+owner. Each event is one ``Engine.handle`` (one ``BEGIN IMMEDIATE ... COMMIT``).
 
-The two sides run on two store files side by side, taking turns every 250 events, so a
-slow spell of a shared machine or disk does not land on one side only.
+Two baselines, each one ``BEGIN IMMEDIATE ... COMMIT`` per event too:
+
+- ``bench.raw_result`` (the goal's baseline) gives the same observable result with the
+  fewest writes: its own schema, one row per fact;
+- ``bench.raw_sqlite`` runs salesbot's own statements on salesbot's schema: beside it,
+  salesbot's Python alone.
+
+After each run the observable results of the three sides are compared (``bench.observe``:
+owners, tags, links, walls, outbox, rotation, ``explain`` of every record, a redelivery's
+answer), and the benchmark fails if they differ. A separate untimed run counts the
+statements and WAL pages each side spends per event. Run for ``synchronous=FULL`` (the
+default) and ``NORMAL``.
+
+The sides run on store files side by side, taking turns every 250 events, so a slow
+spell of a shared machine or disk does not land on one side only.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from rich.console import Console
 
 from salesbot_core import Engine
 
+from . import raw_result, raw_sqlite
 from .common import (
     BenchmarkFailed,
     Options,
@@ -36,7 +47,8 @@ from .common import (
     sqlite_url,
     write_rules,
 )
-from .raw_sqlite import RawBot, RawRouter, compare, connect, snapshot
+from .observe import Cost, differences, meter, observe_engine, observe_result, sqlite_connection
+from .raw_sqlite import RawBot, RawRouter
 
 NAME = "per_event"
 TITLE = "one event, full path (Engine.handle)"
@@ -45,6 +57,11 @@ EVENTS = 5_000
 COMPANIES = 500
 #: The two sides take turns, this many events at a time.
 BLOCK = 250
+#: Statements and WAL pages are counted over this many events, after as many more.
+METERED = 500
+#: The sides: salesbot, the result-defined baseline, the same-statements baseline.
+SIDES = ("salesbot", "result", "same")
+LABELS = {"result": "raw sqlite3, by result", "same": "raw sqlite3, same statements"}
 #: The goal: salesbot's time per event over the baseline's, per ``synchronous`` mode.
 GOALS = {"FULL": 1.5, "NORMAL": 2.5}
 
@@ -103,30 +120,92 @@ def _timed(handle: Callable[[dict[str, Any]], Any], batch: list[dict[str, Any]])
     return clock() - start, latencies
 
 
-def run_pair(
-    rules: Path, sb_db: Path, raw_db: Path, synchronous: str, batch: list[dict[str, Any]], flip: bool
-) -> dict[str, tuple[float, list[float]]]:
-    """Both sides on fresh stores, interleaved in blocks of ``BLOCK`` events (taking turns
-    at going first), so a slower spell of the machine (other processes, the disk's own
-    cache flushes) falls on both sides alike. Returns each side's seconds and latencies."""
-    for db in (sb_db, raw_db):
-        remove_db(db)
-    engine = Engine(rules, sqlite_url(sb_db, synchronous), autoload=False)
-    conn = connect(raw_db, synchronous)
-    handles = {"salesbot": engine.handle, "raw": RawRouter(conn, RAW_BOT).handle}
-    seconds = dict.fromkeys(handles, 0.0)
-    latencies: dict[str, list[float]] = {side: [] for side in handles}
+class Sides:
+    """The three sides on fresh store files in ``workdir``."""
+
+    def __init__(self, rules: Path, workdir: Path, synchronous: str, tag: str = ""):
+        self.paths = {side: workdir / f"per_event-{synchronous}{tag}-{side}.db" for side in SIDES}
+        for db in self.paths.values():
+            remove_db(db)
+        self.rules = rules
+        self.engine = Engine(rules, sqlite_url(self.paths["salesbot"], synchronous), autoload=False)
+        self.result = raw_result.ResultRouter(raw_result.connect(self.paths["result"], synchronous), RAW_BOT)
+        self.same = RawRouter(raw_sqlite.connect(self.paths["same"], synchronous), RAW_BOT)
+        self.handles: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "salesbot": self.engine.handle,
+            "result": self.result.handle,
+            "same": self.same.handle,
+        }
+        self.conns = {
+            "salesbot": sqlite_connection(self.engine.store),
+            "result": self.result.conn,
+            "same": self.same.conn,
+        }
+
+    def check(self, batch: list[dict[str, Any]]) -> list[str]:
+        """What the baselines show otherwise than salesbot after ``batch`` (empty: the same)."""
+        deals = [event["record"]["id"] for event in batch]
+        companies = sorted({event["record"]["company"] for event in batch})
+        first = batch[0]
+        again = (first["id"], lambda engine: engine.handle(first))
+        mine = observe_engine(self.engine, RAW_BOT.id, deals, companies, again)
+        problems = differences(mine, observe_result(self.result, deals, companies, first), LABELS["result"])
+        # The same-statements baseline wrote salesbot's tables: salesbot's store reads them.
+        with Engine(self.rules, sqlite_url(self.paths["same"], "NORMAL"), autoload=False) as reader:
+            theirs = observe_engine(reader, RAW_BOT.id, deals, companies, again)
+        return problems + differences(mine, theirs, LABELS["same"])
+
+    def close(self) -> None:
+        self.engine.close()
+        self.result.conn.close()
+        self.same.conn.close()
+        for db in self.paths.values():
+            remove_db(db)
+
+
+def run_sides(
+    rules: Path, workdir: Path, synchronous: str, batch: list[dict[str, Any]], turn: int
+) -> tuple[dict[str, tuple[float, list[float]]], list[str]]:
+    """The three sides on fresh stores, interleaved in blocks of ``BLOCK`` events (each
+    block begun by the next side in turn), so a slower spell of the machine (other
+    processes, the disk's own cache flushes) falls on every side alike. Returns each
+    side's seconds and latencies, and what the baselines show otherwise than salesbot."""
+    sides = Sides(rules, workdir, synchronous)
+    seconds = dict.fromkeys(SIDES, 0.0)
+    latencies: dict[str, list[float]] = {side: [] for side in SIDES}
     try:
         for i, start in enumerate(range(0, len(batch), BLOCK)):
-            sides = ["salesbot", "raw"] if (i % 2 == 0) != flip else ["raw", "salesbot"]
-            for side in sides:
-                total, each = _timed(handles[side], batch[start : start + BLOCK])
+            first = (i + turn) % len(SIDES)
+            for side in SIDES[first:] + SIDES[:first]:
+                total, each = _timed(sides.handles[side], batch[start : start + BLOCK])
                 seconds[side] += total
                 latencies[side] += each
+        problems = sides.check(batch)
     finally:
-        engine.close()
-        conn.close()
-    return {side: (seconds[side], latencies[side]) for side in handles}
+        sides.close()
+    return {side: (seconds[side], latencies[side]) for side in SIDES}, problems
+
+
+def costs(rules: Path, workdir: Path, batch: list[dict[str, Any]]) -> dict[str, Cost]:
+    """Statements and WAL pages per event of each side, over up to ``METERED`` events
+    after as many (so most companies are stored already, as in a long run)."""
+    warm, metered = batch[: len(batch) // 2][:METERED], batch[len(batch) // 2 :][:METERED]
+    sides = Sides(rules, workdir, "NORMAL", tag="-metered")
+    try:
+        result = {}
+        for side in SIDES:
+            handle = sides.handles[side]
+            for event in warm:
+                handle(event)
+            result[side] = meter(
+                sides.conns[side],
+                str(sides.paths[side]),
+                lambda handle=handle: [handle(event) for event in metered],  # type: ignore[misc]
+                len(metered),
+            )
+        return result
+    finally:
+        sides.close()
 
 
 def profile(
@@ -153,13 +232,18 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
     rules = write_rules(workdir / "per_event-rules", {"bots.yaml": RULES})
     report = Report(NAME, details={"events": count, "repeat": options.repeat, "companies": COMPANIES})
     for synchronous, goal in GOALS.items():
-        sb_db, raw_db = workdir / f"per_event-{synchronous}.db", workdir / f"per_event-{synchronous}-raw.db"
-        runs: dict[str, list[dict[str, float]]] = {"salesbot": [], "raw": []}
+        runs: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
         for rep in range(options.repeat):
             console.log(f"per_event {synchronous}: repetition {rep + 1}/{options.repeat}")
-            for side, (total, latencies) in run_pair(
-                rules, sb_db, raw_db, synchronous, batch, flip=rep % 2 == 1
-            ).items():
+            timed, problems = run_sides(rules, workdir, synchronous, batch, turn=rep)
+            if problems:
+                for problem in problems:
+                    console.print(f"[bold red]warning:[/] per_event {synchronous}: {problem}", markup=False)
+                raise BenchmarkFailed(
+                    f"synchronous={synchronous}: a baseline's observable results differ: "
+                    + "; ".join(problems)
+                )
+            for side, (total, latencies) in timed.items():
                 runs[side].append(
                     {
                         "seconds": total,
@@ -168,36 +252,34 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
                         "p99_us": percentile(latencies, 99) * 1e6,
                     }
                 )
-            mine, theirs = snapshot(sb_db), snapshot(raw_db)
-            problems = compare(mine, theirs)
-            if problems:
-                for problem in problems:
-                    console.print(f"[bold red]warning:[/] per_event {synchronous}: {problem}")
-                raise BenchmarkFailed(
-                    f"synchronous={synchronous}: the baseline did not write the same rows: "
-                    + "; ".join(problems)
-                )
-            report.details[f"rows_{synchronous}"] = {table: n for table, (n, _) in mine.items()}
         report.details[f"runs_{synchronous}"] = runs
         mid = {side: {key: median([r[key] for r in rs]) for key in rs[0]} for side, rs in runs.items()}
         case = f"synchronous={synchronous}"
-        report.rows += [
-            Row(
-                case,
-                "throughput",
-                "events/s",
-                mid["salesbot"]["events_per_s"],
-                mid["raw"]["events_per_s"],
-                "raw sqlite3",
+        sb = mid["salesbot"]
+        throughput = {
+            side: Row(
+                case, "throughput", "events/s", sb["events_per_s"], mid[side]["events_per_s"], LABELS[side],
                 kind="rate",
-                goal=goal,
-                goal_text=f"ratio ≤ {goal}",
-            ),
-            Row(case, "p50 latency", "µs", mid["salesbot"]["p50_us"], mid["raw"]["p50_us"], "raw sqlite3"),
-            Row(case, "p99 latency", "µs", mid["salesbot"]["p99_us"], mid["raw"]["p99_us"], "raw sqlite3"),
+            )
+            for side in ("result", "same")
+        }  # fmt: skip
+        throughput["result"].goal, throughput["result"].goal_text = goal, f"ratio ≤ {goal}"
+        report.rows += [
+            throughput["result"],
+            Row(case, "p50 latency", "µs", sb["p50_us"], mid["result"]["p50_us"], LABELS["result"]),
+            Row(case, "p99 latency", "µs", sb["p99_us"], mid["result"]["p99_us"], LABELS["result"]),
+            throughput["same"],
         ]
-        for db in (sb_db, raw_db):
-            remove_db(db)
+    console.log(f"per_event: counting statements and WAL pages over up to {METERED} events")
+    spent = costs(rules, workdir, batch)
+    report.details["per_event_costs"] = {side: cost.to_json() for side, cost in spent.items()}
+    for baseline in ("result", "same"):
+        report.rows += [
+            Row("per event", "statements", "statements", spent["salesbot"].statements,
+                spent[baseline].statements, LABELS[baseline]),
+            Row("per event", "WAL pages", "pages", spent["salesbot"].wal_pages,
+                spent[baseline].wal_pages, LABELS[baseline]),
+        ]  # fmt: skip
     if options.profile:
         for synchronous in GOALS:
             out = results / f"per_event-{synchronous}.prof"

@@ -7,18 +7,30 @@ serve`` (1 worker, JSON logs, metrics on) on another fresh store, measured in th
 
 * one event per request over one keep-alive connection (goal: ≤ 2× the in-process time);
 * ``events:batch`` with 100 events per request (goal: ≤ 1.2× in process, per event).
+
+Fair to both sides on shared cores: the three are interleaved in ``CHUNKS`` rounds (in
+process, one per request, batched), so a burst of load from other jobs falls on all of
+them alike; the client is this process, apart from the server, and as light as a client
+gets (the standard library's ``http.client`` on one keep-alive connection, every request
+encoded before the clock starts). The CPU seconds the server process spent per event
+(from ``/proc``) are reported beside the in-process CPU per event: that ratio is what
+HTTP costs the machine, whatever the scheduler did.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from salesbot_core import Engine
@@ -43,8 +55,11 @@ NAME = "service"
 TITLE = "one event over HTTP (salesbot serve) beside Engine.handle in process"
 EVENTS = 2_000
 BATCH = 100
+#: Rounds the in-process, per-request and batched runs alternate in.
+CHUNKS = 4
 GOALS = {"per_request": 2.0, "batch": 1.2}
 BASELINE = "Engine.handle in process"
+PATH = "/v1/accounts/default/events"
 
 
 def _port() -> int:
@@ -53,108 +68,141 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def in_process(rules: Path, db: Path, batch: list[dict[str, Any]]) -> tuple[float, list[float]]:
-    remove_db(db)
-    latencies = []
-    with Engine(rules, sqlite_url(db, "FULL"), autoload=False) as engine:
-        start = time.perf_counter()
-        for event in batch:
-            t0 = time.perf_counter()
-            engine.handle(event)
-            latencies.append(time.perf_counter() - t0)
-        total = time.perf_counter() - start
-    return total, latencies
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far (Linux ``/proc``), or 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def over_http(rules: Path, db: Path, batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-request and batched runs against one ``salesbot serve``: seconds and latencies."""
-    remove_db(db)
-    url = sqlite_url(db, "FULL")
+@contextmanager
+def serving(rules: Path, url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A ``salesbot serve`` process on ``url``, ready: it and its port."""
+    port = _port()
+    command = [sys.executable, "-m", "salesbot_core", "serve", "--port", str(port), "-r", str(rules)]
+    process = subprocess.Popen([*command, "--db", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                probe.request("GET", "/readyz")
+                if probe.getresponse().status == 200:
+                    probe.close()
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise BenchmarkFailed("salesbot serve did not start")
+            time.sleep(0.1)
+        yield process, port
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def _post(connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    connection.request("POST", path, body, headers)
+    response = connection.getresponse()
+    answer = response.read()
+    if response.status != 200:
+        raise BenchmarkFailed(f"HTTP {response.status}: {answer[:200]!r}")
+    return answer
+
+
+def _renamed(event: dict[str, Any], prefix: str) -> dict[str, Any]:
+    record = {**event["record"], "id": prefix + event["record"]["id"]}
+    return {**event, "id": prefix + event["id"], "record": record}
+
+
+def measure(rules: Path, workdir: Path, batch: list[dict[str, Any]]) -> dict[str, float]:
+    """One repetition: the three runs interleaved over ``CHUNKS`` rounds."""
+    local_db, http_db = workdir / "service-local.db", workdir / "service-http.db"
+    for db in (local_db, http_db):
+        remove_db(db)
+    url = sqlite_url(http_db, "FULL")
     with Engine(rules, url, autoload=False):
-        pass
+        pass  # the schema, before the server opens it
     store = open_store(make_plugin_manager(), url)
     try:
         token = create_token(store, "default", "bench", ["events"])
     finally:
         store.close()
-    port = _port()
-    command = [
-        sys.executable,
-        "-m",
-        "salesbot_core",
-        "serve",
-        "--port",
-        str(port),
-        "-r",
-        str(rules),
-        "--db",
-        url,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise BenchmarkFailed("salesbot serve did not start")
-            time.sleep(0.1)
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
-            path = "/v1/accounts/default/events"
-            latencies = []
-            start = time.perf_counter()
-            for event in batch:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # Every body encoded before any clock starts: the client does as little as it can.
+    singles = [json.dumps(e).encode() for e in batch]
+    batched = [_renamed(e, "b") for e in batch]
+    batches = [json.dumps({"events": batched[i : i + BATCH]}).encode() for i in range(0, len(batched), BATCH)]
+    step = -(-len(batch) // CHUNKS)
+    bstep = -(-len(batches) // CHUNKS)
+    local_lat: list[float] = []
+    http_lat: list[float] = []
+    local_s = local_cpu = http_s = batch_s = server_cpu = 0.0
+    with (
+        Engine(rules, sqlite_url(local_db, "FULL"), autoload=False) as engine,
+        serving(rules, url) as (
+            process,
+            port,
+        ),
+    ):
+        for chunk in range(CHUNKS):
+            mine = batch[chunk * step : (chunk + 1) * step] + batched[chunk * step : (chunk + 1) * step]
+            cpu, start = time.process_time(), time.perf_counter()
+            for event in mine:
                 t0 = time.perf_counter()
-                response = client.post(path, json=event)
-                latencies.append(time.perf_counter() - t0)
-                if response.status_code != 200:
-                    raise BenchmarkFailed(f"HTTP {response.status_code}: {response.text[:200]}")
-            per_request = time.perf_counter() - start
-            batched = [
-                {**e, "id": f"b{e['id']}", "record": {**e["record"], "id": f"b{e['record']['id']}"}}
-                for e in batch
-            ]
+                engine.handle(event)
+                local_lat.append(time.perf_counter() - t0)
+            local_s += time.perf_counter() - start
+            local_cpu += time.process_time() - cpu
+
+            # A new connection each round: the server closes one idle for 5 s (uvicorn's
+            # keep-alive timeout) while the in-process round runs.
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            connection.connect()
+            cpu, start = _cpu_seconds(process.pid), time.perf_counter()
+            for body in singles[chunk * step : (chunk + 1) * step]:
+                t0 = time.perf_counter()
+                _post(connection, PATH, body, headers)
+                http_lat.append(time.perf_counter() - t0)
+            http_s += time.perf_counter() - start
+            server_cpu += _cpu_seconds(process.pid) - cpu
+
             start = time.perf_counter()
-            for i in range(0, len(batched), BATCH):
-                response = client.post(f"{path}:batch", json={"events": batched[i : i + BATCH]})
-                if response.status_code != 200 or any("error" in r for r in response.json()["results"]):
-                    raise BenchmarkFailed(f"batch: HTTP {response.status_code}: {response.text[:200]}")
-            batch_seconds = time.perf_counter() - start
-    finally:
-        process.terminate()
-        process.wait(15)
-    return {"per_request": (per_request, latencies), "batch": batch_seconds}
+            for body in batches[chunk * bstep : (chunk + 1) * bstep]:
+                results = json.loads(_post(connection, f"{PATH}:batch", body, headers))["results"]
+                if any("error" in r for r in results):
+                    raise BenchmarkFailed(f"batch: {json.dumps(results)[:200]}")
+            batch_s += time.perf_counter() - start
+            connection.close()
+    for db in (local_db, http_db):
+        remove_db(db)
+    count = len(batch)
+    return {
+        "local_events_per_s": 2 * count / local_s,
+        "local_p50_us": percentile(local_lat, 50) * 1e6,
+        "local_p99_us": percentile(local_lat, 99) * 1e6,
+        "local_cpu_us": local_cpu / (2 * count) * 1e6,
+        "http_events_per_s": count / http_s,
+        "http_p50_us": percentile(http_lat, 50) * 1e6,
+        "http_p99_us": percentile(http_lat, 99) * 1e6,
+        "server_cpu_us": server_cpu / count * 1e6,
+        "batch_events_per_s": count / batch_s,
+    }
 
 
 def run(options: Options, workdir: Path, console: Console, results: Path) -> Report:
     count = options.size(EVENTS)
     batch = events(count)
     rules = write_rules(workdir / "service-rules", {"bots.yaml": RULES})
-    report = Report(NAME, details={"events": count, "repeat": options.repeat, "batch_size": BATCH})
+    report = Report(
+        NAME, details={"events": count, "repeat": options.repeat, "batch_size": BATCH, "rounds": CHUNKS}
+    )
     runs: list[dict[str, float]] = []
     for rep in range(options.repeat):
         console.log(f"service: repetition {rep + 1}/{options.repeat}")
-        local_s, local_lat = in_process(rules, workdir / "service-local.db", batch)
-        http = over_http(rules, workdir / "service-http.db", batch)
-        http_s, http_lat = http["per_request"]
-        runs.append(
-            {
-                "local_events_per_s": count / local_s,
-                "local_p50_us": percentile(local_lat, 50) * 1e6,
-                "local_p99_us": percentile(local_lat, 99) * 1e6,
-                "http_events_per_s": count / http_s,
-                "http_p50_us": percentile(http_lat, 50) * 1e6,
-                "http_p99_us": percentile(http_lat, 99) * 1e6,
-                "batch_events_per_s": count / http["batch"],
-            }
-        )
-    for db in ("service-local.db", "service-http.db"):
-        remove_db(workdir / db)
+        runs.append(measure(rules, workdir, batch))
     report.details["runs"] = runs
     mid = {key: median([r[key] for r in runs]) for key in runs[0]}
     one = "HTTP, 1 event per request (keep-alive)"
@@ -173,6 +221,7 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
         ),
         Row(one, "p50 latency", "µs", mid["http_p50_us"], mid["local_p50_us"], BASELINE),
         Row(one, "p99 latency", "µs", mid["http_p99_us"], mid["local_p99_us"], BASELINE),
+        Row(one, "CPU per event (server)", "µs", mid["server_cpu_us"], mid["local_cpu_us"], BASELINE),
         Row(
             batched,
             "throughput",

@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "salesbot_plugins.schedule",
     "salesbot_plugins.fall_through",
     "salesbot_plugins.unassign",
+    "salesbot_plugins.sla",
     "salesbot_plugins.sqlite_store",
     "salesbot_plugins.postgres_store",
 )

@@ -83,11 +83,13 @@ def _local(moment: datetime, user: User) -> datetime:
 
 @hookimpl
 def salesbot_user_available(user: User, at: datetime) -> str | None:
+    absences, hours = OUT_OF_OFFICE.get(user), WORKING_HOURS.get(user)
+    if not absences and hours is None:
+        return None  # most users: no time zone arithmetic for each candidate of each event
     local = _local(at, user)
-    for absence in OUT_OF_OFFICE.get(user):
+    for absence in absences:
         if _local(absence.start, user) <= local < _local(absence.end, user):
             return f"{absence.reason} until {_local(absence.end, user).isoformat()}"
-    hours = WORKING_HOURS.get(user)
     if hours is not None:
         day = WEEKDAYS[local.weekday()]
         if day not in hours.days:

@@ -21,6 +21,7 @@ The versions that shipped, on this history:
  6          6                            5                              the admin page
  7          7                            6                              event payloads
  8          8                            8                              compact indexes
+ 9          9                            9                              SLA due items
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -38,7 +39,7 @@ from salesbot_core import page_queries
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
 #: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
@@ -284,6 +285,24 @@ def step_8(s: Session) -> None:
     ddl(s, "DROP INDEX IF EXISTS assignments_bot; DROP INDEX IF EXISTS outcomes_record")
 
 
+def step_9(s: Session) -> None:
+    """The due items of SLAs (``salesbot_core.models.DueItem``): one per record, taken by
+    ``Engine.tick`` oldest due first. Created empty: older assignments have no deadline."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS due_items (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    key TEXT NOT NULL, bot TEXT NOT NULL, owner TEXT NOT NULL,
+    assigned_at TEXT NOT NULL, due_at TEXT NOT NULL,
+    reassignments INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, entity, record_id)
+);
+CREATE INDEX IF NOT EXISTS due_items_due ON due_items (due_at)
+""",
+    )
+
+
 STEPS: tuple[Callable[[Session], None], ...] = (
     step_1,
     step_2,
@@ -293,6 +312,7 @@ STEPS: tuple[Callable[[Session], None], ...] = (
     step_6,
     step_7,
     step_8,
+    step_9,
 )
 assert len(STEPS) == SCHEMA_VERSION
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from salesbot_core import Outcome, page_queries
-from salesbot_core.models import ENTITIES, Delivery, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import ENTITIES, Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
 from salesbot_core.store import (
     PRUNE_BATCH,
     PRUNE_EVERY,
@@ -117,6 +117,21 @@ SELECT_RECORD = "SELECT data FROM records WHERE account = ? AND entity = ? AND i
 SELECT_SWITCHES = "SELECT bot, active FROM bot_switches WHERE account = ?"
 SELECT_ENDPOINTS = "SELECT id, events FROM webhooks WHERE account = ? ORDER BY seq"
 
+#: The columns of a due item of an SLA, in ``DueItem``'s names.
+DUE_COLUMNS = "key, account, entity, record_id, bot, owner, assigned_at, due_at, reassignments"
+#: One item per record: a new assignment replaces the one before.
+PUT_DUE = (
+    f"INSERT INTO due_items ({DUE_COLUMNS}) VALUES ({', '.join('?' * 9)}) "
+    "ON CONFLICT (account, entity, record_id) DO UPDATE SET key = excluded.key, bot = excluded.bot, "
+    "owner = excluded.owner, assigned_at = excluded.assigned_at, due_at = excluded.due_at, "
+    "reassignments = excluded.reassignments"
+)
+DUE_OF_RECORD = "WHERE account = ? AND entity = ? AND record_id = ?"
+
+
+def _due_item(row: Any) -> DueItem:
+    return DueItem(**dict(zip(DUE_COLUMNS.split(", "), row, strict=True)))
+
 
 class SqlTransaction:
     """The reads and writes of one event (``salesbot_core.store.Transaction``)."""
@@ -132,6 +147,8 @@ class SqlTransaction:
         self._states: dict[tuple[str, str], str] = {}
         self._switches: dict[str, dict[str, bool] | Cursor] = {}
         self._endpoints: dict[str, list[tuple[str, list[str]]] | Cursor] = {}
+        # The due item of the event's record, read in the first round trip (PostgreSQL).
+        self._dues: dict[tuple[str, str, str], Cursor] = {}
 
     def _lock(self, space: int, key: str) -> None:
         if self._d.locks:
@@ -166,6 +183,12 @@ class SqlTransaction:
             if record is not None and (account, *record) not in self._records:
                 # Locked after the event id: the lock order stays event, record, links, states.
                 self._queue_record(account, *record)
+            if record is not None:
+                # An SLA's due item of the record, read with it (the engine asks for it
+                # when a plugin can meet a deadline): no round trip of its own.
+                self._dues[(account, *record)] = self._s.execute(
+                    f"SELECT {DUE_COLUMNS} FROM due_items {DUE_OF_RECORD}", (account, *record)
+                )
         row = found.fetchone()
         return Logged(Outcome.model_validate_json(row[0]), row[1]) if row else None
 
@@ -374,6 +397,36 @@ class SqlTransaction:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (id, account, webhook_id, kind, payload, next_at),
         )
+
+    # -- Due items of SLAs (salesbot_core.models.DueItem) --------------------------------
+
+    def put_due(self, item: DueItem) -> None:
+        values = item.model_dump()
+        self._s.write(PUT_DUE, tuple(values[name] for name in DUE_COLUMNS.split(", ")))
+
+    def get_due(self, account: str, entity: str, record_id: str) -> DueItem | None:
+        sent = self._dues.pop((account, entity, record_id), None)
+        if sent is None:
+            sent = self._s.execute(
+                f"SELECT {DUE_COLUMNS} FROM due_items {DUE_OF_RECORD}", (account, entity, record_id)
+            )
+        row = sent.fetchone()
+        return _due_item(row) if row else None
+
+    def clear_due(self, account: str, entity: str, record_id: str) -> None:
+        self._s.write(f"DELETE FROM due_items {DUE_OF_RECORD}", (account, entity, record_id))
+
+    def claim_due(self, now: str, limit: int) -> list[DueItem]:
+        """Oldest due first; the caller clears each item it takes in this transaction.
+        PostgreSQL: workers ticking at once each take other items (SKIP LOCKED), none
+        waits on another; SQLite: the write lock lets one worker in at a time."""
+        skip = " FOR UPDATE SKIP LOCKED" if self._d.locks else ""
+        rows = self._s.execute(
+            f"SELECT {DUE_COLUMNS} FROM due_items WHERE due_at <= ? "
+            f"ORDER BY due_at, account, entity, record_id LIMIT ?{skip}",
+            (now, limit),
+        ).fetchall()
+        return [_due_item(row) for row in rows]
 
 
 def prune(s: Session, before: str, limit: int) -> int:
@@ -664,6 +717,23 @@ class SqlStore:
                 (account, status, status, limit),
             )
         return [Delivery(**row) for row in rows]
+
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        with self._read() as s:
+            rows = s.execute(
+                'SELECT entity, record_id FROM record_owners WHERE account = ? AND "user" = ? AND open '
+                "ORDER BY entity, record_id",
+                (account, user),
+            ).fetchall()
+        return [(entity, record_id) for entity, record_id in rows]
+
+    def due_items(self, account: str) -> list[DueItem]:
+        with self._read() as s:
+            rows = s.execute(
+                f"SELECT {DUE_COLUMNS} FROM due_items WHERE account = ? ORDER BY due_at, entity, record_id",
+                (account,),
+            ).fetchall()
+        return [_due_item(row) for row in rows]
 
     def replay_delivery(self, account: str, id: str, now: str) -> bool:
         with self._write() as s:

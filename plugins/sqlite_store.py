@@ -92,7 +92,12 @@ class SQLiteStore(SqlStore):
     dialect = DIALECT
 
     def __init__(
-        self, path: str | Path, synchronous: str = "FULL", readonly: bool = False, dry_run: bool = False
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        readonly: bool = False,
+        dry_run: bool = False,
+        busy_timeout: int = BUSY_TIMEOUT_MS,
     ):
         """Open (creating if needed) the database at ``path``.
 
@@ -102,9 +107,11 @@ class SQLiteStore(SqlStore):
         (SQLite's ``mode=ro``): nothing is created or migrated, and every write fails.
         ``dry_run`` opens an existing file for ``dry_run`` transactions (``mode=rw``:
         nothing is created or migrated, and the ``-wal`` and ``-shm`` files are removed
-        again on close), and a missing one as an empty in-memory store.
+        again on close), and a missing one as an empty in-memory store. ``busy_timeout``
+        is how long (ms) a write waits for another process's write lock before it fails.
         """
         self.path = str(path)
+        self._busy_timeout = busy_timeout
         self._dry_run_only = dry_run
         self._retention_days = retention_days()
         if readonly:
@@ -119,7 +126,7 @@ class SQLiteStore(SqlStore):
         # never implicitly by the sqlite3 module.
         try:
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute("BEGIN IMMEDIATE")
@@ -151,7 +158,7 @@ class SQLiteStore(SqlStore):
                 isolation_level=None,
                 check_same_thread=False,
             )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
             (version,) = conn.execute("PRAGMA user_version").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r} {how}: {exc}") from None
@@ -222,7 +229,7 @@ SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA", "OFF")
 
 @hookimpl(trylast=True)
 def salesbot_open_store(url: str, readonly: bool, dry_run: bool = False) -> SQLiteStore | None:
-    """Handle plain paths and ``sqlite:///path[?synchronous=NORMAL]`` URLs.
+    """Handle plain paths and ``sqlite:///path[?synchronous=NORMAL][&busy_timeout=MS]`` URLs.
 
     Other URLs are left to other store plugins.
     """
@@ -230,10 +237,13 @@ def salesbot_open_store(url: str, readonly: bool, dry_run: bool = False) -> SQLi
         return None if "://" in url else SQLiteStore(url, readonly=readonly, dry_run=dry_run)
     path, _, query = url[len("sqlite:///") :].partition("?")
     options = parse_qs(query)
-    unknown = set(options) - {"synchronous"}
+    unknown = set(options) - {"synchronous", "busy_timeout"}
     if unknown:
-        raise StoreError(f"{url!r}: unknown option {sorted(unknown)[0]!r}; known: synchronous")
+        raise StoreError(f"{url!r}: unknown option {sorted(unknown)[0]!r}; known: synchronous, busy_timeout")
     synchronous = options.get("synchronous", ["FULL"])[-1].upper()
     if synchronous not in SYNCHRONOUS:
         raise StoreError(f"{url!r}: synchronous must be one of {', '.join(SYNCHRONOUS)}")
-    return SQLiteStore(path, synchronous=synchronous, readonly=readonly, dry_run=dry_run)
+    busy = options.get("busy_timeout", [str(BUSY_TIMEOUT_MS)])[-1]
+    if not busy.isdigit() or len(busy) > 9:
+        raise StoreError(f"{url!r}: busy_timeout must be a whole number of milliseconds")
+    return SQLiteStore(path, synchronous, readonly=readonly, dry_run=dry_run, busy_timeout=int(busy))

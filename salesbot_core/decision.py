@@ -22,6 +22,7 @@ from .entities import EntityHandler, LinkRef
 from .errors import EventError, PluginError
 from .models import (
     BOT_PREFIX,
+    USER_PREFIX,
     AccountSettings,
     Bot,
     Change,
@@ -30,6 +31,7 @@ from .models import (
     Outcome,
     Release,
     Skip,
+    User,
     record_from_dict,
 )
 from .rulesets import Rules, condition_key, field_condition_key
@@ -66,6 +68,18 @@ class Decided:
 
 
 @dataclass(frozen=True)
+class Reassign:
+    """A record handed on because its owner missed a deadline (``Engine.tick``)."""
+
+    #: The owner it is taken from: never picked again by this decision.
+    previous: str
+    #: Why, in words ("reassigned: no contact within 2h"): the reason's first words.
+    note: str
+    #: ``fallback`` or ``stay`` after the last reassignment; ``None`` for a new pick.
+    final: str | None = None
+
+
+@dataclass(frozen=True)
 class Reads:
     """What the engine read from the store, inside the event's transaction, for ``decide``."""
 
@@ -81,6 +95,9 @@ class Reads:
     switches: Mapping[str, bool] = field(default_factory=dict)
     #: Which owners of the record and of its linked records a bot gave, by record.
     given: Mapping[LinkRef, Mapping[str, str]] = field(default_factory=dict)
+    #: Set when a missed deadline hands the record on (the bot fires whatever its
+    #: trigger's events, since it already took this record once).
+    reassign: Reassign | None = None
 
 
 @dataclass(frozen=True)
@@ -138,20 +155,27 @@ class Decider:
             if bot.id in reads.switches:
                 bot = bot.model_copy(update={"active": reads.switches[bot.id]})
             owned = [o for o in owners if not o.startswith(BOT_PREFIX)] if routing else []
-            reasons = self._why_not(trigger_event, bot, handler, reads.context.now, owned)
+            reasons = self._why_not(
+                trigger_event, bot, handler, reads.context.now, owned, reads.reassign is not None
+            )
             if routing and reasons:
                 decisions.append(Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons)))
                 continue
             if routing:  # the first bot that applies takes the record, as if set as owner
                 single = not self.rules.account_settings(event.account).multiple_owners
                 owners = [bot.owner_ref] if single else [*owners, bot.owner_ref]
-            decision = (
-                Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
-                if reasons
-                else self._pick(
+            if reasons:
+                decision = Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
+            elif reads.reassign is not None and reads.reassign.final is not None:
+                decision = _final(bot, reads.reassign)
+            else:
+                decision = self._pick(
                     event, bot, handler, reads, [o for o in owners if not o.startswith(BOT_PREFIX)]
                 )
-            )
+                if reads.reassign is not None:
+                    decision = decision.model_copy(
+                        update={"reason": "; ".join(filter(None, [reads.reassign.note, decision.reason]))}
+                    )
             at = owners.index(bot.owner_ref)
             if decision.owner is None or decision.owner in owners:
                 del owners[at]
@@ -201,7 +225,7 @@ class Decider:
             record.model_copy(update={"owners": owners, "tags": tags}),
             outcome,
             new_states,
-            list(changed.values()),
+            _differing(changed, reads.context.linked),
             notes,
             notifications,
             given={
@@ -273,14 +297,21 @@ class Decider:
         )
 
     def _why_not(
-        self, event: Event, bot: Bot, handler: EntityHandler, at: datetime, owned: list[str]
+        self,
+        event: Event,
+        bot: Bot,
+        handler: EntityHandler,
+        at: datetime,
+        owned: list[str],
+        reassigning: bool = False,
     ) -> list[str]:
         """The reasons the bot must not fire for this event (none: it fires). ``owned``:
-        the users who own the record being routed."""
+        the users who own the record being routed; ``reassigning``: a missed deadline
+        hands the record on."""
         account, record = event.account, event.record
         settings = self.rules.account_settings(account)
         reason = (
-            _trigger_reason(event, bot, settings, handler)
+            _trigger_reason(event, bot, settings, handler, reassigning)
             or _owned_reason(bot, owned)
             or self.hook.salesbot_bot_applies(
                 bot=bot, event=event, record=record, settings=settings, handler=handler, at=at
@@ -314,18 +345,28 @@ class Decider:
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
         context = replace(reads.context, matches=self._field_matcher(event))
-        pool = [user for user in map(lambda u: self.rules.user(account, u), bot.users) if user]
+        pool = [
+            _switched(user, reads.switches)
+            for user in map(lambda u: self.rules.user(account, u), bot.users)
+            if user
+        ]
         skipped: dict[str, Skip] = {
             user: Skip(user=user, reason="already an owner of the record")
             for user in owners
             if user in bot.users
         }
+        if reads.reassign is not None and reads.reassign.previous in bot.users:
+            skipped[reads.reassign.previous] = Skip(
+                user=reads.reassign.previous, reason="the owner it is taken from (deadline missed)"
+            )
+        skip_candidate = _first_result(self.hook.salesbot_skip_candidate)
+        user_available = _first_result(self.hook.salesbot_user_available)
         for user in pool:
             if user.id in skipped:
                 continue
-            reason = self.hook.salesbot_skip_candidate(
-                bot=bot, record=record, user=user, context=context
-            ) or self.hook.salesbot_user_available(user=user, at=context.now)
+            reason = skip_candidate(bot=bot, record=record, user=user, context=context) or user_available(
+                user=user, at=context.now
+            )
             if reason:
                 skipped[user.id] = Skip(user=user.id, reason=reason)
         candidates = [user.id for user in pool if user.id not in skipped]
@@ -471,7 +512,52 @@ class Decider:
         }
 
 
-def _trigger_reason(event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler) -> str | None:
+def _switched(user: User, switches: Mapping[str, bool]) -> User:
+    """The user as their store switch (offboard, activate) has them, over the ruleset."""
+    active = switches.get(USER_PREFIX + user.id)
+    return user if active is None or active == user.active else user.model_copy(update={"active": active})
+
+
+def _final(bot: Bot, reassign: Reassign) -> Decision:
+    """The last step of a missed deadline: the bot's fallback owner, or nothing moves."""
+    if reassign.final == "fallback" and bot.fallback is not None and bot.fallback != reassign.previous:
+        return Decision(
+            bot=bot.id,
+            status="fallback",
+            owner=bot.fallback,
+            reason=f"{reassign.note}; no reassignment left: the bot's fallback owner",
+        )
+    return Decision(
+        bot=bot.id,
+        status="not_applied",
+        reason=f"{reassign.note}; no reassignment left: stays with {reassign.previous}",
+    )
+
+
+def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:
+    """A ``firstresult`` hook, to call once per candidate of one decision: its
+    implementations as registered now, called in pluggy's order (the last registered
+    first) until one answers. Pluggy's own call costs several times a plain call, paid per
+    candidate; with no implementation nothing is called at all. An implementation that
+    wraps the others (``hookwrapper``/``wrapper``) gets pluggy's own call."""
+    impls = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+        return caller
+    plain = [(impl.function, impl.argnames) for impl in reversed(impls)]
+
+    def call(**kwargs: Any) -> Any:
+        for function, argnames in plain:
+            answer = function(*[kwargs[name] for name in argnames])
+            if answer is not None:
+                return answer
+        return None
+
+    return call
+
+
+def _trigger_reason(
+    event: Event, bot: Bot, settings: AccountSettings, handler: EntityHandler, reassigning: bool = False
+) -> str | None:
     """Why the bot must not fire by its switches and its ``trigger``, or ``None``.
 
     In the core, not in a plugin: these are what the core's own fields (``active``,
@@ -485,7 +571,7 @@ def _trigger_reason(event: Event, bot: Bot, settings: AccountSettings, handler: 
         return "the bot is switched off"
     if record.entity != bot.entity:
         return f"the bot handles {bot.entity} records, not {record.entity} records"
-    if event.kind not in bot.trigger.events:
+    if event.kind not in bot.trigger.events and not reassigning:
         return f"the bot does not fire on {event.kind!r} events"
     if event.kind == "updated" and event.changed is not None and "owners" not in event.changed:
         return "the update did not change the owners"
@@ -512,6 +598,18 @@ def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
     if bot.trigger.where is not None:
         met.append(f"trigger.where {json.dumps(bot.trigger.where, sort_keys=True)} matched")
     return met
+
+
+def _differing(changed: Mapping[LinkRef, RecordT], stored: Mapping[LinkRef, RecordT]) -> list[RecordT]:
+    """The linked records to write: new ones, and stored ones whose owners or tags the
+    bots changed (the only fields ``_act`` sets). A company that already had the picked
+    user and the tag (every deal of it after the first, in a list operation) costs no
+    write at all."""
+    return [
+        record
+        for ref, record in changed.items()
+        if (old := stored.get(ref)) is None or (old.owners, old.tags) != (record.owners, record.tags)
+    ]
 
 
 def _with(tags: list[str], tag: str | None) -> list[str]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -18,17 +20,27 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import ValidationError
 
 from .conditions import choose_evaluator
-from .decision import Decider, Reads
+from .decision import Decider, Reads, Reassign
 from .entities import LinkRef
-from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from .errors import (
+    EventError,
+    IdempotencyConflict,
+    RulesetError,
+    SalesbotError,
+    StoreError,
+    TransientStoreError,
+)
 from .fields import FieldSpec
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
+    FROM_STORE,
     GIVEN_BY,
     LIST_PREFIX,
+    USER_PREFIX,
     Bot,
     Decision,
+    DueItem,
     EntityType,
     Event,
     Note,
@@ -38,10 +50,12 @@ from .models import (
     given_by,
     list_event_id,
     record_from_dict,
+    utc_iso,
 )
 from .periods import CALENDAR, OPEN_OWNED, usage_bounds
 from .registry import Registry, make_plugin_manager
-from .rulesets import Rules, folder_fingerprint, load_rulesets
+from .reloading import RulesStatus
+from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
 from .store import Store, Transaction, kept_payload
 from .strategy import Context, RecordT
@@ -61,6 +75,17 @@ RETRY_ATTEMPTS = 12
 #: for a connection: enough to ride out a PostgreSQL restart.
 RETRY_FIRST_WAIT = 0.05
 RETRY_MAX_WAIT = 5.0
+
+
+class Offboarded(NamedTuple):
+    """What ``Engine.offboard`` did."""
+
+    #: One per record redistributed by this run (a rerun of the same operation skips the
+    #: records it already moved: they are no longer the user's).
+    outcomes: list[Outcome]
+    #: ``(entity, id)`` of open records no active bot could take (none assigned them, and
+    #: ``to_bot`` was not given or handles another entity): they stay with the user.
+    left: list[tuple[str, str]]
 
 
 class Delivered(NamedTuple):
@@ -152,12 +177,18 @@ class Engine:
         self.catalog = self.registry.catalog()
         self._folder: Path | None = None
         self._conditions = choose_evaluator(conditions)
+        now = datetime.now(UTC)
         if isinstance(rulesets, Rules):
             self.rules = rulesets
+            #: The running rules: when loaded, from which files, the last reload's errors.
+            self.rules_status = RulesStatus(None, now, (), now)
         else:
             self._folder = Path(rulesets)
+            self._stats = folder_stats(self._folder, time.time())
             self._fingerprint = folder_fingerprint(self._folder)
+            self._failed: str | None = None
             self.rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
+            self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
         self.store = (
             store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
         )
@@ -167,18 +198,39 @@ class Engine:
         """Reload the rulesets folder if its files changed (or always, with ``force``).
 
         Returns whether new rules were loaded. If the folder is now invalid, raises
-        ``RulesetError`` and the engine keeps running on the last good rules. Bot switches
-        and rotation state live in the store and carry over.
+        ``RulesetError`` and the engine keeps running on the last good rules; the error is
+        raised once per broken version of the folder (until its files change again, a call
+        returns False) and stays in ``rules_status.errors``. Bot switches and rotation
+        state live in the store and carry over. Cheap when nothing changed: the files'
+        stats are compared (``folder_stats``), their contents only when the stats differ
+        or are too recent to tell.
         """
         if self._folder is None:
             return False
-        fingerprint = folder_fingerprint(self._folder)
-        if fingerprint == self._fingerprint and not force:
+        now, stats = datetime.now(UTC), folder_stats(self._folder, time.time())
+        status = self.rules_status
+        if not force and stats is not None and stats == self._stats:
+            self.rules_status = replace(status, checked_at=now)
             return False
-        rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
-        old_rules, self.rules, self._fingerprint = self.rules, rules, fingerprint
+        fingerprint = folder_fingerprint(self._folder)
+        self._stats = stats
+        if not force and fingerprint == self._fingerprint:  # back to the running rules
+            self._failed = None
+            self.rules_status = replace(status, checked_at=now, errors=())
+            return False
+        if not force and fingerprint == self._failed:
+            self.rules_status = replace(status, checked_at=now)
+            return False
+        try:
+            rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
+        except RulesetError as exc:
+            self._failed = fingerprint
+            self.rules_status = replace(status, checked_at=now, errors=tuple(exc.problems))
+            raise
+        old_rules, self.rules, self._fingerprint, self._failed = self.rules, rules, fingerprint, None
         self._decider = Decider(rules, self.catalog, self.registry.pm.hook)
         old_rules.conditions.close()  # the evaluator's state for the old conditions is freed
+        self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
         return True
 
     @property
@@ -200,7 +252,8 @@ class Engine:
         they may, have ids in the list operations' namespace."""
         if not isinstance(event, Event):
             try:
-                event = Event.model_validate(event)
+                context = {FROM_STORE: True} if list_operation else None
+                event = Event.model_validate(event, context=context)
             except ValidationError as exc:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 raise EventError(_describe(event_id, exc)) from None
@@ -248,8 +301,20 @@ class Engine:
         self._observe([outcome])
         return outcome
 
-    def _handle_in(self, tx: Transaction, event: Event, route: bool) -> Outcome:
-        """Decide a valid event and write what it changes, inside an open transaction."""
+    def _handle_in(
+        self,
+        tx: Transaction,
+        event: Event,
+        route: bool,
+        stored: dict[str, Any] | None = None,
+        reassign: Reassign | None = None,
+        reassignments: int = 0,
+    ) -> Outcome:
+        """Decide a valid event and write what it changes, inside an open transaction.
+
+        ``stored`` is the record as the transaction read it already (a list operation's),
+        else it is read here. ``reassign`` hands on a record whose owner missed a deadline
+        (``tick``), for the ``reassignments``-th time."""
         record, account = event.record, event.account
         seen = tx.outcome(account, event.id, (record.entity, record.id))
         if seen is not None:
@@ -267,13 +332,13 @@ class Engine:
                     "the first delivery's outcome stands (a new event needs a new id)"
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
-        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route))
-        decided = self._decider.decide(event, reads, route)
+        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored)
+        decided = self._decider.decide(event, replace(reads, reassign=reassign), route)
         if decided.reroute and not route:
             # A bot took back the owner it gave and sends the record back to the pool: it
             # is routed, so the routing bots' state is read (and locked) too.
-            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True))
-            decided = self._decider.decide(event, reads, True)
+            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True), stored)
+            decided = self._decider.decide(event, replace(reads, reassign=reassign), True)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
@@ -285,13 +350,158 @@ class Engine:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
-        tx.put_outcome(decided.outcome, event.fingerprint)
+        tx.put_outcome(decided.outcome, event.fingerprint or None)
         # Kept for replays (salesbot_core.replay), decided at the time it was decided at.
         at = decided.outcome.at or datetime.now(UTC)
         tx.put_event(account, event.id, at, kept_payload(event, at), route)
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
+        if reassign is None:
+            self._meet_due(tx, event, decided.record, decided.outcome.at or datetime.now(UTC))
+        self._put_due(tx, decided.outcome, decided.record, reassignments)
         return decided.outcome
+
+    def _meet_due(self, tx: Transaction, event: Event, record: RecordT, now: datetime) -> None:
+        """Clear the record's due item if the event meets it (``salesbot_sla_met``). Read
+        only when a plugin can meet one: an engine without SLAs pays nothing."""
+        hook = self.registry.pm.hook
+        if not hook.salesbot_sla_met.get_hookimpls():
+            return
+        due = tx.get_due(event.account, record.entity, record.id)
+        if due is None:
+            return
+        bot = self.rules.bot(due.account, due.bot)
+        if bot is None:  # a bot no longer in the rules has no deadline to keep
+            tx.clear_due(due.account, due.entity, due.record_id)
+            return
+        # The plugins' field conditions (``sla.met_when.where``) tested on this record.
+        context = Context(now=now, matches=self._decider._field_matcher(event))
+        if hook.salesbot_sla_met(bot=bot, due=due, event=event, record=record, context=context):
+            tx.clear_due(due.account, due.entity, due.record_id)
+
+    def _put_due(self, tx: Transaction, outcome: Outcome, record: RecordT, reassignments: int) -> None:
+        """Write a due item for each owner a bot gave the record, if a plugin sets a
+        deadline (``salesbot_due``); the last one wins (one item per record)."""
+        hook = self.registry.pm.hook
+        if not hook.salesbot_due.get_hookimpls():
+            return
+        at = outcome.at or datetime.now(UTC)
+        for decision in outcome.assigned:
+            bot = self.rules.bot(outcome.account, decision.bot)
+            owner = self.rules.user(outcome.account, str(decision.owner))
+            if bot is None or owner is None:
+                continue
+            due_at = hook.salesbot_due(
+                bot=bot, record=record, owner=owner, at=at, reassignments=reassignments
+            )
+            if due_at is None:
+                continue
+            tx.put_due(
+                DueItem(
+                    key=uuid.uuid4().hex,
+                    account=outcome.account,
+                    entity=outcome.entity,
+                    record_id=outcome.record_id,
+                    bot=bot.id,
+                    owner=owner.id,
+                    assigned_at=utc_iso(at),
+                    due_at=utc_iso(due_at),
+                    reassignments=reassignments,
+                )
+            )
+
+    def tick(self, now: datetime | None = None, *, batch_size: int = 100) -> list[Outcome]:
+        """Hand on every record whose deadline has passed at ``now`` (default: the clock).
+
+        Each due item is taken, decided (``salesbot_sla_missed``: a new pick through the
+        same or another bot with the owner excluded, the fallback owner, or nothing
+        moves) and cleared in one transaction of up to ``batch_size`` items, so workers
+        ticking at once handle each item once, and a tick killed midway leaves the items
+        of its open batch due for the next. Returns the outcomes of records that had one
+        (an item whose record is closed, gone, or already with someone else is dropped).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        moment = _aware_utc(now or datetime.now(UTC))
+        outcomes: list[Outcome] = []
+        while True:
+            taken, batch = _retrying(partial(self._tick_batch, moment, batch_size))
+            self._observe(batch)
+            outcomes += batch
+            if taken < batch_size:
+                return outcomes
+
+    def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome]]:
+        """One transaction of ``tick``: how many items it took, and the outcomes."""
+        outcomes: list[Outcome] = []
+        with self.store.transaction() as tx:
+            items = tx.claim_due(utc_iso(now), batch_size)
+            for due in items:
+                tx.clear_due(due.account, due.entity, due.record_id)
+                outcome = self._missed(tx, due, now)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return len(items), outcomes
+
+    def _missed(self, tx: Transaction, due: DueItem, now: datetime) -> Outcome | None:
+        """Hand on one record whose deadline passed, inside ``tick``'s transaction."""
+        account = due.account
+        stored = tx.get_record(account, due.entity, due.record_id)
+        bot = self.rules.bot(account, due.bot)
+        if stored is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
+            return None  # closed, or moved on by hand: nothing left to hand on
+        escalation = self.registry.pm.hook.salesbot_sla_missed(bot=bot, due=due)
+        if escalation is None:
+            return None
+        target = bot
+        if escalation.to.startswith(BOT_PREFIX):
+            target = self.rules.bot(account, escalation.to[len(BOT_PREFIX) :]) or bot
+        final = escalation.to if escalation.to in ("fallback", "stay") else None
+        if self.rules.account_settings(account).multiple_owners:
+            owners = [o for o in stored["owners"] if o != due.owner] + [target.owner_ref]
+        else:
+            owners = [target.owner_ref]
+        event = self._validate(
+            {
+                # A fresh key per item: its own namespace, never a host's event id.
+                "id": f"{LIST_PREFIX}due/{due.key}",
+                "kind": "list",
+                "account": account,
+                "at": now,
+                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+            },
+            list_operation=True,
+        )
+        outcome = self._handle_in(
+            tx,
+            event,
+            False,
+            stored=stored,
+            reassign=Reassign(due.owner, escalation.note, final),
+            reassignments=due.reassignments + 1,
+        )
+        if outcome.owners_after != stored["owners"]:
+            tx.put_note(account, due.entity, due.record_id, escalation.note, target.id, event.id)
+            for decision in outcome.assigned:
+                if decision.notification is None:  # the bot has no template: a plain message
+                    tx.put_notification(
+                        account,
+                        str(decision.owner),
+                        f"{due.entity} {due.record_id} is yours: {escalation.note}",
+                        event.id,
+                        due.entity,
+                        due.record_id,
+                    )
+            if escalation.notify_previous:
+                tx.put_notification(
+                    account,
+                    due.owner,
+                    f"{due.entity} {due.record_id}: {escalation.note}",
+                    event.id,
+                    due.entity,
+                    due.record_id,
+                )
+        return outcome
 
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:
         """Route a record that has no bot set: the account's bots for its entity are tried
@@ -299,12 +509,15 @@ class Engine:
         owner, as CRM assignment rules do. Exactly once, like ``handle``."""
         return self.handle(event, route=True)
 
-    def _read(self, tx: Transaction, event: Event, bots: list[Bot]) -> Reads:
+    def _read(
+        self, tx: Transaction, event: Event, bots: list[Bot], stored: dict[str, Any] | None = None
+    ) -> Reads:
         """Everything the decision needs from the store, read inside the transaction."""
         account, record = event.account, event.record
         now = event.at or datetime.now(UTC)
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-        stored = tx.get_record(account, record.entity, record.id)
+        if stored is None:
+            stored = tx.get_record(account, record.entity, record.id)
         previous = stored["owners"] if stored else None
         given = {(record.entity, record.id): given_by(stored)}
         if not bots:
@@ -465,9 +678,17 @@ class Engine:
         return outcomes
 
     def _assign_batch(
-        self, account: str, entity: EntityType, ids: list[str], bot_id: str, operation: str, multiple: bool
+        self,
+        account: str,
+        entity: EntityType,
+        ids: list[str],
+        bot_id: str,
+        operation: str,
+        multiple: bool,
+        without: str | None = None,
     ) -> list[Outcome]:
-        """One batch of a list operation, in one transaction."""
+        """One batch of a list operation, in one transaction; ``without`` is taken off the
+        records' owners (an offboarded user)."""
         outcomes: list[Outcome] = []
         with self.store.transaction() as tx:
             for record_id in ids:
@@ -477,15 +698,87 @@ class Engine:
                 stored = tx.get_record(account, entity, record_id)
                 if stored is None:  # records are never deleted; a guard, not a path
                     raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
-                owners = [*stored["owners"], BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+                kept = [o for o in stored["owners"] if o != without]
+                owners = [*kept, BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
                 event = {
                     "id": list_event_id(operation, entity, record_id),
                     "kind": "list",
                     "account": account,
                     "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
                 }
-                outcomes.append(self._handle_in(tx, self._validate(event, list_operation=True), False))
+                valid = self._validate(event, list_operation=True)
+                outcomes.append(self._handle_in(tx, valid, False, stored))
         return outcomes
+
+    def set_user_active(self, account: str, user_id: str, active: bool) -> None:
+        """Switch a user on or off, overriding the ruleset's ``active`` until switched again:
+        a user switched off gets no new record (``salesbot user activate``/``offboard``)."""
+        if self.rules.user(account, user_id) is None:
+            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
+        self.store.set_switch(account, USER_PREFIX + user_id, active)
+
+    def offboard(
+        self,
+        account: str,
+        user_id: str,
+        operation: str,
+        *,
+        to_bot: str | None = None,
+        batch_size: int = 500,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Offboarded:
+        """Switch a user off and redistribute every open record they own.
+
+        Each record goes through the bot that assigned it to the user if that bot is
+        active, else through ``to_bot``; each is a pick of its own (audit, note,
+        notification), the user skipped as deactivated, so a bot spreads the records as its
+        strategy does (round robin: evenly). Records are committed ``batch_size`` at a time
+        as a list operation ``operation``: a rerun (after a crash) finishes what is left and
+        moves nothing twice. ``progress(done, total)`` is called after each batch.
+        """
+        if to_bot is not None and self.rules.bot(account, to_bot) is None:
+            raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.set_user_active(account, user_id, False)
+        active = {bot.id: on for bot, on in self.bots(account)}
+        plan: dict[str, list[str]] = {}
+        left: list[tuple[str, str]] = []
+        for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
+            bot_id = self._assigned_by(account, entity, record_id, user_id)
+            for choice in (bot_id, to_bot):
+                bot = self.rules.bot(account, choice) if choice else None
+                if bot is not None and active.get(bot.id) and bot.entity == entity:
+                    plan.setdefault(bot.id, []).append(record_id)
+                    break
+            else:
+                left.append((entity, record_id))
+        multiple = self.rules.account_settings(account).multiple_owners
+        total, done = sum(map(len, plan.values())), 0
+        outcomes: list[Outcome] = []
+        for bot_id, ids in plan.items():
+            entity = self.rules.bots[(account, bot_id)].entity
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start : start + batch_size]
+                batch = _retrying(
+                    partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple, user_id)
+                )
+                self._observe(batch)
+                outcomes += [o for o in batch if not o.duplicate]
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        return Offboarded(outcomes, left)
+
+    def _assigned_by(self, account: str, entity: str, record_id: str, user_id: str) -> str | None:
+        """The bot that last gave the record itself to the user, or None."""
+        for outcome in reversed(list(self.store.outcomes(account, entity, record_id))):
+            if (outcome.entity, outcome.record_id) != (entity, record_id):
+                continue  # the owner was passed on from a linked record: not this record's bot
+            for decision in outcome.assigned:
+                if decision.owner == user_id:
+                    return decision.bot
+        return None
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
         """The bots a host offers in a record's Owner field beside its users.
@@ -570,6 +863,11 @@ class Engine:
         self.close()
 
 
+def _file_names(folder: Path) -> tuple[str, ...]:
+    """The names of the ruleset files of ``folder`` (as just loaded), in load order."""
+    return tuple(path.name for path in scan_folder(folder)[0])
+
+
 def _usage(
     tx: Transaction,
     account: str,
@@ -593,6 +891,11 @@ def _usage(
     if OPEN_OWNED in kinds:
         usage[OPEN_OWNED] = _without({user.id: tx.count_open_owned(account, user.id)}, stored)[user.id]
     return usage
+
+
+def _aware_utc(moment: datetime) -> datetime:
+    """An aware instant; a naive one is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:

@@ -67,4 +67,7 @@ class FieldSpec(Generic[T]):
 
     def get(self, owner: Bot | User) -> T:
         """This field of a loaded bot or user: its validated value, or ``default``."""
-        return cast(T, owner.plugin_fields.get(self.key, self.default))
+        # The private dict itself, not the read-only view ``plugin_fields`` makes per call:
+        # plugins ask once per candidate per event.
+        values = owner.__pydantic_private__["_plugin_fields"]  # type: ignore[index]
+        return cast(T, values.get(self.key, self.default))

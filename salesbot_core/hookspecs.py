@@ -15,7 +15,7 @@ import pluggy
 
 from .entities import EntityHandler
 from .fields import FieldSpec
-from .models import AccountSettings, Bot, Decision, Event, Outcome, Release, User
+from .models import AccountSettings, Bot, Decision, DueItem, Escalation, Event, Outcome, Release, User
 from .propagation import PropagationMode
 from .store import Store
 from .strategy import Context, Pick, RecordT, Strategy
@@ -305,6 +305,64 @@ def salesbot_open_store(url: str, readonly: bool, dry_run: bool) -> Store | None
         @hookimpl
         def salesbot_open_store(url):
             return MyStore(url) if url.startswith("mydb://") else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_due(bot: Bot, record: RecordT, owner: User, at: datetime, reassignments: int) -> datetime | None:
+    """When must ``owner``, just given ``record`` by ``bot`` at ``at``, have acted on it?
+
+    Return an aware instant, or ``None`` for no deadline. ``firstresult``. The engine then
+    writes a due item (``DueItem``) in the same transaction as the assignment, replacing
+    the record's previous one; ``reassignments`` counts how often the record was already
+    handed on by a missed deadline. ``salesbot tick`` hands on the items due (see
+    ``salesbot_sla_missed``); an event that meets it clears it (``salesbot_sla_met``).
+    Built-in: the ``sla`` section of a bot (sla plugin), counted in business hours.
+
+    Example::
+
+        @hookimpl
+        def salesbot_due(bot, record, owner, at):
+            return at + timedelta(hours=1) if record.fields.get("hot") else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_sla_met(bot: Bot, due: DueItem, event: Event, record: RecordT, context: Context) -> str | None:
+    """Say why ``event`` meets the due item ``due`` of ``record``, or return ``None``.
+
+    Called in the event's transaction for a record that has a due item (``record`` as the
+    event leaves it). ``context.matches(bot, key, path)`` tests a condition a plugin
+    field of ``bot`` holds (``FieldSpec(conditions=...)``) on the record, with the
+    ruleset's evaluator. ``firstresult``: a reason clears the item, in the
+    event's transaction; a redelivered event is answered from the log and brings nothing
+    back. Built-in: the ``sla.met_when`` of a bot (an update by the owner, a record
+    matching ``where``, a closed record).
+
+    Example::
+
+        @hookimpl
+        def salesbot_sla_met(bot, due, event, record):
+            return "called" if record.fields.get("last_call") else None
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def salesbot_sla_missed(bot: Bot, due: DueItem) -> Escalation | None:
+    """What to do with a record whose due item ``due`` ran out; ``None`` drops the item.
+
+    Called by ``salesbot tick`` (``Engine.tick``) once per item, in the transaction that
+    takes it from the store and hands the record on. ``firstresult``. Built-in: the
+    ``sla.then``, ``max_reassignments`` and ``notify_previous`` of a bot.
+
+    Example::
+
+        @hookimpl
+        def salesbot_sla_missed(bot, due):
+            return Escalation(to="next", note="reassigned: nobody called")
     """
     raise NotImplementedError
 

@@ -80,6 +80,12 @@ def check_payload(data: object) -> None:
     """
     if not isinstance(data, Mapping):
         raise EventError(f"event: not a JSON object but {_kind(data)}")
+    if not _plain(data):
+        _walk(data)
+
+
+def _walk(data: Mapping[str, Any]) -> None:
+    """``check_payload``'s full walk, which names the field at fault."""
     label = _label(data)
 
     def fail(path: tuple[object, ...], message: str) -> NoReturn:
@@ -118,6 +124,41 @@ def check_payload(data: object) -> None:
             fail(path, f"{type(value).__name__} is not a JSON value")
 
 
+def _plain(data: Mapping[str, Any]) -> bool:
+    """True when ``check_payload`` will find nothing wrong: the same walk without the
+    paths (a tuple per value, built for the error message only), for the events nearly
+    all of which pass. False sends the payload to the full walk, which says what is wrong
+    (or accepts it: a record model is checked there)."""
+    stack: list[tuple[int, object]] = [(0, data)]
+    while stack:
+        depth, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _text_problem(value):
+                return False
+        elif isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                return False
+            for key, item in value.items():
+                if not isinstance(key, str) or (not key.isascii() and _text_problem(key)):
+                    return False
+                stack.append((depth + 1, item))
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                return False
+            stack.extend((depth + 1, item) for item in value)
+        elif value is None or isinstance(value, bool | datetime):
+            continue
+        elif isinstance(value, int):
+            if not -MAX_INT <= value <= MAX_INT:
+                return False
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return False
+        else:
+            return False  # anything else (a tuple, a model): the full walk decides
+    return True
+
+
 def _text_problem(text: str) -> str | None:
     """Why ``text`` cannot be stored as UTF-8 (a lone surrogate), or None."""
     if text.isascii():
@@ -142,11 +183,9 @@ def check_at(at: datetime) -> datetime:
 _AT_RANGE = f"must be from {MIN_AT:%Y-%m-%dT%H:%M:%SZ} up to (not including) {MAX_AT:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def check_event(event_id: str, data: dict[str, Any]) -> str:
-    """The canonical JSON of a validated event's JSON form ``data`` (its fingerprint is
-    the SHA-256 of it); ``EventError`` if its record is too large or has too many owners
-    or tags."""
-    record = data["record"]
+def check_lists(event_id: str, record: Mapping[str, Any]) -> str:
+    """``EventError`` if a record has too many owners or tags, or too long a tag; else
+    the start of an error message about the record's fields."""
     label = f"event {event_id!r}: field 'record"
     for name, bound in (("owners", MAX_OWNERS), ("tags", MAX_TAGS)):
         if len(record[name]) > bound:
@@ -154,6 +193,15 @@ def check_event(event_id: str, data: dict[str, Any]) -> str:
     for i, tag in enumerate(record["tags"]):
         if len(tag) > MAX_TAG_LENGTH:
             raise EventError(f"{label}.tags.{i}': {len(tag)} characters; at most {MAX_TAG_LENGTH}")
+    return label
+
+
+def check_event(event_id: str, data: dict[str, Any]) -> str:
+    """The canonical JSON of a validated event's JSON form ``data`` (its fingerprint is
+    the SHA-256 of it); ``EventError`` if its record is too large or has too many owners
+    or tags."""
+    record = data["record"]
+    label = check_lists(event_id, record)
     canonical = canonical_json(data)
     # The event is its record plus a few bounded fields: only when the whole is over the
     # bound can the record be, so the record alone is serialised only then (characters

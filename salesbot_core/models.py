@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,8 +31,10 @@ from .limits import (
     MAX_CHANGED,
     MAX_CHANGED_NAME,
     MAX_EVENT_ID,
+    canonical_json,
     check_at,
     check_event,
+    check_lists,
     check_payload,
     fingerprint,
 )
@@ -47,6 +50,9 @@ EVENT_KINDS: tuple[EventKind, ...] = ("created", "updated", "list")
 #: A record's Owner field holds user ids and bots; a bot is written ``bot:<bot id>`` so a
 #: bot can never be mistaken for a user who happens to share its id.
 BOT_PREFIX = "bot:"
+#: A user's switch (``salesbot user offboard``/``activate``) is kept beside the bot
+#: switches under ``user:<user id>``: no bot id has a ``:``, so the two never meet.
+USER_PREFIX = "user:"
 #: Ids of the events of a list operation start with this; hosts' event ids may not, so a
 #: list operation never meets an unrelated host event (see ``list_event_id``).
 LIST_PREFIX = "list/"
@@ -84,8 +90,9 @@ def _utc(moment: datetime) -> datetime:
 def utc_iso(moment: datetime) -> str:
     """How stores write an instant: UTC ISO 8601 with microseconds and a 4-digit year, so
     the strings sort as the instants do (``strftime('%Y')`` writes year 999 as ``999``)."""
-    utc = _utc(moment).astimezone(UTC)
-    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
+    utc = _utc(moment).astimezone(UTC).replace(tzinfo=None)
+    # ``isoformat`` writes 4-digit years too, and costs a third of ``strftime``.
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 class Model(BaseModel):
@@ -106,7 +113,9 @@ class Configurable(Model):
     @property
     def plugin_fields(self) -> Mapping[str, Any]:
         """The validated values of the plugin-owned fields this entry sets, by key."""
-        return MappingProxyType(self._plugin_fields)
+        # Read from pydantic's private dict: ``self._plugin_fields`` goes through
+        # ``BaseModel.__getattr__``, and plugins read these once per candidate per event.
+        return MappingProxyType(self.__pydantic_private__["_plugin_fields"])  # type: ignore[index]
 
     def with_plugin_fields(self, values: Mapping[str, Any]) -> Self:
         """A copy holding ``values`` as its plugin-owned fields (the loader sets them)."""
@@ -237,6 +246,10 @@ def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:
     return dict(data.get(GIVEN_BY) or {}) if data is not None else {}
 
 
+#: Event fields added after the fingerprint's form was fixed (see ``Event._fingerprinted``).
+ADDED_LATER = ("by",)
+
+
 class Event(Model):
     """Something happened to a record in the host CRM.
 
@@ -259,13 +272,17 @@ class Event(Model):
     #: an update only if ``owners`` is among them (a stale copy of the Owner field that
     #: still shows a bot must not assign again).
     changed: list[FieldName] | None = Field(default=None, max_length=MAX_CHANGED)
+    #: Who saved the record (a user id), when the host knows it: an SLA is met by an
+    #: update its owner made (see ``salesbot_sla_met``).
+    by: Identifier | None = None
     _canonical: str = PrivateAttr(default="")
     _fingerprint: str = PrivateAttr(default="")
 
     @model_validator(mode="before")
     @classmethod
-    def _bounded(cls, data: Any) -> Any:
-        check_payload(data)
+    def _bounded(cls, data: Any, info: ValidationInfo) -> Any:
+        if not _from_store(info):
+            check_payload(data)
         return data
 
     @field_validator("at")
@@ -274,22 +291,51 @@ class Event(Model):
         return None if at is None else check_at(at)
 
     @model_validator(mode="after")
-    def _fingerprinted(self) -> Event:
-        self._canonical = check_event(self.id, self.model_dump(mode="json"))
-        self._fingerprint = fingerprint(self._canonical)
+    def _fingerprinted(self, info: ValidationInfo) -> Event:
+        if _from_store(info):
+            check_lists(self.id, {"owners": self.record.owners, "tags": self.record.tags})
+        else:
+            # A field added after fingerprints were first stored is written only when set:
+            # an event that does not use it keeps the fingerprint it had, so a redelivery
+            # across an upgrade is still a duplicate, not an idempotency conflict.
+            self._canonical = check_event(self.id, self.json_form())
+            self._fingerprint = fingerprint(self._canonical)
         return self
+
+    def json_form(self) -> dict[str, Any]:
+        """The event as JSON data, defaults written out, but fields of ``ADDED_LATER``
+        only when set: what its fingerprint and a kept payload are made of."""
+        unset = {name for name in ADDED_LATER if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=unset or None)
 
     @property
     def canonical(self) -> str:
         """The event's canonical JSON (sorted keys, no spaces, defaults written out): what
-        its fingerprint is of, and what a store keeps of it (``store.kept_payload``)."""
-        return self._canonical
+        its fingerprint is of, and what a store keeps of it (``store.kept_payload``). An
+        event built from a stored record (``FROM_STORE``) gets it only when asked."""
+        private = self.__pydantic_private__
+        assert private is not None
+        if not private["_canonical"]:
+            private["_canonical"] = canonical_json(self.json_form())
+        return str(private["_canonical"])
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the event's canonical JSON, defaults written out: the same payload
-        delivered again has the same fingerprint, whichever defaults it spelled out."""
-        return self._fingerprint
+        delivered again has the same fingerprint, whichever defaults it spelled out.
+        Empty for a list operation's event (see ``FROM_STORE``)."""
+        return self.__pydantic_private__["_fingerprint"]  # type: ignore[index]
+
+
+#: The key of the validation context (``{FROM_STORE: True}``) of an event the engine
+#: builds itself from a stored record (a list operation's): the record was bounded and
+#: walked when it was stored, and its id, not a fingerprint, tells a repeat
+#: (``Engine._handle_in``), so neither the walk nor the fingerprint is done again.
+FROM_STORE = "from_store"
+
+
+def _from_store(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(FROM_STORE))
 
 
 PlanName = Literal["automation", "growth", "professional"]
@@ -564,6 +610,38 @@ class Delivery(Model):
     #: The endpoint, joined in when a worker claims the delivery.
     url: str | None = None
     secret: str | None = Field(default=None, repr=False)
+
+
+class DueItem(Model):
+    """An assignment waiting for its owner to act (an SLA): if nothing meets it before
+    ``due_at``, ``salesbot tick`` hands the record on. One per record; a new assignment
+    replaces it (see ``salesbot_due``)."""
+
+    #: Random and unique: the reassignment's event id is made from it.
+    key: str
+    account: str
+    entity: EntityType
+    record_id: str
+    #: The bot that assigned the record, and whom it gave it to.
+    bot: str
+    owner: str
+    #: When the owner got the record, and when the SLA runs out (UTC ISO 8601).
+    assigned_at: str
+    due_at: str
+    #: How many times the record was already handed on by this SLA.
+    reassignments: int = 0
+
+
+class Escalation(Model):
+    """What to do with a record whose SLA ran out (``salesbot_sla_missed``)."""
+
+    #: ``next``: a new pick through the same bot, the owner excluded; ``bot:<id>``: a
+    #: pick through that bot; ``fallback``: the bot's fallback owner; ``stay``: nothing moves.
+    to: str
+    #: The wall note, e.g. "reassigned: no contact within 2h".
+    note: str
+    #: Tell the owner it is taken from.
+    notify_previous: bool = False
 
 
 class Note(Model):

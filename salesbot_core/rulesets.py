@@ -46,6 +46,11 @@ MAX_NODES = 100_000
 _LABEL_LENGTH = 40
 
 
+#: The settings of an account no file sets (frozen, so one instance serves them all: the
+#: decision asks for them a few times per event).
+DEFAULT_SETTINGS = AccountSettings()
+
+
 @dataclass(frozen=True)
 class Rules:
     """A loaded, valid set of bots and users across accounts."""
@@ -59,7 +64,7 @@ class Rules:
     settings: Mapping[str, AccountSettings] = field(default_factory=dict)
 
     def account_settings(self, account: str) -> AccountSettings:
-        return self.settings.get(account) or AccountSettings()
+        return self.settings.get(account) or DEFAULT_SETTINGS
 
     def account_bots(self, account: str) -> list[Bot]:
         """The bots of an account, in the order the files list them."""
@@ -147,6 +152,30 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[Problem]]:
         if path.is_file():
             files.append(path)
     return files, problems
+
+
+#: A file modified this close (seconds) to a stat snapshot may be written again within the
+#: file system's timestamp granularity without its stats changing: such a snapshot is not
+#: trusted to say "unchanged" (the "racy" case, as git handles its index).
+STAT_MARGIN = 2.0
+
+
+def folder_stats(folder: Path, now: float) -> tuple[tuple[str, int, int], ...] | None:
+    """The name, size and modification time of each ruleset file of ``folder``, a cheap
+    stand-in for its contents: equal stats mean unchanged files. None when the stats can't
+    be trusted to say so: a file was modified within ``STAT_MARGIN`` seconds of ``now``
+    (Unix time), or the folder can't be read."""
+    try:
+        files, problems = scan_folder(folder)
+        stats = [(p.file + "\0" + p.message, 0, 0) for p in problems]
+        for path in files:
+            stat = path.stat()
+            if stat.st_mtime >= now - STAT_MARGIN:
+                return None
+            stats.append((path.name, stat.st_size, stat.st_mtime_ns))
+    except (RulesetError, OSError):
+        return None
+    return tuple(stats)
 
 
 def folder_fingerprint(folder: Path) -> str:

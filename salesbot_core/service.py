@@ -17,6 +17,9 @@ outbox) are more routes on ``create_app``'s app. Metrics and the event log are
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import os
 import re
 import threading
@@ -24,11 +27,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,13 +41,23 @@ from .admin import sessions
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_ROW_ID, NotJSON, parse_json
-from .models import ENTITIES, EntityType, Identifier, Outcome
+from .models import ENTITIES, EntityType, Identifier, Outcome, Token
 from .observability import install as install_observability
 from .registry import make_plugin_manager
-from .signing import SIGNATURE_HEADER, SignatureError, verify
+from .reloading import RELOAD_INTERVAL, start_watcher
+from .signing import ENV_PREFIX, SIGNATURE_HEADER, SignatureError, environment_secrets, verify
 from .simulate import DEFAULT_COUNT, simulate_on
-from .tokens import authenticate, covers
-from .webhooks import KINDS, add_webhook, public, start_worker
+from .tokens import ADMIN_ACCOUNT, authenticate, covers
+from .webhooks import (
+    DELIVERY_HEADER,
+    KIND_HEADER,
+    KINDS,
+    AssignmentDelivery,
+    NotificationDelivery,
+    add_webhook,
+    public,
+    start_worker,
+)
 
 T = TypeVar("T")
 
@@ -66,9 +79,13 @@ ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
 ENV_DB = "SALESBOT_SERVE_DB"
 #: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
 ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
+#: Seconds between checks of the rulesets folder (0: never reloaded).
+ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
 #: The admin page's session key (hex), the same in every worker: ``serve`` draws one at
 #: start unless it is set (set it to keep sessions across restarts).
 ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
+#: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
+ENV_TICK = "SALESBOT_SERVE_TICK"
 
 
 class Problem(Exception):
@@ -137,17 +154,46 @@ class Service:
             self.engine.close()
             self.engine = None
 
-    async def call(self, fn: Callable[[Engine], T]) -> T:
-        """Run ``fn`` on the engine in a worker thread, one call at a time."""
+    def run(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` on the engine in this thread, once the engine's previous call ended."""
         engine = self.engine
         if engine is None:
             raise Problem(503, f"the engine is not running: {self.error}", "not-ready", None, _retry_after())
+        with self._lock:
+            return fn(engine)
 
-        def locked() -> T:
-            with self._lock:
-                return fn(engine)
+    async def call(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` on the engine in a worker thread, one call at a time."""
+        return await run_in_threadpool(self.run, fn)
 
-        return await run_in_threadpool(locked)
+
+class Caller(NamedTuple):
+    """Who calls a route: the bearer token sent, for which account, needing which scope,
+    and whether the route is signed (checked when the account has signing secrets)."""
+
+    secret: str
+    account: str
+    scope: str
+    signed: bool
+
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _bearer(request: Request) -> str:
+    """The bearer token of a request: a 401 without one."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Problem(401, "send a token: Authorization: Bearer <token>", "unauthorized", None, _CHALLENGE)
+    return secret.strip()
+
+
+def _live_token(engine: Engine, secret: str) -> Token:
+    """The live token whose secret is ``secret``: a 401 if it is unknown or revoked."""
+    token = authenticate(engine.store, secret)
+    if token is None:
+        raise Problem(401, "the token is unknown or revoked", "unauthorized", None, _CHALLENGE)
+    return token
 
 
 def _retry_after() -> dict[str, str]:
@@ -208,16 +254,23 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
-async def read_json(request: Request) -> Any:
-    """The request's JSON body: 415 if it is not JSON, 413 if over ``MAX_BODY_BYTES``,
-    422 if it is not one JSON value by ``parse_json``'s rules."""
-    if not _json_type(request.headers.get("content-type", "")):
+def parse_body(content_type: str, body: bytes) -> Any:
+    """A request body as JSON: 415 if ``content_type`` is not JSON, 422 if ``body`` is not
+    one JSON value by ``parse_json``'s rules."""
+    if not _json_type(content_type):
         raise Problem(415, "send the body as JSON (Content-Type: application/json)", "unsupported-media-type")
-    body = await read_body(request)
     try:
         return parse_json(body)
     except NotJSON as exc:
         raise Problem(422, str(exc), "malformed-json") from None
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body: 415 if it is not JSON, 413 if over ``MAX_BODY_BYTES``,
+    422 if it is not one JSON value by ``parse_json``'s rules."""
+    content_type = request.headers.get("content-type", "")
+    # Not JSON: the 415, without reading the body.
+    return parse_body(content_type, await read_body(request) if _json_type(content_type) else b"")
 
 
 def _model(model: type[BaseModel], data: Any) -> Any:
@@ -245,6 +298,11 @@ def _entity(entity: str) -> EntityType:
     if entity not in ENTITIES:
         raise _not_found(f"no entity {entity[:50]!r}: entities are {', '.join(ENTITIES)}")
     return entity
+
+
+def _json(data: Any) -> bytes:
+    """``data`` as compact UTF-8 JSON, as ``JSONResponse`` writes it."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _outcome(outcome: Outcome) -> dict[str, Any]:
@@ -306,21 +364,40 @@ def create_app(
     rulesets: str | Path = DEFAULT_RULESETS,
     db: str | Path = DEFAULT_STORE,
     deliver: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    reload_interval: float | None = None,
     session_key: bytes | None = None,
+    tick: float = 0,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
-    delivery worker runs beside it on a store of its own. ``session_key`` signs the admin
-    page's sessions (a fresh one when None: sessions then last as long as the process)."""
+    delivery worker runs beside it on a store of its own. With ``reload_interval``, the
+    rulesets folder is checked every so many seconds and reloaded when it changed
+    (``salesbot_core.reloading``). Inbound signing secrets are read from the store and
+    from ``environ`` (``os.environ`` by default, read now:
+    ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``).
+    ``session_key`` signs the admin page's sessions (a fresh one when None: sessions then
+    last as long as the process)."""
     service = Service(engine_factory or (lambda: Engine(rulesets, db)))
+    given = os.environ if environ is None else environ
+    signing_env = {name: value for name, value in given.items() if name.startswith(ENV_PREFIX)}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
         stop_delivering = _start_delivery(deliver)
+        stop_watching = (
+            start_watcher(lambda: service.run(lambda engine: engine.reload()), reload_interval)
+            if reload_interval and service.engine is not None
+            else lambda: None
+        )
+        ticking = asyncio.create_task(_tick_every(service, tick)) if tick > 0 else None
         try:
             yield
         finally:
+            if ticking is not None:
+                ticking.cancel()
+            stop_watching()
             stop_delivering()
             service.stop()
 
@@ -333,36 +410,32 @@ def create_app(
     app.state.service = service
     observer = install_observability(app, service)
 
-    async def authorize(request: Request, account: str, scope: str, signed: bool) -> list[str]:
-        """Check the token; return the account's signing secrets when the route is
-        ``signed`` (read in the same call into the engine: one hop per request, not two)."""
-        header = request.headers.get("authorization", "")
-        scheme, _, secret = header.partition(" ")
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Problem(401, "send a token: Authorization: Bearer <token>", "unauthorized", None, challenge)
-        token, keys = await service.call(
-            lambda engine: (
-                authenticate(engine.store, secret.strip()),
-                engine.store.signing_secrets(account) if signed else [],
-            )
-        )
-        if token is None:
-            raise Problem(401, "the token is unknown or revoked", "unauthorized", None, challenge)
-        if not covers(token, account):
-            # As if the account did not exist: nothing says whether it does.
+    def admit(engine: Engine, caller: Caller) -> list[str]:
+        """In the engine's thread: the caller's token must be live (401), act for the
+        account (else 404: nothing says whether it exists) and hold the scope (403).
+        Returns the account's signing secrets (store and environment) when the route is
+        signed, else none."""
+        token = _live_token(engine, caller.secret)
+        if not covers(token, caller.account):
             raise _not_found("not found")
-        if scope not in token.scopes:
-            raise Problem(403, f"the token lacks the {scope!r} scope", "forbidden")
-        return keys
+        if caller.scope not in token.scopes:
+            raise Problem(403, f"the token lacks the {caller.scope!r} scope", "forbidden")
+        if not caller.signed:
+            return []
+        stored = engine.store.signing_secrets(caller.account)
+        return [*stored, *environment_secrets(signing_env, caller.account)]
 
     def api(
         method: str, path: str, scope: str, body: type[BaseModel] | bool | None = False, signed: bool = False
     ) -> Any:
         async def check(request: Request, account: str) -> None:
-            keys = await authorize(request, account, scope, signed)
-            if keys:
-                await check_signature(request, keys)
+            caller = Caller(_bearer(request), account, scope, signed)
+            if signed:
+                # The route admits the caller in the same engine call as its work
+                # (``admitted``): one hop into the engine's thread per request, not two.
+                request.state.caller = caller
+            else:
+                await service.call(lambda engine: admit(engine, caller))
 
         extra: dict[str, Any] = {SCOPE_KEY: scope}
         if body is not False:
@@ -376,59 +449,86 @@ def create_app(
             responses=problem_responses(ROUTE_PROBLEMS),
         )
 
+    async def admitted(request: Request, fn: Callable[[Engine, Any], T]) -> T:
+        """For a signed route: read the body, then in ONE engine call admit the caller
+        (401, 404, 403), check the signature when the account signs (401), parse the
+        body (415, 422) and run ``fn(engine, data)``. A body over the limit is a 413
+        before anything else: it is not read whoever sends it."""
+        caller: Caller = request.state.caller
+        raw = await read_body(request)
+        content_type = request.headers.get("content-type", "")
+        header = request.headers.get(SIGNATURE_HEADER)
+
+        def run(engine: Engine) -> T:
+            keys = admit(engine, caller)
+            if keys:
+                try:
+                    verify(header, raw, keys)
+                except SignatureError as exc:
+                    raise Problem(401, str(exc), "bad-signature") from None
+            return fn(engine, parse_body(content_type, raw))
+
+        return await service.call(run)
+
     prefix = "/v1/accounts/{account}"
 
     @api("POST", f"{prefix}/events", "events", body=None, signed=True)
-    async def post_event(account: str, request: Request) -> JSONResponse:
+    async def post_event(account: str, request: Request) -> Response:
         """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
         answered with the first outcome (``duplicate: true``); the same id with another
         payload is a 409."""
-        event = _in_account(await read_json(request), account)
-        return JSONResponse(_outcome(await service.call(lambda engine: observer.handle(engine, event))))
+
+        def run(engine: Engine, data: Any) -> bytes:
+            # Serialised by pydantic in the engine's thread, not on the event loop.
+            return observer.handle(engine, _in_account(data, account)).model_dump_json().encode()
+
+        return Response(await admitted(request, run), media_type="application/json")
 
     @api("POST", f"{prefix}/events:batch", "events", body=None, signed=True)
-    async def post_events(account: str, request: Request) -> JSONResponse:
+    async def post_events(account: str, request: Request) -> Response:
         """Up to 500 events, ``{"events": [...]}``, each handled on its own, in order:
         ``{"results": [{"outcome": ...} or {"error": problem}]}``."""
-        data = await read_json(request)
-        if not isinstance(data, Mapping) or set(data) != {"events"} or not isinstance(data["events"], list):
-            raise Problem(
-                422,
-                'send {"events": [event, ...]}',
-                "invalid-body",
-                [{"field": "events", "message": "required list"}],
-            )
-        if len(data["events"]) > MAX_BATCH_EVENTS:
-            detail = f"{len(data['events'])} events; at most {MAX_BATCH_EVENTS} per batch"
-            raise Problem(422, detail, "invalid-body", [{"field": "events", "message": detail}])
 
-        def run(engine: Engine) -> list[dict[str, Any]]:
-            results: list[dict[str, Any]] = []
-            for raw in data["events"]:
+        def run(engine: Engine, data: Any) -> bytes:
+            events = data.get("events") if isinstance(data, Mapping) else None
+            if not isinstance(events, list) or len(data) != 1:
+                raise Problem(
+                    422,
+                    'send {"events": [event, ...]}',
+                    "invalid-body",
+                    [{"field": "events", "message": "required list"}],
+                )
+            if len(events) > MAX_BATCH_EVENTS:
+                detail = f"{len(events)} events; at most {MAX_BATCH_EVENTS} per batch"
+                raise Problem(422, detail, "invalid-body", [{"field": "events", "message": detail}])
+            # Each outcome serialised by pydantic, in the engine's thread; the answer is
+            # put together from the pieces.
+            results: list[bytes] = []
+            for raw in events:
                 try:
                     outcome = observer.handle(engine, _in_account(raw, account))
-                    results.append({"outcome": _outcome(outcome)})
+                    results.append(b'{"outcome":' + outcome.model_dump_json().encode() + b"}")
                 except EventError as exc:
-                    results.append({"error": event_problem(exc).body()})
+                    results.append(_json({"error": event_problem(exc).body()}))
                 except Problem as exc:
-                    results.append({"error": exc.body()})
-            return results
+                    results.append(_json({"error": exc.body()}))
+            return b'{"results":[' + b",".join(results) + b"]}"
 
-        return JSONResponse({"results": await service.call(run)})
+        return Response(await admitted(request, run), media_type="application/json")
 
     @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest, signed=True)
     async def post_assignments(account: str, request: Request) -> JSONResponse:
         """A list operation: ``bot`` becomes the owner of each stored record, each its own
         pick; the same ``operation`` id again changes nothing."""
-        wanted: AssignmentRequest = _model(AssignmentRequest, await read_json(request))
 
-        def run(engine: Engine) -> list[Outcome]:
+        def run(engine: Engine, data: Any) -> list[Outcome]:
+            wanted: AssignmentRequest = _model(AssignmentRequest, data)
             if engine.rules.bot(account, wanted.bot) is None:
                 detail = f"no bot {wanted.bot[:200]!r} in account {account!r}"
                 raise Problem(422, detail, "invalid-body", [{"field": "bot", "message": detail}])
             return engine.assign_list(account, wanted.entity, wanted.record_ids, wanted.bot, wanted.operation)
 
-        return JSONResponse({"outcomes": [_outcome(o) for o in await service.call(run)]})
+        return JSONResponse({"outcomes": [_outcome(o) for o in await admitted(request, run)]})
 
     @api("GET", f"{prefix}/owner-options/{{entity}}", "read")
     async def get_owner_options(account: str, entity: str) -> JSONResponse:
@@ -553,6 +653,28 @@ def create_app(
 
         return JSONResponse(await service.call(run))
 
+    @app.get(
+        "/v1/rulesets",
+        tags=["admin"],
+        responses=problem_responses({s: ROUTE_PROBLEMS[s] for s in (401, 403, 503)}),
+        openapi_extra={SCOPE_KEY: "read"},
+    )
+    async def get_rulesets(request: Request) -> JSONResponse:
+        """The running rules (admin token, ``read`` scope): when they were loaded, from
+        which files, when the folder was last checked, and the problems of the last
+        reload that failed (each naming the file, the bot and the field) while the last
+        good rules keep running. Each worker process answers for its own engine."""
+        secret = _bearer(request)
+
+        def run(engine: Engine) -> dict[str, Any]:
+            token = _live_token(engine, secret)
+            if token.account != ADMIN_ACCOUNT or "read" not in token.scopes:
+                detail = "the rules' status needs an admin token with the 'read' scope"
+                raise Problem(403, detail, "forbidden")
+            return engine.rules_status.to_json()
+
+        return JSONResponse(await service.call(run))
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """The process is up."""
@@ -570,6 +692,7 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     _install_webhook_routes(api, service, prefix)
+    _document_deliveries(app)
     from .replay_routes import install as install_replay  # it imports this module: no cycle here
 
     install_replay(api, service, prefix)
@@ -581,21 +704,62 @@ def create_app(
 # --- Signed webhooks (salesbot_core.signing, salesbot_core.webhooks) ---------------------
 
 
-async def check_signature(request: Request, keys: list[str]) -> None:
-    """A request to an account with signing secrets ``keys`` must carry a valid
-    ``Salesbot-Signature`` of its raw body: a 401 problem saying why otherwise."""
-    body = await read_body(request)
-    try:
-        verify(request.headers.get(SIGNATURE_HEADER), body, keys)
-    except SignatureError as exc:
-        raise Problem(401, str(exc), "bad-signature") from None
-
-
 class WebhookRequest(_Body):
     """An endpoint to register: where, and what it receives."""
 
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1)
+
+
+#: The headers of every delivery, for the OpenAPI document's ``webhooks``.
+_DELIVERY_HEADERS = [
+    {
+        "name": DELIVERY_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "The delivery id, the same on every attempt and replay: your idempotency key.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": KIND_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "What the delivery is: assignment or notification.",
+        "schema": {"type": "string", "enum": list(KINDS)},
+    },
+    {
+        "name": SIGNATURE_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of 't.body' keyed by the endpoint's secret>.",
+        "schema": {"type": "string"},
+    },
+]
+_DELIVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Any 2xx within 10 seconds: the receiver stored the delivery."},
+    "default": {
+        "description": "Anything else, or no answer within 10 seconds: tried again with exponential "
+        "backoff and jitter, 8 attempts in all, then dead (salesbot webhook failures)."
+    },
+}
+
+
+def _document_deliveries(app: FastAPI) -> None:
+    """The deliveries a registered endpoint receives, in the OpenAPI ``webhooks``."""
+    extra = {"parameters": _DELIVERY_HEADERS}
+
+    @app.webhooks.post(
+        "assignment", openapi_extra=extra, responses=_DELIVERY_ANSWERS, response_class=Response
+    )
+    def assignment(body: AssignmentDelivery) -> None:
+        """An event changed a record's owners: its outcome, signed, to each endpoint
+        subscribed to ``assignment``."""
+
+    @app.webhooks.post(
+        "notification", openapi_extra=extra, responses=_DELIVERY_ANSWERS, response_class=Response
+    )
+    def notification(body: NotificationDelivery) -> None:
+        """A bot's message to a user, signed, to each endpoint subscribed to ``notification``."""
 
 
 def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: str) -> None:
@@ -624,6 +788,18 @@ def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: s
         if not gone:
             raise _not_found(f"no webhook {webhook_id[:200]!r} in account {account!r}")
         return JSONResponse({"removed": webhook_id})
+
+
+async def _tick_every(service: Service, seconds: float) -> None:
+    """The SLA scheduler of a worker: ``Engine.tick`` every ``seconds``, taking turns with
+    requests on the engine. Workers ticking at once take different items; a failed round
+    is logged and the next one tries again."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await service.call(lambda engine: engine.tick())
+        except Exception:
+            logging.getLogger(__name__).exception("SLA tick failed")
 
 
 def _start_delivery(db: str | None) -> Callable[[], None]:
@@ -686,5 +862,7 @@ def app_from_env() -> FastAPI:
         rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
         db=db,
         deliver=deliver,
+        reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),
         session_key=bytes.fromhex(key) if key else None,
+        tick=float(os.environ.get(ENV_TICK) or 0),
     )

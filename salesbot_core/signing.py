@@ -11,9 +11,11 @@ them is the signature of any secret in force. A timestamp more than
 ``TOLERANCE_SECONDS`` away from the receiver's clock is refused (a replay), and digests
 are compared in constant time (``hmac.compare_digest``).
 
-Secrets are kept as they are in the store (never in ruleset files): a signature can only
-be checked, or made, with the secret itself, so unlike an API token it can't be kept as
-a hash. Guard the database as you guard the secrets.
+Secrets are kept as they are in the store, or in the environment of ``salesbot serve``
+(``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``environment_secrets``), never in ruleset
+files, which go into git: a signature can only be checked, or made, with the secret
+itself, so unlike an API token it can't be kept as a hash. Guard the database as you
+guard the secrets.
 
 Inbound: an account with a signing secret (``salesbot signing enable``) must sign its
 ``POST`` requests of events and list operations, beside sending its token. Outbound:
@@ -24,9 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .errors import SalesbotError
 
@@ -36,6 +39,8 @@ SIGNATURE_HEADER = "Salesbot-Signature"
 TOLERANCE_SECONDS = 300
 #: Every signing secret starts with this, so a leaked one is easy to recognise.
 SECRET_PREFIX = "whsec_"
+#: ``SALESBOT_SIGNING_SECRET_<ACCOUNT>`` holds an account's inbound signing secrets.
+ENV_PREFIX = "SALESBOT_SIGNING_SECRET_"
 
 
 class SignatureError(SalesbotError):
@@ -45,6 +50,20 @@ class SignatureError(SalesbotError):
 def new_signing_secret() -> str:
     """A fresh signing secret: ``whsec_`` and 256 random bits, URL-safe."""
     return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def environment_name(account: str) -> str:
+    """The environment variable of ``account``'s signing secrets: ``ENV_PREFIX`` and the
+    account id in capitals, each character other than a letter or digit made ``_``
+    (``acme-eu`` reads ``SALESBOT_SIGNING_SECRET_ACME_EU``)."""
+    return ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", account.upper())
+
+
+def environment_secrets(environ: Mapping[str, str], account: str) -> list[str]:
+    """``account``'s signing secrets from ``environ``: its variable's value, split at commas
+    (several while a secret is rotated), blanks dropped."""
+    value = environ.get(environment_name(account), "")
+    return [key.strip() for key in value.split(",") if key.strip()]
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

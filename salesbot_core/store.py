@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from .errors import StoreError
 from .limits import canonical_json
-from .models import Delivery, Event, Note, Notification, Outcome, Token, Webhook, utc_iso
+from .models import Delivery, DueItem, Event, Note, Notification, Outcome, Token, Webhook, utc_iso
 
 #: Days the payload of each processed event is kept, for ``salesbot replay``: the
 #: environment variable, its default, and its largest value (0 keeps no payloads).
@@ -156,7 +156,7 @@ def kept_payload(event: Event, at: datetime) -> str:
     if event.at is None and canonical.startswith(missing):
         written = json.dumps(_INSTANT.dump_python(at, mode="json"))
         return missing[: -len("null,")] + written + "," + canonical[len(missing) :]
-    return canonical_json(event.model_copy(update={"at": at}).model_dump(mode="json"))
+    return canonical_json(event.model_copy(update={"at": at}).json_form())
 
 
 def touched(outcome: Outcome) -> list[tuple[str, str]]:
@@ -236,6 +236,23 @@ class Transaction(Protocol):
     ) -> None:
         """Queue a delivery of ``payload`` to an endpoint, due at ``next_at`` (UTC ISO 8601),
         in the event's transaction: it is committed with the event or not at all."""
+
+    # -- Due items of SLAs (see ``salesbot_due``): one per record at most.
+
+    def put_due(self, item: DueItem) -> None:
+        """Keep the due item of a record, replacing the one it had."""
+
+    def get_due(self, account: str, entity: str, record_id: str) -> DueItem | None:
+        """The due item of a record, or None."""
+
+    def clear_due(self, account: str, entity: str, record_id: str) -> None:
+        """Remove the due item of a record (none is fine)."""
+
+    def claim_due(self, now: str, limit: int) -> list[DueItem]:
+        """Up to ``limit`` items due at ``now`` (UTC ISO 8601), oldest due first, held for
+        this transaction: workers claiming at once never take the same item (``FOR UPDATE
+        SKIP LOCKED``, SQLite's write lock). The caller clears each one it handles, in this
+        transaction: a worker that dies leaves them due."""
 
 
 @runtime_checkable
@@ -368,6 +385,12 @@ class Store(Protocol):
     def replay_delivery(self, account: str, id: str, now: str) -> bool:
         """Queue a dead (or delivered) delivery of ``account`` again, due at ``now``, with
         its attempts reset; False when it has no such delivery not pending."""
+
+    def open_records(self, account: str, user: str) -> list[tuple[str, str]]:
+        """``(entity, id)`` of every open record ``user`` owns, by entity and id."""
+
+    def due_items(self, account: str) -> list[DueItem]:
+        """The due items of ``account``, soonest due first."""
 
     def close(self) -> None:
         """Release connections."""

@@ -33,11 +33,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
+from .background import in_background
 from .errors import SalesbotError
-from .models import Outcome, Webhook, utc_iso
+from .models import EntityType, Model, Outcome, Webhook, utc_iso
 from .safetext import excerpt
 from .signing import SIGNATURE_HEADER, new_signing_secret, signature_header
 from .store import Store, Transaction
@@ -89,6 +92,43 @@ class RetrySchedule:
 
 
 DEFAULT_SCHEDULE = RetrySchedule()
+
+
+# The bodies a receiver gets, as models: the OpenAPI document publishes them (its
+# ``webhooks``), and a test checks that what ``queue_deliveries`` writes validates.
+
+
+class NotificationData(Model):
+    """A bot's message to a user, about the record of an event."""
+
+    user: str = Field(description="The user the bot notifies (a user id of the account's rules).")
+    text: str = Field(description="The message, as the bot's ruleset words it.")
+    event_id: str = Field(description="The event that caused it.")
+    entity: EntityType
+    record_id: str
+
+
+class _DeliveryBody(Model):
+    id: str = Field(
+        description="The delivery id (dlv_...), also in the Salesbot-Delivery header: the same on every "
+        "attempt and replay, the receiver's idempotency key."
+    )
+    account: str
+    created_at: str = Field(description="When the delivery was queued: UTC, ISO 8601 with microseconds.")
+
+
+class AssignmentDelivery(_DeliveryBody):
+    """An event changed a record's owners: its outcome, as ``POST /events`` answers it."""
+
+    type: Literal["assignment"]
+    data: Outcome
+
+
+class NotificationDelivery(_DeliveryBody):
+    """A bot's message to a user (as the outbox holds it)."""
+
+    type: Literal["notification"]
+    data: NotificationData
 
 
 def _now() -> datetime:
@@ -279,9 +319,8 @@ class Deliverer:
 
 def start_worker(store_factory: Callable[[], Store], poll: float = POLL_SECONDS) -> Callable[[], None]:
     """Run a ``Deliverer`` on its own store in a daemon thread; returns what stops it."""
-    stop = threading.Event()
 
-    def work() -> None:
+    def work(stop: threading.Event) -> None:
         try:
             store = store_factory()
         except SalesbotError:
@@ -293,11 +332,4 @@ def start_worker(store_factory: Callable[[], Store], poll: float = POLL_SECONDS)
             deliverer.close()
             store.close()
 
-    thread = threading.Thread(target=work, name="salesbot-deliver", daemon=True)
-    thread.start()
-
-    def halt() -> None:
-        stop.set()
-        thread.join(SEND_TIMEOUT + 5)
-
-    return halt
+    return in_background("salesbot-deliver", work, SEND_TIMEOUT + 5)

@@ -24,6 +24,7 @@ from salesbot_core import Engine
 from salesbot_core.admin import charts, sessions
 from salesbot_core.admin.reads import pool_state
 from salesbot_core.admin.views import HEADERS
+from salesbot_core.errors import RulesetError
 from salesbot_core.service import create_app
 from salesbot_core.store import Activity, Switch
 from salesbot_core.tokens import revoke_token
@@ -361,18 +362,22 @@ def test_a_failed_delivery_shows_its_last_error_and_retry_queues_it_again(
 def test_the_overview_shows_the_rules_status_serve_keeps(
     site: tuple[TestClient, dict[str, str], str],
 ) -> None:
-    client, made, _ = site
+    """The engine's ``rules_status``: when and from which files the running rules were
+    loaded, and the errors of the last reload that failed, escaped."""
+    client, made, db = site
     sign_in(client, made["admin"])
-    assert "The rules were loaded when the service started" in client.get("/").text
-    client.app.state.rules_status = {  # type: ignore[attr-defined]
-        "loaded_at": "2026-12-01T10:00:00Z",
-        "files": ["default.yaml", "beta.yaml"],
-        "errors": ["default.yaml: bot 'x': field 'users': <b>required</b>"],
-    }
+    loaded = re.search(r"Loaded at (\S+Z) from 2 file\(s\): beta.yaml, default.yaml\.", client.get("/").text)
+    assert loaded is not None
+    # A file name from the folder reaches the page escaped.
+    (Path(db).parent / "rulesets" / "<i>x.yaml").write_text(
+        "bots: [{id: x, users: [ghost]}]\n", encoding="utf-8"
+    )
+    with pytest.raises(RulesetError):
+        client.app.state.service.run(lambda engine: engine.reload())  # type: ignore[attr-defined]
     page = client.get("/").text
-    assert "Loaded at 2026-12-01T10:00:00Z from 2 file(s): default.yaml, beta.yaml." in page
+    assert f"Loaded at {loaded.group(1)} from 2 file(s)" in page  # the last good rules run on
     assert "The last reload failed" in page
-    assert "default.yaml: bot &#39;x&#39;: field &#39;users&#39;: &lt;b&gt;required&lt;/b&gt;" in page
+    assert "&lt;i&gt;x.yaml: bot &#39;x&#39;: field &#39;users" in page and "<i>x" not in page
 
 
 def test_the_bots_list_is_paginated(write_rules: Callable[..., Path], tmp_path: Path) -> None:

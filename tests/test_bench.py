@@ -38,21 +38,73 @@ def test_per_event_smoke(tmp_path: Path) -> None:
     report = results["benchmarks"]["per_event"]
     assert report["status"] == "ok", report["reason"]
     rows = report["rows"]
-    assert [(r["case"], r["metric"]) for r in rows] == [
-        (f"synchronous={mode}", metric)
-        for mode in ("FULL", "NORMAL")
-        for metric in ("throughput", "p50 latency", "p99 latency")
+    result, same = "raw sqlite3, by result", "raw sqlite3, same statements"
+    assert [(r["case"], r["metric"], r["baseline_label"]) for r in rows] == [
+        *(
+            (f"synchronous={mode}", metric, label)
+            for mode in ("FULL", "NORMAL")
+            for metric, label in (
+                ("throughput", result),
+                ("p50 latency", result),
+                ("p99 latency", result),
+                ("throughput", same),
+            )
+        ),
+        ("per event", "statements", result),
+        ("per event", "WAL pages", result),
+        ("per event", "statements", same),
+        ("per event", "WAL pages", same),
     ]
     for row in rows:
         assert {"value", "baseline", "ratio", "unit", "goal", "status"} <= row.keys()
         assert row["value"] > 0 and row["baseline"] > 0 and row["ratio"] > 0
-    throughput = [r for r in rows if r["metric"] == "throughput"]
+    throughput = [r for r in rows if r["metric"] == "throughput" and r["goal"] is not None]
     assert [r["goal"] for r in throughput] == [1.5, 2.5]
     assert all(r["status"] in ("met", "missed") for r in throughput)
-    # Salesbot and the raw sqlite3 baseline wrote the same rows: 30 deals and their companies.
-    counts = report["details"]["rows_FULL"]
-    assert counts["outcomes"] == counts["assignments"] == counts["notifications"] == 30
-    assert counts["notes"] == 60 and counts["records"] == 60
+    # Over events 15-29, each with a new company: BEGIN, the audit row looked up, the
+    # rotation read, the deal and its tag written, the company read, written and tagged,
+    # 2 notes, 1 outbox row, the rotation and the audit row written, COMMIT.
+    costs = report["details"]["per_event_costs"]
+    assert costs["result"]["statements"] == 14
+    assert costs["salesbot"]["statements"] > costs["result"]["statements"]
+    assert all(cost["wal_pages"] > 0 for cost in costs.values())
+
+
+def test_equality_check_sees_what_a_baseline_got_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench fails when a baseline's observable result differs: here one wall note,
+    then one rotation state, changed behind the result-defined baseline's back."""
+    monkeypatch.syspath_prepend(str(ROOT))  # the bench package is not installed
+    from bench.common import write_rules
+    from bench.per_event import RULES, Sides, events
+
+    rules = write_rules(tmp_path / "rules", {"bots.yaml": RULES})
+    batch = events(12)
+    sides = Sides(rules, tmp_path, "NORMAL")
+    try:
+        for side in ("salesbot", "result", "same"):
+            for event in batch:
+                sides.handles[side](event)
+        assert sides.check(batch) == []
+        conn = sides.result.conn
+        (note,) = conn.execute("SELECT text FROM notes WHERE seq = 3").fetchone()
+        conn.execute("UPDATE notes SET text = 'Assigned by nobody' WHERE seq = 3")
+        problems = sides.check(batch)
+        # The note shows on the deal's wall and in explain of the deal and its company.
+        assert [p.split(":")[1] for p in problems] == [
+            " explain company/c1",
+            " explain deal/d1",
+            " wall deal/d1",
+        ]
+        assert problems[-1].endswith("baseline 'Assigned by nobody'")
+        conn.execute("UPDATE notes SET text = ? WHERE seq = 3", (note,))
+        conn.execute("UPDATE rotation SET last = 'anna'")
+        assert [p.split(":")[:2] for p in sides.check(batch)] == [
+            ["raw sqlite3, by result", " rotation inbound"]
+        ]
+    finally:
+        sides.close()
 
 
 def test_postgres_workers_skipped_without_url(tmp_path: Path) -> None:
@@ -71,3 +123,21 @@ def test_conditions_smoke(tmp_path: Path) -> None:
     cases = [row["case"] for row in report["rows"]]
     assert cases[-3:] == ["python, 1 condition", "python, 100 conditions", "python, 1,000 conditions"]
     assert all(row["value"] > 0 for row in report["rows"])
+
+
+# Starts a real salesbot serve: a few seconds.
+@pytest.mark.slow
+def test_service_smoke(tmp_path: Path) -> None:
+    _, results = bench(tmp_path, "--only", "service", "--repeat", "1", "--events", "40")
+    report = results["benchmarks"]["service"]
+    assert report["status"] == "ok", report["reason"]
+    assert [(row["case"], row["metric"]) for row in report["rows"]] == [
+        ("HTTP, 1 event per request (keep-alive)", "throughput"),
+        ("HTTP, 1 event per request (keep-alive)", "p50 latency"),
+        ("HTTP, 1 event per request (keep-alive)", "p99 latency"),
+        ("HTTP, 1 event per request (keep-alive)", "CPU per event (server)"),
+        ("HTTP, events:batch of 100", "throughput"),
+    ]
+    assert all(row["value"] > 0 and row["baseline"] > 0 for row in report["rows"])
+    assert [row["goal"] for row in report["rows"] if row["metric"] == "throughput"] == [2.0, 1.2]
+    assert report["details"]["rounds"] == 4 and len(report["details"]["runs"]) == 1

@@ -40,17 +40,19 @@ BOTS: list[dict[str, Any]] = [
     {"id": "field", "users": ["jan"], "strategy": "based_on_field",
      "options": {"field": "manager", "rotation": "least_loaded"}},
     {"id": "members", "users": ["anna", "jan"], "members": {"jan": {"where": {"x": 1}}}},
+    {"id": "timed", "entity": "company", "users": ["jan"], "strategy": "least_loaded",
+     "sla": {"within": "2h"}},
 ]  # fmt: skip
 
 #: Blocked built-in -> the bots and user fields that must fail, and nothing else.
 FAILS: dict[str, set[str]] = {
     "round_robin": {"rr", "scheduled", "falls", "unassigns", "members"},
     "weighted_round_robin": {"weighted", "tasks", "passing"},
-    "least_loaded": {"least", "sticky", "field"},
+    "least_loaded": {"least", "sticky", "field", "timed"},
     "based_on_field": {"field"},
     "deal": {"rr", "scheduled", "falls", "unassigns", "field", "members"},
     "person": {"weighted", "sticky", "passing"},
-    "company": {"least"},
+    "company": {"least", "timed"},
     "task": {"tasks"},
     "propagation": {"passing"},
     "eligibility": set(),
@@ -61,6 +63,7 @@ FAILS: dict[str, set[str]] = {
     "schedule": {"scheduled"},
     "fall_through": {"falls"},
     "unassign": {"unassigns"},
+    "sla": {"timed"},
     "sqlite_store": set(),
     "postgres_store": set(),
 }

@@ -131,6 +131,21 @@ def test_the_linked_company_read_gets_the_owner_and_the_tag(decide) -> None:
     assert [n.ref for n in decided.notes] == [("deal", "d1"), ("company", "c1")]
 
 
+def test_a_linked_record_the_bot_leaves_as_it_was_is_not_written_again(decide) -> None:
+    # Every deal of a company after the first, in a list operation: the company has the
+    # picked user and the tag already. The audit still says what happened to it.
+    company = Company(id="c1", name="Warsztat", owners=["anna"], tags=["inbound-bot"])
+    decided = decide(deal_event(1, company="c1"), linked={("company", "c1"): company})
+    assert decided.linked == []
+    (change,) = decided.outcome.decisions[0].related
+    assert (change.record_id, change.owners_before, change.owners_after) == ("c1", ["anna"], ["anna"])
+    assert [n.ref for n in decided.notes] == [("deal", "d1"), ("company", "c1")]
+    # The same company without the tag is written, with it.
+    untagged = company.model_copy(update={"tags": []})
+    (linked,) = decide(deal_event(1, company="c1"), linked={("company", "c1"): untagged}).linked
+    assert (linked.owners, linked.tags) == (["anna"], ["inbound-bot"])
+
+
 def test_a_company_not_read_is_created_with_just_its_owner(decide) -> None:
     (linked,) = decide(deal_event(1, company="c9")).linked
     assert (linked.id, linked.owners, linked.name) == ("c9", ["anna"], "")

@@ -177,6 +177,44 @@ def test_host_plugins_filter_candidates_and_observe_outcomes(deal_bot_rules: Pat
     assert calendar.seen[0].decisions[0].skipped == [Skip(user="bartek", reason="on holiday")]
 
 
+class Says:
+    """A host plugin skipping one candidate with its own words."""
+
+    def __init__(self, user: str, reason: str) -> None:
+        self.user, self.reason = user, reason
+
+    @hookimpl
+    def salesbot_skip_candidate(self, user):
+        return self.reason if user.id == self.user else None
+
+
+class Overrules:
+    """A wrapper around the other implementations: nobody is skipped for being busy."""
+
+    @hookimpl(wrapper=True)
+    def salesbot_skip_candidate(self, user):
+        reason = yield
+        return None if reason == "busy" else reason
+
+
+def test_per_candidate_hooks_keep_pluggys_order_wrappers_and_late_plugins(
+    deal_bot_rules: Path, tmp_path: Path
+) -> None:
+    # The engine calls per-candidate hooks without pluggy's call machinery: the same answers.
+    first, last = Says("anna", "busy"), Says("anna", "on a call")
+    with Engine(deal_bot_rules, tmp_path / "s.db", plugins=[first, last]) as engine:
+        (decision,) = engine.handle(deal_event(1)).decisions
+        # The last registered answers first, as pluggy calls them.
+        assert (decision.owner, decision.skipped) == ("bartek", [Skip(user="anna", reason="on a call")])
+        engine.registry.pm.unregister(last)
+        engine.registry.pm.register(Says("bartek", "at lunch"))  # after the engine was built
+        (decision,) = engine.handle(deal_event(2)).decisions
+        assert (decision.owner, [s.reason for s in decision.skipped]) == ("celina", ["busy", "at lunch"])
+        engine.registry.pm.register(Overrules())
+        (decision,) = engine.handle(deal_event(3)).decisions
+        assert (decision.owner, [s.reason for s in decision.skipped]) == ("anna", ["at lunch"])
+
+
 def test_blocking_a_builtin_plugin_by_name(deal_bot_rules: Path, tmp_path: Path) -> None:
     rules = deal_bot_rules
     (rules / "team.yaml").write_text(TEAM + "bots:\n  - {id: lis, users: [olga, anna]}\n")

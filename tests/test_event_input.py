@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from factories import NO_DURABLE, PYDANTIC, TEAM, Message, deal_event
 from salesbot_core import Engine, Event, EventError, IdempotencyConflict
 from salesbot_core.conditions import durable_available
-from salesbot_core.limits import MAX_INT, canonical_json
-from salesbot_core.models import list_event_id, utc_iso
+from salesbot_core.limits import MAX_INT, _plain, _walk, canonical_json
+from salesbot_core.models import FROM_STORE, list_event_id, utc_iso
 
 RULES = (
     TEAM
@@ -221,7 +223,7 @@ def test_the_fingerprint_is_the_canonical_json_of_the_event_with_its_defaults() 
         }
     )
     assert short.fingerprint == spelled.fingerprint
-    canonical = canonical_json(short.model_dump(mode="json")).encode()
+    canonical = canonical_json(short.json_form()).encode()
     assert short.fingerprint == hashlib.sha256(canonical).hexdigest()
     assert Event.model_validate(deal_event(1, title="x")).fingerprint != short.fingerprint
 
@@ -338,3 +340,76 @@ def test_an_error_quotes_a_hostile_key_bounded_and_escaped(engine: Engine) -> No
         engine.handle({**deal_event(1), key: 1})
     message = str(info.value)
     assert message == Message("event 'e1': field '\\x1b[2J" + "k" * 196 + f"…': {PYDANTIC}")
+
+
+def test_a_list_operations_event_is_bounded_but_not_walked_or_fingerprinted_again() -> None:
+    """``assign_list`` builds its events from stored records, which were walked and
+    bounded when they were stored: validated ``FROM_STORE``, they skip the payload walk
+    and the fingerprint (a repeat is told by its id), but not the owner and tag bounds."""
+    event = {
+        "id": "list/x/deal/d1",
+        "kind": "list",
+        "record": {"entity": "deal", "id": "d1", "owners": ["a"]},
+    }
+    assert len(Event.model_validate(event).fingerprint) == 64
+    assert Event.model_validate(event, context={FROM_STORE: True}).fingerprint == ""
+    # The walk is skipped: a float NaN is not refused here (a stored record has none).
+    nan = {**event, "record": {**event["record"], "value": float("nan")}}
+    with pytest.raises(EventError, match="is not a finite number"):
+        Event.model_validate(nan)
+    assert Event.model_validate(nan, context={FROM_STORE: True}).record.id == "d1"
+    # The bound on owners holds: the bot a list operation adds can be one too many.
+    crowded = {**event, "record": {**event["record"], "owners": [f"u{i}" for i in range(101)]}}
+    with pytest.raises(EventError) as info:
+        Event.model_validate(crowded, context={FROM_STORE: True})
+    assert str(info.value) == "event 'list/x/deal/d1': field 'record.owners': 101 items; at most 100"
+
+
+def test_a_list_operation_logs_no_fingerprint_and_is_still_answered_once(engine: Engine) -> None:
+    engine.handle(deal_event(1, ["jan"]))
+    (first,) = engine.assign_list("default", "deal", ["d1"], "inbound", "bulk")
+    with engine.store.transaction() as tx:
+        logged = tx.outcome("default", "list/bulk/deal/d1")
+    assert logged is not None and logged.fingerprint is None
+    assert logged.outcome.owners_after == first.owners_after == ["jan", "anna"]
+    (again,) = engine.assign_list("default", "deal", ["d1"], "inbound", "bulk")
+    assert (again.duplicate, again.owners_after) == (True, ["jan", "anna"])
+
+
+_TEXT = st.text(st.characters(codec=None, blacklist_categories=()), max_size=4)
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _TEXT
+    | st.tuples(st.integers())
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT | st.integers(0, 3), inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_TEXT, _VALUES, max_size=4), st.integers(0, 40))
+def test_the_quick_payload_walk_passes_only_what_the_full_walk_passes(payload: dict, depth: int) -> None:
+    """``check_payload`` first walks without building paths; only when that walk finds
+    something does the full walk run and name it. The quick walk must never pass what
+    the full one refuses (surrogates, NaN, big integers, non-text keys, tuples, depth)."""
+    for _ in range(depth):
+        payload = {"x": [payload]} if depth % 2 else {"x": payload}
+    try:
+        _walk(payload)
+    except EventError:
+        assert not _plain(payload)
+    else:
+        assert _plain(payload) or _has_tuple(payload)
+
+
+def _has_tuple(value: object) -> bool:
+    """Tuples pass the full walk, and go there: the quick one knows only JSON's types."""
+    if isinstance(value, dict):
+        return any(_has_tuple(v) for v in value.values())
+    return isinstance(value, tuple) or (isinstance(value, list) and any(map(_has_tuple, value)))

@@ -19,6 +19,7 @@ def test_there_are_hooks() -> None:
     assert HOOKS == [
         "salesbot_after_assign",
         "salesbot_bot_applies",
+        "salesbot_due",
         "salesbot_keep_routing",
         "salesbot_open_store",
         "salesbot_prefer_candidates",
@@ -28,6 +29,8 @@ def test_there_are_hooks() -> None:
         "salesbot_register_strategies",
         "salesbot_ruleset_fields",
         "salesbot_skip_candidate",
+        "salesbot_sla_met",
+        "salesbot_sla_missed",
         "salesbot_stopped_matching",
         "salesbot_user_available",
     ]

@@ -74,3 +74,19 @@ def test_bots_and_users() -> None:
 
 def test_a_record_knows_the_bots_in_its_owner_field() -> None:
     assert Deal(id="d1", owners=["jan", "bot:inbound", "bot:vip"]).bot_ids() == ["inbound", "vip"]
+
+
+def test_an_event_fingerprint_keeps_its_form_across_new_optional_fields() -> None:
+    """Stored fingerprints were taken of these keys: a field added to Event later is
+    written only when set (models.ADDED_LATER), so a redelivery across an upgrade is a
+    duplicate, not an idempotency conflict."""
+    import json
+
+    from salesbot_core.models import Event
+
+    payload = {"id": "e1", "kind": "created", "record": {"entity": "deal", "id": "d1", "owners": ["bot:x"]}}
+    plain = Event.model_validate(payload)
+    assert sorted(json.loads(plain.canonical)) == ["account", "at", "changed", "id", "kind", "record"]
+    by_anna = Event.model_validate({**payload, "by": "anna"})
+    assert json.loads(by_anna.canonical)["by"] == "anna"
+    assert by_anna.fingerprint != plain.fingerprint

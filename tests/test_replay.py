@@ -355,7 +355,7 @@ def test_the_kept_payload_is_the_events_json_form_with_the_time_it_was_decided_a
 ) -> None:
     valid = Event.model_validate(event)
     at = valid.at or datetime(2026, 11, 5, 8, 30, 0, 123456, tzinfo=UTC)
-    written = canonical_json(valid.model_copy(update={"at": at}).model_dump(mode="json"))
+    written = canonical_json(valid.model_copy(update={"at": at}).json_form())
     assert kept_payload(valid, at) == written
     assert json.loads(written)["at"] in ("2026-11-03T10:00:00Z", "2026-11-05T08:30:00.123456Z")
 
@@ -422,7 +422,7 @@ def test_a_version_5_sqlite_file_gets_the_payload_table(tmp_path: Path) -> None:
             "e4"
         ]
         assert [o.event_id for o in engine.explain("default", "deal", "d3")] == ["e3"]  # older data stays
-    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(8,)]
+    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(9,)]
 
 
 def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, postgres_url: str) -> None:
@@ -439,7 +439,7 @@ def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, 
         assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
             "e4"
         ]
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(8,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(9,)]
 
 
 # --- The command and the service ------------------------------------------------------

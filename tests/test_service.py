@@ -3,6 +3,7 @@ process) and in process (FastAPI's TestClient) for the route-by-route tenancy ma
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -81,12 +82,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(folder: Path, db: str, cwd: Path) -> Iterator[httpx.Client]:
-    """A real ``salesbot serve`` process on a free loopback port, until the test ends."""
+def serve(
+    folder: Path, db: str, cwd: Path, *options: str, env: dict[str, str] | None = None
+) -> Iterator[httpx.Client]:
+    """A real ``salesbot serve`` process on a free loopback port, until the test ends;
+    ``options`` are more command-line options, ``env`` more environment variables."""
     port = free_port()
+    command = [sys.executable, "-m", "salesbot_core", "serve", "--port", str(port), "-r", str(folder)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "salesbot_core", "serve", "--port", str(port), "-r", str(folder), "--db", db],
+        [*command, "--db", db, *options],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -387,7 +393,7 @@ class TestTenancyMatrix:
             if isinstance(r, APIRoute) and r.include_in_schema
         ]
         public = {r.path for r in routes if "{account}" not in r.path}
-        assert public == {"/healthz", "/readyz", "/metrics"}
+        assert public == {"/healthz", "/readyz", "/metrics", "/v1/rulesets"}
         found = [r for r in routes if "{account}" in r.path]
         assert len(found) == 15
         return found

@@ -14,14 +14,22 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from store_queries import rows
-from test_service import DEAL_EVENT, bearer, rules, tokens
+from test_service import DEAL_EVENT, bearer, rules, serve, tokens
 
 from salesbot_core import Engine
 from salesbot_core.cli import main
 from salesbot_core.engine import open_store
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.service import PROBLEM_JSON, create_app
-from salesbot_core.signing import SIGNATURE_HEADER, SignatureError, signature, signature_header, verify
+from salesbot_core.signing import (
+    SIGNATURE_HEADER,
+    SignatureError,
+    environment_name,
+    environment_secrets,
+    signature,
+    signature_header,
+    verify,
+)
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
@@ -167,6 +175,50 @@ def test_rotation_and_disable_through_the_commands(
     assert off.stdout == "removed 1 signing secret(s) of account 'default'; 0 left\n"
     unsigned = post(client, "events", body, auth)
     assert unsigned.status_code == 200, unsigned.text  # type: ignore[attr-defined]
+
+
+def test_signing_secrets_from_the_environment_by_account() -> None:
+    assert environment_name("default") == "SALESBOT_SIGNING_SECRET_DEFAULT"
+    assert environment_name("acme-eu.2@x") == "SALESBOT_SIGNING_SECRET_ACME_EU_2_X"
+    environ = {"SALESBOT_SIGNING_SECRET_ACME": " whsec_new , whsec_old,, ", "SALESBOT_SIGNING_SECRET_B": ""}
+    assert environment_secrets(environ, "acme") == ["whsec_new", "whsec_old"]
+    assert environment_secrets(environ, "b") == [] and environment_secrets(environ, "other") == []
+
+
+def test_a_real_serve_takes_signing_secrets_from_its_environment(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    """No secret in the store: ``SALESBOT_SIGNING_SECRET_DEFAULT`` alone makes account
+    default sign, with both of its secrets valid (a rotation); beta is untouched."""
+    db = str(tmp_path / "salesbot.db")
+    folder = rules(write_rules)
+    with Engine(folder, db):
+        pass
+    made = tokens(db)
+    env = {"SALESBOT_SIGNING_SECRET_DEFAULT": "whsec_env_new,whsec_env_old"}
+    for client in serve(folder, db, tmp_path, env=env):
+        auth = bearer(made["all"]) | {"Content-Type": "application/json"}
+        url = "/v1/accounts/default/events"
+        body = json.dumps(DEAL_EVENT).encode()
+        unsigned = client.post(url, content=body, headers=auth)
+        assert unsigned.status_code == 401 and "Salesbot-Signature" in unsigned.json()["detail"]
+        wrong = client.post(
+            url, content=body, headers=auth | {SIGNATURE_HEADER: signature_header(["x"], body)}
+        )
+        assert wrong.status_code == 401, wrong.text
+        for i, key in enumerate(("whsec_env_old", "whsec_env_new")):
+            event = json.dumps({**DEAL_EVENT, "id": f"s{i}"}).encode()
+            signed = client.post(
+                url, content=event, headers=auth | {SIGNATURE_HEADER: signature_header([key], event)}
+            )
+            assert signed.status_code == 200, signed.text
+        beta = {
+            "id": "b1",
+            "kind": "created",
+            "record": {"entity": "deal", "id": "x", "owners": ["bot:secret-bot"]},
+        }
+        answer = client.post("/v1/accounts/beta/events", json=beta, headers=bearer(made["beta"]))
+        assert answer.status_code == 200, answer.text
 
 
 def test_signing_secrets_on_both_stores(store_url: str) -> None:

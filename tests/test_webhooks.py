@@ -336,42 +336,127 @@ def doc_block(language: str) -> str:
     return block.group(1)
 
 
-def test_the_documented_recipes_verify_a_real_delivery(
-    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
-) -> None:
-    import shutil
-    import subprocess
-
+def deliver_once(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver, kinds: list[str]
+) -> tuple[str, str]:
+    """One deal handled with an endpoint subscribed to ``kinds``, each delivery sent once
+    to ``receiver`` by a real delivery worker: the endpoint's secret and the store."""
     db = str(tmp_path / "salesbot.db")
     with Engine(rules(write_rules), db) as engine:
-        hook = add_webhook(engine.store, "default", receiver.url, ["notification"])
+        hook = add_webhook(engine.store, "default", receiver.url, kinds)
         engine.handle(deal(1))
         deliverer = Deliverer(engine.store)
         try:
-            assert deliverer.run_until_idle() == 1
+            assert deliverer.run_until_idle() == len(kinds)
         finally:
             deliverer.close()
+    return hook.secret, db
+
+
+@pytest.fixture
+def delivered(write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver) -> tuple[str, str, bytes]:
+    """A real delivery, as its receiver got it: the endpoint's secret, the signature
+    header and the raw body."""
+    secret, _ = deliver_once(write_rules, tmp_path, receiver, ["notification"])
     ((headers, body),) = receiver.received
-    header = headers["Salesbot-Signature"]
+    return secret, headers["Salesbot-Signature"], body
+
+
+def test_the_documented_python_recipe_verifies_a_real_delivery(delivered: tuple[str, str, bytes]) -> None:
+    secret, header, body = delivered
     namespace: dict[str, Any] = {}
     exec(doc_block("python"), namespace)
-    assert namespace["verify"](hook.secret, header, body) is True
-    assert namespace["verify"](hook.secret, header, body + b" ") is False
+    assert namespace["verify"](secret, header, body) is True
+    assert namespace["verify"](secret, header, body + b" ") is False
     assert namespace["verify"]("whsec_other", header, body) is False
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("no node to run the JavaScript recipe")
-    script = doc_block("javascript") + (
+
+
+#: Each recipe, run by its own interpreter: the call that prints whether the real body, a
+#: tampered body and another secret verify (``true,false,false`` expected).
+RECIPES = {
+    "javascript": (
+        "node",
+        "verify.js",
+        "",
         "const [secret, header, body] = process.argv.slice(2);\n"
         "console.log([verify(secret, header, Buffer.from(body)),"
         " verify(secret, header, Buffer.from(body + ' ')),"
-        " verify('whsec_other', header, Buffer.from(body))].join(','));\n"
-    )
-    (tmp_path / "verify.js").write_text(script, encoding="utf-8")
+        " verify('whsec_other', header, Buffer.from(body))].join(','));\n",
+    ),
+    "php": (
+        "php",
+        "verify.php",
+        "<?php\n",
+        "[, $secret, $header, $body] = $argv;\n"
+        "echo implode(',', array_map(fn ($ok) => $ok ? 'true' : 'false', [\n"
+        "    salesbot_verify($secret, $header, $body),\n"
+        "    salesbot_verify($secret, $header, $body . ' '),\n"
+        "    salesbot_verify('whsec_other', $header, $body),\n"
+        '])), "\\n";\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(RECIPES))
+def test_the_documented_recipe_verifies_a_real_delivery(
+    language: str, delivered: tuple[str, str, bytes], tmp_path: Path
+) -> None:
+    """The JavaScript and PHP recipes of docs/service.md, run by node and php (installed
+    by .ci/run: under CI a missing interpreter fails the test)."""
+    import os
+    import shutil
+    import subprocess
+
+    program, name, opening, call = RECIPES[language]
+    found = shutil.which(program)
+    if found is None:
+        message = f"no {program} to run the {language} recipe"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    secret, header, body = delivered
+    (tmp_path / name).write_text(opening + doc_block(language) + call, encoding="utf-8")
     run = subprocess.run(
-        [node, str(tmp_path / "verify.js"), hook.secret, header, body.decode()],
+        [found, str(tmp_path / name), secret, header, body.decode()],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert run.stdout.strip() == "true,false,false", run.stderr
+    assert run.stdout.strip() == "true,false,false", run.stdout + run.stderr
+
+
+def test_deliveries_validate_against_the_published_openapi_webhooks(
+    write_rules: Callable[..., Path], tmp_path: Path, receiver: Receiver
+) -> None:
+    """``/openapi.json`` publishes each delivery's body and headers (OpenAPI 3.1
+    ``webhooks``); what a real delivery worker sends validates against it, and a body
+    missing a field or carrying an unknown one does not."""
+    from jsonschema import Draft202012Validator
+
+    _, db = deliver_once(write_rules, tmp_path, receiver, ["assignment", "notification"])
+    with TestClient(create_app(rulesets=rules(write_rules), db=db)) as client:
+        document = client.get("/openapi.json").json()
+    assert document["openapi"].startswith("3.1") and sorted(document["webhooks"]) == [
+        "assignment",
+        "notification",
+    ]
+
+    def validator(kind: str) -> Draft202012Validator:
+        operation = document["webhooks"][kind]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        return Draft202012Validator({**schema, "components": document["components"]})
+
+    kinds = []
+    for headers, body in receiver.received:
+        payload = json.loads(body)
+        kind = headers["Salesbot-Event"]
+        kinds.append(kind)
+        operation = document["webhooks"][kind]["post"]
+        assert {p["name"] for p in operation["parameters"] if p["in"] == "header"} <= set(headers)
+        assert list(validator(kind).iter_errors(payload)) == []
+        assert payload["type"] == kind
+        other = "notification" if kind == "assignment" else "assignment"
+        assert list(validator(other).iter_errors(payload)) != []
+        for broken in ({k: v for k, v in payload.items() if k != "id"}, {**payload, "extra": 1}):
+            assert list(validator(kind).iter_errors(broken)) != []
+    assert sorted(kinds) == ["assignment", "notification"]

@@ -225,8 +225,9 @@ def rules_status(source: object) -> dict[str, Any] | None:
         else lambda name, default=None: getattr(source, name, default)
     )
     errors = get("errors", None) or get("last_errors", None) or []
+    loaded = get("loaded_at", None)
     return {
-        "loaded_at": get("loaded_at", None),
+        "loaded_at": utc_iso(loaded) if isinstance(loaded, datetime) else loaded,
         "files": list(get("files", None) or []),
         "errors": [str(e) for e in errors],
     }

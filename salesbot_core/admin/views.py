@@ -156,7 +156,8 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
         start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
         now = datetime.now(UTC)
         rows = await call(lambda engine: reads.overview(engine, shown[start : start + reads.PAGE_SIZE], now))
-        status_source = getattr(app.state, "rules_status", None)
+        # The engine's RulesStatus (salesbot_core.reloading): replaced at each reload.
+        status_source = await call(lambda engine: engine.rules_status)
         return page(
             request,
             "overview.html",

@@ -38,6 +38,8 @@ COMMANDS = {
     "webhook": ("delivery", "webhook"),
     "deliver": ("delivery", "deliver"),
     "serve": ("serve", "serve"),
+    "tick": ("deadlines", "tick"),
+    "user": ("users", "user"),
 }
 
 

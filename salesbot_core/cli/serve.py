@@ -40,8 +40,30 @@ from .common import db_option, fail, rulesets_option, warn
     show_default=True,
     help="Run a webhook delivery worker in each worker process (or run `salesbot deliver` apart).",
 )
+@click.option(
+    "--reload-interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between checks of the rulesets folder; changed rules are reloaded (0: never).",
+)
+@click.option(
+    "--tick",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between SLA ticks in each worker (hands on records past their deadline); 0: none.",
+)
 def serve(
-    rulesets: Path, db: str, host: str, port: int, workers: int, log_format: str, deliver: bool
+    rulesets: Path,
+    db: str,
+    host: str,
+    port: int,
+    workers: int,
+    log_format: str,
+    deliver: bool,
+    reload_interval: float,
+    tick: float,
 ) -> None:
     """Serve the engine over HTTP (see README, 'Service'): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
@@ -54,7 +76,7 @@ def serve(
         import uvicorn
 
         from ..observability import MULTIPROC_ENV, log_config
-        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RULESETS, ENV_SESSION_KEY
+        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS, ENV_SESSION_KEY, ENV_TICK
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -68,6 +90,8 @@ def serve(
     os.environ[ENV_RULESETS] = str(rulesets)
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
+    os.environ[ENV_RELOAD] = str(reload_interval)
+    os.environ[ENV_TICK] = str(tick)
     # One admin-page session key for all workers: a session signed by one is valid in all.
     os.environ.setdefault(ENV_SESSION_KEY, secrets.token_hex(32))
     with contextlib.ExitStack() as stack:

@@ -1,0 +1,47 @@
+"""``salesbot tick``: hand on the records whose owners missed their SLA deadline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from ..safetext import escape
+from .common import echo_json, fail, json_option, with_engine
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+def _instant(text: str | None) -> datetime | None:
+    """``--now`` as an aware instant (a time without an offset is UTC)."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--now: {text!r} is not an ISO 8601 time such as 2026-03-02T09:00:00+01:00")
+
+
+@click.command()
+@with_engine
+@click.option("--now", default=None, metavar="ISO", help="The time to tick at (default: the clock).")
+@click.option(
+    "--batch", default=100, show_default=True, type=click.IntRange(1, 10_000), help="Items per transaction."
+)
+@json_option
+def tick(engine: Engine, now: str | None, batch: int, as_json: bool) -> None:
+    """Hand on every record whose SLA deadline has passed, each exactly once.
+
+    Safe to run from cron on several hosts at once: workers take different items.
+    """
+    outcomes = engine.tick(_instant(now), batch_size=batch)
+    if as_json:
+        echo_json({"outcomes": [outcome.model_dump(mode="json") for outcome in outcomes]})
+        return
+    for outcome in outcomes:
+        reason = "; ".join(d.reason for d in outcome.decisions if d.reason)
+        owners = ", ".join(outcome.owners_after) or "nobody"
+        click.echo(escape(f"{outcome.entity} {outcome.record_id}: owners now {owners} ({reason})"))
+    click.echo(f"{len(outcomes)} record{'' if len(outcomes) == 1 else 's'} handed on or kept")

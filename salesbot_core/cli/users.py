@@ -1,0 +1,75 @@
+"""``salesbot user offboard`` and ``salesbot user activate``: a leaver's open records are
+redistributed once, fairly; a user coming back gets new records again."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..safetext import escape
+from .common import account_option, echo_json, json_option, with_engine
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+
+@click.group()
+def user() -> None:
+    """Switch users off and on, redistributing a leaver's open records."""
+
+
+@user.command()
+@click.argument("user_id", metavar="USER")
+@with_engine
+@account_option
+@click.option(
+    "--operation", required=True, help="Id of this offboarding: a rerun with it moves nothing twice."
+)
+@click.option("--to-bot", default=None, help="The bot for records whose own bot is gone or switched off.")
+@click.option(
+    "--batch", default=500, show_default=True, type=click.IntRange(1, 10_000), help="Records per commit."
+)
+@json_option
+def offboard(
+    engine: Engine, user_id: str, account: str, operation: str, to_bot: str | None, batch: int, as_json: bool
+) -> None:
+    """Switch USER off and redistribute every open record they own through the bot that
+    assigned it (else --to-bot). Safe to run again after a crash: it finishes the rest."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    out = Console()
+    with Progress(console=out, disable=not out.is_terminal or as_json, transient=True) as bar:
+        task = bar.add_task("redistributing", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = engine.offboard(
+            account, user_id, operation, to_bot=to_bot, batch_size=batch, progress=advance
+        )
+    moved: dict[str, dict[str, int]] = {}
+    for outcome in result.outcomes:
+        for decision in outcome.assigned:
+            per_bot = moved.setdefault(decision.bot, {})
+            per_bot[str(decision.owner)] = per_bot.get(str(decision.owner), 0) + 1
+    if as_json:
+        echo_json({"user": user_id, "moved": moved, "left": [list(ref) for ref in result.left]})
+        return
+    click.echo(escape(f"user {user_id!r} of account {account!r} is switched off"))
+    for bot_id, counts in moved.items():
+        spread = ", ".join(f"{owner} {n}" for owner, n in sorted(counts.items()))
+        click.echo(escape(f"bot {bot_id}: {sum(counts.values())} records to {spread}"))
+    for entity, record_id in result.left:
+        click.echo(escape(f"{entity} {record_id}: no active bot assigned it; it stays (use --to-bot)"))
+
+
+@user.command()
+@click.argument("user_id", metavar="USER")
+@with_engine
+@account_option
+def activate(engine: Engine, user_id: str, account: str) -> None:
+    """Switch USER on again: they get new records (nothing is pulled back)."""
+    engine.set_user_active(account, user_id, True)
+    click.echo(escape(f"user {user_id!r} of account {account!r} is switched on"))

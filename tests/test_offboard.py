@@ -1,0 +1,217 @@
+"""Offboarding (``salesbot user offboard``): a leaver is switched off and every open record
+they own is redistributed once, fairly within each bot, through the bot that assigned it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import salesbot
+from store_queries import rows
+from test_reliability import kill_after
+
+from salesbot_core import Engine
+from salesbot_core.errors import SalesbotError
+
+TEAM = """
+users:
+  - {id: anna}
+  - {id: bartek}
+  - {id: celina}
+  - {id: jan}
+  - {id: olga}
+"""
+BOTS = """
+bots:
+  - id: deals
+    users: [anna, bartek, celina, jan]
+  - id: people
+    entity: person
+    users: [anna, bartek, celina]
+  - id: tasks
+    entity: task
+    users: [olga, anna, jan]
+  - id: spare
+    entity: deal
+    users: [olga, jan]
+"""
+
+
+def event(n: int, entity: str, bot: str) -> dict[str, Any]:
+    return {
+        "id": f"{entity}-{n}",
+        "kind": "created",
+        "record": {"entity": entity, "id": f"{entity[0]}{n}", "owners": [f"bot:{bot}"]},
+    }
+
+
+@pytest.fixture
+def rules(write_rules: Callable[..., Path]) -> Path:
+    return write_rules(**{"team.yaml": TEAM, "bots.yaml": BOTS})
+
+
+def fill(engine: Engine, per_bot: int) -> None:
+    """``per_bot`` records through each of deals, people and tasks."""
+    engine.handle_many(
+        [
+            event(n, entity, bot)
+            for entity, bot in (("deal", "deals"), ("person", "people"), ("task", "tasks"))
+            for n in range(per_bot)
+        ],
+        batch_size=500,
+    )
+
+
+def owned(engine: Engine, user: str) -> list[tuple[str, str]]:
+    return engine.store.open_records("default", user)
+
+
+def test_offboarding_spreads_each_bots_records_evenly_and_moves_nobody_elses(
+    rules: Path, store_url: str
+) -> None:
+    with Engine(rules, store_url) as engine:
+        fill(engine, 30)
+        annas = owned(engine, "anna")
+        others = {user: owned(engine, user) for user in ("bartek", "celina", "jan", "olga")}
+        assert Counter(entity for entity, _ in annas) == {"deal": 8, "person": 10, "task": 10}
+        result = engine.offboard("default", "anna", "leave-1", batch_size=7)
+        assert result.left == []
+        assert owned(engine, "anna") == []
+        assert len(result.outcomes) == len(annas) == 28
+        per_bot: dict[str, Counter[str]] = {}
+        for outcome in result.outcomes:
+            [decision] = outcome.assigned
+            per_bot.setdefault(decision.bot, Counter())[str(decision.owner)] += 1
+        assert per_bot == {
+            "deals": Counter({"celina": 3, "jan": 3, "bartek": 2}),
+            "people": Counter({"bartek": 5, "celina": 5}),
+            "tasks": Counter({"olga": 5, "jan": 5}),
+        }
+        for counts in per_bot.values():
+            assert max(counts.values()) - min(counts.values()) <= 1
+        # Nobody else's records moved: each keeps what they had, plus what they got.
+        for user, before in others.items():
+            assert set(before) <= set(owned(engine, user))
+        # Anna gets no new record while switched off.
+        assert engine.handle(event(99, "deal", "deals")).owners_after != ["anna"]
+
+
+def test_a_rerun_of_the_same_operation_moves_nothing_twice(rules: Path) -> None:
+    with Engine(rules, rules.parent / "s.db") as engine:
+        fill(engine, 6)
+        annas = owned(engine, "anna")
+        first = engine.offboard("default", "anna", "leave-1")
+        assert len(first.outcomes) == len(annas) == 6
+        again = engine.offboard("default", "anna", "leave-1")
+        assert again.outcomes == [] and again.left == []
+        # Each record: its creation, then one move.
+        assert [len(engine.explain("default", entity, rid)) for entity, rid in annas] == [2] * 6
+
+
+def test_a_switched_off_bot_s_records_go_to_the_to_bot(rules: Path) -> None:
+    with Engine(rules, rules.parent / "s.db") as engine:
+        fill(engine, 4)
+        engine.set_bot_active("default", "deals", False)
+        stuck = engine.offboard("default", "anna", "leave-1")
+        assert stuck.left == [("deal", "d0")]
+        moved = engine.offboard("default", "anna", "leave-2", to_bot="spare")
+        assert [(o.record_id, o.owners_after) for o in moved.outcomes] == [("d0", ["olga"])]
+        assert owned(engine, "anna") == []
+
+
+def test_a_user_coming_back_gets_new_records_and_nothing_is_pulled_back(rules: Path) -> None:
+    with Engine(rules, rules.parent / "s.db") as engine:
+        fill(engine, 4)
+        engine.offboard("default", "anna", "leave-1")
+        engine.set_user_active("default", "anna", True)
+        assert owned(engine, "anna") == []
+        picked = {engine.handle(event(n, "deal", "deals")).owners_after[0] for n in range(10, 14)}
+        assert "anna" in picked
+
+
+def test_unknown_user_or_bot_is_a_clear_error(rules: Path) -> None:
+    with Engine(rules, rules.parent / "s.db") as engine:
+        with pytest.raises(SalesbotError, match="no user 'zoe' in account 'default'"):
+            engine.offboard("default", "zoe", "x")
+        with pytest.raises(SalesbotError, match="--to-bot: no bot 'nope' in account 'default'"):
+            engine.offboard("default", "anna", "x", to_bot="nope")
+
+
+def test_the_user_commands(rules: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with Engine(rules, db) as engine:
+        fill(engine, 6)
+    result = salesbot("user", "offboard", "anna", "--operation", "leave-1", "-r", str(rules), "--db", db)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "user 'anna' of account 'default' is switched off",
+        "bot deals: 2 records to celina 1, jan 1",
+        "bot people: 2 records to bartek 1, celina 1",
+        "bot tasks: 2 records to jan 1, olga 1",
+    ]
+    back = salesbot("user", "activate", "anna", "-r", str(rules), "--db", db)
+    assert (back.exit_code, back.stdout) == (0, "user 'anna' of account 'default' is switched on\n")
+    bad = salesbot("user", "activate", "zoe", "-r", str(rules), "--db", db)
+    assert (bad.exit_code, bad.stderr) == (1, "error: no user 'zoe' in account 'default'\n")
+
+
+def offboard_process(rules: Path, db: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "salesbot_core",
+            "user",
+            "offboard",
+            "anna",
+            "--operation",
+            "leave",
+            "--batch",
+            "20",
+            "-r",
+            str(rules),
+            "--db",
+            db,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_offboarding_1100_records_killed_midway_then_rerun_moves_each_once(
+    rules: Path, store_url: str
+) -> None:
+    with Engine(rules, store_url) as engine:
+        fill(engine, 1_200)
+        annas = owned(engine, "anna")
+    assert len(annas) == 1_100  # 300 deals, 400 persons, 400 tasks
+    created = 3 * 1_200
+    worker = offboard_process(rules, store_url)
+    kill_after(worker, store_url, created + 300)
+    again = offboard_process(rules, store_url)
+    assert again.wait(timeout=600) == 0, again.stderr.read().decode() if again.stderr else ""
+    moves = rows(
+        store_url,
+        "SELECT record_id, COUNT(*) FROM outcomes WHERE event_id LIKE ? GROUP BY record_id",
+        ("list/leave/%",),
+    )
+    assert len(moves) == 1_100 and {n for _, n in moves} == {1}
+    per_bot = rows(
+        store_url,
+        'SELECT a.bot, a."user", COUNT(*) FROM assignments a JOIN outcomes o ON o.seq = a.seq '
+        'WHERE o.event_id LIKE ? GROUP BY a.bot, a."user"',
+        ("list/leave/%",),
+    )
+    spread: dict[str, list[int]] = {}
+    for bot, _, n in per_bot:
+        spread.setdefault(bot, []).append(n)
+    assert sorted(spread) == ["deals", "people", "tasks"]
+    assert all(max(counts) - min(counts) <= 1 for counts in spread.values()), spread
+    with Engine(rules, store_url) as engine:
+        assert owned(engine, "anna") == []

@@ -1,4 +1,4 @@
-"""``postgres_workers``: throughput of 1 and 4 worker processes sharing one PostgreSQL.
+"""``postgres_workers``: worker processes sharing one PostgreSQL, beside raw psycopg.
 
 HOOK FOR THE POSTGRESQL STORE. This benchmark runs only with ``--pg postgresql://...``;
 without it, it is skipped with the reason printed. It uses nothing but the public
@@ -10,7 +10,19 @@ Each worker is a ``multiprocessing`` process (spawned) building its own
 together (a barrier) and each handles its share of distinct events: deals created with
 one of eight round-robin bots (four accounts, two bots each) as owner, so workers contend
 on the rotation state as real ones do. The figure is events/s over the whole run, from the
-first worker's start to the last worker's end; the baseline is the 1-worker figure.
+first worker's start to the last worker's end.
+
+The baseline is the smallest straightforward psycopg program with the same observable
+result per event (``raw_event``): the event id kept once, the rotation as an atomic
+counter (``UPDATE ... RETURNING``), the deal and its company with their owner and tag,
+the wall notes, the notification, an audit row per record changed; one transaction, one
+statement after another. Both sides run in the same repetition, interleaved, on the same
+server; with one worker each deal must go to the same user on both sides (checked).
+
+Round trips per event are counted, not estimated: both sides also run through
+``RoundTrips``, a loopback TCP proxy in front of the server that counts each time a
+client speaks after the server last did.
+
 Every run uses fresh account names (a random token), so the database given need not be
 empty and runs never see each other's rows; use a scratch database all the same.
 """
@@ -18,21 +30,88 @@ empty and runs never see each other's rows; use a scratch database all the same.
 from __future__ import annotations
 
 import multiprocessing
+import socket
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
 from .common import Options, Report, Row, median, write_rules
 
 NAME = "postgres_workers"
-TITLE = "worker processes against one PostgreSQL"
+TITLE = "worker processes against one PostgreSQL, beside raw psycopg"
 EVENTS = 2_000
 WORKERS = (1, 4)
 ACCOUNTS = 4
 WARM_UP = 5
+#: Events each side handles through the counting proxy.
+COUNTED = 200
+USERS = {"inbound": ["anna", "bartek", "celina"], "partners": ["celina", "anna"]}
+#: The most round trips an event may take (issue 12), checked on the counted figure.
+ROUND_TRIP_GOAL = 4
+#: One worker's throughput at least half the raw program's: salesbot over raw at most 2.
+THROUGHPUT_GOAL = 2.0
+
+
+class RoundTrips:
+    """A TCP proxy on loopback in front of a PostgreSQL server that counts round trips.
+
+    A round trip is the client speaking after the server last did (or first): a pipeline
+    of statements sent at once and answered together is one, however many messages it
+    holds; a statement waited for before the next is sent is one each."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        port = self._server.getsockname()[1]
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{port}"
+        self.url = urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+        self._lock = threading.Lock()
+        self.count = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.count = 0
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            turn = ["server"]  # who spoke last on this connection
+            threading.Thread(target=self._pump, args=(client, server, turn, "client"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, turn, "server"), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, turn: list[str], side: str) -> None:
+        try:
+            while data := src.recv(65536):
+                with self._lock:
+                    if side == "client" and turn[0] == "server":
+                        self.count += 1
+                    turn[0] = side
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
 
 
 def rules(token: str) -> dict[str, str]:
@@ -78,35 +157,128 @@ def event(token: str, label: str, n: int) -> dict[str, Any]:
     }
 
 
-def worker(
-    folder: str, url: str, token: str, index: int, numbers: list[int], barrier: Any, results: Any
-) -> None:
-    """One worker process: its own engine, a warm-up, then its share of the events."""
-    from salesbot_core import Engine
+RAW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS raw_events (account TEXT, event_id TEXT, PRIMARY KEY (account, event_id));
+CREATE TABLE IF NOT EXISTS raw_rotation (
+    account TEXT, bot TEXT, n BIGINT NOT NULL, PRIMARY KEY (account, bot));
+CREATE TABLE IF NOT EXISTS raw_records (
+    account TEXT, entity TEXT, id TEXT, owner TEXT NOT NULL, PRIMARY KEY (account, entity, id));
+CREATE TABLE IF NOT EXISTS raw_tags (
+    account TEXT, entity TEXT, id TEXT, tag TEXT, PRIMARY KEY (account, entity, id, tag));
+CREATE TABLE IF NOT EXISTS raw_notes (
+    id BIGSERIAL PRIMARY KEY, account TEXT, entity TEXT, record_id TEXT, text TEXT);
+CREATE TABLE IF NOT EXISTS raw_outbox (
+    id BIGSERIAL PRIMARY KEY, account TEXT, "user" TEXT, text TEXT, delivered BOOLEAN DEFAULT false);
+CREATE TABLE IF NOT EXISTS raw_audit (
+    account TEXT, event_id TEXT, entity TEXT, record_id TEXT, bot TEXT, owner TEXT,
+    PRIMARY KEY (account, entity, record_id, event_id))
+"""
+NAMES = {"anna": "Anna Nowak", "bartek": "Bartek Wiśniewski", "celina": "Celina Zając"}
 
+
+def raw_setup(conn: Any, token: str) -> None:
+    """The raw program's tables, and a rotation counter per bot of this run's accounts."""
+    for statement in RAW_SCHEMA.split(";"):
+        conn.execute(statement)
+    for k in range(ACCOUNTS):
+        for bot in USERS:
+            conn.execute(
+                "INSERT INTO raw_rotation VALUES (%s, %s, 0) ON CONFLICT DO NOTHING", (f"pb{token}a{k}", bot)
+            )
+    conn.commit()
+
+
+def raw_event(conn: Any, item: dict[str, Any]) -> str | None:
+    """One event as a raw psycopg program writes it, in one transaction; the owner, or
+    None for a redelivery (its first answer is in raw_audit)."""
+    account, deal = item["account"], item["record"]
+    bot = deal["owners"][0].removeprefix("bot:")
+    with conn.transaction():
+        if not conn.execute(
+            "INSERT INTO raw_events VALUES (%s, %s) ON CONFLICT DO NOTHING", (account, item["id"])
+        ).rowcount:
+            return None
+        (n,) = conn.execute(
+            "UPDATE raw_rotation SET n = n + 1 WHERE account = %s AND bot = %s RETURNING n", (account, bot)
+        ).fetchone()
+        users = USERS[bot]
+        owner = users[(n - 1) % len(users)]
+        changed = [("deal", deal["id"])] + ([("company", deal["company"])] if bot == "inbound" else [])
+        for entity, id in changed:
+            conn.execute(
+                "INSERT INTO raw_records VALUES (%s, %s, %s, %s) ON CONFLICT (account, entity, id) "
+                "DO UPDATE SET owner = excluded.owner WHERE raw_records.owner <> excluded.owner",
+                (account, entity, id, owner),
+            )
+            conn.execute(
+                "INSERT INTO raw_tags VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (account, entity, id, f"{bot}-bot"),
+            )
+        note = (
+            f"Assigned by Inbound leads to {NAMES[owner]}"
+            if bot == "inbound"
+            else f"Assigned to {NAMES[owner]}"
+        )
+        conn.execute(
+            "INSERT INTO raw_notes (account, entity, record_id, text) VALUES "
+            + ", ".join(["(%s, %s, %s, %s)"] * len(changed)),
+            [v for entity, id in changed for v in (account, entity, id, note)],
+        )
+        if bot == "inbound":
+            conn.execute(
+                'INSERT INTO raw_outbox (account, "user", text) VALUES (%s, %s, %s)',
+                (account, owner, f"New deal {deal['title']}"),
+            )
+        conn.execute(
+            "INSERT INTO raw_audit VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(changed)),
+            [v for entity, id in changed for v in (account, item["id"], entity, id, bot, owner)],
+        )
+    return owner
+
+
+def handler(side: str, folder: str, url: str) -> tuple[Any, Any]:
+    """``(handle, close)`` of one worker: salesbot's engine, or a raw psycopg connection."""
+    if side == "salesbot":
+        from salesbot_core import Engine
+
+        engine = Engine(folder, url, autoload=False)
+        return engine.handle, engine.close
+    import psycopg
+
+    conn = psycopg.connect(url)
+    return (lambda item: raw_event(conn, item)), conn.close
+
+
+def worker(
+    side: str, folder: str, url: str, token: str, index: int, numbers: list[int], barrier: Any, results: Any
+) -> None:
+    """One worker process: its own engine (or connection), a warm-up, then its share."""
     try:
-        with Engine(folder, url, autoload=False) as engine:
+        handle, close = handler(side, folder, url)
+        try:
             for n in range(WARM_UP):
-                engine.handle(event(token, f"warm{index}", n))
+                handle(event(token, f"warm{index}", n))
             batch = [event(token, "e", n) for n in numbers]
             barrier.wait()
             start = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
             for item in batch:
-                engine.handle(item)
+                handle(item)
             results.put((index, start, time.perf_counter(), len(batch), None))
+        finally:
+            close()
     except Exception as exc:
         barrier.abort()
         results.put((index, 0.0, 0.0, 0, f"{type(exc).__name__}: {exc}"))
 
 
-def throughput(folder: Path, url: str, token: str, workers: int, count: int) -> float:
-    """Events/s of ``workers`` processes handling ``count`` distinct events together."""
+def throughput(side: str, folder: Path, url: str, token: str, workers: int, count: int) -> float:
+    """Events/s of ``workers`` processes of one side handling ``count`` distinct events together."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(workers), ctx.Queue()
     procs = [
         ctx.Process(
             target=worker,
-            args=(str(folder), url, token, i, list(range(i, count, workers)), barrier, results),
+            args=(side, str(folder), url, token, i, list(range(i, count, workers)), barrier, results),
         )
         for i in range(workers)
     ]
@@ -123,9 +295,51 @@ def throughput(folder: Path, url: str, token: str, workers: int, count: int) -> 
     return sum(r[3] for r in reports) / (end - start)
 
 
+def round_trips(side: str, folder: Path, url: str, token: str, count: int) -> float:
+    """Round trips per event of one side, counted by the proxy after a warm-up."""
+    proxy = RoundTrips(url)
+    try:
+        handle, close = handler(side, str(folder), proxy.url)
+        try:
+            for n in range(WARM_UP):
+                handle(event(token, "rtwarm", n))
+            proxy.reset()
+            for n in range(count):
+                handle(event(token, "rt", n))
+            return proxy.count / count
+        finally:
+            close()
+    finally:
+        proxy.close()
+
+
+def same_owners(url: str, salesbot: str, raw: str) -> int:
+    """Check each deal of the 1-worker runs went to the same user on both sides; the count."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        ours = conn.execute(
+            'SELECT substr(o.account, 13), o.record_id, a."user" FROM outcomes o JOIN assignments a '
+            "ON a.seq = o.seq WHERE o.account LIKE %s AND o.event_id LIKE %s",
+            (f"pb{salesbot}a%", f"{salesbot}-e-%"),
+        ).fetchall()
+        theirs = conn.execute(
+            "SELECT substr(account, 13), id, owner FROM raw_records "
+            "WHERE entity = 'deal' AND account LIKE %s AND id LIKE 'e-%%'",
+            (f"pb{raw}a%",),
+        ).fetchall()
+    if sorted(ours) != sorted(theirs) or not ours:
+        raise RuntimeError(
+            f"salesbot and the raw program assigned differently ({len(ours)} vs {len(theirs)} deals)"
+        )
+    return len(ours)
+
+
 def run(options: Options, workdir: Path, console: Console, results: Path) -> Report:
     if not options.pg or not options.pg.startswith(("postgresql://", "postgres://")):
         return Report(NAME, status="skipped", reason="no PostgreSQL URL: pass --pg postgresql://user@host/db")
+    import psycopg
+
     from salesbot_core import Engine, StoreError
 
     (workdir / "empty-pg").mkdir(exist_ok=True)
@@ -135,30 +349,69 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
         return Report(NAME, status="skipped", reason=f"the PostgreSQL store is not usable: {exc}")
     count = options.size(EVENTS)
     report = Report(NAME, details={"events": count, "repeat": options.repeat, "url": _safe(options.pg)})
-    figures: dict[int, float] = {}
+
+    def fresh() -> tuple[str, Path]:
+        token = uuid.uuid4().hex[:10]
+        with psycopg.connect(options.pg) as conn:  # type: ignore[arg-type]
+            raw_setup(conn, token)
+        return token, write_rules(workdir / f"pg-{token}", rules(token))
+
+    trips = {}
+    for side in ("salesbot", "raw"):
+        token, folder = fresh()
+        trips[side] = round_trips(side, folder, options.pg, token, options.size(COUNTED, 20))
+    report.details["round_trips"] = trips
+    figures: dict[tuple[str, int], float] = {}
     for workers in WORKERS:
-        runs = []
+        runs: dict[str, list[float]] = {"salesbot": [], "raw": []}
         for rep in range(options.repeat):
-            token = uuid.uuid4().hex[:10]
-            folder = write_rules(workdir / f"pg-{token}", rules(token))
-            console.log(f"postgres_workers: {workers} worker(s), repetition {rep + 1}/{options.repeat}")
-            runs.append(throughput(folder, options.pg, token, workers, count))
-        figures[workers] = median(runs)
-        report.details[f"runs_{workers}"] = runs
-    base = figures[WORKERS[0]]
+            tokens = {}
+            for side in ("salesbot", "raw"):  # interleaved: both sides see the same machine
+                token, folder = fresh()
+                tokens[side] = token
+                console.log(
+                    f"postgres_workers: {side}, {workers} worker(s), repetition {rep + 1}/{options.repeat}"
+                )
+                runs[side].append(throughput(side, folder, options.pg, token, workers, count))
+            if workers == 1:
+                report.details["same_owners"] = same_owners(options.pg, tokens["salesbot"], tokens["raw"])
+        for side in runs:
+            figures[(side, workers)] = median(runs[side])
+            report.details[f"runs_{side}_{workers}"] = runs[side]
     for workers in WORKERS:
+        label = f"{workers} worker" + ("s" if workers > 1 else "")
         report.rows.append(
             Row(
-                f"{workers} worker" + ("s" if workers > 1 else ""),
+                label,
                 "throughput",
                 "events/s",
-                figures[workers],
-                base if workers != WORKERS[0] else None,
-                f"{WORKERS[0]} worker",
+                figures[("salesbot", workers)],
+                figures[("raw", workers)],
+                f"raw psycopg, {label}",
                 kind="rate",
+                goal=THROUGHPUT_GOAL if workers == 1 else None,
+                goal_text="≥ 0.5× raw" if workers == 1 else "",
             )
         )
-    report.details["speedup"] = figures[WORKERS[-1]] / base
+        report.details[f"per_worker_{workers}"] = {
+            side: figures[(side, workers)] / workers for side in ("salesbot", "raw")
+        }
+    report.rows.append(
+        Row(
+            "1 worker",
+            "round trips",
+            "per event",
+            trips["salesbot"],
+            trips["raw"],
+            "raw psycopg",
+            goal=ROUND_TRIP_GOAL,
+            goal_on="value",
+            goal_text=f"≤ {ROUND_TRIP_GOAL}",
+        )
+    )
+    report.details["speedup"] = {
+        side: figures[(side, WORKERS[-1])] / figures[(side, WORKERS[0])] for side in ("salesbot", "raw")
+    }
     return report
 
 

@@ -316,7 +316,7 @@ class Engine:
         else it is read here. ``reassign`` hands on a record whose owner missed a deadline
         (``tick``), for the ``reassignments``-th time."""
         record, account = event.record, event.account
-        seen = tx.outcome(account, event.id)
+        seen = tx.outcome(account, event.id, (record.entity, record.id))
         if seen is not None:
             if event.id.startswith(LIST_PREFIX):
                 # A list operation reads its records from the store when it runs, so a

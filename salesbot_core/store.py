@@ -172,16 +172,19 @@ def touched(outcome: Outcome) -> list[tuple[str, str]]:
 class Transaction(Protocol):
     """The reads and writes of one event, all inside one database transaction."""
 
-    def outcome(self, account: str, event_id: str) -> Logged | None:
+    def outcome(self, account: str, event_id: str, record: tuple[str, str] | None = None) -> Logged | None:
         """The logged outcome of an event id with its payload fingerprint, or None if it
         was never processed. Stores with concurrent writers lock the id first, so two
-        workers handed the same event never both process it."""
+        workers handed the same event never both process it. ``record`` is the
+        ``(entity, id)`` of the event's record: a store may lock and read it in the same
+        round trip, after the id (``get_record`` of it then answers from that read)."""
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         """The stored record (as a dict), or None."""
 
     def put_record(self, account: str, record: dict[str, Any]) -> None:
-        """Insert or replace a record; ``record`` has ``entity`` and ``id`` keys."""
+        """Insert or replace a record; ``record`` has ``entity`` and ``id`` keys. A record
+        as this transaction read it may be left unwritten."""
 
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
         """A bot's strategy state, ``{}`` when it has none yet."""
@@ -199,7 +202,8 @@ class Transaction(Protocol):
         also prunes up to ``PRUNE_BATCH`` payloads older than the retention."""
 
     def get_switches(self, account: str) -> dict[str, bool]:
-        """Bots switched on or off (by id) since their ruleset said otherwise."""
+        """Bots switched on or off (by id) since their ruleset said otherwise; a store may
+        read them once per transaction."""
 
     def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
         """How many open records of ``entity`` each of ``users`` owns (0 included)."""

@@ -364,9 +364,9 @@ def test_pruning_removes_the_oldest_payloads_in_batches_and_keeps_the_outcomes(
     tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(RETENTION_VARIABLE, "30")
-    for plugin in ("sqlite_store", "postgres_store"):  # every 10th kept event prunes up to 4
-        monkeypatch.setattr(f"salesbot_plugins.{plugin}.PRUNE_EVERY", 10)
-        monkeypatch.setattr(f"salesbot_plugins.{plugin}.PRUNE_BATCH", 4)
+    # Every 10th kept event prunes up to 4 (both stores run the one SQL layer's statements).
+    monkeypatch.setattr("salesbot_plugins.sql.PRUNE_EVERY", 10)
+    monkeypatch.setattr("salesbot_plugins.sql.PRUNE_BATCH", 4)
     actual = folder(tmp_path, "actual", BOT)
     recent = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     with Engine(actual, store_url) as engine:
@@ -422,7 +422,7 @@ def test_a_version_5_sqlite_file_gets_the_payload_table(tmp_path: Path) -> None:
             "e4"
         ]
         assert [o.event_id for o in engine.explain("default", "deal", "d3")] == ["e3"]  # older data stays
-    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(8,)]
+    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(9,)]
 
 
 def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, postgres_url: str) -> None:
@@ -439,7 +439,7 @@ def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, 
         assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
             "e4"
         ]
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(7,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(9,)]
 
 
 # --- The command and the service ------------------------------------------------------

@@ -264,13 +264,13 @@ def test_a_bad_sla_is_a_ruleset_error_naming_file_bot_and_field(write_rules: Cal
     ]
 
 
-def test_a_version_7_sqlite_file_gets_the_due_items_table(sla_rules: Path, tmp_path: Path) -> None:
+def test_a_version_8_sqlite_file_gets_the_due_items_table(sla_rules: Path, tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     with Engine(sla_rules, db) as engine:
         engine.handle(created(1))
     conn = sqlite3.connect(db)
     conn.execute("DROP TABLE due_items")
-    conn.execute("PRAGMA user_version = 7")
+    conn.execute("PRAGMA user_version = 8")
     conn.commit()
     conn.close()
     with Engine(sla_rules, db) as engine:
@@ -278,7 +278,7 @@ def test_a_version_7_sqlite_file_gets_the_due_items_table(sla_rules: Path, tmp_p
         engine.handle(created(2))
         assert [d.record_id for d in engine.store.due_items("default")] == ["d2"]
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (8,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (9,)
     conn.close()
 
 

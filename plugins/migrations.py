@@ -1,0 +1,335 @@
+"""The schema of both stores as one numbered history of migrations.
+
+Each step is written once, its column types filled in by the store's ``Dialect``; a new
+database runs every step, an older one the steps after its version, inside the opening
+transaction. Every step is idempotent (``IF NOT EXISTS``, a column checked before it is
+added, backfills that skip what exists), so the shapes a version had over its life, and
+files that never recorded a version, all come out the same.
+
+The versions that shipped, on this history:
+
+=========  ===========================  ==============================  =====================
+ version    SQLite (``user_version``)    PostgreSQL (``salesbot_schema``)  what it added
+=========  ===========================  ==============================  =====================
+ 1          0 (never recorded)           never shipped                  records, state, log
+ 2          2                            1                              assignment times,
+                                                                         record owners
+ 3          3                            2                              fingerprints, the
+                                                                         explain index
+ 4          4                            3                              API tokens
+ 5          5                            4                              signed webhooks
+ 6          6                            5                              the admin page
+ 7          7                            6                              event payloads
+ 8          8                            8                              compact indexes
+ 9          9                            9                              SLA due items
+=========  ===========================  ==============================  =====================
+
+PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
+version below 7 is read as one more (``postgres_store``). From 8 on both record the same.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from salesbot_core import page_queries
+
+from .sql import CHUNK, Session
+
+#: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
+SCHEMA_VERSION = 9
+#: The oldest version whose tables hold everything this salesbot reads: a read-only
+#: opening (which must not upgrade) takes a database from it on (version 8 only dropped
+#: indexes).
+READABLE_VERSION = 7
+
+
+def ddl(s: Session, script: str) -> None:
+    """Run ``;``-separated DDL with the dialect's column types filled in."""
+    d = s.dialect
+    text = script.format(serial=d.serial, ref=d.serial_ref, boolean=d.boolean, now=d.now, keyed=d.keyed)
+    for statement in text.split(";"):
+        if statement.strip():
+            s.execute(statement)
+
+
+def columns(s: Session, table: str) -> list[str]:
+    if s.dialect.name == "SQLite":
+        return [name for (name,) in s.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()]
+    return [
+        name
+        for (name,) in s.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        ).fetchall()
+    ]
+
+
+def batches(s: Session, sql: str, size: int = 1000) -> Iterator[list[Any]]:
+    """The rows of a backfill query a batch at a time, so a large table is not held at once."""
+    cursor = s.execute(sql)
+    while rows := cursor.fetchmany(size):
+        yield rows
+
+
+def step_1(s: Session) -> None:
+    """The first schema: records, rotation state, the event log and its assignments, walls,
+    the notification outbox and bot switches."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS records (
+    account TEXT NOT NULL, entity TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (account, entity, id)
+){keyed};
+CREATE TABLE IF NOT EXISTS strategy_state (
+    account TEXT NOT NULL, bot TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (account, bot)
+){keyed};
+-- One row per processed event: the idempotency key and the audit of what was decided.
+CREATE TABLE IF NOT EXISTS outcomes (
+    seq {serial},
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {now},
+    UNIQUE (account, event_id)
+);
+CREATE INDEX IF NOT EXISTS outcomes_record ON outcomes (account, entity, record_id);
+-- One row per assignment, for per-bot, per-user counts and capacity caps.
+CREATE TABLE IF NOT EXISTS assignments (
+    seq {ref} NOT NULL REFERENCES outcomes (seq),
+    account TEXT NOT NULL, bot TEXT NOT NULL, "user" TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assignments_bot ON assignments (account, bot, "user");
+CREATE TABLE IF NOT EXISTS notes (
+    seq {serial},
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    text TEXT NOT NULL, bot TEXT NOT NULL, event_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {now}
+);
+CREATE INDEX IF NOT EXISTS notes_record ON notes (account, entity, record_id);
+-- The outbox: a host delivers pending rows and marks them delivered.
+CREATE TABLE IF NOT EXISTS notifications (
+    id {serial},
+    account TEXT NOT NULL, "user" TEXT NOT NULL, text TEXT NOT NULL,
+    event_id TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {now},
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (id) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS bot_switches (
+    account TEXT NOT NULL, bot TEXT NOT NULL, active {boolean} NOT NULL,
+    PRIMARY KEY (account, bot)
+){keyed}
+""",
+    )
+
+
+def step_2(s: Session) -> None:
+    """Assignment times (capacity caps) and who owns which record (least-loaded routing)."""
+    if "at" not in columns(s, "assignments"):
+        # Assignments logged before have the time their event was logged.
+        s.execute("ALTER TABLE assignments ADD COLUMN at TEXT NOT NULL DEFAULT ''")
+        s.execute(
+            "UPDATE assignments SET at = (SELECT o.created_at FROM outcomes o WHERE o.seq = assignments.seq)"
+        )
+    ddl(
+        s,
+        """
+CREATE INDEX IF NOT EXISTS assignments_user ON assignments (account, "user", at);
+CREATE TABLE IF NOT EXISTS record_owners (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    "user" TEXT NOT NULL, open {boolean} NOT NULL,
+    PRIMARY KEY (account, entity, record_id, "user")
+){keyed};
+CREATE INDEX IF NOT EXISTS record_owners_user ON record_owners (account, entity, "user", open)
+""",
+    )
+    for rows in batches(s, "SELECT account, entity, id, data FROM records"):
+        owners = []
+        for account, entity, id, data in rows:
+            record = json.loads(data)
+            is_open = bool(record.get("open", True))
+            owners += [
+                (account, entity, id, user, is_open) for user in dict.fromkeys(record.get("owners", []))
+            ]
+        insert_ignoring(s, 'record_owners (account, entity, record_id, "user", open)', owners)
+
+
+def step_3(s: Session) -> None:
+    """Payload fingerprints (same id, other payload: a conflict) and every record an
+    outcome changed, for explain; the outcomes logged before are indexed from their JSON."""
+    if "fingerprint" not in columns(s, "outcomes"):
+        # Events logged before keep no fingerprint: they are answered as before.
+        s.execute("ALTER TABLE outcomes ADD COLUMN fingerprint TEXT")
+    ddl(
+        s,
+        """
+-- Every record an outcome changed (the record and its linked records), for explain.
+CREATE TABLE IF NOT EXISTS outcome_records (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    seq {ref} NOT NULL REFERENCES outcomes (seq),
+    PRIMARY KEY (account, entity, record_id, seq)
+){keyed}
+""",
+    )
+    for rows in batches(s, "SELECT seq, account, entity, record_id, outcome FROM outcomes"):
+        refs = []
+        for seq, account, entity, record_id, text in rows:
+            refs.append((account, entity, record_id, seq))
+            for decision in json.loads(text).get("decisions", []):
+                refs += [(account, c["entity"], c["record_id"], seq) for c in decision.get("related", [])]
+        insert_ignoring(s, "outcome_records (account, entity, record_id, seq)", refs)
+
+
+def step_4(s: Session) -> None:
+    """API tokens of ``salesbot serve``: only the SHA-256 of each secret is kept."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS tokens (
+    account TEXT NOT NULL, name TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    scopes TEXT NOT NULL,  -- a JSON array of scope names
+    created_at TEXT NOT NULL DEFAULT {now},
+    revoked_at TEXT,
+    PRIMARY KEY (account, name)
+)
+""",
+    )
+
+
+def step_5(s: Session) -> None:
+    """Signed webhooks: signing secrets (kept as they are: a signature can only be checked
+    with the secret itself; several per account while one is rotated), endpoints, and the
+    webhook outbox (one row per message and endpoint, written with its event)."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS signing_secrets (
+    seq {serial},
+    account TEXT NOT NULL, secret TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {now}
+);
+CREATE INDEX IF NOT EXISTS signing_secrets_account ON signing_secrets (account);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq {serial},
+    id TEXT NOT NULL UNIQUE, account TEXT NOT NULL, url TEXT NOT NULL,
+    events TEXT NOT NULL,  -- a JSON array: assignment, notification
+    secret TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT {now}
+);
+CREATE INDEX IF NOT EXISTS webhooks_account ON webhooks (account);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq {serial},
+    id TEXT NOT NULL UNIQUE, account TEXT NOT NULL, webhook_id TEXT NOT NULL,
+    kind TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered, dead
+    next_at TEXT NOT NULL, last_error TEXT,
+    created_at TEXT NOT NULL DEFAULT {now},
+    delivered_at TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, seq)
+""",
+    )
+
+
+def step_6(s: Session) -> None:
+    """The admin page: who switched a bot and when, and an index for each of its queries
+    (``salesbot_core.page_queries``)."""
+    switch_columns = columns(s, "bot_switches")
+    for column in ("changed_by", "changed_at"):
+        if column not in switch_columns:
+            # Switches set before show neither who nor when.
+            s.execute(f"ALTER TABLE bot_switches ADD COLUMN {column} TEXT")
+    ddl(s, page_queries.INDEXES)
+
+
+def step_7(s: Session) -> None:
+    """The payload of each processed event, for ``salesbot replay``, while it is within the
+    retention (``SALESBOT_EVENT_RETENTION_DAYS``); its outcome is in ``outcomes``. Older
+    events' payloads were not kept."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS event_payloads (
+    seq {serial},
+    account TEXT NOT NULL, event_id TEXT NOT NULL,
+    at TEXT NOT NULL,  -- when the event was decided, UTC ISO 8601
+    routed INTEGER NOT NULL,
+    size INTEGER NOT NULL,  -- bytes of the payload (UTF-8)
+    payload TEXT NOT NULL  -- the event as canonical JSON
+);
+CREATE INDEX IF NOT EXISTS event_payloads_account ON event_payloads (account, at);
+CREATE INDEX IF NOT EXISTS event_payloads_at ON event_payloads (at)
+""",
+    )
+
+
+def step_8(s: Session) -> None:
+    """Only the indexes a query reads, as every event writes each one:
+
+    - ``assignments_bot`` served no query: ``assignment_counts`` reads the whole table, and
+      caps count by ``(account, "user", at)``, which ``assignments_user`` serves;
+    - ``outcomes_record`` has served no query since explain reads ``outcome_records``
+      (version 3); an event id is looked up by ``UNIQUE (account, event_id)``.
+
+    The admin page's indexes (version 6) each serve one of its queries
+    (``salesbot_core.page_queries``)."""
+    ddl(s, "DROP INDEX IF EXISTS assignments_bot; DROP INDEX IF EXISTS outcomes_record")
+
+
+def step_9(s: Session) -> None:
+    """The due items of SLAs (``salesbot_core.models.DueItem``): one per record, taken by
+    ``Engine.tick`` oldest due first. Created empty: older assignments have no deadline."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS due_items (
+    account TEXT NOT NULL, entity TEXT NOT NULL, record_id TEXT NOT NULL,
+    key TEXT NOT NULL, bot TEXT NOT NULL, owner TEXT NOT NULL,
+    assigned_at TEXT NOT NULL, due_at TEXT NOT NULL,
+    reassignments INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account, entity, record_id)
+);
+CREATE INDEX IF NOT EXISTS due_items_due ON due_items (due_at)
+""",
+    )
+
+
+STEPS: tuple[Callable[[Session], None], ...] = (
+    step_1,
+    step_2,
+    step_3,
+    step_4,
+    step_5,
+    step_6,
+    step_7,
+    step_8,
+    step_9,
+)
+assert len(STEPS) == SCHEMA_VERSION
+
+
+def insert_ignoring(s: Session, into: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows a backfill derived, skipping those an older salesbot already wrote."""
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        row = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        s.execute(
+            f"INSERT INTO {into} VALUES {', '.join([row] * len(chunk))} ON CONFLICT DO NOTHING",
+            [value for r in chunk for value in r],
+        )
+
+
+def upgrade(s: Session, version: int) -> None:
+    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION``, in the caller's
+    transaction; the caller records the new version."""
+    for step in STEPS[version:]:
+        step(s)

@@ -1,0 +1,80 @@
+"""Round trips per event on PostgreSQL, counted on the wire (docs/postgresql.md).
+
+The bench's ``RoundTrips`` proxy sits between a real engine and the real server and counts
+each time the client speaks after the server did.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from salesbot_core import Engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_an_event_takes_4_round_trips_and_a_redelivery_2(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))  # bench is importable from the root, as python -m bench
+    from bench.common import write_rules
+    from bench.postgres_workers import RoundTrips, event, rules
+
+    proxy = RoundTrips(postgres_url)
+    counts = []
+    try:
+        with Engine(write_rules(tmp_path / "rules", rules("t")), proxy.url, autoload=False) as engine:
+            engine.handle(event("t", "warm", 0))  # the pool's connection is made here
+            for n in [*range(4), 1]:  # inbound, partners, inbound, partners, then a redelivery
+                proxy.reset()
+                engine.handle(event("t", "e", n))
+                counts.append(proxy.count)
+    finally:
+        proxy.close()
+    # Each: the event's lookup with the record, the linked company, the rotation state,
+    # the writes with COMMIT. The redelivery: the lookup, then COMMIT.
+    assert counts == [4, 4, 4, 4, 2]
+
+
+@pytest.mark.slow
+def test_the_postgres_bench_counts_round_trips_beside_raw_psycopg(postgres_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--only",
+            "postgres_workers",
+            "--repeat",
+            "1",
+            "--events",
+            "40",
+            "--pg",
+            postgres_url,
+            "--json",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))["benchmarks"]["postgres_workers"]
+    assert report["status"] == "ok", report["reason"]
+    assert report["details"]["round_trips"]["salesbot"] == 4.0
+    assert report["details"]["round_trips"]["raw"] > 4.0
+    assert report["details"]["same_owners"] == 40  # every deal went to the same user on both sides
+    assert [(r["case"], r["metric"]) for r in report["rows"]] == [
+        ("1 worker", "throughput"),
+        ("4 workers", "throughput"),
+        ("1 worker", "round trips"),
+    ]

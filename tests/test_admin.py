@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_site import HOSTILE, IMG, SCRIPT, make_tokens, write_rules
+from admin_site import DEFAULT, HOSTILE, IMG, SCRIPT, make_tokens, write_rules
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from store_queries import rows
@@ -260,7 +260,7 @@ def test_revoking_the_token_ends_its_sessions_and_sign_out_needs_the_csrf_token(
 
 def admin_routes(client: TestClient) -> list[APIRoute]:
     found = [r for r in client.app.routes if isinstance(r, APIRoute) and r.path.startswith("/a/{account}")]  # type: ignore[attr-defined]
-    assert len(found) == 11
+    assert len(found) == 12
     return found
 
 
@@ -293,7 +293,7 @@ def test_every_form_post_without_its_csrf_token_is_refused(
     client, made, db = site
     sign_in(client, made["page"])
     posts = [r for r in admin_routes(client) if "POST" in r.methods]
-    assert len(posts) == 3
+    assert len(posts) == 4
     for route in posts:
         for form in ({"active": "off", "count": "1"}, {"active": "off", "count": "1", "csrf": "0" * 64}):
             refused = client.post(sample_path(route, "default"), data=form)
@@ -399,3 +399,52 @@ def test_the_bots_list_is_paginated(write_rules: Callable[..., Path], tmp_path: 
 def engine_on(deal_bot_rules: Path, store_url: str) -> Iterator[Engine]:
     with Engine(deal_bot_rules, store_url) as engine:
         yield engine
+
+
+def test_the_replay_page_shows_the_distribution_as_it_was_and_would_have_been(
+    site: tuple[TestClient, dict[str, str], str],
+) -> None:
+    client, made, db = site
+    with Engine(write_rules(Path(db).parent / "rulesets"), db) as engine:
+        for n in (2, 3, 4):
+            engine.handle(deal_event(n, owners=["bot:inbound"]))
+    before = rows(db, "SELECT COUNT(*), MAX(seq) FROM outcomes")
+    csrf = signed_in(client, made["page"], "/a/default/replay")
+    candidate = DEFAULT.replace(
+        "entity: deal\n    users: [anna, bartek, celina]", "entity: deal\n    users: [jan]"
+    )
+    assert candidate != DEFAULT
+    shown = client.post("/a/default/replay", data={"csrf": csrf, "since": "1d", "rules": candidate})
+    assert shown.status_code == 200
+    table = shown.text[shown.text.index('id="replay-distribution"') :]
+
+    def row(bot: str, user: str) -> list[str]:
+        found = re.search(rf"<tr><td>{bot}</td><td>{user}</td>(.*?)</tr>", table)
+        assert found, (bot, user)
+        return re.findall(r'<td class="num">([^<]*)</td>', found.group(1))
+
+    # As it was: anna, celina, anna, celina (bartek is on holiday); under the candidate: jan.
+    assert row("inbound", "anna") == ["2", "0", "-2"]
+    assert row("inbound", "celina") == ["2", "0", "-2"]
+    assert row("inbound", "jan") == ["0", "4", "+4"]
+    assert "4 records would get other owners; nothing was written." in shown.text
+    assert shown.text.count('<a href="/a/default/records/deal/') == 4
+    assert rows(db, "SELECT COUNT(*), MAX(seq) FROM outcomes") == before
+
+
+def test_the_replay_page_names_the_file_bot_and_field_of_bad_candidate_rules(
+    site: tuple[TestClient, dict[str, str], str],
+) -> None:
+    client, made, _ = site
+    csrf = signed_in(client, made["page"], "/a/default/replay")
+    bad = DEFAULT.replace("strategy", "strategy").replace(
+        "    entity: deal\n    users: [anna, bartek, celina]",
+        "    entity: deal\n    users: [anna]\n    strategy: nope",
+    )
+    shown = client.post("/a/default/replay", data={"csrf": csrf, "since": "30d", "rules": bad})
+    assert shown.status_code == 422
+    assert "candidate.yaml: bot &#39;inbound&#39;: field &#39;strategy&#39;" in shown.text
+    # The pasted rules come back, escaped, for the admin to fix.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown.text and SCRIPT not in shown.text
+    wrong_window = client.post("/a/default/replay", data={"csrf": csrf, "since": "5y", "rules": DEFAULT})
+    assert wrong_window.status_code == 400

@@ -14,9 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
+from ..errors import RulesetError
 from ..models import ENTITIES, Token, utc_iso
+from ..replay import parse_moment, read_window, replay_files
 from ..tokens import ADMIN_ACCOUNT, authenticate
 from . import reads, sessions
 
@@ -38,6 +41,13 @@ HEADERS = {
 }
 #: The biggest form the page takes (a sign-in, a switch, a dry run): bytes.
 MAX_FORM_BYTES = 8 * 1024
+#: The biggest replay form: candidate rules pasted as one ruleset file (its own limit,
+#: ``rulesets.MAX_FILE_BYTES``, is checked too).
+MAX_REPLAY_FORM_BYTES = 1024 * 1024
+#: The windows of history the replay form offers, newest events last.
+REPLAY_WINDOWS = ("1d", "7d", "30d", "90d")
+#: What the candidate rules are called in an error (file, bot, field).
+CANDIDATE_FILE = "candidate.yaml"
 #: Seconds between two refreshes of the live feed (the page's JavaScript polls).
 LIVE_SECONDS = 3
 
@@ -92,15 +102,16 @@ def _live_token(engine: Engine, account: str, name: str) -> Token | None:
     return None
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """A posted form (``application/x-www-form-urlencoded``), bounded; first value of each field."""
+async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """A posted form (``application/x-www-form-urlencoded``), at most ``limit`` bytes;
+    first value of each field."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_FORM_BYTES:
+    if length.isdigit() and int(length) > limit:
         raise PageError(413, "the form is too large")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > limit:
             raise PageError(413, "the form is too large")
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
@@ -141,8 +152,8 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
             raise PageError(404, "not found")
         return seen
 
-    async def checked_form(request: Request) -> dict[str, str]:
-        form = await _form(request)
+    async def checked_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+        form = await _form(request, limit)
         session = getattr(request.state, "session", None)
         if not sessions.csrf_ok(key, session.nonce if session else None, form.get("csrf")):
             raise PageError(403, "the form's CSRF token is missing or wrong: reload the page and try again")
@@ -322,11 +333,34 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
             raise PageError(404, "not found (or already pending)")
         return RedirectResponse(f"/a/{quote(account, safe='')}/deliveries", status_code=303)
 
+    def replay_page(request: Request, account: str, status: int = 200, **shown: Any) -> HTMLResponse:
+        shown.setdefault("since", "30d")
+        shown.setdefault("rules", "")
+        return page(request, "replay.html", status, account=account, windows=REPLAY_WINDOWS, **shown)
+
     @app.get("/a/{account}/replay", include_in_schema=False)
     async def replay(request: Request, account: str) -> Response:
-        # The place of the what-if replay page (`salesbot replay`), which comes later.
         await account_viewer(request, account)
-        return page(request, "replay.html", account=account)
+        return replay_page(request, account)
+
+    @app.post("/a/{account}/replay", include_in_schema=False)
+    async def replay_run(request: Request, account: str) -> Response:
+        """What if: the account's kept events of a window replayed under the pasted
+        candidate rules (``salesbot replay``), writing nothing."""
+        await account_viewer(request, account)
+        form = await checked_form(request, MAX_REPLAY_FORM_BYTES)
+        since_text, rules = form.get("since", ""), form.get("rules", "")
+        if since_text not in REPLAY_WINDOWS:
+            raise PageError(400, f"the window must be one of {', '.join(REPLAY_WINDOWS)}")
+        now = datetime.now(UTC)
+        since = parse_moment(since_text, now, "since")
+        kept = await call(lambda engine: read_window(engine.store, account, since, now))
+        try:
+            result = await run_in_threadpool(replay_files, {CANDIDATE_FILE: rules}, kept, account, since, now)
+        except RulesetError as exc:
+            problems = [str(problem) for problem in exc.problems]
+            return replay_page(request, account, 422, since=since_text, rules=rules, problems=problems)
+        return replay_page(request, account, since=since_text, rules=rules, result=result)
 
     async def page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)

@@ -37,8 +37,11 @@ def test_an_event_takes_4_round_trips_and_a_redelivery_2(
     finally:
         proxy.close()
     # Each: the event's lookup with the record, the linked company, the rotation state,
-    # the writes with COMMIT. The redelivery: the lookup, then COMMIT.
-    assert counts == [4, 4, 4, 4, 2]
+    # the writes with COMMIT; the redelivery: the lookup, then COMMIT. None can take fewer
+    # (each trip waits for the one before), so the total pins each: 4 + 4 + 4 + 4 + 2. The
+    # total is what is compared, since where the proxy's threads see one event end and the
+    # next begin can move a trip across the boundary (CI once counted [4, 5, 4, 3, 2]).
+    assert sum(counts) == 4 * 4 + 2, counts
 
 
 @pytest.mark.slow

@@ -261,7 +261,7 @@ class Decider:
                 record=record,
                 owner=user,
                 matches=self._matches(event, bot),
-                context=replace(reads.context, matches=self._field_matcher(event)),
+                context=replace(reads.context, matches=self.field_matcher(event)),
             )
             if release is not None:
                 found.append((bot, user, release))
@@ -344,7 +344,7 @@ class Decider:
         """
         account, record = event.account, event.record
         state = dict(reads.states.get(bot.id, {}))
-        context = replace(reads.context, matches=self._field_matcher(event))
+        context = replace(reads.context, matches=self.field_matcher(event))
         pool = [
             _switched(user, reads.switches)
             for user in map(lambda u: self.rules.user(account, u), bot.users)
@@ -430,7 +430,7 @@ class Decider:
             }
         )
 
-    def _field_matcher(self, event: Event) -> Callable[[Bot, str, str], bool]:
+    def field_matcher(self, event: Event) -> Callable[[Bot, str, str], bool]:
         """``Context.matches`` for ``event``'s record: the conditions of plugin fields."""
         fields = event.record.condition_fields()
 

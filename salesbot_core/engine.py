@@ -351,14 +351,15 @@ class Engine:
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
         tx.put_outcome(decided.outcome, event.fingerprint or None)
-        # Kept for replays (salesbot_core.replay), decided at the time it was decided at.
+        # The time the event was decided at: a replay decides it again then, and deadlines
+        # are counted from it.
         at = decided.outcome.at or datetime.now(UTC)
         tx.put_event(account, event.id, at, kept_payload(event, at), route)
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
         if reassign is None:
-            self._meet_due(tx, event, decided.record, decided.outcome.at or datetime.now(UTC))
-        self._put_due(tx, decided.outcome, decided.record, reassignments)
+            self._meet_due(tx, event, decided.record, at)
+        self._put_due(tx, decided.outcome, decided.record, reassignments, at)
         return decided.outcome
 
     def _meet_due(self, tx: Transaction, event: Event, record: RecordT, now: datetime) -> None:
@@ -375,17 +376,18 @@ class Engine:
             tx.clear_due(due.account, due.entity, due.record_id)
             return
         # The plugins' field conditions (``sla.met_when.where``) tested on this record.
-        context = Context(now=now, matches=self._decider._field_matcher(event))
+        context = Context(now=now, matches=self._decider.field_matcher(event))
         if hook.salesbot_sla_met(bot=bot, due=due, event=event, record=record, context=context):
             tx.clear_due(due.account, due.entity, due.record_id)
 
-    def _put_due(self, tx: Transaction, outcome: Outcome, record: RecordT, reassignments: int) -> None:
-        """Write a due item for each owner a bot gave the record, if a plugin sets a
-        deadline (``salesbot_due``); the last one wins (one item per record)."""
+    def _put_due(
+        self, tx: Transaction, outcome: Outcome, record: RecordT, reassignments: int, at: datetime
+    ) -> None:
+        """Write a due item for each owner a bot gave the record at ``at``, if a plugin sets
+        a deadline (``salesbot_due``); the last one wins (one item per record)."""
         hook = self.registry.pm.hook
         if not hook.salesbot_due.get_hookimpls():
             return
-        at = outcome.at or datetime.now(UTC)
         for decision in outcome.assigned:
             bot = self.rules.bot(outcome.account, decision.bot)
             owner = self.rules.user(outcome.account, str(decision.owner))

@@ -10,13 +10,12 @@ folder every ``--reload-interval`` seconds (``start_watcher``) and shows the sta
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .background import in_background
+from .background import every
 from .errors import Problem, SalesbotError
 from .models import utc_iso
 from .safetext import escape
@@ -69,16 +68,13 @@ def start_watcher(reload: Callable[[], bool], interval: float = RELOAD_INTERVAL)
     """Call ``reload`` (the engine's, under the service's lock) every ``interval`` seconds
     in a daemon thread, logging what each reload did; returns what stops it."""
 
-    def watch(stop: threading.Event) -> None:
-        while not stop.wait(interval):
-            try:
-                if reload():
-                    _log.info("rules reloaded")
-            except SalesbotError as exc:
-                # Logged once per broken version of the folder: Engine.reload raises only
-                # when the files changed since the last attempt.
-                _log.warning("rules not reloaded; the last good rules keep running: %s", escape(str(exc)))
-            except Exception:  # e.g. the store closing under it: the next check may pass
-                _log.exception("rules check failed")
+    def check() -> None:
+        try:
+            if reload():
+                _log.info("rules reloaded")
+        except SalesbotError as exc:
+            # Logged once per broken version of the folder: Engine.reload raises only
+            # when the files changed since the last attempt.
+            _log.warning("rules not reloaded; the last good rules keep running: %s", escape(str(exc)))
 
-    return in_background("salesbot-rules", watch, interval + 5)
+    return every("salesbot-rules", interval, check, _log)

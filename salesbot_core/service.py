@@ -17,7 +17,6 @@ outbox) are more routes on ``create_app``'s app. Metrics and the event log are
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import admin
 from .admin import sessions
+from .background import every
 from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
 from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
 from .limits import MAX_ROW_ID, NotJSON, parse_json
@@ -60,6 +60,8 @@ from .webhooks import (
 )
 
 T = TypeVar("T")
+
+_log = logging.getLogger("salesbot.serve")
 
 #: The largest request body, in bytes (a batch included): a bigger one is a 413.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -391,12 +393,17 @@ def create_app(
             if reload_interval and service.engine is not None
             else lambda: None
         )
-        ticking = asyncio.create_task(_tick_every(service, tick)) if tick > 0 else None
+        # The SLA scheduler: Engine.tick taking turns with requests on the engine. Workers
+        # ticking at once take different items.
+        stop_ticking = (
+            every("salesbot-tick", tick, lambda: service.run(lambda engine: engine.tick()), _log)
+            if tick > 0 and service.engine is not None
+            else lambda: None
+        )
         try:
             yield
         finally:
-            if ticking is not None:
-                ticking.cancel()
+            stop_ticking()
             stop_watching()
             stop_delivering()
             service.stop()
@@ -788,18 +795,6 @@ def _install_webhook_routes(api: Callable[..., Any], service: Service, prefix: s
         if not gone:
             raise _not_found(f"no webhook {webhook_id[:200]!r} in account {account!r}")
         return JSONResponse({"removed": webhook_id})
-
-
-async def _tick_every(service: Service, seconds: float) -> None:
-    """The SLA scheduler of a worker: ``Engine.tick`` every ``seconds``, taking turns with
-    requests on the engine. Workers ticking at once take different items; a failed round
-    is logged and the next one tries again."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await service.call(lambda engine: engine.tick())
-        except Exception:
-            logging.getLogger(__name__).exception("SLA tick failed")
 
 
 def _start_delivery(db: str | None) -> Callable[[], None]:

@@ -71,9 +71,13 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         description="salesbot benchmarks: each figure beside a baseline measured in the same run.",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="repetitions per measurement; the median is kept"
+        "--repeat",
+        type=int,
+        help="repetitions per measurement; the median is kept (default 3, 1 with --quick)",
     )
-    parser.add_argument("--quick", action="store_true", help="about 1/20 of the sizes, for a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="about 1/20 of the sizes and one repetition, for a smoke run"
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -96,6 +100,8 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     )
     parser.add_argument("--workdir", type=Path, help="where the scratch databases go (default: a temp dir)")
     args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.events is not None and args.events < 1:

@@ -179,7 +179,8 @@ def _postgresql(url: str | None) -> str | None:
         import psycopg
 
         with psycopg.connect(url, connect_timeout=10) as conn:
-            return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            # "15.18 (Debian 15.18-0+deb12u1)": the version is the first word.
+            return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
     except Exception:  # the benchmark itself reports an unusable server
         return None
 

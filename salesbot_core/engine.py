@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -120,6 +120,16 @@ class UserState(NamedTuple):
     user: User
     active: bool
     switch: Switch | None
+
+    def summary(self) -> dict[str, Any]:
+        """As JSON (``salesbot user list --json``, the API's ``GET /users``)."""
+        return {
+            "id": self.user.id,
+            "name": self.user.display_name,
+            "active": self.active,
+            "switched_by": self.switch.by if self.switch else None,
+            "switched_at": self.switch.at if self.switch else None,
+        }
 
 
 class Delivered(NamedTuple):
@@ -792,6 +802,9 @@ class Engine:
             raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
         if batch_size < 1 or (limit is not None and limit < 0):
             raise ValueError("batch_size must be at least 1 and limit at least 0")
+        for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
+            # An operation id too long for a record's event id: EventError before any write.
+            list_event_id(operation, cast(EntityType, entity), record_id)
         self.set_user_active(account, user_id, False, by)
         earlier = _retrying(lambda: self.store.operation_outcomes(account, operation))
         active = {bot.id: on for bot, on in self.bots(account)}

@@ -82,17 +82,7 @@ def list_users(engine: Engine, account: str, as_json: bool) -> None:
     """List the users of an account: active now, and who switched them on or off, when."""
     states = engine.users(account)
     if as_json:
-        rows = [
-            {
-                "id": state.user.id,
-                "name": state.user.display_name,
-                "active": state.active,
-                "switched_by": state.switch.by if state.switch else None,
-                "switched_at": state.switch.at if state.switch else None,
-            }
-            for state in states
-        ]
-        echo_json({"account": account, "users": rows})
+        echo_json({"account": account, "users": [state.summary() for state in states]})
         return
     for state in states:
         line = f"{state.user.id}: {'active' if state.active else 'switched off'}"

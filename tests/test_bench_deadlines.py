@@ -43,4 +43,6 @@ def test_the_equality_check_fails_a_baseline_that_picks_otherwise(
     monkeypatch.setattr(deadlines.RawDeadlines, "_pick", lambda self, bot, skip: pick(self, bot, set()))
     with pytest.raises(BenchmarkFailed) as failed:
         deadlines.measure(options, tmp_path, quiet, rules, "tick", 12)
-    assert str(failed.value) == "tick: the baseline's results differ from salesbot's: owners, rotation, due, outbox"
+    assert str(failed.value) == (
+        "tick: the baseline's results differ from salesbot's: owners, rotation, due, outbox"
+    )

@@ -10,11 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from admin_site import make_tokens
+from admin_site import write_rules as write_site_rules
+from fastapi.testclient import TestClient
+from test_admin import sign_in
 from test_offboard import BOTS, TEAM, fill
 from test_service import bearer, is_problem, serve, tokens
 
 from salesbot_core import Engine
-from salesbot_core.service import MAX_OFFBOARD_RECORDS
+from salesbot_core.service import MAX_OFFBOARD_RECORDS, create_app
 
 USERS = "/v1/accounts/default/users"
 
@@ -158,3 +162,20 @@ def test_a_long_offboarding_takes_several_requests_with_the_same_operation(
         assert all(max(c.values()) - min(c.values()) <= 1 for c in spread.values()), spread
         final = client.post(f"{USERS}/anna/offboard", json={"operation": "big"}, headers=auth).json()
         assert final == answers[-1]
+
+
+def test_the_bot_page_shows_who_switched_a_pool_user_off_and_when(tmp_path: Path) -> None:
+    db = str(tmp_path / "salesbot.db")
+    folder = write_site_rules(tmp_path / "rulesets")
+    with Engine(folder, db) as engine:
+        engine.set_user_active("default", "bartek", False, by="cli")
+        [at] = [state.switch.at for state in engine.users("default") if state.switch]
+    made = make_tokens(db)
+    with TestClient(create_app(rulesets=folder, db=db)) as client:
+        sign_in(client, made["page"])
+        page = client.get("/a/default/bots/inbound")
+    assert page.status_code == 200
+    row = next(line for line in page.text.splitlines() if "<code>bartek</code>" in line)
+    assert f'<td>deactivated <small class="who">switched off by cli at {at}</small></td>' in row
+    anna = next(line for line in page.text.splitlines() if "<code>anna</code>" in line)
+    assert "switched" not in anna

@@ -37,6 +37,7 @@ from rich.console import Console
 from salesbot_core import Engine
 from salesbot_core.models import list_event_id, utc_iso
 
+from . import list_operation
 from .common import BenchmarkFailed, Options, Report, Row, median, remove_db, sqlite_url, write_rules
 
 NAME = "deadlines"
@@ -55,24 +56,21 @@ NOW = T0 + timedelta(hours=2)
 WITHIN = timedelta(hours=1)
 NOTE = "reassigned: no contact within 1h"
 
-RULES = """\
+#: The list operation's five users (anna to emil), with their names.
+USERS = "".join(f"  - {{id: {user}, name: {name}}}\n" for user, name in list_operation.USERS)
+RULES = f"""\
 account: default
 users:
-  - {id: anna, name: Anna Nowak}
-  - {id: bartek, name: Bartek Wiśniewski}
-  - {id: celina, name: Celina Zając}
-  - {id: dorota, name: Dorota Wójcik}
-  - {id: emil, name: Emil Kaczmarek}
-bots:
+{USERS}bots:
   - id: inbound
     users: [anna, bartek, celina]
-    actions: {tag: inbound-bot}
-    sla: {within: 1h, max_reassignments: 1}
+    actions: {{tag: inbound-bot}}
+    sla: {{within: 1h, max_reassignments: 1}}
   - id: intake
     users: [anna]
   - id: team
     users: [anna, bartek, celina, dorota, emil]
-    actions: {tag: team-bot}
+    actions: {{tag: team-bot}}
 """
 POOLS = {"inbound": ["anna", "bartek", "celina"], "team": ["anna", "bartek", "celina", "dorota", "emil"]}
 TAGS = {"inbound": "inbound-bot", "team": "team-bot"}

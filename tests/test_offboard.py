@@ -69,6 +69,21 @@ def fill(engine: Engine, per_bot: int) -> None:
     )
 
 
+#: The summary of offboarding anna after ``fill(engine, 6)``: her six records, two per bot,
+#: spread over the others of each bot's pool.
+SIX_MOVED = {
+    "moved": {
+        "deals": {"celina": 1, "jan": 1},
+        "people": {"bartek": 1, "celina": 1},
+        "tasks": {"jan": 1, "olga": 1},
+    },
+    "records_moved": 6,
+    "left": [],
+    "remaining": 0,
+    "done": True,
+}
+
+
 def owned(engine: Engine, user: str) -> list[tuple[str, str]]:
     return engine.store.open_records("default", user)
 
@@ -178,20 +193,9 @@ def test_a_rerun_answers_as_the_first_run_and_a_limit_leaves_the_rest_for_it(
         }
         rest = engine.offboard("default", "anna", "leave-1", limit=4)
         assert (len(rest.outcomes), len(rest.earlier), rest.remaining) == (2, 4, 0)
-        full = {
-            "moved": {
-                "deals": {"celina": 1, "jan": 1},
-                "people": {"bartek": 1, "celina": 1},
-                "tasks": {"jan": 1, "olga": 1},
-            },
-            "records_moved": 6,
-            "left": [],
-            "remaining": 0,
-            "done": True,
-        }
-        assert rest.summary() == full
+        assert rest.summary() == SIX_MOVED
         again = engine.offboard("default", "anna", "leave-1")
-        assert (again.outcomes, again.summary()) == ([], full)
+        assert (again.outcomes, again.summary()) == ([], SIX_MOVED)
         # Another operation's records are not this one's.
         assert engine.offboard("default", "bartek", "leave-2").summary()["records_moved"] == 5
 

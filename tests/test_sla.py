@@ -277,6 +277,21 @@ def test_then_naming_an_unknown_bot_is_an_error_at_load(write_rules: Callable[..
     assert (checked.exit_code, checked.stdout, checked.stderr) == (1, "", f"error: {expected}\n")
 
 
+def test_then_fallback_on_a_bot_without_a_fallback_owner_is_an_error_at_load(
+    write_rules: Callable[..., Path],
+) -> None:
+    rules = write_rules(**{"team.yaml": TEAM, "inbound.yaml": sla_bot("within: 1h\nthen: fallback")})
+    with pytest.raises(RulesetError) as raised:
+        Engine(rules, ":memory:")
+    assert str(raised.value).splitlines() == [
+        f"{rules / 'inbound.yaml'}: bot 'inbound': field 'sla': then: fallback needs the bot's "
+        "fallback owner: set 'fallback: <user>' on the bot"
+    ]
+    rules = write_rules(**{"inbound.yaml": sla_bot("within: 1h\nthen: fallback", "    fallback: celina\n")})
+    with Engine(rules, ":memory:") as engine:
+        assert engine.rules.bots[("default", "inbound")].fallback == "celina"
+
+
 def test_then_may_name_a_bot_of_a_later_file_but_not_of_another_account(
     write_rules: Callable[..., Path],
 ) -> None:

@@ -95,6 +95,7 @@ SLA: FieldSpec[Sla | None] = FieldSpec(
     default=None,
     description="How long the picked owner has to act before the record moves on (salesbot tick).",
     conditions=_conditions,
+    sets_deadlines=True,
 )
 
 

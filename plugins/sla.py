@@ -112,6 +112,7 @@ SLA: FieldSpec[Sla | None] = FieldSpec(
     check=_check,
     conditions=_conditions,
     bot_refs=_bot_refs,
+    sets_deadlines=True,
 )
 
 

@@ -256,6 +256,11 @@ class SqlTransaction:
             )
 
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
+        known = self._states.get((account, bot))
+        if known is not None:
+            # Read or written before in this transaction (the records of a list operation's
+            # batch): the row is still locked, or the whole database is, so it is current.
+            return json.loads(known) if known != "{}" else {}
         suffix = ""
         if self._d.locks:
             # The row must exist to be locked: create it empty (writing nothing when it

@@ -410,7 +410,7 @@ class Engine:
         """Clear the record's due item if the event meets it (``salesbot_sla_met``). Read
         only when a plugin can meet one: an engine without SLAs pays nothing."""
         hook = self.registry.pm.hook
-        if not hook.salesbot_sla_met.get_hookimpls():
+        if not hook.salesbot_sla_met.get_hookimpls() or not self._decider.has_deadlines(event.account):
             return
         due = tx.get_due(event.account, record.entity, record.id)
         if due is None:

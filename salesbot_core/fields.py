@@ -60,6 +60,10 @@ class FieldSpec(Generic[T]):
     #: (``{"then": "overflow"}``). The loader checks, once every file is read, that each is
     #: a bot of the same account (a problem names ``<key>.<path>``).
     bot_refs: Callable[[Any], Mapping[str, str]] | None = None
+    #: Bot fields only: a bot that sets this field may get due items (``salesbot_due``).
+    #: An event in an account none of whose bots sets such a field reads no due item of
+    #: its record (``salesbot_sla_met`` is not asked): deadlines cost only where they exist.
+    sets_deadlines: bool = False
     _adapter: TypeAdapter[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

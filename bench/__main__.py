@@ -28,6 +28,7 @@ from rich.table import Table
 from . import (
     bots_scale,
     conditions,
+    deadlines,
     list_operation,
     memory,
     page,
@@ -43,6 +44,7 @@ BENCHMARKS = {
     for module in (
         per_event,
         list_operation,
+        deadlines,
         bots_scale,
         conditions,
         memory,
@@ -56,6 +58,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 UNIT_FORMATS = {
     "events/s": ",.0f",
     "assignments/s": ",.0f",
+    "items/s": ",.0f",
+    "records/s": ",.0f",
     "µs": ",.1f",
     "s": ",.3f",
     "MB": ",.1f",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,37 @@ def test_running_a_command_imports_the_engine(tmp_path: Path) -> None:
     # The probe itself: the same process, a command that needs the engine, does import it.
     modules = _imported("bots", "-r", "rulesets", "--db", str(tmp_path / "s.db"))
     assert {"salesbot_core.engine", "pydantic"} <= modules
+
+
+def _one_event(tmp_path: Path) -> Path:
+    events = tmp_path / "one.jsonl"
+    with (ROOT / "examples" / "events.jsonl").open(encoding="utf-8") as f:
+        events.write_text(f.readline(), encoding="utf-8")
+    return events
+
+
+def test_a_quiet_run_imports_no_rich(tmp_path: Path) -> None:
+    # rich is for terminals and tables: `run -q` (the bench's first event) goes without it,
+    # and the event is processed all the same.
+    db = tmp_path / "s.db"
+    modules = _imported("run", "-q", "--db", str(db), str(_one_event(tmp_path)))
+    assert {"salesbot_core.engine", "pydantic"} <= modules
+    assert sorted(m for m in modules if m.split(".")[0] == "rich") == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM outcomes").fetchone() == (1,)
+
+
+def test_a_rejected_line_is_still_printed_by_rich(tmp_path: Path) -> None:
+    # rich comes in when there is something to print: the rejected line, as before.
+    events = tmp_path / "bad.jsonl"
+    events.write_text('{"id": "e1"\n', encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "salesbot_core", "run", "-q", "--db", str(tmp_path / "s.db"), str(events)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    reason = "not valid JSON: Expecting ',' delimiter: line 2 column 1 (char 12)"
+    assert result.stderr == f"{events}:1: {reason}\n"

@@ -13,6 +13,7 @@ commands: ``salesbot --help`` costs click and nothing else.
 from __future__ import annotations
 
 import importlib
+from gettext import gettext as _
 from typing import Any
 
 import click
@@ -167,7 +168,7 @@ class LazyGroup(click.Group):
             (name, click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit))
             for name in self.list_commands(ctx)
         ]
-        with formatter.section("Commands"):
+        with formatter.section(_("Commands")):  # click's heading, translated as click does
             formatter.write_dl(rows)
 
 

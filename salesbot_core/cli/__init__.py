@@ -6,13 +6,16 @@ are printed as one readable ``error:`` line each and give a non-zero exit status
 traceback.
 
 One module per group of commands. A module is imported only when one of its commands
-runs or a help page lists it, and imports the engine, the models and rich inside its
-commands: ``salesbot --help`` costs click and nothing else.
+runs or shows its help, and imports the engine, the models and rich inside its commands:
+``salesbot --help`` lists the commands from their summaries in ``COMMANDS`` and costs click
+and nothing else.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from gettext import gettext as _
 from typing import Any
 
@@ -116,9 +119,6 @@ def _terminal_width() -> int | None:
     with it zlib, bz2 and lzma): ``shutil.get_terminal_size``'s rule, then click's
     ``HelpFormatter`` clamp to 78 columns. ``None`` where click forces a width itself
     (``CliRunner``), so click's own rule applies there."""
-    import os
-    import sys
-
     if click.formatting.FORCED_WIDTH is not None:
         return None
     try:
@@ -154,7 +154,7 @@ class LazyGroup(click.Group):
         where = COMMANDS.get(cmd_name)
         if where is None:
             return None
-        module, name, _ = where
+        module, name, _summary = where
         command = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         assert isinstance(command, click.Command)
         return command

@@ -29,6 +29,7 @@ from rich.table import Table
 from . import (
     bots_scale,
     conditions,
+    deadlines,
     list_operation,
     memory,
     page,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     for module in (
         per_event,
         list_operation,
+        deadlines,
         bots_scale,
         conditions,
         memory,

@@ -19,6 +19,8 @@ from typing import Any
 FORMATS = {
     "events/s": ",.0f",
     "assignments/s": ",.0f",
+    "items/s": ",.0f",
+    "records/s": ",.0f",
     "µs": ",.1f",
     "s": ",.3f",
     "MB": ",.1f",

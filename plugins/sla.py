@@ -27,8 +27,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from salesbot_core import Bot, User, hookimpl
+from salesbot_core.catalog import Catalog
 from salesbot_core.fields import FieldSpec
-from salesbot_core.models import DueItem, Escalation, Event, Model
+from salesbot_core.models import BOT_PREFIX, DueItem, Escalation, Event, Model
 from salesbot_core.strategy import Context, RecordT
 
 from .availability import OUT_OF_OFFICE, WORKING_HOURS
@@ -88,13 +89,30 @@ def _conditions(sla: Sla | None) -> dict[str, dict[str, Any]]:
     return {} if sla is None or sla.met_when.where is None else {"met_when.where": sla.met_when.where}
 
 
+def _bot_refs(sla: Sla | None) -> dict[str, str]:
+    """The bot ``then: bot:<id>`` hands records on to, checked by the loader."""
+    if sla is None or not sla.then.startswith(BOT_PREFIX):
+        return {}
+    return {"then": sla.then[len(BOT_PREFIX) :]}
+
+
+def _check(sla: Sla | None, bot: Bot, catalog: Catalog) -> list[str]:
+    """``then: fallback`` names the bot's fallback owner: a bot without one is a mistake."""
+    if sla is not None and sla.then == "fallback" and bot.fallback is None:
+        return ["then: fallback needs the bot's fallback owner: set 'fallback: <user>' on the bot"]
+    return []
+
+
 SLA: FieldSpec[Sla | None] = FieldSpec(
     "bot",
     "sla",
     Sla | None,
     default=None,
     description="How long the picked owner has to act before the record moves on (salesbot tick).",
+    check=_check,
     conditions=_conditions,
+    bot_refs=_bot_refs,
+    sets_deadlines=True,
 )
 
 

@@ -25,7 +25,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from salesbot_core import Outcome, page_queries
-from salesbot_core.models import ENTITIES, Delivery, DueItem, Note, Notification, Token, Webhook, utc_iso
+from salesbot_core.models import (
+    ENTITIES,
+    LIST_PREFIX,
+    Delivery,
+    DueItem,
+    Note,
+    Notification,
+    Token,
+    Webhook,
+    utc_iso,
+)
 from salesbot_core.store import (
     PRUNE_BATCH,
     PRUNE_EVERY,
@@ -246,6 +256,11 @@ class SqlTransaction:
             )
 
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
+        known = self._states.get((account, bot))
+        if known is not None:
+            # Read or written before in this transaction (the records of a list operation's
+            # batch): the row is still locked, or the whole database is, so it is current.
+            return json.loads(known) if known != "{}" else {}
         suffix = ""
         if self._d.locks:
             # The row must exist to be locked: create it empty (writing nothing when it
@@ -734,6 +749,17 @@ class SqlStore:
                 (account,),
             ).fetchall()
         return [_due_item(row) for row in rows]
+
+    def operation_outcomes(self, account: str, operation: str) -> list[Outcome]:
+        # substr, not a range on event_id: under a PostgreSQL locale's collation "/" may
+        # sort anywhere, so a range could miss ids; this reads the account's outcomes once.
+        prefix = f"{LIST_PREFIX}{operation}/"
+        with self._read() as s:
+            rows = s.execute(
+                "SELECT outcome FROM outcomes WHERE account = ? AND substr(event_id, 1, ?) = ? ORDER BY seq",
+                (account, len(prefix), prefix),
+            ).fetchall()
+        return [Outcome.model_validate_json(text) for (text,) in rows]
 
     def replay_delivery(self, account: str, id: str, now: str) -> bool:
         with self._write() as s:

@@ -86,6 +86,14 @@ def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
     return kind(f"SQLite store {path!r}: {exc}{hint}")
 
 
+#: WAL pages after which a commit copies them into the database file (SQLite's default
+#: is 1,000). An event dirties the same few dozen pages (the tables' last leaves, the
+#: rotation row): copied every ~30 events at the default, they are copied once per ~120
+#: events here, with a quarter of the checkpoints' syncs. The WAL file grows to ~16 MB.
+#: Measured: 15-20% less time per event at FULL and NORMAL (``python -m bench --only per_event``).
+WAL_CHECKPOINT_PAGES = 4000
+
+
 class SQLiteStore(SqlStore):
     """A salesbot store in one SQLite file."""
 
@@ -129,6 +137,7 @@ class SQLiteStore(SqlStore):
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 # Under the write lock: processes opening the same new file at once

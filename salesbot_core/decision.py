@@ -109,6 +109,21 @@ class Decider:
     rules: Rules
     catalog: Catalog
     hook: pluggy.HookRelay
+    #: The accounts with a bot that may get due items (``FieldSpec.sets_deadlines``).
+    _deadlines: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        specs = [spec for spec in self.catalog.fields_of("bot").values() if spec.sets_deadlines]
+        accounts = {
+            account
+            for (account, _), bot in self.rules.bots.items()
+            if any(bot.plugin_fields.get(spec.key) is not None for spec in specs)
+        }
+        object.__setattr__(self, "_deadlines", frozenset(accounts))
+
+    def has_deadlines(self, account: str) -> bool:
+        """Whether a bot of ``account`` may have given a record a deadline to keep."""
+        return account in self._deadlines
 
     def bots_that_may_fire(self, event: Event, route: bool) -> list[Bot]:
         """The bots ``decide`` may run: those in the Owner field or, when routing a record

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -57,7 +57,7 @@ from .registry import Registry, make_plugin_manager
 from .reloading import RulesStatus
 from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
-from .store import Store, Transaction, kept_payload
+from .store import Store, Switch, Transaction, kept_payload
 from .strategy import Context, RecordT
 from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
 from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
@@ -86,6 +86,50 @@ class Offboarded(NamedTuple):
     #: ``(entity, id)`` of open records no active bot could take (none assigned them, and
     #: ``to_bot`` was not given or handles another entity): they stay with the user.
     left: list[tuple[str, str]]
+    #: Records still to move because ``limit`` ended this run: run the operation again.
+    remaining: int = 0
+    #: The records earlier runs of the same operation moved, oldest first.
+    earlier: Sequence[Outcome] = ()
+
+    def moved(self) -> dict[str, dict[str, int]]:
+        """How many records each bot gave to whom over every run of the operation, so a
+        rerun answers as the first run did."""
+        counts: dict[str, dict[str, int]] = {}
+        for outcome in [*self.earlier, *self.outcomes]:
+            for decision in outcome.assigned:
+                per_bot = counts.setdefault(decision.bot, {})
+                per_bot[str(decision.owner)] = per_bot.get(str(decision.owner), 0) + 1
+        return {bot: dict(sorted(owners.items())) for bot, owners in sorted(counts.items())}
+
+    def summary(self) -> dict[str, Any]:
+        """The operation so far as JSON (``salesbot user offboard --json``, the API): the
+        same whichever run of the operation answers, once ``done``."""
+        return {
+            "moved": self.moved(),
+            "records_moved": len(self.earlier) + len(self.outcomes),
+            "left": [{"entity": entity, "id": record_id} for entity, record_id in self.left],
+            "remaining": self.remaining,
+            "done": self.remaining == 0,
+        }
+
+
+class UserState(NamedTuple):
+    """A user of an account now: on or off (ruleset or switch), and the switch, which
+    keeps who set it and when (``None`` if never switched)."""
+
+    user: User
+    active: bool
+    switch: Switch | None
+
+    def summary(self) -> dict[str, Any]:
+        """As JSON (``salesbot user list --json``, the API's ``GET /users``)."""
+        return {
+            "id": self.user.id,
+            "name": self.user.display_name,
+            "active": self.active,
+            "switched_by": self.switch.by if self.switch else None,
+            "switched_at": self.switch.at if self.switch else None,
+        }
 
 
 class Delivered(NamedTuple):
@@ -366,7 +410,7 @@ class Engine:
         """Clear the record's due item if the event meets it (``salesbot_sla_met``). Read
         only when a plugin can meet one: an engine without SLAs pays nothing."""
         hook = self.registry.pm.hook
-        if not hook.salesbot_sla_met.get_hookimpls():
+        if not hook.salesbot_sla_met.get_hookimpls() or not self._decider.has_deadlines(event.account):
             return
         due = tx.get_due(event.account, record.entity, record.id)
         if due is None:
@@ -712,12 +756,23 @@ class Engine:
                 outcomes.append(self._handle_in(tx, valid, False, stored))
         return outcomes
 
-    def set_user_active(self, account: str, user_id: str, active: bool) -> None:
+    def set_user_active(self, account: str, user_id: str, active: bool, by: str | None = None) -> None:
         """Switch a user on or off, overriding the ruleset's ``active`` until switched again:
-        a user switched off gets no new record (``salesbot user activate``/``offboard``)."""
+        a user switched off gets no new record (``salesbot user activate``/``offboard``).
+        ``by`` names who did it (``cli``, ``api``): the store keeps it with the time."""
         if self.rules.user(account, user_id) is None:
             raise SalesbotError(f"no user {user_id!r} in account {account!r}")
-        self.store.set_switch(account, USER_PREFIX + user_id, active)
+        self.store.set_switch(account, USER_PREFIX + user_id, active, by)
+
+    def users(self, account: str) -> list[UserState]:
+        """Each user of an account, in file order: active now, and who switched them when."""
+        switches = self.store.switches(account)
+        return [
+            UserState(user, switch.active if switch else user.active, switch)
+            for (acc, user_id), user in self.rules.users.items()
+            if acc == account
+            for switch in (switches.get(USER_PREFIX + user_id),)
+        ]
 
     def offboard(
         self,
@@ -728,6 +783,8 @@ class Engine:
         to_bot: str | None = None,
         batch_size: int = 500,
         progress: Callable[[int, int], None] | None = None,
+        limit: int | None = None,
+        by: str | None = None,
     ) -> Offboarded:
         """Switch a user off and redistribute every open record they own.
 
@@ -736,13 +793,20 @@ class Engine:
         notification), the user skipped as deactivated, so a bot spreads the records as its
         strategy does (round robin: evenly). Records are committed ``batch_size`` at a time
         as a list operation ``operation``: a rerun (after a crash) finishes what is left and
-        moves nothing twice. ``progress(done, total)`` is called after each batch.
+        moves nothing twice. ``progress(done, total)`` is called after each batch. With
+        ``limit``, at most that many records move in this run (``remaining`` says how many
+        are left for the next). ``by`` names who switched the user off. An operation id
+        names one offboarding (like a list operation's): take a new one for each.
         """
         if to_bot is not None and self.rules.bot(account, to_bot) is None:
             raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        self.set_user_active(account, user_id, False)
+        if batch_size < 1 or (limit is not None and limit < 0):
+            raise ValueError("batch_size must be at least 1 and limit at least 0")
+        for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
+            # An operation id too long for a record's event id: EventError before any write.
+            list_event_id(operation, cast(EntityType, entity), record_id)
+        self.set_user_active(account, user_id, False, by)
+        earlier = _retrying(lambda: self.store.operation_outcomes(account, operation))
         active = {bot.id: on for bot, on in self.bots(account)}
         plan: dict[str, list[str]] = {}
         left: list[tuple[str, str]] = []
@@ -756,6 +820,13 @@ class Engine:
             else:
                 left.append((entity, record_id))
         multiple = self.rules.account_settings(account).multiple_owners
+        planned = sum(map(len, plan.values()))
+        if limit is not None:  # the first ``limit`` records, bot by bot
+            budget, capped = limit, {}
+            for bot_id, ids in plan.items():
+                capped[bot_id] = ids[:budget]
+                budget -= len(capped[bot_id])
+            plan = capped
         total, done = sum(map(len, plan.values())), 0
         outcomes: list[Outcome] = []
         for bot_id, ids in plan.items():
@@ -770,7 +841,7 @@ class Engine:
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-        return Offboarded(outcomes, left)
+        return Offboarded(outcomes, left, planned - total, earlier)
 
     def _assigned_by(self, account: str, entity: str, record_id: str, user_id: str) -> str | None:
         """The bot that last gave the record itself to the user, or None."""

@@ -56,6 +56,14 @@ class FieldSpec(Generic[T]):
     #: bots' own, on the same evaluator (a problem names ``<key>.<path>``), and a hook
     #: tests one on the record with ``context.matches(bot, key, path)``.
     conditions: Callable[[Any], Mapping[str, Mapping[str, Any]]] | None = None
+    #: Bot fields only: the ids of other bots a value names, by their path under the key
+    #: (``{"then": "overflow"}``). The loader checks, once every file is read, that each is
+    #: a bot of the same account (a problem names ``<key>.<path>``).
+    bot_refs: Callable[[Any], Mapping[str, str]] | None = None
+    #: Bot fields only: a bot that sets this field may get due items (``salesbot_due``).
+    #: An event in an account none of whose bots sets such a field reads no due item of
+    #: its record (``salesbot_sla_met`` is not asked): deadlines cost only where they exist.
+    sets_deadlines: bool = False
     _adapter: TypeAdapter[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

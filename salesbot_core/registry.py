@@ -7,7 +7,6 @@ share plugins.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from collections.abc import Callable, Iterable
@@ -197,6 +196,8 @@ def _check_unknown_hooks(pm: pluggy.PluginManager) -> None:
             continue
         for impl in caller.get_hookimpls():
             if not impl.optionalhook:
+                import difflib  # only to word this error: not paid by every start
+
                 close = difflib.get_close_matches(hook_name, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise PluginError(

@@ -510,6 +510,7 @@ def load_rulesets(
             bots[key] = bot
             sources[key] = name
             problems += _check_bot(name, content.account, bot, users, catalog)
+    problems += _check_bot_refs(bots, sources, catalog)
     problems += _check_plans(bots, sources, settings, settings_sources)
 
     wheres: dict[str, Mapping[str, Any]] = {
@@ -638,6 +639,29 @@ def _check_bot(
             Problem(name, msg, bot=bot.id, field=where + (f".{path}" if path else ""))
             for path, msg in check_condition(condition)
         ]
+    return problems
+
+
+def _check_bot_refs(
+    bots: Mapping[tuple[str, str], Bot], sources: Mapping[tuple[str, str], str], catalog: Catalog
+) -> list[Problem]:
+    """Bot ids named inside plugins' bot fields (``FieldSpec.bot_refs``) that are no bot of
+    the account: checked once all files are read, as a bot may name one of a later file."""
+    problems: list[Problem] = []
+    for (account, bot_id), bot in bots.items():
+        for key, spec in catalog.fields_of("bot").items():
+            if spec.bot_refs is None or key not in bot.plugin_fields:
+                continue
+            problems += [
+                Problem(
+                    sources[(account, bot_id)],
+                    f"unknown bot {excerpt(other)}: no bot of account {excerpt(account)} has this id",
+                    bot=bot_id,
+                    field=f"{key}.{path}",
+                )
+                for path, other in spec.bot_refs(spec.get(bot)).items()
+                if (account, other) not in bots
+            ]
     return problems
 
 

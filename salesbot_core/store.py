@@ -392,5 +392,10 @@ class Store(Protocol):
     def due_items(self, account: str) -> list[DueItem]:
         """The due items of ``account``, soonest due first."""
 
+    def operation_outcomes(self, account: str, operation: str) -> list[Outcome]:
+        """The outcomes of list operation ``operation`` of ``account`` (event ids
+        ``list/<operation>/...``, see ``models.list_event_id``), in the order they were
+        logged. Reads the account's outcomes: for answering an operation again, not per event."""
+
     def close(self) -> None:
         """Release connections."""

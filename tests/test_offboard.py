@@ -3,10 +3,12 @@ they own is redistributed once, fairly within each bot, through the bot that ass
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,21 @@ def fill(engine: Engine, per_bot: int) -> None:
         ],
         batch_size=500,
     )
+
+
+#: The summary of offboarding anna after ``fill(engine, 6)``: her six records, two per bot,
+#: spread over the others of each bot's pool.
+SIX_MOVED = {
+    "moved": {
+        "deals": {"celina": 1, "jan": 1},
+        "people": {"bartek": 1, "celina": 1},
+        "tasks": {"jan": 1, "olga": 1},
+    },
+    "records_moved": 6,
+    "left": [],
+    "remaining": 0,
+    "done": True,
+}
 
 
 def owned(engine: Engine, user: str) -> list[tuple[str, str]]:
@@ -158,6 +175,95 @@ def test_the_user_commands(rules: Path, tmp_path: Path) -> None:
     assert (back.exit_code, back.stdout) == (0, "user 'anna' of account 'default' is switched on\n")
     bad = salesbot("user", "activate", "zoe", "-r", str(rules), "--db", db)
     assert (bad.exit_code, bad.stderr) == (1, "error: no user 'zoe' in account 'default'\n")
+
+
+def test_a_rerun_answers_as_the_first_run_and_a_limit_leaves_the_rest_for_it(
+    rules: Path, store_url: str
+) -> None:
+    with Engine(rules, store_url) as engine:
+        fill(engine, 6)
+        part = engine.offboard("default", "anna", "leave-1", limit=4)
+        assert (len(part.outcomes), part.remaining) == (4, 2)
+        assert part.summary() == {
+            "moved": {"deals": {"celina": 1, "jan": 1}, "people": {"bartek": 1, "celina": 1}},
+            "records_moved": 4,
+            "left": [],
+            "remaining": 2,
+            "done": False,
+        }
+        rest = engine.offboard("default", "anna", "leave-1", limit=4)
+        assert (len(rest.outcomes), len(rest.earlier), rest.remaining) == (2, 4, 0)
+        assert rest.summary() == SIX_MOVED
+        again = engine.offboard("default", "anna", "leave-1")
+        assert (again.outcomes, again.summary()) == ([], SIX_MOVED)
+        # Another operation's records are not this one's.
+        assert engine.offboard("default", "bartek", "leave-2").summary()["records_moved"] == 5
+
+
+def test_user_switches_keep_who_and_when(rules: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with Engine(rules, db) as engine:
+        fill(engine, 1)
+        before = datetime.now(UTC)
+        engine.set_user_active("default", "jan", False, by="hr-portal")
+        states = {state.user.id: state for state in engine.users("default")}
+        assert list(states) == ["anna", "bartek", "celina", "jan", "olga"]
+        assert [(s.active, s.switch) for s in states.values() if s.user.id != "jan"] == [(True, None)] * 4
+        jan = states["jan"].switch
+        assert jan is not None and (states["jan"].active, jan.active, jan.by) == (False, False, "hr-portal")
+        assert jan.at is not None and before <= datetime.fromisoformat(jan.at) <= datetime.now(UTC)
+    offboarded = salesbot("user", "offboard", "anna", "--operation", "leave-1", "-r", str(rules), "--db", db)
+    assert offboarded.exit_code == 0, offboarded.stderr
+    back = salesbot("user", "activate", "jan", "-r", str(rules), "--db", db)
+    assert back.exit_code == 0, back.stderr
+    with Engine(rules, db) as engine:
+        switches = {s.user.id: s.switch for s in engine.users("default") if s.switch}
+    assert {user: (s.active, s.by) for user, s in switches.items()} == {
+        "anna": (False, "cli"),
+        "jan": (True, "cli"),
+    }
+    listed = salesbot("user", "list", "-r", str(rules), "--db", db)
+    assert (listed.exit_code, listed.stdout.splitlines()) == (
+        0,
+        [
+            f"anna: switched off (switched off by cli at {switches['anna'].at})",
+            "bartek: active",
+            "celina: active",
+            f"jan: active (switched on by cli at {switches['jan'].at})",
+            "olga: active",
+        ],
+    )
+    as_json = json.loads(salesbot("user", "list", "--json", "-r", str(rules), "--db", db).stdout)
+    assert as_json["users"][0] == {
+        "id": "anna",
+        "name": "anna",
+        "active": False,
+        "switched_by": "cli",
+        "switched_at": switches["anna"].at,
+    }
+    assert [u["switched_by"] for u in as_json["users"]] == ["cli", None, None, "cli", None]
+
+
+def test_offboard_json_is_the_operation_s_summary(rules: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with Engine(rules, db) as engine:
+        fill(engine, 3)
+        engine.set_bot_active("default", "tasks", False)
+    args = ("user", "offboard", "anna", "--operation", "leave-1", "--json", "-r", str(rules), "--db", db)
+    first = salesbot(*args)
+    assert first.exit_code == 0, first.stderr
+    expected = {
+        "account": "default",
+        "user": "anna",
+        "operation": "leave-1",
+        "moved": {"deals": {"jan": 1}, "people": {"bartek": 1}},
+        "records_moved": 2,
+        "left": [{"entity": "task", "id": "t1"}],
+        "remaining": 0,
+        "done": True,
+    }
+    assert json.loads(first.stdout) == expected
+    assert json.loads(salesbot(*args).stdout) == expected
 
 
 def offboard_process(rules: Path, db: str) -> subprocess.Popen[bytes]:

@@ -336,7 +336,14 @@ def test_example_2_mode_replace_over_http(write_rules: Callable[..., Path], tmp_
 
 def sample_request(route: APIRoute, account: str) -> tuple[str, str, Any]:
     """A well-formed request to ``route`` for ``account``: method, URL and JSON body."""
-    values = {"account": account, "entity": "deal", "record_id": "d1", "bot": "inbound", "webhook_id": "wh_0"}
+    values = {
+        "account": account,
+        "entity": "deal",
+        "record_id": "d1",
+        "bot": "inbound",
+        "webhook_id": "wh_0",
+        "user": "anna",
+    }
     url = route.path_format.format(**{name: values[name] for name in route.param_convertors})
     bodies: dict[str, Any] = {
         "/events": {
@@ -347,6 +354,7 @@ def sample_request(route: APIRoute, account: str) -> tuple[str, str, Any]:
         "/events:batch": {"events": []},
         "/assignments": {"entity": "deal", "record_ids": ["d1"], "bot": "inbound", "operation": "m"},
         "/active": {"active": False},
+        "/offboard": {"operation": "m"},
         "/ack": {"ids": [1]},
         "/simulate": {"count": 1},
         "/webhooks": {"url": "http://127.0.0.1:9/hook"},
@@ -395,7 +403,7 @@ class TestTenancyMatrix:
         public = {r.path for r in routes if "{account}" not in r.path}
         assert public == {"/healthz", "/readyz", "/metrics", "/v1/rulesets"}
         found = [r for r in routes if "{account}" in r.path]
-        assert len(found) == 15
+        assert len(found) == 18
         return found
 
     def test_every_route_is_404_with_no_data_for_another_accounts_token(

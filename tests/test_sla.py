@@ -264,6 +264,60 @@ def test_a_bad_sla_is_a_ruleset_error_naming_file_bot_and_field(write_rules: Cal
     ]
 
 
+def test_then_naming_an_unknown_bot_is_an_error_at_load(write_rules: Callable[..., Path]) -> None:
+    rules = write_rules(**{"team.yaml": TEAM, "inbound.yaml": sla_bot("within: 1h\nthen: bot:seniors")})
+    expected = (
+        f"{rules / 'inbound.yaml'}: bot 'inbound': field 'sla.then': unknown bot 'seniors': "
+        "no bot of account 'default' has this id"
+    )
+    with pytest.raises(RulesetError) as raised:
+        Engine(rules, ":memory:")
+    assert str(raised.value).splitlines() == [expected]
+    checked = salesbot("validate", "-r", str(rules))
+    assert (checked.exit_code, checked.stdout, checked.stderr) == (1, "", f"error: {expected}\n")
+
+
+def test_then_fallback_on_a_bot_without_a_fallback_owner_is_an_error_at_load(
+    write_rules: Callable[..., Path],
+) -> None:
+    rules = write_rules(**{"team.yaml": TEAM, "inbound.yaml": sla_bot("within: 1h\nthen: fallback")})
+    with pytest.raises(RulesetError) as raised:
+        Engine(rules, ":memory:")
+    assert str(raised.value).splitlines() == [
+        f"{rules / 'inbound.yaml'}: bot 'inbound': field 'sla': then: fallback needs the bot's "
+        "fallback owner: set 'fallback: <user>' on the bot"
+    ]
+    rules = write_rules(**{"inbound.yaml": sla_bot("within: 1h\nthen: fallback", "    fallback: celina\n")})
+    with Engine(rules, ":memory:") as engine:
+        assert engine.rules.bots[("default", "inbound")].fallback == "celina"
+
+
+def test_then_may_name_a_bot_of_a_later_file_but_not_of_another_account(
+    write_rules: Callable[..., Path],
+) -> None:
+    seniors = "bots:\n  - {id: seniors, users: [celina]}\n"
+    rules = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "a_inbound.yaml": sla_bot("within: 1h\nthen: bot:seniors"),
+            "b_seniors.yaml": seniors,
+        }
+    )
+    with Engine(rules, ":memory:") as engine:
+        assert [bot.id for bot in engine.rules.account_bots("default")] == ["inbound", "seniors"]
+    other = "account: other\nusers: [{id: celina}]\n" + seniors
+    rules = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "a_inbound.yaml": sla_bot("within: 1h\nthen: bot:seniors"),
+            "b_seniors.yaml": other,
+        }
+    )
+    with pytest.raises(RulesetError) as raised:
+        Engine(rules, ":memory:")
+    assert [(p.bot, p.field) for p in raised.value.problems] == [("inbound", "sla.then")]
+
+
 def test_a_version_8_sqlite_file_gets_the_due_items_table(sla_rules: Path, tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     with Engine(sla_rules, db) as engine:

@@ -174,6 +174,67 @@ def test_the_switches_are_read_once_per_transaction(deal_bot_rules: Path, tmp_pa
     assert sum("FROM bot_switches" in s for s in statements) == 1
 
 
+def traced(engine: Engine, run: Callable[[], Any]) -> list[str]:
+    """The statements SQLite ran for ``run()`` on the engine's store."""
+    statements: list[str] = []
+    engine.store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    try:
+        run()
+    finally:
+        engine.store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
+    return statements
+
+
+def test_a_batch_reads_a_rotation_state_once_and_builds_on_what_it_wrote(
+    deal_bot_rules: Path, tmp_path: Path
+) -> None:
+    from factories import deal_event
+
+    with Engine(deal_bot_rules, tmp_path / "s.db") as engine:
+        outcomes: list[Any] = []
+        statements = traced(
+            engine,
+            lambda: outcomes.extend(engine.handle_many([deal_event(n) for n in range(1, 8)], batch_size=7)),
+        )
+        assert [o.owners_after for o in outcomes] == [
+            ["anna"], ["bartek"], ["celina"], ["anna"], ["bartek"], ["celina"], ["anna"]
+        ]  # fmt: skip
+        assert sum(s.startswith("SELECT state FROM strategy_state") for s in statements) == 1
+        assert sum(s.startswith("INSERT INTO strategy_state") for s in statements) == 7
+        # The next transaction reads what the batch left.
+        assert engine.handle(deal_event(8)).owners_after == ["bartek"]
+
+
+SLA_BOT = """
+bots:
+  - id: inbound
+    name: Inbound leads
+    entity: deal
+    users: [anna, bartek, celina]
+    sla: {within: 2h}
+"""
+
+
+@pytest.mark.parametrize("with_sla", [False, True], ids=["no-sla", "sla"])
+def test_due_items_are_read_only_in_accounts_whose_bots_set_deadlines(
+    write_rules: Callable[..., Path], tmp_path: Path, with_sla: bool
+) -> None:
+    """An account without deadlines pays no read for them; one with an SLA bot reads the
+    record's due item, and an update by its owner meets (clears) it."""
+    from factories import deal_event
+
+    bot = SLA_BOT if with_sla else SLA_BOT.replace("    sla: {within: 2h}\n", "")
+    rules = write_rules(**{"team.yaml": TEAM + bot})
+    with Engine(rules, tmp_path / "s.db") as engine:
+        engine.handle(deal_event(1))
+        assert [item.owner for item in engine.store.due_items("default")] == (["anna"] if with_sla else [])
+        update = deal_event(1, owners=["anna"], kind="updated") | {"id": "e2", "by": "anna"}
+        statements = traced(engine, lambda: engine.handle(update))
+        reads = [s for s in statements if s.startswith("SELECT") and "FROM due_items" in s]
+        assert len(reads) == (1 if with_sla else 0)
+        assert engine.store.due_items("default") == []
+
+
 @pytest.mark.parametrize("table", ["assignments", "outcomes"])
 def test_an_event_writes_only_the_indexes_a_query_reads(
     store_url: str, table: str, deal_bot_rules: Path
@@ -232,3 +293,14 @@ def test_every_statement_of_an_event_stays_in_its_account(
     data = [s for s in statements if s not in ("BEGIN IMMEDIATE", "COMMIT")]
     assert len(data) > 20
     assert [s for s in data if "account" not in s] == []
+
+
+def test_the_sqlite_store_checkpoints_its_wal_less_often_than_sqlites_default(tmp_path: Path) -> None:
+    from salesbot_plugins.sqlite_store import WAL_CHECKPOINT_PAGES, SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        (pages,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    finally:
+        store.close()
+    assert pages == WAL_CHECKPOINT_PAGES == 4000

@@ -92,6 +92,8 @@ class PoolMember:
     name: str
     state: str
     reason: str
+    #: The user's switch (``salesbot user offboard``/``activate``): who set it and when.
+    switch: Switch | None = None
 
 
 @dataclass
@@ -127,14 +129,16 @@ def pool_state(reason: str) -> str:
 def _pool(engine: Engine, account: str, bot: Bot, now: Decision) -> list[PoolMember]:
     """Each pool user's state by ``Engine.pool_now`` (the engine's own reasons)."""
     skipped = {skip.user: skip.reason for skip in now.skipped}
+    switches = {state.user.id: state.switch for state in engine.users(account)}
     pool = []
     for user_id in bot.users:
         user = engine.rules.user(account, user_id)
         name = user.display_name if user else user_id
+        switch = switches.get(user_id)
         if user_id in skipped:
-            pool.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id]))
+            pool.append(PoolMember(user_id, name, pool_state(skipped[user_id]), skipped[user_id], switch))
         else:
-            pool.append(PoolMember(user_id, name, "active", "eligible now"))
+            pool.append(PoolMember(user_id, name, "active", "eligible now", switch))
     return pool
 
 

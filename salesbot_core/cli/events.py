@@ -3,8 +3,9 @@ operation) and ``simulate`` (a dry run of a bot)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -91,6 +92,23 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
                 yield number, line
 
 
+@contextlib.contextmanager
+def _progress(total: int, wanted: bool) -> Iterator[Callable[[], None]]:
+    """A function that moves a transient progress bar of ``total`` lines on by one. The bar
+    is shown only when ``wanted`` and stdout is a terminal; otherwise the function does
+    nothing, and rich is not even imported."""
+    if not wanted:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    out = Console()
+    with Progress(console=out, disable=not out.is_terminal, transient=True) as progress:
+        task = progress.add_task("routing", total=total)
+        yield lambda: progress.advance(task)
+
+
 class _BadLine(Exception):
     """A line that is not one JSON value."""
 
@@ -122,21 +140,18 @@ def run(engine: Engine, events: Path, quiet: bool, as_json: bool) -> None:
     reported as FILE:LINE: message (with --json, in the JSON) and skipped; the exit
     status is then 1.
     """
-    from rich.console import Console
-    from rich.progress import Progress
-
     from ..errors import SalesbotError, StoreError
     from ..tally import Tally
 
-    out, err = Console(), Console(stderr=True)
+    # rich (tens of milliseconds to import) only where it prints: a progress bar, the
+    # summary table, a rejected line. `run -q` of a few events, or to a pipe, never needs it.
+    err: Console | None = None
     total = sum(1 for _ in _lines(events))
     tally = Tally()
     rejected: list[dict[str, Any]] = []
-    show_progress = out.is_terminal and total >= PROGRESS_MIN_LINES and not quiet and not as_json
-    with Progress(console=out, disable=not show_progress, transient=True) as progress:
-        task = progress.add_task("routing", total=total)
+    with _progress(total, total >= PROGRESS_MIN_LINES and not quiet and not as_json) as advance:
         for number, line in _lines(events):
-            progress.advance(task)
+            advance()
             try:
                 tally.add(engine.handle(_parse_line(line)))
             except StoreError:
@@ -146,6 +161,10 @@ def run(engine: Engine, events: Path, quiet: bool, as_json: bool) -> None:
             except (_BadLine, SalesbotError) as exc:
                 rejected.append({"line": number, "message": str(exc)})
                 if not as_json:
+                    if err is None:
+                        from rich.console import Console
+
+                        err = Console(stderr=True)
                     # The message quotes the input (ids, values) and the file name: escaped.
                     err.print(
                         escape(f"{events}:{number}: {exc}"), markup=False, highlight=False, soft_wrap=True
@@ -160,7 +179,9 @@ def run(engine: Engine, events: Path, quiet: bool, as_json: bool) -> None:
             }
         )
     elif not quiet:
-        _print_tally(out, tally, engine, total, len(rejected))
+        from rich.console import Console
+
+        _print_tally(Console(), tally, engine, total, len(rejected))
     if rejected:
         raise SystemExit(1)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import tempfile
 from pathlib import Path
 
 import click
@@ -69,6 +67,9 @@ def serve(
     records, bots, the outbox and dry runs, per account, with bearer tokens
     (`salesbot token create`). The API is described at /docs and /openapi.json;
     Prometheus metrics are at /metrics, and each event is one log line on stderr."""
+    import secrets  # here, not at the top: `salesbot serve --help` needs neither
+    import tempfile
+
     from ..engine import Engine
     from ..errors import SalesbotError
 

@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from ..safetext import escape
-from .common import account_option, echo_json, json_option, with_engine
+from .common import account_option, echo_json, json_option, reading_engine, with_engine
 
 if TYPE_CHECKING:
     from ..engine import Engine
+
+
+#: Who the store records as switching a user from the command line (as ``salesbot bot``).
+WHO = "cli"
 
 
 @click.group()
@@ -47,19 +51,14 @@ def offboard(
             bar.update(task, completed=done, total=total)
 
         result = engine.offboard(
-            account, user_id, operation, to_bot=to_bot, batch_size=batch, progress=advance
+            account, user_id, operation, to_bot=to_bot, batch_size=batch, progress=advance, by=WHO
         )
-    moved: dict[str, dict[str, int]] = {}
-    for outcome in result.outcomes:
-        for decision in outcome.assigned:
-            per_bot = moved.setdefault(decision.bot, {})
-            per_bot[str(decision.owner)] = per_bot.get(str(decision.owner), 0) + 1
     if as_json:
-        echo_json({"user": user_id, "moved": moved, "left": [list(ref) for ref in result.left]})
+        echo_json({"account": account, "user": user_id, "operation": operation, **result.summary()})
         return
     click.echo(escape(f"user {user_id!r} of account {account!r} is switched off"))
-    for bot_id, counts in moved.items():
-        spread = ", ".join(f"{owner} {n}" for owner, n in sorted(counts.items()))
+    for bot_id, counts in result.moved().items():
+        spread = ", ".join(f"{owner} {n}" for owner, n in counts.items())
         click.echo(escape(f"bot {bot_id}: {sum(counts.values())} records to {spread}"))
     for entity, record_id in result.left:
         click.echo(escape(f"{entity} {record_id}: no active bot assigned it; it stays (use --to-bot)"))
@@ -71,5 +70,24 @@ def offboard(
 @account_option
 def activate(engine: Engine, user_id: str, account: str) -> None:
     """Switch USER on again: they get new records (nothing is pulled back)."""
-    engine.set_user_active(account, user_id, True)
+    engine.set_user_active(account, user_id, True, by=WHO)
     click.echo(escape(f"user {user_id!r} of account {account!r} is switched on"))
+
+
+@user.command(name="list")
+@reading_engine
+@account_option
+@json_option
+def list_users(engine: Engine, account: str, as_json: bool) -> None:
+    """List the users of an account: active now, and who switched them on or off, when."""
+    states = engine.users(account)
+    if as_json:
+        echo_json({"account": account, "users": [state.summary() for state in states]})
+        return
+    for state in states:
+        line = f"{state.user.id}: {'active' if state.active else 'switched off'}"
+        if state.switch is not None:
+            verb = "on" if state.switch.active else "off"
+            who, when = state.switch.by or "someone", state.switch.at or "an unknown time"
+            line += f" (switched {verb} by {who} at {when})"
+        click.echo(escape(line))

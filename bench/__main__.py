@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import shutil
@@ -38,6 +39,7 @@ from . import (
     startup,
 )
 from .common import BenchmarkFailed, Options, Report, Row
+from .markdown import fmt, render
 
 BENCHMARKS = {
     module.NAME: module
@@ -55,18 +57,6 @@ BENCHMARKS = {
     )
 }
 RESULTS = Path(__file__).resolve().parent / "results"
-UNIT_FORMATS = {
-    "events/s": ",.0f",
-    "assignments/s": ",.0f",
-    "items/s": ",.0f",
-    "records/s": ",.0f",
-    "µs": ",.1f",
-    "s": ",.3f",
-    "MB": ",.1f",
-    "ms": ",.0f",
-    "statements": ",.1f",
-    "pages": ",.1f",
-}
 
 
 def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
@@ -75,9 +65,13 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         description="salesbot benchmarks: each figure beside a baseline measured in the same run.",
     )
     parser.add_argument(
-        "--repeat", type=int, default=3, help="repetitions per measurement; the median is kept"
+        "--repeat",
+        type=int,
+        help="repetitions per measurement; the median is kept (default 3, 1 with --quick)",
     )
-    parser.add_argument("--quick", action="store_true", help="about 1/20 of the sizes, for a smoke run")
+    parser.add_argument(
+        "--quick", action="store_true", help="about 1/20 of the sizes and one repetition, for a smoke run"
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -99,7 +93,15 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         "--json", type=Path, default=RESULTS / "latest.json", help="where to write the results"
     )
     parser.add_argument("--workdir", type=Path, help="where the scratch databases go (default: a temp dir)")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the README's and the docs' tables of this run, with its command and machine",
+    )
     args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.events is not None and args.events < 1:
@@ -116,12 +118,6 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         repeat=args.repeat, quick=args.quick, events=args.events, bots=bots, pg=args.pg, profile=args.profile
     )
     return options, args
-
-
-def fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    return format(value, UNIT_FORMATS.get(unit, ",.2f"))
 
 
 def table(reports: list[Report], title: str) -> Table:
@@ -177,9 +173,32 @@ def _git(*args: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def _postgresql(url: str | None) -> str | None:
+    """The server's version, or None without a reachable server."""
+    if not url:
+        return None
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            # "15.18 (Debian 15.18-0+deb12u1)": the version is the first word.
+            return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]  # type: ignore[index]
+    except Exception:  # the benchmark itself reports an unusable server
+        return None
+
+
+def _load() -> list[float]:
+    try:
+        return [round(one, 2) for one in os.getloadavg()]
+    except OSError:
+        return []
+
+
 def meta(argv: list[str], options: Options) -> dict[str, Any]:
+    # The command as it can be run again, with no password in it (files are shared).
+    shown = [postgres_workers._safe(arg) if arg == options.pg else arg for arg in argv]
     return {
-        "command": shlex.join(["python", "-m", "bench", *argv]),
+        "command": shlex.join(["python", "-m", "bench", *shown]),
         "options": {**options.__dict__, "pg": bool(options.pg)},
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD"),
@@ -187,7 +206,9 @@ def meta(argv: list[str], options: Options) -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
+        "postgresql": _postgresql(options.pg),
+        "load_start": _load(),
     }
 
 
@@ -226,18 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     wall = time.perf_counter() - started
     info["wall_seconds"] = wall
+    info["load_end"] = _load()
     console.print()
     console.print(
         table(reports, f"salesbot benchmarks ({'quick, ' if options.quick else ''}repeat {options.repeat})")
     )
     console.print(f"wall time {wall:,.0f} s; results in {args.json}")
-    args.json.write_text(
-        json.dumps(
-            {"meta": info, "benchmarks": {r.name: r.to_json() for r in reports}}, indent=2, ensure_ascii=False
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    results = {"meta": info, "benchmarks": {r.name: r.to_json() for r in reports}}
+    args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(render(results), encoding="utf-8")
+        console.print(f"Markdown tables in {args.markdown}")
     return 1 if any(r.status == "failed" for r in reports) else 0
 
 

@@ -44,7 +44,7 @@ from .common import Options, Report, Row, median, write_rules
 
 NAME = "postgres_workers"
 TITLE = "worker processes against one PostgreSQL, beside raw psycopg"
-EVENTS = 2_000
+EVENTS = 1_000
 WORKERS = (1, 4)
 ACCOUNTS = 4
 WARM_UP = 5

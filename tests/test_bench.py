@@ -141,3 +141,97 @@ def test_service_smoke(tmp_path: Path) -> None:
     assert all(row["value"] > 0 and row["baseline"] > 0 for row in report["rows"])
     assert [row["goal"] for row in report["rows"] if row["metric"] == "throughput"] == [2.0, 1.2]
     assert report["details"]["rounds"] == 4 and len(report["details"]["runs"]) == 1
+
+
+def test_markdown_tables_of_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's table keeps the rows with a goal, one benchmark's rows under the same
+    goal shown by the worst; the docs' table has every row and what did not run."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.common import Report, Row
+    from bench.markdown import main
+
+    fast = Row(
+        "home", "server time", "ms", 10.0, 5.0, "empty", goal=250, goal_on="value", goal_text="≤ 250 ms"
+    )
+    slow = Row(
+        "bot | page",
+        "server time",
+        "ms",
+        60.4,
+        20.0,
+        "empty",
+        goal=250,
+        goal_on="value",
+        goal_text="≤ 250 ms",
+    )
+    rate = Row(
+        "1 worker",
+        "throughput",
+        "events/s",
+        80.0,
+        200.0,
+        "raw",
+        kind="rate",
+        goal=2.0,
+        goal_text="≥ 0.5× raw",
+    )
+    results = {
+        "meta": {
+            "command": "python -m bench --pg postgresql://u:***@db/x",
+            "cpus": 2,
+            "python": "3.11.7",
+            "sqlite": "3.40.1",
+            "postgresql": "15.18",
+            "load_start": [4.0, 3.0, 2.0],
+            "load_end": [2.5, 3.0, 2.0],
+            "wall_seconds": 840.0,
+            "git_commit": "0123456789abcdef",
+            "git_dirty": False,
+        },
+        "benchmarks": {
+            "page": Report("page", rows=[fast, slow, Row("home", "bytes", "kB", 3.0)], seconds=90).to_json(),
+            "pg": Report("pg", rows=[rate], seconds=100).to_json(),
+            "memory": Report("memory", status="skipped", reason="not asked").to_json(),
+        },
+    }
+    source, out = tmp_path / "results.json", tmp_path / "tables.md"
+    source.write_text(json.dumps(results), encoding="utf-8")
+    assert main([str(source), str(out)]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[2] == "Command: `python -m bench --pg postgresql://u:***@db/x`"
+    assert lines[4] == (
+        "Machine: 2 cores, Python 3.11.7, SQLite 3.40.1, PostgreSQL 15.18, load average 4.0 at the start, "
+        "2.5 at the end, 14.0 minutes, commit 0123456789."
+    )
+    readme = lines[
+        lines.index("### Goals (README)") + 4 : lines.index("### Every figure (docs/benchmarks.md)")
+    ]
+    assert readme == [
+        "| page | worst of 2, bot \\| page: server time (ms) | 60 | 20 (empty) | 3.02 | ≤ 250 ms met |",
+        "| pg | 1 worker: throughput (events/s) | 80 | 200 (raw) | 2.50 | ≥ 0.5× raw missed |",
+        "",
+    ]
+    docs = lines[lines.index("### Every figure (docs/benchmarks.md)") + 4 :]
+    assert docs == [
+        "| page | home | server time (ms) | 10 | 5 | empty | 2.00 | ≤ 250 ms met |",
+        "|  | bot \\| page | server time (ms) | 60 | 20 | empty | 3.02 | ≤ 250 ms met |",
+        "|  | home | bytes (kB) | 3.00 | — |  | — |  |",
+        "| pg | 1 worker | throughput (events/s) | 80 | 200 | raw | 2.50 | ≥ 0.5× raw missed |",
+        "| memory | skipped: not asked | | | | | | |",
+    ]
+
+
+def test_no_password_in_the_results(tmp_path: Path) -> None:
+    """A --pg URL's password is in neither the JSON nor the Markdown of a run."""
+    url = "postgresql://bench:s3cret@127.0.0.1:1/nothing"
+    markdown = tmp_path / "tables.md"
+    _, results = bench(
+        tmp_path, "--quick", "--only", "postgres_workers", "--pg", url, "--markdown", str(markdown)
+    )
+    assert results["benchmarks"]["postgres_workers"]["status"] == "skipped"
+    assert results["meta"]["command"] == (
+        "python -m bench --quick --only postgres_workers --pg 'postgresql://bench:***@127.0.0.1:1/nothing' "
+        f"--markdown {markdown} --json {tmp_path / 'results.json'} --workdir {tmp_path / 'work'}"
+    )
+    text = (tmp_path / "results.json").read_text(encoding="utf-8") + markdown.read_text(encoding="utf-8")
+    assert "s3cret" not in text and "bench:***@127.0.0.1:1" in text

@@ -261,18 +261,19 @@ class SqlTransaction:
             # Read or written before in this transaction (the records of a list operation's
             # batch): the row is still locked, or the whole database is, so it is current.
             return json.loads(known) if known != "{}" else {}
-        suffix = ""
         if self._d.locks:
-            # The row must exist to be locked: create it empty (writing nothing when it
-            # exists), then hold it until commit. Pipelined, both are one round trip.
-            self._s.execute(
-                "INSERT INTO strategy_state (account, bot, state) VALUES (?, ?, '{}') ON CONFLICT DO NOTHING",
+            # The row must exist to be locked: one statement creates it empty or, when it
+            # exists, "updates" it to itself, which locks it until commit (as FOR UPDATE
+            # would) and returns the state as the last commit left it.
+            state = self._s.one(
+                "INSERT INTO strategy_state (account, bot, state) VALUES (?, ?, '{}') "
+                "ON CONFLICT (account, bot) DO UPDATE SET state = strategy_state.state RETURNING state",
                 (account, bot),
             )
-            suffix = " FOR UPDATE"
-        state = self._s.one(
-            "SELECT state FROM strategy_state WHERE account = ? AND bot = ?" + suffix, (account, bot)
-        )
+        else:
+            state = self._s.one(
+                "SELECT state FROM strategy_state WHERE account = ? AND bot = ?", (account, bot)
+            )
         self._states[(account, bot)] = state or "{}"
         return json.loads(state) if state else {}
 

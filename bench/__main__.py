@@ -194,9 +194,23 @@ def _load() -> list[float]:
         return []
 
 
+def _without_workdir(argv: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("--workdir="):
+            skip = False
+        elif arg == "--workdir":
+            skip = True
+        else:
+            kept.append(arg)
+    return kept
+
+
 def meta(argv: list[str], options: Options) -> dict[str, Any]:
-    # The command as it can be run again, with no password in it (files are shared).
-    shown = [postgres_workers._safe(arg) if arg == options.pg else arg for arg in argv]
+    # The command as it can be run again, with no password in it (files are shared), and
+    # without --workdir: a scratch folder of this machine, which changes no figure.
+    shown = [postgres_workers._safe(arg) if arg == options.pg else arg for arg in _without_workdir(argv)]
     return {
         "command": shlex.join(["python", "-m", "bench", *shown]),
         "options": {**options.__dict__, "pg": bool(options.pg)},

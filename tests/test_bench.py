@@ -231,7 +231,7 @@ def test_no_password_in_the_results(tmp_path: Path) -> None:
     assert results["benchmarks"]["postgres_workers"]["status"] == "skipped"
     assert results["meta"]["command"] == (
         "python -m bench --quick --only postgres_workers --pg 'postgresql://bench:***@127.0.0.1:1/nothing' "
-        f"--markdown {markdown} --json {tmp_path / 'results.json'} --workdir {tmp_path / 'work'}"
+        f"--markdown {markdown} --json {tmp_path / 'results.json'}"
     )
     text = (tmp_path / "results.json").read_text(encoding="utf-8") + markdown.read_text(encoding="utf-8")
     assert "s3cret" not in text and "bench:***@127.0.0.1:1" in text

@@ -161,19 +161,6 @@ def test_owners_are_written_by_difference(store_url: str, write_rules: Callable[
         ) == [("bartek",), ("celina",)]
 
 
-def test_the_switches_are_read_once_per_transaction(deal_bot_rules: Path, tmp_path: Path) -> None:
-    from factories import deal_event
-
-    with Engine(deal_bot_rules, tmp_path / "s.db") as engine:
-        engine.set_bot_active("default", "inbound", True)
-        statements: list[str] = []
-        engine.store._conn.set_trace_callback(statements.append)  # type: ignore[attr-defined]
-        outcomes = engine.handle_many([deal_event(n) for n in range(1, 11)], batch_size=10)
-        engine.store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
-    assert [o.owners_after for o in outcomes[:4]] == [["anna"], ["bartek"], ["celina"], ["anna"]]
-    assert sum("FROM bot_switches" in s for s in statements) == 1
-
-
 def traced(engine: Engine, run: Callable[[], Any]) -> list[str]:
     """The statements SQLite ran for ``run()`` on the engine's store."""
     statements: list[str] = []
@@ -183,6 +170,20 @@ def traced(engine: Engine, run: Callable[[], Any]) -> list[str]:
     finally:
         engine.store._conn.set_trace_callback(None)  # type: ignore[attr-defined]
     return statements
+
+
+def test_the_switches_are_read_once_per_transaction(deal_bot_rules: Path, tmp_path: Path) -> None:
+    from factories import deal_event
+
+    with Engine(deal_bot_rules, tmp_path / "s.db") as engine:
+        engine.set_bot_active("default", "inbound", True)
+        outcomes: list[Any] = []
+        statements = traced(
+            engine,
+            lambda: outcomes.extend(engine.handle_many([deal_event(n) for n in range(1, 11)], batch_size=10)),
+        )
+    assert [o.owners_after for o in outcomes[:4]] == [["anna"], ["bartek"], ["celina"], ["anna"]]
+    assert sum("FROM bot_switches" in s for s in statements) == 1
 
 
 def test_a_batch_reads_a_rotation_state_once_and_builds_on_what_it_wrote(

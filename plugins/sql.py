@@ -260,7 +260,7 @@ class SqlTransaction:
         if known is not None:
             # Read or written before in this transaction (the records of a list operation's
             # batch): the row is still locked, or the whole database is, so it is current.
-            return json.loads(known) if known != "{}" else {}
+            return dict(json.loads(known))
         if self._d.locks:
             # The row must exist to be locked: one statement creates it empty or, when it
             # exists, "updates" it to itself, which locks it until commit (as FOR UPDATE

@@ -810,6 +810,7 @@ class Engine:
         active = {bot.id: on for bot, on in self.bots(account)}
         plan: dict[str, list[str]] = {}
         left: list[tuple[str, str]] = []
+        # Read again now the user is off: a record an event gave them meanwhile moves too.
         for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
             bot_id = self._assigned_by(account, entity, record_id, user_id)
             for choice in (bot_id, to_bot):

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 DEFAULT_ACCOUNT = "default"
+#: Who a switch made from the command line was made by, as the store keeps it.
+WHO = "cli"
 
 rulesets_option = click.option(
     "--rulesets",

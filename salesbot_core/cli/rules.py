@@ -12,6 +12,7 @@ import click
 from ..safetext import escape
 from ..vocabulary import DEFAULT_RULESETS
 from .common import (
+    WHO,
     account_option,
     conditions_setting,
     echo_json,
@@ -179,7 +180,7 @@ def bot() -> None:
 
 
 def _switch(engine: Engine, account: str, bot_id: str, active: bool) -> None:
-    engine.set_bot_active(account, bot_id, active, by="cli")
+    engine.set_bot_active(account, bot_id, active, by=WHO)
     click.echo(escape(f"bot {bot_id!r} of account {account!r} is now {'enabled' if active else 'disabled'}"))
 
 

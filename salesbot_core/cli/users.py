@@ -8,14 +8,10 @@ from typing import TYPE_CHECKING
 import click
 
 from ..safetext import escape
-from .common import account_option, echo_json, json_option, reading_engine, with_engine
+from .common import WHO, account_option, echo_json, json_option, reading_engine, with_engine
 
 if TYPE_CHECKING:
     from ..engine import Engine
-
-
-#: Who the store records as switching a user from the command line (as ``salesbot bot``).
-WHO = "cli"
 
 
 @click.group()

@@ -53,6 +53,16 @@ _SCALARS = (str, int, float, bool)
 #: durable-rules compiles a pattern to a state machine that grows with both.
 MAX_PATTERN_LENGTH = 200
 MAX_REPEAT = 100
+#: The most characters a pattern may name, each class counting every character it lists
+#: (a range ``a-z`` 26, a ``[^...]`` one more) and each repeat multiplying what it repeats
+#: by its count (``{m,n}``: n, ``{m,}``: m + 1, ``+``: 2). Why: durable-rules builds a
+#: state machine whose states hold their transitions in fixed arrays of 4,096 with no
+#: bound check (``MAX_TRANSITIONS`` in its regex.c): ``[a-\u1061]`` (4,097 characters)
+#: or ``([a-zA-Z]?){100}`` (5,200) corrupt its memory and kill the process. 1,000 leaves a
+#: fourfold margin for the empty transitions a state gains from optional parts, and keeps
+#: the states under its unchecked queue of 1,024; tests/test_durable_fuzz.py runs
+#: durable-rules in a child process over patterns up to this bound.
+MAX_PATTERN_WEIGHT = 1000
 #: Characters with a meaning in a pattern; every other character matches itself.
 _PATTERN_SPECIAL = set("\\^$.|?*+()[]{}%")
 #: The first of the 32 private-use characters the durable evaluator matches patterns
@@ -73,7 +83,8 @@ def pattern_problem(pattern: str) -> str | None:
     every backslash escape (``\\d``, ``\\.``, ``\\n``: never match), ``(?...)`` groups
     (lookarounds, flags), ``%``, ``{0}``, empty groups or alternatives, ``]`` first in a
     class, ``-`` anywhere but last in a class. Odd classes (``[]``, ``[^]``) even
-    corrupted its memory. What is allowed is allowed strictly, so it behaves as Python's.
+    corrupted its memory, and so does a pattern naming too many characters (see
+    ``MAX_PATTERN_WEIGHT``). What is allowed is allowed strictly, so it behaves as Python's.
     """
     if not pattern:
         return "an empty pattern is not allowed"
@@ -84,6 +95,9 @@ def pattern_problem(pattern: str) -> str | None:
     depth = 0
     can_repeat = False  # the previous item is a character, class or group
     empty = True  # the current alternative has nothing in it yet
+    # The weight (see MAX_PATTERN_WEIGHT) of each open group, and of its last item (what
+    # a repeat multiplies); the pattern itself is the outermost group.
+    weights = [[0, 0]]
     i = 0
     while i < len(pattern):
         char = pattern[i]
@@ -97,36 +111,52 @@ def pattern_problem(pattern: str) -> str | None:
             if pattern.startswith("(?", i):
                 return "(?...) groups (lookarounds, flags, non-capturing) are not supported"
             depth, can_repeat, empty = depth + 1, False, True
+            weights.append([0, 0])
         elif char == ")":
             if depth == 0:
                 return "unbalanced ')'"
             if empty:
                 return "empty groups and alternatives are not supported: make a part optional with ?"
             depth, can_repeat = depth - 1, True
+            _add_item(weights, weights.pop()[0])
         elif char == "|":
             if empty:
                 return "empty groups and alternatives are not supported: make a part optional with ?"
             can_repeat, empty = False, True
+            weights[-1][1] = 0
         elif char in "*+?{":
             repeat = _REPEAT.match(pattern, i) if char == "{" else None
             if char == "{" and repeat is None:
                 return "a repeat is written {m}, {m,} or {m,n}"
             if not can_repeat:
                 return f"{char!r} must follow the character, class or group it repeats, once"
+            count = 2 if char == "+" else 1
             if repeat is not None:
                 low = int(repeat[1])
                 high = low if repeat[2] is None else int(repeat[3]) if repeat[3] else None
                 if max(low, high or 0) > MAX_REPEAT or (high is not None and (high < 1 or high < low)):
                     return f"a repeat {{m,n}} needs 1 <= n, m <= n and both at most {MAX_REPEAT}"
                 i = repeat.end() - 1
+                count = low + 1 if high is None else high
             can_repeat = False
+            group = weights[-1]
+            group[0] += group[1] * (count - 1)
+            group[1] *= count
         elif char == "[":
-            end = _class_end(pattern, i)
-            if isinstance(end, str):
-                return end
-            i, can_repeat, empty = end, True, False
+            closed = _class_end(pattern, i)
+            if isinstance(closed, str):
+                return closed
+            i, can_repeat, empty = closed[0], True, False
+            _add_item(weights, closed[1])
         else:  # "." or a character matching itself (including "]" and "}")
             can_repeat, empty = True, False
+            _add_item(weights, 1)
+        if weights[-1][0] > MAX_PATTERN_WEIGHT:
+            return (
+                f"the pattern names too many characters for the rules engine: at most "
+                f"{MAX_PATTERN_WEIGHT}, counting each character of a class (a-z: 26) and "
+                f"multiplying by repeats ({{m,n}}: n)"
+            )
         i += 1
     if depth:
         return "unbalanced '('"
@@ -135,10 +165,20 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
-def _class_end(pattern: str, start: int) -> int | str:
-    """The index of the ``]`` closing the class opened at ``start``, or why it is not allowed."""
-    i = start + 1 + pattern.startswith("^", start + 1)
+def _add_item(weights: list[list[int]], weight: int) -> None:
+    """Count an item (a character, class or closed group) of ``weight`` in the open group."""
+    weights[-1][0] += weight
+    weights[-1][1] = weight
+
+
+def _class_end(pattern: str, start: int) -> tuple[int, int] | str:
+    """The index of the ``]`` closing the class opened at ``start`` and the characters it
+    names (a negated class one more: durable-rules adds a transition for "any other"), or
+    why it is not allowed."""
+    negated = pattern.startswith("^", start + 1)
+    i = start + 1 + negated
     first = i
+    size = int(negated)
     while i < len(pattern) and pattern[i] != "]":
         char = pattern[i]
         if char in "\\[%":
@@ -149,13 +189,15 @@ def _class_end(pattern: str, start: int) -> int | str:
             high = pattern[i + 2]
             if high in "\\[]%-" or high < char:
                 return f"bad range {char}-{high} in a class [...]"
+            size += ord(high) - ord(char)
             i += 2
+        size += 1
         i += 1
     if i >= len(pattern):
         return "unbalanced '['"
     if i == first:
         return "an empty class [] or [^] is not supported (']' cannot be first in a class)"
-    return i
+    return i, size
 
 
 def check_condition(condition: Any, path: str = "", items: bool = False) -> list[tuple[str, str]]:
@@ -307,9 +349,17 @@ class _Evaluator(Protocol):
 class ConditionSet:
     """Compiled ``where`` conditions of many bots, evaluated one record at a time."""
 
-    def __init__(self, conditions: Mapping[str, Mapping[str, Any]], evaluator: str | None = None):
+    def __init__(
+        self,
+        conditions: Mapping[str, Mapping[str, Any]],
+        evaluator: str | None = None,
+        isolated: bool = False,
+    ):
         """``conditions`` maps a key (unique per bot) to its checked condition;
-        ``evaluator`` is ``durable`` or ``python`` (default: see ``choose_evaluator``).
+        ``evaluator`` is ``durable`` or ``python`` (default: see ``choose_evaluator``);
+        ``isolated``: the conditions came from outside (over HTTP), so durable-rules
+        compiles them in a child process first, where a crash fails the condition
+        instead of killing this process (the Python evaluator cannot crash).
 
         ``ConditionCompileError`` if the evaluator rejects some; ``EvaluatorError`` for a
         bad ``evaluator``.
@@ -322,7 +372,7 @@ class ConditionSet:
         if self.evaluator == "durable":
             from .durable_conditions import DurableConditions
 
-            self._impl = DurableConditions(conditions)
+            self._impl = DurableConditions(conditions, isolated)
         else:
             from .python_conditions import PythonConditions
 

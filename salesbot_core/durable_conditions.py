@@ -35,7 +35,12 @@ exactly, and keeps its traps away from the rest of salesbot:
 - a message of more than ~250 fields fails (error 302), and a number JSON writes with an
   exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
   only the fields its condition reads, integral floats as integers, and any other
-  failure is a ``ConditionError``, never a crash.
+  failure is a ``ConditionError``, never a crash;
+- it is C code with fixed-size arrays and few bound checks, so a condition it was never
+  tried on may corrupt its memory and kill the process (``[a-\\u1061]`` did, before
+  ``MAX_PATTERN_WEIGHT`` bounded patterns): conditions that come from outside (over HTTP)
+  are compiled first in a short-lived child process (``check_in_child``), where a crash
+  kills the child, not the worker serving every account, and names the condition.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
 the bot, and each rule's condition is ``$and`` of that key and the bot's ``where``; so one
@@ -45,8 +50,12 @@ chunk holds many bots and a message can only match its own bot's rule.
 from __future__ import annotations
 
 import copy
+import json
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -71,6 +80,8 @@ DESCRIPTION = f"durable-rules {version('durable-rules')}"
 CHUNK_SIZE = 400
 #: The message key that routes a message to one bot's rule.
 RULE_KEY = "salesbot_rule"
+#: Seconds a child process may take to compile and try conditions (``check_in_child``).
+CHILD_SECONDS = 60.0
 
 # durable-rules keeps process-wide C state without locking, so calls from every engine
 # in the process are serialised; this lock is the one piece of module state, by necessity.
@@ -228,8 +239,12 @@ def _readable(value: Any) -> Any:
 class DurableConditions:
     """Conditions compiled into durable-rules rulesets (one ``Host``, chunks of rules)."""
 
-    def __init__(self, conditions: Mapping[str, Mapping[str, Any]]):
-        """``conditions`` maps a key (unique per bot) to its checked condition."""
+    def __init__(self, conditions: Mapping[str, Mapping[str, Any]], isolated: bool = False):
+        """``conditions`` maps a key (unique per bot) to its checked condition;
+        ``isolated``: they came from outside, so compile them in a child process first
+        (``check_in_child``), and raise ``ConditionCompileError`` for one that crashed it."""
+        if isolated and (errors := check_in_child(conditions)):
+            raise ConditionCompileError(errors)
         self._chunk_of: dict[str, str] = {}
         self._reads = {key: fields_read(condition) for key, condition in conditions.items()}
         self._host: _Host | None = None
@@ -286,3 +301,76 @@ class DurableConditions:
             if state and "exception" in state:
                 raise RuntimeError(f"durable-rules action failed: {state['exception']}")
             return key in self._host.matched
+
+
+def check_in_child(
+    conditions: Mapping[str, Mapping[str, Any]],
+    records: Sequence[Mapping[str, Any]] = ({},),
+    timeout: float = CHILD_SECONDS,
+) -> dict[str, str]:
+    """Compile ``conditions`` in a child process, each alone and tested on ``records``,
+    then all together; return why each key failed (empty if none did).
+
+    A key that crashes the child (a signal, an abort), or takes more than ``timeout``
+    seconds, fails with that said; so does one durable-rules refuses to compile. The
+    child says which key it is on before it starts each, so a crash names its condition.
+    """
+    request = json.dumps({"conditions": conditions, "records": list(records)})
+    command = [sys.executable, "-m", __name__]
+    try:
+        child = subprocess.run(command, input=request, capture_output=True, text=True, timeout=timeout)
+        lines, code = child.stdout.splitlines(), child.returncode
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        lines, code = out.splitlines(), None
+    errors: dict[str, str] = {}
+    trying = "*"
+    for line in lines:
+        verb, _, data = line.partition(" ")
+        if verb == "try":
+            trying = json.loads(data)
+        elif verb == "error":
+            errors.update(json.loads(data))
+        elif verb == "ok" and code == 0:
+            return errors
+    if code is None:
+        why = f"took more than {timeout:g} seconds"
+    elif code < 0:
+        why = f"crashed ({signal.Signals(-code).name})"
+    else:
+        why = f"failed (exit status {code})"
+    return errors | {trying: f"durable-rules {why} compiling this condition; it is refused"}
+
+
+def _child() -> None:
+    """The child of ``check_in_child``: a request on stdin, a line per step on stdout."""
+    request = json.load(sys.stdin)
+    conditions, records = request["conditions"], request["records"]
+
+    def say(verb: str, data: Any) -> None:
+        print(verb, json.dumps(data), flush=True)  # flushed: the parent reads what came before a crash
+
+    for key, condition in conditions.items():
+        say("try", key)
+        try:
+            alone = DurableConditions({key: condition})
+        except ConditionCompileError as exc:
+            say("error", exc.errors)
+            continue
+        for record in records:
+            try:
+                alone.matches(key, record)
+            except ConditionError:  # a record it cannot read: the record's problem, not the condition's
+                pass
+        alone.close()
+    if len(conditions) > 1:
+        say("try", "*")
+        try:
+            DurableConditions(conditions).close()
+        except ConditionCompileError as exc:
+            say("error", exc.errors)
+    print("ok", flush=True)
+
+
+if __name__ == "__main__":
+    _child()

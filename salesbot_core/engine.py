@@ -203,6 +203,7 @@ class Engine:
         readonly: bool = False,
         dry_run: bool = False,
         conditions: str | None = None,
+        untrusted: bool = False,
     ):
         """Build the plugin registry, load the rules, open the store.
 
@@ -215,12 +216,16 @@ class Engine:
         ``conditions`` picks the ``trigger.where`` evaluator, ``"durable"`` (durable-rules,
         the default where it runs: Python 3.11 and 3.12) or ``"python"`` (the only one on
         3.13+); by default the ``SALESBOT_CONDITIONS`` environment variable decides.
+        ``untrusted``: the rules came from outside (over HTTP), so durable-rules compiles
+        their conditions in a child process first, and one that crashes it is a
+        ``RulesetError`` naming it instead of the end of this process.
         Raises ``RulesetError``, ``PluginError`` or ``StoreError`` with a readable message.
         """
         self.registry = make_plugin_manager(plugins, block=block, autoload=autoload)
         self.catalog = self.registry.catalog()
         self._folder: Path | None = None
         self._conditions = choose_evaluator(conditions)
+        self._untrusted = untrusted
         now = datetime.now(UTC)
         if isinstance(rulesets, Rules):
             self.rules = rulesets
@@ -231,7 +236,9 @@ class Engine:
             self._stats = folder_stats(self._folder, time.time())
             self._fingerprint = folder_fingerprint(self._folder)
             self._failed: str | None = None
-            self.rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
+            self.rules = load_rulesets(
+                self._folder, self.catalog, conditions=self._conditions, isolated=self._untrusted
+            )
             self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
         self.store = (
             store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
@@ -266,7 +273,9 @@ class Engine:
             self.rules_status = replace(status, checked_at=now)
             return False
         try:
-            rules = load_rulesets(self._folder, self.catalog, conditions=self._conditions)
+            rules = load_rulesets(
+                self._folder, self.catalog, conditions=self._conditions, isolated=self._untrusted
+            )
         except RulesetError as exc:
             self._failed = fingerprint
             self.rules_status = replace(status, checked_at=now, errors=tuple(exc.problems))

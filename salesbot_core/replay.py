@@ -322,7 +322,9 @@ def replay_files(
         for name, text in files.items():
             (Path(folder) / name).write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
-            candidate = candidate_engine(folder, **options)
+            # Rules from a caller: a condition that would crash durable-rules crashes a
+            # child process instead of this worker, and is refused by name.
+            candidate = candidate_engine(folder, untrusted=True, **options)
         except RulesetError as exc:
             # Named as the caller named them: the server's folder is nobody's business.
             raise RulesetError(

@@ -438,13 +438,19 @@ def _problem(name: str, data: dict[str, Any], err: Mapping[str, Any]) -> Problem
 
 
 def load_rulesets(
-    folder: Path | str, catalog: Catalog, max_bytes: int | None = None, conditions: str | None = None
+    folder: Path | str,
+    catalog: Catalog,
+    max_bytes: int | None = None,
+    conditions: str | None = None,
+    isolated: bool = False,
 ) -> Rules:
     """Load every ruleset file of ``folder``; raise ``RulesetError`` listing all problems.
 
     ``max_bytes`` bounds each file's size (default: see :func:`max_file_bytes`).
     ``conditions`` names the condition evaluator (see
     :func:`salesbot_core.conditions.choose_evaluator`); ``EvaluatorError`` if it cannot run.
+    ``isolated``: the files came from outside, so their conditions are compiled in a
+    child process first (see :class:`salesbot_core.conditions.ConditionSet`).
     """
     evaluator = choose_evaluator(conditions)
     folder = Path(folder)
@@ -526,7 +532,7 @@ def load_rulesets(
     if problems:
         raise RulesetError(sorted(problems, key=lambda p: p.file))
     try:
-        condition_set = ConditionSet(wheres, evaluator)
+        condition_set = ConditionSet(wheres, evaluator, isolated)
     except ConditionCompileError as exc:
         by_key = {condition_key(*key): (key, "trigger.where") for key in bots} | field_paths
         raise RulesetError(

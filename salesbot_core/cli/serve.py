@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import uvicorn
 
 from .common import db_option, fail, rulesets_option, warn
 
@@ -101,7 +105,7 @@ def serve(
             # into a folder named before they start (and removed when serve stops).
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="salesbot-metrics-"))
             os.environ[MULTIPROC_ENV] = folder
-        uvicorn.run(
+        config = uvicorn.Config(
             "salesbot_core.service:app_from_env",
             factory=True,
             host=host,
@@ -109,3 +113,33 @@ def serve(
             workers=workers,
             log_config=log_config(log_format),
         )
+        supervise(config)
+
+
+def supervise(config: uvicorn.Config) -> None:
+    """Run ``config.workers`` worker processes under this one, which restarts a worker
+    that dies and logs why, while the others keep serving.
+
+    Why always, even for one worker (where uvicorn would serve in this process): a worker
+    can die of something no Python code catches (a C extension's crash, the kernel's OOM
+    killer, a stray SIGKILL), and then the service must come back by itself. uvicorn's
+    own supervisor restarts a dead worker but says only that it died; this one says how
+    (an exit status or the signal), so that a crash can be found in the log.
+    """
+    import logging
+    import signal
+
+    from uvicorn.supervisors import Multiprocess
+
+    log = logging.getLogger("uvicorn.error")
+
+    class Supervisor(Multiprocess):
+        def keep_subprocess_alive(self) -> None:
+            for process in self.processes:
+                code = process.exitcode
+                if code is not None and not self.should_exit.is_set():
+                    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+                    log.error("worker process [%s] died (%s); starting another", process.pid, how)
+            super().keep_subprocess_alive()
+
+    Supervisor(config, sockets=[config.bind_socket()]).run()

@@ -31,6 +31,7 @@ from .errors import (
     TransientStoreError,
 )
 from .fields import FieldSpec
+from .http.delivery import queue_deliveries
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
@@ -62,7 +63,6 @@ from .strategy import Context, RecordT
 from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
 from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
 from .vocabulary import MAX_OUTBOX_LIMIT as MAX_OUTBOX_LIMIT
-from .webhooks import queue_deliveries
 
 T = TypeVar("T")
 

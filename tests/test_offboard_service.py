@@ -17,7 +17,7 @@ from test_offboard import BOTS, SIX_MOVED, TEAM, fill
 from test_service import bearer, is_problem, serve, tokens
 
 from salesbot_core import Engine
-from salesbot_core.service import MAX_OFFBOARD_RECORDS, create_app
+from salesbot_core.http.app import MAX_OFFBOARD_RECORDS, create_app
 
 USERS = "/v1/accounts/default/users"
 

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from factories import TEAM
 from salesbot_core import Engine
 from salesbot_core.engine import open_store
+from salesbot_core.http.app import MAX_BODY_BYTES, PROBLEM_JSON, SCOPE_KEY, create_app
 from salesbot_core.registry import make_plugin_manager
-from salesbot_core.service import MAX_BODY_BYTES, PROBLEM_JSON, SCOPE_KEY, create_app
 from salesbot_core.tokens import SCOPES, create_token
 
 RULES = (

@@ -19,9 +19,8 @@ from test_service import DEAL_EVENT, bearer, rules, serve, tokens
 from salesbot_core import Engine
 from salesbot_core.cli import main
 from salesbot_core.engine import open_store
-from salesbot_core.registry import make_plugin_manager
-from salesbot_core.service import PROBLEM_JSON, create_app
-from salesbot_core.signing import (
+from salesbot_core.http.app import PROBLEM_JSON, create_app
+from salesbot_core.http.signing import (
     SIGNATURE_HEADER,
     SignatureError,
     environment_name,
@@ -30,6 +29,7 @@ from salesbot_core.signing import (
     signature_header,
     verify,
 )
+from salesbot_core.registry import make_plugin_manager
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 

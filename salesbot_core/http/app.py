@@ -12,7 +12,7 @@ Transient store failures are retried inside the engine; if they persist the answ
 
 Seams for what comes later: signed webhooks (inbound and outbound delivery of the
 outbox) are more routes on ``create_app``'s app. Metrics and the event log are
-``salesbot_core.observability``'s: the event routes call ``Observer.handle``.
+``salesbot_core.http.observability``'s: the event routes call ``Observer.handle``.
 """
 
 from __future__ import annotations
@@ -35,20 +35,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import admin
-from .admin import sessions
-from .background import every
-from .engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
-from .errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
-from .limits import MAX_EVENT_ID, MAX_ROW_ID, NotJSON, parse_json
-from .models import ENTITIES, EntityType, Identifier, Outcome, Token
-from .observability import install as install_observability
-from .registry import make_plugin_manager
-from .reloading import RELOAD_INTERVAL, start_watcher
-from .signing import ENV_PREFIX, SIGNATURE_HEADER, SignatureError, environment_secrets, verify
-from .simulate import DEFAULT_COUNT, simulate_on
-from .tokens import ADMIN_ACCOUNT, authenticate, covers
-from .webhooks import (
+from .. import admin
+from ..admin import sessions
+from ..background import every
+from ..engine import DEFAULT_RULESETS, DEFAULT_STORE, MAX_OUTBOX_LIMIT, Engine, open_store
+from ..errors import EventError, IdempotencyConflict, SalesbotError, StoreError, TransientStoreError
+from ..limits import MAX_EVENT_ID, MAX_ROW_ID, NotJSON, parse_json
+from ..models import ENTITIES, EntityType, Identifier, Outcome, Token
+from ..registry import make_plugin_manager
+from ..reloading import RELOAD_INTERVAL, start_watcher
+from ..simulate import DEFAULT_COUNT, simulate_on
+from ..tokens import ADMIN_ACCOUNT, authenticate, covers
+from .delivery import (
     DELIVERY_HEADER,
     KIND_HEADER,
     KINDS,
@@ -58,6 +56,8 @@ from .webhooks import (
     public,
     start_worker,
 )
+from .observability import install as install_observability
+from .signing import ENV_PREFIX, SIGNATURE_HEADER, SignatureError, environment_secrets, verify
 
 T = TypeVar("T")
 
@@ -713,7 +713,7 @@ def create_app(
 
     _install_webhook_routes(api, service, prefix)
     _document_deliveries(app)
-    from .replay_routes import install as install_replay  # it imports this module: no cycle here
+    from .replay import install as install_replay  # it imports this module: no cycle here
 
     install_replay(api, service, prefix)
     _install_error_handlers(app)
@@ -767,7 +767,7 @@ def _install_user_routes(api: Callable[..., Any], service: Service, prefix: str)
         return JSONResponse({"account": account, "user": user, "active": True})
 
 
-# --- Signed webhooks (salesbot_core.signing, salesbot_core.webhooks) ---------------------
+# --- Signed webhooks (salesbot_core.http.signing, salesbot_core.http.delivery) ---------------------
 
 
 class WebhookRequest(_Body):

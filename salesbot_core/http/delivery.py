@@ -14,7 +14,7 @@ with endpoints costs one indexed read per event that changed owners or notified.
 
 Delivery workers (inside ``salesbot serve``, or ``salesbot deliver`` on their own) claim
 due rows, each in one worker at a time (a lease: ``Store.claim_deliveries``), and POST
-the payload, signed with the endpoint's secret (``salesbot_core.signing``), with the
+the payload, signed with the endpoint's secret (``salesbot_core.http.signing``), with the
 delivery's stable id in ``Salesbot-Delivery`` (the receiver's idempotency key: a
 delivery may arrive more than once, e.g. when a response was lost). Any 2xx is success;
 anything else (another status, a timeout, a refused connection) is retried with
@@ -38,12 +38,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from .background import in_background
-from .errors import SalesbotError
-from .models import EntityType, Model, Outcome, Webhook, utc_iso
-from .safetext import excerpt
+from ..background import in_background
+from ..errors import SalesbotError
+from ..models import EntityType, Model, Outcome, Webhook, utc_iso
+from ..safetext import excerpt
+from ..store import Store, Transaction
 from .signing import SIGNATURE_HEADER, new_signing_secret, signature_header
-from .store import Store, Transaction
 
 _log = logging.getLogger("salesbot.webhooks")
 

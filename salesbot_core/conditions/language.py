@@ -5,10 +5,10 @@ Why this split: the language is one concept and lives here (``check_condition``,
 ``pattern_problem``, the operators); how it is evaluated is another, with two
 implementations that must give the same answer for every checked condition and record:
 
-- ``durable`` (:mod:`salesbot_core.durable_conditions`): durable-rules 2.0.28, the default
+- ``durable`` (:mod:`salesbot_core.conditions.durable`): durable-rules 2.0.28, the default
   where it runs (Python 3.11 and 3.12), behind its adapter, the only module importing
   ``durable``;
-- ``python`` (:mod:`salesbot_core.python_conditions`): a plain-Python evaluator of the
+- ``python`` (:mod:`salesbot_core.conditions.python`): a plain-Python evaluator of the
   same language, the only one on Python 3.13 and later (durable-rules' C extension no
   longer loads there).
 
@@ -37,10 +37,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from .errors import SalesbotError
-from .safetext import excerpt
-from .vocabulary import EVALUATOR_VARIABLE as EVALUATOR_VARIABLE
-from .vocabulary import EVALUATORS as EVALUATORS
+from ..errors import SalesbotError
+from ..safetext import excerpt
+from ..vocabulary import EVALUATOR_VARIABLE as EVALUATOR_VARIABLE
+from ..vocabulary import EVALUATORS as EVALUATORS
 
 COMPARISONS = {"$eq", "$neq", "$lt", "$lte", "$gt", "$gte", "$mt", "$imt"}
 EXISTENCE = {"$ex", "$nex"}
@@ -320,11 +320,11 @@ class ConditionSet:
         self._closed = False
         self._impl: _Evaluator
         if self.evaluator == "durable":
-            from .durable_conditions import DurableConditions
+            from .durable import DurableConditions
 
             self._impl = DurableConditions(conditions)
         else:
-            from .python_conditions import PythonConditions
+            from .python import PythonConditions
 
             self._impl = PythonConditions(conditions)
 
@@ -332,7 +332,7 @@ class ConditionSet:
     def description(self) -> str:
         """The evaluator in words, e.g. ``durable-rules 2.0.28`` or ``python``."""
         if self.evaluator == "durable":
-            from .durable_conditions import DESCRIPTION
+            from .durable import DESCRIPTION
 
             return DESCRIPTION
         return "python"

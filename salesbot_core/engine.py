@@ -31,7 +31,6 @@ from .errors import (
     TransientStoreError,
 )
 from .fields import FieldSpec
-from .http.delivery import queue_deliveries
 from .limits import MAX_EVENT_ID, MAX_ROW_ID
 from .models import (
     BOT_PREFIX,
@@ -58,7 +57,7 @@ from .registry import Registry, make_plugin_manager
 from .reloading import RulesStatus
 from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
-from .store import Store, Switch, Transaction, kept_payload
+from .store import Store, Switch, Transaction, kept_payload, queue_deliveries
 from .strategy import Context, RecordT
 from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
 from .vocabulary import DEFAULT_STORE as DEFAULT_STORE

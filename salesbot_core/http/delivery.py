@@ -9,8 +9,9 @@ A host registers endpoints per account (``salesbot webhook add``, or
 
 The outbox pattern: each message becomes one delivery row per subscribed endpoint, in
 the SAME transaction as its event (``store.queue_deliveries``, which the engine calls),
-so a committed event always has its deliveries and a rolled-back one has none. An account with no endpoint costs nothing more per event; one
-with endpoints costs one indexed read per event that changed owners or notified.
+so a committed event always has its deliveries and a rolled-back one has none. An
+account with no endpoint costs nothing more per event; one with endpoints costs one
+indexed read per event that changed owners or notified.
 
 Delivery workers (inside ``salesbot serve``, or ``salesbot deliver`` on their own) claim
 due rows, each in one worker at a time (a lease: ``Store.claim_deliveries``), and POST

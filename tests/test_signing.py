@@ -19,7 +19,8 @@ from test_service import DEAL_EVENT, bearer, rules, serve, tokens
 from salesbot_core import Engine
 from salesbot_core.cli import main
 from salesbot_core.engine import open_store
-from salesbot_core.http.app import PROBLEM_JSON, create_app
+from salesbot_core.http.app import create_app
+from salesbot_core.http.common import PROBLEM_JSON
 from salesbot_core.http.signing import (
     SIGNATURE_HEADER,
     SignatureError,

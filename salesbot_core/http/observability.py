@@ -39,7 +39,7 @@ from ..models import Outcome
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..rulesets import Rules
-    from .app import Service
+    from .common import Service
 
 #: The logger of the per-event lines.
 EVENT_LOGGER = "salesbot.events"

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import RulesetError, SalesbotError
 from ..replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
-from .app import Problem, Service, _Body, _model, read_json
+from .common import Problem, Service, _Body, _model, read_json
 
 
 class ReplayRequest(_Body):

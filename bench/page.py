@@ -90,7 +90,7 @@ def measure(folder: Path, db: Path, secret: str, repeat: int, paths: dict[str, s
 
     from fastapi.testclient import TestClient
 
-    from salesbot_core.service import create_app
+    from salesbot_core.http.app import create_app
 
     app = create_app(lambda: Engine(folder, sqlite_url(db, "NORMAL"), autoload=False))
     times: dict[str, float] = {}

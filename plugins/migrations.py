@@ -34,8 +34,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from salesbot_core import page_queries
-
+from . import page_queries
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
@@ -242,7 +241,7 @@ CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, status, se
 
 def step_6(s: Session) -> None:
     """The admin page: who switched a bot and when, and an index for each of its queries
-    (``salesbot_core.page_queries``)."""
+    (``salesbot_plugins.page_queries``)."""
     switch_columns = columns(s, "bot_switches")
     for column in ("changed_by", "changed_at"):
         if column not in switch_columns:
@@ -281,7 +280,7 @@ def step_8(s: Session) -> None:
       (version 3); an event id is looked up by ``UNIQUE (account, event_id)``.
 
     The admin page's indexes (version 6) each serve one of its queries
-    (``salesbot_core.page_queries``)."""
+    (``salesbot_plugins.page_queries``)."""
     ddl(s, "DROP INDEX IF EXISTS assignments_bot; DROP INDEX IF EXISTS outcomes_record")
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from salesbot_core import Outcome, page_queries
+from salesbot_core import Outcome
 from salesbot_core.models import (
     ENTITIES,
     LIST_PREFIX,
@@ -46,6 +46,8 @@ from salesbot_core.store import (
     read_kept,
     touched,
 )
+
+from . import page_queries
 
 #: Cursor-like results of both drivers: ``fetchone``, ``fetchall``, ``rowcount``, ``description``.
 Cursor = Any

@@ -3,48 +3,46 @@
 ``Engine.handle`` validates an event, then in ONE store transaction: answers a repeated
 event id from the log, reads the strategy state, lets the decider decide, and writes
 the record, the new state and the outcome together.
+
+This module is the event's path, read through in one file; the rest of ``Engine`` comes
+from mixins of their own: ``deadlines`` (SLA ticks), ``offboarding`` (users switched off,
+their records moved) and ``reading`` (what a host reads back, the bots' switches).
 """
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any
 
 from pydantic import ValidationError
 
 from .conditions import choose_evaluator
+from .deadlines import Deadlines
 from .decision import Decider, Reads, Reassign
 from .entities import LinkRef
 from .errors import (
     EventError,
     IdempotencyConflict,
     RulesetError,
-    SalesbotError,
     StoreError,
-    TransientStoreError,
 )
 from .fields import FieldSpec
-from .limits import MAX_EVENT_ID, MAX_ROW_ID
+from .limits import MAX_EVENT_ID
 from .models import (
     BOT_PREFIX,
     FROM_STORE,
     GIVEN_BY,
     LIST_PREFIX,
-    USER_PREFIX,
     Bot,
-    Decision,
     DueItem,
     EntityType,
     Event,
-    Note,
-    Notification,
     Outcome,
     User,
     given_by,
@@ -52,126 +50,24 @@ from .models import (
     record_from_dict,
     utc_iso,
 )
+from .offboarding import Offboarded as Offboarded
+from .offboarding import Offboarding
+from .offboarding import UserState as UserState
 from .periods import CALENDAR, OPEN_OWNED, usage_bounds
+from .reading import Delivered as Delivered
+from .reading import Reading
+from .reading import check_outbox_limit as check_outbox_limit
+from .reading import mark_delivered as mark_delivered
 from .registry import Registry, make_plugin_manager
 from .reloading import RulesStatus
+from .retrying import retrying
 from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
-from .store import Store, Switch, Transaction, kept_payload
+from .store import Store, Transaction, kept_payload, queue_deliveries
 from .strategy import Context, RecordT
 from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
 from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
 from .vocabulary import MAX_OUTBOX_LIMIT as MAX_OUTBOX_LIMIT
-from .webhooks import queue_deliveries
-
-T = TypeVar("T")
-
-#: How often a transaction is tried when the store fails in a way that passes
-#: (``TransientStoreError``: a deadlock, a lost connection, a server restarting).
-RETRY_ATTEMPTS = 12
-#: Backoff before each retry: a random wait (full jitter, so workers that failed together
-#: don't retry together) of up to 50 ms, doubling each time, up to 5 s. The 11 waits of
-#: 12 attempts add up to at most about 26 s (13 s on average), plus the pool's own wait
-#: for a connection: enough to ride out a PostgreSQL restart.
-RETRY_FIRST_WAIT = 0.05
-RETRY_MAX_WAIT = 5.0
-
-
-class Offboarded(NamedTuple):
-    """What ``Engine.offboard`` did."""
-
-    #: One per record redistributed by this run (a rerun of the same operation skips the
-    #: records it already moved: they are no longer the user's).
-    outcomes: list[Outcome]
-    #: ``(entity, id)`` of open records no active bot could take (none assigned them, and
-    #: ``to_bot`` was not given or handles another entity): they stay with the user.
-    left: list[tuple[str, str]]
-    #: Records still to move because ``limit`` ended this run: run the operation again.
-    remaining: int = 0
-    #: The records earlier runs of the same operation moved, oldest first.
-    earlier: Sequence[Outcome] = ()
-
-    def moved(self) -> dict[str, dict[str, int]]:
-        """How many records each bot gave to whom over every run of the operation, so a
-        rerun answers as the first run did."""
-        counts: dict[str, dict[str, int]] = {}
-        for outcome in [*self.earlier, *self.outcomes]:
-            for decision in outcome.assigned:
-                per_bot = counts.setdefault(decision.bot, {})
-                per_bot[str(decision.owner)] = per_bot.get(str(decision.owner), 0) + 1
-        return {bot: dict(sorted(owners.items())) for bot, owners in sorted(counts.items())}
-
-    def summary(self) -> dict[str, Any]:
-        """The operation so far as JSON (``salesbot user offboard --json``, the API): the
-        same whichever run of the operation answers, once ``done``."""
-        return {
-            "moved": self.moved(),
-            "records_moved": len(self.earlier) + len(self.outcomes),
-            "left": [{"entity": entity, "id": record_id} for entity, record_id in self.left],
-            "remaining": self.remaining,
-            "done": self.remaining == 0,
-        }
-
-
-class UserState(NamedTuple):
-    """A user of an account now: on or off (ruleset or switch), and the switch, which
-    keeps who set it and when (``None`` if never switched)."""
-
-    user: User
-    active: bool
-    switch: Switch | None
-
-    def summary(self) -> dict[str, Any]:
-        """As JSON (``salesbot user list --json``, the API's ``GET /users``)."""
-        return {
-            "id": self.user.id,
-            "name": self.user.display_name,
-            "active": self.active,
-            "switched_by": self.switch.by if self.switch else None,
-            "switched_at": self.switch.at if self.switch else None,
-        }
-
-
-class Delivered(NamedTuple):
-    """What ``Engine.mark_delivered`` did, each list in the order the ids were given."""
-
-    marked: list[int]
-    #: Delivered before, or no such notification in the account.
-    not_pending: list[int]
-
-
-def mark_delivered(store: Store, account: str, ids: Iterable[int]) -> Delivered:
-    """``Engine.mark_delivered`` on a bare store (the CLI's outbox needs no rules)."""
-    wanted = list(dict.fromkeys(ids))
-    # An id no store can hold is simply not pending: it never reaches the driver.
-    marked = set(store.mark_delivered(account, [i for i in wanted if 0 < i <= MAX_ROW_ID]))
-    return Delivered(
-        marked=[i for i in wanted if i in marked], not_pending=[i for i in wanted if i not in marked]
-    )
-
-
-def check_outbox_limit(limit: int) -> int:
-    """``limit`` if it is a valid page size of the outbox, else a ``SalesbotError``."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_OUTBOX_LIMIT:
-        raise SalesbotError(f"outbox limit must be a whole number from 1 to {MAX_OUTBOX_LIMIT:,}: {limit!r}")
-    return limit
-
-
-def retry_wait(attempt: int) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1, 2, ...): full jitter."""
-    return random.uniform(0, min(RETRY_MAX_WAIT, RETRY_FIRST_WAIT * 2 ** (attempt - 1)))
-
-
-def _retrying(fn: Callable[[], T]) -> T:
-    """Run ``fn`` (one whole store transaction) until it does not fail transiently, at
-    most ``RETRY_ATTEMPTS`` times. Safe because a failed transaction left nothing behind
-    and every event is idempotent: one that did commit is answered from the log."""
-    for attempt in range(1, RETRY_ATTEMPTS):
-        try:
-            return fn()
-        except TransientStoreError:
-            time.sleep(retry_wait(attempt))
-    return fn()
 
 
 def open_store(registry: Registry, url: str, readonly: bool = False, dry_run: bool = False) -> Store:
@@ -184,7 +80,7 @@ def open_store(registry: Registry, url: str, readonly: bool = False, dry_run: bo
     return store
 
 
-class Engine:
+class Engine(Reading, Offboarding, Deadlines):
     """Routes CRM records to owners by the bots of a rulesets folder.
 
     >>> engine = Engine("rulesets", "salesbot.db")            # doctest: +SKIP
@@ -350,7 +246,7 @@ class Engine:
             with self.store.transaction() as tx:
                 return self._handle_in(tx, valid, route)
 
-        outcome = _retrying(attempt)
+        outcome = retrying(attempt)
         self._observe([outcome])
         return outcome
 
@@ -465,99 +361,6 @@ class Engine:
                 )
             )
 
-    def tick(self, now: datetime | None = None, *, batch_size: int = 100) -> list[Outcome]:
-        """Hand on every record whose deadline has passed at ``now`` (default: the clock).
-
-        Each due item is taken, decided (``salesbot_sla_missed``: a new pick through the
-        same or another bot with the owner excluded, the fallback owner, or nothing
-        moves) and cleared in one transaction of up to ``batch_size`` items, so workers
-        ticking at once handle each item once, and a tick killed midway leaves the items
-        of its open batch due for the next. Returns the outcomes of records that had one
-        (an item whose record is closed, gone, or already with someone else is dropped).
-        """
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        moment = _aware_utc(now or datetime.now(UTC))
-        outcomes: list[Outcome] = []
-        while True:
-            taken, batch = _retrying(partial(self._tick_batch, moment, batch_size))
-            self._observe(batch)
-            outcomes += batch
-            if taken < batch_size:
-                return outcomes
-
-    def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome]]:
-        """One transaction of ``tick``: how many items it took, and the outcomes."""
-        outcomes: list[Outcome] = []
-        with self.store.transaction() as tx:
-            items = tx.claim_due(utc_iso(now), batch_size)
-            for due in items:
-                tx.clear_due(due.account, due.entity, due.record_id)
-                outcome = self._missed(tx, due, now)
-                if outcome is not None:
-                    outcomes.append(outcome)
-        return len(items), outcomes
-
-    def _missed(self, tx: Transaction, due: DueItem, now: datetime) -> Outcome | None:
-        """Hand on one record whose deadline passed, inside ``tick``'s transaction."""
-        account = due.account
-        stored = tx.get_record(account, due.entity, due.record_id)
-        bot = self.rules.bot(account, due.bot)
-        if stored is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
-            return None  # closed, or moved on by hand: nothing left to hand on
-        escalation = self.registry.pm.hook.salesbot_sla_missed(bot=bot, due=due)
-        if escalation is None:
-            return None
-        target = bot
-        if escalation.to.startswith(BOT_PREFIX):
-            target = self.rules.bot(account, escalation.to[len(BOT_PREFIX) :]) or bot
-        final = escalation.to if escalation.to in ("fallback", "stay") else None
-        if self.rules.account_settings(account).multiple_owners:
-            owners = [o for o in stored["owners"] if o != due.owner] + [target.owner_ref]
-        else:
-            owners = [target.owner_ref]
-        event = self._validate(
-            {
-                # A fresh key per item: its own namespace, never a host's event id.
-                "id": f"{LIST_PREFIX}due/{due.key}",
-                "kind": "list",
-                "account": account,
-                "at": now,
-                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
-            },
-            list_operation=True,
-        )
-        outcome = self._handle_in(
-            tx,
-            event,
-            False,
-            stored=stored,
-            reassign=Reassign(due.owner, escalation.note, final),
-            reassignments=due.reassignments + 1,
-        )
-        if outcome.owners_after != stored["owners"]:
-            tx.put_note(account, due.entity, due.record_id, escalation.note, target.id, event.id)
-            for decision in outcome.assigned:
-                if decision.notification is None:  # the bot has no template: a plain message
-                    tx.put_notification(
-                        account,
-                        str(decision.owner),
-                        f"{due.entity} {due.record_id} is yours: {escalation.note}",
-                        event.id,
-                        due.entity,
-                        due.record_id,
-                    )
-            if escalation.notify_previous:
-                tx.put_notification(
-                    account,
-                    due.owner,
-                    f"{due.entity} {due.record_id}: {escalation.note}",
-                    event.id,
-                    due.entity,
-                    due.record_id,
-                )
-        return outcome
-
     def route(self, event: Event | Mapping[str, Any]) -> Outcome:
         """Route a record that has no bot set: the account's bots for its entity are tried
         in ascending ``priority`` (then file order) and the first that applies picks the
@@ -639,7 +442,7 @@ class Engine:
             raise EventError("\n".join(errors))
         outcomes: list[Outcome] = []
         for start in range(0, len(valid), batch_size):
-            batch = _retrying(partial(self._handle_batch, valid[start : start + batch_size]))
+            batch = retrying(partial(self._handle_batch, valid[start : start + batch_size]))
             self._observe(batch)
             outcomes += batch
         return outcomes
@@ -678,7 +481,7 @@ class Engine:
                         decided.append(exc)
             return decided
 
-        return _retrying(attempt)
+        return retrying(attempt)
 
     def _handle_batch(self, events: list[Event]) -> list[Outcome]:
         """Valid events in one transaction: all committed, or none."""
@@ -713,7 +516,7 @@ class Engine:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         ids = list(record_ids)
-        missing = _retrying(
+        missing = retrying(
             lambda: [rid for rid in ids if self.store.get_record(account, entity, rid) is None]
         )
         if missing:
@@ -725,9 +528,7 @@ class Engine:
         outcomes: list[Outcome] = []
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
-            batch = _retrying(
-                partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple)
-            )
+            batch = retrying(partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple))
             self._observe(batch)
             outcomes += batch
         return outcomes
@@ -764,173 +565,6 @@ class Engine:
                 valid = self._validate(event, list_operation=True)
                 outcomes.append(self._handle_in(tx, valid, False, stored))
         return outcomes
-
-    def set_user_active(self, account: str, user_id: str, active: bool, by: str | None = None) -> None:
-        """Switch a user on or off, overriding the ruleset's ``active`` until switched again:
-        a user switched off gets no new record (``salesbot user activate``/``offboard``).
-        ``by`` names who did it (``cli``, ``api``): the store keeps it with the time."""
-        if self.rules.user(account, user_id) is None:
-            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
-        self.store.set_switch(account, USER_PREFIX + user_id, active, by)
-
-    def users(self, account: str) -> list[UserState]:
-        """Each user of an account, in file order: active now, and who switched them when."""
-        switches = self.store.switches(account)
-        return [
-            UserState(user, switch.active if switch else user.active, switch)
-            for (acc, user_id), user in self.rules.users.items()
-            if acc == account
-            for switch in (switches.get(USER_PREFIX + user_id),)
-        ]
-
-    def offboard(
-        self,
-        account: str,
-        user_id: str,
-        operation: str,
-        *,
-        to_bot: str | None = None,
-        batch_size: int = 500,
-        progress: Callable[[int, int], None] | None = None,
-        limit: int | None = None,
-        by: str | None = None,
-    ) -> Offboarded:
-        """Switch a user off and redistribute every open record they own.
-
-        Each record goes through the bot that assigned it to the user if that bot is
-        active, else through ``to_bot``; each is a pick of its own (audit, note,
-        notification), the user skipped as deactivated, so a bot spreads the records as its
-        strategy does (round robin: evenly). Records are committed ``batch_size`` at a time
-        as a list operation ``operation``: a rerun (after a crash) finishes what is left and
-        moves nothing twice. ``progress(done, total)`` is called after each batch. With
-        ``limit``, at most that many records move in this run (``remaining`` says how many
-        are left for the next). ``by`` names who switched the user off. An operation id
-        names one offboarding (like a list operation's): take a new one for each.
-        """
-        if to_bot is not None and self.rules.bot(account, to_bot) is None:
-            raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
-        if batch_size < 1 or (limit is not None and limit < 0):
-            raise ValueError("batch_size must be at least 1 and limit at least 0")
-        for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
-            # An operation id too long for a record's event id: EventError before any write.
-            list_event_id(operation, cast(EntityType, entity), record_id)
-        self.set_user_active(account, user_id, False, by)
-        earlier = _retrying(lambda: self.store.operation_outcomes(account, operation))
-        active = {bot.id: on for bot, on in self.bots(account)}
-        plan: dict[str, list[str]] = {}
-        left: list[tuple[str, str]] = []
-        # Read again now the user is off: a record an event gave them meanwhile moves too.
-        for entity, record_id in _retrying(lambda: self.store.open_records(account, user_id)):
-            bot_id = self._assigned_by(account, entity, record_id, user_id)
-            for choice in (bot_id, to_bot):
-                bot = self.rules.bot(account, choice) if choice else None
-                if bot is not None and active.get(bot.id) and bot.entity == entity:
-                    plan.setdefault(bot.id, []).append(record_id)
-                    break
-            else:
-                left.append((entity, record_id))
-        multiple = self.rules.account_settings(account).multiple_owners
-        planned = sum(map(len, plan.values()))
-        if limit is not None:  # the first ``limit`` records, bot by bot
-            budget, capped = limit, {}
-            for bot_id, ids in plan.items():
-                capped[bot_id] = ids[:budget]
-                budget -= len(capped[bot_id])
-            plan = capped
-        total, done = sum(map(len, plan.values())), 0
-        outcomes: list[Outcome] = []
-        for bot_id, ids in plan.items():
-            entity = self.rules.bots[(account, bot_id)].entity
-            for start in range(0, len(ids), batch_size):
-                chunk = ids[start : start + batch_size]
-                batch = _retrying(
-                    partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple, user_id)
-                )
-                self._observe(batch)
-                outcomes += [o for o in batch if not o.duplicate]
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-        return Offboarded(outcomes, left, planned - total, earlier)
-
-    def _assigned_by(self, account: str, entity: str, record_id: str, user_id: str) -> str | None:
-        """The bot that last gave the record itself to the user, or None."""
-        for outcome in reversed(list(self.store.outcomes(account, entity, record_id))):
-            if (outcome.entity, outcome.record_id) != (entity, record_id):
-                continue  # the owner was passed on from a linked record: not this record's bot
-            for decision in outcome.assigned:
-                if decision.owner == user_id:
-                    return decision.bot
-        return None
-
-    def owner_options(self, account: str, entity: EntityType) -> list[Bot]:
-        """The bots a host offers in a record's Owner field beside its users.
-
-        The account's active bots for ``entity`` (after switches), none when the add-on
-        is switched off for the account.
-        """
-        if not self.rules.account_settings(account).enabled:
-            return []
-        return [bot for bot, active in self.bots(account) if active and bot.entity == entity]
-
-    def bots(self, account: str) -> list[tuple[Bot, bool]]:
-        """Each bot of an account with whether it is active now (ruleset or switch)."""
-        switches = self.store.get_switches(account)
-        return [(bot, switches.get(bot.id, bot.active)) for bot in self.rules.account_bots(account)]
-
-    def set_bot_active(self, account: str, bot_id: str, active: bool, by: str | None = None) -> None:
-        """Switch a bot on or off; it overrides the ruleset's ``active`` until switched again.
-        ``by`` names who did it (a token, ``cli``): the store keeps it with the time."""
-        if self.rules.bot(account, bot_id) is None:
-            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        self.store.set_switch(account, bot_id, active, by)
-
-    def pool_now(self, account: str, bot_id: str, at: datetime | None = None) -> Decision:
-        """Whom a bot would pick for a new record now (or ``at``) if it fired, whatever its
-        switch and trigger: each pool user a candidate or skipped with the engine's reason,
-        and who is next in rotation. Decided in a dry run on the store's state: nothing is
-        written. ``SalesbotError`` for an unknown bot."""
-        bot = self.rules.bot(account, bot_id)
-        if bot is None:
-            raise SalesbotError(f"no bot {bot_id!r} in account {account!r}")
-        record = {"entity": bot.entity, "id": "pool-now", "owners": [bot.owner_ref]}
-        event = self.validate(
-            {"id": "pool-now", "kind": "created", "account": account, "record": record, "at": at}
-        )
-
-        def attempt() -> Decision:
-            with self.store.dry_run() as tx:
-                return self._decider.pick_now(event, bot, self._read(tx, event, [bot]))
-
-        return _retrying(attempt)
-
-    def record(self, account: str, entity: EntityType, record_id: str) -> RecordT | None:
-        """A record as the engine last stored it."""
-        data = self.store.get_record(account, entity, record_id)
-        return record_from_dict(data) if data is not None else None
-
-    def wall(self, account: str, entity: EntityType, record_id: str) -> list[Note]:
-        """The notes bots wrote on a record's wall, oldest first."""
-        return self.store.notes(account, entity, record_id)
-
-    def outbox(
-        self, account: str | None = None, limit: int = 100, after: int | None = None
-    ) -> list[Notification]:
-        """Notifications waiting to be delivered, oldest first: at most ``limit``, which
-        is 1 to ``MAX_OUTBOX_LIMIT`` (``SalesbotError`` otherwise); page by marking
-        delivered what was sent, or pass the last id of a page as ``after``."""
-        if after is not None and not 0 <= after <= MAX_ROW_ID:
-            raise SalesbotError(f"outbox 'after' must be a notification id from 0 to {MAX_ROW_ID}: {after!r}")
-        return self.store.pending_notifications(account, check_outbox_limit(limit), after)
-
-    def mark_delivered(self, account: str, ids: Iterable[int]) -> Delivered:
-        """Mark notifications of ``account`` delivered. Returns the ids marked, and the
-        ids that were not pending (delivered already) or are not in that account."""
-        return mark_delivered(self.store, account, ids)
-
-    def explain(self, account: str, entity: str, record_id: str) -> list[Outcome]:
-        """Every outcome logged for a record, oldest first: who got it and why."""
-        return list(self.store.outcomes(account, entity, record_id))
 
     def close(self) -> None:
         """Close the store, and free the compiled conditions of rules the engine loaded
@@ -974,11 +608,6 @@ def _usage(
     if OPEN_OWNED in kinds:
         usage[OPEN_OWNED] = _without({user.id: tx.count_open_owned(account, user.id)}, stored)[user.id]
     return usage
-
-
-def _aware_utc(moment: datetime) -> datetime:
-    """An aware instant; a naive one is taken as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:

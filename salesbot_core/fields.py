@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 from pydantic import TypeAdapter
 
 if TYPE_CHECKING:
-    from .catalog import Catalog
     from .models import Bot, User
 
 T = TypeVar("T")
@@ -41,7 +40,10 @@ class FieldSpec(Generic[T]):
     type: Any
     default: T
     description: str = ""
-    check: Callable[[T, Any, Catalog], list[str]] | None = None
+    #: Called as ``check(value, owner, catalog)`` with the ``salesbot_core.catalog.Catalog``,
+    #: typed ``Any`` here: the catalog is made of these specs, so naming its type would
+    #: import it back (a cycle).
+    check: Callable[[T, Any, Any], list[str]] | None = None
     #: Users who set this field get their assignments per calendar period (day, week and
     #: month in the user's time zone) counted into ``context.usage`` inside the event's
     #: transaction, like ``Strategy.needs_load``: the count is only paid for when used.

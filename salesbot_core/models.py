@@ -576,7 +576,7 @@ class Token(Model):
 
 class Webhook(Model):
     """An endpoint a host registered to receive an account's deliveries (see
-    ``salesbot_core.webhooks``). ``secret`` signs them: it is shown once, when added."""
+    ``salesbot_core.http.delivery``). ``secret`` signs them: it is shown once, when added."""
 
     id: str
     account: str

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter
@@ -253,6 +254,58 @@ class Transaction(Protocol):
         this transaction: workers claiming at once never take the same item (``FOR UPDATE
         SKIP LOCKED``, SQLite's write lock). The caller clears each one it handles, in this
         transaction: a worker that dies leaves them due."""
+
+
+def new_delivery_id() -> str:
+    """A delivery's id: the receiver's idempotency key, the same on every attempt."""
+    return "dlv_" + secrets.token_hex(12)
+
+
+def changed_owners(outcome: Outcome) -> bool:
+    """Whether a committed outcome is an ``assignment``: it changed the record's owners."""
+    return not outcome.duplicate and outcome.owners_after != outcome.owners_before
+
+
+def queue_deliveries(
+    tx: Transaction, outcome: Outcome, notifications: list[tuple[str, str]], now: datetime | None = None
+) -> None:
+    """Queue the webhook deliveries of one event inside its transaction (the outbox
+    pattern): its outcome when it changed owners, and each notification, to each endpoint
+    subscribed to that kind. Written here, through the contract, so that the engine
+    queues them without knowing who sends them (``salesbot_core.http.delivery``'s
+    workers); the bodies are the models that module publishes."""
+    assignment = changed_owners(outcome)
+    if not assignment and not notifications:
+        return  # nothing to deliver: not even the endpoints are read
+    endpoints = tx.webhook_endpoints(outcome.account)
+    if not endpoints:
+        return
+    at = utc_iso(now or datetime.now(UTC))
+    messages: list[tuple[str, dict[str, Any]]] = []
+    if assignment:
+        messages.append(("assignment", outcome.model_dump(mode="json")))
+    for user, text in notifications:
+        data = {
+            "user": user,
+            "text": text,
+            "event_id": outcome.event_id,
+            "entity": outcome.entity,
+            "record_id": outcome.record_id,
+        }
+        messages.append(("notification", data))
+    for kind, data in messages:
+        for webhook_id, kinds in endpoints:
+            if kind in kinds:
+                delivery = new_delivery_id()
+                body = {
+                    "id": delivery,
+                    "type": kind,
+                    "account": outcome.account,
+                    "created_at": at,
+                    "data": data,
+                }
+                payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                tx.put_delivery(delivery, outcome.account, webhook_id, kind, payload, at)
 
 
 @runtime_checkable

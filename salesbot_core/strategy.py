@@ -11,15 +11,12 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from .models import Bot, Company, Deal, LinkRef, Person, Task
 from .safetext import excerpt
-
-if TYPE_CHECKING:
-    from .catalog import Catalog
 
 RecordT = Deal | Person | Company | Task
 
@@ -100,7 +97,9 @@ class Strategy:
     options: type[BaseModel] | None = None
     #: Checks of a bot that need the catalog (the strategy another one names); returns
     #: ``(field path, message)`` problems, the path under the bot (``options.rotation``).
-    check: Callable[[Bot, Catalog], list[tuple[str, str]]] | None = None
+    #: The catalog is a ``salesbot_core.catalog.Catalog``, typed ``Any`` here: it is made
+    #: of strategies, so naming its type would import it back (a cycle).
+    check: Callable[[Bot, Any], list[tuple[str, str]]] | None = None
 
     def __post_init__(self) -> None:
         if self.validate_options is None:

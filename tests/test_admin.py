@@ -25,10 +25,10 @@ from salesbot_core.admin import charts, sessions
 from salesbot_core.admin.reads import pool_state
 from salesbot_core.admin.views import HEADERS
 from salesbot_core.errors import RulesetError
-from salesbot_core.service import create_app
+from salesbot_core.http.app import create_app
+from salesbot_core.http.delivery import add_webhook
 from salesbot_core.store import Activity, Switch
 from salesbot_core.tokens import revoke_token
-from salesbot_core.webhooks import add_webhook
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 

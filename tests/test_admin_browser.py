@@ -22,8 +22,8 @@ from admin_site import HOLIDAY, HOSTILE, IMG, SCRIPT, browser, make_tokens, writ
 from test_service import bearer, serve
 
 from salesbot_core.engine import open_store
+from salesbot_core.http.delivery import add_webhook
 from salesbot_core.registry import make_plugin_manager
-from salesbot_core.webhooks import add_webhook
 
 pytestmark = [
     pytest.mark.slow,

@@ -11,7 +11,7 @@ Raw durable-rules is loose where the language is strict (``{$gte: {value: 100}}`
 for ``"x"``, ``{value: 1}`` for ``true``, ``$ex: {a.b: 1}`` looks inside an object, there
 is no presence test for a list item). Those pairs are generated too, and there the
 adapter's strict layer decides: durable only ever sees the typed shadow fields and
-presence markers of salesbot_core.durable_conditions, so what it answers is the strict
+presence markers of salesbot_core.conditions.durable, so what it answers is the strict
 meaning, which the python evaluator implements directly; a disagreement is a bug in one of
 them. Numbers are kept to what durable-rules can parse (no exponent notation such as
 ``1e-05``, which it rejects as a ``ConditionError`` and the python evaluator reads).

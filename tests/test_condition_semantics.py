@@ -1,5 +1,5 @@
 """What a ``trigger.where`` condition means, operator by operator, and what durable-rules
-traps the adapter (salesbot_core.durable_conditions) keeps away from users.
+traps the adapter (salesbot_core.conditions.durable) keeps away from users.
 
 Every test taking ``evaluator`` runs against both evaluators (durable-rules where it runs,
 and the plain-Python one), so the same truth tables pin both."""

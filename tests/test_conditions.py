@@ -13,7 +13,7 @@ from salesbot_core.conditions import ConditionSet, EvaluatorError, durable_avail
 #: The durable evaluator's chunk size (rules per durable ruleset); 400 where it is absent.
 CHUNK_SIZE = 400
 if durable_available():
-    from salesbot_core.durable_conditions import CHUNK_SIZE
+    from salesbot_core.conditions.durable import CHUNK_SIZE
 
 BIG_DEALS = (
     TEAM

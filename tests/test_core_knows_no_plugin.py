@@ -24,7 +24,7 @@ ALLOWED = {
     # A command's name that is an ordinary word: `salesbot webhook add`.
     ("delivery.py", "add"),
     # An ordinary word: the retry schedule of webhook deliveries, not a bot's schedule.
-    ("webhooks.py", "schedule"),
+    ("delivery.py", "schedule"),
     # The one name the core boots from: the package that lists the built-ins.
     ("registry.py", "salesbot_plugins"),
 }

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_service import DEAL_EVENT, bearer, free_port, rules, tokens
 
 from salesbot_core import Engine
-from salesbot_core.service import create_app
+from salesbot_core.http.app import create_app
 
 URL = "/v1/accounts/default/events"
 

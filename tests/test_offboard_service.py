@@ -17,7 +17,8 @@ from test_offboard import BOTS, SIX_MOVED, TEAM, fill
 from test_service import bearer, is_problem, serve, tokens
 
 from salesbot_core import Engine
-from salesbot_core.service import MAX_OFFBOARD_RECORDS, create_app
+from salesbot_core.http.app import create_app
+from salesbot_core.http.users import MAX_OFFBOARD_RECORDS
 
 USERS = "/v1/accounts/default/users"
 

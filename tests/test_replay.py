@@ -22,11 +22,11 @@ from test_service import bearer, serve
 from factories import TEAM
 from salesbot_core import Engine, StoreError
 from salesbot_core.engine import open_store
+from salesbot_core.http.app import create_app
 from salesbot_core.limits import canonical_json
 from salesbot_core.models import Event
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.replay import ReplayResult, replay_store
-from salesbot_core.service import create_app
 from salesbot_core.store import RETENTION_VARIABLE, kept_payload
 from salesbot_core.tokens import create_token
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION

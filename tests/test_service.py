@@ -20,8 +20,10 @@ from fastapi.testclient import TestClient
 from factories import TEAM
 from salesbot_core import Engine
 from salesbot_core.engine import open_store
+from salesbot_core.http.app import create_app
+from salesbot_core.http.auth import SCOPE_KEY
+from salesbot_core.http.common import MAX_BODY_BYTES, PROBLEM_JSON
 from salesbot_core.registry import make_plugin_manager
-from salesbot_core.service import MAX_BODY_BYTES, PROBLEM_JSON, SCOPE_KEY, create_app
 from salesbot_core.tokens import SCOPES, create_token
 
 RULES = (

@@ -16,7 +16,7 @@ import pytest
 from test_service import DEAL_EVENT, bearer, is_problem, rules, serve, tokens
 
 from salesbot_core import Engine
-from salesbot_core.service import MAX_BODY_BYTES, RETRY_AFTER_SECONDS
+from salesbot_core.http.common import MAX_BODY_BYTES, RETRY_AFTER_SECONDS
 
 serving = contextmanager(serve)
 

@@ -16,7 +16,7 @@ from schemathesis import checks
 from test_service import OTHER, RULES, bearer, tokens
 
 from salesbot_core import Engine
-from salesbot_core.service import create_app
+from salesbot_core.http.app import create_app
 
 #: Examples per operation: enough for every status path, small enough for ~1 minute.
 EXAMPLES = 60

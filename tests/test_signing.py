@@ -19,9 +19,9 @@ from test_service import DEAL_EVENT, bearer, rules, serve, tokens
 from salesbot_core import Engine
 from salesbot_core.cli import main
 from salesbot_core.engine import open_store
-from salesbot_core.registry import make_plugin_manager
-from salesbot_core.service import PROBLEM_JSON, create_app
-from salesbot_core.signing import (
+from salesbot_core.http.app import create_app
+from salesbot_core.http.common import PROBLEM_JSON
+from salesbot_core.http.signing import (
     SIGNATURE_HEADER,
     SignatureError,
     environment_name,
@@ -30,6 +30,7 @@ from salesbot_core.signing import (
     signature_header,
     verify,
 )
+from salesbot_core.registry import make_plugin_manager
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 

@@ -241,7 +241,7 @@ def test_an_event_writes_only_the_indexes_a_query_reads(
     store_url: str, table: str, deal_bot_rules: Path
 ) -> None:
     """assignments: the caps' count by (account, user, at) and the admin page's three
-    (salesbot_core.page_queries); outcomes: its unique (account, event_id) key and the
+    (salesbot_plugins.page_queries); outcomes: its unique (account, event_id) key and the
     admin page's two. Neither keeps an index of before: explain reads outcome_records."""
     Engine(deal_bot_rules, store_url).close()
     page = {

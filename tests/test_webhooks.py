@@ -26,11 +26,11 @@ from test_service import bearer, free_port, rules, serve, tokens
 from salesbot_core import Engine
 from salesbot_core.cli import main
 from salesbot_core.engine import open_store
+from salesbot_core.http.app import create_app
+from salesbot_core.http.delivery import Deliverer, RetrySchedule, add_webhook
+from salesbot_core.http.signing import verify
 from salesbot_core.registry import make_plugin_manager
-from salesbot_core.service import create_app
-from salesbot_core.signing import verify
 from salesbot_core.store import Store
-from salesbot_core.webhooks import Deliverer, RetrySchedule, add_webhook
 
 
 class Receiver:

@@ -102,7 +102,7 @@ def signing() -> None:
 def signing_enable(store: Store, account: str) -> None:
     """Add a signing secret to ACCOUNT and print it: the only time it is shown. Secrets it
     already has stay valid (rotate: enable, move the sender over, then `disable --old`)."""
-    from ..signing import new_signing_secret
+    from ..http.signing import new_signing_secret
 
     secret = new_signing_secret()
     store.add_signing_secret(account, secret)

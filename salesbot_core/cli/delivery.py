@@ -32,7 +32,7 @@ def webhook() -> None:
 def webhook_add(store: Store, url: str, account: str, events: str) -> None:
     """Register the endpoint URL; prints its id, then its signing secret: the only time
     it is shown."""
-    from ..webhooks import add_webhook
+    from ..http.delivery import add_webhook
 
     made = add_webhook(store, account, url, [e.strip() for e in events.split(",") if e.strip()])
     click.echo(made.id)
@@ -48,7 +48,7 @@ def webhook_list(store: Store, account: str | None, as_json: bool) -> None:
     """List endpoints (never their secrets): id, account, url, events, created."""
     from rich.table import Table
 
-    from ..webhooks import public
+    from ..http.delivery import public
 
     rows = [public(w) for w in store.webhooks(account)]
     if as_json:
@@ -70,7 +70,7 @@ def webhook_list(store: Store, account: str | None, as_json: bool) -> None:
 @click.option("--account", "-a", required=True, help="The endpoint's account.")
 def webhook_remove(store: Store, webhook_id: str, account: str) -> None:
     """Remove the endpoint WEBHOOK_ID and its deliveries."""
-    from ..webhooks import remove_webhook
+    from ..http.delivery import remove_webhook
 
     remove_webhook(store, account, webhook_id)
     click.echo(escape(f"webhook {webhook_id!r} of account {account!r} is removed"))
@@ -119,7 +119,7 @@ def webhook_failures(store: Store, account: str, limit: int, as_json: bool) -> N
 @click.option("--account", "-a", required=True, help="The delivery's account.")
 def webhook_replay(store: Store, delivery_id: str, account: str) -> None:
     """Queue a dead (or delivered) delivery again, with its retries; same delivery id."""
-    from ..webhooks import replay
+    from ..http.delivery import replay
 
     replay(store, account, delivery_id)
     click.echo(escape(f"delivery {delivery_id!r} of account {account!r} is queued again"))
@@ -136,7 +136,7 @@ def deliver(store: Store, once: bool, poll: float) -> None:
     or beside it: workers never send the same delivery at once). Stop it with Ctrl-C."""
     import threading
 
-    from ..webhooks import Deliverer
+    from ..http.delivery import Deliverer
 
     deliverer = Deliverer(store)
     try:

@@ -80,8 +80,8 @@ def serve(
     try:
         import uvicorn
 
-        from ..observability import MULTIPROC_ENV, log_config
-        from ..service import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS, ENV_SESSION_KEY, ENV_TICK
+        from ..http.app import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS, ENV_SESSION_KEY, ENV_TICK
+        from ..http.observability import MULTIPROC_ENV, log_config
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -106,7 +106,7 @@ def serve(
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="salesbot-metrics-"))
             os.environ[MULTIPROC_ENV] = folder
         config = uvicorn.Config(
-            "salesbot_core.service:app_from_env",
+            "salesbot_core.http.app:app_from_env",
             factory=True,
             host=host,
             port=port,

@@ -8,13 +8,14 @@ A host registers endpoints per account (``salesbot webhook add``, or
 - ``notification``: a bot's message to a user (as the outbox holds it).
 
 The outbox pattern: each message becomes one delivery row per subscribed endpoint, in
-the SAME transaction as its event, so a committed event always has its deliveries and a
-rolled-back one has none. An account with no endpoint costs nothing more per event; one
-with endpoints costs one indexed read per event that changed owners or notified.
+the SAME transaction as its event (``store.queue_deliveries``, which the engine calls),
+so a committed event always has its deliveries and a rolled-back one has none. An
+account with no endpoint costs nothing more per event; one with endpoints costs one
+indexed read per event that changed owners or notified.
 
 Delivery workers (inside ``salesbot serve``, or ``salesbot deliver`` on their own) claim
 due rows, each in one worker at a time (a lease: ``Store.claim_deliveries``), and POST
-the payload, signed with the endpoint's secret (``salesbot_core.signing``), with the
+the payload, signed with the endpoint's secret (``salesbot_core.http.signing``), with the
 delivery's stable id in ``Salesbot-Delivery`` (the receiver's idempotency key: a
 delivery may arrive more than once, e.g. when a response was lost). Any 2xx is success;
 anything else (another status, a timeout, a refused connection) is retried with
@@ -24,7 +25,6 @@ delivery is dead: listed by ``salesbot webhook failures`` and replayable.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import secrets
@@ -38,12 +38,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from .background import in_background
-from .errors import SalesbotError
-from .models import EntityType, Model, Outcome, Webhook, utc_iso
-from .safetext import excerpt
+from ..background import in_background
+from ..errors import SalesbotError
+from ..models import EntityType, Model, Outcome, Webhook, utc_iso
+from ..safetext import excerpt
+from ..store import Store
 from .signing import SIGNATURE_HEADER, new_signing_secret, signature_header
-from .store import Store, Transaction
 
 _log = logging.getLogger("salesbot.webhooks")
 
@@ -95,7 +95,7 @@ DEFAULT_SCHEDULE = RetrySchedule()
 
 
 # The bodies a receiver gets, as models: the OpenAPI document publishes them (its
-# ``webhooks``), and a test checks that what ``queue_deliveries`` writes validates.
+# ``webhooks``), and a test checks that what ``store.queue_deliveries`` writes validates.
 
 
 class NotificationData(Model):
@@ -133,57 +133,6 @@ class NotificationDelivery(_DeliveryBody):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def new_delivery_id() -> str:
-    return "dlv_" + secrets.token_hex(12)
-
-
-def changed_owners(outcome: Outcome) -> bool:
-    """Whether a committed outcome is an ``assignment``: it changed the record's owners."""
-    return not outcome.duplicate and outcome.owners_after != outcome.owners_before
-
-
-def queue_deliveries(
-    tx: Transaction, outcome: Outcome, notifications: list[tuple[str, str]], now: datetime | None = None
-) -> None:
-    """Queue the deliveries of one event inside its transaction: its outcome when it
-    changed owners, and each notification, to each endpoint subscribed to that kind."""
-    assignment = changed_owners(outcome)
-    if not assignment and not notifications:
-        return  # nothing to deliver: not even the endpoints are read
-    endpoints = tx.webhook_endpoints(outcome.account)
-    if not endpoints:
-        return
-    at = utc_iso(now or _now())
-    messages: list[tuple[str, dict[str, Any]]] = []
-    if assignment:
-        messages.append(("assignment", outcome.model_dump(mode="json")))
-    for user, text in notifications:
-        data = {
-            "user": user,
-            "text": text,
-            "event_id": outcome.event_id,
-            "entity": outcome.entity,
-            "record_id": outcome.record_id,
-        }
-        messages.append(("notification", data))
-    for kind, data in messages:
-        for webhook_id, kinds in endpoints:
-            if kind in kinds:
-                delivery = new_delivery_id()
-                body = {
-                    "id": delivery,
-                    "type": kind,
-                    "account": outcome.account,
-                    "created_at": at,
-                    "data": data,
-                }
-                tx.put_delivery(delivery, outcome.account, webhook_id, kind, _dumps(body), at)
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def add_webhook(store: Store, account: str, url: str, events: list[str]) -> Webhook:

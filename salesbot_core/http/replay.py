@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from .errors import RulesetError, SalesbotError
-from .replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
-from .service import Problem, Service, _Body, _model, read_json
+from ..errors import RulesetError, SalesbotError
+from ..replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
+from .common import Problem, Service, _Body, _model, read_json
 
 
 class ReplayRequest(_Body):

@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 
-from .errors import SalesbotError
+from ..errors import SalesbotError
 
 #: The header a signature travels in.
 SIGNATURE_HEADER = "Salesbot-Signature"

@@ -5,7 +5,7 @@ Why a module of its own: it is the second implementation of the language defined
 (durable-rules does not load on 3.13 and later). Each condition is compiled once into a
 tree of closures; a record is then tested by calling it, with no message to build, no
 C state, no lock and no chunking. It must answer exactly as the durable-rules evaluator
-(:mod:`salesbot_core.durable_conditions`) does on every checked condition: a differential
+(:mod:`salesbot_core.conditions.durable`) does on every checked condition: a differential
 test holds both to that.
 
 The semantics, as the module docstring of :mod:`salesbot_core.conditions` states them:
@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .conditions import ARRAY, COMPARISONS, EXISTENCE, LOGICAL, kind_of
+from .language import ARRAY, COMPARISONS, EXISTENCE, LOGICAL, kind_of
 
 #: A compiled condition: a function of a record's fields (or of one list item).
 Test = Callable[[Any], bool]

@@ -32,14 +32,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from . import hookimpl
-from .errors import EventError, IdempotencyConflict, StoreError
-from .models import Outcome
+from .. import hookimpl
+from ..errors import EventError, IdempotencyConflict, StoreError
+from ..models import Outcome
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .rulesets import Rules
-    from .service import Service
+    from ..engine import Engine
+    from ..rulesets import Rules
+    from .common import Service
 
 #: The logger of the per-event lines.
 EVENT_LOGGER = "salesbot.events"
@@ -206,7 +206,7 @@ class Observer:
 
     def pending(self, engine: Engine) -> dict[str, int]:
         """Pending notifications per known account, counting at most ``OUTBOX_COUNT_CAP``."""
-        from .engine import MAX_OUTBOX_LIMIT
+        from ..engine import MAX_OUTBOX_LIMIT
 
         known = self.known_accounts(engine.rules)
         counts: Tally[str] = Tally(dict.fromkeys(known, 0))

@@ -62,7 +62,7 @@ from typing import Any
 import durable.engine as durable_engine
 import durable_rules_engine
 
-from .conditions import (
+from .language import (
     ARRAY,
     COMPARISONS,
     EXISTENCE,
@@ -72,7 +72,7 @@ from .conditions import (
     fields_read,
     kind_of,
 )
-from .conditions import CONTROL_STAND_INS as _STAND_INS
+from .language import CONTROL_STAND_INS as _STAND_INS
 
 #: How ``salesbot validate`` names this evaluator.
 DESCRIPTION = f"durable-rules {version('durable-rules')}"

@@ -1,20 +1,16 @@
-"""The condition language of ``trigger.where``: its checking, its meaning, and the
-``ConditionSet`` facade that evaluates it with one of two evaluators.
+"""The condition language of ``trigger.where``: its checking and its meaning.
 
 Why this split: the language is one concept and lives here (``check_condition``,
 ``pattern_problem``, the operators); how it is evaluated is another, with two
-implementations that must give the same answer for every checked condition and record:
+implementations that must give the same answer for every checked condition and record,
+each importing only this module (the ``ConditionSet`` facade of the package picks one):
 
-- ``durable`` (:mod:`salesbot_core.durable_conditions`): durable-rules 2.0.28, the default
+- ``durable`` (:mod:`salesbot_core.conditions.durable`): durable-rules 2.0.28, the default
   where it runs (Python 3.11 and 3.12), behind its adapter, the only module importing
   ``durable``;
-- ``python`` (:mod:`salesbot_core.python_conditions`): a plain-Python evaluator of the
+- ``python`` (:mod:`salesbot_core.conditions.python`): a plain-Python evaluator of the
   same language, the only one on Python 3.13 and later (durable-rules' C extension no
   longer loads there).
-
-The evaluator is chosen per ``ConditionSet`` (``Engine(..., conditions=...)``), else by
-the ``SALESBOT_CONDITIONS`` environment variable, else the default. Importing this module
-never imports ``durable``.
 
 The semantics both follow (pinned by tests/test_condition_semantics.py): comparisons are
 type-strict (a number only matches a number, text text, a boolean a boolean); a
@@ -29,18 +25,13 @@ name of a field, not a path.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import re
-import sys
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from .errors import SalesbotError
-from .safetext import excerpt
-from .vocabulary import EVALUATOR_VARIABLE as EVALUATOR_VARIABLE
-from .vocabulary import EVALUATORS as EVALUATORS
+from ..errors import SalesbotError
+from ..safetext import excerpt
 
 COMPARISONS = {"$eq", "$neq", "$lt", "$lte", "$gt", "$gte", "$mt", "$imt"}
 EXISTENCE = {"$ex", "$nex"}
@@ -308,104 +299,3 @@ class ConditionError(Exception):
 
 class EvaluatorError(SalesbotError):
     """The condition evaluator asked for is unknown, or does not run on this Python."""
-
-
-def durable_available() -> bool:
-    """Whether durable-rules is installed and loads on this Python (not on 3.13+)."""
-    try:
-        importlib.import_module("durable.engine")
-    except ImportError:
-        return False
-    return True
-
-
-def choose_evaluator(setting: str | None = None) -> str:
-    """The evaluator to use: ``setting``, else ``SALESBOT_CONDITIONS``, else ``durable``
-    where durable-rules runs and ``python`` elsewhere. ``EvaluatorError`` if the one asked
-    for is unknown or cannot run here."""
-    chosen = setting or os.environ.get(EVALUATOR_VARIABLE) or None
-    if chosen is None:
-        return "durable" if durable_available() else "python"
-    if chosen not in EVALUATORS:
-        source = "" if setting else f" (from {EVALUATOR_VARIABLE})"
-        raise EvaluatorError(
-            f"unknown condition evaluator {excerpt(chosen)}{source}; known: {', '.join(EVALUATORS)}"
-        )
-    if chosen == "durable" and not durable_available():
-        python = f"{sys.version_info.major}.{sys.version_info.minor}"
-        raise EvaluatorError(
-            f"the 'durable' condition evaluator needs durable-rules, which is not installed or "
-            f"does not load on Python {python} (it runs on 3.11 and 3.12); use 'python'"
-        )
-    return chosen
-
-
-class _Evaluator(Protocol):
-    def matches(self, key: str, fields: Mapping[str, Any]) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-class ConditionSet:
-    """Compiled ``where`` conditions of many bots, evaluated one record at a time."""
-
-    def __init__(
-        self,
-        conditions: Mapping[str, Mapping[str, Any]],
-        evaluator: str | None = None,
-        isolated: bool = False,
-    ):
-        """``conditions`` maps a key (unique per bot) to its checked condition;
-        ``evaluator`` is ``durable`` or ``python`` (default: see ``choose_evaluator``);
-        ``isolated``: the conditions came from outside (over HTTP), so durable-rules
-        compiles them in a child process first, where a crash fails the condition
-        instead of killing this process (the Python evaluator cannot crash).
-
-        ``ConditionCompileError`` if the evaluator rejects some; ``EvaluatorError`` for a
-        bad ``evaluator``.
-        """
-        #: ``durable`` or ``python``.
-        self.evaluator = choose_evaluator(evaluator)
-        self._keys = frozenset(conditions)
-        self._closed = False
-        self._impl: _Evaluator
-        if self.evaluator == "durable":
-            from .durable_conditions import DurableConditions
-
-            self._impl = DurableConditions(conditions, isolated)
-        else:
-            from .python_conditions import PythonConditions
-
-            self._impl = PythonConditions(conditions)
-
-    @property
-    def description(self) -> str:
-        """The evaluator in words, e.g. ``durable-rules 2.0.28`` or ``python``."""
-        if self.evaluator == "durable":
-            from .durable_conditions import DESCRIPTION
-
-            return DESCRIPTION
-        return "python"
-
-    def close(self) -> None:
-        """Free the evaluator's state for these conditions; ``matches`` then raises.
-
-        Called when an engine's rules are replaced (reload) or the engine closes.
-        """
-        self._closed = True
-        self._impl.close()
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._keys
-
-    def matches(self, key: str, fields: Mapping[str, Any]) -> bool:
-        """Whether the record ``fields`` satisfy the condition stored under ``key``.
-
-        A key with no condition always matches. ``ConditionError`` if the evaluator
-        cannot read the fields.
-        """
-        if key not in self._keys:
-            return True
-        if self._closed:
-            raise RuntimeError("these conditions were closed")
-        return self._impl.matches(key, fields)

@@ -1,0 +1,144 @@
+"""``Engine.tick``: records whose owner missed a deadline (an SLA) handed on.
+
+Why separate: the event's path (``engine``) only writes and clears due items; handing
+a record on when its deadline passed is a path of its own, run by a scheduler, which
+decides the record again through the event path. A mixin of ``Engine``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from .decision import Reassign
+from .models import BOT_PREFIX, LIST_PREFIX, DueItem, Event, Outcome, record_from_dict, utc_iso
+from .registry import Registry
+from .retrying import retrying
+from .rulesets import Rules
+from .store import Store, Transaction
+
+
+class Deadlines:
+    """``tick`` and what it needs of the engine (``Engine`` provides the rest)."""
+
+    rules: Rules
+    store: Store
+    registry: Registry
+
+    @abstractmethod
+    def _validate(self, event: Event | Mapping[str, Any], list_operation: bool) -> Event: ...
+
+    @abstractmethod
+    def _handle_in(
+        self,
+        tx: Transaction,
+        event: Event,
+        route: bool,
+        stored: dict[str, Any] | None = None,
+        reassign: Reassign | None = None,
+        reassignments: int = 0,
+    ) -> Outcome: ...
+
+    @abstractmethod
+    def _observe(self, outcomes: list[Outcome]) -> None: ...
+
+    def tick(self, now: datetime | None = None, *, batch_size: int = 100) -> list[Outcome]:
+        """Hand on every record whose deadline has passed at ``now`` (default: the clock).
+
+        Each due item is taken, decided (``salesbot_sla_missed``: a new pick through the
+        same or another bot with the owner excluded, the fallback owner, or nothing
+        moves) and cleared in one transaction of up to ``batch_size`` items, so workers
+        ticking at once handle each item once, and a tick killed midway leaves the items
+        of its open batch due for the next. Returns the outcomes of records that had one
+        (an item whose record is closed, gone, or already with someone else is dropped).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        moment = _aware_utc(now or datetime.now(UTC))
+        outcomes: list[Outcome] = []
+        while True:
+            taken, batch = retrying(partial(self._tick_batch, moment, batch_size))
+            self._observe(batch)
+            outcomes += batch
+            if taken < batch_size:
+                return outcomes
+
+    def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome]]:
+        """One transaction of ``tick``: how many items it took, and the outcomes."""
+        outcomes: list[Outcome] = []
+        with self.store.transaction() as tx:
+            items = tx.claim_due(utc_iso(now), batch_size)
+            for due in items:
+                tx.clear_due(due.account, due.entity, due.record_id)
+                outcome = self._missed(tx, due, now)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return len(items), outcomes
+
+    def _missed(self, tx: Transaction, due: DueItem, now: datetime) -> Outcome | None:
+        """Hand on one record whose deadline passed, inside ``tick``'s transaction."""
+        account = due.account
+        stored = tx.get_record(account, due.entity, due.record_id)
+        bot = self.rules.bot(account, due.bot)
+        if stored is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
+            return None  # closed, or moved on by hand: nothing left to hand on
+        escalation = self.registry.pm.hook.salesbot_sla_missed(bot=bot, due=due)
+        if escalation is None:
+            return None
+        target = bot
+        if escalation.to.startswith(BOT_PREFIX):
+            target = self.rules.bot(account, escalation.to[len(BOT_PREFIX) :]) or bot
+        final = escalation.to if escalation.to in ("fallback", "stay") else None
+        if self.rules.account_settings(account).multiple_owners:
+            owners = [o for o in stored["owners"] if o != due.owner] + [target.owner_ref]
+        else:
+            owners = [target.owner_ref]
+        event = self._validate(
+            {
+                # A fresh key per item: its own namespace, never a host's event id.
+                "id": f"{LIST_PREFIX}due/{due.key}",
+                "kind": "list",
+                "account": account,
+                "at": now,
+                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+            },
+            list_operation=True,
+        )
+        outcome = self._handle_in(
+            tx,
+            event,
+            False,
+            stored=stored,
+            reassign=Reassign(due.owner, escalation.note, final),
+            reassignments=due.reassignments + 1,
+        )
+        if outcome.owners_after != stored["owners"]:
+            tx.put_note(account, due.entity, due.record_id, escalation.note, target.id, event.id)
+            for decision in outcome.assigned:
+                if decision.notification is None:  # the bot has no template: a plain message
+                    tx.put_notification(
+                        account,
+                        str(decision.owner),
+                        f"{due.entity} {due.record_id} is yours: {escalation.note}",
+                        event.id,
+                        due.entity,
+                        due.record_id,
+                    )
+            if escalation.notify_previous:
+                tx.put_notification(
+                    account,
+                    due.owner,
+                    f"{due.entity} {due.record_id}: {escalation.note}",
+                    event.id,
+                    due.entity,
+                    due.record_id,
+                )
+        return outcome
+
+
+def _aware_utc(moment: datetime) -> datetime:
+    """An aware instant; a naive one is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

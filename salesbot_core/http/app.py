@@ -1,0 +1,197 @@
+"""``salesbot serve``: the engine behind an HTTP API any CRM can call; the app factory.
+
+A thin edge: every decision is the ``Engine``'s. The service authenticates a request
+(a bearer token of the account, see ``salesbot_core.tokens``), reads its body by the same
+rules as ``salesbot run`` reads a line (``limits.parse_json``), calls the engine and
+answers JSON; every error is an RFC 9457 problem (``application/problem+json``).
+
+Each worker process holds one engine, and its calls into the engine are serialised (one
+SQLite connection, one decider); run more workers (``--workers``) for more throughput.
+Transient store failures are retried inside the engine; if they persist the answer is
+503 with ``Retry-After``.
+
+Why separate: this module only puts the app together (its lifespan, the error handlers,
+the workers beside it); each resource's routes are a module of their own (``events``,
+``bots``, ``users``, ``records``, ``webhooks``, ``replay``, ``status``), declared through
+``auth.Api`` on the pieces of ``common``, and none imports this module. Metrics and the
+event log are ``observability``'s: the event routes call ``Observer.handle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import admin
+from ..admin import sessions
+from ..background import every
+from ..engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine, open_store
+from ..errors import EventError, SalesbotError, StoreError, TransientStoreError
+from ..registry import make_plugin_manager
+from ..reloading import RELOAD_INTERVAL, start_watcher
+from . import bots, events, records, replay, status, users, webhooks
+from .auth import Api
+from .common import Problem, Service, _retry_after, event_problem
+from .delivery import start_worker
+from .observability import install as install_observability
+from .signing import ENV_PREFIX
+
+_log = logging.getLogger("salesbot.serve")
+
+#: ``salesbot serve`` hands its options to each worker's ``app_from_env`` through these.
+ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
+ENV_DB = "SALESBOT_SERVE_DB"
+#: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
+ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
+#: Seconds between checks of the rulesets folder (0: never reloaded).
+ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
+#: The admin page's session key (hex), the same in every worker: ``serve`` draws one at
+#: start unless it is set (set it to keep sessions across restarts).
+ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
+#: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
+ENV_TICK = "SALESBOT_SERVE_TICK"
+
+
+def create_app(
+    engine_factory: Callable[[], Engine] | None = None,
+    *,
+    rulesets: str | Path = DEFAULT_RULESETS,
+    db: str | Path = DEFAULT_STORE,
+    deliver: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    reload_interval: float | None = None,
+    session_key: bytes | None = None,
+    tick: float = 0,
+) -> FastAPI:
+    """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
+    an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
+    delivery worker runs beside it on a store of its own. With ``reload_interval``, the
+    rulesets folder is checked every so many seconds and reloaded when it changed
+    (``salesbot_core.reloading``). Inbound signing secrets are read from the store and
+    from ``environ`` (``os.environ`` by default, read now:
+    ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``).
+    ``session_key`` signs the admin page's sessions (a fresh one when None: sessions then
+    last as long as the process)."""
+    service = Service(engine_factory or (lambda: Engine(rulesets, db)))
+    given = os.environ if environ is None else environ
+    signing_env = {name: value for name, value in given.items() if name.startswith(ENV_PREFIX)}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        stop_delivering = _start_delivery(deliver)
+        stop_watching = (
+            start_watcher(lambda: service.run(lambda engine: engine.reload()), reload_interval)
+            if reload_interval and service.engine is not None
+            else lambda: None
+        )
+        # The SLA scheduler: Engine.tick taking turns with requests on the engine. Workers
+        # ticking at once take different items.
+        stop_ticking = (
+            every("salesbot-tick", tick, lambda: service.run(lambda engine: engine.tick()), _log)
+            if tick > 0 and service.engine is not None
+            else lambda: None
+        )
+        try:
+            yield
+        finally:
+            stop_ticking()
+            stop_watching()
+            stop_delivering()
+            service.stop()
+
+    app = FastAPI(
+        title="salesbot",
+        summary="Picks the owner of CRM records set to a Sales Bot: fairly, exactly once, and says why.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    observer = install_observability(app, service)
+    api = Api(app, service, signing_env)
+    prefix = "/v1/accounts/{account}"
+    events.install(api, service, prefix, observer)
+    bots.install(api, service, prefix)
+    users.install(api, service, prefix)
+    records.install(api, service, prefix)
+    status.install(app, service)
+    webhooks.install(api, service, prefix)
+    webhooks.document_deliveries(app)
+    replay.install(api, service, prefix)
+    _install_error_handlers(app)
+    admin.install(app, service.call, session_key or sessions.new_key())
+    return app
+
+
+def _start_delivery(db: str | None) -> Callable[[], None]:
+    """Start a delivery worker on a store of its own (``db``); returns what stops it."""
+    if db is None:
+        return lambda: None
+    return start_worker(lambda: open_store(make_plugin_manager(), db))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return exc.response()
+
+    async def event_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, EventError)
+        return event_problem(exc).response()
+
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        # Transient failures were retried inside the engine; the client may try again later.
+        headers = _retry_after() if isinstance(exc, TransientStoreError) else {}
+        return Problem(
+            503, "the store is unavailable; try again later", "store-unavailable", None, headers
+        ).response()
+
+    async def salesbot_error(request: Request, exc: Exception) -> JSONResponse:
+        return Problem(422, str(exc), "rejected").response()
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return Problem(exc.status_code, str(exc.detail), None, None, dict(exc.headers or {})).response()
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return Problem(422, f"invalid request: {detail}", "invalid-request", errors).response()
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return Problem(500, "an internal error; it was logged", "internal").response()
+
+    app.add_exception_handler(Problem, problem)
+    app.add_exception_handler(EventError, event_error)
+    app.add_exception_handler(StoreError, store_error)
+    app.add_exception_handler(SalesbotError, salesbot_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one ``salesbot serve`` worker, on the rulesets and store it was given."""
+    db = os.environ.get(ENV_DB, DEFAULT_STORE)
+    deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
+    key = os.environ.get(ENV_SESSION_KEY)
+    return create_app(
+        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
+        db=db,
+        deliver=deliver,
+        reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),
+        session_key=bytes.fromhex(key) if key else None,
+        tick=float(os.environ.get(ENV_TICK) or 0),
+    )

@@ -1,0 +1,136 @@
+"""Who may call a route: bearer tokens, scopes and signatures, and ``Api``, the route maker.
+
+Why separate: every resource module declares its routes through ``Api``, which admits
+the caller (401, 404, 403) and checks a signed route's signature in the engine's thread;
+keeping it apart from the app factory lets those modules import it without importing
+the app (no cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from pydantic import BaseModel
+
+from ..engine import Engine
+from ..models import Token
+from ..tokens import authenticate, covers
+from .common import ROUTE_PROBLEMS, Problem, Service, _not_found, parse_body, problem_responses, read_body
+from .signing import SIGNATURE_HEADER, SignatureError, environment_secrets, verify
+
+T = TypeVar("T")
+
+#: The OpenAPI extension naming the scope a route needs.
+SCOPE_KEY = "x-salesbot-scope"
+
+
+class Caller(NamedTuple):
+    """Who calls a route: the bearer token sent, for which account, needing which scope,
+    and whether the route is signed (checked when the account has signing secrets)."""
+
+    secret: str
+    account: str
+    scope: str
+    signed: bool
+
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _bearer(request: Request) -> str:
+    """The bearer token of a request: a 401 without one."""
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Problem(401, "send a token: Authorization: Bearer <token>", "unauthorized", None, _CHALLENGE)
+    return secret.strip()
+
+
+def _live_token(engine: Engine, secret: str) -> Token:
+    """The live token whose secret is ``secret``: a 401 if it is unknown or revoked."""
+    token = authenticate(engine.store, secret)
+    if token is None:
+        raise Problem(401, "the token is unknown or revoked", "unauthorized", None, _CHALLENGE)
+    return token
+
+
+def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
+    schema = model.model_json_schema() if model else {"type": "object"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+class Api:
+    """The route maker of the account routes: ``api(method, path, scope, body=...,
+    signed=...)`` declares a route that admits its caller and documents its problems;
+    ``admitted`` runs a signed route's work in the same engine call as the checks."""
+
+    def __init__(self, app: FastAPI, service: Service, signing_env: Mapping[str, str]):
+        self.app, self.service = app, service
+        #: The ``SALESBOT_SIGNING_SECRET_<ACCOUNT>`` variables, read when the app was made.
+        self._signing_env = signing_env
+
+    def admit(self, engine: Engine, caller: Caller) -> list[str]:
+        """In the engine's thread: the caller's token must be live (401), act for the
+        account (else 404: nothing says whether it exists) and hold the scope (403).
+        Returns the account's signing secrets (store and environment) when the route is
+        signed, else none."""
+        token = _live_token(engine, caller.secret)
+        if not covers(token, caller.account):
+            raise _not_found("not found")
+        if caller.scope not in token.scopes:
+            raise Problem(403, f"the token lacks the {caller.scope!r} scope", "forbidden")
+        if not caller.signed:
+            return []
+        stored = engine.store.signing_secrets(caller.account)
+        return [*stored, *environment_secrets(self._signing_env, caller.account)]
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        scope: str,
+        body: type[BaseModel] | bool | None = False,
+        signed: bool = False,
+    ) -> Any:
+        async def check(request: Request, account: str) -> None:
+            caller = Caller(_bearer(request), account, scope, signed)
+            if signed:
+                # The route admits the caller in the same engine call as its work
+                # (``admitted``): one hop into the engine's thread per request, not two.
+                request.state.caller = caller
+            else:
+                await self.service.call(lambda engine: self.admit(engine, caller))
+
+        extra: dict[str, Any] = {SCOPE_KEY: scope}
+        if body is not False:
+            extra |= _body_schema(body if isinstance(body, type) else None)
+        return self.app.api_route(
+            path,
+            methods=[method],
+            dependencies=[Depends(check)],
+            openapi_extra=extra,
+            tags=[scope],
+            responses=problem_responses(ROUTE_PROBLEMS),
+        )
+
+    async def admitted(self, request: Request, fn: Callable[[Engine, Any], T]) -> T:
+        """For a signed route: read the body, then in ONE engine call admit the caller
+        (401, 404, 403), check the signature when the account signs (401), parse the
+        body (415, 422) and run ``fn(engine, data)``. A body over the limit is a 413
+        before anything else: it is not read whoever sends it."""
+        caller: Caller = request.state.caller
+        raw = await read_body(request)
+        content_type = request.headers.get("content-type", "")
+        header = request.headers.get(SIGNATURE_HEADER)
+
+        def run(engine: Engine) -> T:
+            keys = self.admit(engine, caller)
+            if keys:
+                try:
+                    verify(header, raw, keys)
+                except SignatureError as exc:
+                    raise Problem(401, str(exc), "bad-signature") from None
+            return fn(engine, parse_body(content_type, raw))
+
+        return await self.service.call(run)

@@ -1,0 +1,103 @@
+"""``/v1/accounts/{account}/bots`` and ``owner-options``: the bots, their switches, dry runs.
+
+Why separate: one module per resource of the API, so each route is found by its path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import Field, StrictBool, StrictInt
+
+from ..engine import Engine
+from ..simulate import DEFAULT_COUNT, simulate_on
+from .auth import Api
+from .common import Problem, Service, _Body, _entity, _model, _not_found, read_json
+
+#: The most records in one simulation.
+MAX_SIMULATE_RECORDS = 10_000
+
+
+class ActiveRequest(_Body):
+    active: StrictBool
+
+
+class SimulateRequest(_Body):
+    """Synthetic records (``count``) or these ``records``; 100 synthetic ones by default."""
+
+    count: StrictInt | None = Field(default=None, ge=1, le=MAX_SIMULATE_RECORDS)
+    records: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_SIMULATE_RECORDS)
+
+
+def install(api: Api, service: Service, prefix: str) -> None:
+    """Add the bot routes: read (``read``), switch and simulate (``manage``)."""
+
+    @api("GET", f"{prefix}/owner-options/{{entity}}", "read")
+    async def get_owner_options(account: str, entity: str) -> JSONResponse:
+        """The bots a CRM offers in the Owner field of ``entity`` records."""
+        kind = _entity(entity)
+        offered = await service.call(lambda engine: engine.owner_options(account, kind))
+        options = [{"owner": bot.owner_ref, "id": bot.id, "name": bot.display_name} for bot in offered]
+        return JSONResponse({"account": account, "entity": kind, "options": options})
+
+    @api("GET", f"{prefix}/bots", "read")
+    async def get_bots(account: str) -> JSONResponse:
+        """The account's bots, each with whether it is active now (after switches)."""
+
+        def run(engine: Engine) -> dict[str, Any]:
+            bots = [{**bot.summary(), "active": active} for bot, active in engine.bots(account)]
+            return {
+                "account": account,
+                "enabled": engine.rules.account_settings(account).enabled,
+                "bots": bots,
+            }
+
+        return JSONResponse(await service.call(run))
+
+    @api("PUT", f"{prefix}/bots/{{bot}}/active", "manage", body=ActiveRequest)
+    async def put_bot_active(account: str, bot: str, request: Request) -> JSONResponse:
+        """Switch a bot on or off (overrides its ruleset's ``active`` until switched again)."""
+        wanted: ActiveRequest = _model(ActiveRequest, await read_json(request))
+
+        def run(engine: Engine) -> None:
+            if engine.rules.bot(account, bot) is None:
+                raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
+            engine.set_bot_active(account, bot, wanted.active, by="api")
+
+        await service.call(run)
+        return JSONResponse({"account": account, "bot": bot, "active": wanted.active})
+
+    @api("POST", f"{prefix}/bots/{{bot}}/simulate", "manage", body=SimulateRequest)
+    async def post_simulate(account: str, bot: str, request: Request) -> JSONResponse:
+        """A dry run of a bot: who would get which records; nothing is written."""
+        wanted: SimulateRequest = _model(SimulateRequest, await read_json(request))
+        if wanted.count is not None and wanted.records is not None:
+            detail = "give count or records, not both"
+            raise Problem(422, detail, "invalid-body", [{"field": "count", "message": detail}])
+
+        def run(engine: Engine) -> dict[str, Any]:
+            if engine.rules.bot(account, bot) is None:
+                raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
+            result = simulate_on(engine, account, bot, wanted.records or wanted.count or DEFAULT_COUNT)
+            return {
+                "account": account,
+                "bot": bot,
+                "records": result.total,
+                "statuses": dict(sorted(result.statuses.items())),
+                "users": result.users,
+                "rejected": [{"number": r.number, "message": r.message} for r in result.rejected],
+                "decisions": [
+                    {
+                        "number": r.number,
+                        "record_id": r.record_id,
+                        "owner": r.owner,
+                        "status": r.status,
+                        "reason": r.reason,
+                    }
+                    for r in result.records
+                ],
+            }
+
+        return JSONResponse(await service.call(run))

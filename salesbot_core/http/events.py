@@ -1,0 +1,108 @@
+"""``/v1/accounts/{account}/events``, ``events:batch`` and ``assignments``: the event routes.
+
+Why separate: one module per resource of the API, so each route is found by its path;
+these are the signed routes, which admit the caller and run the work in one engine call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import Field
+
+from ..engine import Engine
+from ..errors import EventError
+from ..models import EntityType, Identifier, Outcome
+from .auth import Api
+from .common import Problem, Service, _Body, _json, _model, _outcome, event_problem
+from .observability import Observer
+
+#: The most events in one ``events:batch`` request.
+MAX_BATCH_EVENTS = 500
+#: The most record ids in one list operation (``assignments``).
+MAX_ASSIGNMENT_RECORDS = 10_000
+
+
+class AssignmentRequest(_Body):
+    """A list operation: set ``bot`` as owner of stored records, each its own pick."""
+
+    entity: EntityType
+    record_ids: list[Identifier] = Field(min_length=1, max_length=MAX_ASSIGNMENT_RECORDS)
+    bot: str
+    #: Repeating an operation with the same id changes nothing.
+    operation: str = Field(min_length=1)
+
+
+def _in_account(data: Any, account: str) -> Any:
+    """An event placed in the path's account: its ``account`` must be absent or the same."""
+    if not isinstance(data, Mapping):
+        return data  # the engine says what is wrong with it
+    if "account" in data and data["account"] != account:
+        detail = "the event's account differs from the account of the URL"
+        raise Problem(422, detail, "account-mismatch", [{"field": "account", "message": detail}])
+    return {**data, "account": account}
+
+
+def install(api: Api, service: Service, prefix: str, observer: Observer) -> None:
+    """Add the event routes; each event goes through ``observer`` (timed, counted, logged)."""
+
+    @api("POST", f"{prefix}/events", "events", body=None, signed=True)
+    async def post_event(account: str, request: Request) -> Response:
+        """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
+        answered with the first outcome (``duplicate: true``); the same id with another
+        payload is a 409."""
+
+        def run(engine: Engine, data: Any) -> bytes:
+            # Serialised by pydantic in the engine's thread, not on the event loop.
+            return observer.handle(engine, _in_account(data, account)).model_dump_json().encode()
+
+        return Response(await api.admitted(request, run), media_type="application/json")
+
+    @api("POST", f"{prefix}/events:batch", "events", body=None, signed=True)
+    async def post_events(account: str, request: Request) -> Response:
+        """Up to 500 events, ``{"events": [...]}``, each handled on its own, in order:
+        ``{"results": [{"outcome": ...} or {"error": problem}]}``."""
+
+        def run(engine: Engine, data: Any) -> bytes:
+            events = data.get("events") if isinstance(data, Mapping) else None
+            if not isinstance(events, list) or len(data) != 1:
+                raise Problem(
+                    422,
+                    'send {"events": [event, ...]}',
+                    "invalid-body",
+                    [{"field": "events", "message": "required list"}],
+                )
+            if len(events) > MAX_BATCH_EVENTS:
+                detail = f"{len(events)} events; at most {MAX_BATCH_EVENTS} per batch"
+                raise Problem(422, detail, "invalid-body", [{"field": "events", "message": detail}])
+            # Each outcome serialised by pydantic, in the engine's thread; the answer is
+            # put together from the pieces.
+            results: list[bytes] = []
+            for raw in events:
+                try:
+                    outcome = observer.handle(engine, _in_account(raw, account))
+                    results.append(b'{"outcome":' + outcome.model_dump_json().encode() + b"}")
+                except EventError as exc:
+                    results.append(_json({"error": event_problem(exc).body()}))
+                except Problem as exc:
+                    results.append(_json({"error": exc.body()}))
+            return b'{"results":[' + b",".join(results) + b"]}"
+
+        return Response(await api.admitted(request, run), media_type="application/json")
+
+    @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest, signed=True)
+    async def post_assignments(account: str, request: Request) -> JSONResponse:
+        """A list operation: ``bot`` becomes the owner of each stored record, each its own
+        pick; the same ``operation`` id again changes nothing."""
+
+        def run(engine: Engine, data: Any) -> list[Outcome]:
+            wanted: AssignmentRequest = _model(AssignmentRequest, data)
+            if engine.rules.bot(account, wanted.bot) is None:
+                detail = f"no bot {wanted.bot[:200]!r} in account {account!r}"
+                raise Problem(422, detail, "invalid-body", [{"field": "bot", "message": detail}])
+            return engine.assign_list(account, wanted.entity, wanted.record_ids, wanted.bot, wanted.operation)
+
+        return JSONResponse({"outcomes": [_outcome(o) for o in await api.admitted(request, run)]})

@@ -1,0 +1,60 @@
+"""``/healthz``, ``/readyz`` and ``/v1/rulesets``: the state of the service itself.
+
+Why separate: these are not an account's resources; they answer for the worker (is it
+up, does its store answer, which rules run), with the admin token or none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..engine import Engine
+from ..errors import StoreError
+from ..tokens import ADMIN_ACCOUNT
+from .auth import SCOPE_KEY, _bearer, _live_token
+from .common import ROUTE_PROBLEMS, Problem, Service, _retry_after, problem_responses
+
+
+def install(app: FastAPI, service: Service) -> None:
+    """Add the health routes and the running rules' status."""
+
+    @app.get(
+        "/v1/rulesets",
+        tags=["admin"],
+        responses=problem_responses({s: ROUTE_PROBLEMS[s] for s in (401, 403, 503)}),
+        openapi_extra={SCOPE_KEY: "read"},
+    )
+    async def get_rulesets(request: Request) -> JSONResponse:
+        """The running rules (admin token, ``read`` scope): when they were loaded, from
+        which files, when the folder was last checked, and the problems of the last
+        reload that failed (each naming the file, the bot and the field) while the last
+        good rules keep running. Each worker process answers for its own engine."""
+        secret = _bearer(request)
+
+        def run(engine: Engine) -> dict[str, Any]:
+            token = _live_token(engine, secret)
+            if token.account != ADMIN_ACCOUNT or "read" not in token.scopes:
+                detail = "the rules' status needs an admin token with the 'read' scope"
+                raise Problem(403, detail, "forbidden")
+            return engine.rules_status.to_json()
+
+        return JSONResponse(await service.call(run))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """The process is up."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"], responses=problem_responses({503: ROUTE_PROBLEMS[503]}))
+    async def readyz() -> JSONResponse:
+        """Rules are loaded and the store answers: 503 otherwise."""
+        try:
+            await service.call(lambda engine: engine.store.get_switches(""))
+        except StoreError as exc:
+            raise Problem(
+                503, f"the store does not answer: {exc}", "not-ready", None, _retry_after()
+            ) from None
+        return JSONResponse({"status": "ready"})

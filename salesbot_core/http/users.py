@@ -1,0 +1,75 @@
+"""``/v1/accounts/{account}/users``: the users, their switches, offboarding.
+
+Why separate: one module per resource of the API, so each route is found by its path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from ..engine import Engine
+from ..limits import MAX_EVENT_ID
+from .auth import Api
+from .common import Problem, Service, _Body, _model, _not_found, read_json
+
+#: The most records one offboarding request moves; the answer says how many remain, and
+#: the same request again goes on with them.
+MAX_OFFBOARD_RECORDS = 1_000
+
+
+class OffboardRequest(_Body):
+    """An offboarding: its id (a rerun with it moves nothing twice and answers the same)
+    and the bot for records whose own bot is gone or switched off."""
+
+    operation: str = Field(min_length=1, max_length=MAX_EVENT_ID)
+    to_bot: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+def install(api: Api, service: Service, prefix: str) -> None:
+    """``/v1/accounts/{account}/users``: the users and their switches (``read``), and
+    offboarding and activation (``manage``), as ``salesbot user`` does."""
+
+    def known(engine: Engine, account: str, user: str) -> None:
+        if engine.rules.user(account, user) is None:
+            raise _not_found(f"no user {user[:200]!r} in account {account!r}")
+
+    @api("GET", f"{prefix}/users", "read")
+    async def get_users(account: str) -> JSONResponse:
+        """The account's users: each active now or not, and who switched them, when."""
+        states = await service.call(lambda engine: engine.users(account))
+        return JSONResponse({"account": account, "users": [state.summary() for state in states]})
+
+    @api("POST", f"{prefix}/users/{{user}}/offboard", "manage", body=OffboardRequest)
+    async def post_offboard(account: str, user: str, request: Request) -> JSONResponse:
+        """Switch the user off and redistribute their open records, at most 1,000 per
+        request: the summary of the operation so far (moved per bot and owner, records
+        left with the user, how many remain). Send the same request again until ``done``:
+        nothing moves twice, and once done it answers the same."""
+        wanted: OffboardRequest = _model(OffboardRequest, await read_json(request))
+
+        def run(engine: Engine) -> dict[str, Any]:
+            known(engine, account, user)
+            if wanted.to_bot is not None and engine.rules.bot(account, wanted.to_bot) is None:
+                detail = f"no bot {wanted.to_bot[:200]!r} in account {account!r}"
+                raise Problem(422, detail, "invalid-body", [{"field": "to_bot", "message": detail}])
+            result = engine.offboard(
+                account, user, wanted.operation, to_bot=wanted.to_bot, limit=MAX_OFFBOARD_RECORDS, by="api"
+            )
+            return {"account": account, "user": user, "operation": wanted.operation, **result.summary()}
+
+        return JSONResponse(await service.call(run))
+
+    @api("POST", f"{prefix}/users/{{user}}/activate", "manage")
+    async def post_activate(account: str, user: str) -> JSONResponse:
+        """Switch the user on again: they get new records; nothing is pulled back."""
+
+        def run(engine: Engine) -> None:
+            known(engine, account, user)
+            engine.set_user_active(account, user, True, by="api")
+
+        await service.call(run)
+        return JSONResponse({"account": account, "user": user, "active": True})

@@ -1,0 +1,197 @@
+"""``Engine.offboard`` and the users' switches: a user switched off, their records moved.
+
+Why separate: offboarding is a bulk operation over a user's open records, built on the
+event path's list operations (``Engine._assign_batch``); the event's path reads better
+without it. A mixin of ``Engine``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple, cast
+
+from .errors import SalesbotError
+from .models import USER_PREFIX, Bot, EntityType, Outcome, User, list_event_id
+from .retrying import retrying
+from .rulesets import Rules
+from .store import Store, Switch
+
+
+class Offboarded(NamedTuple):
+    """What ``Engine.offboard`` did."""
+
+    #: One per record redistributed by this run (a rerun of the same operation skips the
+    #: records it already moved: they are no longer the user's).
+    outcomes: list[Outcome]
+    #: ``(entity, id)`` of open records no active bot could take (none assigned them, and
+    #: ``to_bot`` was not given or handles another entity): they stay with the user.
+    left: list[tuple[str, str]]
+    #: Records still to move because ``limit`` ended this run: run the operation again.
+    remaining: int = 0
+    #: The records earlier runs of the same operation moved, oldest first.
+    earlier: Sequence[Outcome] = ()
+
+    def moved(self) -> dict[str, dict[str, int]]:
+        """How many records each bot gave to whom over every run of the operation, so a
+        rerun answers as the first run did."""
+        counts: dict[str, dict[str, int]] = {}
+        for outcome in [*self.earlier, *self.outcomes]:
+            for decision in outcome.assigned:
+                per_bot = counts.setdefault(decision.bot, {})
+                per_bot[str(decision.owner)] = per_bot.get(str(decision.owner), 0) + 1
+        return {bot: dict(sorted(owners.items())) for bot, owners in sorted(counts.items())}
+
+    def summary(self) -> dict[str, Any]:
+        """The operation so far as JSON (``salesbot user offboard --json``, the API): the
+        same whichever run of the operation answers, once ``done``."""
+        return {
+            "moved": self.moved(),
+            "records_moved": len(self.earlier) + len(self.outcomes),
+            "left": [{"entity": entity, "id": record_id} for entity, record_id in self.left],
+            "remaining": self.remaining,
+            "done": self.remaining == 0,
+        }
+
+
+class UserState(NamedTuple):
+    """A user of an account now: on or off (ruleset or switch), and the switch, which
+    keeps who set it and when (``None`` if never switched)."""
+
+    user: User
+    active: bool
+    switch: Switch | None
+
+    def summary(self) -> dict[str, Any]:
+        """As JSON (``salesbot user list --json``, the API's ``GET /users``)."""
+        return {
+            "id": self.user.id,
+            "name": self.user.display_name,
+            "active": self.active,
+            "switched_by": self.switch.by if self.switch else None,
+            "switched_at": self.switch.at if self.switch else None,
+        }
+
+
+class Offboarding:
+    """Offboarding and the users' switches, and what they need of the engine."""
+
+    rules: Rules
+    store: Store
+
+    @abstractmethod
+    def bots(self, account: str) -> list[tuple[Bot, bool]]: ...
+
+    @abstractmethod
+    def _assign_batch(
+        self,
+        account: str,
+        entity: EntityType,
+        ids: list[str],
+        bot_id: str,
+        operation: str,
+        multiple: bool,
+        without: str | None = None,
+    ) -> list[Outcome]: ...
+
+    @abstractmethod
+    def _observe(self, outcomes: list[Outcome]) -> None: ...
+
+    def set_user_active(self, account: str, user_id: str, active: bool, by: str | None = None) -> None:
+        """Switch a user on or off, overriding the ruleset's ``active`` until switched again:
+        a user switched off gets no new record (``salesbot user activate``/``offboard``).
+        ``by`` names who did it (``cli``, ``api``): the store keeps it with the time."""
+        if self.rules.user(account, user_id) is None:
+            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
+        self.store.set_switch(account, USER_PREFIX + user_id, active, by)
+
+    def users(self, account: str) -> list[UserState]:
+        """Each user of an account, in file order: active now, and who switched them when."""
+        switches = self.store.switches(account)
+        return [
+            UserState(user, switch.active if switch else user.active, switch)
+            for (acc, user_id), user in self.rules.users.items()
+            if acc == account
+            for switch in (switches.get(USER_PREFIX + user_id),)
+        ]
+
+    def offboard(
+        self,
+        account: str,
+        user_id: str,
+        operation: str,
+        *,
+        to_bot: str | None = None,
+        batch_size: int = 500,
+        progress: Callable[[int, int], None] | None = None,
+        limit: int | None = None,
+        by: str | None = None,
+    ) -> Offboarded:
+        """Switch a user off and redistribute every open record they own.
+
+        Each record goes through the bot that assigned it to the user if that bot is
+        active, else through ``to_bot``; each is a pick of its own (audit, note,
+        notification), the user skipped as deactivated, so a bot spreads the records as its
+        strategy does (round robin: evenly). Records are committed ``batch_size`` at a time
+        as a list operation ``operation``: a rerun (after a crash) finishes what is left and
+        moves nothing twice. ``progress(done, total)`` is called after each batch. With
+        ``limit``, at most that many records move in this run (``remaining`` says how many
+        are left for the next). ``by`` names who switched the user off. An operation id
+        names one offboarding (like a list operation's): take a new one for each.
+        """
+        if to_bot is not None and self.rules.bot(account, to_bot) is None:
+            raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
+        if batch_size < 1 or (limit is not None and limit < 0):
+            raise ValueError("batch_size must be at least 1 and limit at least 0")
+        for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
+            # An operation id too long for a record's event id: EventError before any write.
+            list_event_id(operation, cast(EntityType, entity), record_id)
+        self.set_user_active(account, user_id, False, by)
+        earlier = retrying(lambda: self.store.operation_outcomes(account, operation))
+        active = {bot.id: on for bot, on in self.bots(account)}
+        plan: dict[str, list[str]] = {}
+        left: list[tuple[str, str]] = []
+        # Read again now the user is off: a record an event gave them meanwhile moves too.
+        for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
+            bot_id = self._assigned_by(account, entity, record_id, user_id)
+            for choice in (bot_id, to_bot):
+                bot = self.rules.bot(account, choice) if choice else None
+                if bot is not None and active.get(bot.id) and bot.entity == entity:
+                    plan.setdefault(bot.id, []).append(record_id)
+                    break
+            else:
+                left.append((entity, record_id))
+        multiple = self.rules.account_settings(account).multiple_owners
+        planned = sum(map(len, plan.values()))
+        if limit is not None:  # the first ``limit`` records, bot by bot
+            budget, capped = limit, {}
+            for bot_id, ids in plan.items():
+                capped[bot_id] = ids[:budget]
+                budget -= len(capped[bot_id])
+            plan = capped
+        total, done = sum(map(len, plan.values())), 0
+        outcomes: list[Outcome] = []
+        for bot_id, ids in plan.items():
+            entity = self.rules.bots[(account, bot_id)].entity
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start : start + batch_size]
+                batch = retrying(
+                    partial(self._assign_batch, account, entity, chunk, bot_id, operation, multiple, user_id)
+                )
+                self._observe(batch)
+                outcomes += [o for o in batch if not o.duplicate]
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        return Offboarded(outcomes, left, planned - total, earlier)
+
+    def _assigned_by(self, account: str, entity: str, record_id: str, user_id: str) -> str | None:
+        """The bot that last gave the record itself to the user, or None."""
+        for outcome in reversed(list(self.store.outcomes(account, entity, record_id))):
+            if (outcome.entity, outcome.record_id) != (entity, record_id):
+                continue  # the owner was passed on from a linked record: not this record's bot
+            for decision in outcome.assigned:
+                if decision.owner == user_id:
+                    return decision.bot
+        return None

@@ -80,8 +80,11 @@ DESCRIPTION = f"durable-rules {version('durable-rules')}"
 CHUNK_SIZE = 400
 #: The message key that routes a message to one bot's rule.
 RULE_KEY = "salesbot_rule"
-#: Seconds a child process may take to compile and try conditions (``check_in_child``).
-CHILD_SECONDS = 60.0
+#: Seconds a child process may take to compile and try conditions (``check_in_child``):
+#: some patterns within the bounds take durable-rules minutes to compile
+#: (``[^0-9]((.*.*)*){10}``), and a caller over HTTP must not hold a worker's thread
+#: that long. Compiling 400 ordinary bots takes well under a second.
+CHILD_SECONDS = 20.0
 
 # durable-rules keeps process-wide C state without locking, so calls from every engine
 # in the process are serialised; this lock is the one piece of module state, by necessity.

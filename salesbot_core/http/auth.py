@@ -62,7 +62,8 @@ def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
 
 class Api:
     """The route maker of the account routes: ``api(method, path, scope, body=...,
-    signed=...)`` declares a route that admits its caller and documents its problems;
+    signed=..., problems=...)`` declares a route that admits its caller and documents its
+    problems (``ROUTE_PROBLEMS`` and the route's own);
     ``admitted`` runs a signed route's work in the same engine call as the checks."""
 
     def __init__(self, app: FastAPI, service: Service, signing_env: Mapping[str, str]):
@@ -92,6 +93,7 @@ class Api:
         scope: str,
         body: type[BaseModel] | bool | None = False,
         signed: bool = False,
+        problems: Mapping[int, str] | None = None,
     ) -> Any:
         async def check(request: Request, account: str) -> None:
             caller = Caller(_bearer(request), account, scope, signed)
@@ -111,7 +113,7 @@ class Api:
             dependencies=[Depends(check)],
             openapi_extra=extra,
             tags=[scope],
-            responses=problem_responses(ROUTE_PROBLEMS),
+            responses=problem_responses({**ROUTE_PROBLEMS, **(problems or {})}),
         )
 
     async def admitted(self, request: Request, fn: Callable[[Engine, Any], T]) -> T:

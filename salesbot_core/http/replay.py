@@ -6,10 +6,17 @@ caller must not make the server read its own files. They are bounded (the body's
 folder is, and an error names the file as the caller named it, the bot and the field.
 The kept events are read in one call into the worker's engine; the replay itself runs on
 an engine of its own, outside the lock the worker's events take turns on.
+
+The candidate rules come from a caller, so their conditions are compiled first in a
+short-lived child process (``Engine(untrusted=True)``): one that would crash
+durable-rules, or take it longer than ``CHILD_SECONDS``, is a 422 naming the condition
+and the worker serves on. A worker runs one replay at a time; another asked meanwhile
+is a 429 with ``Retry-After``, so that callers cannot stack up children and threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import RulesetError, SalesbotError
 from ..replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
-from .common import Problem, Service, _Body, _model, read_json
+from .common import Problem, Service, _Body, _model, _retry_after, read_json
 
 
 class ReplayRequest(_Body):
@@ -43,8 +50,11 @@ def _moment(text: str, now: datetime, name: str) -> datetime:
 
 def install(api: Callable[..., Any], service: Service, prefix: str) -> None:
     """Add the route to the app whose ``api`` route maker (auth, scope, problems) is given."""
+    running = asyncio.Lock()  # this app's replay, if one is running
 
-    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest)
+    busy = {429: "A replay is already running on this worker: retry after Retry-After."}
+
+    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest, problems=busy)
     async def post_replay(account: str, request: Request) -> JSONResponse:
         """What if: the account's kept events of a window replayed under candidate rules,
         writing nothing: each bot's users as it was and as it would have been, and the
@@ -57,10 +67,14 @@ def install(api: Callable[..., Any], service: Service, prefix: str) -> None:
             check_window(since, until)
         except SalesbotError as exc:
             raise Problem(422, str(exc), "invalid-body", [{"field": "since", "message": str(exc)}]) from None
-        kept = await service.call(lambda engine: read_window(engine.store, account, since, until))
-        try:
-            result = await run_in_threadpool(replay_files, wanted.files, kept, account, since, until)
-        except RulesetError as exc:
-            errors = [{"field": f"files.{p.file}", "message": str(p)} for p in exc.problems]
-            raise Problem(422, str(exc), "invalid-rulesets", errors) from None
+        if running.locked():
+            detail = "a replay is already running on this worker; retry later"
+            raise Problem(429, detail, "replay-busy", None, _retry_after())
+        async with running:
+            kept = await service.call(lambda engine: read_window(engine.store, account, since, until))
+            try:
+                result = await run_in_threadpool(replay_files, wanted.files, kept, account, since, until)
+            except RulesetError as exc:
+                errors = [{"field": f"files.{p.file}", "message": str(p)} for p in exc.problems]
+                raise Problem(422, str(exc), "invalid-rulesets", errors) from None
         return JSONResponse(result.as_json())

@@ -78,7 +78,7 @@ def test_a_condition_durable_cannot_compile_names_file_bot_and_field(write_rules
             "b.yaml": """
         bots:
           - {id: fine, users: [anna], trigger: {where: {$mt: {title: 'ACME.*'}}}}
-          - {id: broken, users: [anna], trigger: {where: {$mt: {title: '(a|b)*a(a|b){12}'}}}}
+          - {id: broken, users: [anna], trigger: {where: {$lt: {value: 0.00001}}}}
         """,
         }
     )
@@ -86,11 +86,28 @@ def test_a_condition_durable_cannot_compile_names_file_bot_and_field(write_rules
         Engine(folder, folder.parent / "s.db", conditions="durable")
     (problem,) = info.value.problems
     assert (problem.file, problem.bot, problem.field) == (str(folder / "b.yaml"), "broken", "trigger.where")
-    assert problem.message.startswith("durable-rules cannot compile this condition")
+    assert (
+        problem.message
+        == "durable-rules cannot compile this condition (Could not create ruleset, error code: 204)"
+    )
 
 
 def test_the_python_evaluator_compiles_what_durable_cannot(write_rules) -> None:
-    # the same pattern as above: the python evaluator has no state machine to outgrow
+    # the same number as above: durable-rules cannot parse 1e-05, as JSON writes it
+    folder = write_rules(
+        **{
+            "team.yaml": TEAM,
+            "b.yaml": "bots:\n  - {id: b, users: [anna], trigger: {where: {$lt: {value: 0.00001}}}}\n",
+        }
+    )
+    with Engine(folder, folder.parent / "s.db", conditions="python") as engine:
+        assert engine.rules.conditions.matches("default/b", {"value": 0.000001}) is True
+        assert engine.rules.conditions.matches("default/b", {"value": 0.0001}) is False
+
+
+@pytest.mark.skipif(not durable_available(), reason=NO_DURABLE)
+def test_durable_rules_is_given_no_pattern_so_it_compiles_every_checked_one(write_rules) -> None:
+    # Its own engine refused this one (a state machine past its 4,096 states, error 504).
     folder = write_rules(
         **{
             "team.yaml": TEAM,
@@ -98,7 +115,7 @@ def test_the_python_evaluator_compiles_what_durable_cannot(write_rules) -> None:
             "trigger: {where: {$mt: {title: '(a|b)*a(a|b){12}'}}}}\n",
         }
     )
-    with Engine(folder, folder.parent / "s.db", conditions="python") as engine:
+    with Engine(folder, folder.parent / "s.db", conditions="durable") as engine:
         assert engine.rules.conditions.matches("default/b", {"title": "a" * 13}) is True
         assert engine.rules.conditions.matches("default/b", {"title": "b" * 13}) is False
 

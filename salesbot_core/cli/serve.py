@@ -74,6 +74,7 @@ def serve(
     import secrets  # here, not at the top: `salesbot serve --help` needs neither
     import tempfile
 
+    from ..conditions import isolation_seconds
     from ..engine import Engine
     from ..errors import SalesbotError
 
@@ -85,8 +86,9 @@ def serve(
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
-        # Fail here, with a readable error, on bad rules or an unreachable store; this
-        # also creates or upgrades the store once, before the workers open it.
+        # Fail here, with a readable error, on bad rules, settings or an unreachable
+        # store; this also creates or upgrades the store once, before the workers open it.
+        isolation_seconds()
         with Engine(rulesets, db) as engine:
             for failure in engine.plugin_failures:
                 warn(failure)

@@ -29,11 +29,10 @@ from ..vocabulary import EVALUATORS as EVALUATORS
 from .language import (
     ARRAY,
     COMPARISONS,
-    CONTROL_STAND_INS,
     EXISTENCE,
     LOGICAL,
+    MAX_NESTED_REPEAT,
     MAX_PATTERN_LENGTH,
-    MAX_PATTERN_WEIGHT,
     MAX_REPEAT,
     OPERATORS,
     QUOTED_CONDITION,
@@ -50,13 +49,14 @@ from .language import (
 __all__ = [
     "ARRAY",
     "COMPARISONS",
-    "CONTROL_STAND_INS",
     "EVALUATORS",
     "EVALUATOR_VARIABLE",
     "EXISTENCE",
+    "ISOLATION_SECONDS",
+    "ISOLATION_VARIABLE",
     "LOGICAL",
+    "MAX_NESTED_REPEAT",
     "MAX_PATTERN_LENGTH",
-    "MAX_PATTERN_WEIGHT",
     "MAX_REPEAT",
     "OPERATORS",
     "QUOTED_CONDITION",
@@ -68,6 +68,7 @@ __all__ = [
     "choose_evaluator",
     "durable_available",
     "fields_read",
+    "isolation_seconds",
     "kind_of",
     "pattern_problem",
     "quoted",
@@ -104,6 +105,30 @@ def choose_evaluator(setting: str | None = None) -> str:
     return chosen
 
 
+#: How long durable-rules may take to compile conditions from outside, in the child
+#: process of ``ConditionSet(isolated=True)``: ordinary rules take well under a second, and
+#: a caller over HTTP must not hold a worker's thread much longer.
+ISOLATION_SECONDS = 20.0
+ISOLATION_VARIABLE = "SALESBOT_ISOLATION_SECONDS"
+
+
+def isolation_seconds() -> float:
+    """``SALESBOT_ISOLATION_SECONDS``, else ``ISOLATION_SECONDS``; ``EvaluatorError`` for a
+    value that is not a number of seconds above 0 and at most 3600."""
+    text = os.environ.get(ISOLATION_VARIABLE)
+    if text is None:
+        return ISOLATION_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise EvaluatorError(
+            f"{ISOLATION_VARIABLE} must be seconds above 0 and at most 3600, not {excerpt(text)}"
+        )
+    return seconds
+
+
 class _Evaluator(Protocol):
     def matches(self, key: str, fields: Mapping[str, Any]) -> bool: ...
 
@@ -122,8 +147,9 @@ class ConditionSet:
         """``conditions`` maps a key (unique per bot) to its checked condition;
         ``evaluator`` is ``durable`` or ``python`` (default: see ``choose_evaluator``);
         ``isolated``: the conditions came from outside (over HTTP), so durable-rules
-        compiles them in a child process first, where a crash fails the condition
-        instead of killing this process (the Python evaluator cannot crash).
+        compiles them in a child process first, where a crash or a compile longer than
+        ``isolation_seconds()`` fails the condition instead of this process (the Python
+        evaluator cannot crash).
 
         ``ConditionCompileError`` if the evaluator rejects some; ``EvaluatorError`` for a
         bad ``evaluator``.
@@ -136,7 +162,7 @@ class ConditionSet:
         if self.evaluator == "durable":
             from .durable import DurableConditions
 
-            self._impl = DurableConditions(conditions, isolated)
+            self._impl = DurableConditions(conditions, isolation_seconds() if isolated else None)
         else:
             from .python import PythonConditions
 

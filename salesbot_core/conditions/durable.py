@@ -23,12 +23,12 @@ exactly, and keeps its traps away from the rest of salesbot:
 - it reads a nested object as dotted names (``$ex: {a.b: 1}`` true for ``{a: {b: 1}}``)
   and has no presence test for a list item: a field's own name carries only a presence
   marker, and items carry one too (see ``_typed_object``);
-- its regular expressions differ from Python's: ``pattern_problem`` allows only the
-  subset that behaves as ``re.fullmatch``; its ``.`` matches a control character
-  (U+0000-U+001F) only when repeated (``a.c`` false, ``a.*c`` true for ``a\nc``), so
-  patterns are matched against a shadow of the text with each control character replaced
-  by a private-use stand-in (``CONTROL_STAND_INS``, which no pattern may contain): ``.``
-  then matches any character, as ``re.DOTALL`` does;
+- its regular-expression engine crashes the process (a class of 4,097 characters, an
+  optional part repeated: fixed arrays with no bound check), answers wrongly (``.*a.``
+  is false for ``aaaab``; a text of 64 KiB or more is read modulo 65,536) and can take
+  minutes to compile: it is given no pattern. Each ``$mt``/``$imt`` is matched by RE2
+  (:mod:`salesbot_core.conditions.patterns`) before the message is posted, and the rule
+  tests the answer, a boolean shadow field (see ``_PatternTest``);
 - it orders texts after escaping them (``"0" < "\\n"`` is true): ``$lt``, ``$lte``,
   ``$gt`` and ``$gte`` on a text compare a shadow that spells each character as its code
   point in hex (``_ordered``), which sorts as Python compares texts;
@@ -37,10 +37,10 @@ exactly, and keeps its traps away from the rest of salesbot:
   only the fields its condition reads, integral floats as integers, and any other
   failure is a ``ConditionError``, never a crash;
 - it is C code with fixed-size arrays and few bound checks, so a condition it was never
-  tried on may corrupt its memory and kill the process (``[a-\\u1061]`` did, before
-  ``MAX_PATTERN_WEIGHT`` bounded patterns): conditions that come from outside (over HTTP)
-  are compiled first in a short-lived child process (``check_in_child``), where a crash
-  kills the child, not the worker serving every account, and names the condition.
+  tried on may still corrupt its memory and kill the process: conditions that come from
+  outside (over HTTP) are compiled first in a short-lived child process
+  (``check_in_child``), where a crash kills the child, not the worker serving every
+  account, and names the condition.
 
 A condition is posted as a message holding the record's fields plus ``RULE_KEY`` naming
 the bot, and each rule's condition is ``$and`` of that key and the bot's ``where``; so one
@@ -56,6 +56,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
@@ -72,7 +73,7 @@ from .language import (
     fields_read,
     kind_of,
 )
-from .language import CONTROL_STAND_INS as _STAND_INS
+from .patterns import compile_pattern
 
 #: How ``salesbot validate`` names this evaluator.
 DESCRIPTION = f"durable-rules {version('durable-rules')}"
@@ -80,11 +81,6 @@ DESCRIPTION = f"durable-rules {version('durable-rules')}"
 CHUNK_SIZE = 400
 #: The message key that routes a message to one bot's rule.
 RULE_KEY = "salesbot_rule"
-#: Seconds a child process may take to compile and try conditions (``check_in_child``):
-#: some patterns within the bounds take durable-rules minutes to compile
-#: (``[^0-9]((.*.*)*){10}``), and a caller over HTTP must not hold a worker's thread
-#: that long. Compiling 400 ordinary bots takes well under a second.
-CHILD_SECONDS = 20.0
 
 # durable-rules keeps process-wide C state without locking, so calls from every engine
 # in the process are serialised; this lock is the one piece of module state, by necessity.
@@ -103,8 +99,6 @@ _MARK = "\x1f"
 #: The presence marker's value: the value itself is never posted under its own name, so
 #: durable can neither trip on it nor see inside an object (``a.b``).
 _PRESENT = 1
-#: Control characters to their stand-ins, for the text patterns are matched against.
-_PATTERN_TEXT = {code: _STAND_INS + code for code in range(0x20)}
 #: Operators that order texts: durable compares a text after escaping it (a newline as
 #: backslash-n), which moves control characters in the order ("0" < "\n" would be true).
 #: They compare a shadow instead, each character written as six hex digits of its code
@@ -117,12 +111,37 @@ def _ordered(text: str) -> str:
 
 
 def _text_shadows(prefix: str, text: str) -> dict[str, str]:
-    """The shadows of a text field: its value, what patterns see, what orderings see."""
-    return {
-        prefix + "str": text,
-        prefix + "txt": text.translate(_PATTERN_TEXT),
-        prefix + "ord": _ordered(text),
-    }
+    """The shadows of a text field: its value, and what orderings see."""
+    return {prefix + "str": text, prefix + "ord": _ordered(text)}
+
+
+@dataclass(frozen=True, slots=True)
+class _PatternTest:
+    """One ``$mt``/``$imt`` of a condition: durable-rules tests ``shadow`` (``p<n>``) for
+    ``true``, posted beside the text it was matched on."""
+
+    #: The record's field: the text, or the list whose items are tested.
+    field: str
+    #: ``None``: the field itself; ``""``: each item of the list; else a key of each
+    #: object item (``$i.<key>``).
+    item: str | None
+    shadow: str
+    matches: Callable[[str], bool]
+
+    def answer(self, fields: Mapping[str, Any], message: dict[str, Any]) -> None:
+        """Add the answer for ``fields`` to their ``message`` (none for a missing or
+        non-text value: the comparison is then false)."""
+        value = fields.get(self.field)
+        if self.item is None:
+            if isinstance(value, str):
+                message[f"{self.field}{_MARK}{self.shadow}"] = self.matches(value)
+            return
+        if not isinstance(value, list):
+            return
+        for item, typed in zip(value, message[self.field + _MARK + "items"], strict=True):
+            text = item if self.item == "" else item.get(self.item) if isinstance(item, dict) else None
+            if isinstance(text, str):
+                typed[f"{self.item}{_MARK}{self.shadow}"] = self.matches(text)
 
 
 def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,8 +182,12 @@ def _typed_item(item: Any) -> dict[str, Any]:
     return typed
 
 
-def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
-    """``condition`` compiled against the typed shadow fields (``items``: of a list item)."""
+def _typed(
+    condition: Mapping[str, Any], patterns: list[_PatternTest], array: str | None = None
+) -> dict[str, Any]:
+    """``condition`` compiled against the typed shadow fields (``array``: of an item of
+    that list field); each pattern it tests is appended to ``patterns``."""
+    items = array is not None
 
     def field(name: str, kind: str | None) -> str:
         return f"$i.{_MARK}{kind}" if items and name == "$i" else f"{name}{_MARK}{kind}"
@@ -172,19 +195,24 @@ def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     for key, value in condition.items():
         if key in LOGICAL:
-            parts.append({key: [_typed(item, items) for item in value]})
+            parts.append({key: [_typed(item, patterns, array) for item in value]})
         elif key in EXISTENCE:
             ((name, operand),) = value.items()
             parts.append({key: {field(name, "ex") if items else name: operand}})
         elif key in ARRAY:
             ((name, inner),) = value.items()
-            parts.append({key: {name + _MARK + "items": _typed(inner, items=True)}})
+            parts.append({key: {name + _MARK + "items": _typed(inner, patterns, name)}})
+        elif key in ("$mt", "$imt"):
+            ((name, operand),) = value.items()
+            shadow = f"p{len(patterns)}"
+            item = None if array is None else "" if name == "$i" else name[3:]
+            matches = compile_pattern(operand, fold_ascii=key == "$imt")
+            patterns.append(_PatternTest(array or name, item, shadow, matches))
+            parts.append({field(name, shadow): True})
         elif key in COMPARISONS:
             ((name, operand),) = value.items()
             kind = kind_of(operand)
-            if key in ("$mt", "$imt"):
-                kind = "txt"
-            elif key in _ORDERING and kind == "str":
+            if key in _ORDERING and kind == "str":
                 kind, operand = "ord", _ordered(operand)
             typed = field(name, kind)
             if key == "$neq":  # true also when the field is missing or of another type
@@ -196,8 +224,9 @@ def _typed(condition: Mapping[str, Any], items: bool = False) -> dict[str, Any]:
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def _rule(key: str, condition: Mapping[str, Any]) -> dict[str, Any]:
-    return {"all": [{"m": {"$and": [{RULE_KEY: key}, _typed(copy.deepcopy(dict(condition)))]}}], "run": key}
+def _rule(key: str, condition: Mapping[str, Any], patterns: list[_PatternTest]) -> dict[str, Any]:
+    typed = _typed(copy.deepcopy(dict(condition)), patterns)
+    return {"all": [{"m": {"$and": [{RULE_KEY: key}, typed]}}], "run": key}
 
 
 class _Host(durable_engine.Host):
@@ -242,21 +271,23 @@ def _readable(value: Any) -> Any:
 class DurableConditions:
     """Conditions compiled into durable-rules rulesets (one ``Host``, chunks of rules)."""
 
-    def __init__(self, conditions: Mapping[str, Mapping[str, Any]], isolated: bool = False):
+    def __init__(self, conditions: Mapping[str, Mapping[str, Any]], isolate: float | None = None):
         """``conditions`` maps a key (unique per bot) to its checked condition;
-        ``isolated``: they came from outside, so compile them in a child process first
-        (``check_in_child``), and raise ``ConditionCompileError`` for one that crashed it."""
-        if isolated and (errors := check_in_child(conditions)):
+        ``isolate``: they came from outside, so compile them in a child process first,
+        allowed that many seconds (``check_in_child``), and raise
+        ``ConditionCompileError`` for one that crashed it or took longer."""
+        if isolate is not None and (errors := check_in_child(conditions, timeout=isolate)):
             raise ConditionCompileError(errors)
         self._chunk_of: dict[str, str] = {}
         self._reads = {key: fields_read(condition) for key, condition in conditions.items()}
+        self._patterns: dict[str, list[_PatternTest]] = {key: [] for key in conditions}
         self._host: _Host | None = None
         if not conditions:
             return
         definitions: dict[str, dict[str, Any]] = {}
         for i, (key, condition) in enumerate(conditions.items()):
             chunk = f"chunk{i // CHUNK_SIZE}"
-            definitions.setdefault(chunk, {})[f"r{i}"] = _rule(key, condition)
+            definitions.setdefault(chunk, {})[f"r{i}"] = _rule(key, condition, self._patterns[key])
             self._chunk_of[key] = chunk
         with _DURABLE_LOCK:
             self._host = _Host()
@@ -274,7 +305,7 @@ class DurableConditions:
         errors: dict[str, str] = {}
         for i, (key, condition) in enumerate(conditions.items()):
             try:
-                self._host.set_rulesets({f"check{i}": {"r": _rule(key, condition)}})
+                self._host.set_rulesets({f"check{i}": {"r": _rule(key, condition, [])}})
             except Exception as exc:
                 errors[key] = f"durable-rules cannot compile this condition ({exc})"
         return errors or {"*": "durable-rules rejected the ruleset"}
@@ -289,7 +320,10 @@ class DurableConditions:
     def matches(self, key: str, fields: Mapping[str, Any]) -> bool:
         """Whether ``fields`` satisfy the condition under ``key`` (a key it holds)."""
         chunk = self._chunk_of[key]
-        message = _typed_object({name: fields[name] for name in self._reads[key] if name in fields})
+        read = {name: fields[name] for name in self._reads[key] if name in fields}
+        message = _typed_object(read)
+        for pattern in self._patterns[key]:  # matched here, outside durable-rules and its lock
+            pattern.answer(read, message)
         message[RULE_KEY] = key
         with _DURABLE_LOCK:
             if self._host is None:  # closed: its C rulesets are freed
@@ -309,7 +343,7 @@ class DurableConditions:
 def check_in_child(
     conditions: Mapping[str, Mapping[str, Any]],
     records: Sequence[Mapping[str, Any]] = ({},),
-    timeout: float = CHILD_SECONDS,
+    timeout: float = 20.0,
 ) -> dict[str, str]:
     """Compile ``conditions`` in a child process, each alone and tested on ``records``,
     then all together; return why each key failed (empty if none did).
@@ -337,12 +371,12 @@ def check_in_child(
         elif verb == "ok" and code == 0:
             return errors
     if code is None:
-        why = f"took more than {timeout:g} seconds"
+        why = f"took more than {timeout:g} s"
     elif code < 0:
         why = f"crashed ({signal.Signals(-code).name})"
     else:
         why = f"failed (exit status {code})"
-    return errors | {trying: f"durable-rules {why} compiling this condition; it is refused"}
+    return errors | {trying: f"durable-rules {why} on this condition; it is refused"}
 
 
 def _child() -> None:

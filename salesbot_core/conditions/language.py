@@ -40,55 +40,43 @@ LOGICAL = {"$and", "$or"}
 OPERATORS = COMPARISONS | EXISTENCE | ARRAY | LOGICAL
 _SCALARS = (str, int, float, bool)
 
-#: The longest ``$mt``/``$imt`` pattern, and the most repeats ``{m,n}`` may ask for:
-#: durable-rules compiles a pattern to a state machine that grows with both.
+#: The longest ``$mt``/``$imt`` pattern, and the most repeats ``{m,n}`` may ask for.
 MAX_PATTERN_LENGTH = 200
 MAX_REPEAT = 100
-#: The most characters a pattern may name, each class counting every character it lists
-#: (a range ``a-z`` 26, a ``[^...]`` one more) and each repeat multiplying what it repeats
-#: by its count (``{m,n}``: n, ``{m,}``: m + 1, ``+``: 2). Why: durable-rules builds a
-#: state machine whose states hold their transitions in fixed arrays of 4,096 with no
-#: bound check (``MAX_TRANSITIONS`` in its regex.c): ``[a-\u1061]`` (4,097 characters)
-#: or ``([a-zA-Z]?){100}`` (5,200) corrupt its memory and kill the process. 1,000 leaves a
-#: fourfold margin for the empty transitions a state gains from optional parts, and keeps
-#: the states under its unchecked queue of 1,024; tests/test_durable_fuzz.py runs
-#: durable-rules in a child process over patterns up to this bound.
-MAX_PATTERN_WEIGHT = 1000
-#: Characters with a meaning in a pattern; every other character matches itself.
-_PATTERN_SPECIAL = set("\\^$.|?*+()[]{}%")
-#: The first of the 32 private-use characters the durable evaluator matches patterns
-#: against in place of the control characters U+0000-U+001F (its ``.`` matches them only
-#: when repeated); a pattern may contain neither.
-CONTROL_STAND_INS = 0xF700
+#: Repeats nested in one another multiply their counts (``{m,n}``: n, ``{m}`` and ``{m,}``:
+#: m; ``*``, ``+`` and ``?`` count 1): ``(a{10}){100}`` is 1,000, the most RE2, which
+#: matches patterns (see ``patterns``), takes.
+MAX_NESTED_REPEAT = 1000
 _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
 
 
 def pattern_problem(pattern: str) -> str | None:
-    """Why durable-rules cannot run ``pattern`` as Python's ``re.fullmatch`` would, or ``None``.
+    """Why ``pattern`` is outside the pattern language, or ``None``.
 
-    durable-rules 2.0.28 has its own regular-expression engine. Probed construct by
-    construct against ``re.fullmatch``, it agrees on: literal characters, ``.``, classes
-    ``[a-z0-9_]`` and ``[^...]``, groups ``( )``, alternatives ``|`` and the repeats
-    ``* + ? {m} {m,} {m,n}``. It always matches the whole text. It differs or fails on
-    everything else, which this rejects: ``^`` and ``$`` (accepted, then never match),
-    every backslash escape (``\\d``, ``\\.``, ``\\n``: never match), ``(?...)`` groups
-    (lookarounds, flags), ``%``, ``{0}``, empty groups or alternatives, ``]`` first in a
-    class, ``-`` anywhere but last in a class. Odd classes (``[]``, ``[^]``) even
-    corrupted its memory, and so does a pattern naming too many characters (see
-    ``MAX_PATTERN_WEIGHT``). What is allowed is allowed strictly, so it behaves as Python's.
+    The language is the subset of regular expressions on which durable-rules 2.0.28's
+    own engine, which matched patterns until it was found to crash and answer wrongly,
+    agreed with ``re.fullmatch``: literal characters, ``.``, classes ``[a-z0-9_]`` and
+    ``[^...]``, groups ``( )``, alternatives ``|`` and the repeats ``* + ? {m} {m,}
+    {m,n}``, always matching the whole text. Rejected: ``^`` and ``$``, every backslash
+    escape (``\\d``, ``\\.``, ``\\n``), ``(?...)`` groups (lookarounds, flags), ``%``,
+    ``{0}``, empty groups or alternatives, ``]`` first in a class, ``-`` anywhere but
+    last in a class, control characters. Patterns are matched by RE2 now (see
+    ``patterns``), which takes every such pattern whose nested repeats multiply to at
+    most ``MAX_NESTED_REPEAT``; the language stays as it was, so that every ruleset
+    means what it meant.
     """
     if not pattern:
         return "an empty pattern is not allowed"
     if len(pattern) > MAX_PATTERN_LENGTH:
         return f"a pattern may be at most {MAX_PATTERN_LENGTH} characters long"
-    if any(ord(char) < 0x20 or CONTROL_STAND_INS <= ord(char) < CONTROL_STAND_INS + 0x20 for char in pattern):
+    if any(ord(char) < 0x20 for char in pattern):
         return "control characters (U+0000-U+001F) are not supported in a pattern"
     depth = 0
     can_repeat = False  # the previous item is a character, class or group
     empty = True  # the current alternative has nothing in it yet
-    # The weight (see MAX_PATTERN_WEIGHT) of each open group, and of its last item (what
-    # a repeat multiplies); the pattern itself is the outermost group.
-    weights = [[0, 0]]
+    # Per open group (the pattern itself the outermost): the largest product of nested
+    # repeats in it, and that of its last item (what a repeat multiplies).
+    repeats = [[1, 1]]
     i = 0
     while i < len(pattern):
         char = pattern[i]
@@ -97,57 +85,52 @@ def pattern_problem(pattern: str) -> str | None:
         if char == "\\":
             return "backslash escapes are not supported: write a class instead ([0-9] for \\d, [.] for \\.)"
         if char == "%":
-            return "'%' is not supported by durable-rules"
+            return "'%' is not supported"
         if char == "(":
             if pattern.startswith("(?", i):
                 return "(?...) groups (lookarounds, flags, non-capturing) are not supported"
             depth, can_repeat, empty = depth + 1, False, True
-            weights.append([0, 0])
+            repeats.append([1, 1])
         elif char == ")":
             if depth == 0:
                 return "unbalanced ')'"
             if empty:
                 return "empty groups and alternatives are not supported: make a part optional with ?"
             depth, can_repeat = depth - 1, True
-            _add_item(weights, weights.pop()[0])
+            _add_item(repeats, repeats.pop()[0])
         elif char == "|":
             if empty:
                 return "empty groups and alternatives are not supported: make a part optional with ?"
             can_repeat, empty = False, True
-            weights[-1][1] = 0
         elif char in "*+?{":
             repeat = _REPEAT.match(pattern, i) if char == "{" else None
             if char == "{" and repeat is None:
                 return "a repeat is written {m}, {m,} or {m,n}"
             if not can_repeat:
                 return f"{char!r} must follow the character, class or group it repeats, once"
-            count = 2 if char == "+" else 1
+            count = 1
             if repeat is not None:
                 low = int(repeat[1])
                 high = low if repeat[2] is None else int(repeat[3]) if repeat[3] else None
                 if max(low, high or 0) > MAX_REPEAT or (high is not None and (high < 1 or high < low)):
                     return f"a repeat {{m,n}} needs 1 <= n, m <= n and both at most {MAX_REPEAT}"
                 i = repeat.end() - 1
-                count = low + 1 if high is None else high
+                count = low if high is None else high
             can_repeat = False
-            group = weights[-1]
-            group[0] += group[1] * (count - 1)
+            group = repeats[-1]
             group[1] *= count
+            group[0] = max(group[0], group[1])
+            if group[1] > MAX_NESTED_REPEAT:
+                return f"repeats nested in one another multiply to {group[1]}; at most {MAX_NESTED_REPEAT}"
         elif char == "[":
             closed = _class_end(pattern, i)
             if isinstance(closed, str):
                 return closed
-            i, can_repeat, empty = closed[0], True, False
-            _add_item(weights, closed[1])
+            i, can_repeat, empty = closed, True, False
+            _add_item(repeats, 1)
         else:  # "." or a character matching itself (including "]" and "}")
             can_repeat, empty = True, False
-            _add_item(weights, 1)
-        if weights[-1][0] > MAX_PATTERN_WEIGHT:
-            return (
-                f"the pattern names too many characters for the rules engine: at most "
-                f"{MAX_PATTERN_WEIGHT}, counting each character of a class (a-z: 26) and "
-                f"multiplying by repeats ({{m,n}}: n)"
-            )
+            _add_item(repeats, 1)
         i += 1
     if depth:
         return "unbalanced '('"
@@ -156,20 +139,17 @@ def pattern_problem(pattern: str) -> str | None:
     return None
 
 
-def _add_item(weights: list[list[int]], weight: int) -> None:
-    """Count an item (a character, class or closed group) of ``weight`` in the open group."""
-    weights[-1][0] += weight
-    weights[-1][1] = weight
+def _add_item(repeats: list[list[int]], product: int) -> None:
+    """An item (a character, class or closed group) of the open group, whose nested
+    repeats multiply to ``product``."""
+    repeats[-1][1] = product
+    repeats[-1][0] = max(repeats[-1][0], product)
 
 
-def _class_end(pattern: str, start: int) -> tuple[int, int] | str:
-    """The index of the ``]`` closing the class opened at ``start`` and the characters it
-    names (a negated class one more: durable-rules adds a transition for "any other"), or
-    why it is not allowed."""
-    negated = pattern.startswith("^", start + 1)
-    i = start + 1 + negated
+def _class_end(pattern: str, start: int) -> int | str:
+    """The index of the ``]`` closing the class opened at ``start``, or why it is not allowed."""
+    i = start + 1 + pattern.startswith("^", start + 1)
     first = i
-    size = int(negated)
     while i < len(pattern) and pattern[i] != "]":
         char = pattern[i]
         if char in "\\[%":
@@ -180,15 +160,13 @@ def _class_end(pattern: str, start: int) -> tuple[int, int] | str:
             high = pattern[i + 2]
             if high in "\\[]%-" or high < char:
                 return f"bad range {char}-{high} in a class [...]"
-            size += ord(high) - ord(char)
             i += 2
-        size += 1
         i += 1
     if i >= len(pattern):
         return "unbalanced '['"
     if i == first:
         return "an empty class [] or [^] is not supported (']' cannot be first in a class)"
-    return i, size
+    return i
 
 
 def check_condition(condition: Any, path: str = "", items: bool = False) -> list[tuple[str, str]]:

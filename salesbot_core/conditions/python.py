@@ -11,61 +11,24 @@ test holds both to that.
 The semantics, as the module docstring of :mod:`salesbot_core.conditions` states them:
 type-strict comparisons, a missing (or ``null``) field fails every comparison but
 ``$neq``, and patterns matching the whole text, where ``.`` matches any character (a
-newline too: ``re.DOTALL``) and ``$imt`` folds ASCII letters only (``re.ASCII``).
+newline too) and ``$imt`` folds ASCII letters only, matched by RE2 as the durable-rules
+evaluator's are (:mod:`salesbot_core.conditions.patterns`).
 """
 
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .language import ARRAY, COMPARISONS, EXISTENCE, LOGICAL, kind_of
+from .patterns import compile_pattern
 
 #: A compiled condition: a function of a record's fields (or of one list item).
 Test = Callable[[Any], bool]
 
 _MISSING = object()
 _ORDER = {"$lt": operator.lt, "$lte": operator.le, "$gt": operator.gt, "$gte": operator.ge}
-
-
-def translate_pattern(pattern: str) -> str:
-    """A checked ``$mt`` pattern (see ``pattern_problem``) as a Python regular expression
-    for ``re.fullmatch`` with ``re.DOTALL``: literal characters are escaped, groups do not
-    capture."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == ".":
-            out.append(".")
-        elif char == "(":
-            out.append("(?:")
-        elif char in ")|*+?":
-            out.append(char)
-        elif char == "{" and (repeat := re.match(r"\{\d+(,\d*)?\}", pattern[i:])) is not None:
-            out.append(repeat[0])
-            i += len(repeat[0]) - 1
-        elif char == "[":
-            end = pattern.index("]", i + 2)  # a checked class is never empty
-            body = pattern[i + 1 : end]
-            negated = body.startswith("^")
-            parts: list[str] = []
-            j = 1 if negated else 0
-            while j < len(body):
-                if body[j + 1 : j + 2] == "-" and j + 2 < len(body):
-                    parts.append(f"{re.escape(body[j])}-{re.escape(body[j + 2])}")
-                    j += 3
-                else:
-                    parts.append(re.escape(body[j]))
-                    j += 1
-            out.append(f"[{'^' if negated else ''}{''.join(parts)}]")
-            i = end
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return "".join(out)
 
 
 def _lookup(name: str, items: bool) -> Callable[[Any], Any]:
@@ -113,12 +76,11 @@ def _compile_part(key: str, value: Any, items: bool) -> Test:
 
         return array_test
     if key in ("$mt", "$imt"):
-        flags = re.DOTALL | (re.IGNORECASE | re.ASCII if key == "$imt" else 0)
-        fullmatch = re.compile(translate_pattern(operand), flags).fullmatch
+        matches = compile_pattern(operand, fold_ascii=key == "$imt")
 
         def match_test(subject: Any) -> bool:
             text = read(subject)
-            return isinstance(text, str) and fullmatch(text) is not None
+            return isinstance(text, str) and matches(text)
 
         return match_test
     kind = kind_of(operand)

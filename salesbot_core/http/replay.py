@@ -9,7 +9,7 @@ an engine of its own, outside the lock the worker's events take turns on.
 
 The candidate rules come from a caller, so their conditions are compiled first in a
 short-lived child process (``Engine(untrusted=True)``): one that would crash
-durable-rules, or take it longer than ``CHILD_SECONDS``, is a 422 naming the condition
+durable-rules, or take it longer than ``isolation_seconds()``, is a 422 naming the condition
 and the worker serves on. A worker runs one replay at a time; another asked meanwhile
 is a 429 with ``Retry-After``, so that callers cannot stack up children and threads.
 """

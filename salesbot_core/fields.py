@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 from pydantic import TypeAdapter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers only: the catalog is made of these specs
+    from .catalog import Catalog
     from .models import Bot, User
 
 T = TypeVar("T")
@@ -40,10 +41,7 @@ class FieldSpec(Generic[T]):
     type: Any
     default: T
     description: str = ""
-    #: Called as ``check(value, owner, catalog)`` with the ``salesbot_core.catalog.Catalog``,
-    #: typed ``Any`` here: the catalog is made of these specs, so naming its type would
-    #: import it back (a cycle).
-    check: Callable[[T, Any, Any], list[str]] | None = None
+    check: Callable[[T, Any, Catalog], list[str]] | None = None
     #: Users who set this field get their assignments per calendar period (day, week and
     #: month in the user's time zone) counted into ``context.usage`` inside the event's
     #: transaction, like ``Strategy.needs_load``: the count is only paid for when used.

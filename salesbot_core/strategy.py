@@ -11,12 +11,15 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from .models import Bot, Company, Deal, LinkRef, Person, Task
 from .safetext import excerpt
+
+if TYPE_CHECKING:  # for type checkers only: the catalog is made of strategies
+    from .catalog import Catalog
 
 RecordT = Deal | Person | Company | Task
 
@@ -97,9 +100,7 @@ class Strategy:
     options: type[BaseModel] | None = None
     #: Checks of a bot that need the catalog (the strategy another one names); returns
     #: ``(field path, message)`` problems, the path under the bot (``options.rotation``).
-    #: The catalog is a ``salesbot_core.catalog.Catalog``, typed ``Any`` here: it is made
-    #: of strategies, so naming its type would import it back (a cycle).
-    check: Callable[[Bot, Any], list[tuple[str, str]]] | None = None
+    check: Callable[[Bot, Catalog], list[tuple[str, str]]] | None = None
 
     def __post_init__(self) -> None:
         if self.validate_options is None:

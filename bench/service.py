@@ -12,8 +12,8 @@ Fair to both sides on shared cores: the three are interleaved in ``CHUNKS`` roun
 process, one per request, batched), so a burst of load from other jobs falls on all of
 them alike; the client is this process, apart from the server, and as light as a client
 gets (the standard library's ``http.client`` on one keep-alive connection, every request
-encoded before the clock starts). The CPU seconds the server process spent per event
-(from ``/proc``) are reported beside the in-process CPU per event: that ratio is what
+encoded before the clock starts). The CPU seconds the server spent per event (its supervisor and worker
+processes, from ``/proc``) are reported beside the in-process CPU per event: that ratio is what
 HTTP costs the machine, whatever the scheduler did.
 """
 
@@ -69,12 +69,19 @@ def _port() -> int:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds a process has used so far (Linux ``/proc``), or 0."""
+    """User and system CPU seconds a process and the processes under it (``serve``'s
+    supervisor and its workers) have used so far (Linux ``/proc``); 0 for a gone one."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(child) for child in children)
 
 
 @contextmanager

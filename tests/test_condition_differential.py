@@ -117,5 +117,76 @@ def test_durable_and_python_evaluators_agree(condition: dict[str, Any], tested: 
         python.close()
 
 
+LONG = "hot" + "b" * 65_536  # durable-rules read it as "hot" (its length modulo 65,536)
+MANY = {f"f{i}": "x" for i in range(300)}  # a message of more than 255 properties: error 302
+
+
+@pytest.mark.parametrize(
+    ("condition", "record", "expected"),
+    [
+        ({"$mt": {"title": "hot"}}, {"title": LONG}, False),
+        ({"title": "hot"}, {"title": LONG}, False),
+        ({"$neq": {"title": "hot"}}, {"title": LONG}, True),
+        ({"$gt": {"title": "hot"}}, {"title": LONG}, True),
+        ({"$lte": {"title": "hou"}}, {"title": "hou" * 3_700}, False),  # its shadow is 66,600 bytes
+        ({"$iany": {"tags": {"$eq": {"$i": "hot"}}}}, {"tags": [LONG]}, False),
+        ({"$iany": {"tags": {"$eq": {"$i.r": "hot"}}}}, {"tags": [{"r": LONG}]}, False),
+        ({"$mt": {"title": "a*"}}, {"title": "a" * 33_000 + "x" + "a" * 33_000}, False),
+        *(
+            ({"$mt": {"title": "[ab]*"}}, {"title": "a" * size}, True)
+            for size in (65_535, 65_536, 65_537, 131_072)
+        ),
+        *(
+            ({"$mt": {"title": "[ab]*"}}, {"title": "a" * size + "c"}, False)
+            for size in (65_535, 65_536, 131_071)
+        ),
+        ({"$and": [{"$ex": {name: 1}} for name in MANY]}, MANY, True),
+        ({"$and": [{"$ex": {f"f{i}": 1}} for i in range(63)]}, MANY, True),
+        ({"$iany": {"tags": {"$ex": {"$i.f0": 1}}}}, {"tags": [MANY]}, True),
+        ({"$nex": {"salesbot_rule": 1}}, {"title": "x"}, True),  # once durable's own key
+        ({"$ex": {"salesbot_rule": 1}}, {"salesbot_rule": "x"}, True),
+    ],
+)
+def test_the_evaluators_agree_where_durable_rules_could_not_read_the_record(
+    condition: dict[str, Any], record: dict[str, Any], expected: bool
+) -> None:
+    """Records durable-rules cannot read as posted are tested by the Python evaluator
+    (see ``conditions.durable.MAX_TEXT_BYTES``): both give the one right answer."""
+    assert check_condition(condition) == []
+    for evaluator in ("durable", "python"):
+        conditions = ConditionSet({"k": condition}, evaluator)
+        assert conditions.matches("k", record) is expected, evaluator
+        conditions.close()
+
+
+@pytest.mark.parametrize(
+    ("condition", "path", "message"),
+    [
+        ({"a\x1fstr": 1}, "a\x1fstr", "control characters (U+0000-U+001F) are not allowed in a field name"),
+        (
+            {"$ex": {"\x1frule": 1}},
+            "$ex.\x1frule",
+            "control characters (U+0000-U+001F) are not allowed in a field name",
+        ),
+        (
+            {"$iany": {"t": {"$eq": {"$i.k\n": 1}}}},
+            "$iany.t.$eq.$i.k\n",
+            "control characters (U+0000-U+001F) are not allowed in a field name",
+        ),
+        ({"title": "x" * 4097}, "title", "a text to compare with may be at most 4096 characters long"),
+        (
+            {"$lt": {"title": "x" * 4097}},
+            "$lt.title",
+            "a text to compare with may be at most 4096 characters long",
+        ),
+    ],
+)
+def test_names_the_evaluators_reserve_and_texts_too_long_to_compare_are_refused(
+    condition: dict[str, Any], path: str, message: str
+) -> None:
+    assert check_condition(condition) == [(path, message)]
+    assert check_condition({"title": "x" * 4096}) == []
+
+
 def teardown_module() -> None:
     print(f"\ndifferential pairs: {PAIRS}")

@@ -31,11 +31,17 @@ exactly, and keeps its traps away from the rest of salesbot:
   tests the answer, a boolean shadow field (see ``_PatternTest``);
 - it orders texts after escaping them (``"0" < "\\n"`` is true): ``$lt``, ``$lte``,
   ``$gt`` and ``$gte`` on a text compare a shadow that spells each character as its code
-  point in hex (``_ordered``), which sorts as Python compares texts;
-- a message of more than ~250 fields fails (error 302), and a number JSON writes with an
-  exponent but no point (``1e+16``, ``1e-05``) fails to parse (error 204): a message holds
-  only the fields its condition reads, integral floats as integers, and any other
-  failure is a ``ConditionError``, never a crash;
+  point in hex (``_ordered``, posted only for a text the condition orders), which sorts
+  as Python compares texts;
+- it reads a text of 64 KiB or more modulo 65,536 (``"hot" + "b" * 65536`` equals
+  ``"hot"``), and an object of more than 255 properties fails (error 302): a record whose
+  message would hold either is tested by the Python evaluator instead (``_fits``), and a
+  condition's own texts are at most ``MAX_TEXT_OPERAND`` characters;
+- its message key ``RULE_KEY`` and the shadows are marked with U+001F, which a field name
+  may not hold (``check_condition``), so a record's field cannot pose as either;
+- a number JSON writes with an exponent but no point (``1e+16``, ``1e-05``) fails to parse
+  (error 204): a message holds only the fields its condition reads, integral floats as
+  integers, and any other failure is a ``ConditionError``, never a crash;
 - it is C code with fixed-size arrays and few bound checks, so a condition it was never
   tried on may still corrupt its memory and kill the process: conditions that come from
   outside (over HTTP) are compiled first in a short-lived child process
@@ -56,7 +62,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
@@ -74,13 +80,23 @@ from .language import (
     kind_of,
 )
 from .patterns import compile_pattern
+from .python import PythonConditions
 
 #: How ``salesbot validate`` names this evaluator.
 DESCRIPTION = f"durable-rules {version('durable-rules')}"
 #: Rules per durable ruleset; well under the ~512 at which durable-rules hangs.
 CHUNK_SIZE = 400
-#: The message key that routes a message to one bot's rule.
-RULE_KEY = "salesbot_rule"
+#: The message key that routes a message to one bot's rule: marked as the shadows are, so
+#: no field a condition may name collides with it (names with control characters are
+#: refused when a ruleset loads).
+RULE_KEY = "\x1frule"
+#: What a message may hold for durable-rules to read it as posted: it reads a text of
+#: 65,536 bytes or more modulo 65,536 (``"hot" + "b" * 65536`` as ``"hot"``), and an object
+#: of more than 255 properties is an error (302). A record whose message would pass
+#: either is tested by the Python evaluator instead, which gives the answer durable-rules
+#: would give if it could (the evaluators agree on everything else).
+MAX_TEXT_BYTES = 65_536
+MAX_PROPERTIES = 240
 
 # durable-rules keeps process-wide C state without locking, so calls from every engine
 # in the process are serialised; this lock is the one piece of module state, by necessity.
@@ -110,9 +126,29 @@ def _ordered(text: str) -> str:
     return "".join(f"{ord(char):06x}" for char in text)
 
 
-def _text_shadows(prefix: str, text: str) -> dict[str, str]:
-    """The shadows of a text field: its value, and what orderings see."""
-    return {prefix + "str": text, prefix + "ord": _ordered(text)}
+def _text_shadows(prefix: str, text: str, ordered: bool) -> dict[str, str]:
+    """The shadows of a text field: its value, and what orderings see (six times its
+    length, so only for a field the condition orders)."""
+    if ordered:
+        return {prefix + "str": text, prefix + "ord": _ordered(text)}
+    return {prefix + "str": text}
+
+
+def _fits(message: Mapping[str, Any]) -> bool:
+    """Whether durable-rules reads ``message`` as it is (see ``MAX_TEXT_BYTES``)."""
+    if len(message) > MAX_PROPERTIES:
+        return False
+    for value in message.values():
+        if isinstance(value, str):
+            # Fewer than a quarter of the limit in characters cannot reach it in UTF-8.
+            if (
+                len(value) * 4 >= MAX_TEXT_BYTES
+                and len(value.encode("utf-8", "surrogatepass")) >= MAX_TEXT_BYTES
+            ):
+                return False
+        elif isinstance(value, list) and not all(_fits(item) for item in value):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +180,22 @@ class _PatternTest:
                 typed[f"{self.item}{_MARK}{self.shadow}"] = self.matches(text)
 
 
-def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass
+class _Plan:
+    """What one condition needs posted beyond presence markers and plain shadows: the
+    patterns it matches, and the texts it orders, as ``(field, item)`` (``item`` as in
+    ``_PatternTest``)."""
+
+    patterns: list[_PatternTest] = field(default_factory=list)
+    ordered: set[tuple[str, str | None]] = field(default_factory=set)
+
+    def ordered_items(self, name: str) -> frozenset[str]:
+        return frozenset(item for field, item in self.ordered if field == name and item is not None)
+
+
+def _typed_object(fields: Mapping[str, Any], plan: _Plan) -> dict[str, Any]:
     """A presence marker for each field, plus the typed shadow of each scalar and list
-    (``None`` left out: a missing field)."""
+    (``None`` left out: a missing field), and the answer of each pattern of ``plan``."""
     message: dict[str, Any] = {}
     for name, raw in fields.items():
         if raw is None:
@@ -155,15 +204,20 @@ def _typed_object(fields: Mapping[str, Any]) -> dict[str, Any]:
         message[name] = _PRESENT
         kind = kind_of(value)
         if kind == "str":
-            message.update(_text_shadows(name + _MARK, value))
+            message.update(_text_shadows(name + _MARK, value, (name, None) in plan.ordered))
         elif kind is not None:
             message[name + _MARK + kind] = value
         elif isinstance(value, list):
-            message[name + _MARK + "items"] = [_typed_item(item) for item in value]
+            ordered = plan.ordered_items(name)
+            message[name + _MARK + "items"] = [_typed_item(item, ordered) for item in value]
+    for pattern in plan.patterns:
+        pattern.answer(fields, message)
     return message
 
 
-def _typed_item(item: Any) -> dict[str, Any]:
+def _typed_item(item: Any, ordered: frozenset[str]) -> dict[str, Any]:
+    """A list item's shadows; ``ordered`` names the texts a condition orders (``""``: the
+    item itself, else a key of an object item)."""
     if item is None:
         return {}
     typed: dict[str, Any] = {_MARK + "ex": _PRESENT}
@@ -172,22 +226,24 @@ def _typed_item(item: Any) -> dict[str, Any]:
             if value is not None:
                 typed[f"{key}{_MARK}ex"] = _PRESENT
                 if (kind := kind_of(value)) == "str":
-                    typed.update(_text_shadows(f"{key}{_MARK}", value))
+                    typed.update(_text_shadows(f"{key}{_MARK}", value, key in ordered))
                 elif kind is not None:
                     typed[f"{key}{_MARK}{kind}"] = value
     elif (kind := kind_of(item)) == "str":
-        typed.update(_text_shadows(_MARK, item))
+        typed.update(_text_shadows(_MARK, item, "" in ordered))
     elif kind is not None:
         typed[_MARK + kind] = item
     return typed
 
 
-def _typed(
-    condition: Mapping[str, Any], patterns: list[_PatternTest], array: str | None = None
-) -> dict[str, Any]:
+def _typed(condition: Mapping[str, Any], plan: _Plan, array: str | None = None) -> dict[str, Any]:
     """``condition`` compiled against the typed shadow fields (``array``: of an item of
-    that list field); each pattern it tests is appended to ``patterns``."""
+    that list field); what its message needs beyond them is added to ``plan``."""
     items = array is not None
+
+    def where(name: str) -> tuple[str, str | None]:
+        """The ``(field, item)`` of a name (see ``_PatternTest``)."""
+        return (name, None) if array is None else (array, "" if name == "$i" else name[3:])
 
     def field(name: str, kind: str | None) -> str:
         return f"$i.{_MARK}{kind}" if items and name == "$i" else f"{name}{_MARK}{kind}"
@@ -195,25 +251,25 @@ def _typed(
     parts: list[dict[str, Any]] = []
     for key, value in condition.items():
         if key in LOGICAL:
-            parts.append({key: [_typed(item, patterns, array) for item in value]})
+            parts.append({key: [_typed(item, plan, array) for item in value]})
         elif key in EXISTENCE:
             ((name, operand),) = value.items()
             parts.append({key: {field(name, "ex") if items else name: operand}})
         elif key in ARRAY:
             ((name, inner),) = value.items()
-            parts.append({key: {name + _MARK + "items": _typed(inner, patterns, name)}})
+            parts.append({key: {name + _MARK + "items": _typed(inner, plan, name)}})
         elif key in ("$mt", "$imt"):
             ((name, operand),) = value.items()
-            shadow = f"p{len(patterns)}"
-            item = None if array is None else "" if name == "$i" else name[3:]
+            shadow = f"p{len(plan.patterns)}"
             matches = compile_pattern(operand, fold_ascii=key == "$imt")
-            patterns.append(_PatternTest(array or name, item, shadow, matches))
+            plan.patterns.append(_PatternTest(*where(name), shadow, matches))
             parts.append({field(name, shadow): True})
         elif key in COMPARISONS:
             ((name, operand),) = value.items()
             kind = kind_of(operand)
             if key in _ORDERING and kind == "str":
                 kind, operand = "ord", _ordered(operand)
+                plan.ordered.add(where(name))
             typed = field(name, kind)
             if key == "$neq":  # true also when the field is missing or of another type
                 parts.append({"$or": [{"$nex": {typed: 1}}, {"$neq": {typed: operand}}]})
@@ -224,8 +280,8 @@ def _typed(
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def _rule(key: str, condition: Mapping[str, Any], patterns: list[_PatternTest]) -> dict[str, Any]:
-    typed = _typed(copy.deepcopy(dict(condition)), patterns)
+def _rule(key: str, condition: Mapping[str, Any], plan: _Plan) -> dict[str, Any]:
+    typed = _typed(copy.deepcopy(dict(condition)), plan)
     return {"all": [{"m": {"$and": [{RULE_KEY: key}, typed]}}], "run": key}
 
 
@@ -280,14 +336,16 @@ class DurableConditions:
             raise ConditionCompileError(errors)
         self._chunk_of: dict[str, str] = {}
         self._reads = {key: fields_read(condition) for key, condition in conditions.items()}
-        self._patterns: dict[str, list[_PatternTest]] = {key: [] for key in conditions}
+        self._plans = {key: _Plan() for key in conditions}
+        # For a record durable-rules cannot read as posted (see MAX_TEXT_BYTES).
+        self._twin = PythonConditions(conditions)
         self._host: _Host | None = None
         if not conditions:
             return
         definitions: dict[str, dict[str, Any]] = {}
         for i, (key, condition) in enumerate(conditions.items()):
             chunk = f"chunk{i // CHUNK_SIZE}"
-            definitions.setdefault(chunk, {})[f"r{i}"] = _rule(key, condition, self._patterns[key])
+            definitions.setdefault(chunk, {})[f"r{i}"] = _rule(key, condition, self._plans[key])
             self._chunk_of[key] = chunk
         with _DURABLE_LOCK:
             self._host = _Host()
@@ -305,7 +363,7 @@ class DurableConditions:
         errors: dict[str, str] = {}
         for i, (key, condition) in enumerate(conditions.items()):
             try:
-                self._host.set_rulesets({f"check{i}": {"r": _rule(key, condition, [])}})
+                self._host.set_rulesets({f"check{i}": {"r": _rule(key, condition, _Plan())}})
             except Exception as exc:
                 errors[key] = f"durable-rules cannot compile this condition ({exc})"
         return errors or {"*": "durable-rules rejected the ruleset"}
@@ -320,10 +378,12 @@ class DurableConditions:
     def matches(self, key: str, fields: Mapping[str, Any]) -> bool:
         """Whether ``fields`` satisfy the condition under ``key`` (a key it holds)."""
         chunk = self._chunk_of[key]
-        read = {name: fields[name] for name in self._reads[key] if name in fields}
-        message = _typed_object(read)
-        for pattern in self._patterns[key]:  # matched here, outside durable-rules and its lock
-            pattern.answer(read, message)
+        # Patterns are matched here, outside durable-rules and its lock.
+        message = _typed_object(
+            {name: fields[name] for name in self._reads[key] if name in fields}, self._plans[key]
+        )
+        if not _fits(message):
+            return self._twin.matches(key, fields)
         message[RULE_KEY] = key
         with _DURABLE_LOCK:
             if self._host is None:  # closed: its C rulesets are freed

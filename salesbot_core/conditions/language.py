@@ -40,6 +40,10 @@ LOGICAL = {"$and", "$or"}
 OPERATORS = COMPARISONS | EXISTENCE | ARRAY | LOGICAL
 _SCALARS = (str, int, float, bool)
 
+#: The longest text a condition compares with: durable-rules reads a text of 64 KiB or
+#: more modulo 65,536, and an ordered one is compared as a shadow six times as long.
+MAX_TEXT_OPERAND = 4096
+_LONG_OPERAND = f"a text to compare with may be at most {MAX_TEXT_OPERAND} characters long"
 #: The longest ``$mt``/``$imt`` pattern, and the most repeats ``{m,n}`` may ask for.
 MAX_PATTERN_LENGTH = 200
 MAX_REPEAT = 100
@@ -199,6 +203,8 @@ def check_condition(condition: Any, path: str = "", items: bool = False) -> list
                 problems.append((f"{here}.{field}", f"{key} compares with a number, text or boolean"))
             elif key in ("$lt", "$lte", "$gt", "$gte") and isinstance(operand, bool):
                 problems.append((f"{here}.{field}", f"{key} compares with a number or text"))
+            elif isinstance(operand, str) and len(operand) > MAX_TEXT_OPERAND:
+                problems.append((f"{here}.{field}", _LONG_OPERAND))
             elif key in ("$mt", "$imt") and not isinstance(operand, str):
                 problems.append((f"{here}.{field}", f"{key} takes a regular expression"))
             elif key in ("$mt", "$imt") and (reason := pattern_problem(operand)) is not None:
@@ -211,6 +217,8 @@ def check_condition(condition: Any, path: str = "", items: bool = False) -> list
             problems.append((here, name_problem))
         elif not isinstance(value, _SCALARS):
             problems.append((here, "a field compares equal to a number, text or boolean"))
+        elif isinstance(value, str) and len(value) > MAX_TEXT_OPERAND:
+            problems.append((here, _LONG_OPERAND))
     return problems
 
 
@@ -223,6 +231,9 @@ def _name_problem(name: str, items: bool, array: bool) -> str | None:
         return "inside $iall/$iany, name the item $i (or $i.<key> for a key of an object item)"
     if not items and (name == "$i" or name.startswith("$i.")):
         return "$i names a list item: use it only inside $iall/$iany"
+    if any(ord(char) < 0x20 for char in name):
+        # The evaluators' internal names are marked with one (U+001F), so none collides.
+        return "control characters (U+0000-U+001F) are not allowed in a field name"
     return None
 
 

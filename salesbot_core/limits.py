@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -234,16 +235,29 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A key given twice is ambiguous: another parser may keep the first value, so the
+    # sender and salesbot would disagree on the event. It is refused, named.
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        twice = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise ValueError(f"the key {excerpt(twice)} is given twice in one object")
+    return found
+
+
 def parse_json(data: bytes) -> Any:
     """One JSON value from UTF-8 bytes, as ``salesbot run`` reads a line and ``salesbot
-    serve`` a request body: ``NaN`` and ``Infinity``, integers beyond ``MAX_INT`` and
-    nesting too deep for the parser are ``NotJSON`` saying what is wrong, never a crash."""
+    serve`` a request body: ``NaN`` and ``Infinity``, integers beyond ``MAX_INT``, a key
+    given twice in one object and nesting too deep for the parser are ``NotJSON`` saying
+    what is wrong, never a crash."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotJSON(f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {exc.start + 1})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_int=_parse_int, object_pairs_hook=_unique_keys
+        )
     except ValueError as exc:  # JSONDecodeError included
         raise NotJSON(f"not valid JSON: {exc}") from None
     except RecursionError:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import salesbot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from factories import NO_DURABLE, PYDANTIC, TEAM, Message, deal_event
 from salesbot_core import Engine, Event, EventError, IdempotencyConflict
 from salesbot_core.conditions import durable_available
-from salesbot_core.limits import MAX_INT, _plain, _walk, canonical_json
+from salesbot_core.limits import MAX_INT, NotJSON, _plain, _walk, canonical_json, parse_json
 from salesbot_core.models import FROM_STORE, list_event_id, utc_iso
 
 RULES = (
@@ -413,3 +414,37 @@ def _has_tuple(value: object) -> bool:
     if isinstance(value, dict):
         return any(_has_tuple(v) for v in value.values())
     return isinstance(value, tuple) or (isinstance(value, list) and any(map(_has_tuple, value)))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('{"id": "a", "kind": "created", "id": "b"}', "id"),
+        ('{"id": "e1", "kind": "created", "record": {"entity": "deal", "id": "d1", "id": "d2"}}', "id"),
+        ('{"id": "e1", "record": {"fields": {"ł": 1, "ł": 2}}}', "ł"),
+    ],
+)
+def test_a_key_given_twice_in_one_object_is_refused_naming_the_key(text: str, key: str) -> None:
+    """Parsers disagree on which value of a repeated key wins: the event is ambiguous."""
+    with pytest.raises(NotJSON) as raised:
+        parse_json(text.encode())
+    assert str(raised.value) == f"not valid JSON: the key '{key}' is given twice in one object"
+
+
+def test_a_repeated_key_is_a_422_over_http_and_a_skipped_line_in_run(rules: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from test_service import bearer, tokens
+
+    from salesbot_core.http.app import create_app
+
+    body = b'{"id": "e1", "kind": "created", "id": "e2", "record": {"entity": "deal", "id": "d1"}}'
+    db = str(tmp_path / "s.db")
+    with Engine(rules, db), TestClient(create_app(rulesets=rules, db=db)) as client:
+        headers = {**bearer(tokens(db)["events"]), "Content-Type": "application/json"}
+        answer = client.post("/v1/accounts/default/events", content=body, headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "not valid JSON: the key 'id' is given twice in one object"
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(body + b"\n")
+    result = salesbot("run", str(events), "-r", str(rules), "--db", db)
+    assert f"{events}:1: not valid JSON: the key 'id' is given twice in one object" in result.stderr

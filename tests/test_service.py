@@ -480,3 +480,40 @@ def test_events_and_idempotency_on_postgresql(
         outcome = seed_example(client, auth)
         assert outcome["owners_after"] == ["jan", "anna"]
         assert client.get("/readyz").status_code == 200
+
+
+@pytest.fixture
+def app_client(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    folder = rules(write_rules)
+    db = str(tmp_path / "salesbot.db")
+    with Engine(folder, db), TestClient(create_app(rulesets=folder, db=db)) as client:
+        yield client, tokens(db)
+
+
+def test_a_batch_names_each_unknown_field_of_its_body(app_client: tuple[TestClient, dict[str, str]]) -> None:
+    client, made = app_client
+    url = "/v1/accounts/default/events:batch"
+    problem = is_problem(client.post(url, json={"events": [], "colour": 1}, headers=bearer(made["all"])), 422)
+    assert problem["errors"] == [{"field": "colour", "message": "unknown field"}]
+    problem = is_problem(client.post(url, json={"event": [DEAL_EVENT]}, headers=bearer(made["all"])), 422)
+    assert problem["errors"] == [
+        {"field": "events", "message": "required list"},
+        {"field": "event", "message": "unknown field"},
+    ]
+    assert client.post(url, json={"events": []}, headers=bearer(made["all"])).json() == {"results": []}
+
+
+def test_a_405_allows_every_method_of_the_path(app_client: tuple[TestClient, dict[str, str]]) -> None:
+    client, _ = app_client
+    answers = {
+        path: client.options(f"/v1/accounts/default/{path}")
+        for path in ("webhooks", "webhooks/1", "events", "bots/inbound/active")
+    }
+    assert {path: (a.status_code, a.headers["allow"]) for path, a in answers.items()} == {
+        "webhooks": (405, "GET, POST"),
+        "webhooks/1": (405, "DELETE"),
+        "events": (405, "POST"),
+        "bots/inbound/active": (405, "PUT"),
+    }

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import admin
 from ..admin import sessions
@@ -58,6 +59,16 @@ ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
 ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
 #: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
 ENV_TICK = "SALESBOT_SERVE_TICK"
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route of the request's path, sorted."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        # A route of the path matches PARTIAL (another method) or FULL; others NONE.
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def create_app(
@@ -159,7 +170,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return Problem(exc.status_code, str(exc.detail), None, None, dict(exc.headers or {})).response()
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route of the path only
+            # (POST /webhooks, not its GET): every route of the path counts.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return Problem(exc.status_code, str(exc.detail), None, None, headers).response()
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -68,13 +68,14 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
 
         def run(engine: Engine, data: Any) -> bytes:
             events = data.get("events") if isinstance(data, Mapping) else None
-            if not isinstance(events, list) or len(data) != 1:
-                raise Problem(
-                    422,
-                    'send {"events": [event, ...]}',
-                    "invalid-body",
-                    [{"field": "events", "message": "required list"}],
-                )
+            unknown = sorted(data)[:20] if isinstance(data, Mapping) else []
+            unknown = [key for key in unknown if key != "events"]
+            if not isinstance(events, list) or unknown:
+                # Each unknown field named, as /events names an event's.
+                errors = [{"field": key, "message": "unknown field"} for key in unknown]
+                if not isinstance(events, list):
+                    errors.insert(0, {"field": "events", "message": "required list"})
+                raise Problem(422, 'send {"events": [event, ...]}', "invalid-body", errors)
             if len(events) > MAX_BATCH_EVENTS:
                 detail = f"{len(events)} events; at most {MAX_BATCH_EVENTS} per batch"
                 raise Problem(422, detail, "invalid-body", [{"field": "events", "message": detail}])

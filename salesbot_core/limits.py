@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 from pydantic_core import PydanticCustomError
 
-from .errors import EventError
+from .errors import EventError, SalesbotError
 from .safetext import excerpt
 
 #: Integers are within ±(2**53 - 1): the range every JSON parser (JavaScript's included)
@@ -54,6 +54,23 @@ MAX_LINE_BYTES = 2 * MAX_RECORD_BYTES
 MAX_ROW_ID = 2**63 - 1
 #: Event ids (and so list-operation ids with their prefix) are at most this long.
 MAX_EVENT_ID = 200
+
+
+def parse_instant(text: str, option: str) -> datetime:
+    """An ISO 8601 date or time from ``MIN_AT`` up to ``MAX_AT`` (a naive one is UTC), as
+    an aware UTC instant; ``SalesbotError`` naming ``option`` otherwise (a year 1 or 9999
+    that no offset can move is refused too, not an ``OverflowError``)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or not MIN_AT <= moment < MAX_AT:
+        raise SalesbotError(
+            f"{option}: {excerpt(text)} is not an ISO 8601 date or time (2026-11-01, "
+            "2026-11-01T09:00+01:00) from 1970 to 2199"
+        )
+    return moment
 
 
 def canonical_json(data: Any) -> str:

@@ -24,17 +24,18 @@ The starting state (see docs/replay.md):
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .engine import Engine
 from .errors import EventError, Problem, RulesetError, SalesbotError
-from .limits import MAX_AT, MIN_AT
+from .limits import MAX_AT, MIN_AT, parse_instant
 from .models import Outcome
 from .rulesets import SUFFIXES, max_file_bytes
 from .safetext import excerpt
@@ -159,15 +160,13 @@ def parse_moment(text: str, now: datetime, option: str) -> datetime:
     """``30d`` (days, or ``m``/``h``/``w``, before ``now``) or an ISO 8601 date or time
     (naive ones are UTC); ``SalesbotError`` naming ``option`` otherwise."""
     text = text.strip()
-    ago = _AGO.match(text)
-    try:
-        if ago:
+    moment: datetime | None = None
+    if ago := _AGO.match(text):
+        with contextlib.suppress(OverflowError):
             moment = now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
-        else:
-            moment = datetime.fromisoformat(text)
-            moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError):
-        moment = None
+    else:
+        with contextlib.suppress(SalesbotError):
+            moment = parse_instant(text, option)
     if moment is None or not MIN_AT <= moment <= MAX_AT:
         raise SalesbotError(
             f"{option}: {excerpt(text)} is neither a duration before now (30d, 12h, 2w, 90m) "

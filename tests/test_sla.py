@@ -353,11 +353,15 @@ def test_salesbot_tick_and_explain(sla_rules: Path, tmp_path: Path) -> None:
         "  bot 'inbound': assigned -> bartek: reassigned: no contact within 2h; next in rotation after 'anna'"
         in (explained.stdout.splitlines())
     )
-    bad = salesbot("tick", "-r", str(sla_rules), "--db", db, "--now", "tomorrow")
-    assert (bad.exit_code, bad.stderr) == (
-        1,
-        "error: --now: 'tomorrow' is not an ISO 8601 time such as 2026-03-02T09:00:00+01:00\n",
-    )
+    # Out of range, in the year 1 or 9999 beyond what an offset can move, or no time at
+    # all: one error naming --now, no traceback, nothing ticked.
+    for text in ("tomorrow", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2300-01-01"):
+        bad = salesbot("tick", "-r", str(sla_rules), "--db", db, "--now", text)
+        assert (bad.exit_code, bad.stderr) == (
+            1,
+            f"error: --now: '{text}' is not an ISO 8601 date or time (2026-11-01, 2026-11-01T09:00+01:00) "
+            "from 1970 to 2199\n",
+        )
 
 
 @pytest.mark.slow

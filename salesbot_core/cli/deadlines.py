@@ -15,13 +15,17 @@ if TYPE_CHECKING:
 
 
 def _instant(text: str | None) -> datetime | None:
-    """``--now`` as an aware instant (a time without an offset is UTC)."""
+    """``--now`` as an aware instant (a time without an offset is UTC), within the times
+    an event may carry."""
+    from ..errors import SalesbotError
+    from ..limits import parse_instant
+
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--now: {text!r} is not an ISO 8601 time such as 2026-03-02T09:00:00+01:00")
+        return parse_instant(text, "--now")
+    except SalesbotError as exc:
+        fail(str(exc))
 
 
 @click.command()

@@ -71,3 +71,27 @@ def test_quickstart_quotes_the_summary_lines_the_cli_prints(tmp_path: Path) -> N
         assert quoted == [summary], f"{name} quotes {quoted}, the CLI prints {summary!r}"
     assert again.stdout.splitlines()[-1].startswith("271 events: 271 duplicate")
     assert "`271 duplicate`" in PAGES["docs/quickstart.md"]
+
+
+def test_the_readme_test_command_is_what_ci_runs_and_needs_one_python() -> None:
+    """On a fresh machine with any one supported Python the README's test command passes:
+    tox skips the Pythons it does not find, and the slow tests run on tox's own."""
+    import configparser
+
+    command = re.search(r"```sh\n(.*tox.*)\n```", PAGES["README.md"])
+    assert command is not None
+    steps = command[1].split(" && ")
+    assert steps == [".venv/bin/pip install tox", ".venv/bin/tox", ".venv/bin/tox -e slow"]
+    assert not re.search(r"py3\d+", command[1])
+    ci = (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()
+    assert [line for line in ci if line.startswith(".venv/bin/tox")] == steps[1:]
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini", encoding="utf-8")
+    assert tox["tox"]["skip_missing_interpreters"] == "true"
+    assert "basepython" not in tox["testenv:slow"] and tox["testenv:slow"]["commands"].split() == [
+        "pytest",
+        "-m",
+        "slow",
+        "{posargs}",
+    ]
+    assert PAGES["docs/quickstart.md"].count(command[1]) == 1

@@ -4,10 +4,12 @@ and once as the installed console script."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 from cli_runner import ROOT, salesbot
 
 from factories import TEAM, deal_event
@@ -151,3 +153,40 @@ def test_explain_from_the_engine_includes_redeliveries(engine) -> None:
         "event 'e1' (created) on deal d1: owners ['bot:inbound'] -> ['anna'] [redelivered, nothing done]"
     )
     assert [o.event_id for o in engine.explain("default", "deal", "d1")] == ["e1"]
+
+
+def _commands(group: click.Group, ctx: click.Context, prefix: str = "") -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
+        if isinstance(command, click.Group):
+            found |= _commands(command, ctx, f"{prefix}{name} ")
+        else:
+            found[f"{prefix}{name}"] = command
+    return found
+
+
+def test_every_command_has_a_row_in_docs_cli_and_its_help_points_at_pages_that_exist() -> None:
+    from salesbot_core.cli import main
+
+    ctx = click.Context(main)
+    commands = _commands(main, ctx)
+    assert {"schema", "init", "webhook list", "user offboard", "tick"} <= set(commands)
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    # The first cell of each row of the table: `salesbot ...` (or <code>), one or more.
+    cells = [line.split(" | ")[0] for line in page.splitlines() if line.startswith("| ")]
+    rows = {
+        "".join(found)
+        for cell in cells
+        for found in re.findall(r"`(salesbot [^`]+)`|<code>(salesbot [^<]+)", cell)
+    }
+    missing = [name for name in commands if not any(row.startswith(f"salesbot {name}") for row in rows)]
+    assert missing == []
+    for name, command in commands.items():
+        texts = [command.help or "", *(getattr(param, "help", None) or "" for param in command.params)]
+        for text in texts:
+            assert "README" not in text, name  # the README has no reference sections
+            for path, heading in re.findall(r"see (docs/[a-z-]+\.md)(?:, '([^']+)')?", text):
+                target = (ROOT / path).read_text(encoding="utf-8")
+                assert not heading or f"# {heading}\n" in target, (name, path, heading)

@@ -106,7 +106,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": (
         "serve",
         "serve",
-        "Serve the engine over HTTP (see README, 'Service'): events, list operations, records, "
+        "Serve the engine over HTTP (see docs/service.md): events, list operations, records, "
         "bots, the outbox and dry runs, per account, with bearer tokens (`salesbot token create`).",
     ),
     "tick": ("deadlines", "tick", "Hand on every record whose SLA deadline has passed, each exactly once."),

@@ -48,7 +48,7 @@ account_option = click.option(
 )
 entity_argument = click.argument("entity", metavar="ENTITY", type=click.Choice(ENTITIES))
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON (see README, 'Command line'), no table."
+    "--json", "as_json", is_flag=True, help="Print JSON (see docs/cli.md, 'JSON output'), no table."
 )
 
 

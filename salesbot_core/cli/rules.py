@@ -225,9 +225,10 @@ def options(engine: Engine, entity: str, account: str, as_json: bool) -> None:
 def schema(indent: int) -> None:
     """Print the JSON Schema of a ruleset file, with the loaded plugins' sections.
 
-    Save it and point an editor at it: a first line
-    ``# yaml-language-server: $schema=salesbot-ruleset.schema.json`` in a YAML ruleset
-    file makes VS Code's YAML extension complete and check it as you type.
+    Save it beside the ruleset files (`salesbot schema > salesbot.schema.json`) and point
+    an editor at it: a first line ``# yaml-language-server: $schema=salesbot.schema.json``
+    in a YAML ruleset file (as `salesbot init` writes) makes VS Code's YAML extension
+    complete and check it as you type.
     """
     from ..errors import SalesbotError
     from ..registry import make_plugin_manager

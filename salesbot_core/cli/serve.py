@@ -67,7 +67,7 @@ def serve(
     reload_interval: float,
     tick: float,
 ) -> None:
-    """Serve the engine over HTTP (see README, 'Service'): events, list operations,
+    """Serve the engine over HTTP (see docs/service.md): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
     (`salesbot token create`). The API is described at /docs and /openapi.json;
     Prometheus metrics are at /metrics, and each event is one log line on stderr."""

@@ -517,3 +517,28 @@ def test_a_405_allows_every_method_of_the_path(app_client: tuple[TestClient, dic
         "events": (405, "POST"),
         "bots/inbound/active": (405, "PUT"),
     }
+
+
+def test_a_body_over_the_limit_is_a_413_before_the_token_is_looked_at(
+    app_client: tuple[TestClient, dict[str, str]],
+) -> None:
+    """docs/service.md: the size is checked first, whoever sends it, on every route that
+    takes a body."""
+    client, _ = app_client
+    routes = [
+        r
+        for r in client.app.routes
+        if isinstance(r, APIRoute) and "{account}" in r.path and r.body_field is None
+    ]
+    with_body = [
+        (method, route.path)
+        for route in routes
+        for method in route.methods
+        if "requestBody" in (route.openapi_extra or {})
+    ]
+    assert len(with_body) >= 8
+    big = b"{" + b" " * MAX_BODY_BYTES + b"}"
+    for method, path in with_body:
+        url = path.replace("{account}", "default").replace("{bot}", "inbound").replace("{user}", "anna")
+        answer = client.request(method, url, content=big, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 413, (method, path, answer.text)

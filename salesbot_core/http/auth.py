@@ -96,6 +96,10 @@ class Api:
         problems: Mapping[int, str] | None = None,
     ) -> Any:
         async def check(request: Request, account: str) -> None:
+            if body is not False:
+                # The size first, whoever sends it (413 before 401), as on signed routes:
+                # the body is read once, bounded, and kept for the route.
+                await read_body(request)
             caller = Caller(_bearer(request), account, scope, signed)
             if signed:
                 # The route admits the caller in the same engine call as its work

@@ -460,3 +460,22 @@ def test_deliveries_validate_against_the_published_openapi_webhooks(
         for broken in ({k: v for k, v in payload.items() if k != "id"}, {**payload, "extra": 1}):
             assert list(validator(kind).iter_errors(broken)) != []
     assert sorted(kinds) == ["assignment", "notification"]
+
+
+def test_webhook_list_at_80_columns_shows_each_id_whole(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The id is what `webhook remove` needs: it is never cut; a long URL folds instead."""
+    folder = rules(write_rules)
+    db = str(tmp_path / "s.db")
+    with Engine(folder, db):
+        pass
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    url = "https://crm.example.com/" + "hooks/" * 15 + "salesbot"
+    added = narrow.invoke(main, ["webhook", "add", "--account", "default", url, "--db", db])
+    assert added.exit_code == 0, added.output
+    hook_id = added.stdout.splitlines()[0]
+    listed = narrow.invoke(main, ["webhook", "list", "--db", db])
+    assert listed.exit_code == 0
+    assert max(map(len, listed.stdout.splitlines())) <= 80
+    assert any(hook_id in line for line in listed.stdout.splitlines()), listed.stdout

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -163,6 +163,19 @@ def cells(*values: object) -> list[Text]:
     from rich.text import Text
 
     return [Text(escape(str(value))) for value in values]
+
+
+def add_columns(
+    table: Any, columns: Sequence[str], ids: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """The columns of ``table``: those named in ``ids`` as wide as their longest cell and
+    never cut (a user copies an id into the next command), the others folded to fit."""
+    for i, column in enumerate(columns):
+        if column in ids:
+            width = max(len(str(row[i])) for row in rows) if rows else 0
+            table.add_column(column, no_wrap=True, min_width=max(width, len(column)))
+        else:
+            table.add_column(column, overflow="fold")
 
 
 def print_table(table: Any) -> None:

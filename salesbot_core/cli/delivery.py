@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..safetext import escape
-from .common import cells, echo_json, json_option, print_table, warn, with_store
+from .common import add_columns, cells, echo_json, json_option, print_table, warn, with_store
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -55,12 +55,10 @@ def webhook_list(store: Store, account: str | None, as_json: bool) -> None:
         echo_json(rows)
         return
     table = Table(title=f"{len(rows)} webhooks")
-    for column in ("id", "account", "url", "events", "created"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            *cells(row["id"], row["account"], row["url"], ", ".join(row["events"]), row["created_at"])
-        )
+    lines = [cells(r["id"], r["account"], r["url"], ", ".join(r["events"]), r["created_at"]) for r in rows]
+    add_columns(table, ("id", "account", "url", "events", "created"), ("id", "account"), lines)
+    for line in lines:
+        table.add_row(*line)
     print_table(table)
 
 
@@ -96,20 +94,22 @@ def webhook_failures(store: Store, account: str, limit: int, as_json: bool) -> N
         echo_json(rows)
         return
     table = Table(title=f"{len(rows)} dead deliveries")
-    for column in ("delivery", "webhook", "kind", "attempts", "last error", "created", "given up"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            *cells(
-                r["id"],
-                r["webhook_id"],
-                r["kind"],
-                r["attempts"],
-                r["last_error"] or "",
-                r["created_at"],
-                r["next_at"],
-            )
+    lines = [
+        cells(
+            r["id"],
+            r["webhook_id"],
+            r["kind"],
+            r["attempts"],
+            r["last_error"] or "",
+            r["created_at"],
+            r["next_at"],
         )
+        for r in rows
+    ]
+    columns = ("delivery", "webhook", "kind", "attempts", "last error", "created", "given up")
+    add_columns(table, columns, ("delivery", "webhook"), lines)
+    for line in lines:
+        table.add_row(*line)
     print_table(table)
 
 

@@ -7,6 +7,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import SalesbotError
+from .rulesets import SUFFIXES
+from .safetext import escape
 
 __all__ = ["STARTER_FILES", "starter_text", "write_starter"]
 
@@ -24,12 +26,24 @@ def starter_text(name: str = "salesbot.yaml") -> str:
 def write_starter(folder: Path) -> list[Path]:
     """Write ``STARTER_FILES`` into ``folder`` (created if missing) and return their paths.
 
-    Nothing is overwritten: if any of the files exists, ``SalesbotError`` names it and
-    nothing is written."""
+    Nothing is overwritten, and a folder that already holds ruleset files is left alone
+    (a second account file beside them would break the folder): ``SalesbotError`` names
+    them and nothing is written."""
     paths = [folder / name for name in STARTER_FILES]
     existing = [path for path in paths if path.exists() or path.is_symlink()]
     if existing:
         raise SalesbotError(f"{existing[0]} exists: salesbot init overwrites nothing (pick another folder)")
+    rulesets = sorted(
+        path.name
+        for path in (folder.iterdir() if folder.is_dir() else ())
+        if path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
+    )
+    if rulesets:
+        named = ", ".join(escape(name) for name in rulesets[:5]) + (", ..." if len(rulesets) > 5 else "")
+        raise SalesbotError(
+            f"{escape(str(folder))} already holds ruleset files ({named}): salesbot init writes "
+            "into a new or empty folder (pick another folder)"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for path in paths:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -10,6 +11,8 @@ from click.testing import CliRunner, Result
 
 from salesbot_core.cli import main
 from salesbot_core.starter import starter_text
+
+ROOT = Path(__file__).parent.parent
 
 STARTER = starter_text()
 
@@ -88,3 +91,23 @@ def test_init_overwrites_nothing(tmp_path: Path) -> None:
     assert result.stderr == f"error: {exists}: salesbot init overwrites nothing (pick another folder)\n"
     assert (folder / "salesbot.yaml").read_text() == "mine\n"
     assert sorted(p.name for p in folder.iterdir()) == ["salesbot.yaml"]
+
+
+def test_init_leaves_a_folder_of_rulesets_alone(tmp_path: Path) -> None:
+    """`cp rulesets/example.yaml x/ && salesbot init x` once broke x; a bare `salesbot init`
+    in the repository would write into the shipped rulesets/."""
+    folder = tmp_path / "x"
+    folder.mkdir()
+    example = (ROOT / "rulesets" / "example.yaml").read_text(encoding="utf-8")
+    (folder / "example.yaml").write_text(example, encoding="utf-8")
+    (folder / "team.TOML").write_text("", encoding="utf-8")
+    result = invoke("init", str(folder))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: {folder} already holds ruleset files (example.yaml, team.TOML): salesbot init writes "
+        "into a new or empty folder (pick another folder)\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["example.yaml", "team.TOML"]
+    with contextlib.chdir(ROOT):  # the repository, whose rulesets/ every command reads
+        bare = invoke("init")
+    assert bare.exit_code == 1 and bare.stderr.startswith("error: rulesets already holds ruleset files (")

@@ -11,6 +11,7 @@ The statements are those of ``salesbot_plugins.sql``, the schema that of
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -119,6 +120,10 @@ class SQLiteStore(SqlStore):
         is how long (ms) a write waits for another process's write lock before it fails.
         """
         self.path = str(path)
+        # One connection, shared by the threads of a host app that share one engine: each
+        # read and each transaction holds it alone (SQLite takes one writer at a time in
+        # any case; without this, a second thread's BEGIN met the first's transaction).
+        self._lock = threading.RLock()
         self._busy_timeout = busy_timeout
         self._dry_run_only = dry_run
         self._retention_days = retention_days()
@@ -196,7 +201,7 @@ class SQLiteStore(SqlStore):
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with self._mapped():
+        with self._lock, self._mapped():
             yield Session(self._conn, DIALECT)
 
     @contextmanager
@@ -214,7 +219,7 @@ class SQLiteStore(SqlStore):
     def _begin(self, rollback: bool) -> Iterator[None]:
         if self._dry_run_only and not rollback:
             raise StoreError(f"SQLite store {self.path!r} is opened for dry runs only: it takes no writes")
-        with self._mapped():
+        with self._lock, self._mapped():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield

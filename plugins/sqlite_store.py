@@ -10,6 +10,7 @@ The statements are those of ``salesbot_plugins.sql``, the schema that of
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -159,12 +160,19 @@ class SQLiteStore(SqlStore):
         """A read-only connection to an existing, current salesbot database."""
         if self.path == ":memory:" or not Path(self.path).is_file():
             raise StoreError(f"no database at {self.path!r}")
-        return self._open_existing("ro")
+        # A mode=ro connection leaves the -wal and -shm files it had to create: SQLite
+        # removes them when the last connection closes, which a read-only one may not
+        # do. Where the file and its folder can be written, the connection is mode=rw
+        # and query_only refuses every write instead, so they go on close.
+        folder = Path(self.path).resolve().parent
+        writable = os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)
+        conn = self._open_existing("rw" if writable else "ro", "read-only")
+        conn.execute("PRAGMA query_only = ON")
+        return conn
 
-    def _open_existing(self, mode: str) -> sqlite3.Connection:
+    def _open_existing(self, mode: str, how: str = "for a dry run") -> sqlite3.Connection:
         """A connection to an existing, current salesbot database, neither created nor
         migrated: SQLite's ``mode=ro`` (every write fails) or ``mode=rw``."""
-        how = "read-only" if mode == "ro" else "for a dry run"
         try:
             conn = sqlite3.connect(
                 f"{Path(self.path).resolve().as_uri()}?mode={mode}",

@@ -64,7 +64,8 @@ def test_read_commands_read_a_read_only_database_and_never_write_it(
     assert (listed.exit_code, listed.stderr, len(listed.stdout.splitlines())) == (0, "", 2)
     assert fingerprint(readonly_db) == before
     assert stat.S_IMODE(readonly_db.stat().st_mode) == 0o444
-    # read-only is SQLite's own mode=ro, not only the file's mode: it holds even for root
+    # read-only is SQLite's own (mode=ro, or query_only where the file can be written),
+    # not only the file's mode: it holds even for root
     with Engine(rules, readonly_db, readonly=True) as engine:
         assert engine.record("default", "deal", "d1").owners == ["anna"]
         with pytest.raises(StoreError) as info:
@@ -132,3 +133,21 @@ def test_a_postgresql_store_opened_read_only_reads_and_refuses_writes(rules: Pat
     assert str(empty.value).endswith("': it has no salesbot tables")
     assert str(empty.value).startswith("no salesbot database at 'postgresql://")
     assert str(info.value).endswith(": cannot execute SELECT FOR UPDATE in a read-only transaction")
+
+
+def test_read_commands_leave_no_wal_or_shm_file_beside_the_store(rules: Path, tmp_path: Path) -> None:
+    db = tmp_path / "data" / "s.db"
+    db.parent.mkdir()
+    with Engine(rules, db) as engine:
+        engine.handle(deal_event(1))
+    before = fingerprint(db)
+    for command in (["show", "deal", "d1"], ["explain", "deal", "d1"], ["replay", "-r", str(rules)]):
+        done = salesbot(
+            *command, *(["-r", str(rules)] if command[0] != "replay" else []), "--db", str(db), cwd=tmp_path
+        )
+        assert done.exit_code == 0, done.stderr
+        assert sorted(p.name for p in db.parent.iterdir()) == ["s.db"], command
+    assert fingerprint(db) == before
+    with Engine(rules, db, readonly=True) as engine, pytest.raises(StoreError) as info:
+        engine.handle(deal_event(2))
+    assert str(info.value) == f"SQLite store {str(db)!r}: attempt to write a readonly database"

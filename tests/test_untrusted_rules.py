@@ -196,6 +196,7 @@ def test_a_fuzz_of_candidate_rules_over_replay_leaves_healthz_at_200(
     assert statuses == {200: len(patterns) - len(malformed), 422: len(malformed)}
 
 
+@durable_only  # the Python evaluator cannot crash: it compiles no child
 def test_candidate_rules_are_compiled_in_a_child_by_the_serving_worker(
     prepared: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

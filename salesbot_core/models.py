@@ -70,9 +70,12 @@ def list_event_id(operation: str, entity: EntityType, record_id: str) -> str:
 
     Its own namespace: no host event id starts with ``list/``, and the entity is part of
     it, so deal 123 and person 123 of one operation are two events. Record ids have no
-    ``/``, so the id reads back unambiguously. ``EventError`` if it would be too long.
+    ``/``, so the id reads back unambiguously. ``EventError`` if it would be too long or
+    the operation id holds control characters (as an event id may not).
     """
     event_id = f"{LIST_PREFIX}{operation}/{entity}/{record_id}"
+    if any(ord(char) < 0x20 for char in operation):
+        raise EventError(f"list operation {operation!r}: the operation id may not hold control characters")
     if not operation or len(event_id) > MAX_EVENT_ID:
         raise EventError(
             f"list operation {operation!r}: the operation id must be 1 to "

@@ -144,8 +144,10 @@ class Offboarding:
             raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
         if batch_size < 1 or (limit is not None and limit < 0):
             raise ValueError("batch_size must be at least 1 and limit at least 0")
+        # A bad operation id (control characters, too long for a record's event id) is an
+        # EventError before anything is written, whether or not the user owns records.
+        list_event_id(operation, "deal", "")
         for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
-            # An operation id too long for a record's event id: EventError before any write.
             list_event_id(operation, cast(EntityType, entity), record_id)
         self.set_user_active(account, user_id, False, by)
         earlier = retrying(lambda: self.store.operation_outcomes(account, operation))

@@ -18,7 +18,7 @@ from store_queries import rows
 from test_reliability import kill_after
 
 from salesbot_core import Engine
-from salesbot_core.errors import SalesbotError
+from salesbot_core.errors import EventError, SalesbotError
 
 TEAM = """
 users:
@@ -321,3 +321,20 @@ def test_offboarding_1100_records_killed_midway_then_rerun_moves_each_once(
     assert all(max(counts) - min(counts) <= 1 for counts in spread.values()), spread
     with Engine(rules, store_url) as engine:
         assert owned(engine, "anna") == []
+
+
+def test_a_bad_operation_id_switches_nobody_off(rules: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with Engine(rules, db) as engine:
+        fill(engine, 2)
+    done = salesbot("user", "offboard", "anna", "--operation", "leave\x1b[2J", "-r", str(rules), "--db", db)
+    assert done.exit_code == 1
+    assert (
+        done.stderr
+        == "error: list operation 'leave\\x1b[2J': the operation id may not hold control characters\n"
+    )
+    with Engine(rules, db) as engine:
+        assert [state.active for state in engine.users("default") if state.user.id == "anna"] == [True]
+        with pytest.raises(EventError):
+            engine.offboard("default", "anna", "x" * 300)  # too long, with or without records
+        assert [state.active for state in engine.users("default") if state.user.id == "anna"] == [True]

@@ -52,8 +52,26 @@ class Site:
         self.driver.delete_all_cookies()
         self.open("/signin")
         self.driver.find_element(By.ID, "token").send_keys(self.secrets[token])
-        self.driver.find_element(By.CSS_SELECTOR, "form[action='/signin'] button").click()
+        self.click_through(self.driver.find_element(By.CSS_SELECTOR, "form[action='/signin'] button"))
         assert self.h1() == "Accounts"
+
+    def click_through(self, element: Any) -> None:
+        """Click what loads another page, and wait until it has: the old page's root is
+        gone (its heading is not the next page's)."""
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+
+        def replaced(driver: Any) -> bool:
+            try:
+                return not old.is_enabled()  # any question to the old root
+            except WebDriverException:  # stale, or "does not belong to the document"
+                return True
+
+        WebDriverWait(self.driver, 10).until(replaced)
 
     def text(self) -> str:
         from selenium.webdriver.common.by import By
@@ -62,11 +80,15 @@ class Site:
 
     def h1(self) -> str:
         """The page's heading, once a page with one has loaded (a form post navigates)."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
-        WebDriverWait(self.driver, 10).until(lambda d: d.find_elements(By.TAG_NAME, "h1"))
-        return str(self.driver.find_element(By.TAG_NAME, "h1").text)
+        # Read in the wait: a page that navigates meanwhile makes the element stale.
+        wait = WebDriverWait(
+            self.driver, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        )
+        return str(wait.until(lambda d: d.find_element(By.TAG_NAME, "h1").text))
 
     def session(self) -> httpx.Client:
         """An HTTP client holding the browser's session cookie (the form posts of a script)."""
@@ -195,7 +217,7 @@ def test_3_a_record_shows_the_out_of_office_user_skipped_and_why(site: Site) -> 
     site.open("/a/default/records")
     Select(site.driver.find_element(By.ID, "entity")).select_by_value("deal")
     site.driver.find_element(By.ID, "record-id").send_keys("ooo-1")
-    site.driver.find_element(By.XPATH, "//button[normalize-space()='Open']").click()
+    site.click_through(site.driver.find_element(By.XPATH, "//button[normalize-space()='Open']"))
     assert site.h1() == "Deal ooo-1: Lift"
     skipped = [li.text for li in site.driver.find_elements(By.CSS_SELECTOR, "ul.skipped li")]
     assert skipped == [f"bartek: {HOLIDAY}"]
@@ -260,7 +282,7 @@ def test_6_a_form_post_without_the_csrf_token_is_refused(site: Site) -> None:
     site.open("/a/default")
     row = site.driver.find_element(By.ID, "bot-inbound")
     site.driver.execute_script("arguments[0].querySelector('input[name=csrf]').remove()", row)
-    row.find_element(By.XPATH, ".//button[normalize-space()='Switch off']").click()
+    site.click_through(row.find_element(By.XPATH, ".//button[normalize-space()='Switch off']"))
     WebDriverWait(site.driver, 10).until(lambda d: "Refused" in d.title or d.title.startswith("403"))
     assert site.h1() == "Refused"
     assert "CSRF" in site.text()

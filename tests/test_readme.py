@@ -95,3 +95,37 @@ def test_the_readme_test_command_is_what_ci_runs_and_needs_one_python() -> None:
         "{posargs}",
     ]
     assert PAGES["docs/quickstart.md"].count(command[1]) == 1
+
+
+def test_connect_md_curl_walkthrough_runs_against_a_real_serve_and_assigns(tmp_path: Path) -> None:
+    """docs/connect.md's shell block, run as written with bash and curl against `salesbot
+    serve` on the shipped rules: every call answers 2xx, and the deals end with users of the
+    bot's pool, the bot switched on again."""
+    import os
+    import subprocess
+
+    from test_service import serve, tokens
+
+    from salesbot_core import Engine
+
+    block = re.search(r"## Every endpoint with curl\n\n```sh\n(.*?)```", PAGES["docs/connect.md"], re.DOTALL)
+    assert block is not None
+    script = block[1].replace("curl -s ", "curl -sf ")  # -f: a 4xx or 5xx fails the script
+    folder = shutil.copytree(ROOT / "rulesets", tmp_path / "rulesets")
+    db = str(tmp_path / "salesbot.db")
+    with Engine(folder, db):
+        pass
+    token = tokens(db)["all"]
+    for client in serve(folder, db, tmp_path):
+        base = str(client.base_url).rstrip("/")
+        env = {"PATH": os.environ["PATH"], "SALESBOT_TOKEN": token, "SB": f"{base}/v1/accounts/default"}
+        done = subprocess.run(
+            ["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        headers = {"Authorization": f"Bearer {token}"}
+        for n in (1, 2, 3):
+            record = client.get(f"/v1/accounts/default/records/deal/d{n}", headers=headers).json()["record"]
+            assert record["owners"] and set(record["owners"]) <= {"anna", "bartek", "celina"}, record
+        bots = client.get("/v1/accounts/default/bots", headers=headers).json()["bots"]
+        assert {bot["id"]: bot["active"] for bot in bots}["inbound"] is True

@@ -27,3 +27,12 @@ DEFAULT_STORE = "salesbot.db"
 MAX_OUTBOX_LIMIT = 10_000
 #: How many synthetic records ``simulate`` makes when given no records.
 DEFAULT_SIMULATE_COUNT = 100
+
+#: The webhook retry schedule's settings (``http.delivery.RetrySchedule``): field ->
+#: (environment variable, type, lowest, highest). ``salesbot serve`` and ``salesbot
+#: deliver`` take them as options too.
+SCHEDULE_SETTINGS: dict[str, tuple[str, type, float, float]] = {
+    "attempts": ("SALESBOT_WEBHOOK_ATTEMPTS", int, 1, 100),
+    "first": ("SALESBOT_WEBHOOK_FIRST_WAIT", float, 0.001, 86_400),
+    "cap": ("SALESBOT_WEBHOOK_MAX_WAIT", float, 0.001, 7 * 86_400),
+}

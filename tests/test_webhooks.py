@@ -26,6 +26,7 @@ from test_service import bearer, free_port, rules, serve, tokens
 from salesbot_core import Engine
 from salesbot_core.cli import main
 from salesbot_core.engine import open_store
+from salesbot_core.errors import SalesbotError
 from salesbot_core.http.app import create_app
 from salesbot_core.http.delivery import Deliverer, RetrySchedule, add_webhook
 from salesbot_core.http.signing import verify
@@ -479,3 +480,48 @@ def test_webhook_list_at_80_columns_shows_each_id_whole(
     assert listed.exit_code == 0
     assert max(map(len, listed.stdout.splitlines())) <= 80
     assert any(hook_id in line for line in listed.stdout.splitlines()), listed.stdout
+
+
+def test_the_retry_schedule_is_set_by_environment_or_option(
+    write_rules: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert RetrySchedule.from_env({}) == RetrySchedule(attempts=8, first=30.0, cap=3600.0)
+    env = {
+        "SALESBOT_WEBHOOK_ATTEMPTS": "3",
+        "SALESBOT_WEBHOOK_FIRST_WAIT": "0.5",
+        "SALESBOT_WEBHOOK_MAX_WAIT": "2",
+    }
+    schedule = RetrySchedule.from_env(env)
+    assert (schedule.attempts, schedule.first, schedule.cap, schedule.horizon) == (3, 0.5, 2.0, 1.5)
+    assert schedule.wait(3) is None
+    for variable, text, message in [
+        ("SALESBOT_WEBHOOK_ATTEMPTS", "0", "a whole number from 1 to 100, not '0'"),
+        ("SALESBOT_WEBHOOK_ATTEMPTS", "many", "a whole number from 1 to 100, not 'many'"),
+        ("SALESBOT_WEBHOOK_MAX_WAIT", "1e9", "seconds from 0.001 to 604800, not '1e9'"),
+    ]:
+        with pytest.raises(SalesbotError) as raised:
+            RetrySchedule.from_env({variable: text})
+        assert str(raised.value) == f"{variable} must be {message}"
+    # A worker made without a schedule takes the environment's (serve's workers do).
+    folder = rules(write_rules)
+    db = str(tmp_path / "s.db")
+    with Engine(folder, db):
+        pass
+    store = open_store(make_plugin_manager(), db)
+    try:
+        monkeypatch.setenv("SALESBOT_WEBHOOK_ATTEMPTS", "2")
+        deliverer = Deliverer(store)
+        assert deliverer.schedule.attempts == 2
+        deliverer.close()
+    finally:
+        store.close()
+    # The command line: an option, or the variable, checked before anything runs.
+    runner = CliRunner()
+    bad = runner.invoke(main, ["deliver", "--once", "--db", db, "--webhook-attempts", "0"])
+    assert bad.exit_code == 2 and "Invalid value for '--webhook-attempts'" in bad.output
+    monkeypatch.setenv("SALESBOT_WEBHOOK_ATTEMPTS", "101")
+    bad = runner.invoke(main, ["deliver", "--once", "--db", db])
+    assert bad.exit_code == 2 and "(env var: 'SALESBOT_WEBHOOK_ATTEMPTS')" in bad.output
+    monkeypatch.delenv("SALESBOT_WEBHOOK_ATTEMPTS")
+    done = runner.invoke(main, ["deliver", "--once", "--db", db, "--webhook-attempts", "4"])
+    assert (done.exit_code, done.stdout) == (0, "0 delivery attempt(s)\n")

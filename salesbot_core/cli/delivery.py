@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -125,20 +126,51 @@ def webhook_replay(store: Store, delivery_id: str, account: str) -> None:
     click.echo(escape(f"delivery {delivery_id!r} of account {account!r} is queued again"))
 
 
+_SCHEDULE_FLAGS = {
+    "attempts": ("--webhook-attempts", "Attempts of a webhook delivery before it is dead [default: 8]."),
+    "first": (
+        "--webhook-first-wait",
+        "Seconds the first retry waits at most; each next one doubles [default: 30].",
+    ),
+    "cap": ("--webhook-max-wait", "The most seconds one retry waits [default: 3600]."),
+}
+
+
+def schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The webhook retry schedule's options (``webhook_attempts``, ``webhook_first``,
+    ``webhook_cap``), each also read from its ``SALESBOT_WEBHOOK_*`` variable."""
+    from ..vocabulary import SCHEDULE_SETTINGS
+
+    for name, (variable, kind, low, high) in reversed(SCHEDULE_SETTINGS.items()):
+        flag, help_text = _SCHEDULE_FLAGS[name]
+        bounds = click.IntRange(int(low), int(high)) if kind is int else click.FloatRange(low, high)
+        option = click.option(
+            flag, f"webhook_{name}", envvar=variable, show_envvar=True, type=bounds, help=help_text
+        )
+        command = option(command)
+    return command
+
+
+def schedule_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """``RetrySchedule`` fields from ``schedule_options``' values, those given only."""
+    return {name.removeprefix("webhook_"): value for name, value in given.items() if value is not None}
+
+
 @click.command()
 @with_store(readonly=False)
 @click.option("--once", is_flag=True, help="Send what is due now, then exit.")
 @click.option(
     "--poll", default=1.0, show_default=True, type=click.FloatRange(0.05), help="Seconds between polls."
 )
-def deliver(store: Store, once: bool, poll: float) -> None:
+@schedule_options
+def deliver(store: Store, once: bool, poll: float, **retries: Any) -> None:
     """Run a webhook delivery worker (for hosts that run it apart from `salesbot serve`,
     or beside it: workers never send the same delivery at once). Stop it with Ctrl-C."""
     import threading
 
-    from ..http.delivery import Deliverer
+    from ..http.delivery import Deliverer, RetrySchedule
 
-    deliverer = Deliverer(store)
+    deliverer = Deliverer(store, schedule=RetrySchedule(**schedule_settings(retries)))
     try:
         if once:
             made = deliverer.run_until_idle()

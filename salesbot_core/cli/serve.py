@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import uvicorn
 
 from .common import db_option, fail, rulesets_option, warn
+from .delivery import schedule_options, schedule_settings
 
 
 @click.command()
@@ -56,6 +57,7 @@ from .common import db_option, fail, rulesets_option, warn
     type=click.FloatRange(0),
     help="Seconds between SLA ticks in each worker (hands on records past their deadline); 0: none.",
 )
+@schedule_options
 def serve(
     rulesets: Path,
     db: str,
@@ -66,6 +68,7 @@ def serve(
     deliver: bool,
     reload_interval: float,
     tick: float,
+    **retries: Any,
 ) -> None:
     """Serve the engine over HTTP (see docs/service.md): events, list operations,
     records, bots, the outbox and dry runs, per account, with bearer tokens
@@ -83,6 +86,7 @@ def serve(
 
         from ..http.app import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS, ENV_SESSION_KEY, ENV_TICK
         from ..http.observability import MULTIPROC_ENV, log_config
+        from ..vocabulary import SCHEDULE_SETTINGS
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
     try:
@@ -99,6 +103,9 @@ def serve(
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
     os.environ[ENV_RELOAD] = str(reload_interval)
     os.environ[ENV_TICK] = str(tick)
+    # The workers' delivery threads read the retry schedule from the environment.
+    for name, value in schedule_settings(retries).items():
+        os.environ[SCHEDULE_SETTINGS[name][0]] = str(value)
     # One admin-page session key for all workers: a session signed by one is valid in all.
     os.environ.setdefault(ENV_SESSION_KEY, secrets.token_hex(32))
     with contextlib.ExitStack() as stack:

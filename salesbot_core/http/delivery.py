@@ -26,11 +26,12 @@ delivery is dead: listed by ``salesbot webhook failures`` and replayable.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from ..errors import SalesbotError
 from ..models import EntityType, Model, Outcome, Webhook, utc_iso
 from ..safetext import excerpt
 from ..store import Store
+from ..vocabulary import SCHEDULE_SETTINGS
 from .signing import SIGNATURE_HEADER, new_signing_secret, signature_header
 
 _log = logging.getLogger("salesbot.webhooks")
@@ -79,6 +81,24 @@ class RetrySchedule:
     cap: float = 3600.0
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> RetrySchedule:
+        """The schedule the ``SALESBOT_WEBHOOK_*`` variables set (see ``SCHEDULE_SETTINGS``),
+        the default for the rest; ``SalesbotError`` naming a variable out of its range."""
+        values: dict[str, Any] = {}
+        for name, (variable, kind, low, high) in SCHEDULE_SETTINGS.items():
+            text = environ.get(variable)
+            if text is None:
+                continue
+            try:
+                values[name] = kind(text)
+            except ValueError:
+                values[name] = None
+            if values[name] is None or not low <= values[name] <= high:
+                unit = "a whole number" if kind is int else "seconds"
+                raise SalesbotError(f"{variable} must be {unit} from {low} to {high}, not {excerpt(text)}")
+        return cls(**values)
+
     def wait(self, attempt: int) -> float | None:
         """Seconds to wait after failed attempt ``attempt``, or None: no more attempts."""
         if attempt >= self.attempts:
@@ -89,9 +109,6 @@ class RetrySchedule:
     def horizon(self) -> float:
         """The most seconds from the first attempt to the last."""
         return sum(min(self.cap, self.first * 2 ** (n - 1)) for n in range(1, self.attempts))
-
-
-DEFAULT_SCHEDULE = RetrySchedule()
 
 
 # The bodies a receiver gets, as models: the OpenAPI document publishes them (its
@@ -178,14 +195,15 @@ def public(webhook: Webhook) -> dict[str, Any]:
 class Deliverer:
     """A delivery worker: claims due deliveries from ``store`` and sends them.
 
-    ``clock`` gives the current time (UTC) and ``schedule`` the waits between attempts,
-    so tests can run hours of retries in a second."""
+    ``clock`` gives the current time (UTC) and ``schedule`` the waits between attempts
+    (by default ``RetrySchedule.from_env()``), so tests can run hours of retries in a
+    second."""
 
     def __init__(
         self,
         store: Store,
         *,
-        schedule: RetrySchedule = DEFAULT_SCHEDULE,
+        schedule: RetrySchedule | None = None,
         clock: Callable[[], datetime] = _now,
         timeout: float = SEND_TIMEOUT,
         lease: float = LEASE_SECONDS,
@@ -193,7 +211,8 @@ class Deliverer:
     ):
         import httpx
 
-        self.store, self.schedule, self.clock, self.lease, self.batch = store, schedule, clock, lease, batch
+        self.schedule = schedule if schedule is not None else RetrySchedule.from_env()
+        self.store, self.clock, self.lease, self.batch = store, clock, lease, batch
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
         self._httpx = httpx
 

@@ -11,7 +11,7 @@ runs durable-rules on them in a child process (``check_in_child``), so that a cr
 the test and names the condition instead of killing pytest; then both evaluators must
 give the same answers in this process.
 
-Patterns: 30 in the fast tests; 300 per seed in the slow ones, 800 under ``CI``. Skipped
+Patterns: 30 in the fast tests; 300 per seed in the slow ones, 400 under ``CI``. Skipped
 where durable-rules does not run (Python 3.13+), but the RE2/``re`` test, which runs
 everywhere.
 """
@@ -39,7 +39,7 @@ durable_only = pytest.mark.skipif(not durable_available(), reason=NO_DURABLE)
 
 #: Patterns per seed: the fast test's, and the slow tests' (more under CI).
 PATTERNS_FAST = 30
-PATTERNS = 800 if os.environ.get("CI") else 300
+PATTERNS = 400 if os.environ.get("CI") else 300
 REFUSED = "durable-rules cannot compile"
 #: Where classes start: ASCII, Latin, Greek, CJK, private use and past the BMP.
 STARTS = [0x21, 0x30, 0x41, 0x61, 0xC0, 0x100, 0x391, 0x4E00, 0xE000, 0x10000]

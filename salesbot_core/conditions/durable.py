@@ -25,10 +25,10 @@ exactly, and keeps its traps away from the rest of salesbot:
   marker, and items carry one too (see ``_typed_object``);
 - its regular-expression engine crashes the process (a class of 4,097 characters, an
   optional part repeated: fixed arrays with no bound check), answers wrongly (``.*a.``
-  is false for ``aaaab``; a text of 64 KiB or more is read modulo 65,536) and can take
-  minutes to compile: it is given no pattern. Each ``$mt``/``$imt`` is matched by RE2
-  (:mod:`salesbot_core.conditions.patterns`) before the message is posted, and the rule
-  tests the answer, a boolean shadow field (see ``_PatternTest``);
+  is false for ``aaaab``) and can take minutes to compile: it is given no pattern. Each
+  ``$mt``/``$imt`` is matched by RE2 (:mod:`salesbot_core.conditions.patterns`) before
+  the message is posted, and the rule tests the answer, a boolean shadow field (see
+  ``_PatternTest``);
 - it orders texts after escaping them (``"0" < "\\n"`` is true): ``$lt``, ``$lte``,
   ``$gt`` and ``$gte`` on a text compare a shadow that spells each character as its code
   point in hex (``_ordered``, posted only for a text the condition orders), which sorts
@@ -63,6 +63,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib.metadata import version
 from typing import Any
 
@@ -190,7 +191,7 @@ class _Plan:
     ordered: set[tuple[str, str | None]] = field(default_factory=set)
 
     def ordered_items(self, name: str) -> frozenset[str]:
-        return frozenset(item for field, item in self.ordered if field == name and item is not None)
+        return frozenset(item for text, item in self.ordered if text == name and item is not None)
 
 
 def _typed_object(fields: Mapping[str, Any], plan: _Plan) -> dict[str, Any]:
@@ -337,8 +338,7 @@ class DurableConditions:
         self._chunk_of: dict[str, str] = {}
         self._reads = {key: fields_read(condition) for key, condition in conditions.items()}
         self._plans = {key: _Plan() for key in conditions}
-        # For a record durable-rules cannot read as posted (see MAX_TEXT_BYTES).
-        self._twin = PythonConditions(conditions)
+        self._conditions = conditions
         self._host: _Host | None = None
         if not conditions:
             return
@@ -367,6 +367,13 @@ class DurableConditions:
             except Exception as exc:
                 errors[key] = f"durable-rules cannot compile this condition ({exc})"
         return errors or {"*": "durable-rules rejected the ruleset"}
+
+    @cached_property
+    def _twin(self) -> PythonConditions:
+        """The Python evaluator of the same conditions, for a record durable-rules cannot
+        read as posted (see ``MAX_TEXT_BYTES``): made on the first such record, not at
+        every load."""
+        return PythonConditions(self._conditions)
 
     def close(self) -> None:
         """Free durable's C rulesets for these conditions."""

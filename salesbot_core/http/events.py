@@ -68,8 +68,7 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
 
         def run(engine: Engine, data: Any) -> bytes:
             events = data.get("events") if isinstance(data, Mapping) else None
-            unknown = sorted(data)[:20] if isinstance(data, Mapping) else []
-            unknown = [key for key in unknown if key != "events"]
+            unknown = sorted(key for key in data if key != "events")[:20] if isinstance(data, Mapping) else []
             if not isinstance(events, list) or unknown:
                 # Each unknown field named, as /events names an event's.
                 errors = [{"field": key, "message": "unknown field"} for key in unknown]

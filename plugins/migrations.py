@@ -22,6 +22,7 @@ The versions that shipped, on this history:
  7          7                            6                              event payloads
  8          8                            8                              compact indexes
  9          9                            9                              SLA due items
+ 10         10                           10                             rules as data
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -38,7 +39,7 @@ from . import page_queries
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
 #: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
@@ -302,6 +303,42 @@ CREATE INDEX IF NOT EXISTS due_items_due ON due_items (due_at)
     )
 
 
+def step_10(s: Session) -> None:
+    """Rules as data (``salesbot_core.rulebook``): the accounts, each one's numbered
+    versions of its rules (the whole document each time, so any can be restored), drafts,
+    and one counter every publish counts up, read by every worker with each event."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS accounts (
+    account TEXT NOT NULL PRIMARY KEY,
+    status TEXT NOT NULL DEFAULT 'active',
+    enabled {boolean} NOT NULL,
+    plan TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL DEFAULT {now},
+    changed_at TEXT NOT NULL DEFAULT {now}
+){keyed};
+CREATE TABLE IF NOT EXISTS rule_versions (
+    account TEXT NOT NULL, version INTEGER NOT NULL,
+    content TEXT NOT NULL, author TEXT, message TEXT, restored_from INTEGER,
+    created_at TEXT NOT NULL DEFAULT {now},
+    PRIMARY KEY (account, version)
+){keyed};
+CREATE TABLE IF NOT EXISTS rule_drafts (
+    account TEXT NOT NULL, draft TEXT NOT NULL, base_version INTEGER NOT NULL,
+    content TEXT NOT NULL, author TEXT,
+    changed_at TEXT NOT NULL DEFAULT {now},
+    PRIMARY KEY (account, draft)
+){keyed};
+CREATE TABLE IF NOT EXISTS rules_generation (
+    id INTEGER NOT NULL PRIMARY KEY, generation INTEGER NOT NULL
+){keyed};
+INSERT INTO rules_generation (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING
+""",
+    )
+
+
 STEPS: tuple[Callable[[Session], None], ...] = (
     step_1,
     step_2,
@@ -312,6 +349,7 @@ STEPS: tuple[Callable[[Session], None], ...] = (
     step_7,
     step_8,
     step_9,
+    step_10,
 )
 assert len(STEPS) == SCHEMA_VERSION
 

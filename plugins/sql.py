@@ -48,6 +48,7 @@ from salesbot_core.store import (
 )
 
 from . import page_queries
+from .kept_rules import SELECT_GENERATION, KeptRules
 
 #: Cursor-like results of both drivers: ``fetchone``, ``fetchall``, ``rowcount``, ``description``.
 Cursor = Any
@@ -161,6 +162,8 @@ class SqlTransaction:
         self._endpoints: dict[str, list[tuple[str, list[str]]] | Cursor] = {}
         # The due item of the event's record, read in the first round trip (PostgreSQL).
         self._dues: dict[tuple[str, str, str], Cursor] = {}
+        # The rules generation, when the engine asked for it with the event id's lookup.
+        self._generation: Cursor | None = None
 
     def _lock(self, space: int, key: str) -> None:
         if self._d.locks:
@@ -178,7 +181,12 @@ class SqlTransaction:
             SELECT_RECORD + suffix, (account, entity, record_id)
         )
 
-    def outcome(self, account: str, event_id: str, record: tuple[str, str] | None = None) -> Logged | None:
+    def outcome(
+        self, account: str, event_id: str, record: tuple[str, str] | None = None, rules: bool = False
+    ) -> Logged | None:
+        if rules:
+            # Sent first, so that it rides in the lookup's round trip when pipelined.
+            self._generation = self._s.execute(SELECT_GENERATION)
         if self._d.locks:
             # Workers handed the same event queue here instead of racing to the unique index.
             self._s.execute(LOCK_EVENT, (f"{account}:{event_id}",))  # account ids have no ":"
@@ -203,6 +211,12 @@ class SqlTransaction:
                 )
         row = found.fetchone()
         return Logged(Outcome.model_validate_json(row[0]), row[1]) if row else None
+
+    def rules_generation(self) -> int:
+        cursor = self._generation if self._generation is not None else self._s.execute(SELECT_GENERATION)
+        self._generation = None
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         key = (account, entity, record_id)
@@ -487,7 +501,7 @@ def _token(row: Any) -> Token:
     )
 
 
-class SqlStore:
+class SqlStore(KeptRules):
     """The store methods outside an event, written once over a dialect.
 
     A store supplies ``_read`` (a session for reads, driver errors mapped) and ``_write``

@@ -234,6 +234,7 @@ class Decider:
             owners_before=list(record.owners),
             owners_after=owners,
             decisions=decisions,
+            rules_version=self.rules.versions.get(event.account),
         )
         written = {ref: owners, **{key: linked.owners for key, linked in changed.items()}}
         return Decided(

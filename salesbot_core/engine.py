@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .conditions import choose_evaluator
+from .conditions import ConditionSet, choose_evaluator
 from .deadlines import Deadlines
 from .decision import Decider, Reads, Reassign
 from .entities import LinkRef
@@ -34,6 +34,7 @@ from .errors import (
 )
 from .fields import FieldSpec
 from .limits import MAX_EVENT_ID
+from .managing import IN_STORE, Managing
 from .models import (
     BOT_PREFIX,
     FROM_STORE,
@@ -80,8 +81,9 @@ def open_store(registry: Registry, url: str, readonly: bool = False, dry_run: bo
     return store
 
 
-class Engine(Reading, Offboarding, Deadlines):
-    """Routes CRM records to owners by the bots of a rulesets folder.
+class Engine(Reading, Offboarding, Deadlines, Managing):
+    """Routes CRM records to owners by the bots of a rulesets folder, or of the rules
+    kept in the store (``rulesets=None``).
 
     >>> engine = Engine("rulesets", "salesbot.db")            # doctest: +SKIP
     >>> engine.handle({"id": "e1", "kind": "created",
@@ -90,7 +92,7 @@ class Engine(Reading, Offboarding, Deadlines):
 
     def __init__(
         self,
-        rulesets: str | Path | Rules = DEFAULT_RULESETS,
+        rulesets: str | Path | Rules | None = DEFAULT_RULESETS,
         store: str | Path | Store = DEFAULT_STORE,
         *,
         plugins: Iterable[object] = (),
@@ -102,6 +104,10 @@ class Engine(Reading, Offboarding, Deadlines):
         untrusted: bool = False,
     ):
         """Build the plugin registry, load the rules, open the store.
+
+        ``rulesets`` is a folder of ruleset files, loaded ``Rules``, or None: the rules
+        are kept in the store, published over the API or with ``salesbot rules push``
+        (see ``salesbot_core.managing``).
 
         ``plugins`` are extra plugin objects or modules from the host; ``block`` names
         plugins not to load; ``autoload`` controls the ``salesbot`` entry points.
@@ -123,6 +129,16 @@ class Engine(Reading, Offboarding, Deadlines):
         self._conditions = choose_evaluator(conditions)
         self._untrusted = untrusted
         now = datetime.now(UTC)
+        self._in_store = rulesets is None
+        self._generation = -1
+        self._accounts = {}
+        if rulesets is None:
+            self.store = self._open(store, readonly, dry_run)
+            self.rules_status = RulesStatus(IN_STORE, now, (), now)
+            self.rules = Rules(bots={}, users={}, conditions=ConditionSet({}, self._conditions))
+            self._decider = Decider(self.rules, self.catalog, self.registry.pm.hook)
+            self.refresh_rules()
+            return
         if isinstance(rulesets, Rules):
             self.rules = rulesets
             #: The running rules: when loaded, from which files, the last reload's errors.
@@ -136,10 +152,11 @@ class Engine(Reading, Offboarding, Deadlines):
                 self._folder, self.catalog, conditions=self._conditions, isolated=self._untrusted
             )
             self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
-        self.store = (
-            store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
-        )
+        self.store = self._open(store, readonly, dry_run)
         self._decider = Decider(self.rules, self.catalog, self.registry.pm.hook)
+
+    def _open(self, store: str | Path | Store, readonly: bool, dry_run: bool) -> Store:
+        return store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
 
     def reload(self, force: bool = False) -> bool:
         """Reload the rulesets folder if its files changed (or always, with ``force``).
@@ -176,11 +193,16 @@ class Engine(Reading, Offboarding, Deadlines):
             self._failed = fingerprint
             self.rules_status = replace(status, checked_at=now, errors=tuple(exc.problems))
             raise
-        old_rules, self.rules, self._fingerprint, self._failed = self.rules, rules, fingerprint, None
-        self._decider = Decider(rules, self.catalog, self.registry.pm.hook)
-        old_rules.conditions.close()  # the evaluator's state for the old conditions is freed
+        self._fingerprint, self._failed = fingerprint, None
+        self._swap_rules(rules)
         self.rules_status = RulesStatus(str(self._folder), now, _file_names(self._folder), now)
         return True
+
+    def _swap_rules(self, rules: Rules) -> None:
+        """Run on ``rules`` from now on; the evaluator's state for the old ones is freed."""
+        old_rules, self.rules = self.rules, rules
+        self._decider = Decider(rules, self.catalog, self.registry.pm.hook)
+        old_rules.conditions.close()
 
     @property
     def plugin_failures(self) -> list[str]:
@@ -211,7 +233,21 @@ class Engine(Reading, Offboarding, Deadlines):
                 f"event {event.id!r}: field 'id': ids starting with {LIST_PREFIX!r} are "
                 "reserved for list operations (Engine.assign_list)"
             )
+        try:
+            self._check_owners(event)
+        except EventError:
+            # Rules kept in the store may have changed in another process since this
+            # engine read them (a bot just added): read again before refusing.
+            if not self.refresh_rules():
+                raise
+            self._check_owners(event)
+        return event
+
+    def _check_owners(self, event: Event) -> None:
+        """The event's owners must be bots and users of its account, as the rules say."""
         account = event.account
+        if self.suspended(account):
+            raise EventError(f"event {event.id!r}: field 'account': account {account!r} is suspended")
         owners = event.record.owners
         if len(owners) > 1 and not self.rules.account_settings(account).multiple_owners:
             raise EventError(
@@ -230,7 +266,6 @@ class Engine(Reading, Offboarding, Deadlines):
                     f"event {event.id!r}: field 'record.owners.{i}': "
                     f"{owner!r} is not a user of account {account!r}"
                 )
-        return event
 
     def handle(self, event: Event | Mapping[str, Any], *, route: bool = False) -> Outcome:
         """Process one event exactly once and return its outcome.
@@ -265,7 +300,11 @@ class Engine(Reading, Offboarding, Deadlines):
         else it is read here. ``reassign`` hands on a record whose owner missed a deadline
         (``tick``), for the ``reassignments``-th time."""
         record, account = event.record, event.account
-        seen = tx.outcome(account, event.id, (record.entity, record.id))
+        seen = tx.outcome(account, event.id, (record.entity, record.id), rules=self._in_store)
+        if self._in_store and self.refresh_rules(tx.rules_generation()):
+            # Published in another process since: decided under the new version, which
+            # must still take the event (its bot may be gone).
+            self._check_owners(event)
         if seen is not None:
             if event.id.startswith(LIST_PREFIX):
                 # A list operation reads its records from the store when it runs, so a
@@ -569,7 +608,7 @@ class Engine(Reading, Offboarding, Deadlines):
     def close(self) -> None:
         """Close the store, and free the compiled conditions of rules the engine loaded
         (rules handed in belong to the caller, who may share them between engines)."""
-        if self._folder is not None:
+        if self._folder is not None or self._in_store:
             self.rules.conditions.close()
         self.store.close()
 

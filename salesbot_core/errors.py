@@ -62,3 +62,15 @@ class TransientStoreError(StoreError):
     """The store aborted a transaction for a reason that passes: a deadlock, a
     serialization failure, a lost connection, a server restarting. Running the same
     event again is safe (it is idempotent); the engine retries with backoff first."""
+
+
+class StaleVersion(SalesbotError):
+    """A change to an account's rules was made on a version that is no longer the
+    current one (optimistic concurrency, as HTTP's ``If-Match``): nothing was written."""
+
+    def __init__(self, account: str, expected: int, current: int):
+        self.account, self.expected, self.current = account, expected, current
+        super().__init__(
+            f"account {excerpt(account)}: the rules are at version {current}, not {expected}; "
+            "read them again and make the change on the current version"
+        )

@@ -671,6 +671,9 @@ class Outcome(Model):
     decisions: list[Decision] = Field(default_factory=list)
     #: True when this event id had been processed before and nothing was done again.
     duplicate: bool = False
+    #: The version of the account's rules the event was decided under, when the rules are
+    #: kept in the store (``salesbot rules push``, the API); None for rules from files.
+    rules_version: int | None = None
 
     @property
     def assigned(self) -> list[Decision]:
@@ -685,6 +688,8 @@ class Outcome(Model):
             f"owners {self.owners_before} -> "
             f"{self.owners_after}" + (" [redelivered, nothing done]" if self.duplicate else "")
         ]
+        if self.rules_version is not None:
+            lines.append(f"  decided under rules version {self.rules_version}")
         if not self.decisions:
             lines.append("  no bot among the owners")
         for d in self.decisions:

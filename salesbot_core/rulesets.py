@@ -62,6 +62,9 @@ class Rules:
     sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
     #: Each account's settings; an account no file sets gets the defaults.
     settings: Mapping[str, AccountSettings] = field(default_factory=dict)
+    #: Each account's rules version, when its rules are kept in the store (see
+    #: ``salesbot_core.rulebook``); an account of a folder has none.
+    versions: Mapping[str, int] = field(default_factory=dict)
 
     def account_settings(self, account: str) -> AccountSettings:
         return self.settings.get(account) or DEFAULT_SETTINGS
@@ -351,8 +354,15 @@ def parse_file(
         return None, [Problem(name, f"YAML syntax error{where}: {reason}")]
     except ValueError as exc:  # an integer of more than 4300 digits
         return None, [Problem(name, f"a value cannot be read: {str(exc).split(';')[0]}")]
-    if data is None:
-        data = {}
+    return parse_data(name, {} if data is None else data, catalog)
+
+
+def parse_data(
+    name: str, data: Any, catalog: Catalog | None = None
+) -> tuple[RulesetFile | None, list[Problem]]:
+    """Validate the parsed contents of one ruleset (a file's, or an account's rules kept
+    in the store, see ``salesbot_core.rulebook``), ``name`` standing for its file in
+    problems. The caller bounds its size and depth first (files: ``parse_file``)."""
     if not isinstance(data, dict):
         return None, [Problem(name, "a ruleset file must be a mapping with 'bots' and 'users'")]
     core, plugin_values, problems = _split_plugin_fields(name, data, catalog)
@@ -452,7 +462,6 @@ def load_rulesets(
     ``isolated``: the files came from outside, so their conditions are compiled in a
     child process first (see :class:`salesbot_core.conditions.ConditionSet`).
     """
-    evaluator = choose_evaluator(conditions)
     folder = Path(folder)
     limit = max_file_bytes(max_bytes)
     paths, problems = scan_folder(folder)
@@ -462,7 +471,24 @@ def load_rulesets(
         problems += file_problems
         if content is not None:
             parsed.append((str(path), content))
+    return build_rules(parsed, catalog, problems, str(folder), conditions, isolated)
 
+
+def build_rules(
+    parsed: list[tuple[str, RulesetFile]],
+    catalog: Catalog,
+    problems: list[Problem] | None = None,
+    where: str = "rules",
+    conditions: str | None = None,
+    isolated: bool = False,
+    versions: Mapping[str, int] | None = None,
+) -> Rules:
+    """Check parsed rulesets together (users, bots, plans across files) and compile their
+    conditions; raise ``RulesetError`` with ``problems`` (found while parsing) and every
+    new one. ``where`` names the whole set in a problem no file can be blamed for;
+    ``versions`` are the accounts' rules versions when the rules came from the store."""
+    evaluator = choose_evaluator(conditions)
+    problems = list(problems or [])
     settings: dict[str, AccountSettings] = {}
     settings_sources: dict[str, str] = {}
     for name, content in parsed:
@@ -539,11 +565,18 @@ def load_rulesets(
             [
                 Problem(sources[by_key[k][0]], msg, bot=by_key[k][0][1], field=by_key[k][1])
                 if k in by_key
-                else Problem(str(folder), msg)
+                else Problem(where, msg)
                 for k, msg in exc.errors.items()
             ]
         ) from None
-    return Rules(bots=bots, users=users, conditions=condition_set, sources=sources, settings=settings)
+    return Rules(
+        bots=bots,
+        users=users,
+        conditions=condition_set,
+        sources=sources,
+        settings=settings,
+        versions=dict(versions or {}),
+    )
 
 
 def _check_bot(

@@ -63,6 +63,48 @@ class Activity(NamedTuple):
     deliveries_dead: int
 
 
+class AccountRow(NamedTuple):
+    """An account whose rules are kept in the store, as ``Store.accounts`` reads it."""
+
+    account: str
+    #: ``active`` or ``suspended`` (its tokens are refused, its events too).
+    status: str
+    #: The Sales Bot add-on is switched on for the account (set by the operator).
+    enabled: bool
+    #: The plan the operator set: ``automation``, ``growth`` or ``professional``.
+    plan: str
+    #: The current version of its rules; 0 before the first publish.
+    version: int
+    created_at: str
+    changed_at: str
+
+
+class RulesVersion(NamedTuple):
+    """One numbered version of an account's rules (``salesbot_core.rulebook``)."""
+
+    account: str
+    version: int
+    #: The rules document as canonical JSON text.
+    content: str
+    author: str | None
+    message: str | None
+    #: The version this one restored, when it is a restore.
+    restored_from: int | None
+    created_at: str
+
+
+class Draft(NamedTuple):
+    """Edits to an account's rules gathered before they are published."""
+
+    account: str
+    draft: str
+    #: The version the draft was started from: publishing it needs that to be current.
+    base_version: int
+    content: str
+    author: str | None
+    changed_at: str
+
+
 class Logged(NamedTuple):
     """A processed event as the log holds it: its outcome and its payload's fingerprint
     (``None`` for events logged before fingerprints were kept)."""
@@ -173,12 +215,20 @@ def touched(outcome: Outcome) -> list[tuple[str, str]]:
 class Transaction(Protocol):
     """The reads and writes of one event, all inside one database transaction."""
 
-    def outcome(self, account: str, event_id: str, record: tuple[str, str] | None = None) -> Logged | None:
+    def outcome(
+        self, account: str, event_id: str, record: tuple[str, str] | None = None, rules: bool = False
+    ) -> Logged | None:
         """The logged outcome of an event id with its payload fingerprint, or None if it
         was never processed. Stores with concurrent writers lock the id first, so two
         workers handed the same event never both process it. ``record`` is the
         ``(entity, id)`` of the event's record: a store may lock and read it in the same
-        round trip, after the id (``get_record`` of it then answers from that read)."""
+        round trip, after the id (``get_record`` of it then answers from that read).
+        With ``rules``, the rules generation is read in that round trip too (then
+        ``rules_generation`` answers from it)."""
+
+    def rules_generation(self) -> int:
+        """The store's rules generation (see ``Store.rules_generation``), as this
+        transaction reads it."""
 
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         """The stored record (as a dict), or None."""
@@ -449,6 +499,61 @@ class Store(Protocol):
         """The outcomes of list operation ``operation`` of ``account`` (event ids
         ``list/<operation>/...``, see ``models.list_event_id``), in the order they were
         logged. Reads the account's outcomes: for answering an operation again, not per event."""
+
+    # -- Rules kept in the store (``salesbot_core.rulebook``): accounts, versions, drafts.
+
+    def rules_generation(self) -> int:
+        """A number every change to any account's rules or standing counts up: an engine
+        that read the rules at one generation reads them again when it moves."""
+
+    def accounts(self, account: str | None = None) -> list[AccountRow]:
+        """The accounts whose rules the store keeps (one, or all by id)."""
+
+    def create_account(self, account: str, plan: str, enabled: bool) -> bool:
+        """Add an account with no rules yet (version 0); False when it exists."""
+
+    def update_account(
+        self, account: str, *, status: str | None = None, plan: str | None = None, enabled: bool | None = None
+    ) -> bool:
+        """Change an account's standing (the fields given); False when it does not exist."""
+
+    def delete_account(self, account: str) -> bool:
+        """Remove an account and everything the store keeps of it (rules, versions, drafts,
+        records, log, tokens, webhooks), in one transaction; False when it does not exist."""
+
+    def publish_rules(
+        self,
+        account: str,
+        expected: int,
+        content: str,
+        author: str | None,
+        message: str | None,
+        restored_from: int | None = None,
+    ) -> int:
+        """Make ``content`` the account's rules as version ``expected + 1`` and return it,
+        if ``expected`` is still its current version (else ``StaleVersion``, writing
+        nothing); the account is created (Professional plan, enabled) if it has no row."""
+
+    def current_rules(self) -> Iterator[tuple[AccountRow, str | None]]:
+        """Every account with the content of its current version (None before the first)."""
+
+    def rules_versions(self, account: str, limit: int = 50, before: int | None = None) -> list[RulesVersion]:
+        """The account's versions, newest first, at most ``limit`` (``before``: only older
+        ones than that version, a cursor)."""
+
+    def rules_version(self, account: str, version: int) -> RulesVersion | None:
+        """One version of the account's rules, or None."""
+
+    def save_draft(
+        self, account: str, draft: str, base_version: int, content: str, author: str | None
+    ) -> None:
+        """Keep a draft (replacing the one of that id)."""
+
+    def drafts(self, account: str) -> list[Draft]:
+        """The account's drafts, by id."""
+
+    def delete_draft(self, account: str, draft: str) -> bool:
+        """Remove a draft; False when it does not exist."""
 
     def close(self) -> None:
         """Release connections."""

@@ -159,7 +159,8 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         return store if isinstance(store, Store) else open_store(self.registry, str(store), readonly, dry_run)
 
     def reload(self, force: bool = False) -> bool:
-        """Reload the rulesets folder if its files changed (or always, with ``force``).
+        """Reload the rulesets folder if its files changed (or always, with ``force``);
+        rules kept in the store are read again if another process published since.
 
         Returns whether new rules were loaded. If the folder is now invalid, raises
         ``RulesetError`` and the engine keeps running on the last good rules; the error is
@@ -169,6 +170,8 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         stats are compared (``folder_stats``), their contents only when the stats differ
         or are too recent to tell.
         """
+        if self._in_store:
+            return self.refresh_rules(force=force)
         if self._folder is None:
             return False
         now, stats = datetime.now(UTC), folder_stats(self._folder, time.time())

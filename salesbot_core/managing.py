@@ -87,15 +87,15 @@ class Managing:
             rules = build_rules(parsed, self.catalog, [], IN_STORE, self._conditions, False, versions)
         return rules, tuple(problems), accounts
 
-    def refresh_rules(self, generation: int | None = None) -> bool:
+    def refresh_rules(self, generation: int | None = None, *, force: bool = False) -> bool:
         """Read the accounts' rules again if the store's generation moved (or is not
-        ``generation``, read by the caller); returns whether it did. Rules from a folder
-        are reloaded by ``reload`` instead."""
+        ``generation``, read by the caller), or always with ``force``; returns whether it
+        did. Rules from a folder are reloaded by ``reload`` instead."""
         if not self._in_store:
             return False
         if generation is None:
             generation = self.store.rules_generation()
-        if generation == self._generation:
+        if generation == self._generation and not force:
             return False
         rules, problems, accounts = self._rules_from_store()
         self._swap_rules(rules)

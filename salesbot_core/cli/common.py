@@ -33,6 +33,15 @@ rulesets_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder of ruleset files.",
 )
+rules_from_option = click.option(
+    "--rules-from",
+    type=click.Choice(["folder", "store"]),
+    default="folder",
+    show_default=True,
+    envvar="SALESBOT_RULES_FROM",
+    help="Where the rules are: the --rulesets folder, or the store (published with "
+    "`salesbot rules push` or the API; see docs/managing.md).",
+)
 db_option = click.option(
     "--db",
     default=DEFAULT_STORE,
@@ -90,14 +99,16 @@ def with_engine(command: Callable[..., Any], *, readonly: bool = False) -> Calla
     """
 
     @rulesets_option
+    @rules_from_option
     @db_option
     @functools.wraps(command)
-    def wrapper(rulesets: Path, db: str, **kwargs: Any) -> Any:
+    def wrapper(rulesets: Path, rules_from: str, db: str, **kwargs: Any) -> Any:
         from ..engine import Engine
         from ..errors import SalesbotError
 
         try:
-            engine = Engine(rulesets, db, readonly=readonly, conditions=conditions_setting())
+            rules = rulesets if rules_from == "folder" else None
+            engine = Engine(rules, db, readonly=readonly, conditions=conditions_setting())
         except SalesbotError as exc:
             fail(str(exc))
         for failure in engine.plugin_failures:

@@ -12,12 +12,13 @@ import click
 if TYPE_CHECKING:
     import uvicorn
 
-from .common import db_option, fail, rulesets_option, warn
+from .common import db_option, fail, rules_from_option, rulesets_option, warn
 from .delivery import schedule_options, schedule_settings
 
 
 @click.command()
 @rulesets_option
+@rules_from_option
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -48,7 +49,8 @@ from .delivery import schedule_options, schedule_settings
     default=2.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Seconds between checks of the rulesets folder; changed rules are reloaded (0: never).",
+    help="Seconds between checks for changed rules (the folder's files, or versions published "
+    "to the store); changed rules are reloaded (0: never; events check the store themselves).",
 )
 @click.option(
     "--tick",
@@ -60,6 +62,7 @@ from .delivery import schedule_options, schedule_settings
 @schedule_options
 def serve(
     rulesets: Path,
+    rules_from: str,
     db: str,
     host: str,
     port: int,
@@ -84,7 +87,15 @@ def serve(
     try:
         import uvicorn
 
-        from ..http.app import ENV_DB, ENV_NO_DELIVERY, ENV_RELOAD, ENV_RULESETS, ENV_SESSION_KEY, ENV_TICK
+        from ..http.app import (
+            ENV_DB,
+            ENV_NO_DELIVERY,
+            ENV_RELOAD,
+            ENV_RULES_FROM,
+            ENV_RULESETS,
+            ENV_SESSION_KEY,
+            ENV_TICK,
+        )
         from ..http.observability import MULTIPROC_ENV, log_config
         from ..vocabulary import SCHEDULE_SETTINGS
     except ImportError:
@@ -93,12 +104,13 @@ def serve(
         # Fail here, with a readable error, on bad rules, settings or an unreachable
         # store; this also creates or upgrades the store once, before the workers open it.
         isolation_seconds()
-        with Engine(rulesets, db) as engine:
+        with Engine(rulesets if rules_from == "folder" else None, db) as engine:
             for failure in engine.plugin_failures:
                 warn(failure)
     except SalesbotError as exc:
         fail(str(exc))
     os.environ[ENV_RULESETS] = str(rulesets)
+    os.environ[ENV_RULES_FROM] = rules_from
     os.environ[ENV_DB] = db
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
     os.environ[ENV_RELOAD] = str(reload_interval)

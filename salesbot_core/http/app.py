@@ -50,6 +50,8 @@ _log = logging.getLogger("salesbot.serve")
 #: ``salesbot serve`` hands its options to each worker's ``app_from_env`` through these.
 ENV_RULESETS = "SALESBOT_SERVE_RULESETS"
 ENV_DB = "SALESBOT_SERVE_DB"
+#: ``folder`` or ``store``: where the rules are (``--rules-from``).
+ENV_RULES_FROM = "SALESBOT_SERVE_RULES_FROM"
 #: Set to 1 to run no webhook delivery worker in ``serve`` (``salesbot deliver`` does it).
 ENV_NO_DELIVERY = "SALESBOT_SERVE_NO_DELIVERY"
 #: Seconds between checks of the rulesets folder (0: never reloaded).
@@ -74,7 +76,7 @@ def allowed_methods(request: Request) -> list[str]:
 def create_app(
     engine_factory: Callable[[], Engine] | None = None,
     *,
-    rulesets: str | Path = DEFAULT_RULESETS,
+    rulesets: str | Path | None = DEFAULT_RULESETS,
     db: str | Path = DEFAULT_STORE,
     deliver: str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -83,9 +85,10 @@ def create_app(
     tick: float = 0,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
-    an engine on ``rulesets`` and ``db``. With ``deliver`` (a store URL), a webhook
-    delivery worker runs beside it on a store of its own. With ``reload_interval``, the
-    rulesets folder is checked every so many seconds and reloaded when it changed
+    an engine on ``rulesets`` (None: the rules kept in the store) and ``db``. With
+    ``deliver`` (a store URL), a webhook delivery worker runs beside it on a store of its
+    own. With ``reload_interval``, the rulesets folder (or the store's rules generation)
+    is checked every so many seconds and the rules reloaded when they changed
     (``salesbot_core.reloading``). Inbound signing secrets are read from the store and
     from ``environ`` (``os.environ`` by default, read now:
     ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``).
@@ -203,8 +206,9 @@ def app_from_env() -> FastAPI:
     db = os.environ.get(ENV_DB, DEFAULT_STORE)
     deliver = None if os.environ.get(ENV_NO_DELIVERY) == "1" else db
     key = os.environ.get(ENV_SESSION_KEY)
+    in_store = os.environ.get(ENV_RULES_FROM) == "store"
     return create_app(
-        rulesets=os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
+        rulesets=None if in_store else os.environ.get(ENV_RULESETS, DEFAULT_RULESETS),
         db=db,
         deliver=deliver,
         reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),

@@ -48,6 +48,7 @@ def test_per_event_smoke(tmp_path: Path) -> None:
                 ("p50 latency", result),
                 ("p99 latency", result),
                 ("throughput", same),
+                ("throughput, rules in the store", "salesbot, rules from files"),
             )
         ),
         ("per event", "statements", result),
@@ -77,13 +78,13 @@ def test_equality_check_sees_what_a_baseline_got_wrong(
     then one rotation state, changed behind the result-defined baseline's back."""
     monkeypatch.syspath_prepend(str(ROOT))  # the bench package is not installed
     from bench.common import write_rules
-    from bench.per_event import RULES, Sides, events
+    from bench.per_event import RULES, SIDES, Sides, events
 
     rules = write_rules(tmp_path / "rules", {"bots.yaml": RULES})
     batch = events(12)
     sides = Sides(rules, tmp_path, "NORMAL")
     try:
-        for side in ("salesbot", "result", "same"):
+        for side in SIDES:
             for event in batch:
                 sides.handles[side](event)
         assert sides.check(batch) == []

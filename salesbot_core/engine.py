@@ -163,7 +163,7 @@ class Engine(Reading, Offboarding, Deadlines):
         self._stats = stats
         if not force and fingerprint == self._fingerprint:  # back to the running rules
             self._failed = None
-            self.rules_status = replace(status, checked_at=now, errors=())
+            self.rules_status = replace(status, checked_at=now, errors=(), accounts={})
             return False
         if not force and fingerprint == self._failed:
             self.rules_status = replace(status, checked_at=now)
@@ -174,7 +174,9 @@ class Engine(Reading, Offboarding, Deadlines):
             )
         except RulesetError as exc:
             self._failed = fingerprint
-            self.rules_status = replace(status, checked_at=now, errors=tuple(exc.problems))
+            self.rules_status = replace(
+                status, checked_at=now, errors=tuple(exc.problems), accounts=exc.accounts
+            )
             raise
         old_rules, self.rules, self._fingerprint, self._failed = self.rules, rules, fingerprint, None
         self._decider = Decider(rules, self.catalog, self.registry.pm.hook)

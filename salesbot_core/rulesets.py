@@ -62,6 +62,9 @@ class Rules:
     sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
     #: Each account's settings; an account no file sets gets the defaults.
     settings: Mapping[str, AccountSettings] = field(default_factory=dict)
+    #: The account of each file, by path, in load order: what an account's admin may be
+    #: shown of the folder (a file holds one account's rules).
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def account_settings(self, account: str) -> AccountSettings:
         return self.settings.get(account) or DEFAULT_SETTINGS
@@ -529,8 +532,10 @@ def load_rulesets(
             compiled = field_condition_key(*key, *where.split(".", 1))
             wheres[compiled] = condition
             field_paths[compiled] = (key, where)
+    # Whose problems they are: a Problem names its file, and the file its account.
+    accounts = {name: content.account for name, content in parsed}
     if problems:
-        raise RulesetError(sorted(problems, key=lambda p: p.file))
+        raise RulesetError(sorted(problems, key=lambda p: p.file), accounts)
     try:
         condition_set = ConditionSet(wheres, evaluator, isolated)
     except ConditionCompileError as exc:
@@ -541,9 +546,12 @@ def load_rulesets(
                 if k in by_key
                 else Problem(str(folder), msg)
                 for k, msg in exc.errors.items()
-            ]
+            ],
+            accounts,
         ) from None
-    return Rules(bots=bots, users=users, conditions=condition_set, sources=sources, settings=settings)
+    return Rules(
+        bots=bots, users=users, conditions=condition_set, sources=sources, settings=settings, files=accounts
+    )
 
 
 def _check_bot(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_site import DEFAULT, HOSTILE, IMG, SCRIPT, make_tokens, write_rules
+from admin_site import BETA, DEFAULT, HOSTILE, IMG, SCRIPT, make_tokens, write_rules
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from store_queries import rows
@@ -378,6 +378,73 @@ def test_the_overview_shows_the_rules_status_serve_keeps(
     assert f"Loaded at {loaded.group(1)} from 2 file(s)" in page  # the last good rules run on
     assert "The last reload failed" in page
     assert "&lt;i&gt;x.yaml: bot &#39;x&#39;: field &#39;users" in page and "<i>x" not in page
+
+
+def test_an_account_token_sees_only_its_own_files_and_reload_problems(
+    site: tuple[TestClient, dict[str, str], str],
+) -> None:
+    """A reload broken in both accounts' files and in a file of no readable account: an
+    account's admin is shown its own part, named without the server's folder; an admin,
+    everything."""
+    client, made, db = site
+    folder = Path(db).parent / "rulesets"
+    (folder / "beta.yaml").write_text(BETA.replace("users: [zoe]}", "users: [zoe, ghost]}"), encoding="utf-8")
+    (folder / "default-more.yaml").write_text(
+        "bots: [{id: more, entity: deal, users: [anna]}, {id: also, entity: deal, users: [anna]}]\n",
+        encoding="utf-8",
+    )
+    (folder / "zz-garbage.yaml").write_text("bots: [\n", encoding="utf-8")
+    with pytest.raises(RulesetError):
+        client.app.state.service.run(lambda engine: engine.reload())  # type: ignore[attr-defined]
+    # default-more.yaml is of default and reads well (loaded first): default.yaml's bot
+    # id is used twice, and the problem names the other file by its path.
+    (folder / "default-more.yaml").write_text(
+        "bots: [{id: inbound, entity: deal, users: [anna]}]\n", encoding="utf-8"
+    )
+    with pytest.raises(RulesetError):
+        client.app.state.service.run(lambda engine: engine.reload())  # type: ignore[attr-defined]
+    beta_problem = (
+        "beta.yaml: bot &#39;beta-bot&#39;: field &#39;users.1&#39;: unknown user &#39;ghost&#39;: "
+        "declare it under &#39;users&#39; in a ruleset file of account &#39;beta&#39;"
+    )
+    default_problem = (
+        "default.yaml: bot &#39;inbound&#39;: field &#39;id&#39;: bot id is already used in default-more.yaml"
+    )
+
+    sign_in(client, made["page"])
+    page = client.get("/").text
+    rules = page[page.index('<h2 id="rules-h">') :]
+    assert re.search(r"Loaded at \S+Z from 1 file\(s\): default\.yaml\.</p>", rules)
+    assert "The last reload failed</strong>; the last good rules keep running:" in rules
+    assert re.findall(r"<li>(.*?)</li>", rules) == [default_problem]
+    assert "Other problems are in files only an admin sees." in rules
+    for secret in ("beta", "zoe", "ghost", "zz-garbage", "YAML", str(folder), str(Path(db).parent)):
+        assert secret not in page, secret
+
+    sign_in(client, made["beta"])
+    page = client.get("/").text
+    rules = page[page.index('<h2 id="rules-h">') :]
+    assert re.search(r"Loaded at \S+Z from 1 file\(s\): beta\.yaml\.</p>", rules)
+    assert re.findall(r"<li>(.*?)</li>", rules) == [beta_problem]
+    assert "Other problems are in files only an admin sees." in rules
+    for secret in ("default", "inbound", "anna", "zz-garbage", str(folder), str(Path(db).parent)):
+        assert secret not in rules, secret
+
+    sign_in(client, made["admin"])
+    rules = client.get("/").text
+    rules = rules[rules.index('<h2 id="rules-h">') :]
+    assert re.search(r"Loaded at \S+Z from 2 file\(s\): beta\.yaml, default\.yaml\.</p>", rules)
+    assert f"<p>Folder: <code>{folder}</code></p>" in rules
+    shown = re.findall(r"<li>(.*?)</li>", rules)
+    assert [line.split(": ", 1)[0] for line in shown] == [
+        str(folder / "beta.yaml"),
+        str(folder / "default.yaml"),
+        str(folder / "zz-garbage.yaml"),
+    ]
+    assert shown[0] == f"{folder}/{beta_problem}"
+    assert shown[1] == f"{folder}/{default_problem.replace(' in ', f' in {folder}/')}"
+    assert shown[2].startswith(f"{folder}/zz-garbage.yaml: YAML syntax error")
+    assert "only an admin sees" not in rules
 
 
 def test_the_bots_list_is_paginated(write_rules: Callable[..., Path], tmp_path: Path) -> None:

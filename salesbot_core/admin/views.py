@@ -167,15 +167,16 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
         start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
         now = datetime.now(UTC)
         rows = await call(lambda engine: reads.overview(engine, shown[start : start + reads.PAGE_SIZE], now))
-        # The engine's RulesStatus (salesbot_core.reloading): replaced at each reload.
-        status_source = await call(lambda engine: engine.rules_status)
+        # An account's admin sees only its own files and problems, never the server's folder.
+        viewed = None if seen.admin else seen.token.account
+        rules = await call(lambda engine: reads.rules_status(engine, viewed))
         return page(
             request,
             "overview.html",
             rows=rows,
             page_no=max(page_no, 1),
             more=start + reads.PAGE_SIZE < len(shown),
-            rules=reads.rules_status(status_source),
+            rules=rules,
         )
 
     @app.get("/signin", include_in_schema=False)

@@ -22,6 +22,7 @@ The versions that shipped, on this history:
  7          7                            6                              event payloads
  8          8                            8                              compact indexes
  9          9                            9                              SLA due items
+ 10         10                           10                             ended admin sessions
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -38,7 +39,7 @@ from . import page_queries
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
 #: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
@@ -302,6 +303,22 @@ CREATE INDEX IF NOT EXISTS due_items_due ON due_items (due_at)
     )
 
 
+def step_10(s: Session) -> None:
+    """Admin page sessions ended by sign-out (``salesbot_core.admin.sessions``): each one's
+    nonce until its cookie would have expired anyway. A session is a signed cookie, so the
+    store is where every worker learns that a copy of it no longer signs anyone in."""
+    ddl(
+        s,
+        """
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    nonce TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ended_sessions_expires ON ended_sessions (expires_at)
+""",
+    )
+
+
 STEPS: tuple[Callable[[Session], None], ...] = (
     step_1,
     step_2,
@@ -312,6 +329,7 @@ STEPS: tuple[Callable[[Session], None], ...] = (
     step_7,
     step_8,
     step_9,
+    step_10,
 )
 assert len(STEPS) == SCHEMA_VERSION
 

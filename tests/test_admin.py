@@ -6,6 +6,7 @@ The scenarios in a real browser are in tests/test_admin_browser.py (slow).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -13,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from admin_site import BETA, DEFAULT, HOSTILE, IMG, SCRIPT, make_tokens, write_rules
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from store_queries import rows
+from test_service import serve
 
 from factories import TEAM, deal_event
 from salesbot_core import Engine
@@ -256,6 +259,41 @@ def test_revoking_the_token_ends_its_sessions_and_sign_out_needs_the_csrf_token(
     with Engine(write_rules(Path(db).parent / "rulesets"), db) as engine:
         revoke_token(engine.store, "default", "page")
     assert client.get("/a/default", follow_redirects=False).headers["location"] == "/signin"
+
+
+def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_worker(tmp_path: Path) -> None:
+    """Over HTTP, against a real ``salesbot serve --workers 2``: after sign-out, a copy of
+    the session cookie answers exactly as no session does, whichever worker takes it."""
+    db = str(tmp_path / "salesbot.db")
+    folder = write_rules(tmp_path / "rulesets")
+    made = make_tokens(db)
+    with contextlib.contextmanager(serve)(folder, db, tmp_path, "--workers", "2") as http:
+        none_get = http.get("/a/default", follow_redirects=False)
+        assert (none_get.status_code, none_get.headers["location"]) == (303, "/signin")
+        none_post = http.post("/a/default/bots/inbound/active", data={"active": "off"})
+        assert (none_post.status_code, "sign in first" in none_post.text) == (403, True)
+
+        done = sign_in(http, made["page"])  # type: ignore[arg-type]
+        assert (done.status_code, done.headers["location"]) == (303, "/")
+        copied = {sessions.SESSION_COOKIE: http.cookies[sessions.SESSION_COOKIE]}
+        csrf = csrf_of(http.get("/a/default").text)
+        with httpx.Client(base_url=http.base_url, cookies=copied, timeout=60) as copy:
+            # Each request may go to either worker: both take the copy before sign-out.
+            assert [copy.get("/a/default").status_code for _ in range(10)] == [200] * 10
+            out = http.post("/signout", data={"csrf": csrf}, follow_redirects=False)
+            assert (out.status_code, out.headers["location"]) == (303, "/signin")
+            for _ in range(10):
+                got = copy.get("/a/default", follow_redirects=False)
+                assert (got.status_code, got.headers["location"]) == (303, "/signin")
+                home = copy.get("/", follow_redirects=False)
+                assert (home.status_code, home.headers["location"]) == (303, "/signin")
+                posted = copy.post("/a/default/bots/inbound/active", data={"active": "off", "csrf": csrf})
+                assert (posted.status_code, posted.text) == (none_post.status_code, none_post.text)
+        # Signing in again is a new session, unaffected by the ended one.
+        sign_in(http, made["page"])  # type: ignore[arg-type]
+        assert http.get("/a/default").status_code == 200
+    assert rows(db, "SELECT COUNT(*) FROM ended_sessions") == [(1,)]
+    assert rows(db, "SELECT COUNT(*) FROM bot_switches") == [(0,)]
 
 
 def admin_routes(client: TestClient) -> list[APIRoute]:

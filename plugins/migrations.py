@@ -22,7 +22,8 @@ The versions that shipped, on this history:
  7          7                            6                              event payloads
  8          8                            8                              compact indexes
  9          9                            9                              SLA due items
- 10         10                           10                             rules as data
+ 10         10                           10                             rules as data, ended
+                                                                         admin sessions
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -306,7 +307,12 @@ CREATE INDEX IF NOT EXISTS due_items_due ON due_items (due_at)
 def step_10(s: Session) -> None:
     """Rules as data (``salesbot_core.rulebook``): the accounts, each one's numbered
     versions of its rules (the whole document each time, so any can be restored), drafts,
-    and one counter every publish counts up, read by every worker with each event."""
+    and one counter every publish counts up, read by every worker with each event.
+
+    And the admin page's sessions ended by sign-out (``salesbot_core.admin.sessions``):
+    each one's nonce until its cookie would have expired anyway. A session is a signed
+    cookie, so the store is where every worker learns that a copy of it no longer signs
+    anyone in."""
     ddl(
         s,
         """
@@ -334,7 +340,12 @@ CREATE TABLE IF NOT EXISTS rule_drafts (
 CREATE TABLE IF NOT EXISTS rules_generation (
     id INTEGER NOT NULL PRIMARY KEY, generation INTEGER NOT NULL
 ){keyed};
-INSERT INTO rules_generation (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING
+INSERT INTO rules_generation (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    nonce TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ended_sessions_expires ON ended_sessions (expires_at)
 """,
     )
 

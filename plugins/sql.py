@@ -665,6 +665,18 @@ class SqlStore(KeptRules):
                 ).rowcount
             )
 
+    def end_session(self, nonce: str, expires_at: str, now: str) -> None:
+        with self._write() as s:
+            s.execute("DELETE FROM ended_sessions WHERE expires_at < ?", (now,))
+            s.execute(
+                "INSERT INTO ended_sessions (nonce, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (nonce, expires_at),
+            )
+
+    def session_ended(self, nonce: str) -> bool:
+        with self._read() as s:
+            return s.execute("SELECT 1 FROM ended_sessions WHERE nonce = ?", (nonce,)).fetchone() is not None
+
     def add_signing_secret(self, account: str, secret: str) -> None:
         with self._write() as s:
             s.execute("INSERT INTO signing_secrets (account, secret) VALUES (?, ?)", (account, secret))

@@ -183,7 +183,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         self._stats = stats
         if not force and fingerprint == self._fingerprint:  # back to the running rules
             self._failed = None
-            self.rules_status = replace(status, checked_at=now, errors=())
+            self.rules_status = replace(status, checked_at=now, errors=(), accounts={})
             return False
         if not force and fingerprint == self._failed:
             self.rules_status = replace(status, checked_at=now)
@@ -194,7 +194,9 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
             )
         except RulesetError as exc:
             self._failed = fingerprint
-            self.rules_status = replace(status, checked_at=now, errors=tuple(exc.problems))
+            self.rules_status = replace(
+                status, checked_at=now, errors=tuple(exc.problems), accounts=exc.accounts
+            )
             raise
         self._fingerprint, self._failed = fingerprint, None
         self._swap_rules(rules)

@@ -3,6 +3,7 @@ the message and exits non-zero instead of showing a traceback."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .safetext import escape, excerpt
@@ -35,8 +36,11 @@ class Problem:
 class RulesetError(SalesbotError):
     """One or more ruleset files are invalid; nothing of the set was loaded."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], accounts: Mapping[str, str] | None = None):
         self.problems = problems
+        #: The account each file that could be read declares, by the name its problems
+        #: give it: whose problems they are (a file that could not be read has none).
+        self.accounts: Mapping[str, str] = dict(accounts or {})
         super().__init__("\n".join(str(p) for p in problems))
 
 

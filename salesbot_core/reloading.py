@@ -10,8 +10,8 @@ folder every ``--reload-interval`` seconds (``start_watcher``) and shows the sta
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,10 @@ class RulesStatus:
     #: Why the folder's current files are not running: the problems of the last reload,
     #: each naming the file, and the bot and field where known. Empty when they are.
     errors: tuple[Problem, ...] = ()
+    #: With ``errors``: the account each file of that reload declares, by the name its
+    #: problems give it (``RulesetError.accounts``), so that an account's admin is shown
+    #: only its own problems. A file that could not be read has none.
+    accounts: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The status as JSON. Names and messages come from the admin's files: control and

@@ -65,6 +65,9 @@ class Rules:
     #: Each account's rules version, when its rules are kept in the store (see
     #: ``salesbot_core.rulebook``); an account of a folder has none.
     versions: Mapping[str, int] = field(default_factory=dict)
+    #: The account of each file, by path, in load order: what an account's admin may be
+    #: shown of the folder (a file holds one account's rules).
+    files: Mapping[str, str] = field(default_factory=dict)
 
     def account_settings(self, account: str) -> AccountSettings:
         return self.settings.get(account) or DEFAULT_SETTINGS
@@ -555,8 +558,10 @@ def build_rules(
             compiled = field_condition_key(*key, *where.split(".", 1))
             wheres[compiled] = condition
             field_paths[compiled] = (key, where)
+    # Whose problems they are: a Problem names its file, and the file its account.
+    accounts = {name: content.account for name, content in parsed}
     if problems:
-        raise RulesetError(sorted(problems, key=lambda p: p.file))
+        raise RulesetError(sorted(problems, key=lambda p: p.file), accounts)
     try:
         condition_set = ConditionSet(wheres, evaluator, isolated)
     except ConditionCompileError as exc:
@@ -567,7 +572,8 @@ def build_rules(
                 if k in by_key
                 else Problem(where, msg)
                 for k, msg in exc.errors.items()
-            ]
+            ],
+            accounts,
         ) from None
     return Rules(
         bots=bots,
@@ -576,6 +582,7 @@ def build_rules(
         sources=sources,
         settings=settings,
         versions=dict(versions or {}),
+        files=accounts,
     )
 
 

@@ -450,6 +450,14 @@ class Store(Protocol):
     def revoke_token(self, account: str, name: str) -> bool:
         """Revoke a token of ``account``; False when it has no such token not yet revoked."""
 
+    def end_session(self, nonce: str, expires_at: str, now: str) -> None:
+        """Keep that the admin page's session with ``nonce`` was signed out, until
+        ``expires_at`` (when its cookie expires anyway); those expired by ``now`` are
+        forgotten."""
+
+    def session_ended(self, nonce: str) -> bool:
+        """Whether the admin page's session with ``nonce`` was signed out."""
+
     def add_signing_secret(self, account: str, secret: str) -> None:
         """Keep a signing secret of ``account`` (as it is: it must be recoverable to verify);
         the ones it already has stay valid (rotation)."""

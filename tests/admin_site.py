@@ -110,6 +110,8 @@ def browser() -> Iterator[object]:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument("--window-size=1280,1000")
+    # The console, for the pages' Content-Security-Policy reports (``driver.get_log``).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     with tempfile.TemporaryDirectory(prefix="salesbot-chromium-") as profile:
         options.add_argument(f"--user-data-dir={profile}")
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -6,6 +6,7 @@ The scenarios in a real browser are in tests/test_admin_browser.py (slow).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -13,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from admin_site import DEFAULT, HOSTILE, IMG, SCRIPT, make_tokens, write_rules
+from admin_site import BETA, DEFAULT, HOSTILE, IMG, SCRIPT, make_tokens, write_rules
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from store_queries import rows
+from test_service import serve
 
 from factories import TEAM, deal_event
 from salesbot_core import Engine
@@ -258,6 +261,41 @@ def test_revoking_the_token_ends_its_sessions_and_sign_out_needs_the_csrf_token(
     assert client.get("/a/default", follow_redirects=False).headers["location"] == "/signin"
 
 
+def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_worker(tmp_path: Path) -> None:
+    """Over HTTP, against a real ``salesbot serve --workers 2``: after sign-out, a copy of
+    the session cookie answers exactly as no session does, whichever worker takes it."""
+    db = str(tmp_path / "salesbot.db")
+    folder = write_rules(tmp_path / "rulesets")
+    made = make_tokens(db)
+    with contextlib.contextmanager(serve)(folder, db, tmp_path, "--workers", "2") as http:
+        none_get = http.get("/a/default", follow_redirects=False)
+        assert (none_get.status_code, none_get.headers["location"]) == (303, "/signin")
+        none_post = http.post("/a/default/bots/inbound/active", data={"active": "off"})
+        assert (none_post.status_code, "sign in first" in none_post.text) == (403, True)
+
+        done = sign_in(http, made["page"])  # type: ignore[arg-type]
+        assert (done.status_code, done.headers["location"]) == (303, "/")
+        copied = {sessions.SESSION_COOKIE: http.cookies[sessions.SESSION_COOKIE]}
+        csrf = csrf_of(http.get("/a/default").text)
+        with httpx.Client(base_url=http.base_url, cookies=copied, timeout=60) as copy:
+            # Each request may go to either worker: both take the copy before sign-out.
+            assert [copy.get("/a/default").status_code for _ in range(10)] == [200] * 10
+            out = http.post("/signout", data={"csrf": csrf}, follow_redirects=False)
+            assert (out.status_code, out.headers["location"]) == (303, "/signin")
+            for _ in range(10):
+                got = copy.get("/a/default", follow_redirects=False)
+                assert (got.status_code, got.headers["location"]) == (303, "/signin")
+                home = copy.get("/", follow_redirects=False)
+                assert (home.status_code, home.headers["location"]) == (303, "/signin")
+                posted = copy.post("/a/default/bots/inbound/active", data={"active": "off", "csrf": csrf})
+                assert (posted.status_code, posted.text) == (none_post.status_code, none_post.text)
+        # Signing in again is a new session, unaffected by the ended one.
+        sign_in(http, made["page"])  # type: ignore[arg-type]
+        assert http.get("/a/default").status_code == 200
+    assert rows(db, "SELECT COUNT(*) FROM ended_sessions") == [(1,)]
+    assert rows(db, "SELECT COUNT(*) FROM bot_switches") == [(0,)]
+
+
 def admin_routes(client: TestClient) -> list[APIRoute]:
     found = [r for r in client.app.routes if isinstance(r, APIRoute) and r.path.startswith("/a/{account}")]  # type: ignore[attr-defined]
     assert len(found) == 12
@@ -378,6 +416,73 @@ def test_the_overview_shows_the_rules_status_serve_keeps(
     assert f"Loaded at {loaded.group(1)} from 2 file(s)" in page  # the last good rules run on
     assert "The last reload failed" in page
     assert "&lt;i&gt;x.yaml: bot &#39;x&#39;: field &#39;users" in page and "<i>x" not in page
+
+
+def test_an_account_token_sees_only_its_own_files_and_reload_problems(
+    site: tuple[TestClient, dict[str, str], str],
+) -> None:
+    """A reload broken in both accounts' files and in a file of no readable account: an
+    account's admin is shown its own part, named without the server's folder; an admin,
+    everything."""
+    client, made, db = site
+    folder = Path(db).parent / "rulesets"
+    (folder / "beta.yaml").write_text(BETA.replace("users: [zoe]}", "users: [zoe, ghost]}"), encoding="utf-8")
+    (folder / "default-more.yaml").write_text(
+        "bots: [{id: more, entity: deal, users: [anna]}, {id: also, entity: deal, users: [anna]}]\n",
+        encoding="utf-8",
+    )
+    (folder / "zz-garbage.yaml").write_text("bots: [\n", encoding="utf-8")
+    with pytest.raises(RulesetError):
+        client.app.state.service.run(lambda engine: engine.reload())  # type: ignore[attr-defined]
+    # default-more.yaml is of default and reads well (loaded first): default.yaml's bot
+    # id is used twice, and the problem names the other file by its path.
+    (folder / "default-more.yaml").write_text(
+        "bots: [{id: inbound, entity: deal, users: [anna]}]\n", encoding="utf-8"
+    )
+    with pytest.raises(RulesetError):
+        client.app.state.service.run(lambda engine: engine.reload())  # type: ignore[attr-defined]
+    beta_problem = (
+        "beta.yaml: bot &#39;beta-bot&#39;: field &#39;users.1&#39;: unknown user &#39;ghost&#39;: "
+        "declare it under &#39;users&#39; in a ruleset file of account &#39;beta&#39;"
+    )
+    default_problem = (
+        "default.yaml: bot &#39;inbound&#39;: field &#39;id&#39;: bot id is already used in default-more.yaml"
+    )
+
+    sign_in(client, made["page"])
+    page = client.get("/").text
+    rules = page[page.index('<h2 id="rules-h">') :]
+    assert re.search(r"Loaded at \S+Z from 1 file\(s\): default\.yaml\.</p>", rules)
+    assert "The last reload failed</strong>; the last good rules keep running:" in rules
+    assert re.findall(r"<li>(.*?)</li>", rules) == [default_problem]
+    assert "Other problems are in files only an admin sees." in rules
+    for secret in ("beta", "zoe", "ghost", "zz-garbage", "YAML", str(folder), str(Path(db).parent)):
+        assert secret not in page, secret
+
+    sign_in(client, made["beta"])
+    page = client.get("/").text
+    rules = page[page.index('<h2 id="rules-h">') :]
+    assert re.search(r"Loaded at \S+Z from 1 file\(s\): beta\.yaml\.</p>", rules)
+    assert re.findall(r"<li>(.*?)</li>", rules) == [beta_problem]
+    assert "Other problems are in files only an admin sees." in rules
+    for secret in ("default", "inbound", "anna", "zz-garbage", str(folder), str(Path(db).parent)):
+        assert secret not in rules, secret
+
+    sign_in(client, made["admin"])
+    rules = client.get("/").text
+    rules = rules[rules.index('<h2 id="rules-h">') :]
+    assert re.search(r"Loaded at \S+Z from 2 file\(s\): beta\.yaml, default\.yaml\.</p>", rules)
+    assert f"<p>Folder: <code>{folder}</code></p>" in rules
+    shown = re.findall(r"<li>(.*?)</li>", rules)
+    assert [line.split(": ", 1)[0] for line in shown] == [
+        str(folder / "beta.yaml"),
+        str(folder / "default.yaml"),
+        str(folder / "zz-garbage.yaml"),
+    ]
+    assert shown[0] == f"{folder}/{beta_problem}"
+    assert shown[1] == f"{folder}/{default_problem.replace(' in ', f' in {folder}/')}"
+    assert shown[2].startswith(f"{folder}/zz-garbage.yaml: YAML syntax error")
+    assert "only an admin sees" not in rules
 
 
 def test_the_bots_list_is_paginated(write_rules: Callable[..., Path], tmp_path: Path) -> None:

@@ -332,6 +332,30 @@ def test_7_a_failed_delivery_shows_its_error_and_is_retried_from_the_page(site: 
         store.close()
 
 
+def test_8_the_api_reference_renders_under_its_csp_with_nothing_from_a_cdn(site: Site) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    site.driver.get_log("browser")  # what earlier pages logged
+    site.open("/docs")
+    title = WebDriverWait(site.driver, 20).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    )
+    assert (site.driver.title, title.split("\n")[0]) == ("salesbot - Swagger UI", "salesbot")
+    operations = site.driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    assert "/v1/accounts/{account}/events" in [op.text.replace("\u200b", "") for op in operations]
+    assert site.driver.get_log("browser") == []  # nothing refused by the policy, no error
+    site.screenshot("docs")
+
+    site.open("/redoc")
+    heading = WebDriverWait(site.driver, 20).until(lambda d: d.find_element(By.CSS_SELECTOR, "h1").text)
+    assert (site.driver.title, heading) == ("salesbot - ReDoc", "salesbot (1)")
+    # The policy is in force: redoc's logo, linked from its CDN, is refused.
+    refused = [entry["message"] for entry in site.driver.get_log("browser")]
+    assert len(refused) == 1 and "https://cdn.redoc.ly/redoc/logo-mini.svg" in refused[0], refused
+    assert "violates the following Content Security Policy directive: \"img-src 'self' data:\"" in refused[0]
+
+
 def _csrf(html: str) -> str:
     start = html.index('name="csrf" value="') + len('name="csrf" value="')
     return html[start : html.index('"', start)]

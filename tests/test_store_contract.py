@@ -128,6 +128,18 @@ def test_bot_switches(rules: Path, store_url: str) -> None:
         assert engine.handle(deal_event(2)).owners_after == ["anna"]
 
 
+def test_an_ended_session_is_kept_until_it_expires(rules: Path, store_url: str) -> None:
+    with Engine(rules, store_url) as engine:
+        store = engine.store
+        assert store.session_ended("a") is False
+        for _ in range(2):  # twice: no error
+            store.end_session("a", "2030-01-01T12:00:00.000000Z", "2030-01-01T00:00:00.000000Z")
+        assert (store.session_ended("a"), store.session_ended("b")) == (True, False)
+        # Ending another session later forgets those whose cookies have expired since.
+        store.end_session("b", "2030-01-02T12:00:00.000000Z", "2030-01-02T00:00:00.000000Z")
+        assert (store.session_ended("a"), store.session_ended("b")) == (False, True)
+
+
 def test_load_and_assignments_since(rules: Path, store_url: str) -> None:
     monday = datetime(2026, 11, 23, 10, tzinfo=UTC)
     with Engine(rules, store_url) as engine:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ..engine import Engine
@@ -218,20 +220,40 @@ def deliveries(engine: Engine, account: str) -> Mapping[str, list[Delivery]]:
     }
 
 
-def rules_status(source: object) -> dict[str, Any] | None:
-    """The rules' reload status as the overview shows it, read defensively: whatever
-    object ``salesbot serve`` keeps it in (loaded at, files, the last reload's errors)."""
-    if source is None:
+@dataclass(frozen=True)
+class RulesView:
+    """The rules' status as one viewer may see it (``rules_status``)."""
+
+    loaded_at: str
+    #: The names of the running rules' files the viewer may see, in load order.
+    files: list[str]
+    #: The last failed reload's problems the viewer may see, as text.
+    errors: list[str]
+    #: Whether that reload failed on problems the viewer may not see (other accounts' files,
+    #: or files whose account could not be read): it blocks every account's changes.
+    hidden: bool
+    #: The rulesets folder (admins only: it is the server's path), or None.
+    folder: str | None
+
+
+def rules_status(engine: Engine, account: str | None) -> RulesView | None:
+    """The rules' status (``Engine.rules_status``) as the overview shows it: everything to
+    an admin (``account`` None); to an account's admin, only its own files and their
+    problems, named without the folder. None for rules handed in (never reloaded)."""
+    status = engine.rules_status
+    if status.folder is None:
         return None
-    get = (
-        source.get
-        if isinstance(source, Mapping)
-        else lambda name, default=None: getattr(source, name, default)
-    )
-    errors = get("errors", None) or get("last_errors", None) or []
-    loaded = get("loaded_at", None)
-    return {
-        "loaded_at": utc_iso(loaded) if isinstance(loaded, datetime) else loaded,
-        "files": list(get("files", None) or []),
-        "errors": [str(e) for e in errors],
-    }
+    loaded = utc_iso(status.loaded_at)
+    if account is None:
+        errors = [str(problem) for problem in status.errors]
+        return RulesView(loaded, list(status.files), errors, False, status.folder)
+    files = [Path(name).name for name, owner in engine.rules.files.items() if owner == account]
+    mine = [problem for problem in status.errors if status.accounts.get(problem.file) == account]
+    # A problem names its file by path and may name another file of the account by path
+    # (``already used in ...``): both are shown by name only.
+    inside = status.folder.rstrip(os.sep) + os.sep
+    errors = [
+        str(replace(problem, file=Path(problem.file).name, message=problem.message.replace(inside, "")))
+        for problem in mine
+    ]
+    return RulesView(loaded, files, errors, len(mine) < len(status.errors), None)

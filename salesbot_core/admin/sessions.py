@@ -3,9 +3,12 @@
 The cookie carries the account and name of the token the admin signed in with, an
 expiry and a random nonce, signed with HMAC-SHA256 under the server's session key. Every
 request looks the token up again by account and name (token names are never reused), so
-revoking the token ends its sessions at once. The CSRF token of a session is an HMAC of
-its nonce: forms carry it, and a post without it (or with another session's) is refused.
-Before sign-in, a short-lived cookie's nonce plays the same part for the sign-in form.
+revoking the token ends its sessions at once. Signing out ends one session: its nonce is
+kept in the store until the cookie expires (``Store.end_session``), so a copy of the cookie
+made before is refused by every worker, which share nothing but the store. The CSRF token
+of a session is an HMAC of its nonce: forms carry it, and a post without it (or with
+another session's) is refused. Before sign-in, a short-lived cookie's nonce plays the same
+part for the sign-in form.
 """
 
 from __future__ import annotations

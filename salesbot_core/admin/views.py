@@ -94,12 +94,22 @@ def _environment() -> Environment:
     return env
 
 
-def _live_token(engine: Engine, account: str, name: str) -> Token | None:
-    """The session's token if it is still live and may manage (revoked: the session ends)."""
-    for token in engine.store.tokens(account):
-        if token.name == name and token.revoked_at is None and "manage" in token.scopes:
+def _live_token(engine: Engine, session: sessions.Session) -> Token | None:
+    """The session's token if the session was not signed out and the token is still live
+    and may manage (revoked: the session ends)."""
+    if engine.store.session_ended(session.nonce):
+        return None
+    for token in engine.store.tokens(session.account):
+        if token.name == session.name and token.revoked_at is None and "manage" in token.scopes:
             return token
     return None
+
+
+def _end_session(engine: Engine, session: sessions.Session) -> None:
+    """Sign ``session`` out in the store: every worker refuses its cookie from now on, a
+    copy made before included (the cookie itself stays validly signed until it expires)."""
+    expires = utc_iso(datetime.fromtimestamp(session.expires, UTC))
+    engine.store.end_session(session.nonce, expires, utc_iso(datetime.now(UTC)))
 
 
 async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
@@ -137,7 +147,7 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
         session = sessions.read(key, request.cookies.get(sessions.SESSION_COOKIE))
         if session is None:
             raise SignInNeeded()
-        token = await call(lambda engine: _live_token(engine, session.account, session.name))
+        token = await call(lambda engine: _live_token(engine, session))
         if token is None:
             raise SignInNeeded()
         request.state.session = session
@@ -167,15 +177,16 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
         start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
         now = datetime.now(UTC)
         rows = await call(lambda engine: reads.overview(engine, shown[start : start + reads.PAGE_SIZE], now))
-        # The engine's RulesStatus (salesbot_core.reloading): replaced at each reload.
-        status_source = await call(lambda engine: engine.rules_status)
+        # An account's admin sees only its own files and problems, never the server's folder.
+        viewed = None if seen.admin else seen.token.account
+        rules = await call(lambda engine: reads.rules_status(engine, viewed))
         return page(
             request,
             "overview.html",
             rows=rows,
             page_no=max(page_no, 1),
             more=start + reads.PAGE_SIZE < len(shown),
-            rules=reads.rules_status(status_source),
+            rules=rules,
         )
 
     @app.get("/signin", include_in_schema=False)
@@ -210,8 +221,9 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
 
     @app.post("/signout", include_in_schema=False)
     async def signout(request: Request) -> Response:
-        await viewer(request)
+        seen = await viewer(request)
         await checked_form(request)
+        await call(lambda engine: _end_session(engine, seen.session))
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(sessions.SESSION_COOKIE, path="/")
         return response

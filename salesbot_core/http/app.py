@@ -12,8 +12,9 @@ Transient store failures are retried inside the engine; if they persist the answ
 
 Why separate: this module only puts the app together (its lifespan, the error handlers,
 the workers beside it); each resource's routes are a module of their own (``events``,
-``bots``, ``users``, ``records``, ``webhooks``, ``replay``, ``status``), declared through
-``auth.Api`` on the pieces of ``common``, and none imports this module. Metrics and the
+``bots``, ``users``, ``records``, ``webhooks``, ``replay``, ``status``; the reference pages
+are ``docs``'s), declared through ``auth.Api`` on the pieces of ``common``, and none
+imports this module. Metrics and the
 event log are ``observability``'s: the event routes call ``Observer.handle``.
 """
 
@@ -38,7 +39,7 @@ from ..engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine, open_store
 from ..errors import EventError, SalesbotError, StoreError, TransientStoreError
 from ..registry import make_plugin_manager
 from ..reloading import RELOAD_INTERVAL, start_watcher
-from . import bots, events, records, replay, status, users, webhooks
+from . import bots, docs, events, records, replay, status, users, webhooks
 from .auth import Api
 from .common import Problem, Service, _retry_after, event_problem
 from .delivery import start_worker
@@ -127,6 +128,9 @@ def create_app(
         summary="Picks the owner of CRM records set to a Sales Bot: fairly, exactly once, and says why.",
         version="1",
         lifespan=lifespan,
+        # Served by ``docs`` from an installed package, not FastAPI's CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     observer = install_observability(app, service)
@@ -140,6 +144,7 @@ def create_app(
     webhooks.install(api, service, prefix)
     webhooks.document_deliveries(app)
     replay.install(api, service, prefix)
+    docs.install(app)
     _install_error_handlers(app)
     admin.install(app, service.call, session_key or sessions.new_key())
     return app

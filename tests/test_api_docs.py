@@ -1,0 +1,74 @@
+"""The API's reference pages (``/docs``, ``/redoc``): their assets come from the app, never
+from another origin, under a strict Content-Security-Policy. In a real browser:
+tests/test_admin_browser.py (slow)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from admin_site import write_rules
+from fastapi.testclient import TestClient
+
+from salesbot_core.http.app import create_app
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(rulesets=write_rules(tmp_path / "rulesets"), db=tmp_path / "s.db")) as made:
+        yield made
+
+
+def test_the_reference_pages_load_their_assets_from_the_app_only(client: TestClient) -> None:
+    assets = {}
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "//" not in html  # no URL of another origin, whatever its scheme
+        assets[page] = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert assets == {
+        "/docs": [
+            "/docs-static/swagger-ui.css",
+            "/docs-static/favicon.png",
+            "/docs-static/swagger-ui-bundle.js",
+        ],
+        "/redoc": ["/docs-static/favicon.png", "/docs-static/redoc.standalone.js"],
+    }
+    types = {".css": "text/css; charset=utf-8", ".png": "image/png", ".js": "text/javascript; charset=utf-8"}
+    for url in {url for urls in assets.values() for url in urls}:
+        served = client.get(url)
+        assert (served.status_code, served.headers["content-type"]) == (200, types[Path(url).suffix]), url
+        assert len(served.content) > 1000, url
+    assert client.get("/openapi.json").json()["info"]["title"] == "salesbot"
+
+
+def test_the_reference_pages_have_a_strict_csp_with_their_one_inline_script_hashed(
+    client: TestClient,
+) -> None:
+    docs, redoc = client.get("/docs"), client.get("/redoc")
+    (script,) = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    rest = (
+        "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    assert docs.headers["content-security-policy"] == (
+        f"default-src 'self'; script-src 'self' 'sha256-{digest}'; style-src 'self'; {rest}"
+    )
+    # Redoc has no inline script; its styles are <style> elements it makes as it runs.
+    assert re.findall(r"<script>", redoc.text) == []
+    assert redoc.headers["content-security-policy"] == (
+        f"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; {rest}"
+    )
+    for response in (docs, redoc):
+        policy = response.headers["content-security-policy"]
+        assert "*" not in policy and "http" not in policy and "//" not in policy
+        assert (response.headers["x-content-type-options"], response.headers["x-frame-options"]) == (
+            "nosniff",
+            "DENY",
+        )
+    # FastAPI's own CDN pages and their OAuth2 redirect are not served.
+    assert client.get("/docs/oauth2-redirect").status_code == 404

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -88,12 +88,16 @@ def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
     return kind(f"SQLite store {path!r}: {exc}{hint}")
 
 
-#: WAL pages after which a commit copies them into the database file (SQLite's default
-#: is 1,000). An event dirties the same few dozen pages (the tables' last leaves, the
-#: rotation row): copied every ~30 events at the default, they are copied once per ~120
-#: events here, with a quarter of the checkpoints' syncs. The WAL file grows to ~16 MB.
-#: Measured: 15-20% less time per event at FULL and NORMAL (``python -m bench --only per_event``).
-WAL_CHECKPOINT_PAGES = 4000
+#: WAL pages after which a commit copies them into the database file: SQLite's default,
+#: about 4 MiB. 4,000 pages copied a quarter as often (15-20% less time per event) but let
+#: the WAL grow to 16 MiB, and a disk that filled up then stayed full: copying the WAL in
+#: grows the database file, and the room for that was what the WAL held. On a 16 MiB
+#: volume the store took no more events after its first 182 (a 200 KB database).
+WAL_CHECKPOINT_PAGES = 1000
+#: Bytes a WAL file is cut back to once it has been copied in (``journal_size_limit``):
+#: SQLite reuses the file from its start, and left alone it keeps the size of its largest
+#: transaction (a migration, a long batch) for as long as the store is open.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 class SQLiteStore(SqlStore):
@@ -127,6 +131,7 @@ class SQLiteStore(SqlStore):
         self._lock = threading.RLock()
         self._busy_timeout = busy_timeout
         self._dry_run_only = dry_run
+        self._writable = not (readonly or dry_run)
         self._retention_days = retention_days()
         if readonly:
             self._conn = self._open_readonly()
@@ -144,6 +149,7 @@ class SQLiteStore(SqlStore):
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 # Under the write lock: processes opening the same new file at once
@@ -243,6 +249,14 @@ class SQLiteStore(SqlStore):
         return self.transaction(rollback=True)
 
     def close(self) -> None:
+        """Copy the WAL into the database and empty it, then close. SQLite does the same
+        when the last connection to the file closes; with others open (a reader, another
+        worker) the WAL would stay at its size. Best effort: a checkpoint that would wait
+        (another process writing or reading) or fails (a full disk) is left to the next."""
+        if self._writable:
+            with suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA busy_timeout = 0")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
 
 

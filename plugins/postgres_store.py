@@ -116,7 +116,8 @@ class PostgresStore(SqlStore):
         upgrades nothing either and makes every session read-only but ``dry_run``
         transactions; a database without the current tables gets them inside each dry
         run (rolled back with it). Raises ``StoreError`` when psycopg is not installed or
-        the server can't be reached.
+        the server refuses the connection; ``TransientStoreError`` when it can't be
+        reached or is starting up or shutting down (``open_store`` tries again).
         """
         try:
             import psycopg
@@ -130,8 +131,8 @@ class PostgresStore(SqlStore):
         self._retention_days = retention_days()
         self._dry_run_schema = False
         try:
-            # One direct connection first: an unreachable server fails at once, not after
-            # the pool's retries; it also creates the schema, once, under an advisory lock.
+            # One direct connection first: an unreachable server fails here, not later in
+            # the pool; it also creates the schema, once, under an advisory lock.
             with psycopg.connect(url) as conn:
                 if readonly:
                     _check_readable(conn, url)
@@ -141,7 +142,10 @@ class PostgresStore(SqlStore):
                 else:
                     _create_schema(conn)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
+            # A server restarting is transient (the caller tries again), a wrong password
+            # or a missing database is not.
+            kind = TransientStoreError if _transient(exc, psycopg) else StoreError
+            raise kind(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
         # No check when a connection is taken (a round trip per event): a connection a
         # server restart killed fails its event, which is retried (TransientStoreError),
         # and the pool is checked then, so the retry gets a live one (see _connection).

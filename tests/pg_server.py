@@ -64,12 +64,23 @@ class Cluster:
             text=True,
         )
 
+    def start(self) -> None:
+        """Start the server; returns once it accepts connections."""
+        self._run("start")
+
+    def stop(self) -> None:
+        """Stop the server as an operator would (``-m fast``)."""
+        self._run("-m", "fast", "stop")
+
+    def _run(self, *args: str) -> None:
+        done = self.pg_ctl("-l", str(self.workdir / "log"), "-w", *args)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {args[-1]} failed: {done.stderr.strip() or done.stdout.strip()}")
+
     def restart(self) -> None:
         """Restart the server as an operator would (``-m fast``: sessions are ended at
         once, with AdminShutdown); returns once it accepts connections again."""
-        done = self.pg_ctl("-l", str(self.workdir / "log"), "-m", "fast", "-w", "restart")
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl restart failed: {done.stderr.strip() or done.stdout.strip()}")
+        self._run("-m", "fast", "restart")
 
 
 @contextmanager

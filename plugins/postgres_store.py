@@ -34,7 +34,7 @@ from salesbot_core import StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.store import retention_days
 
-from .migrations import READABLE_VERSION, SCHEMA_VERSION, upgrade
+from .migrations import READABLE_VERSION, SCHEMA_VERSION, check_compatible, upgrade
 from .sql import Dialect, Session, SqlStore, SqlTransaction
 
 DIALECT = Dialect(
@@ -71,10 +71,19 @@ def _schema_version(conn: Any) -> int | None:
     return version + 1 if version <= OWN_HISTORY_UNTIL else version
 
 
-def _create_schema(conn: Any) -> None:
+def _usable_version(conn: Any, url: str) -> int | None:
+    """``_schema_version``, refusing a database a newer salesbot migrated beyond what this
+    one can run on (``check_compatible``)."""
+    version = _schema_version(conn)
+    if version is not None:
+        check_compatible(Session(conn, DIALECT), version, _safe(url))
+    return version
+
+
+def _create_schema(conn: Any, url: str) -> None:
     """Create or upgrade the tables, under the schema lock."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-    version = _schema_version(conn)
+    version = _usable_version(conn, url)
     if version is not None and version >= SCHEMA_VERSION:
         # Nothing to do, and DDL would lock tables that workers already started are
         # writing to (an ALTER TABLE waiting on them, them on an index build: a deadlock).
@@ -87,7 +96,7 @@ def _create_schema(conn: Any) -> None:
 
 def _check_readable(conn: Any, url: str) -> None:
     """A read-only store needs the current tables: it must not create or upgrade them."""
-    version = _schema_version(conn)
+    version = _usable_version(conn, url)
     if version is None:
         raise StoreError(f"no salesbot database at {_safe(url)!r}: it has no salesbot tables")
     if version < READABLE_VERSION:
@@ -137,10 +146,10 @@ class PostgresStore(SqlStore):
                 if readonly:
                     _check_readable(conn, url)
                 elif dry_run:
-                    version = _schema_version(conn)
+                    version = _usable_version(conn, url)
                     self._dry_run_schema = version is None or version < SCHEMA_VERSION
                 else:
-                    _create_schema(conn)
+                    _create_schema(conn, url)
         except psycopg.Error as exc:
             # A server restarting is transient (the caller tries again), a wrong password
             # or a missing database is not.
@@ -206,7 +215,7 @@ class PostgresStore(SqlStore):
                         # Writable even in a read-only session: it is never committed.
                         conn.execute("SET TRANSACTION READ WRITE")
                         if self._dry_run_schema:
-                            _create_schema(conn)
+                            _create_schema(conn, self.url)
                     yield SqlTransaction(Session(conn, DIALECT), self._retention_days)
                     conn.execute("ROLLBACK" if rollback else "COMMIT")
             except BaseException:

@@ -23,7 +23,7 @@ from salesbot_core import StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.store import retention_days
 
-from .migrations import READABLE_VERSION, SCHEMA_VERSION, upgrade
+from .migrations import READABLE_VERSION, SCHEMA_VERSION, check_compatible, upgrade
 from .sql import Dialect, Session, SqlStore, SqlTransaction
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SQLiteStore", "salesbot_open_store"]
@@ -44,10 +44,12 @@ DIALECT = Dialect(
 BUSY_TIMEOUT_MS = 30_000
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
     """Create or upgrade the tables inside the opening transaction. A file from before
-    versions were recorded (``user_version`` 0) runs every step: each skips what exists."""
+    versions were recorded (``user_version`` 0) runs every step: each skips what exists.
+    A file a newer salesbot migrated is refused, or used as it is (``check_compatible``)."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
+    check_compatible(Session(conn, DIALECT), version, path)
     if version < SCHEMA_VERSION:
         upgrade(Session(conn, DIALECT), int(version))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -60,7 +62,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        _migrate(conn)
+        _migrate(conn, ":memory:")
         rows = conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     finally:
         conn.close()
@@ -145,22 +147,30 @@ class SQLiteStore(SqlStore):
         # never implicitly by the sqlite3 module.
         try:
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-            self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                # Under the write lock: processes opening the same new file at once
-                # migrate it once, the others find it current.
-                _migrate(self._conn)
+                self._set_up(synchronous)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.close()  # a refused file keeps no connection (nor -wal file)
                 raise
-            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
+
+    def _set_up(self, synchronous: str) -> None:
+        """Set the connection's pragmas, and create or upgrade the tables."""
+        self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Under the write lock: processes opening the same new file at once migrate
+            # it once, the others find it current.
+            _migrate(self._conn, self.path)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def _open_readonly(self) -> sqlite3.Connection:
         """A read-only connection to an existing, current salesbot database."""
@@ -202,6 +212,11 @@ class SQLiteStore(SqlStore):
                 f"{version}, now {SCHEMA_VERSION}): open it once for writing to upgrade it, "
                 "e.g. with `salesbot run` on an empty events file"
             )
+        try:
+            check_compatible(Session(conn, DIALECT), version, self.path)
+        except StoreError:
+            conn.close()
+            raise
         return conn
 
     @contextmanager

@@ -422,7 +422,7 @@ def test_a_version_5_sqlite_file_gets_the_payload_table(tmp_path: Path) -> None:
             "e4"
         ]
         assert [o.event_id for o in engine.explain("default", "deal", "d3")] == ["e3"]  # older data stays
-    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(9,)]
+    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(10,)]
 
 
 def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, postgres_url: str) -> None:
@@ -439,7 +439,7 @@ def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, 
         assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
             "e4"
         ]
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(9,)]
+    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(10,)]
 
 
 # --- The command and the service ------------------------------------------------------

@@ -42,12 +42,12 @@ def execute(url: str, *statements: str) -> None:
             for statement in statements:
                 conn.execute(statement)
         return
-    conn = sqlite3.connect(url, isolation_level=None)
+    lite = sqlite3.connect(url, isolation_level=None)
     try:
         for statement in statements:
-            conn.execute(statement)
+            lite.execute(statement)
     finally:
-        conn.close()
+        lite.close()
 
 
 def migrated_by_a_newer_salesbot(url: str, rules: Path, version: int, compatible_from: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def two_bots(write_rules) -> Path:
+def two_bots(write_rules: Callable[..., Path]) -> Path:
     return write_rules(**{"bots.yaml": TWO_BOTS})
 
 

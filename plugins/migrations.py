@@ -23,18 +23,30 @@ The versions that shipped, on this history:
  8          8                            8                              compact indexes
  9          9                            9                              SLA due items
  10         10                           10                             rules as data, ended
-                                                                         admin sessions
+                                                                         admin sessions,
+                                                                         compatible-from
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
 version below 7 is read as one more (``postgres_store``). From 8 on both record the same.
+
+Beside its version a database records the oldest version that can still run on it
+(``salesbot_compatibility``, from version 10 on), so that salesbots of two versions can
+share it during a rolling upgrade. A step declares whether it only expands the schema
+(``Step.expand_only``): then the database stays open to every version its previous one
+was; any other step makes its own version the oldest. A salesbot refuses a database a
+newer one migrated only when it is older than that (``check_compatible``); it opens one
+that a newer salesbot only expanded as it is, neither migrating nor downgrading it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from salesbot_core import StoreError
 
 from . import page_queries
 from .sql import CHUNK, Session
@@ -312,7 +324,7 @@ def step_10(s: Session) -> None:
     And the admin page's sessions ended by sign-out (``salesbot_core.admin.sessions``):
     each one's nonce until its cookie would have expired anyway. A session is a signed
     cookie, so the store is where every worker learns that a copy of it no longer signs
-    anyone in."""
+    anyone in. And the oldest schema version that can still run on the database."""
     ddl(
         s,
         """
@@ -345,24 +357,64 @@ CREATE TABLE IF NOT EXISTS ended_sessions (
     nonce TEXT PRIMARY KEY,
     expires_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ended_sessions_expires ON ended_sessions (expires_at)
+CREATE INDEX IF NOT EXISTS ended_sessions_expires ON ended_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS salesbot_compatibility (compatible_from INTEGER NOT NULL)
 """,
     )
 
 
-STEPS: tuple[Callable[[Session], None], ...] = (
-    step_1,
-    step_2,
-    step_3,
-    step_4,
-    step_5,
-    step_6,
-    step_7,
-    step_8,
-    step_9,
-    step_10,
+@dataclass(frozen=True)
+class Step:
+    """One step of the history. ``expand_only``: it only adds what an older salesbot,
+    writing as it did, leaves consistent (a table or index it need not fill, a column it
+    may leave empty), so that salesbot can keep running on the database. A step that
+    removes or changes anything, or adds what every write must keep up to date (an index
+    table filled from the records, a due item per assignment), is not."""
+
+    run: Callable[[Session], None]
+    expand_only: bool = False
+
+
+STEPS: tuple[Step, ...] = (
+    Step(step_1),
+    Step(step_2),  # record owners: an older salesbot would not keep them
+    Step(step_3),  # the explain index: likewise
+    Step(step_4, expand_only=True),  # tokens: read and written only by versions that know them
+    Step(step_5),  # webhooks: an older salesbot would queue no deliveries
+    Step(step_6, expand_only=True),  # who switched a bot: a switch without it shows none
+    Step(step_7, expand_only=True),  # payloads: an event without one is not replayed, as before 7
+    Step(step_8),  # drops indexes
+    Step(step_9),  # due items: an older salesbot would set no deadline
+    # rules as data, ended sessions, compatible-from: tables an older salesbot need not fill
+    Step(step_10, expand_only=True),
 )
 assert len(STEPS) == SCHEMA_VERSION
+
+
+def compatible_from(version: int) -> int:
+    """The oldest version that can run on a database at ``version`` (at most
+    ``SCHEMA_VERSION``): that of the version before while the steps only expand."""
+    while version > 1 and STEPS[version - 1].expand_only:
+        version -= 1
+    return version
+
+
+def check_compatible(s: Session, version: int, where: str) -> None:
+    """Refuse a database a newer salesbot migrated beyond what this one can run on, before
+    anything is written. A newer database without the record (none is written before
+    version 10, and a newer salesbot may have dropped it) is taken as needing its own
+    version."""
+    if version <= SCHEMA_VERSION:
+        return
+    oldest = version
+    if columns(s, "salesbot_compatibility"):
+        (recorded,) = s.execute("SELECT MAX(compatible_from) FROM salesbot_compatibility").fetchone()
+        oldest = version if recorded is None else int(recorded)
+    if SCHEMA_VERSION < oldest:
+        raise StoreError(
+            f"the database at {where!r} was made by a newer salesbot (schema {version}, this one "
+            f"knows {SCHEMA_VERSION}) and needs one of schema {oldest} or later: nothing was written"
+        )
 
 
 def insert_ignoring(s: Session, into: str, rows: list[tuple[Any, ...]]) -> None:
@@ -377,7 +429,12 @@ def insert_ignoring(s: Session, into: str, rows: list[tuple[Any, ...]]) -> None:
 
 
 def upgrade(s: Session, version: int) -> None:
-    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION``, in the caller's
-    transaction; the caller records the new version."""
+    """Bring a database at ``version`` (0: new) to ``SCHEMA_VERSION`` and record the oldest
+    version that can run on it, in the caller's transaction; the caller records the new
+    version."""
     for step in STEPS[version:]:
-        step(s)
+        step.run(s)
+    s.execute("DELETE FROM salesbot_compatibility")
+    s.execute(
+        "INSERT INTO salesbot_compatibility (compatible_from) VALUES (?)", (compatible_from(SCHEMA_VERSION),)
+    )

@@ -34,7 +34,7 @@ from salesbot_core import StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.store import retention_days
 
-from .migrations import READABLE_VERSION, SCHEMA_VERSION, upgrade
+from .migrations import READABLE_VERSION, SCHEMA_VERSION, check_compatible, upgrade
 from .sql import Dialect, Session, SqlStore, SqlTransaction
 
 DIALECT = Dialect(
@@ -71,10 +71,19 @@ def _schema_version(conn: Any) -> int | None:
     return version + 1 if version <= OWN_HISTORY_UNTIL else version
 
 
-def _create_schema(conn: Any) -> None:
+def _usable_version(conn: Any, url: str) -> int | None:
+    """``_schema_version``, refusing a database a newer salesbot migrated beyond what this
+    one can run on (``check_compatible``)."""
+    version = _schema_version(conn)
+    if version is not None:
+        check_compatible(Session(conn, DIALECT), version, _safe(url))
+    return version
+
+
+def _create_schema(conn: Any, url: str) -> None:
     """Create or upgrade the tables, under the schema lock."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-    version = _schema_version(conn)
+    version = _usable_version(conn, url)
     if version is not None and version >= SCHEMA_VERSION:
         # Nothing to do, and DDL would lock tables that workers already started are
         # writing to (an ALTER TABLE waiting on them, them on an index build: a deadlock).
@@ -87,7 +96,7 @@ def _create_schema(conn: Any) -> None:
 
 def _check_readable(conn: Any, url: str) -> None:
     """A read-only store needs the current tables: it must not create or upgrade them."""
-    version = _schema_version(conn)
+    version = _usable_version(conn, url)
     if version is None:
         raise StoreError(f"no salesbot database at {_safe(url)!r}: it has no salesbot tables")
     if version < READABLE_VERSION:
@@ -116,7 +125,8 @@ class PostgresStore(SqlStore):
         upgrades nothing either and makes every session read-only but ``dry_run``
         transactions; a database without the current tables gets them inside each dry
         run (rolled back with it). Raises ``StoreError`` when psycopg is not installed or
-        the server can't be reached.
+        the server refuses the connection; ``TransientStoreError`` when it can't be
+        reached or is starting up or shutting down (``open_store`` tries again).
         """
         try:
             import psycopg
@@ -130,18 +140,21 @@ class PostgresStore(SqlStore):
         self._retention_days = retention_days()
         self._dry_run_schema = False
         try:
-            # One direct connection first: an unreachable server fails at once, not after
-            # the pool's retries; it also creates the schema, once, under an advisory lock.
+            # One direct connection first: an unreachable server fails here, not later in
+            # the pool; it also creates the schema, once, under an advisory lock.
             with psycopg.connect(url) as conn:
                 if readonly:
                     _check_readable(conn, url)
                 elif dry_run:
-                    version = _schema_version(conn)
+                    version = _usable_version(conn, url)
                     self._dry_run_schema = version is None or version < SCHEMA_VERSION
                 else:
-                    _create_schema(conn)
+                    _create_schema(conn, url)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
+            # A server restarting is transient (the caller tries again), a wrong password
+            # or a missing database is not.
+            kind = TransientStoreError if _transient(exc, psycopg) else StoreError
+            raise kind(f"cannot open PostgreSQL store {_safe(url)!r}: {exc}") from None
         # No check when a connection is taken (a round trip per event): a connection a
         # server restart killed fails its event, which is retried (TransientStoreError),
         # and the pool is checked then, so the retry gets a live one (see _connection).
@@ -202,7 +215,7 @@ class PostgresStore(SqlStore):
                         # Writable even in a read-only session: it is never committed.
                         conn.execute("SET TRANSACTION READ WRITE")
                         if self._dry_run_schema:
-                            _create_schema(conn)
+                            _create_schema(conn, self.url)
                     yield SqlTransaction(Session(conn, DIALECT), self._retention_days)
                     conn.execute("ROLLBACK" if rollback else "COMMIT")
             except BaseException:

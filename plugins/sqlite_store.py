@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,7 +23,7 @@ from salesbot_core import StoreError, hookimpl
 from salesbot_core.errors import TransientStoreError
 from salesbot_core.store import retention_days
 
-from .migrations import READABLE_VERSION, SCHEMA_VERSION, upgrade
+from .migrations import READABLE_VERSION, SCHEMA_VERSION, check_compatible, upgrade
 from .sql import Dialect, Session, SqlStore, SqlTransaction
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SQLiteStore", "salesbot_open_store"]
@@ -44,10 +44,12 @@ DIALECT = Dialect(
 BUSY_TIMEOUT_MS = 30_000
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
     """Create or upgrade the tables inside the opening transaction. A file from before
-    versions were recorded (``user_version`` 0) runs every step: each skips what exists."""
+    versions were recorded (``user_version`` 0) runs every step: each skips what exists.
+    A file a newer salesbot migrated is refused, or used as it is (``check_compatible``)."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
+    check_compatible(Session(conn, DIALECT), version, path)
     if version < SCHEMA_VERSION:
         upgrade(Session(conn, DIALECT), int(version))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -60,7 +62,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        _migrate(conn)
+        _migrate(conn, ":memory:")
         rows = conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
     finally:
         conn.close()
@@ -88,12 +90,16 @@ def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
     return kind(f"SQLite store {path!r}: {exc}{hint}")
 
 
-#: WAL pages after which a commit copies them into the database file (SQLite's default
-#: is 1,000). An event dirties the same few dozen pages (the tables' last leaves, the
-#: rotation row): copied every ~30 events at the default, they are copied once per ~120
-#: events here, with a quarter of the checkpoints' syncs. The WAL file grows to ~16 MB.
-#: Measured: 15-20% less time per event at FULL and NORMAL (``python -m bench --only per_event``).
-WAL_CHECKPOINT_PAGES = 4000
+#: WAL pages after which a commit copies them into the database file: SQLite's default,
+#: about 4 MiB. 4,000 pages copied a quarter as often (15-20% less time per event) but let
+#: the WAL grow to 16 MiB, and a disk that filled up then stayed full: copying the WAL in
+#: grows the database file, and the room for that was what the WAL held. On a 16 MiB
+#: volume the store took no more events after its first 182 (a 200 KB database).
+WAL_CHECKPOINT_PAGES = 1000
+#: Bytes a WAL file is cut back to once it has been copied in (``journal_size_limit``):
+#: SQLite reuses the file from its start, and left alone it keeps the size of its largest
+#: transaction (a migration, a long batch) for as long as the store is open.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 class SQLiteStore(SqlStore):
@@ -127,6 +133,7 @@ class SQLiteStore(SqlStore):
         self._lock = threading.RLock()
         self._busy_timeout = busy_timeout
         self._dry_run_only = dry_run
+        self._writable = not (readonly or dry_run)
         self._retention_days = retention_days()
         if readonly:
             self._conn = self._open_readonly()
@@ -140,21 +147,30 @@ class SQLiteStore(SqlStore):
         # never implicitly by the sqlite3 module.
         try:
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                # Under the write lock: processes opening the same new file at once
-                # migrate it once, the others find it current.
-                _migrate(self._conn)
+                self._set_up(synchronous)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.close()  # a refused file keeps no connection (nor -wal file)
                 raise
-            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from None
+
+    def _set_up(self, synchronous: str) -> None:
+        """Set the connection's pragmas, and create or upgrade the tables."""
+        self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        self._conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Under the write lock: processes opening the same new file at once migrate
+            # it once, the others find it current.
+            _migrate(self._conn, self.path)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def _open_readonly(self) -> sqlite3.Connection:
         """A read-only connection to an existing, current salesbot database."""
@@ -196,6 +212,11 @@ class SQLiteStore(SqlStore):
                 f"{version}, now {SCHEMA_VERSION}): open it once for writing to upgrade it, "
                 "e.g. with `salesbot run` on an empty events file"
             )
+        try:
+            check_compatible(Session(conn, DIALECT), version, self.path)
+        except StoreError:
+            conn.close()
+            raise
         return conn
 
     @contextmanager
@@ -243,6 +264,14 @@ class SQLiteStore(SqlStore):
         return self.transaction(rollback=True)
 
     def close(self) -> None:
+        """Copy the WAL into the database and empty it, then close. SQLite does the same
+        when the last connection to the file closes; with others open (a reader, another
+        worker) the WAL would stay at its size. Best effort: a checkpoint that would wait
+        (another process writing or reading) or fails (a full disk) is left to the next."""
+        if self._writable:
+            with suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA busy_timeout = 0")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
 
 

@@ -74,8 +74,12 @@ from .vocabulary import MAX_OUTBOX_LIMIT as MAX_OUTBOX_LIMIT
 def open_store(registry: Registry, url: str, readonly: bool = False, dry_run: bool = False) -> Store:
     """Ask the store plugins for a store that handles ``url`` (a path or a URL); with
     ``readonly``, one that exists, opened for reading only; with ``dry_run``, one opened
-    for ``Store.dry_run`` only, creating nothing (see ``salesbot_open_store``)."""
-    store = registry.pm.hook.salesbot_open_store(url=url, readonly=readonly, dry_run=dry_run)
+    for ``Store.dry_run`` only, creating nothing (see ``salesbot_open_store``). A store
+    that fails to open in a way that passes (``TransientStoreError``: a PostgreSQL server
+    restarting) is tried again as every transaction is (``retrying``): a worker started
+    during a restart waits it out instead of exiting."""
+    hook = registry.pm.hook.salesbot_open_store
+    store = retrying(lambda: hook(url=url, readonly=readonly, dry_run=dry_run))
     if store is None:
         raise StoreError(f"no store plugin handles {url!r}")
     return store

@@ -300,6 +300,10 @@ def salesbot_open_store(url: str, readonly: bool, dry_run: bool) -> Store | None
     in-memory store stands in for it). A plugin that does not name ``dry_run`` opens the
     store as usual; its ``dry_run`` transactions still roll back.
 
+    A store that cannot be opened raises ``StoreError``; ``TransientStoreError`` when
+    trying again may do (a server restarting): the hook is then called again, with
+    backoff, as a failed transaction is run again.
+
     Example::
 
         @hookimpl

@@ -3,8 +3,9 @@
 CI (``.ci/run``) starts a server and sets ``SALESBOT_TEST_POSTGRES_URL``. Elsewhere the
 tests start their own cluster from the installed PostgreSQL binaries (as the ``postgres``
 user when run as root, since ``initdb`` refuses root), on a free loopback port, and stop
-it at the end of the session. Only when neither is possible do PostgreSQL tests skip, and
-they say why; under CI they fail instead.
+it at the end of the session, or as soon as the test process is gone (a watchdog process
+does: a killed test run leaves no server running). Only when neither is possible do
+PostgreSQL tests skip, and they say why; under CI they fail instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,25 +59,37 @@ class Cluster:
     workdir: Path
     as_postgres: list[str]
 
+    def pg_ctl_args(self, *args: str) -> list[str]:
+        """The command line of ``pg_ctl ARGS`` on this cluster, as its owner."""
+        return [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]
+
     def pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
-            capture_output=True,
-            text=True,
-        )
+        return subprocess.run(self.pg_ctl_args(*args), capture_output=True, text=True)
+
+    def start(self) -> None:
+        """Start the server; returns once it accepts connections."""
+        self._run("start")
+
+    def stop(self) -> None:
+        """Stop the server as an operator would (``-m fast``)."""
+        self._run("-m", "fast", "stop")
+
+    def _run(self, *args: str) -> None:
+        done = self.pg_ctl("-l", str(self.workdir / "log"), "-w", *args)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {args[-1]} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def restart(self) -> None:
         """Restart the server as an operator would (``-m fast``: sessions are ended at
         once, with AdminShutdown); returns once it accepts connections again."""
-        done = self.pg_ctl("-l", str(self.workdir / "log"), "-m", "fast", "-w", "restart")
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_ctl restart failed: {done.stderr.strip() or done.stdout.strip()}")
+        self._run("-m", "fast", "restart")
 
 
 @contextmanager
 def private_cluster() -> Iterator[Cluster]:
     """Start a throwaway cluster of our own (even when CI provides a server: a test that
-    restarts the server must not restart everyone's), stopped and removed at the end."""
+    restarts the server must not restart everyone's), stopped and removed at the end, also
+    when the test process is killed (see ``watch``)."""
     bindir = _bindir()
     as_postgres: list[str] = []
     if os.geteuid() == 0:
@@ -87,27 +101,48 @@ def private_cluster() -> Iterator[Cluster]:
     if as_postgres:
         shutil.chown(workdir, "postgres")
     data, port = workdir / "data", _free_port()
-    run = lambda *args: subprocess.run([*as_postgres, *args], capture_output=True, text=True)  # noqa: E731
-    init = run(str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres")
-    if init.returncode != 0:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise NoServer(f"initdb failed: {init.stderr.strip()}")
-    # The options go into the cluster's own configuration, so a restart keeps them. A
-    # throwaway cluster need not survive the machine crashing: without fsync, creating a
-    # database per test takes a tenth of the time (as in .ci/run's cluster).
-    with (data / "postgresql.auto.conf").open("a") as conf:
-        conf.write(f"port = {port}\nunix_socket_directories = '{workdir}'\nlisten_addresses = '127.0.0.1'\n")
-        conf.write("fsync = off\nfull_page_writes = off\n")
     cluster = Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", bindir, data, workdir, as_postgres)
-    start = cluster.pg_ctl("-l", str(workdir / "log"), "-w", "start")
-    if start.returncode != 0:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise NoServer(f"PostgreSQL did not start: {start.stderr.strip() or start.stdout.strip()}")
+    watchdog = subprocess.Popen(
+        [sys.executable, __file__, str(workdir), *cluster.pg_ctl_args("-m", "immediate", "stop")],
+        stdin=subprocess.PIPE,
+        # Its own session: a Ctrl-C that stops the test run must not stop it first.
+        start_new_session=True,
+    )
     try:
+        init = subprocess.run(
+            [*as_postgres, str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"],
+            capture_output=True,
+            text=True,
+        )
+        if init.returncode != 0:
+            raise NoServer(f"initdb failed: {init.stderr.strip()}")
+        # The options go into the cluster's own configuration, so a restart keeps them. A
+        # throwaway cluster need not survive the machine crashing: without fsync, creating
+        # a database per test takes a tenth of the time (as in .ci/run's cluster).
+        with (data / "postgresql.auto.conf").open("a") as conf:
+            conf.write(
+                f"port = {port}\nunix_socket_directories = '{workdir}'\nlisten_addresses = '127.0.0.1'\n"
+            )
+            conf.write("fsync = off\nfull_page_writes = off\n")
+        start = cluster.pg_ctl("-l", str(workdir / "log"), "-w", "start")
+        if start.returncode != 0:
+            raise NoServer(f"PostgreSQL did not start: {start.stderr.strip() or start.stdout.strip()}")
         yield cluster
     finally:
-        cluster.pg_ctl("-m", "immediate", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
+        assert watchdog.stdin is not None
+        watchdog.stdin.close()  # the watchdog stops the server and removes its files
+        watchdog.wait()
+
+
+def watch(workdir: str, *stop: str) -> None:
+    """The watchdog of a private cluster, run as ``python pg_server.py WORKDIR STOP...``:
+    wait until the test process closes our stdin, at the end of the cluster's block or by
+    dying (the kernel closes the pipe of a process killed with SIGKILL, which runs no
+    ``finally``), then stop the server (``pg_ctl`` started it as a daemon: it outlives
+    the test process otherwise) and remove its files."""
+    sys.stdin.buffer.read()
+    subprocess.run(stop, capture_output=True)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextmanager
@@ -135,3 +170,7 @@ def database_factory(admin_url: str) -> Callable[[], Iterator[str]]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return fresh
+
+
+if __name__ == "__main__":
+    watch(*sys.argv[1:])

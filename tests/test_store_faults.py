@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,31 @@ def test_a_postgresql_restart_in_the_middle_of_a_run_is_ridden_out(
     _, stderr = run.communicate(timeout=600)
     assert (run.returncode, stderr.decode()) == (0, "")  # no traceback, no error
     check_exactly_once(url, 3_000, POOLS)
+
+
+@pytest.mark.slow
+def test_a_store_opened_while_postgresql_is_down_opens_once_the_server_is_up(
+    two_bots: Path, own_cluster: pg_server.Cluster
+) -> None:
+    own_cluster.stop()
+    opened: dict[str, object] = {}
+
+    def open_engine() -> None:
+        try:
+            opened["engine"] = Engine(two_bots, own_cluster.url)
+        except Exception as exc:  # the test's thread: handed back to be reported
+            opened["error"] = exc
+
+    opening = threading.Thread(target=open_engine)
+    opening.start()
+    time.sleep(1)
+    assert (opening.is_alive(), opened) == (True, {})  # still trying, no error
+    own_cluster.start()
+    opening.join(timeout=60)
+    assert list(opened) == ["engine"], opened.get("error")
+    with opened["engine"] as engine:  # type: ignore[attr-defined]
+        assert engine.handle(events(1)[0]).owners_after == ["jan"]
+    check_exactly_once(own_cluster.url, 1, {"quartet": 1})
 
 
 def test_a_full_sqlite_disk_is_a_store_error_and_loses_nothing_committed(

@@ -296,12 +296,13 @@ def test_every_statement_of_an_event_stays_in_its_account(
     assert [s for s in data if "account" not in s] == []
 
 
-def test_the_sqlite_store_checkpoints_its_wal_less_often_than_sqlites_default(tmp_path: Path) -> None:
-    from salesbot_plugins.sqlite_store import WAL_CHECKPOINT_PAGES, SQLiteStore
+def test_the_sqlite_store_checkpoints_its_wal_at_sqlites_default_and_cuts_it_back(tmp_path: Path) -> None:
+    from salesbot_plugins.sqlite_store import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT, SQLiteStore
 
     store = SQLiteStore(tmp_path / "s.db")
     try:
         (pages,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        (limit,) = store._conn.execute("PRAGMA journal_size_limit").fetchone()
     finally:
         store.close()
-    assert pages == WAL_CHECKPOINT_PAGES == 4000
+    assert (pages, limit) == (WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT) == (1000, 4 * 1024 * 1024)

@@ -212,6 +212,13 @@ class Engine(Reading, Offboarding, Deadlines):
                 "reserved for list operations (Engine.assign_list)"
             )
         account = event.account
+        if event.leaving is not None and (
+            event.kind != "list" or self.rules.user(account, event.leaving) is None
+        ):
+            raise EventError(
+                f"event {event.id!r}: field 'leaving': only a list event may name a user leaving, "
+                f"and it must be a user of account {account!r}"
+            )
         owners = event.record.owners
         if len(owners) > 1 and not self.rules.account_settings(account).multiple_owners:
             raise EventError(
@@ -543,8 +550,10 @@ class Engine(Reading, Offboarding, Deadlines):
         multiple: bool,
         without: str | None = None,
     ) -> list[Outcome]:
-        """One batch of a list operation, in one transaction; ``without`` is taken off the
-        records' owners (an offboarded user)."""
+        """One batch of a list operation, in one transaction; ``without`` is the user
+        leaving (an offboarding): taken off the records' owners, and a record they no
+        longer own (passed on from a linked record earlier in the operation, or changed by
+        hand since) is left as it is."""
         outcomes: list[Outcome] = []
         with self.store.transaction() as tx:
             for record_id in ids:
@@ -554,6 +563,8 @@ class Engine(Reading, Offboarding, Deadlines):
                 stored = tx.get_record(account, entity, record_id)
                 if stored is None:  # records are never deleted; a guard, not a path
                     raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+                if without is not None and without not in stored["owners"]:
+                    continue
                 kept = [o for o in stored["owners"] if o != without]
                 owners = [*kept, BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
                 event = {
@@ -561,6 +572,7 @@ class Engine(Reading, Offboarding, Deadlines):
                     "kind": "list",
                     "account": account,
                     "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                    **({"leaving": without} if without is not None else {}),
                 }
                 valid = self._validate(event, list_operation=True)
                 outcomes.append(self._handle_in(tx, valid, False, stored))

@@ -20,9 +20,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -250,7 +252,7 @@ def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 #: Event fields added after the fingerprint's form was fixed (see ``Event._fingerprinted``).
-ADDED_LATER = ("by",)
+ADDED_LATER = ("by", "leaving")
 
 
 class Event(Model):
@@ -278,6 +280,10 @@ class Event(Model):
     #: Who saved the record (a user id), when the host knows it: an SLA is met by an
     #: update its owner made (see ``salesbot_sla_met``).
     by: Identifier | None = None
+    #: A ``list`` event only: the user leaving (``Engine.offboard``). Their record goes
+    #: to the bot's pick, and the pick is passed on only to linked records they own,
+    #: taking them off those too: nobody else's records move.
+    leaving: Identifier | None = None
     _canonical: str = PrivateAttr(default="")
     _fingerprint: str = PrivateAttr(default="")
 
@@ -671,6 +677,18 @@ class Outcome(Model):
     decisions: list[Decision] = Field(default_factory=list)
     #: True when this event id had been processed before and nothing was done again.
     duplicate: bool = False
+    #: The user an offboarding took the record from (the event's ``leaving``): which
+    #: user a list operation offboards, read back from its outcomes.
+    leaving: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_leaving(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Written only when set, as ``Event``'s ``ADDED_LATER`` fields: every other
+        # outcome (the log, webhooks, ``--json``) reads as before it existed.
+        data = handler(self)
+        if self.leaving is None:
+            data.pop("leaving", None)
+        return data
 
     @property
     def assigned(self) -> list[Decision]:

@@ -206,8 +206,14 @@ class Offboarding:
         as a list operation ``operation``: a rerun (after a crash) finishes what is left and
         moves nothing twice. ``progress(done, total)`` is called after each batch. With
         ``limit``, at most that many records move in this run (``remaining`` says how many
-        are left for the next). ``by`` names who switched the user off. An operation id
-        names one offboarding (like a list operation's): take a new one for each.
+        are left for the next). ``by`` names who switched the user off.
+
+        Nobody else's records move: a bot passes its pick on only to the linked records the
+        user owns (the event names them ``leaving``), taking them off those. The answer is
+        what the operation's outcomes wrote, each record once: moved to whom, or left with
+        the user and why. An operation id names one user's offboarding: another user's is
+        an ``IdempotencyConflict``, raised, like every bad argument, before anything is
+        written (the user is not switched off).
         """
         # Every argument is checked before anything is written: the user is not switched
         # off by a call that fails.
@@ -240,7 +246,7 @@ class Offboarding:
                     plan.setdefault(bot.id, []).append(record_id)
                     break
             else:
-                unplanned[(entity, record_id)] = self._why_left(account, entity, to_bot, active)
+                unplanned[(entity, record_id)] = self._why_left(account, to_bot, active)
         multiple = self.rules.account_settings(account).multiple_owners
         if limit is not None:  # the first ``limit`` records, bot by bot
             budget, capped = limit, {}
@@ -278,8 +284,9 @@ class Offboarding:
             earlier,
         )
 
-    def _why_left(self, account: str, entity: str, to_bot: str | None, active: dict[str, bool]) -> str:
-        """Why no bot takes a record of ``entity``: none of its own is active, nor ``to_bot``."""
+    def _why_left(self, account: str, to_bot: str | None, active: dict[str, bool]) -> str:
+        """Why no bot takes a record: none of its own is active, and ``to_bot`` is not
+        given, switched off or for another entity."""
         why = "no active bot of its own"
         bot = self.rules.bot(account, to_bot) if to_bot else None
         if bot is None:

@@ -235,6 +235,7 @@ class Decider:
             owners_after=owners,
             decisions=decisions,
             rules_version=self.rules.versions.get(event.account),
+            leaving=event.leaving,
         )
         written = {ref: owners, **{key: linked.owners for key, linked in changed.items()}}
         return Decided(
@@ -483,10 +484,14 @@ class Decider:
             current = (
                 changed.get(ref) or linked.get(ref) or record_from_dict({"entity": ref[0], "id": ref[1]})
             )
+            if event.leaving is not None and event.leaving not in current.owners:
+                continue  # an offboarding moves the leaver's records only
             # A single-owner account has one way: the picked user becomes the owner. Only
-            # a multiple-owner account asks the bot's mode (the loader checked it exists).
+            # a multiple-owner account asks the bot's mode (the loader checked it exists),
+            # on the owners without the leaver, who is taken off as from the record itself.
             if multiple:
-                owners = self.catalog.propagation_modes[actions.related.mode].apply(current.owners, picked)
+                staying = [owner for owner in current.owners if owner != event.leaving]
+                owners = self.catalog.propagation_modes[actions.related.mode].apply(staying, picked)
             else:
                 owners = [picked]
             changes.append(

@@ -257,6 +257,13 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         account = event.account
         if self.suspended(account):
             raise EventError(f"event {event.id!r}: field 'account': account {account!r} is suspended")
+        if event.leaving is not None and (
+            event.kind != "list" or self.rules.user(account, event.leaving) is None
+        ):
+            raise EventError(
+                f"event {event.id!r}: field 'leaving': only a list event may name a user leaving, "
+                f"and it must be a user of account {account!r}"
+            )
         owners = event.record.owners
         if len(owners) > 1 and not self.rules.account_settings(account).multiple_owners:
             raise EventError(
@@ -591,8 +598,10 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         multiple: bool,
         without: str | None = None,
     ) -> list[Outcome]:
-        """One batch of a list operation, in one transaction; ``without`` is taken off the
-        records' owners (an offboarded user)."""
+        """One batch of a list operation, in one transaction; ``without`` is the user
+        leaving (an offboarding): taken off the records' owners, and a record they no
+        longer own (passed on from a linked record earlier in the operation, or changed by
+        hand since) is left as it is."""
         outcomes: list[Outcome] = []
         with self.store.transaction() as tx:
             for record_id in ids:
@@ -602,6 +611,8 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                 stored = tx.get_record(account, entity, record_id)
                 if stored is None:  # records are never deleted; a guard, not a path
                     raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+                if without is not None and without not in stored["owners"]:
+                    continue
                 kept = [o for o in stored["owners"] if o != without]
                 owners = [*kept, BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
                 event = {
@@ -609,6 +620,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                     "kind": "list",
                     "account": account,
                     "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                    **({"leaving": without} if without is not None else {}),
                 }
                 valid = self._validate(event, list_operation=True)
                 outcomes.append(self._handle_in(tx, valid, False, stored))

@@ -20,9 +20,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -250,7 +252,7 @@ def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 #: Event fields added after the fingerprint's form was fixed (see ``Event._fingerprinted``).
-ADDED_LATER = ("by",)
+ADDED_LATER = ("by", "leaving")
 
 
 class Event(Model):
@@ -278,6 +280,10 @@ class Event(Model):
     #: Who saved the record (a user id), when the host knows it: an SLA is met by an
     #: update its owner made (see ``salesbot_sla_met``).
     by: Identifier | None = None
+    #: A ``list`` event only: the user leaving (``Engine.offboard``). Their record goes
+    #: to the bot's pick, and the pick is passed on only to linked records they own,
+    #: taking them off those too: nobody else's records move.
+    leaving: Identifier | None = None
     _canonical: str = PrivateAttr(default="")
     _fingerprint: str = PrivateAttr(default="")
 
@@ -656,6 +662,10 @@ class Note(Model):
     created_at: str
 
 
+#: The fields of an outcome written only when set (see ``Outcome._without_unset``).
+_SET_ONLY = ("rules_version", "leaving")
+
+
 class Outcome(Model):
     """The engine's answer for one event: the owners before and after, and each bot's decision."""
 
@@ -674,6 +684,20 @@ class Outcome(Model):
     #: The version of the account's rules the event was decided under, when the rules are
     #: kept in the store (``salesbot rules push``, the API); None for rules from files.
     rules_version: int | None = None
+    #: The user an offboarding took the record from (the event's ``leaving``): which
+    #: user a list operation offboards, read back from its outcomes.
+    leaving: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Written only when set, as ``Event``'s ``ADDED_LATER`` fields: every other
+        # outcome (the log, webhooks, ``--json``) reads as before they existed, so an
+        # older salesbot still reads it (a rolling upgrade, a rollback).
+        data = handler(self)
+        for name in _SET_ONLY:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
 
     @property
     def assigned(self) -> list[Decision]:

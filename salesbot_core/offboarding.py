@@ -12,35 +12,74 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple, cast
 
-from .errors import SalesbotError
+from .errors import IdempotencyConflict, SalesbotError
 from .models import USER_PREFIX, Bot, EntityType, Outcome, User, list_event_id
 from .retrying import retrying
 from .rulesets import Rules
 from .store import Store, Switch
 
 
-class Offboarded(NamedTuple):
-    """What ``Engine.offboard`` did."""
+class Moved(NamedTuple):
+    """A record an offboarding took from the user, as its outcome wrote it."""
 
-    #: One per record redistributed by this run (a rerun of the same operation skips the
-    #: records it already moved: they are no longer the user's).
+    entity: str
+    id: str
+    #: Its owners after the move.
+    owners: list[str]
+    #: The bot that gave it its new owner, and whom; ``None`` when the user was only taken
+    #: off, beside owners it had (a multiple-owner record whose bot did not apply).
+    bot: str | None
+    given: str | None
+    #: ``(entity, id)`` of the user's record whose bot passed the new owner on to this
+    #: linked record; ``None`` for a record moved by its own event.
+    passed_on_from: tuple[str, str] | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """As JSON (an entry of ``Offboarded.summary``'s ``moved_records``)."""
+        source = self.passed_on_from
+        return {
+            "entity": self.entity,
+            "id": self.id,
+            "owners": self.owners,
+            "bot": self.bot,
+            "passed_on_from": {"entity": source[0], "id": source[1]} if source else None,
+        }
+
+
+class Left(NamedTuple):
+    """An open record that stays with the user, and why."""
+
+    entity: str
+    id: str
+    reason: str
+
+
+class Offboarded(NamedTuple):
+    """What ``Engine.offboard`` did, over every run of the operation so far."""
+
+    #: One per record this run gave to a bot (a rerun of the same operation skips the
+    #: records it already took: they are no longer the user's).
     outcomes: list[Outcome]
-    #: ``(entity, id)`` of open records no active bot could take (none assigned them, and
-    #: ``to_bot`` was not given or handles another entity): they stay with the user.
-    left: list[tuple[str, str]]
+    #: Every record the operation took from the user, each once, by entity and id: its own
+    #: move, or a linked record's owner passed on to it, as the outcomes wrote them.
+    moved_records: list[Moved]
+    #: The user's open records that stay with them: no active bot could take them (none
+    #: assigned them, and ``to_bot`` was not given or cannot), or their bot did not.
+    left: list[Left]
     #: Records still to move because ``limit`` ended this run: run the operation again.
     remaining: int = 0
-    #: The records earlier runs of the same operation moved, oldest first.
+    #: The outcomes of earlier runs of the same operation, oldest first.
     earlier: Sequence[Outcome] = ()
 
     def moved(self) -> dict[str, dict[str, int]]:
-        """How many records each bot gave to whom over every run of the operation, so a
-        rerun answers as the first run did."""
+        """How many records each bot gave to whom over every run of the operation (the
+        linked records it passed its pick on to included), so a rerun answers as the
+        first run did."""
         counts: dict[str, dict[str, int]] = {}
-        for outcome in [*self.earlier, *self.outcomes]:
-            for decision in outcome.assigned:
-                per_bot = counts.setdefault(decision.bot, {})
-                per_bot[str(decision.owner)] = per_bot.get(str(decision.owner), 0) + 1
+        for record in self.moved_records:
+            if record.bot is not None and record.given is not None:
+                per_bot = counts.setdefault(record.bot, {})
+                per_bot[record.given] = per_bot.get(record.given, 0) + 1
         return {bot: dict(sorted(owners.items())) for bot, owners in sorted(counts.items())}
 
     def summary(self) -> dict[str, Any]:
@@ -48,11 +87,41 @@ class Offboarded(NamedTuple):
         same whichever run of the operation answers, once ``done``."""
         return {
             "moved": self.moved(),
-            "records_moved": len(self.earlier) + len(self.outcomes),
-            "left": [{"entity": entity, "id": record_id} for entity, record_id in self.left],
+            "records_moved": len(self.moved_records),
+            "moved_records": [record.summary() for record in self.moved_records],
+            "left": [{"entity": e, "id": record_id, "reason": why} for e, record_id, why in self.left],
             "remaining": self.remaining,
             "done": self.remaining == 0,
         }
+
+
+def written(user: str, outcomes: Sequence[Outcome]) -> dict[tuple[str, str], Moved | Left]:
+    """What ``outcomes`` (an offboarding's, oldest first) did with each record of ``user``
+    they wrote: moved (by its own event or passed on from a linked record), or left with
+    them, with the decisions' reasons. The last write of a record tells."""
+    fates: dict[tuple[str, str], Moved | Left] = {}
+    for outcome in outcomes:
+        ref = (outcome.entity, outcome.record_id)
+        if user in outcome.owners_after:
+            why = "; ".join(decision.summary() for decision in outcome.decisions) or "no bot decided"
+            fates[ref] = Left(*ref, why)
+        elif outcome.assigned:
+            [decision, *_] = outcome.assigned
+            fates[ref] = Moved(*ref, outcome.owners_after, decision.bot, decision.owner)
+        else:
+            fates[ref] = Moved(*ref, outcome.owners_after, None, None)
+        for decision in outcome.decisions:
+            for change in decision.related:
+                if user in change.owners_before and user not in change.owners_after:
+                    fates[(change.entity, change.record_id)] = Moved(
+                        change.entity,
+                        change.record_id,
+                        change.owners_after,
+                        decision.bot,
+                        decision.owner,
+                        ref,
+                    )
+    return fates
 
 
 class UserState(NamedTuple):
@@ -137,9 +206,19 @@ class Offboarding:
         as a list operation ``operation``: a rerun (after a crash) finishes what is left and
         moves nothing twice. ``progress(done, total)`` is called after each batch. With
         ``limit``, at most that many records move in this run (``remaining`` says how many
-        are left for the next). ``by`` names who switched the user off. An operation id
-        names one offboarding (like a list operation's): take a new one for each.
+        are left for the next). ``by`` names who switched the user off.
+
+        Nobody else's records move: a bot passes its pick on only to the linked records the
+        user owns (the event names them ``leaving``), taking them off those. The answer is
+        what the operation's outcomes wrote, each record once: moved to whom, or left with
+        the user and why. An operation id names one user's offboarding: another user's is
+        an ``IdempotencyConflict``, raised, like every bad argument, before anything is
+        written (the user is not switched off).
         """
+        # Every argument is checked before anything is written: the user is not switched
+        # off by a call that fails.
+        if self.rules.user(account, user_id) is None:
+            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
         if to_bot is not None and self.rules.bot(account, to_bot) is None:
             raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
         if batch_size < 1 or (limit is not None and limit < 0):
@@ -149,13 +228,17 @@ class Offboarding:
         list_event_id(operation, "deal", "")
         for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
             list_event_id(operation, cast(EntityType, entity), record_id)
-        self.set_user_active(account, user_id, False, by)
         earlier = retrying(lambda: self.store.operation_outcomes(account, operation))
+        _check_one_user(operation, user_id, earlier)
+        self.set_user_active(account, user_id, False, by)
+        done_before = {(outcome.entity, outcome.record_id) for outcome in earlier}
         active = {bot.id: on for bot, on in self.bots(account)}
         plan: dict[str, list[str]] = {}
-        left: list[tuple[str, str]] = []
+        unplanned: dict[tuple[str, str], str] = {}
         # Read again now the user is off: a record an event gave them meanwhile moves too.
         for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
+            if (entity, record_id) in done_before:
+                continue  # its event under this operation was decided: it is not taken again
             bot_id = self._assigned_by(account, entity, record_id, user_id)
             for choice in (bot_id, to_bot):
                 bot = self.rules.bot(account, choice) if choice else None
@@ -163,9 +246,8 @@ class Offboarding:
                     plan.setdefault(bot.id, []).append(record_id)
                     break
             else:
-                left.append((entity, record_id))
+                unplanned[(entity, record_id)] = self._why_left(account, to_bot, active)
         multiple = self.rules.account_settings(account).multiple_owners
-        planned = sum(map(len, plan.values()))
         if limit is not None:  # the first ``limit`` records, bot by bot
             budget, capped = limit, {}
             for bot_id, ids in plan.items():
@@ -186,7 +268,32 @@ class Offboarding:
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-        return Offboarded(outcomes, left, planned - total, earlier)
+        # The summary is what the outcomes wrote; what is still the user's and none of
+        # them decided either had no bot or waits for the next run.
+        fates = written(user_id, [*earlier, *outcomes])
+        still = [
+            ref for ref in retrying(lambda: self.store.open_records(account, user_id)) if ref not in fates
+        ]
+        left = [fate for fate in fates.values() if isinstance(fate, Left)]
+        left += [Left(*ref, unplanned[ref]) for ref in still if ref in unplanned]
+        return Offboarded(
+            outcomes,
+            sorted(fate for fate in fates.values() if isinstance(fate, Moved)),
+            sorted(left),
+            sum(ref not in unplanned for ref in still),
+            earlier,
+        )
+
+    def _why_left(self, account: str, to_bot: str | None, active: dict[str, bool]) -> str:
+        """Why no bot takes a record: none of its own is active, and ``to_bot`` is not
+        given, switched off or for another entity."""
+        why = "no active bot of its own"
+        bot = self.rules.bot(account, to_bot) if to_bot else None
+        if bot is None:
+            return f"{why}, and no to-bot"
+        if not active.get(bot.id):
+            return f"{why}, and to-bot {bot.id!r} is switched off"
+        return f"{why}, and to-bot {bot.id!r} handles {bot.entity} records"
 
     def _assigned_by(self, account: str, entity: str, record_id: str, user_id: str) -> str | None:
         """The bot that last gave the record itself to the user, or None."""
@@ -197,3 +304,15 @@ class Offboarding:
                 if decision.owner == user_id:
                     return decision.bot
         return None
+
+
+def _check_one_user(operation: str, user: str, outcomes: Sequence[Outcome]) -> None:
+    """An operation id names one user's offboarding: another user's, found in its outcomes,
+    is an error naming it (its records' event ids are taken: a record it moved would stay
+    with this user, the operation answering it is done)."""
+    others = sorted({o.leaving for o in outcomes if o.leaving is not None and o.leaving != user})
+    if others:
+        raise IdempotencyConflict(
+            f"offboarding {operation!r}: field 'operation': operation {operation!r} offboards user "
+            f"{others[0]!r}, not {user!r}; take a new operation id"
+        )

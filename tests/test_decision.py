@@ -146,6 +146,23 @@ def test_a_linked_record_the_bot_leaves_as_it_was_is_not_written_again(decide) -
     assert (linked.owners, linked.tags) == (["anna"], ["inbound-bot"])
 
 
+def test_an_offboarding_passes_its_pick_on_only_to_the_leaver_s_linked_records(decide) -> None:
+    # The event names who leaves: a colleague's company, and one nobody stored, stay as
+    # they are (no change, no tag, no note); the leaver's gets the pick.
+    offboarding = {**deal_event(1, company="c1"), "kind": "list", "leaving": "celina"}
+    colleague = Company(id="c1", owners=["jan"])
+    decided = decide(offboarding, linked={("company", "c1"): colleague})
+    assert (decided.linked, decided.outcome.decisions[0].related, decided.outcome.leaving) == (
+        [],
+        [],
+        "celina",
+    )
+    assert [n.ref for n in decided.notes] == [("deal", "d1")]
+    assert decide({**offboarding, "record": {**offboarding["record"], "company": "c9"}}).linked == []
+    (linked,) = decide(offboarding, linked={("company", "c1"): Company(id="c1", owners=["celina"])}).linked
+    assert linked.owners == ["anna"]
+
+
 def test_a_company_not_read_is_created_with_just_its_owner(decide) -> None:
     (linked,) = decide(deal_event(1, company="c9")).linked
     assert (linked.id, linked.owners, linked.name) == ("c9", ["anna"], "")

@@ -18,7 +18,8 @@ from store_queries import rows
 from test_reliability import kill_after
 
 from salesbot_core import Engine
-from salesbot_core.errors import EventError, SalesbotError
+from salesbot_core.errors import EventError, IdempotencyConflict, SalesbotError
+from salesbot_core.offboarding import Left
 
 TEAM = """
 users:
@@ -69,6 +70,28 @@ def fill(engine: Engine, per_bot: int) -> None:
     )
 
 
+def moved_to(
+    entity: str, record_id: str, owners: list[str], bot: str | None, passed_on_from: str | None = None
+) -> dict[str, Any]:
+    """An entry of an offboarding summary's ``moved_records``; ``passed_on_from``: ``"deal/d1"``."""
+    source = passed_on_from.split("/") if passed_on_from else None
+    return {
+        "entity": entity,
+        "id": record_id,
+        "owners": owners,
+        "bot": bot,
+        "passed_on_from": {"entity": source[0], "id": source[1]} if source else None,
+    }
+
+
+#: The first four records of ``SIX_MOVED``: offboarding with ``limit=4``.
+FOUR_MOVED = [
+    moved_to("deal", "d0", ["celina"], "deals"),
+    moved_to("deal", "d4", ["jan"], "deals"),
+    moved_to("person", "p0", ["bartek"], "people"),
+    moved_to("person", "p3", ["celina"], "people"),
+]
+
 #: The summary of offboarding anna after ``fill(engine, 6)``: her six records, two per bot,
 #: spread over the others of each bot's pool.
 SIX_MOVED = {
@@ -78,6 +101,11 @@ SIX_MOVED = {
         "tasks": {"jan": 1, "olga": 1},
     },
     "records_moved": 6,
+    "moved_records": [
+        *FOUR_MOVED,
+        moved_to("task", "t1", ["olga"], "tasks"),
+        moved_to("task", "t4", ["jan"], "tasks"),
+    ],
     "left": [],
     "remaining": 0,
     "done": True,
@@ -135,7 +163,7 @@ def test_a_switched_off_bot_s_records_go_to_the_to_bot(rules: Path) -> None:
         fill(engine, 4)
         engine.set_bot_active("default", "deals", False)
         stuck = engine.offboard("default", "anna", "leave-1")
-        assert stuck.left == [("deal", "d0")]
+        assert stuck.left == [Left("deal", "d0", "no active bot of its own, and no to-bot")]
         moved = engine.offboard("default", "anna", "leave-2", to_bot="spare")
         assert [(o.record_id, o.owners_after) for o in moved.outcomes] == [("d0", ["olga"])]
         assert owned(engine, "anna") == []
@@ -170,6 +198,12 @@ def test_the_user_commands(rules: Path, tmp_path: Path) -> None:
         "bot deals: 2 records to celina 1, jan 1",
         "bot people: 2 records to bartek 1, celina 1",
         "bot tasks: 2 records to jan 1, olga 1",
+        "deal d0: to celina (bot deals)",
+        "deal d4: to jan (bot deals)",
+        "person p0: to bartek (bot people)",
+        "person p3: to celina (bot people)",
+        "task t1: to olga (bot tasks)",
+        "task t4: to jan (bot tasks)",
     ]
     back = salesbot("user", "activate", "anna", "-r", str(rules), "--db", db)
     assert (back.exit_code, back.stdout) == (0, "user 'anna' of account 'default' is switched on\n")
@@ -187,6 +221,7 @@ def test_a_rerun_answers_as_the_first_run_and_a_limit_leaves_the_rest_for_it(
         assert part.summary() == {
             "moved": {"deals": {"celina": 1, "jan": 1}, "people": {"bartek": 1, "celina": 1}},
             "records_moved": 4,
+            "moved_records": FOUR_MOVED,
             "left": [],
             "remaining": 2,
             "done": False,
@@ -258,7 +293,11 @@ def test_offboard_json_is_the_operation_s_summary(rules: Path, tmp_path: Path) -
         "operation": "leave-1",
         "moved": {"deals": {"jan": 1}, "people": {"bartek": 1}},
         "records_moved": 2,
-        "left": [{"entity": "task", "id": "t1"}],
+        "moved_records": [
+            moved_to("deal", "d0", ["jan"], "deals"),
+            moved_to("person", "p0", ["bartek"], "people"),
+        ],
+        "left": [{"entity": "task", "id": "t1", "reason": "no active bot of its own, and no to-bot"}],
         "remaining": 0,
         "done": True,
     }
@@ -338,3 +377,233 @@ def test_a_bad_operation_id_switches_nobody_off(rules: Path, tmp_path: Path) -> 
         with pytest.raises(EventError):
             engine.offboard("default", "anna", "x" * 300)  # too long, with or without records
         assert [state.active for state in engine.users("default") if state.user.id == "anna"] == [True]
+
+
+#: Issue 24: a team bot passing its pick on to a deal's persons and company, and a person
+#: bot whose trigger has no ``list`` event (so it cannot take a record in an offboarding).
+TEAM_BOT = """
+users:
+  - {id: anna}
+  - {id: bartek}
+  - {id: celina}
+bots:
+  - id: team
+    users: [anna, bartek, celina]
+    actions:
+      related: {persons: true, company: true}
+  - id: contacts
+    entity: person
+    users: [anna, bartek, celina]
+    trigger: {events: [created]}
+"""
+
+
+@pytest.fixture
+def team_rules(write_rules: Callable[..., Path]) -> Path:
+    return write_rules(**{"team.yaml": TEAM_BOT})
+
+
+def issue_24(engine: Engine) -> None:
+    """Anna gets deal d1 (company c1, person p1) and person p2, bartek deal d2; then c1 is
+    given to bartek by hand."""
+    deal = {"entity": "deal", "owners": ["bot:team"]}
+    engine.handle(
+        {"id": "e1", "kind": "created", "record": {**deal, "id": "d1", "company": "c1", "persons": ["p1"]}}
+    )
+    engine.handle({"id": "e2", "kind": "created", "record": {**deal, "id": "d2"}})
+    engine.handle(
+        {"id": "e3", "kind": "updated", "record": {"entity": "company", "id": "c1", "owners": ["bartek"]}}
+    )
+    engine.handle(
+        {
+            "id": "e4",
+            "kind": "created",
+            "record": {"entity": "person", "id": "p2", "owners": ["bot:contacts"]},
+        }
+    )
+
+
+def owners_of(engine: Engine, *refs: str) -> dict[str, list[str]]:
+    """The owners of records written ``deal/d1``."""
+    found = {}
+    for ref in refs:
+        stored = engine.store.get_record("default", *ref.split("/"))
+        assert stored is not None, ref
+        found[ref] = stored["owners"]
+    return found
+
+
+ISSUE_24_RECORDS = ("deal/d1", "deal/d2", "company/c1", "person/p1", "person/p2")
+
+
+def test_offboarding_moves_no_colleague_s_linked_record(team_rules: Path, store_url: str) -> None:
+    with Engine(team_rules, store_url) as engine:
+        issue_24(engine)
+        assert owners_of(engine, *ISSUE_24_RECORDS) == {
+            "deal/d1": ["anna"],
+            "deal/d2": ["bartek"],
+            "company/c1": ["bartek"],
+            "person/p1": ["anna"],
+            "person/p2": ["anna"],
+        }
+        engine.offboard("default", "anna", "anna-leaves")
+        # d1 goes to celina and its person p1, anna's, with it; bartek keeps his company c1.
+        assert owners_of(engine, *ISSUE_24_RECORDS) == {
+            "deal/d1": ["celina"],
+            "deal/d2": ["bartek"],
+            "company/c1": ["bartek"],
+            "person/p1": ["celina"],
+            "person/p2": ["anna"],
+        }
+        # The audit says so too: the move of d1 changed p1 only.
+        [move] = [o for o in engine.explain("default", "deal", "d1") if o.event_id.startswith("list/")]
+        assert [
+            (c.entity, c.record_id, c.owners_before, c.owners_after) for c in move.decisions[0].related
+        ] == [("person", "p1", ["anna"], ["celina"])]
+        assert move.leaving == "anna"
+
+
+def test_offboarding_in_a_multiple_owner_account_takes_the_leaver_off_linked_records(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    settings = "settings: {plan: professional, multiple_owners: true}\n"
+    rules = write_rules(
+        **{"team.yaml": settings + TEAM_BOT.replace("company: true}", "company: true, mode: add}")}
+    )
+    with Engine(rules, tmp_path / "s.db") as engine:
+        issue_24(engine)
+        engine.handle(
+            {
+                "id": "e5",
+                "kind": "updated",
+                "record": {"entity": "person", "id": "p1", "owners": ["anna", "bartek"]},
+            }
+        )
+        engine.offboard("default", "anna", "anna-leaves")
+        # celina is added where anna was, and anna taken off; c1 (bartek's alone) stays.
+        assert owners_of(engine, "deal/d1", "company/c1", "person/p1") == {
+            "deal/d1": ["celina"],
+            "company/c1": ["bartek"],
+            "person/p1": ["bartek", "celina"],
+        }
+
+
+#: The summary of offboarding anna in issue 24: exactly what moved, and what stays, why.
+ISSUE_24_SUMMARY = {
+    "account": "default",
+    "user": "anna",
+    "operation": "anna-leaves",
+    "moved": {"team": {"celina": 2}},
+    "records_moved": 2,
+    "moved_records": [
+        moved_to("deal", "d1", ["celina"], "team"),
+        moved_to("person", "p1", ["celina"], "team", passed_on_from="deal/d1"),
+    ],
+    "left": [
+        {
+            "entity": "person",
+            "id": "p2",
+            "reason": "bot 'contacts': not applied: the bot does not fire on 'list' events",
+        }
+    ],
+    "remaining": 0,
+    "done": True,
+}
+
+
+def test_the_offboarding_summary_is_what_the_outcomes_wrote(team_rules: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with Engine(team_rules, db) as engine:
+        issue_24(engine)
+    args = ("user", "offboard", "anna", "--operation", "anna-leaves", "-r", str(team_rules), "--db", db)
+    as_json = salesbot(*args, "--json")
+    assert as_json.exit_code == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == ISSUE_24_SUMMARY
+    # A rerun answers the same, in text too.
+    as_text = salesbot(*args)
+    assert (as_text.exit_code, as_text.stdout.splitlines()) == (
+        0,
+        [
+            "user 'anna' of account 'default' is switched off",
+            "bot team: 2 records to celina 2",
+            "deal d1: to celina (bot team)",
+            "person p1: to celina (bot team, passed on from deal d1)",
+            "person p2: stays with anna: bot 'contacts': not applied: the bot does not fire on 'list' events",
+        ],
+    )
+    with Engine(team_rules, db) as engine:
+        assert owners_of(engine, "person/p1", "person/p2") == {"person/p1": ["celina"], "person/p2": ["anna"]}
+
+
+def test_an_operation_id_offboards_one_user(team_rules: Path, store_url: str) -> None:
+    with Engine(team_rules, store_url) as engine:
+        issue_24(engine)
+        engine.offboard("default", "anna", "leaves")
+        before = owners_of(engine, *ISSUE_24_RECORDS)
+        # d1 moved to celina under "leaves": the same id for celina is an error, not done.
+        with pytest.raises(IdempotencyConflict) as raised:
+            engine.offboard("default", "celina", "leaves")
+        assert str(raised.value) == (
+            "offboarding 'leaves': field 'operation': operation 'leaves' offboards user 'anna', "
+            "not 'celina'; take a new operation id"
+        )
+        assert [s.active for s in engine.users("default")] == [False, True, True]
+        assert owners_of(engine, *ISSUE_24_RECORDS) == before
+        # Anna's own rerun answers as the first run did; a new id offboards celina.
+        assert engine.offboard("default", "anna", "leaves").summary()["records_moved"] == 2
+        assert engine.offboard("default", "celina", "celina-leaves").summary()["moved"] == {
+            "team": {"bartek": 2}
+        }
+        assert owners_of(engine, "deal/d1", "person/p1") == {"deal/d1": ["bartek"], "person/p1": ["bartek"]}
+
+
+def test_every_argument_is_checked_before_the_user_is_switched_off(team_rules: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with Engine(team_rules, db) as engine:
+        issue_24(engine)
+        engine.offboard("default", "anna", "leaves")
+    reused = salesbot(
+        "user", "offboard", "bartek", "--operation", "leaves", "-r", str(team_rules), "--db", db
+    )
+    assert (reused.exit_code, reused.stderr) == (
+        1,
+        "error: offboarding 'leaves': field 'operation': operation 'leaves' offboards user 'anna', "
+        "not 'bartek'; take a new operation id\n",
+    )
+    with Engine(team_rules, db) as engine:
+        for call, error in (
+            (lambda: engine.offboard("default", "bartek", "x", to_bot="nope"), SalesbotError),
+            (lambda: engine.offboard("default", "bartek", "x", batch_size=0), ValueError),
+            (lambda: engine.offboard("default", "bartek", "x", limit=-1), ValueError),
+            (lambda: engine.offboard("default", "bartek", "x\n"), EventError),
+            (lambda: engine.offboard("default", "bartek", "leaves"), IdempotencyConflict),
+        ):
+            with pytest.raises(error):
+                call()
+        assert [(s.user.id, s.active) for s in engine.users("default")] == [
+            ("anna", False),
+            ("bartek", True),
+            ("celina", True),
+        ]
+        assert owners_of(engine, "deal/d2") == {"deal/d2": ["bartek"]}
+
+
+def test_only_an_offboarding_s_list_event_names_a_user_leaving(team_rules: Path, tmp_path: Path) -> None:
+    with Engine(team_rules, tmp_path / "s.db") as engine:
+        event = {
+            "id": "e1",
+            "kind": "created",
+            "leaving": "anna",
+            "record": {"entity": "deal", "id": "d1", "owners": ["bot:team"]},
+        }
+        message = (
+            "event 'e1': field 'leaving': only a list event may name a user leaving, "
+            "and it must be a user of account 'default'"
+        )
+        with pytest.raises(EventError) as raised:
+            engine.handle(event)
+        assert str(raised.value) == message
+        with pytest.raises(EventError) as raised:
+            engine.handle({**event, "kind": "list", "leaving": "zoe"})
+        assert str(raised.value) == message
+        assert engine.store.get_record("default", "deal", "d1") is None

@@ -62,6 +62,14 @@ def test_offboarding_over_http_moves_each_record_once_and_answers_the_same_again
     assert first.json() == expected
     again = client.post(f"{USERS}/anna/offboard", json={"operation": "anna-leaves"}, headers=auth)
     assert (again.status_code, again.json()) == (200, expected)
+    # The operation is anna's: for bartek it is a conflict, and nothing of his changes.
+    other = client.post(f"{USERS}/bartek/offboard", json={"operation": "anna-leaves"}, headers=auth)
+    assert is_problem(other, 409)["errors"] == [
+        {
+            "field": "operation",
+            "message": "operation 'anna-leaves' offboards user 'anna', not 'bartek'; take a new operation id",
+        }
+    ]
     # Each of anna's six records was moved once: its creation, then one move.
     read = bearer(made["read"])
     for entity, record_id in (("deal", "d0"), ("person", "p0"), ("task", "t1")):

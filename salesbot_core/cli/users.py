@@ -56,8 +56,16 @@ def offboard(
     for bot_id, counts in result.moved().items():
         spread = ", ".join(f"{owner} {n}" for owner, n in counts.items())
         click.echo(escape(f"bot {bot_id}: {sum(counts.values())} records to {spread}"))
-    for entity, record_id in result.left:
-        click.echo(escape(f"{entity} {record_id}: no active bot assigned it; it stays (use --to-bot)"))
+    for record in result.moved_records:
+        how = [f"bot {record.bot}"] if record.bot else []
+        if record.passed_on_from:
+            how.append("passed on from {} {}".format(*record.passed_on_from))
+        line = f"{record.entity} {record.id}: to {', '.join(record.owners)}"
+        click.echo(escape(line + (f" ({', '.join(how)})" if how else "")))
+    for entity, record_id, reason in result.left:
+        click.echo(escape(f"{entity} {record_id}: stays with {user_id}: {reason}"))
+    if result.remaining:
+        click.echo(f"{result.remaining} records remain: run the same operation again")
 
 
 @user.command()

@@ -16,6 +16,9 @@ EVALUATORS = ("durable", "python")
 #: The environment variable choosing the evaluator when no argument does.
 EVALUATOR_VARIABLE = "SALESBOT_CONDITIONS"
 
+#: The plans an operator sets an account to (``models.PLANS`` says what each allows).
+PLAN_NAMES = ("automation", "growth", "professional")
+
 #: Every token scope, in the order they are listed.
 SCOPES = ("events", "read", "manage")
 #: The account of an admin token.

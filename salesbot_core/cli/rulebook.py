@@ -138,9 +138,13 @@ def push(engine: Engine, folder: Path, account: str, message: str | None, expect
     if row is None:
         engine.store.create_account(account, **{**NEW_ACCOUNT, **given})
         click.echo(escape(f"created account {account!r}"))
-    elif any(standing[key] != value for key, value in given.items()):
-        engine.store.update_account(account, **given)
-        click.echo(escape(f"account {account!r}: " + ", ".join(f"{k} {v}" for k, v in given.items())))
+    elif changed := {key: value for key, value in given.items() if standing[key] != value}:
+        engine.store.update_account(account, **changed)
+        said = [
+            f"plan {value}" if key == "plan" else "enabled" if value else "disabled"
+            for key, value in changed.items()
+        ]
+        click.echo(escape(f"account {account!r}: " + ", ".join(said)))
     version = engine.publish(account, book, current, author=WHO, message=message)
     state = "unchanged" if version == current else "published"
     click.echo(escape(f"account {account!r}: {state}, version {version}"))

@@ -18,6 +18,8 @@ EVALUATOR_VARIABLE = "SALESBOT_CONDITIONS"
 
 #: The plans an operator sets an account to (``models.PLANS`` says what each allows).
 PLAN_NAMES = ("automation", "growth", "professional")
+#: The plan of an account created without one.
+DEFAULT_PLAN = "professional"
 
 #: Every token scope, in the order they are listed.
 SCOPES = ("events", "read", "manage")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..safetext import escape
-from ..vocabulary import PLAN_NAMES
+from ..vocabulary import DEFAULT_PLAN, PLAN_NAMES
 from .common import add_columns, cells, echo_json, fail, json_option, print_table, with_store
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def _say(row: AccountRow) -> None:
 @plan_option
 @click.option("--disabled", is_flag=True, help="The Sales Bot add-on starts switched off.")
 def create(store: Store, account: str, plan: str | None, disabled: bool) -> None:
-    """Add ACCOUNT, with no rules yet (version 0; default plan: professional)."""
+    """Add ACCOUNT, with no rules yet (version 0; the plan by default: professional)."""
     from pydantic import TypeAdapter, ValidationError
 
     from ..models import Identifier
@@ -58,7 +58,7 @@ def create(store: Store, account: str, plan: str | None, disabled: bool) -> None
         TypeAdapter(Identifier).validate_python(account)
     except ValidationError:
         fail(f"{account!r} is not an account id: letters, digits and _ . @ - only, at most 200")
-    if not store.create_account(account, plan or "professional", not disabled):
+    if not store.create_account(account, plan or DEFAULT_PLAN, not disabled):
         fail(f"account {account!r} already exists")
     _say(store.accounts(account)[0])
 

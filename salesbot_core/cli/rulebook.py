@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..safetext import escape
+from ..vocabulary import DEFAULT_PLAN
 from .common import (
     WHO,
     add_columns,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 account_required = click.option("--account", "-a", required=True, help="The account (tenant).")
 #: What an account the store lacks is created with, unless its files say otherwise.
-NEW_ACCOUNT: dict[str, Any] = {"plan": "professional", "enabled": True}
+NEW_ACCOUNT: dict[str, Any] = {"plan": DEFAULT_PLAN, "enabled": True}
 folder_argument = click.argument("folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 
 
@@ -68,8 +69,9 @@ def _account_files(folder: Path, account: str) -> tuple[list[tuple[Path, Any]], 
     for path in paths:
         data, file_problems = read_file(path, max_file_bytes())
         problems += file_problems
-        if not file_problems and _account_of({} if data is None else data) in (account, None):
-            found.append((path, {} if data is None else data))
+        data = {} if data is None else data  # an empty file: an empty ruleset, as when loaded
+        if not file_problems and _account_of(data) in (account, None):
+            found.append((path, data))
     return found, problems
 
 

@@ -207,3 +207,17 @@ def test_run_with_rules_from_the_store_routes_after_a_push(folder: Path, db: str
     events.write_text(json.dumps(deal_event(1, process="Sales")) + "\n", encoding="utf-8")
     ok("run", str(events), "--rules-from", "store", "--db", db, "-r", str(tmp_path / "no-such-folder"))
     assert json.loads(ok("show", "deal", "d1", "--json", "--db", db))["record"]["owners"] == ["anna"]
+
+
+def test_a_new_bot_is_an_added_line_and_pull_version_gives_the_older_rules(
+    folder: Path, db: str, tmp_path: Path
+) -> None:
+    ok("rules", "push", "-a", "default", str(folder), "--db", db)
+    (folder / "vip.toml").write_text('[[bots]]\nid = "vip"\nusers = ["jan"]\n', encoding="utf-8")
+    assert ok("rules", "push", "-a", "default", str(folder), "--db", db).endswith("published, version 2\n")
+    assert ok("rules", "diff", "-a", "default", "2", "--db", db) == (
+        'added bots.vip: {"id": "vip", "users": ["jan"]}\n'
+    )
+    ok("rules", "pull", "-a", "default", str(tmp_path / "v1"), "--version", "1", "--db", db)
+    document = yaml.safe_load((tmp_path / "v1" / "default.yaml").read_text(encoding="utf-8"))
+    assert [bot["id"] for bot in document["bots"]] == ["inbound", "enterprise", "partners"]

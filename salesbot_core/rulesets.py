@@ -328,6 +328,17 @@ def parse_file(
     """Read and validate one ruleset file on its own; the plugin-owned fields of its
     users and bots are validated through the ``catalog``'s field specs (without one,
     any such field is unknown)."""
+    data, problems = read_file(path, max_bytes)
+    if problems:
+        return None, problems
+    return parse_data(str(path), {} if data is None else data, catalog)
+
+
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[Any, list[Problem]]:
+    """The parsed contents of one ruleset file as written (not validated: see
+    ``parse_data``), bounded in size and nesting, or the problem that stops it being
+    read. ``salesbot rules push`` keeps these contents, not the validated model, so an
+    account's rules in the store are what its files say."""
     name = str(path)
     try:
         text = _read(path, max_bytes)
@@ -357,7 +368,7 @@ def parse_file(
         return None, [Problem(name, f"YAML syntax error{where}: {reason}")]
     except ValueError as exc:  # an integer of more than 4300 digits
         return None, [Problem(name, f"a value cannot be read: {str(exc).split(';')[0]}")]
-    return parse_data(name, {} if data is None else data, catalog)
+    return data, []
 
 
 def parse_data(

@@ -16,6 +16,11 @@ EVALUATORS = ("durable", "python")
 #: The environment variable choosing the evaluator when no argument does.
 EVALUATOR_VARIABLE = "SALESBOT_CONDITIONS"
 
+#: The plans an operator sets an account to (``models.PLANS`` says what each allows).
+PLAN_NAMES = ("automation", "growth", "professional")
+#: The plan of an account created without one.
+DEFAULT_PLAN = "professional"
+
 #: Every token scope, in the order they are listed.
 SCOPES = ("events", "read", "manage")
 #: The account of an admin token.

@@ -129,3 +129,31 @@ def test_connect_md_curl_walkthrough_runs_against_a_real_serve_and_assigns(tmp_p
             assert record["owners"] and set(record["owners"]) <= {"anna", "bartek", "celina"}, record
         bots = client.get("/v1/accounts/default/bots", headers=headers).json()["bots"]
         assert {bot["id"]: bot["active"] for bot in bots}["inbound"] is True
+
+
+def test_managing_md_shell_blocks_run_as_written_and_print_what_they_say(tmp_path: Path) -> None:
+    """docs/managing.md's shell blocks, run in order with bash and the installed
+    ``salesbot`` in a folder holding the shipped rulesets and events: each exits 0 and
+    prints every line its ``# prints:`` comments quote."""
+    import os
+    import subprocess
+    import sys
+
+    from salesbot_core import Engine
+
+    blocks = re.findall(r"```sh\n(.*?)```", PAGES["docs/managing.md"], re.DOTALL)
+    assert len(blocks) == 2
+    shutil.copytree(ROOT / "rulesets", tmp_path / "rulesets")
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "events.jsonl", tmp_path / "examples")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "COLUMNS": "200", "SALESBOT_RULES_FROM": "folder"}
+    for block in blocks:
+        done = subprocess.run(
+            ["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        quoted = re.findall(r"^# prints: (.+)$", block, re.MULTILINE)
+        assert quoted and [line for line in quoted if line not in done.stdout.splitlines()] == []
+    with Engine(None, tmp_path / "salesbot.db") as engine:
+        assert [(v.version, v.restored_from) for v in engine.versions("default")] == [(2, 1), (1, None)]

@@ -111,6 +111,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "tick": ("deadlines", "tick", "Hand on every record whose SLA deadline has passed, each exactly once."),
     "user": ("users", "user", "Switch users off and on, redistributing a leaver's open records."),
+    "rules": (
+        "rulebook",
+        "rules",
+        "Rules kept in the store: pull and push an account's files, and its versions.",
+    ),
+    "account": (
+        "accounts",
+        "account",
+        "Accounts kept in the store: create, list, suspend, change plan, delete (operator).",
+    ),
 }
 
 

@@ -103,23 +103,43 @@ def with_engine(command: Callable[..., Any], *, readonly: bool = False) -> Calla
     @db_option
     @functools.wraps(command)
     def wrapper(rulesets: Path, rules_from: str, db: str, **kwargs: Any) -> Any:
-        from ..engine import Engine
-        from ..errors import SalesbotError
-
-        try:
-            rules = rulesets if rules_from == "folder" else None
-            engine = Engine(rules, db, readonly=readonly, conditions=conditions_setting())
-        except SalesbotError as exc:
-            fail(str(exc))
-        for failure in engine.plugin_failures:
-            warn(failure)
-        with engine:
-            try:
-                return command(engine, **kwargs)
-            except SalesbotError as exc:
-                fail(str(exc))
+        rules = rulesets if rules_from == "folder" else None
+        return _with_open_engine(rules, db, readonly, command, kwargs)
 
     return wrapper
+
+
+def with_store_rules(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``with_engine`` for the commands that edit the rules kept in the store (``salesbot
+    rules push``, ``restore``...): only ``--db``, and an engine on the store's rules."""
+
+    @db_option
+    @functools.wraps(command)
+    def wrapper(db: str, **kwargs: Any) -> Any:
+        return _with_open_engine(None, db, False, command, kwargs)
+
+    return wrapper
+
+
+def _with_open_engine(
+    rules: Path | None, db: str, readonly: bool, command: Callable[..., Any], kwargs: dict[str, Any]
+) -> Any:
+    """``command(engine, **kwargs)`` on an engine opened and closed here, each
+    ``SalesbotError`` printed by ``fail``."""
+    from ..engine import Engine
+    from ..errors import SalesbotError
+
+    try:
+        engine = Engine(rules, db, readonly=readonly, conditions=conditions_setting())
+    except SalesbotError as exc:
+        fail(str(exc))
+    for failure in engine.plugin_failures:
+        warn(failure)
+    with engine:
+        try:
+            return command(engine, **kwargs)
+        except SalesbotError as exc:
+            fail(str(exc))
 
 
 def reading_engine(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -322,6 +322,30 @@ def _load_yaml(name: str, text: str) -> tuple[Any, Problem | None]:
         loader.dispose()
 
 
+def _unreadable(name: str, exc: Exception) -> Problem:
+    """Why a text could not be parsed, without quoting it."""
+    if isinstance(exc, (RecursionError, _TooDeep)):
+        # The parsers recurse per level of nesting; far past MAX_DEPTH they run out of stack.
+        return Problem(name, f"nested deeper than {MAX_DEPTH} levels")
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        # Only the first line: the rest of str(exc) quotes the file's text.
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return Problem(name, f"YAML syntax error{where}: {reason}")
+    # A ValueError: an integer of more than 4300 digits.
+    return Problem(name, f"a value cannot be read: {str(exc).split(';')[0]}")
+
+
+def load_yaml(name: str, text: str) -> tuple[Any, Problem | None]:
+    """Parse untrusted YAML (a ruleset file, or a condition typed into the admin page's
+    form) with the limits of a ruleset file: its value, or the problem that stopped it."""
+    try:
+        return _load_yaml(name, text)
+    except (RecursionError, _TooDeep, yaml.YAMLError, ValueError) as exc:
+        return None, _unreadable(name, exc)
+
+
 def parse_file(
     path: Path, max_bytes: int = MAX_FILE_BYTES, catalog: Catalog | None = None
 ) -> tuple[RulesetFile | None, list[Problem]]:
@@ -355,19 +379,10 @@ def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[Any, list[Pr
             data, problem = _load_yaml(name, text)
         if problem is not None:
             return None, [problem]
-    except (RecursionError, _TooDeep):
-        # The parsers recurse per level of nesting; far past MAX_DEPTH they run out of stack.
-        return None, [Problem(name, f"nested deeper than {MAX_DEPTH} levels")]
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(name, f"TOML syntax error: {exc}")]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        # Only the first line: the rest of str(exc) quotes the file's text.
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return None, [Problem(name, f"YAML syntax error{where}: {reason}")]
-    except ValueError as exc:  # an integer of more than 4300 digits
-        return None, [Problem(name, f"a value cannot be read: {str(exc).split(';')[0]}")]
+    except (RecursionError, _TooDeep, yaml.YAMLError, ValueError) as exc:
+        return None, [_unreadable(name, exc)]
     return data, []
 
 

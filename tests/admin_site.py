@@ -2,7 +2,8 @@
 
 The rules: account ``default`` with a round-robin bot whose pool has a user out of office
 until 2099 (``bartek``), a bot whose name and wall note are XSS strings, a bot to switch
-off, and a bot for the distribution; account ``beta`` with one bot.
+off, and a bot for the distribution; account ``beta`` with one bot. As ruleset files, or
+published in the store.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import yaml
 
 from salesbot_core.engine import open_store
 from salesbot_core.registry import make_plugin_manager
@@ -81,6 +84,19 @@ def write_rules(folder: Path) -> Path:
     (folder / "default.yaml").write_text(DEFAULT, encoding="utf-8")
     (folder / "beta.yaml").write_text(BETA, encoding="utf-8")
     return folder
+
+
+def publish_rules(db: str) -> None:
+    """The same rules kept in the store instead (``serve --rules-from store``): accounts
+    ``default`` and ``beta`` at version 1, published by ``setup``."""
+    from salesbot_core import Engine
+
+    with Engine(None, db) as engine:
+        for account, text in (("default", DEFAULT), ("beta", BETA)):
+            book = yaml.safe_load(text)
+            book.pop("account", None)
+            engine.store.create_account(account, "professional", True)
+            engine.publish(account, book, 0, author="setup", message="first rules")
 
 
 def make_tokens(db: str) -> dict[str, str]:

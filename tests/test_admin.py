@@ -298,12 +298,13 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_worker(tmp
 
 def admin_routes(client: TestClient) -> list[APIRoute]:
     found = [r for r in client.app.routes if isinstance(r, APIRoute) and r.path.startswith("/a/{account}")]  # type: ignore[attr-defined]
-    assert len(found) == 12
+    assert len(found) == 26
     return found
 
 
 def sample_path(route: APIRoute, account: str) -> str:
     values = {"account": account, "bot": "inbound", "entity": "deal", "record_id": "d1", "delivery": "x"}
+    values.update(user="anna", version="1", draft="d")
     return route.path.format(**values)
 
 
@@ -331,7 +332,7 @@ def test_every_form_post_without_its_csrf_token_is_refused(
     client, made, db = site
     sign_in(client, made["page"])
     posts = [r for r in admin_routes(client) if "POST" in r.methods]
-    assert len(posts) == 4
+    assert len(posts) == 11
     for route in posts:
         for form in ({"active": "off", "count": "1"}, {"active": "off", "count": "1", "csrf": "0" * 64}):
             refused = client.post(sample_path(route, "default"), data=form)
@@ -351,7 +352,10 @@ def test_every_page_has_a_strict_csp_and_no_inline_script_or_style(
             pages.append(client.get(sample_path(route, "default")))
     pages.append(client.post("/a/default/bots/inbound/simulate", data={"csrf": csrf, "count": "3"}))
     for response in pages:
-        assert response.status_code == 200, (response.url, response.text)
+        # The editing pages (tests/test_admin_editing.py) say the rules come from files.
+        assert response.status_code == 200 or (
+            response.status_code == 409 and "come from ruleset files" in response.text
+        ), (response.url, response.text)
         assert response.headers["content-security-policy"] == HEADERS["Content-Security-Policy"]
         assert "script-src 'self'" in response.headers["content-security-policy"]
         assert response.headers["x-frame-options"] == "DENY"

@@ -21,7 +21,7 @@ from ..errors import RulesetError
 from ..models import ENTITIES, Token, utc_iso
 from ..replay import parse_moment, read_window, replay_files
 from ..tokens import ADMIN_ACCOUNT, authenticate
-from . import reads, sessions
+from . import editing, reads, sessions
 
 T = TypeVar("T")
 
@@ -112,9 +112,11 @@ def _end_session(engine: Engine, session: sessions.Session) -> None:
     engine.store.end_session(session.nonce, expires, utc_iso(datetime.now(UTC)))
 
 
-async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-    """A posted form (``application/x-www-form-urlencoded``), at most ``limit`` bytes;
-    first value of each field."""
+async def _form_values(
+    request: Request, limit: int = MAX_FORM_BYTES, max_fields: int = 20
+) -> dict[str, list[str]]:
+    """A posted form (``application/x-www-form-urlencoded``), at most ``limit`` bytes and
+    ``max_fields`` fields: each field's values, in order."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise PageError(413, "the form is too large")
@@ -124,10 +126,14 @@ async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]
         if len(body) > limit:
             raise PageError(413, "the form is too large")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise PageError(400, "the form could not be read") from None
-    return {name: values[0] for name, values in fields.items()}
+
+
+async def _form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """A posted form: the first value of each field."""
+    return {name: values[0] for name, values in (await _form_values(request, limit)).items()}
 
 
 def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: bytes) -> None:
@@ -162,12 +168,21 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
             raise PageError(404, "not found")
         return seen
 
-    async def checked_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
-        form = await _form(request, limit)
+    async def checked_values(
+        request: Request, limit: int = MAX_FORM_BYTES, max_fields: int = 20
+    ) -> dict[str, list[str]]:
+        form = await _form_values(request, limit, max_fields)
         session = getattr(request.state, "session", None)
-        if not sessions.csrf_ok(key, session.nonce if session else None, form.get("csrf")):
+        sent = form.get("csrf") or [""]
+        if not sessions.csrf_ok(key, session.nonce if session else None, sent[0]):
             raise PageError(403, "the form's CSRF token is missing or wrong: reload the page and try again")
         return form
+
+    async def checked_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+        return {name: values[0] for name, values in (await checked_values(request, limit)).items()}
+
+    # Before the bot's page: its route would take /bots/new for a bot called "new".
+    editing.install(app, editing.Tools(call, page, account_viewer, checked_values, PageError))
 
     @app.get("/", include_in_schema=False)
     async def home(request: Request, page_no: int = 1) -> Response:
@@ -232,11 +247,13 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
     async def bots(request: Request, account: str, page_no: int = 1) -> Response:
         await account_viewer(request, account)
         rows = await call(lambda engine: reads.bot_rows(engine, account))
+        editable = await call(lambda engine: engine.rules_in_store)
         start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
         return page(
             request,
             "bots.html",
             account=account,
+            editable=editable,
             rows=rows[start : start + reads.PAGE_SIZE],
             total=len(rows),
             page_no=max(page_no, 1),

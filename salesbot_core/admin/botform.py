@@ -1,0 +1,277 @@
+"""The bot form of the admin page, as data: a bot of the rulebook to the form's values
+and back, the rulebook's problems placed next to the fields, and the texts' preview.
+
+Pure functions, no HTTP, so the round trip (a bot, its form, the same bot) is tested
+without a server. The form edits the fields a person sets on a page; every other key of
+the bot (a plugin's fields) is kept as it was, and a field left at its default is not
+written, so a version's diff shows only what the admin changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..models import EVENT_KINDS
+from ..rulebook import FieldProblem
+from ..rulesets import load_yaml
+from ..templates import check_template, record_values, render
+
+#: The ways a bot passes its pick on to linked records (``actions.related.mode``).
+RELATED_MODES = ("add", "replace")
+#: What a routed record already owned by a user gets (``trigger.owned``).
+OWNED = ("leave", "reassign")
+#: The texts with a preview, and the rulebook field of each.
+TEXTS = {"tag": "actions.tag", "note": "actions.note", "notify": "actions.notify"}
+#: The form field that shows a problem at a rulebook path (relative to the bot), by its
+#: first parts; the longest match wins.
+FIELDS = {
+    "id": "id",
+    "name": "name",
+    "entity": "entity",
+    "active": "active",
+    "users": "users",
+    "strategy": "strategy",
+    "options": "options",
+    "priority": "priority",
+    "fallback": "fallback",
+    "trigger": "events",
+    "trigger.events": "events",
+    "trigger.processes": "processes",
+    "trigger.where": "where",
+    "trigger.owned": "owned",
+    "actions": "note",
+    "actions.related": "related",
+    "actions.tag": "tag",
+    "actions.note": "note",
+    "actions.notify": "notify",
+}
+_BOT_PATH = re.compile(r"^bots\[(\d+)\]\.?")
+
+
+@dataclass
+class BotForm:
+    """What the form shows and posts, as text and choices (kept as typed on an error)."""
+
+    id: str = ""
+    name: str = ""
+    entity: str = "deal"
+    active: bool = True
+    users: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=lambda: list(EVENT_KINDS))
+    processes: str = ""
+    owned: str = "leave"
+    where: str = ""
+    related_persons: bool = False
+    related_company: bool = False
+    related_mode: str = "add"
+    tag: str = ""
+    note: str = ""
+    notify: str = ""
+    strategy: str = "round_robin"
+    options: str = ""
+    priority: str = "0"
+    fallback: str = ""
+
+
+def _text(value: Any) -> str:
+    """A condition or options mapping as the form shows it: YAML, readable and re-readable."""
+    if not value:
+        return ""
+    return str(yaml.safe_dump(value, allow_unicode=True, sort_keys=False, default_flow_style=False))
+
+
+def from_bot(bot: Mapping[str, Any]) -> BotForm:
+    """The form of a bot kept in the rulebook."""
+    trigger = bot.get("trigger") if isinstance(bot.get("trigger"), dict) else {}
+    actions = bot.get("actions") if isinstance(bot.get("actions"), dict) else {}
+    related = actions.get("related") if isinstance(actions.get("related"), dict) else {}
+    processes = trigger.get("processes")
+    return BotForm(
+        id=str(bot.get("id", "")),
+        name=str(bot.get("name", "")),
+        entity=str(bot.get("entity", "deal")),
+        active=bot.get("active", True) is not False,
+        users=[str(u) for u in bot.get("users", [])] if isinstance(bot.get("users"), list) else [],
+        events=list(trigger.get("events", EVENT_KINDS)),
+        processes=", ".join(map(str, processes)) if isinstance(processes, list) else "",
+        owned=str(trigger.get("owned", "leave")),
+        where=_text(trigger.get("where")),
+        related_persons=bool(related.get("persons")),
+        related_company=bool(related.get("company")),
+        related_mode=str(related.get("mode", "add")),
+        tag=str(actions.get("tag") or ""),
+        note=str(actions.get("note") or ""),
+        notify=str(actions.get("notify") or ""),
+        strategy=str(bot.get("strategy", "round_robin")),
+        options=_text(bot.get("options")),
+        priority=str(bot.get("priority", 0)),
+        fallback=str(bot.get("fallback") or ""),
+    )
+
+
+def from_post(posted: Mapping[str, Sequence[str]], bot_id: str | None = None) -> BotForm:
+    """The form as posted (each field's values as sent); ``bot_id``: the bot being edited."""
+
+    def one(name: str, default: str = "") -> str:
+        values = posted.get(name)
+        return values[0] if values else default
+
+    return BotForm(
+        id=bot_id if bot_id is not None else one("id").strip(),
+        name=one("name").strip(),
+        entity=one("entity", "deal"),
+        active=one("active") == "on",
+        users=list(posted.get("users", [])),
+        events=list(posted.get("events", [])),
+        processes=one("processes"),
+        owned=one("owned", "leave"),
+        where=one("where"),
+        related_persons=one("related_persons") == "on",
+        related_company=one("related_company") == "on",
+        related_mode=one("related_mode", "add"),
+        tag=one("tag"),
+        note=one("note"),
+        notify=one("notify"),
+        strategy=one("strategy", "round_robin"),
+        options=one("options"),
+        priority=one("priority", "0").strip(),
+        fallback=one("fallback"),
+    )
+
+
+def _set(target: dict[str, Any], key: str, value: Any, default: Any) -> None:
+    """Write ``value``; a default is not written (but kept where the bot said it already)."""
+    if value != default:
+        target[key] = value
+    elif key in target and target[key] != default:
+        del target[key]
+
+
+def _mapping(text: str, name: str, problems: list[FieldProblem]) -> dict[str, Any] | None:
+    """A YAML or JSON mapping typed in a text area; None when empty (or unreadable: the
+    problem is added)."""
+    if not text.strip():
+        return None
+    value, problem = load_yaml(name, text)
+    if problem is not None:
+        problems.append(FieldProblem(name, f"not readable YAML or JSON: {problem.message}"))
+        return None
+    if not isinstance(value, dict):
+        problems.append(FieldProblem(name, "must be a mapping (key: value), as YAML or JSON"))
+        return None
+    return value
+
+
+def to_bot(form: BotForm, kept: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """The bot the form describes, over the ``kept`` one (its other keys stay), and the
+    problems the form itself finds (unreadable YAML, a priority that is no number); the
+    rest is checked with the whole rulebook."""
+    problems: list[FieldProblem] = []
+    bot = copy.deepcopy(dict(kept))
+    bot.pop("id", None)
+    _set(bot, "name", form.name, "")
+    bot["entity"] = form.entity
+    _set(bot, "active", form.active, True)
+    bot["users"] = list(form.users)
+    _set(bot, "strategy", form.strategy, "round_robin")
+    _set(bot, "options", _mapping(form.options, "options", problems) or {}, {})
+    try:
+        _set(bot, "priority", int(form.priority or "0"), 0)
+    except ValueError:
+        problems.append(FieldProblem("priority", f"must be a whole number, not {form.priority!r}"))
+    _set(bot, "fallback", form.fallback or None, None)
+
+    trigger = dict(bot.get("trigger") or {})
+    _set(trigger, "events", list(form.events), list(EVENT_KINDS))
+    processes = [p.strip() for p in form.processes.split(",") if p.strip()]
+    _set(trigger, "processes", processes or None, None)
+    _set(trigger, "where", _mapping(form.where, "trigger.where", problems), None)
+    _set(trigger, "owned", form.owned, "leave")
+    _set(bot, "trigger", trigger, {})
+
+    actions = dict(bot.get("actions") or {})
+    related = dict(actions.get("related") or {})
+    _set(related, "persons", form.related_persons, False)
+    _set(related, "company", form.related_company, False)
+    _set(related, "mode", form.related_mode, "add")
+    _set(actions, "related", related, {})
+    for name, path in TEXTS.items():
+        _set(actions, path.split(".")[1], getattr(form, name) or None, None)
+    _set(bot, "actions", actions, {})
+    for key in ("trigger", "actions"):
+        if bot.get(key) == {} or bot.get(key) is None:
+            bot.pop(key, None)
+    return bot, problems
+
+
+def place(problems: Sequence[FieldProblem], index: int) -> tuple[dict[str, list[str]], list[str]]:
+    """The problems of the bot at ``bots[index]`` by form field, each worded with its path
+    in the bot (``users[0]: unknown user 'ghost'``); the others (another bot's, the
+    account's) as they are, for the top of the form."""
+    by_field: dict[str, list[str]] = {}
+    others: list[str] = []
+    for problem in problems:
+        found = _BOT_PATH.match(problem.field)
+        if found is None and problem.field in FIELDS:  # the form's own, relative already
+            rest = problem.field
+        elif found is not None and int(found.group(1)) == index:
+            rest = problem.field[found.end() :]
+        else:
+            others.append(str(problem))
+            continue
+        parts = re.sub(r"\[\d+\]", "", rest).split(".")
+        name = next(
+            (FIELDS[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in FIELDS),
+            None,
+        )
+        if name is None:
+            others.append(str(problem))
+            continue
+        by_field.setdefault(name, []).append(f"{rest}: {problem.message}" if rest else problem.message)
+    return by_field, others
+
+
+#: The record a preview renders the texts for: made up, with the usual fields.
+SAMPLE = {
+    "deal": {"id": "d-1001", "title": "Sample deal", "value": 12000, "process": "sales", "currency": "EUR"},
+    "person": {"id": "p-1001", "name": "Sample person", "email": "sample@example.com"},
+    "company": {"id": "c-1001", "name": "Sample company"},
+    "task": {"id": "t-1001", "title": "Sample task"},
+}
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A text rendered for a sample record, or why it cannot be."""
+
+    text: str | None
+    problems: list[str]
+
+    def as_json(self) -> str:
+        return json.dumps({"text": self.text, "problems": self.problems}, ensure_ascii=False)
+
+
+def preview(
+    text: str, bot: Mapping[str, Any], owner: Mapping[str, Any] | None, limit: int | None = None
+) -> Preview:
+    """``text`` (a tag, wall note or notification) as the bot would write it for a sample
+    record of its entity, picked for ``owner`` (the pool's first user)."""
+    problems = check_template(text)
+    if problems:
+        return Preview(None, problems)
+    entity = str(bot.get("entity", "deal"))
+    record = {"entity": entity, **SAMPLE.get(entity, SAMPLE["deal"])}
+    values = {
+        "bot": {"id": bot.get("id"), "name": bot.get("name") or bot.get("id"), "entity": entity},
+        "owner": dict(owner or {"id": "someone", "name": "Someone"}),
+        "record": record_values(record),
+    }
+    values["owner"].setdefault("name", values["owner"].get("id"))
+    return Preview(render(text, values, limit), [])

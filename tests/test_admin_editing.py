@@ -1,0 +1,309 @@
+"""Editing rules kept in the store from the admin page, form post by form post against a
+real ``salesbot serve --rules-from store``, on SQLite and on PostgreSQL: the bot form, the
+history with restore, the users' switches, drafts, and the folder mode that edits nothing.
+
+The same scenarios in Chromium are in tests/test_admin_editing_browser.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pg_server
+import pytest
+from admin_site import make_tokens, publish_rules, write_rules
+from test_service import bearer, serve
+
+from salesbot_core import Engine
+from salesbot_core.admin.botform import BotForm, from_bot, place, preview, to_bot
+from salesbot_core.rulebook import FieldProblem
+
+AUTHOR = "token default/page"
+
+
+class Site:
+    """A running serve with the rules in the store, and a browser-like client signed in."""
+
+    def __init__(self, db: str, api: httpx.Client, secrets: dict[str, str]):
+        self.db, self.api, self.secrets = db, api, secrets
+        self.page = httpx.Client(base_url=str(api.base_url), timeout=60, follow_redirects=True)
+        form = self.page.get("/signin")
+        signed = self.page.post("/signin", data={"csrf": csrf_of(form.text), "token": secrets["page"]})
+        assert signed.status_code == 200, signed.text
+
+    def versions(self) -> list[Any]:
+        with Engine(None, self.db) as engine:
+            return engine.versions("default")
+
+    def book(self) -> dict[str, Any]:
+        with Engine(None, self.db) as engine:
+            return engine.rulebook("default")[1]
+
+    def form(self, path: str) -> dict[str, Any]:
+        """The fields a page's form posts as it stands (hidden ones, text, checked boxes)."""
+        html = self.page.get(path).text
+        fields: dict[str, Any] = {}
+        for tag in re.findall(r"<input [^>]*>", html):
+            name = re.search(r'name="([^"]+)"', tag)
+            value = re.search(r'value="([^"]*)"', tag)
+            if name is None or ('type="checkbox"' in tag and " checked" not in tag):
+                continue
+            text = unescape(value.group(1) if value else "")
+            if 'type="checkbox"' in tag:
+                fields.setdefault(name.group(1), []).append(text)
+            else:
+                fields[name.group(1)] = text
+        for name, text in re.findall(r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+            fields[name] = unescape(text)
+        for name, body in re.findall(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+            chosen = re.search(r'<option value="([^"]*)" selected', body)
+            fields[name] = unescape(chosen.group(1)) if chosen else ""
+        return fields
+
+
+def unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("editing")
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            db = str(folder / "salesbot.db")
+        else:
+            admin_url = request.getfixturevalue("postgres_admin_url")
+            db = stack.enter_context(contextlib.contextmanager(pg_server.database_factory(admin_url))())
+        publish_rules(db)
+        secrets = make_tokens(db)
+        client = stack.enter_context(
+            contextlib.contextmanager(serve)(folder / "none", db, folder, "--rules-from", "store")
+        )
+        yield Site(db, client, secrets)
+
+
+def test_a_bot_made_in_the_form_routes_the_next_event_and_the_page_shows_the_decision(site: Site) -> None:
+    fields = site.form("/a/default/bots/new")
+    assert fields["version"] == str(site.versions()[0].version)
+    fields.update(
+        id="vip",
+        name="VIP deals",
+        users=["jan", "celina"],
+        note="VIP {record.title} for {owner.name}",
+        message="a bot for VIP deals",
+        do="publish",
+    )
+    saved = site.page.post("/a/default/bots/new", data=fields)
+    assert saved.status_code == 200 and "/history?published=" in str(saved.url)
+    assert "Published version" in saved.text and "a bot for VIP deals" in saved.text
+    latest = site.versions()[0]
+    assert (latest.author, latest.message) == (AUTHOR, "a bot for VIP deals")
+    assert site.book()["bots"][-1] == {
+        "id": "vip",
+        "name": "VIP deals",
+        "entity": "deal",
+        "users": ["jan", "celina"],
+        "actions": {"note": "VIP {record.title} for {owner.name}"},
+    }
+    outcome = site.api.post(
+        "/v1/accounts/default/events",
+        json={
+            "id": "vip-1",
+            "kind": "created",
+            "record": {"entity": "deal", "id": "vip-1", "title": "Yacht", "owners": ["bot:vip"]},
+        },
+        headers=bearer(site.secrets["events"]),
+    ).json()
+    assert outcome["owners_after"] == ["jan"] and outcome["rules_version"] == latest.version
+    record = site.page.get("/a/default/records/deal/vip-1").text
+    assert "vip" in record and "VIP Yacht for Jan Kowalski" in record
+    assert 'href="/a/default/bots/vip/edit"' in site.page.get("/a/default").text
+
+
+def test_a_pool_edited_shows_in_the_history_and_is_restored(site: Site) -> None:
+    before = site.versions()[0].version
+    fields = site.form("/a/default/bots/switchme/edit")
+    assert fields["users"] == ["anna", "celina"]
+    fields.update(users=["anna", "jan"], do="publish", message="jan joins")
+    site.page.post("/a/default/bots/switchme/edit", data=fields)
+    assert site.versions()[0].version == before + 1
+    history = site.page.get("/a/default/history").text
+    assert "bots.switchme.users" in history and "jan joins" in history and AUTHOR in history
+    confirm = site.page.get(f"/a/default/history/{before}/restore")
+    assert f"Restore version {before}?" in confirm.text and "bots.switchme.users" in confirm.text
+    done = site.page.post(
+        f"/a/default/history/{before}/restore",
+        data={"csrf": csrf_of(confirm.text), "expected": str(before + 1)},
+    )
+    assert "Published version" in done.text and f"restore version {before}" in done.text
+    latest = site.versions()[0]
+    assert (latest.version, latest.restored_from, latest.author) == (before + 2, before, AUTHOR)
+    assert next(b for b in site.book()["bots"] if b["id"] == "switchme")["users"] == ["anna", "celina"]
+    # A restore on a version that is no longer current is refused.
+    again = site.page.post(
+        f"/a/default/history/{before}/restore", data={"csrf": csrf_of(confirm.text), "expected": str(before)}
+    )
+    assert again.status_code == 409 and site.versions()[0].version == before + 2
+
+
+def test_a_validation_error_names_the_field_keeps_what_was_typed_and_writes_nothing(site: Site) -> None:
+    count = len(site.versions())
+    fields = site.form("/a/default/bots/inbound/edit")
+    fields.update(users=["anna", "ghost"], name="Typed <b>name</b>", where="{bad: [", do="publish")
+    refused = site.page.post("/a/default/bots/inbound/edit", data=fields)
+    assert refused.status_code == 422
+    assert "trigger.where: not readable YAML" in refused.text
+    fields["where"] = "$gt: {value: 10}"
+    refused = site.page.post("/a/default/bots/inbound/edit", data=fields)
+    assert refused.status_code == 422
+    assert re.search(
+        r'<span class="problem" id="users-problem">users\[1\]: unknown user &#39;ghost&#39;', refused.text
+    )
+    assert 'value="Typed &lt;b&gt;name&lt;/b&gt;"' in refused.text
+    assert '<input type="checkbox" name="users" value="ghost" checked>' in refused.text
+    assert "$gt:" in refused.text
+    assert len(site.versions()) == count
+
+
+def test_a_stale_form_is_refused_with_the_current_version_and_the_typed_values(site: Site) -> None:
+    fields = site.form("/a/default/bots/dist/edit")
+    current = site.versions()[0].version
+    fields.update(name="Mine", version=str(current - 1), do="publish")
+    refused = site.page.post("/a/default/bots/dist/edit", data=fields)
+    assert refused.status_code == 409
+    assert f"they are now at version {current}" in refused.text
+    assert 'value="Mine"' in refused.text and f'name="version" value="{current}"' in refused.text
+    assert site.versions()[0].version == current
+    # Saved again, from the form as it came back, it publishes.
+    fields["version"] = str(current)
+    assert "Published version" in site.page.post("/a/default/bots/dist/edit", data=fields).text
+    assert next(b for b in site.book()["bots"] if b["id"] == "dist")["name"] == "Mine"
+
+
+def test_a_user_switched_off_is_a_new_version_with_a_notice(site: Site) -> None:
+    users = site.page.get("/a/default/users").text
+    assert re.search(r'id="user-jan".*?On.*?/a/default/users/jan/active\?to=off', users, re.S)
+    confirm = site.page.get("/a/default/users/jan/active?to=off")
+    assert "Switch user jan off?" in confirm.text
+    fields = site.form("/a/default/users/jan/active?to=off")
+    done = site.page.post("/a/default/users/jan/active", data=fields)
+    assert "Published version" in done.text and "user jan switched off" in done.text
+    assert re.search(r'id="user-jan".*?Off', done.text, re.S)
+    assert next(u for u in site.book()["users"] if u["id"] == "jan")["active"] is False
+    assert site.versions()[0].author == AUTHOR
+
+
+def test_a_draft_shows_its_diff_then_publishes_as_one_version(site: Site) -> None:
+    count = len(site.versions())
+    fields = site.form("/a/default/bots/inbound/edit")
+    fields.update(tag="hot", priority="5", do="draft")
+    draft = site.page.post("/a/default/bots/inbound/edit", data=fields)
+    assert "/drafts/bot-inbound" in str(draft.url) and len(site.versions()) == count
+    assert "bots.inbound.actions" in draft.text and "bots.inbound.priority" in draft.text
+    assert "bot-inbound" in site.page.get("/a/default/history").text
+    done = site.page.post(
+        "/a/default/drafts/bot-inbound/publish", data={"csrf": csrf_of(draft.text), "message": "hot inbound"}
+    )
+    assert "Published version" in done.text and "hot inbound" in done.text
+    assert len(site.versions()) == count + 1
+    inbound = next(b for b in site.book()["bots"] if b["id"] == "inbound")
+    assert (inbound["priority"], inbound["actions"]["tag"]) == (5, "hot")
+
+
+def test_the_live_preview_renders_a_text_for_a_sample_record(site: Site) -> None:
+    csrf = csrf_of(site.page.get("/a/default/bots/new").text)
+    shown = site.page.post(
+        "/a/default/preview",
+        data={"csrf": csrf, "text": "{owner.name}: {record.value:,.0f}", "owner": "anna", "entity": "deal"},
+    ).json()
+    assert shown == {"text": "Anna Nowak: 12,000", "problems": []}
+    bad = site.page.post("/a/default/preview", data={"csrf": csrf, "text": "{record.__class__}"}).json()
+    assert bad["text"] is None and "not allowed" in bad["problems"][0]
+    assert site.page.post("/a/default/preview", data={"text": "x"}).status_code == 403
+
+
+def test_with_rules_from_files_the_page_edits_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "salesbot.db")
+    secrets = make_tokens(db)
+    with contextlib.contextmanager(serve)(write_rules(tmp_path / "rulesets"), db, tmp_path) as api:
+        site = Site(db, api, secrets)
+        bots = site.page.get("/a/default").text
+        assert "/edit" not in bots and "New bot" not in bots
+        csrf = csrf_of(bots)
+        for path in ("/a/default/bots/new", "/a/default/bots/inbound/edit", "/a/default/users/jan/active"):
+            refused = site.page.post(path, data={"csrf": csrf, "id": "x", "active": "off", "expected": "0"})
+            assert refused.status_code == 409 and "come from ruleset files" in refused.text
+        assert "come from ruleset files" in site.page.get("/a/default/history").text
+
+
+# --- The form as data, without a server -----------------------------------------------------
+
+
+def test_a_bot_goes_through_the_form_unchanged_and_keeps_a_plugins_fields() -> None:
+    bot = {
+        "id": "inbound",
+        "entity": "person",
+        "users": ["anna"],
+        "strategy": "weighted",
+        "options": {"weights": {"anna": 2}},
+        "trigger": {"events": ["created"], "where": {"$gt": {"value": 1}}},
+        "actions": {"related": {"company": True, "mode": "replace"}, "notify": "{bot.name}"},
+        "priority": 3,
+        "fallback": "anna",
+        "sla": {"minutes": 5},
+    }
+    again, problems = to_bot(from_bot(bot), bot)
+    assert problems == [] and again == {k: v for k, v in bot.items() if k != "id"}
+
+
+def test_problems_are_placed_next_to_their_fields_by_path() -> None:
+    problems = [
+        FieldProblem("bots[1].users[0]", "unknown user 'ghost'"),
+        FieldProblem("bots[1].trigger.where", "bad"),
+        FieldProblem("bots[0].strategy", "other bot"),
+        FieldProblem("priority", "must be a whole number"),
+    ]
+    assert place(problems, 1) == (
+        {
+            "users": ["users[0]: unknown user 'ghost'"],
+            "where": ["trigger.where: bad"],
+            "priority": ["priority: must be a whole number"],
+        },
+        ["bots[0].strategy: other bot"],
+    )
+    assert to_bot(BotForm(priority="high"), {})[1] == [
+        FieldProblem("priority", "must be a whole number, not 'high'")
+    ]
+    assert preview("{bot.name} {record.title}", {"id": "b", "entity": "task"}, None).text == "b Sample task"
+
+
+def test_the_editing_pages_have_the_strict_csp_and_no_inline_script(site: Site) -> None:
+    for path in (
+        "/a/default/bots/new",
+        "/a/default/bots/inbound/edit",
+        "/a/default/history",
+        "/a/default/history/1/restore",
+        "/a/default/users",
+        "/a/default/users/anna/active?to=off",
+    ):
+        response = site.page.get(path)
+        assert response.status_code == 200, path
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>|<[^>]*\s(?:style|on[a-z]+)=", response.text) == [], (
+            path
+        )
+    hostile = site.page.get("/a/default/bots/xss/edit").text
+    assert "&lt;script&gt;alert(1)" in hostile and "<script>alert(1)" not in hostile

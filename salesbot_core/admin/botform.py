@@ -18,13 +18,15 @@ from typing import Any
 
 import yaml
 
-from ..models import EVENT_KINDS
+from ..models import EVENT_KINDS, Bot, Related
 from ..rulebook import FieldProblem
 from ..rulesets import load_yaml
 from ..templates import check_template, record_values, render
 
-#: The ways a bot passes its pick on to linked records (``actions.related.mode``).
-RELATED_MODES = ("add", "replace")
+#: The defaults the form shows for a new bot: the models' own (the core names no plugin;
+#: which strategies and propagation modes exist is the catalog's to say).
+DEFAULT_STRATEGY: str = Bot.model_fields["strategy"].default
+DEFAULT_MODE: str = Related.model_fields["mode"].default
 #: What a routed record already owned by a user gets (``trigger.owned``).
 OWNED = ("leave", "reassign")
 #: The texts with a preview, and the rulebook field of each.
@@ -70,11 +72,11 @@ class BotForm:
     where: str = ""
     related_persons: bool = False
     related_company: bool = False
-    related_mode: str = "add"
+    related_mode: str = DEFAULT_MODE
     tag: str = ""
     note: str = ""
     notify: str = ""
-    strategy: str = "round_robin"
+    strategy: str = DEFAULT_STRATEGY
     options: str = ""
     priority: str = "0"
     fallback: str = ""
@@ -105,11 +107,11 @@ def from_bot(bot: Mapping[str, Any]) -> BotForm:
         where=_text(trigger.get("where")),
         related_persons=bool(related.get("persons")),
         related_company=bool(related.get("company")),
-        related_mode=str(related.get("mode", "add")),
+        related_mode=str(related.get("mode", DEFAULT_MODE)),
         tag=str(actions.get("tag") or ""),
         note=str(actions.get("note") or ""),
         notify=str(actions.get("notify") or ""),
-        strategy=str(bot.get("strategy", "round_robin")),
+        strategy=str(bot.get("strategy", DEFAULT_STRATEGY)),
         options=_text(bot.get("options")),
         priority=str(bot.get("priority", 0)),
         fallback=str(bot.get("fallback") or ""),
@@ -135,11 +137,11 @@ def from_post(posted: Mapping[str, Sequence[str]], bot_id: str | None = None) ->
         where=one("where"),
         related_persons=one("related_persons") == "on",
         related_company=one("related_company") == "on",
-        related_mode=one("related_mode", "add"),
+        related_mode=one("related_mode", DEFAULT_MODE),
         tag=one("tag"),
         note=one("note"),
         notify=one("notify"),
-        strategy=one("strategy", "round_robin"),
+        strategy=one("strategy", DEFAULT_STRATEGY),
         options=one("options"),
         priority=one("priority", "0").strip(),
         fallback=one("fallback"),
@@ -180,7 +182,7 @@ def to_bot(form: BotForm, kept: Mapping[str, Any]) -> tuple[dict[str, Any], list
     bot["entity"] = form.entity
     _set(bot, "active", form.active, True)
     bot["users"] = list(form.users)
-    _set(bot, "strategy", form.strategy, "round_robin")
+    _set(bot, "strategy", form.strategy, DEFAULT_STRATEGY)
     _set(bot, "options", _mapping(form.options, "options", problems) or {}, {})
     try:
         _set(bot, "priority", int(form.priority or "0"), 0)
@@ -200,7 +202,7 @@ def to_bot(form: BotForm, kept: Mapping[str, Any]) -> tuple[dict[str, Any], list
     related = dict(actions.get("related") or {})
     _set(related, "persons", form.related_persons, False)
     _set(related, "company", form.related_company, False)
-    _set(related, "mode", form.related_mode, "add")
+    _set(related, "mode", form.related_mode, DEFAULT_MODE)
     _set(actions, "related", related, {})
     for name, path in TEXTS.items():
         _set(actions, path.split(".")[1], getattr(form, name) or None, None)

@@ -116,7 +116,7 @@ def install(app: FastAPI, tools: Tools) -> None:
             entities=ENTITIES,
             event_kinds=EVENT_KINDS,
             owned_choices=botform.OWNED,
-            related_modes=botform.RELATED_MODES,
+            related_modes=found["modes"],
             previews=previews,
             problems=shown.pop("problems", {}),
             **shown,
@@ -124,7 +124,12 @@ def install(app: FastAPI, tools: Tools) -> None:
 
     def read_book(engine: Engine, account: str) -> dict[str, Any]:
         version, book = engine.rulebook(account)
-        return {"version": version, "book": book, "strategies": sorted(engine.catalog.strategies)}
+        return {
+            "version": version,
+            "book": book,
+            "strategies": sorted(engine.catalog.strategies),
+            "modes": sorted(engine.catalog.propagation_modes),
+        }
 
     @app.get("/a/{account}/bots/new", include_in_schema=False)
     async def new_bot(request: Request, account: str) -> Response:

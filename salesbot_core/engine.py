@@ -301,6 +301,50 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         self._observe([outcome])
         return outcome
 
+    def handle_group(self, events: Sequence[Event | Mapping[str, Any]]) -> list[Outcome | EventError]:
+        """Process events that arrived together (the service's concurrent requests) in
+        ONE transaction, each under a savepoint of its own: group commit, one commit and
+        one fsync for all of them.
+
+        Returns, for each event in order, its outcome or the ``EventError`` that rejects
+        it; a rejected event undoes only its own writes. Every event is exactly once as
+        with ``handle``: a transient failure retries the whole group, a store error fails
+        it whole (nothing of it committed). A group of one is ``handle``.
+        """
+        checked: list[Event | EventError] = []
+        for event in events:
+            try:
+                checked.append(self.validate(event))
+            except EventError as exc:
+                checked.append(exc)
+        valid = [item for item in checked if isinstance(item, Event)]
+        if len(valid) <= 1:
+            return [item if isinstance(item, EventError) else self._handle_or_error(item) for item in checked]
+
+        def attempt() -> list[Outcome | EventError]:
+            decided: list[Outcome | EventError] = []
+            with self.store.transaction() as tx:
+                for item in checked:
+                    if isinstance(item, EventError):
+                        decided.append(item)
+                        continue
+                    try:
+                        with tx.savepoint():
+                            decided.append(self._handle_in(tx, item, False))
+                    except EventError as exc:
+                        decided.append(exc)
+            return decided
+
+        results = retrying(attempt)
+        self._observe([r for r in results if isinstance(r, Outcome)])
+        return results
+
+    def _handle_or_error(self, event: Event) -> Outcome | EventError:
+        try:
+            return self.handle(event)
+        except EventError as exc:
+            return exc
+
     def _handle_in(
         self,
         tx: Transaction,

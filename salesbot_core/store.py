@@ -230,6 +230,11 @@ class Transaction(Protocol):
         """The store's rules generation (see ``Store.rules_generation``), as this
         transaction reads it."""
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A savepoint around one event of a group sharing this transaction (group
+        commit): leaving its block with an exception undoes that event's writes only, and
+        the transaction goes on; leaving it normally keeps them."""
+
     def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
         """The stored record (as a dict), or None."""
 

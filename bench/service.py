@@ -6,7 +6,11 @@ tag, wall notes, notification) on SQLite (``synchronous=FULL``). The baseline is
 serve`` (1 worker, JSON logs, metrics on) on another fresh store, measured in the same run:
 
 * one event per request over one keep-alive connection (goal: ≤ 2× the in-process time);
-* ``events:batch`` with 100 events per request (goal: ≤ 1.2× in process, per event).
+* ``events:batch`` with 100 events per request (goal: ≤ 1.2× in process, per event);
+* 8 clients at once, each one event per request on its own keep-alive connection,
+  against the raw per-event router (``bench.raw_result``, one commit per event, FULL) on
+  the same events: group commit (the worker decides the requests waiting together in
+  one transaction) is how salesbot gets ahead of it (goal: at least its events/s).
 
 Fair to both sides on shared cores: the three are interleaved in ``CHUNKS`` rounds (in
 process, one per request, batched), so a burst of load from other jobs falls on all of
@@ -25,6 +29,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +43,7 @@ from salesbot_core.engine import open_store
 from salesbot_core.registry import make_plugin_manager
 from salesbot_core.tokens import create_token
 
+from . import raw_result
 from .common import (
     BenchmarkFailed,
     Options,
@@ -49,7 +55,7 @@ from .common import (
     sqlite_url,
     write_rules,
 )
-from .per_event import RULES, events
+from .per_event import RAW_BOT, RULES, events
 
 NAME = "service"
 TITLE = "one event over HTTP (salesbot serve) beside Engine.handle in process"
@@ -57,7 +63,10 @@ EVENTS = 2_000
 BATCH = 100
 #: Rounds the in-process, per-request and batched runs alternate in.
 CHUNKS = 4
-GOALS = {"per_request": 2.0, "batch": 1.2}
+GOALS = {"per_request": 2.0, "batch": 1.2, "concurrent": 1.0}
+#: Clients sending at once in the concurrent run.
+CLIENTS = 8
+RAW = "raw sqlite3 per event, by result (FULL)"
 BASELINE = "Engine.handle in process"
 PATH = "/v1/accounts/default/events"
 
@@ -183,10 +192,21 @@ def measure(rules: Path, workdir: Path, batch: list[dict[str, Any]]) -> dict[str
                     raise BenchmarkFailed(f"batch: {json.dumps(results)[:200]}")
             batch_s += time.perf_counter() - start
             connection.close()
-    for db in (local_db, http_db):
+        together = _concurrently(port, [json.dumps(_renamed(e, "c")).encode() for e in batch], headers)
+    raw_db = workdir / "service-raw.db"
+    remove_db(raw_db)
+    raw = raw_result.ResultRouter(raw_result.connect(raw_db, "FULL"), RAW_BOT)
+    start = time.perf_counter()
+    for event in batch:
+        raw.handle(event)
+    raw_s = time.perf_counter() - start
+    raw.conn.close()
+    for db in (local_db, http_db, raw_db):
         remove_db(db)
     count = len(batch)
     return {
+        **together,
+        "raw_events_per_s": count / raw_s,
         "local_events_per_s": 2 * count / local_s,
         "local_p50_us": percentile(local_lat, 50) * 1e6,
         "local_p99_us": percentile(local_lat, 99) * 1e6,
@@ -196,6 +216,47 @@ def measure(rules: Path, workdir: Path, batch: list[dict[str, Any]]) -> dict[str
         "http_p99_us": percentile(http_lat, 99) * 1e6,
         "server_cpu_us": server_cpu / count * 1e6,
         "batch_events_per_s": count / batch_s,
+    }
+
+
+def _concurrently(port: int, bodies: list[bytes], headers: dict[str, str]) -> dict[str, float]:
+    """``CLIENTS`` threads posting ``bodies`` (each its share, one per request, on a
+    keep-alive connection of its own): events/s over the whole run and the latencies."""
+    shares = [bodies[i::CLIENTS] for i in range(CLIENTS)]
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+    go = threading.Barrier(CLIENTS + 1)
+
+    def client(share: list[bytes]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        connection.connect()
+        mine = []
+        go.wait()
+        try:
+            for body in share:
+                t0 = time.perf_counter()
+                _post(connection, PATH, body, headers)
+                mine.append(time.perf_counter() - t0)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            connection.close()
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if failures:
+        raise BenchmarkFailed(f"a concurrent client failed: {failures[0]}")
+    return {
+        "concurrent_events_per_s": len(bodies) / seconds,
+        "concurrent_p50_us": percentile(latencies, 50) * 1e6,
+        "concurrent_p99_us": percentile(latencies, 99) * 1e6,
     }
 
 
@@ -214,6 +275,7 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
     mid = {key: median([r[key] for r in runs]) for key in runs[0]}
     one = "HTTP, 1 event per request (keep-alive)"
     batched = f"HTTP, events:batch of {BATCH}"
+    concurrent = f"HTTP, {CLIENTS} clients at once, 1 event per request"
     report.rows += [
         Row(
             one,
@@ -240,5 +302,18 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
             goal=GOALS["batch"],
             goal_text=f"ratio ≤ {GOALS['batch']}",
         ),
+        Row(
+            concurrent,
+            "throughput",
+            "events/s",
+            mid["concurrent_events_per_s"],
+            mid["raw_events_per_s"],
+            RAW,
+            kind="rate",
+            goal=GOALS["concurrent"],
+            goal_text=f"ratio ≤ {GOALS['concurrent']}",
+        ),
+        Row(concurrent, "p50 latency", "µs", mid["concurrent_p50_us"], None, ""),
+        Row(concurrent, "p99 latency", "µs", mid["concurrent_p99_us"], None, ""),
     ]
     return report

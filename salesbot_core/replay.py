@@ -210,8 +210,8 @@ def replay(
                     at=actual.at,
                     actual=actual.owners_after,
                     candidate=outcome.owners_after,
-                    actual_reason=_why(actual),
-                    candidate_reason=_why(outcome),
+                    actual_reason=why(actual),
+                    candidate_reason=why(outcome),
                     bots=sorted({d.bot for d in (*actual.decisions, *outcome.decisions)}),
                 )
             )
@@ -241,7 +241,8 @@ def _named(message: str, event_id: str) -> str:
     return _REPLAYED.sub(lambda _: f"event {event_id!r}", message)
 
 
-def _why(outcome: Outcome) -> str:
+def why(outcome: Outcome) -> str:
+    """Each bot's decision of an outcome in one line (what a replay shows as the reason)."""
     return "; ".join(d.summary() for d in outcome.decisions) or "no bot among the owners"
 
 

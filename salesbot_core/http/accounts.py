@@ -75,7 +75,16 @@ def install(api: Api, service: Service) -> None:
         rows = await on_rules(service, lambda engine: engine.store.accounts())
         return JSONResponse({"accounts": [_account(row) for row in rows]})
 
-    @api("POST", "/v1/accounts", "manage", body=AccountRequest, admin=True, answer=Account, problems=PROBLEMS)
+    @api(
+        "POST",
+        "/v1/accounts",
+        "manage",
+        body=AccountRequest,
+        admin=True,
+        answer=Account,
+        answer_status=201,
+        problems=PROBLEMS,
+    )
     async def post_account(request: Request) -> JSONResponse:
         """Add an account with no rules yet (version 0), on a plan, the add-on on or off."""
         wanted: AccountRequest = _model(AccountRequest, await read_json(request))

@@ -80,13 +80,15 @@ class Api:
         whether it exists), hold the scope (403), and not be the token of a suspended
         account (403; an admin token still works). Returns the token."""
         token = _live_token(engine, caller.secret)
+        # Another account's URL is a 404 first, on the operator's routes too; an operator's
+        # route without an account (``account`` empty) is a 403 to an account's token.
+        if caller.account and not covers(token, caller.account):
+            raise _not_found("not found")
         if caller.admin and token.account != ADMIN_ACCOUNT:
             raise Problem(403, "the route is the operator's: it needs an admin token", "forbidden")
-        if not covers(token, caller.account):
-            raise _not_found("not found")
         if caller.scope not in token.scopes:
             raise Problem(403, f"the token lacks the {caller.scope!r} scope", "forbidden")
-        if token.account != ADMIN_ACCOUNT and engine.rules_in_store:
+        if token.account != ADMIN_ACCOUNT and caller.account and engine.rules_in_store:
             engine.refresh_rules()  # another worker may have suspended it
             if engine.suspended(caller.account):
                 detail = f"the account {caller.account!r} is suspended: its tokens are refused"
@@ -113,13 +115,15 @@ class Api:
         *,
         admin: bool = False,
         answer: type[BaseModel] | None = None,
+        answer_status: int = 200,
     ) -> Any:
         """``admin``: the operator's route (an admin token only; a path without
-        ``{account}`` acts on every account). ``answer``: the model of the 200 body, for
-        the OpenAPI document. An unsigned route's admitted token is ``request.state.token``
-        (its name is the author of the rules versions it publishes)."""
+        ``{account}`` acts on every account). ``answer``: the model of the body answered
+        with ``answer_status``, for the OpenAPI document. An unsigned route's admitted
+        token is ``request.state.token`` (its name is the author of the rules versions
+        it publishes)."""
 
-        async def check(request: Request, account: str = ADMIN_ACCOUNT) -> None:
+        async def check(request: Request, account: str = "") -> None:
             if body is not False:
                 # The size first, whoever sends it (413 before 401), as on signed routes:
                 # the body is read once, bounded, and kept for the route.
@@ -140,10 +144,11 @@ class Api:
             extra |= _body_schema(body if isinstance(body, type) else None)
         responses = problem_responses({**ROUTE_PROBLEMS, **(problems or {})})
         if answer is not None:
-            responses[200] = {"model": answer, "description": "Successful Response"}
+            responses[answer_status] = {"model": answer, "description": "Successful Response"}
         return self.app.api_route(
             path,
             methods=[method],
+            status_code=answer_status,
             dependencies=[Depends(check if "{account}" in path else check_operator)],
             openapi_extra=extra,
             tags=["admin" if admin else scope],

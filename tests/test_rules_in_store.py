@@ -110,7 +110,10 @@ def test_the_plan_the_operator_set_limits_every_publish(engines: tuple[Engine, E
         editor.publish("acme", TEAM, 0)
     assert [(p.field, p.message) for p in raised.value.problems] == [
         ("bots[1].entity", "plan 'automation' allows bots for deal records only"),
-        ("bots[1]", "plan 'automation' allows 1 bot(s) per account; 'inbound' in account acme is already one"),
+        (
+            "bots[1]",
+            "plan 'automation' allows 1 bot(s) per account; 'inbound' in account acme is already one",
+        ),
     ]
     one = {**TEAM, "bots": TEAM["bots"][:1]}
     assert editor.publish("acme", one, 0) == 1
@@ -172,7 +175,12 @@ def test_a_directory_sync_adds_updates_and_deactivates() -> None:
             {"id": "dorota", "email": "dorota@example.com"},
         ],
     )
-    assert report == {"added": ["dorota"], "updated": ["anna"], "deactivated": ["celina"], "unchanged": ["bartek"]}
+    assert report == {
+        "added": ["dorota"],
+        "updated": ["anna"],
+        "deactivated": ["celina"],
+        "unchanged": ["bartek"],
+    }
     assert book["users"] == [
         {"id": "anna", "name": "Anna Kowalska"},
         {"id": "bartek"},

@@ -13,10 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from test_observability import served as serve_logged
 from test_service import bearer
 
 from salesbot_core import Engine
+from salesbot_core.http.app import create_app
 from salesbot_core.tokens import create_token
 
 TEAM: dict[str, Any] = {
@@ -178,6 +180,39 @@ def test_a_restore_publishes_an_earlier_version_again(api: Api) -> None:
         2,
         1,
     ]
+
+
+def test_an_invalid_bot_is_a_422_naming_its_field_in_the_accounts_rules(api: Api) -> None:
+    publish_team(api)
+    api.write("acme", "PUT", "/v1/accounts/acme/bots/first", 4, json={"users": ["anna"]})
+    invalid = api.write("acme", "PUT", "/v1/accounts/acme/bots/inbound", 5, json={"users": ["anna", "zofia"]})
+    assert (invalid.status_code, invalid.json()["type"]) == (422, "urn:salesbot:problem:invalid-rules")
+    assert invalid.json()["errors"] == [
+        {
+            "field": "bots[0].users[1]",
+            "message": "unknown user 'zofia': declare it under 'users' in a ruleset file of account 'acme'",
+        }
+    ]
+    assert invalid.headers.get("ETag") is None
+    assert api("acme", "GET", "/v1/accounts/acme/bots/inbound").headers["ETag"] == '"v5"'
+    odd = api("acme", "PUT", "/v1/accounts/acme/bots/inbound", json={}, headers={"If-Match": "5"})
+    assert odd.status_code == 428
+    assert api("acme", "GET", "/v1/accounts/acme/bots/nope").status_code == 404
+
+
+def test_a_server_of_a_rulesets_folder_says_where_its_rules_are_edited(tmp_path: Path) -> None:
+    folder = tmp_path / "rulesets"
+    folder.mkdir()
+    (folder / "acme.yaml").write_text(
+        "account: acme\nusers: [{id: anna}]\nbots: [{id: inbound, users: [anna]}]\n"
+    )
+    db = str(tmp_path / "salesbot.db")
+    with Engine(folder, db) as engine:
+        token = create_token(engine.store, "acme", "crm")
+    with TestClient(create_app(rulesets=folder, db=db)) as client:
+        answered = client.get("/v1/accounts/acme/bots/inbound", headers=bearer(token))
+    assert (answered.status_code, answered.json()["type"]) == (409, "urn:salesbot:problem:rules-in-folder")
+    assert "salesbot rules push" in answered.json()["detail"]
 
 
 def test_the_plan_limits_every_write(api: Api) -> None:

@@ -19,6 +19,7 @@ from test_service import bearer
 
 from salesbot_core import Engine
 from salesbot_core.http.app import create_app
+from salesbot_core.http.rules import DraftDocument, Preview, Versions
 from salesbot_core.tokens import create_token
 
 TEAM: dict[str, Any] = {
@@ -311,8 +312,11 @@ def test_a_draft_of_two_edits_is_previewed_then_published_as_one_version(api: Ap
     assert api.write("acme", "PUT", draft, 4, json=book).json()["base_version"] == 4
     book["bots"][0]["users"] = ["celina"]
     assert api.write("acme", "PUT", draft, 4, json=book).status_code == 200
+    DraftDocument.model_validate(api("acme", "GET", draft).json())
     assert api("acme", "GET", draft).json()["rules"] == book
-    preview = api("acme", "POST", f"{draft}/preview", json={"since": "1d", "records": 4}).json()
+    preview = Preview.model_validate(
+        api("acme", "POST", f"{draft}/preview", json={"since": "1d", "records": 4}).json()
+    ).model_dump()
     assert preview["replay"]["events"] == 4
     assert [c["candidate"] for c in preview["replay"]["changes"]] == [["celina"]] * 4
     assert [(c["record_id"], c["actual"], c["draft"]) for c in preview["dry_run"]["changes"]] == [
@@ -325,7 +329,9 @@ def test_a_draft_of_two_edits_is_previewed_then_published_as_one_version(api: Ap
     assert api("acme", "POST", "/v1/accounts/acme/events", json=deal("e4")).json()["owners_after"] == ["anna"]
     published = api.write("acme", "POST", f"{draft}/publish", 4, params={"message": "celina takes inbound"})
     assert published.json() == {"account": "acme", "version": 5}
-    versions = api("acme", "GET", "/v1/accounts/acme/versions").json()["versions"]
+    versions = Versions.model_validate(api("acme", "GET", "/v1/accounts/acme/versions").json()).model_dump()[
+        "versions"
+    ]
     assert [(v["version"], v["message"]) for v in versions[:2]] == [(5, "celina takes inbound"), (4, None)]
     assert api("acme", "GET", "/v1/accounts/acme/versions/5").json()["rules"] == book
     assert api("acme", "GET", draft).status_code == 404
@@ -400,6 +406,14 @@ def race(api: Api, db: str) -> None:
         # ...and never under one stale when the event was sent.
         newest_before = max(v for v, (_, done) in published.items() if done < asked)
         assert version >= newest_before, (event_id, version, newest_before)
+    # Every worker answers with the last version, and knows its bot (new connections each).
+    last = f'"v{4 + PUBLISHES}"'
+    for _ in range(6):
+        with httpx.Client(base_url=api.client.base_url, headers=bearer(api.tokens["acme"])) as fresh:
+            assert fresh.get("/v1/accounts/acme/bots").headers["ETag"] == last
+            assert (
+                fresh.put("/v1/accounts/acme/bots/inbound/active", json={"active": True}).status_code == 200
+            )
     # The store logged each event once, and the versions in the order they were published.
     with Engine(None, db) as engine:
         logged = engine.store.recent_outcomes("acme", 10 * len(answers))

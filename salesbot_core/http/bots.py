@@ -69,6 +69,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         wanted: ActiveRequest = _model(ActiveRequest, await read_json(request))
 
         def run(engine: Engine) -> None:
+            engine.refresh_rules()  # a bot another worker published is known here too
             if engine.rules.bot(account, bot) is None:
                 raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
             engine.set_bot_active(account, bot, wanted.active, by="api")
@@ -85,6 +86,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
             raise Problem(422, detail, "invalid-body", [{"field": "count", "message": detail}])
 
         def run(engine: Engine) -> dict[str, Any]:
+            engine.refresh_rules()
             if engine.rules.bot(account, bot) is None:
                 raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
             result = simulate_on(engine, account, bot, wanted.records or wanted.count or DEFAULT_COUNT)

@@ -37,7 +37,7 @@ from .engine import Engine
 from .errors import EventError, Problem, RulesetError, SalesbotError
 from .limits import MAX_AT, MIN_AT, parse_instant
 from .models import Outcome
-from .rulesets import SUFFIXES, max_file_bytes
+from .rulesets import SUFFIXES, Rules, max_file_bytes
 from .safetext import excerpt
 from .store import KeptEvent, Store
 from .tally import Tally
@@ -262,9 +262,10 @@ def _seed_rotation(candidate: Engine, account: str, kept: Iterable[KeptEvent]) -
                 tx.put_state(account, bot_id, state)
 
 
-def candidate_engine(rulesets: str | Path, **options: Any) -> Engine:
-    """An engine of the candidate rules over an empty in-memory store (``options`` go to
-    the ``Engine``: ``conditions``, ``plugins``...)."""
+def candidate_engine(rulesets: str | Path | Rules, **options: Any) -> Engine:
+    """An engine of the candidate rules (a folder, or loaded ``Rules``, which stay the
+    caller's to close) over an empty in-memory store (``options`` go to the ``Engine``:
+    ``conditions``, ``plugins``...)."""
     return Engine(rulesets, ":memory:", **options)
 
 

@@ -370,7 +370,7 @@ def race(api: Api, db: str) -> None:
             done.set()
 
     def sender(thread: int) -> list[tuple[str, float, float, httpx.Response]]:
-        sent = []
+        sent: list[tuple[str, float, float, httpx.Response]] = []
         auth = bearer(api.tokens["acme"])
         with httpx.Client(base_url=api.client.base_url, headers=auth, timeout=60) as client:
             sending.set()

@@ -33,6 +33,7 @@ from ..models import record_from_dict
 from ..replay import candidate_engine, read_window, replay, why
 from ..rulebook import NotFound, Rulebook, RulebookError, UserInPools
 from ..rulesets import Rules
+from ..store import Draft, RulesVersion
 from .auth import Api
 from .common import Problem, Service, _Body, _model, read_json
 from .replay import BUSY, ReplaySlot, window
@@ -185,6 +186,10 @@ def if_match(request: Request) -> int:
     return int(found.group(1))
 
 
+#: The core's errors of the rules, each answered as its problem (``rules_problem``).
+RULES_ERRORS = (RulebookError, UserInPools, StaleVersion, RulesInFolder, NotFound)
+
+
 def rules_problem(exc: SalesbotError) -> Problem:
     """A core error of the rules as the problem it answers."""
     if isinstance(exc, RulebookError):
@@ -197,9 +202,7 @@ def rules_problem(exc: SalesbotError) -> Problem:
         return Problem(412, str(exc), "stale-version", None, etag(exc.current), members)
     if isinstance(exc, RulesInFolder):
         return Problem(409, str(exc), "rules-in-folder")
-    if isinstance(exc, NotFound):
-        return Problem(404, str(exc), "not-found")
-    return Problem(422, str(exc), "rejected")
+    return Problem(404, str(exc), "not-found")
 
 
 async def on_rules(service: Service, fn: Callable[[Engine], T]) -> T:
@@ -213,7 +216,7 @@ async def on_rules(service: Service, fn: Callable[[Engine], T]) -> T:
 
     try:
         return await service.call(run)
-    except (RulebookError, NotFound, UserInPools, StaleVersion, RulesInFolder) as exc:
+    except RULES_ERRORS as exc:
         raise rules_problem(exc) from None
 
 
@@ -249,7 +252,7 @@ def _object(data: Any) -> dict[str, Any]:
     return data
 
 
-def _version_info(kept: Any) -> dict[str, Any]:
+def _version_info(kept: RulesVersion) -> dict[str, Any]:
     return {
         "version": kept.version,
         "author": kept.author,
@@ -545,7 +548,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
         return answer(body, version)
 
 
-def _draft(kept: Any) -> dict[str, Any]:
+def _draft(kept: Draft) -> dict[str, Any]:
     return {
         "account": kept.account,
         "draft": kept.draft,

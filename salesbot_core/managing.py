@@ -131,22 +131,32 @@ class Managing:
             raise NotFound(f"account {excerpt(account)} has no rules version {number}")
         return number, rulebook.loads(kept.content)
 
-    def check_rulebook(self, account: str, book: Mapping[str, Any], *, isolated: bool = True) -> Rules:
+    def check_rulebook(
+        self,
+        account: str,
+        book: Mapping[str, Any],
+        *,
+        isolated: bool = True,
+        plan: str | None = None,
+        enabled: bool | None = None,
+    ) -> Rules:
         """The rules of ``book`` for ``account``, validated and compiled as files are
         (``RulebookError`` naming each field); the caller closes their conditions.
-        ``isolated``: durable-rules compiles them in a child process first."""
+        ``isolated``: durable-rules compiles them in a child process first. ``plan`` and
+        ``enabled``: the account's standing to check them under (its own by default)."""
         row = self.account(account)
         return rulebook.check(
             account,
             book,
             self.catalog,
-            plan=row.plan,
-            enabled=row.enabled,
+            plan=row.plan if plan is None else plan,
+            enabled=row.enabled if enabled is None else enabled,
             conditions=self._conditions,
             isolated=isolated,
         )
 
-    def _require_store(self) -> None:
+    def require_store(self) -> None:
+        """``RulesInFolder`` unless the rules are kept in the store (they are edited here)."""
         if not self._in_store:
             raise RulesInFolder(
                 f"the rules come from the folder {self.rules_status.folder!r}: edit its files there, or move "
@@ -167,7 +177,7 @@ class Managing:
         the editor read: ``StaleVersion`` if it is no longer current), once valid
         (``RulebookError``). Returns the account's version after it: the same one when
         ``book`` changes nothing (and is no restore)."""
-        self._require_store()
+        self.require_store()
         current, before = self.rulebook(account)
         if current != expected:
             raise StaleVersion(account, expected, current)
@@ -224,7 +234,7 @@ class Managing:
         self, account: str, draft: str, book: Mapping[str, Any], base: int, *, author: str | None = None
     ) -> None:
         """Keep a draft on version ``base``; it is checked when previewed or published."""
-        self._require_store()
+        self.require_store()
         self.account(account)
         self.store.save_draft(account, draft, base, rulebook.dumps(rulebook.normalized(book)), author)
 

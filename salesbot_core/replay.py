@@ -37,7 +37,7 @@ from .engine import Engine
 from .errors import EventError, Problem, RulesetError, SalesbotError
 from .limits import MAX_AT, MIN_AT, parse_instant
 from .models import Outcome
-from .rulesets import SUFFIXES, max_file_bytes
+from .rulesets import SUFFIXES, Rules, max_file_bytes
 from .safetext import excerpt
 from .store import KeptEvent, Store
 from .tally import Tally
@@ -210,8 +210,8 @@ def replay(
                     at=actual.at,
                     actual=actual.owners_after,
                     candidate=outcome.owners_after,
-                    actual_reason=_why(actual),
-                    candidate_reason=_why(outcome),
+                    actual_reason=why(actual),
+                    candidate_reason=why(outcome),
                     bots=sorted({d.bot for d in (*actual.decisions, *outcome.decisions)}),
                 )
             )
@@ -241,7 +241,8 @@ def _named(message: str, event_id: str) -> str:
     return _REPLAYED.sub(lambda _: f"event {event_id!r}", message)
 
 
-def _why(outcome: Outcome) -> str:
+def why(outcome: Outcome) -> str:
+    """Each bot's decision of an outcome in one line (what a replay shows as the reason)."""
     return "; ".join(d.summary() for d in outcome.decisions) or "no bot among the owners"
 
 
@@ -261,9 +262,10 @@ def _seed_rotation(candidate: Engine, account: str, kept: Iterable[KeptEvent]) -
                 tx.put_state(account, bot_id, state)
 
 
-def candidate_engine(rulesets: str | Path, **options: Any) -> Engine:
-    """An engine of the candidate rules over an empty in-memory store (``options`` go to
-    the ``Engine``: ``conditions``, ``plugins``...)."""
+def candidate_engine(rulesets: str | Path | Rules, **options: Any) -> Engine:
+    """An engine of the candidate rules (a folder, or loaded ``Rules``, which stay the
+    caller's to close) over an empty in-memory store (``options`` go to the ``Engine``:
+    ``conditions``, ``plugins``...)."""
     return Engine(rulesets, ":memory:", **options)
 
 

@@ -12,9 +12,10 @@ Transient store failures are retried inside the engine; if they persist the answ
 
 Why separate: this module only puts the app together (its lifespan, the error handlers,
 the workers beside it); each resource's routes are a module of their own (``events``,
-``bots``, ``users``, ``records``, ``webhooks``, ``replay``, ``status``; the reference pages
-are ``docs``'s), declared through ``auth.Api`` on the pieces of ``common``, and none
-imports this module. Metrics and the
+``bots``, ``users``, ``records``, ``webhooks``, ``replay``, ``status``, an account's
+rules as data in ``rules``, the operator's ``accounts``; the reference pages are
+``docs``'s), declared through ``auth.Api`` on the pieces of ``common``, and none imports
+this module. Metrics and the
 event log are ``observability``'s: the event routes call ``Observer.handle``.
 """
 
@@ -39,7 +40,7 @@ from ..engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine, open_store
 from ..errors import EventError, SalesbotError, StoreError, TransientStoreError
 from ..registry import make_plugin_manager
 from ..reloading import RELOAD_INTERVAL, start_watcher
-from . import bots, docs, events, records, replay, status, users, webhooks
+from . import accounts, bots, docs, events, records, replay, rules, status, users, webhooks
 from .auth import Api
 from .common import Problem, Service, _retry_after, event_problem
 from .delivery import start_worker
@@ -143,7 +144,10 @@ def create_app(
     status.install(app, service)
     webhooks.install(api, service, prefix)
     webhooks.document_deliveries(app)
-    replay.install(api, service, prefix)
+    slot = replay.ReplaySlot()  # one replay at a time in this worker, whichever route
+    replay.install(api, service, prefix, slot)
+    rules.install(api, service, prefix, slot)
+    accounts.install(api, service)
     docs.install(app)
     _install_error_handlers(app)
     admin.install(app, service.call, session_key or sessions.new_key())

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ..engine import Engine
 from ..models import Token
 from ..tokens import authenticate, covers
+from ..vocabulary import ADMIN_ACCOUNT
 from .common import ROUTE_PROBLEMS, Problem, Service, _not_found, parse_body, problem_responses, read_body
 from .signing import SIGNATURE_HEADER, SignatureError, environment_secrets, verify
 
@@ -28,12 +29,14 @@ SCOPE_KEY = "x-salesbot-scope"
 
 class Caller(NamedTuple):
     """Who calls a route: the bearer token sent, for which account, needing which scope,
-    and whether the route is signed (checked when the account has signing secrets)."""
+    whether the route is signed (checked when the account has signing secrets), and
+    whether it is the operator's (an admin token only)."""
 
     secret: str
     account: str
     scope: str
     signed: bool
+    admin: bool = False
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -71,16 +74,31 @@ class Api:
         #: The ``SALESBOT_SIGNING_SECRET_<ACCOUNT>`` variables, read when the app was made.
         self._signing_env = signing_env
 
-    def admit(self, engine: Engine, caller: Caller) -> list[str]:
-        """In the engine's thread: the caller's token must be live (401), act for the
-        account (else 404: nothing says whether it exists) and hold the scope (403).
-        Returns the account's signing secrets (store and environment) when the route is
-        signed, else none."""
+    def token(self, engine: Engine, caller: Caller) -> Token:
+        """In the engine's thread: the caller's token must be live (401), be an admin
+        token on the operator's routes (403), act for the account (else 404: nothing says
+        whether it exists), hold the scope (403), and not be the token of a suspended
+        account (403; an admin token still works). Returns the token."""
         token = _live_token(engine, caller.secret)
-        if not covers(token, caller.account):
+        # Another account's URL is a 404 first, on the operator's routes too; an operator's
+        # route without an account (``account`` empty) is a 403 to an account's token.
+        if caller.account and not covers(token, caller.account):
             raise _not_found("not found")
+        if caller.admin and token.account != ADMIN_ACCOUNT:
+            raise Problem(403, "the route is the operator's: it needs an admin token", "forbidden")
         if caller.scope not in token.scopes:
             raise Problem(403, f"the token lacks the {caller.scope!r} scope", "forbidden")
+        if token.account != ADMIN_ACCOUNT and caller.account and engine.rules_in_store:
+            engine.refresh_rules()  # another worker may have suspended it
+            if engine.suspended(caller.account):
+                detail = f"the account {caller.account!r} is suspended: its tokens are refused"
+                raise Problem(403, detail, "account-suspended")
+        return token
+
+    def admit(self, engine: Engine, caller: Caller) -> list[str]:
+        """``token``'s checks; returns the account's signing secrets (store and
+        environment) when the route is signed, else none."""
+        self.token(engine, caller)
         if not caller.signed:
             return []
         stored = engine.store.signing_secrets(caller.account)
@@ -94,30 +112,47 @@ class Api:
         body: type[BaseModel] | bool | None = False,
         signed: bool = False,
         problems: Mapping[int, str] | None = None,
+        *,
+        admin: bool = False,
+        answer: type[BaseModel] | None = None,
+        answer_status: int = 200,
     ) -> Any:
-        async def check(request: Request, account: str) -> None:
+        """``admin``: the operator's route (an admin token only; a path without
+        ``{account}`` acts on every account). ``answer``: the model of the body answered
+        with ``answer_status``, for the OpenAPI document. An unsigned route's admitted
+        token is ``request.state.token`` (its name is the author of the rules versions
+        it publishes)."""
+
+        async def check(request: Request, account: str = "") -> None:
             if body is not False:
                 # The size first, whoever sends it (413 before 401), as on signed routes:
                 # the body is read once, bounded, and kept for the route.
                 await read_body(request)
-            caller = Caller(_bearer(request), account, scope, signed)
+            caller = Caller(_bearer(request), account, scope, signed, admin)
             if signed:
                 # The route admits the caller in the same engine call as its work
                 # (``admitted``): one hop into the engine's thread per request, not two.
                 request.state.caller = caller
             else:
-                await self.service.call(lambda engine: self.admit(engine, caller))
+                request.state.token = await self.service.call(lambda engine: self.token(engine, caller))
+
+        async def check_operator(request: Request) -> None:
+            await check(request)
 
         extra: dict[str, Any] = {SCOPE_KEY: scope}
         if body is not False:
             extra |= _body_schema(body if isinstance(body, type) else None)
+        responses = problem_responses({**ROUTE_PROBLEMS, **(problems or {})})
+        if answer is not None:
+            responses[answer_status] = {"model": answer, "description": "Successful Response"}
         return self.app.api_route(
             path,
             methods=[method],
-            dependencies=[Depends(check)],
+            status_code=answer_status,
+            dependencies=[Depends(check if "{account}" in path else check_operator)],
             openapi_extra=extra,
-            tags=[scope],
-            responses=problem_responses({**ROUTE_PROBLEMS, **(problems or {})}),
+            tags=["admin" if admin else scope],
+            responses=responses,
         )
 
     async def admitted(self, request: Request, fn: Callable[[Engine, Any], T]) -> T:

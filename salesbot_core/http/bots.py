@@ -15,6 +15,7 @@ from ..engine import Engine
 from ..simulate import DEFAULT_COUNT, simulate_on
 from .auth import Api
 from .common import Problem, Service, _Body, _entity, _model, _not_found, read_json
+from .rules import etag
 
 #: The most records in one simulation.
 MAX_SIMULATE_RECORDS = 10_000
@@ -44,17 +45,23 @@ def install(api: Api, service: Service, prefix: str) -> None:
 
     @api("GET", f"{prefix}/bots", "read")
     async def get_bots(account: str) -> JSONResponse:
-        """The account's bots, each with whether it is active now (after switches)."""
+        """The account's bots, each with whether it is active now (after switches); with
+        rules kept in the store, the rules ``version`` they are of (also the ETag)."""
 
         def run(engine: Engine) -> dict[str, Any]:
+            engine.refresh_rules()  # what other workers published (rules in the store)
+            kept = engine.store.accounts(account) if engine.rules_in_store else []
             bots = [{**bot.summary(), "active": active} for bot, active in engine.bots(account)]
             return {
                 "account": account,
                 "enabled": engine.rules.account_settings(account).enabled,
+                "version": kept[0].version if kept else None,
                 "bots": bots,
             }
 
-        return JSONResponse(await service.call(run))
+        found = await service.call(run)
+        version = found["version"]
+        return JSONResponse(found, headers=etag(version) if version is not None else None)
 
     @api("PUT", f"{prefix}/bots/{{bot}}/active", "manage", body=ActiveRequest)
     async def put_bot_active(account: str, bot: str, request: Request) -> JSONResponse:
@@ -62,6 +69,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         wanted: ActiveRequest = _model(ActiveRequest, await read_json(request))
 
         def run(engine: Engine) -> None:
+            engine.refresh_rules()  # a bot another worker published is known here too
             if engine.rules.bot(account, bot) is None:
                 raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
             engine.set_bot_active(account, bot, wanted.active, by="api")
@@ -78,6 +86,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
             raise Problem(422, detail, "invalid-body", [{"field": "count", "message": detail}])
 
         def run(engine: Engine) -> dict[str, Any]:
+            engine.refresh_rules()
             if engine.rules.bot(account, bot) is None:
                 raise _not_found(f"no bot {bot[:200]!r} in account {account!r}")
             result = simulate_on(engine, account, bot, wanted.records or wanted.count or DEFAULT_COUNT)

@@ -17,7 +17,8 @@ is a 429 with ``Retry-After``, so that callers cannot stack up children and thre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,29 +49,50 @@ def _moment(text: str, now: datetime, name: str) -> datetime:
         raise Problem(422, str(exc), "invalid-body", [{"field": name, "message": str(exc)}]) from None
 
 
-def install(api: Callable[..., Any], service: Service, prefix: str) -> None:
+def window(since_text: str, until_text: str | None) -> tuple[datetime, datetime]:
+    """The window a request names (``since``, ``until``: now when None): 422 naming the
+    field when one cannot be read or the window is empty."""
+    now = datetime.now(UTC)
+    since = _moment(since_text, now, "since")
+    until = _moment(until_text, now, "until") if until_text is not None else now
+    try:
+        check_window(since, until)
+    except SalesbotError as exc:
+        raise Problem(422, str(exc), "invalid-body", [{"field": "since", "message": str(exc)}]) from None
+    return since, until
+
+
+#: The problem of a route that replays, for the OpenAPI document.
+BUSY = {429: "A replay is already running on this worker: retry after Retry-After."}
+
+
+class ReplaySlot:
+    """One replay at a time in a worker, whichever route asks (this one, a draft's
+    preview): another asked meanwhile is a 429 with ``Retry-After``."""
+
+    def __init__(self) -> None:
+        self._running = asyncio.Lock()
+
+    @asynccontextmanager
+    async def taken(self) -> AsyncIterator[None]:
+        if self._running.locked():
+            detail = "a replay is already running on this worker; retry later"
+            raise Problem(429, detail, "replay-busy", None, _retry_after())
+        async with self._running:
+            yield
+
+
+def install(api: Callable[..., Any], service: Service, prefix: str, slot: ReplaySlot) -> None:
     """Add the route to the app whose ``api`` route maker (auth, scope, problems) is given."""
-    running = asyncio.Lock()  # this app's replay, if one is running
 
-    busy = {429: "A replay is already running on this worker: retry after Retry-After."}
-
-    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest, problems=busy)
+    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest, problems=BUSY)
     async def post_replay(account: str, request: Request) -> JSONResponse:
         """What if: the account's kept events of a window replayed under candidate rules,
         writing nothing: each bot's users as it was and as it would have been, and the
         records whose owner would change, with both reasons (see docs/replay.md)."""
         wanted: ReplayRequest = _model(ReplayRequest, await read_json(request))
-        now = datetime.now(UTC)
-        since = _moment(wanted.since, now, "since")
-        until = _moment(wanted.until, now, "until") if wanted.until is not None else now
-        try:
-            check_window(since, until)
-        except SalesbotError as exc:
-            raise Problem(422, str(exc), "invalid-body", [{"field": "since", "message": str(exc)}]) from None
-        if running.locked():
-            detail = "a replay is already running on this worker; retry later"
-            raise Problem(429, detail, "replay-busy", None, _retry_after())
-        async with running:
+        since, until = window(wanted.since, wanted.until)
+        async with slot.taken():
             kept = await service.call(lambda engine: read_window(engine.store, account, since, until))
             try:
                 result = await run_in_threadpool(replay_files, wanted.files, kept, account, since, until)

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from ..engine import Engine
 from ..limits import MAX_EVENT_ID
+from ..offboarding import UserState
 from .auth import Api
 from .common import Problem, Service, _Body, _model, _not_found, read_json
 
@@ -34,13 +35,19 @@ def install(api: Api, service: Service, prefix: str) -> None:
     offboarding and activation (``manage``), as ``salesbot user`` does."""
 
     def known(engine: Engine, account: str, user: str) -> None:
+        engine.refresh_rules()  # a user another worker published is known here too
         if engine.rules.user(account, user) is None:
             raise _not_found(f"no user {user[:200]!r} in account {account!r}")
 
     @api("GET", f"{prefix}/users", "read")
     async def get_users(account: str) -> JSONResponse:
         """The account's users: each active now or not, and who switched them, when."""
-        states = await service.call(lambda engine: engine.users(account))
+
+        def run(engine: Engine) -> list[UserState]:
+            engine.refresh_rules()  # the users other workers published
+            return engine.users(account)
+
+        states = await service.call(run)
         return JSONResponse({"account": account, "users": [state.summary() for state in states]})
 
     @api("POST", f"{prefix}/users/{{user}}/offboard", "manage", body=OffboardRequest)

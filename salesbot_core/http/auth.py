@@ -160,18 +160,25 @@ class Api:
         (401, 404, 403), check the signature when the account signs (401), parse the
         body (415, 422) and run ``fn(engine, data)``. A body over the limit is a 413
         before anything else: it is not read whoever sends it."""
+        check = await self.admission(request)
+        return await self.service.call(lambda engine: fn(engine, check(engine)))
+
+    async def admission(self, request: Request) -> Callable[[Engine], Any]:
+        """For a signed route: read the body (413 first), and return what, in the
+        engine's thread, admits the caller, checks the signature and parses the body,
+        answering the body's data (see ``admitted``)."""
         caller: Caller = request.state.caller
         raw = await read_body(request)
         content_type = request.headers.get("content-type", "")
         header = request.headers.get(SIGNATURE_HEADER)
 
-        def run(engine: Engine) -> T:
+        def check(engine: Engine) -> Any:
             keys = self.admit(engine, caller)
             if keys:
                 try:
                     verify(header, raw, keys)
                 except SignatureError as exc:
                     raise Problem(401, str(exc), "bad-signature") from None
-            return fn(engine, parse_body(content_type, raw))
+            return parse_body(content_type, raw)
 
-        return await self.service.call(run)
+        return check

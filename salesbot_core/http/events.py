@@ -18,6 +18,7 @@ from ..errors import EventError
 from ..models import EntityType, Identifier, Outcome
 from .auth import Api
 from .common import Problem, Service, _Body, _json, _model, _outcome, event_problem
+from .grouping import EventGroups
 from .observability import Observer
 
 #: The most events in one ``events:batch`` request.
@@ -48,6 +49,7 @@ def _in_account(data: Any, account: str) -> Any:
 
 def install(api: Api, service: Service, prefix: str, observer: Observer) -> None:
     """Add the event routes; each event goes through ``observer`` (timed, counted, logged)."""
+    groups = EventGroups(service, observer)
 
     @api("POST", f"{prefix}/events", "events", body=None, signed=True)
     async def post_event(account: str, request: Request) -> Response:
@@ -55,11 +57,11 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
         answered with the first outcome (``duplicate: true``); the same id with another
         payload is a 409."""
 
-        def run(engine: Engine, data: Any) -> bytes:
-            # Serialised by pydantic in the engine's thread, not on the event loop.
-            return observer.handle(engine, _in_account(data, account)).model_dump_json().encode()
-
-        return Response(await api.admitted(request, run), media_type="application/json")
+        check = await api.admission(request)
+        # Decided with the other event requests waiting for the engine, in one
+        # transaction (group commit, see ``grouping``); serialised in the engine's thread.
+        answer = await groups.handle(lambda engine: _in_account(check(engine), account))
+        return Response(answer, media_type="application/json")
 
     @api("POST", f"{prefix}/events:batch", "events", body=None, signed=True)
     async def post_events(account: str, request: Request) -> Response:
@@ -78,17 +80,25 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
             if len(events) > MAX_BATCH_EVENTS:
                 detail = f"{len(events)} events; at most {MAX_BATCH_EVENTS} per batch"
                 raise Problem(422, detail, "invalid-body", [{"field": "events", "message": detail}])
-            # Each outcome serialised by pydantic, in the engine's thread; the answer is
-            # put together from the pieces.
-            results: list[bytes] = []
+            # One transaction for the batch, each event under a savepoint of its own (a
+            # refused one undoes only itself). Each outcome serialised by pydantic, in the
+            # engine's thread; the answer is put together from the pieces.
+            placed: list[Any] = []
             for raw in events:
                 try:
-                    outcome = observer.handle(engine, _in_account(raw, account))
-                    results.append(b'{"outcome":' + outcome.model_dump_json().encode() + b"}")
-                except EventError as exc:
-                    results.append(_json({"error": event_problem(exc).body()}))
+                    placed.append(_in_account(raw, account))
                 except Problem as exc:
-                    results.append(_json({"error": exc.body()}))
+                    placed.append(exc)
+            decided = iter(observer.handle_group(engine, [e for e in placed if not isinstance(e, Problem)]))
+            results: list[bytes] = []
+            for item in placed:
+                result = item if isinstance(item, Problem) else next(decided)
+                if isinstance(result, Problem):
+                    results.append(_json({"error": result.body()}))
+                elif isinstance(result, EventError):
+                    results.append(_json({"error": event_problem(result).body()}))
+                else:
+                    results.append(b'{"outcome":' + result.model_dump_json().encode() + b"}")
             return b'{"results":[' + b",".join(results) + b"]}"
 
         return Response(await api.admitted(request, run), media_type="application/json")

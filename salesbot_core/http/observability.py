@@ -100,6 +100,12 @@ class Observer:
             ["account", "bot"],
             registry=self.registry,
         )
+        self.group_size = Histogram(
+            "salesbot_event_group_size",
+            "Events decided together in one transaction (group commit).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.requests = Counter(
             "salesbot_http_requests",
             "HTTP requests by method, route template and status class (2xx, 4xx, ...).",
@@ -125,25 +131,43 @@ class Observer:
 
     def handle(self, engine: Engine, event: Any) -> Outcome:
         """``engine.handle(event)``, timed, counted and logged (one line, whatever happens)."""
-        account = event.get("account") if isinstance(event, Mapping) else None
+        (result,) = self.handle_group(engine, [event])
+        if isinstance(result, EventError):
+            raise result
+        return result
+
+    def handle_group(self, engine: Engine, events: list[Any]) -> list[Outcome | EventError]:
+        """``engine.handle_group(events)`` (group commit), each event counted and logged as
+        ``handle`` does, with the group's time (what each of them waited for its commit)."""
         started = time.perf_counter()
-        outcome: Outcome | None = None
-        status = "error"
         try:
-            outcome = engine.handle(event)
-            status = event_status(outcome)
-            return outcome
-        except IdempotencyConflict:
-            status = "conflict"
+            results = engine.handle_group(events)
+        except BaseException as exc:
+            failed = "unavailable" if isinstance(exc, StoreError) else "error"
+            self._observe_group(engine, events, [failed] * len(events), [None] * len(events), started)
             raise
-        except EventError:
-            status = "invalid"
-            raise
-        except StoreError:
-            status = "unavailable"
-            raise
-        finally:
-            seconds = time.perf_counter() - started
+        statuses = [
+            event_status(r)
+            if isinstance(r, Outcome)
+            else ("conflict" if isinstance(r, IdempotencyConflict) else "invalid")
+            for r in results
+        ]
+        outcomes = [r if isinstance(r, Outcome) else None for r in results]
+        self._observe_group(engine, events, statuses, outcomes, started)
+        return results
+
+    def _observe_group(
+        self,
+        engine: Engine,
+        events: list[Any],
+        statuses: list[str],
+        outcomes: list[Outcome | None],
+        started: float,
+    ) -> None:
+        seconds = time.perf_counter() - started
+        self.group_size.observe(len(events))
+        for event, status, outcome in zip(events, statuses, outcomes, strict=True):
+            account = event.get("account") if isinstance(event, Mapping) else None
             self.events.labels(self.account_label(engine, account), status).inc()
             if outcome is not None and not outcome.duplicate:
                 self.duration.observe(seconds)

@@ -218,3 +218,18 @@ def test_a_company_page_lists_the_deals_that_changed_it(
     ]
     assert re.search(r'<dd id="owners">Anna Nowak</dd>', company)
     assert lone.status_code == 404
+
+
+def test_the_readme_says_where_to_click_to_add_a_bot() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    said = "open the account under **Accounts** and click **New bot**"
+    assert said in readme
+    link = "(docs/admin.md#editing-the-rules-rules-kept-in-the-store)"
+    assert readme.index(link) > readme.index(said)
+    headings = (root / "docs" / "admin.md").read_text(encoding="utf-8").splitlines()
+    assert "## Editing the rules (rules kept in the store)" in headings
+    template = root / "salesbot_core" / "admin" / "templates" / "bots.html"
+    assert '<a href="/a/{{ account|q }}/bots/new" id="new-bot">New bot</a>' in template.read_text(
+        encoding="utf-8"
+    )

@@ -37,6 +37,10 @@ class Caps(Model):
         """The caps set, in the order they are checked."""
         return [name for name in type(self).model_fields if getattr(self, name) is not None]
 
+    def limits(self) -> dict[str, int]:
+        """Each cap set, by the count it limits (what the admin page shows beside it)."""
+        return {name: getattr(self, name) for name in self.counted()}
+
 
 CAPS: FieldSpec[Caps | None] = FieldSpec(
     "user",
@@ -47,6 +51,7 @@ CAPS: FieldSpec[Caps | None] = FieldSpec(
     "in the last 24 hours or 30 days (rolling), or holds open at once (by a bot or by hand).",
     counts_usage=True,
     usage_kinds=Caps.counted,
+    usage_limits=Caps.limits,
 )
 
 _NAMES = {

@@ -51,6 +51,9 @@ class FieldSpec(Generic[T]):
     #: records the user owns now); left out, the calendar periods. Only what some field
     #: of the user asks for is counted.
     usage_kinds: Callable[[Any], Iterable[str]] | None = None
+    #: The most of each usage kind a set value allows (``{"day": 5}``): what the admin
+    #: page shows beside the user's counts. Left out, the page shows no limit.
+    usage_limits: Callable[[Any], Mapping[str, int]] | None = None
     #: Bot fields only: the ``where`` conditions inside a value, by their path under the
     #: key (``{"bartek.where": {...}}``). The loader checks and compiles them with the
     #: bots' own, on the same evaluator (a problem names ``<key>.<path>``), and a hook

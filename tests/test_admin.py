@@ -298,7 +298,7 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_worker(tmp
 
 def admin_routes(client: TestClient) -> list[APIRoute]:
     found = [r for r in client.app.routes if isinstance(r, APIRoute) and r.path.startswith("/a/{account}")]  # type: ignore[attr-defined]
-    assert len(found) == 26
+    assert len(found) == 27
     return found
 
 
@@ -528,7 +528,9 @@ def test_the_replay_page_shows_the_distribution_as_it_was_and_would_have_been(
     table = shown.text[shown.text.index('id="replay-distribution"') :]
 
     def row(bot: str, user: str) -> list[str]:
-        found = re.search(rf"<tr><td>{bot}</td><td>{user}</td>(.*?)</tr>", table)
+        found = re.search(
+            rf'<tr><td data-bot="{bot}">[^<]*</td><td data-user="{user}">[^<]*</td>(.*?)</tr>', table
+        )
         assert found, (bot, user)
         return re.findall(r'<td class="num">([^<]*)</td>', found.group(1))
 

@@ -7,12 +7,13 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 from ..engine import Engine
 from ..models import Bot, Decision, Delivery, Note, Outcome, utc_iso
+from ..periods import period_bounds
 from ..simulate import SimulationResult, simulate_on
 from ..store import Activity, Switch
 from ..strategy import RecordT
@@ -34,9 +35,29 @@ def accounts(engine: Engine) -> list[str]:
     return sorted({a for a, _ in rules.bots} | {a for a, _ in rules.users} | set(rules.settings))
 
 
-def start_of_day(now: datetime) -> datetime:
-    """Midnight UTC of ``now``'s day: "today" on the page is the UTC day."""
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def start_of_day(now: datetime, zone: tzinfo = UTC) -> datetime:
+    """Midnight of ``now``'s day in ``zone`` (the account's time zone, ``settings.timezone``),
+    in UTC: "today" on the page is the account's day, as its admin counts days."""
+    local = now.astimezone(zone).date()
+    return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the page calls an account's users and bots: their names, by id (an id the
+    rules no longer know is shown as it is)."""
+
+    users: Mapping[str, str] = field(default_factory=dict)
+    bots: Mapping[str, str] = field(default_factory=dict)
+
+
+def names(engine: Engine, account: str) -> Names:
+    """The names of the account's users and bots."""
+    rules = engine.rules
+    return Names(
+        {user_id: user.display_name for (acc, user_id), user in rules.users.items() if acc == account},
+        {bot.id: bot.display_name for bot in rules.account_bots(account)},
+    )
 
 
 @dataclass(frozen=True)
@@ -46,26 +67,67 @@ class AccountRow:
     account: str
     enabled: bool
     plan: str
+    #: The time zone whose day "today" counts (``settings.timezone``).
+    timezone: str
     bots: int
     activity: Activity
 
 
 def overview(engine: Engine, shown: list[str], now: datetime) -> list[AccountRow]:
     """The overview's rows for the accounts ``shown``: settings, bots and today's activity."""
-    since = utc_iso(start_of_day(now))
     rows = []
     for account in shown:
         settings = engine.rules.account_settings(account)
+        since = utc_iso(start_of_day(now, settings.zone))
         rows.append(
             AccountRow(
                 account,
                 settings.enabled,
                 settings.plan,
+                settings.timezone,
                 len(engine.rules.account_bots(account)),
                 engine.store.activity(account, since),
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class UserTotal:
+    """A user's assignments across all the account's bots in the calendar periods of
+    their time zone, with the limits their fields set (``FieldSpec.usage_limits``)."""
+
+    user: str
+    name: str
+    timezone: str
+    #: Assignments per period (``CALENDAR``: day, week, month), every bot counted.
+    counts: Mapping[str, int]
+    #: The most each usage kind allows (periods and others: rolling windows, open records).
+    limits: Mapping[str, int]
+
+
+def user_totals(engine: Engine, account: str, now: datetime) -> list[UserTotal]:
+    """Each user of the account, in file order: assignments today, this week and this
+    month of their own time zone, summed over the bots, beside their limits."""
+    bots = [bot.id for bot in engine.rules.account_bots(account)]
+    limited = [spec for spec in engine.catalog.fields_of("user").values() if spec.usage_limits]
+    totals = []
+    for (acc, user_id), user in engine.rules.users.items():
+        if acc != account:
+            continue
+        counts = {}
+        for period, (start, _) in period_bounds(now, user.zone).items():
+            since = utc_iso(start)
+            counts[period] = sum(
+                engine.store.distribution(account, bot, since).get(user_id, 0) for bot in bots
+            )
+        limits: dict[str, int] = {}
+        for spec in limited:
+            value = user.plugin_fields.get(spec.key)
+            if value is not None and spec.usage_limits is not None:
+                limits.update(spec.usage_limits(value))
+        totals.append(UserTotal(user_id, user.display_name, user.timezone, counts, limits))
+    return totals
 
 
 @dataclass(frozen=True)
@@ -152,8 +214,9 @@ def bot_page(engine: Engine, account: str, bot_id: str, now: datetime, dry_run: 
     if bot is None:
         return None
     row = next(r for r in bot_rows(engine, account) if r.bot.id == bot_id)
+    settings = engine.rules.account_settings(account)
     periods = {
-        "Today (UTC)": start_of_day(now),
+        f"Today ({settings.timezone})": start_of_day(now, settings.zone),
         "Last 7 days": now - timedelta(days=7),
         "Last 30 days": now - timedelta(days=30),
     }
@@ -189,6 +252,9 @@ class RecordPage:
     links: list[tuple[str, str]]
     wall: list[Note]
     timeline: list[Outcome]
+    #: ``(entity, id)`` of the linked records whose events changed this one (the deals
+    #: that passed their owner on to a company), in the order they first did.
+    changed_by: list[tuple[str, str]] = field(default_factory=list)
 
 
 def links(record: RecordT) -> list[tuple[str, str]]:
@@ -210,7 +276,23 @@ def record_page(engine: Engine, account: str, entity: Any, record_id: str) -> Re
     if record is None:
         return None
     timeline = engine.explain(account, entity, record_id)[-MAX_TIMELINE:]
-    return RecordPage(record, links(record), engine.wall(account, entity, record_id), timeline)
+    wall = engine.wall(account, entity, record_id)
+    return RecordPage(record, links(record), wall, timeline, changed_by(timeline, entity, record_id))
+
+
+def changed_by(timeline: list[Outcome], entity: str, record_id: str) -> list[tuple[str, str]]:
+    """The other records of ``timeline`` whose decisions changed the record's owners (a
+    decision's ``related``), each once, in the order they first did."""
+    found: dict[tuple[str, str], None] = {}
+    for outcome in timeline:
+        touched = any(
+            (change.entity, change.record_id) == (entity, record_id)
+            for decision in outcome.decisions
+            for change in decision.related
+        )
+        if touched and (outcome.entity, outcome.record_id) != (entity, record_id):
+            found.setdefault((outcome.entity, outcome.record_id))
+    return list(found)
 
 
 def deliveries(engine: Engine, account: str) -> Mapping[str, list[Delivery]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
@@ -48,6 +48,8 @@ MAX_REPLAY_FORM_BYTES = 1024 * 1024
 REPLAY_WINDOWS = ("1d", "7d", "30d", "90d")
 #: What the candidate rules are called in an error (file, bot, field).
 CANDIDATE_FILE = "candidate.yaml"
+#: The calendar periods of the totals per user, as the page heads them.
+PERIODS = {"day": "Today", "week": "This week", "month": "This month"}
 #: Seconds between two refreshes of the live feed (the page's JavaScript polls).
 LIVE_SECONDS = 3
 
@@ -91,7 +93,24 @@ def _environment() -> Environment:
     env.filters["q"] = lambda value: quote(str(value), safe="")
     # Conditions and strategy states as written (JSON); autoescaped like any text.
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
+    env.filters["words"] = words
+    env.filters["user_name"] = pass_context(lambda context, user: _named(context, "users", user))
+    env.filters["bot_name"] = pass_context(lambda context, bot: _named(context, "bots", bot))
     return env
+
+
+def words(name: object) -> str:
+    """An id as words: ``not_applied`` reads "not applied", a strategy ``least_loaded``
+    "least loaded". Statuses and the plugins' strategy ids alike, so the page needs no
+    list of either (the id stays in the element's ``data-*`` attribute)."""
+    return str(name).replace("_", " ")
+
+
+def _named(context: Mapping[str, Any], kind: str, entry_id: object) -> str:
+    """A user's or bot's name by its id, from the account's ``names`` (the id itself on
+    pages without an account, or for an id the rules no longer know)."""
+    known: reads.Names = context.get("names") or reads.Names()
+    return getattr(known, kind).get(str(entry_id), str(entry_id))
 
 
 def _live_token(engine: Engine, session: sessions.Session) -> Token | None:
@@ -145,6 +164,7 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         session = getattr(request.state, "session", None)
         context.setdefault("viewer", getattr(request.state, "viewer", None))
+        context.setdefault("names", getattr(request.state, "names", None))
         csrf = sessions.csrf_token(key, session.nonce) if session else ""
         html = env.get_template(template).render(static=STATIC, csrf=csrf, **context)
         return HTMLResponse(html, status, headers=HEADERS)
@@ -163,9 +183,10 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
     async def account_viewer(request: Request, account: str) -> Viewer:
         """The viewer, if it may see ``account`` and the account exists: 404 otherwise."""
         seen = await viewer(request)
-        known = await call(reads.accounts)
-        if account not in known or not (seen.admin or seen.token.account == account):
+        known = await call(lambda engine: (reads.accounts(engine), reads.names(engine, account)))
+        if account not in known[0] or not (seen.admin or seen.token.account == account):
             raise PageError(404, "not found")
+        request.state.names = known[1]
         return seen
 
     async def checked_values(
@@ -244,10 +265,12 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
         return response
 
     @app.get("/a/{account}", include_in_schema=False)
-    async def bots(request: Request, account: str, page_no: int = 1) -> Response:
+    async def bots(request: Request, account: str, page_no: int = 1, switched: str | None = None) -> Response:
         await account_viewer(request, account)
         rows = await call(lambda engine: reads.bot_rows(engine, account))
         editable = await call(lambda engine: engine.rules_in_store)
+        now = datetime.now(UTC)
+        totals = await call(lambda engine: reads.user_totals(engine, account, now))
         start = (max(page_no, 1) - 1) * reads.PAGE_SIZE
         return page(
             request,
@@ -258,6 +281,40 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
             total=len(rows),
             page_no=max(page_no, 1),
             more=start + reads.PAGE_SIZE < len(rows),
+            # The notice after a switch: the bot's switch as the store has it now.
+            switched=next((row for row in rows if row.bot.id == switched), None),
+            totals=totals,
+            periods=PERIODS,
+        )
+
+    @app.get("/a/{account}/bots/{bot}/active", include_in_schema=False)
+    async def switch_confirm(
+        request: Request, account: str, bot: str, to: str = "off", back: str = ""
+    ) -> Response:
+        """Ask before switching: the bot, what changes, and the form that does it."""
+        await account_viewer(request, account)
+        if to not in ("on", "off"):
+            raise PageError(400, "switch a bot to on or off")
+        found = await call(lambda engine: engine.rules.bot(account, bot))
+        if found is None:
+            raise PageError(404, "not found")
+        return page(
+            request,
+            "confirm.html",
+            account=account,
+            title=f"Switch bot {found.display_name} {to}?",
+            explain=(
+                f"Bot {found.display_name} "
+                + ("assigns nothing from the next event on" if to == "off" else "takes the next event again")
+                + " (the same switch as salesbot bot "
+                + ("disable" if to == "off" else "enable")
+                + "; no new rules version)."
+            ),
+            changes=[],
+            action=f"/a/{quote(account, safe='')}/bots/{quote(bot, safe='')}/active",
+            fields={"active": to, "back": "bot" if back == "bot" else ""},
+            button=f"Switch {to}",
+            back=_switched_url(account, bot, back, None),
         )
 
     @app.post("/a/{account}/bots/{bot}/active", include_in_schema=False)
@@ -275,24 +332,29 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
 
         if not await call(run):
             raise PageError(404, "not found")
-        back = f"/a/{quote(account, safe='')}"
-        if form.get("back") == "bot":
-            back += f"/bots/{quote(bot, safe='')}"
-        return RedirectResponse(back, status_code=303)
+        return RedirectResponse(_switched_url(account, bot, form.get("back", ""), bot), status_code=303)
 
-    async def bot_page(request: Request, account: str, bot: str, dry_run: int) -> Response:
+    async def bot_page(
+        request: Request, account: str, bot: str, dry_run: int, switched: bool = False
+    ) -> Response:
         now = datetime.now(UTC)
         found = await call(lambda engine: reads.bot_page(engine, account, bot, now, dry_run))
         if found is None:
             raise PageError(404, "not found")
         return page(
-            request, "bot.html", account=account, p=found, dry_run=dry_run, max_dry_run=reads.MAX_DRY_RUN
+            request,
+            "bot.html",
+            account=account,
+            p=found,
+            dry_run=dry_run,
+            max_dry_run=reads.MAX_DRY_RUN,
+            switched=found.row if switched else None,
         )
 
     @app.get("/a/{account}/bots/{bot}", include_in_schema=False)
-    async def bot_view(request: Request, account: str, bot: str) -> Response:
+    async def bot_view(request: Request, account: str, bot: str, switched: str | None = None) -> Response:
         await account_viewer(request, account)
-        return await bot_page(request, account, bot, 10)
+        return await bot_page(request, account, bot, 10, switched == bot)
 
     @app.post("/a/{account}/bots/{bot}/simulate", include_in_schema=False)
     async def simulate(request: Request, account: str, bot: str) -> Response:
@@ -402,6 +464,15 @@ def install(app: FastAPI, call: Callable[[Callable[[Engine], Any]], Any], key: b
 
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(SignInNeeded, sign_in_needed)
+
+
+def _switched_url(account: str, bot: str, back: str, switched: str | None) -> str:
+    """Where a bot's switch goes back to: the bot's page (``back=bot``) or the bots list,
+    with ``?switched=`` naming the bot switched, for the page's notice."""
+    url = f"/a/{quote(account, safe='')}"
+    if back == "bot":
+        url += f"/bots/{quote(bot, safe='')}"
+    return url + (f"?switched={quote(switched, safe='')}" if switched else "")
 
 
 def _cookie(request: Request, response: Response, name: str, value: str) -> None:

@@ -1,6 +1,7 @@
 // The admin page's only script (the Content-Security-Policy allows no inline script).
-// The live decisions list reloads its rows from the server every few seconds; without
-// JavaScript, the page's "refresh now" link does the same. The bot form previews its
+// The live decisions list reloads its rows from the server every few seconds, until its
+// Pause button is pressed; without JavaScript, the page's "refresh now" link does the
+// same. Older decisions (a page with ?before=) have no data-src: they never refresh. The bot form previews its
 // tag, wall note and notification as they are typed, rendered by the server (its
 // "Preview the texts" button does the same without JavaScript).
 "use strict";
@@ -10,11 +11,24 @@
     return;
   }
   const seconds = Number(body.dataset.seconds) || 3;
+  const pause = document.getElementById("live-pause");
+  let paused = false;
+  if (pause) {
+    pause.hidden = false;
+    pause.addEventListener("click", function () {
+      paused = !paused;
+      pause.setAttribute("aria-pressed", String(paused));
+      pause.textContent = paused ? "Resume" : "Pause";
+    });
+  }
   async function refresh() {
+    if (paused) {
+      return;
+    }
     try {
       const response = await fetch(body.dataset.src, { credentials: "same-origin" });
       // A session that ended is sent to sign in: the rows stay as they were.
-      if (response.ok && !response.redirected) {
+      if (response.ok && !response.redirected && !paused) {
         // The rows are the server's own escaped HTML fragment (outcome_rows.html).
         body.innerHTML = await response.text();
       }

@@ -42,13 +42,13 @@ class Problem(Exception):
         kind: str | None = None,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
-        members: dict[str, Any] | None = None,
+        extensions: dict[str, Any] | None = None,
     ):
-        """``members``: the problem type's own members (RFC 9457 extensions), such as
+        """``extensions``: the problem type's own extensions (RFC 9457 extensions), such as
         the bots that still name a user, or the current version of the rules."""
         super().__init__(detail)
         self.status, self.detail, self.kind, self.errors = status, detail, kind, errors
-        self.headers, self.members = headers or {}, members or {}
+        self.headers, self.extensions = headers or {}, extensions or {}
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -59,7 +59,7 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        return {**body, **self.members}
+        return {**body, **self.extensions}
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), self.status, headers=self.headers, media_type=PROBLEM_JSON)

@@ -198,8 +198,8 @@ def rules_problem(exc: SalesbotError) -> Problem:
     if isinstance(exc, UserInPools):
         return Problem(409, str(exc), "user-in-pools", None, None, {"bots": exc.bots})
     if isinstance(exc, StaleVersion):
-        members = {"current_version": exc.current}
-        return Problem(412, str(exc), "stale-version", None, etag(exc.current), members)
+        extensions = {"current_version": exc.current}
+        return Problem(412, str(exc), "stale-version", None, etag(exc.current), extensions)
     if isinstance(exc, RulesInFolder):
         return Problem(409, str(exc), "rules-in-folder")
     return Problem(404, str(exc), "not-found")

@@ -100,6 +100,11 @@ def loads(text: str | None) -> Rulebook:
     return normalized(json.loads(text)) if text else empty()
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a mapping (a section as written), else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _entries(book: Mapping[str, Any], section: str) -> list[Any]:
     entries = book.get(section)
     return entries if isinstance(entries, list) else []
@@ -151,12 +156,13 @@ def naming(book: Mapping[str, Any], user: str) -> list[str]:
     return [
         str(bot.get("id"))
         for bot in _entries(book, "bots")
-        if isinstance(bot, dict)
-        and (
-            user in (bot.get("users") if isinstance(bot.get("users"), list) else ())
-            or bot.get("fallback") == user
-        )
+        if isinstance(bot, dict) and (user in _pool(bot) or bot.get("fallback") == user)
     ]
+
+
+def _pool(bot: Mapping[str, Any]) -> list[Any]:
+    users = bot.get("users")
+    return users if isinstance(users, list) else []
 
 
 def remove_user(book: Mapping[str, Any], user: str, from_pools: bool = False) -> Rulebook:
@@ -250,8 +256,7 @@ def check(
     """The rules of a rulebook, validated and compiled as a ruleset file is, with the
     account's plan and activation; ``RulebookError`` naming each field if invalid."""
     data = dict(normalized(book))
-    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    data["settings"] = {**settings, "plan": plan, "enabled": enabled}
+    data["settings"] = {**mapping(data.get("settings")), "plan": plan, "enabled": enabled}
     name = f"account {account}"
     parsed, problems = parse_data(name, {"account": account, **data}, catalog)
     try:
@@ -265,13 +270,13 @@ def check(
             {account: version} if version is not None else None,
         )
     except RulesetError as exc:
-        problems = [FieldProblem(field_path(p, data), p.message) for p in exc.problems]
-        raise RulebookError(problems, account) from None
+        placed = [FieldProblem(field_path(p, data), p.message) for p in exc.problems]
+        raise RulebookError(placed, account) from None
 
 
 def settings_of(book: Mapping[str, Any], plan: str, enabled: bool) -> AccountSettings:
     """The account settings a valid rulebook sets, with the operator's plan and activation."""
-    settings = book.get("settings") if isinstance(book.get("settings"), dict) else {}
+    settings = mapping(book.get("settings"))
     return AccountSettings.model_validate({**settings, "plan": plan, "enabled": enabled})
 
 

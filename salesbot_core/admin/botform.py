@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..models import EVENT_KINDS, Bot, Related
-from ..rulebook import FieldProblem
+from ..rulebook import FieldProblem, mapping
 from ..rulesets import load_yaml
 from ..templates import check_template, record_values, render
 
@@ -91,9 +91,9 @@ def _text(value: Any) -> str:
 
 def from_bot(bot: Mapping[str, Any]) -> BotForm:
     """The form of a bot kept in the rulebook."""
-    trigger = bot.get("trigger") if isinstance(bot.get("trigger"), dict) else {}
-    actions = bot.get("actions") if isinstance(bot.get("actions"), dict) else {}
-    related = actions.get("related") if isinstance(actions.get("related"), dict) else {}
+    trigger = mapping(bot.get("trigger"))
+    actions = mapping(bot.get("actions"))
+    related = mapping(actions.get("related"))
     processes = trigger.get("processes")
     return BotForm(
         id=str(bot.get("id", "")),
@@ -241,7 +241,7 @@ def place(problems: Sequence[FieldProblem], index: int) -> tuple[dict[str, list[
 
 
 #: The record a preview renders the texts for: made up, with the usual fields.
-SAMPLE = {
+SAMPLE: dict[str, dict[str, Any]] = {
     "deal": {"id": "d-1001", "title": "Sample deal", "value": 12000, "process": "sales", "currency": "EUR"},
     "person": {"id": "p-1001", "name": "Sample person", "email": "sample@example.com"},
     "company": {"id": "c-1001", "name": "Sample company"},

@@ -155,7 +155,7 @@ def install(app: FastAPI, tools: Tools) -> None:
         read = (posted.get("version") or [""])[0]
         expected = int(read) if read.isdigit() else -1
         found = await call(lambda engine: read_book(engine, account))
-        shown = {"message": message}
+        shown: dict[str, Any] = {"message": message}
         if expected != found["version"]:
             # Shown with the current version: saved again, it publishes over it.
             shown["stale"] = StaleVersion(account, expected, found["version"])

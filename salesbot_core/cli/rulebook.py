@@ -88,7 +88,9 @@ def _folder_rulebook(
     found, problems = _account_files(folder, account)
     if not found and not problems:
         problems.append(Problem(str(folder), f"no ruleset file of account {account!r}"))
-    settings = next((data["settings"] for _, data in found if isinstance(data.get("settings"), dict)), {})
+    settings: dict[str, Any] = next(
+        (data["settings"] for _, data in found if isinstance(data.get("settings"), dict)), {}
+    )
     given = {key: settings[key] for key in OPERATOR_SETTINGS if key in settings}
     parsed = []
     for i, (path, data) in enumerate(found):

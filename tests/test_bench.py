@@ -138,9 +138,12 @@ def test_service_smoke(tmp_path: Path) -> None:
         ("HTTP, 1 event per request (keep-alive)", "p99 latency"),
         ("HTTP, 1 event per request (keep-alive)", "CPU per event (server)"),
         ("HTTP, events:batch of 100", "throughput"),
+        ("HTTP, 8 clients at once, 1 event per request", "throughput"),
+        ("HTTP, 8 clients at once, 1 event per request", "p50 latency"),
+        ("HTTP, 8 clients at once, 1 event per request", "p99 latency"),
     ]
     assert all(row["value"] > 0 and row["baseline"] > 0 for row in report["rows"])
-    assert [row["goal"] for row in report["rows"] if row["metric"] == "throughput"] == [2.0, 1.2]
+    assert [row["goal"] for row in report["rows"] if row["metric"] == "throughput"] == [2.0, 1.2, 1.0]
     assert report["details"]["rounds"] == 4 and len(report["details"]["runs"]) == 1
 
 

@@ -72,3 +72,26 @@ def test_the_reference_pages_have_a_strict_csp_with_their_one_inline_script_hash
         )
     # FastAPI's own CDN pages and their OAuth2 redirect are not served.
     assert client.get("/docs/oauth2-redirect").status_code == 404
+
+
+def test_every_reference_in_the_openapi_document_resolves(client: TestClient) -> None:
+    """A ``$ref`` pointing nowhere (a model's own ``#/$defs/...`` pasted into a route)
+    makes ReDoc answer "Something went wrong" and breaks generated clients."""
+    document = client.get("/openapi.json").json()
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert refs  # the document does use references
+    for ref in refs:
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in document["components"]["schemas"], ref

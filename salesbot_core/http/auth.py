@@ -59,8 +59,29 @@ def _live_token(engine: Engine, secret: str) -> Token:
 
 
 def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
-    schema = model.model_json_schema() if model else {"type": "object"}
+    schema = _inlined(model.model_json_schema()) if model else {"type": "object"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` put in place of their references: placed
+    inside the OpenAPI document, a ``#/$defs/...`` reference would point at the
+    document's root, where no such thing is (clients and ReDoc fail on it). The request
+    models nest no model in itself, so the walk ends."""
+    defs = schema.pop("$defs", {})
+
+    def place(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                rest = {key: value for key, value in node.items() if key != "$ref"}
+                return {**place(defs[ref.removeprefix("#/$defs/")]), **place(rest)}
+            return {key: place(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [place(item) for item in node]
+        return node
+
+    return place(schema)
 
 
 class Api:

@@ -1,0 +1,51 @@
+"""Django CRM's own settings (``webcrm.settings``), with salesbot_django installed and the
+mapping the docs show (docs/django.md quotes the ``SALESBOT`` block verbatim).
+
+Paths come from the environment the tests set: a database file and a salesbot store per
+test session, never a path in the repository.
+"""
+
+import os
+
+import webcrm.settings as crm
+
+globals().update({name: value for name, value in vars(crm).items() if name.isupper()})
+
+from salesbot_django.django_crm import DJANGO_CRM  # noqa: E402
+
+INSTALLED_APPS = [*crm.INSTALLED_APPS, "salesbot_django"]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["SALESBOT_DJANGO_DB"],
+        "TEST": {"NAME": os.environ["SALESBOT_DJANGO_DB"]},
+    }
+}
+SECURE_SSL_REDIRECT = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins
+
+# --8<-- [start:salesbot]
+SALESBOT = {
+    **DJANGO_CRM,
+    "MODE": "embedded",
+    "STORE": os.environ["SALESBOT_STORE"],  # a SQLite file, or postgresql://...
+    "RULES_DIR": os.environ["SALESBOT_RULES_DIR"],  # written from the database
+    "ACCOUNTS": {"Global sales": {"plan": "professional", "multiple_owners": False}},
+    "BOTS": [
+        {
+            "account": "Global sales",
+            "id": "inbound",
+            "name": "Inbound leads",
+            "entity": "deal",
+            "users": ["anna", "bartek", "celina"],
+            "trigger": {"events": ["created", "updated", "list"]},
+            "actions": {
+                "related": {"company": True, "persons": True},
+                "tag": "inbound-bot",
+                "note": "Assigned by {bot.name} to {owner.name}",
+                "notify": "New deal for you: {record.title}",
+            },
+        }
+    ],
+}
+# --8<-- [end:salesbot]

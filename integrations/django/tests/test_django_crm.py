@@ -6,11 +6,11 @@ twice is routed once; the changelist action routes a selection exactly once."""
 from __future__ import annotations
 
 import datetime
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from admin_form import form_data
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -49,15 +49,21 @@ def contact(first_name: str, owner: User, at: Any) -> Any:
 
 
 def deal(name: str, owner: User, **fields: Any) -> Any:
-    from crm.models import Deal
+    """A deal as Django CRM makes one: from a customer's request, sharing its ticket."""
+    from crm.models import Deal, Request, Stage
 
+    request = Request.objects.create(
+        request_for=name, first_name="Piotr", owner=owner, department=department()
+    )
     return Deal.objects.create(
         name=name,
         next_step="call back",
         next_step_date=datetime.date(2026, 12, 8),
+        stage=Stage.objects.get(department=department(), default=True),
+        request=request,
+        ticket=request.ticket,
         owner=owner,
         department=department(),
-        ticket=uuid.uuid4().hex[:16],
         **fields,
     )
 
@@ -80,6 +86,30 @@ def test_the_bot_is_a_user_offered_as_owner_who_cannot_sign_in() -> None:
     page = client.get(f"/en/123/crm/deal/{deal('Offer', manager).pk}/change/")
     assert page.status_code == 200
     assert f">{BOT}</option>" in page.content.decode()
+
+
+def test_a_manager_picks_the_bot_in_the_deal_form_and_a_user_of_the_pool_owns_it() -> None:
+    """Through Django CRM's own change form, as a manager of Global sales saves it."""
+    from tasks.models import Memo
+
+    robot, manager = bot(), user("IamGlobalSALES")
+    offer = deal("Offer for Warsztat", manager)
+    client = Client()
+    client.force_login(manager)
+    url = f"/en/123/crm/deal/{offer.pk}/change/"
+    data = form_data(client.get(url).content.decode(), "deal_form")
+    assert data["owner"] == [str(manager.pk)]
+    page = client.post(url, {**data, "owner": [str(robot.pk)], "_save": ["Save"]})
+    assert page.status_code == 302, page.context["adminform"].form.errors
+    assert owner_of(offer) == "anna"
+    assert [tag.name for tag in offer.tags.all()] == ["inbound-bot"]
+    assert list(Memo.objects.filter(deal=offer).values_list("note", flat=True)) == [
+        "Assigned by Inbound leads to Anna Nowak"
+    ]
+    # Anna sees the notification on her next page.
+    client.force_login(user("anna"))
+    shown = [str(m) for m in client.get("/en/123/crm/deal/").context["messages"]]
+    assert shown == ["New deal for you: Offer for Warsztat"]
 
 
 def test_a_deal_saved_with_the_bot_as_owner_gets_the_next_user_in_rotation() -> None:

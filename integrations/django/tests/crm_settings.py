@@ -1,30 +1,18 @@
 """Django CRM's own settings (``webcrm.settings``), with salesbot_django installed and the
-mapping the docs show (docs/django.md quotes the ``SALESBOT`` block verbatim).
+mapping the docs show: docs/django.md quotes the block between the markers verbatim
+(tests/test_readme.py checks it).
 
-Paths come from the environment the tests set: a database file and a salesbot store per
-test session, never a path in the repository.
+Paths come from the environment the tests set (a database file, a salesbot store and a
+rules folder per test), never a path in the repository.
 """
 
-import os
-
-import webcrm.settings as crm
-
-globals().update({name: value for name, value in vars(crm).items() if name.isupper()})
-
-from salesbot_django.django_crm import DJANGO_CRM  # noqa: E402
-
-INSTALLED_APPS = [*crm.INSTALLED_APPS, "salesbot_django"]
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ["SALESBOT_DJANGO_DB"],
-        "TEST": {"NAME": os.environ["SALESBOT_DJANGO_DB"]},
-    }
-}
-SECURE_SSL_REDIRECT = False
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins
+import importlib
 
 # --8<-- [start:salesbot]
+import os
+
+from salesbot_django.django_crm import DJANGO_CRM
+
 SALESBOT = {
     **DJANGO_CRM,
     "MODE": "embedded",
@@ -49,3 +37,19 @@ SALESBOT = {
     ],
 }
 # --8<-- [end:salesbot]
+
+# Everything else is Django CRM's, as it ships (imported by name: this module is read
+# where Django CRM's top-level packages are installed).
+crm = importlib.import_module("webcrm.settings")
+globals().update({name: value for name, value in vars(crm).items() if name.isupper() and name != "SALESBOT"})
+
+INSTALLED_APPS = [*crm.INSTALLED_APPS, "salesbot_django"]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["SALESBOT_DJANGO_DB"],
+        "TEST": {"NAME": os.environ["SALESBOT_DJANGO_DB"]},
+    }
+}
+SECURE_SSL_REDIRECT = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast sign-ins

@@ -49,6 +49,9 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["SALESBOT_DJANGO_DB"],
         "TEST": {"NAME": os.environ["SALESBOT_DJANGO_DB"]},
+        # Writers queue for the lock from their first statement, instead of failing when
+        # two read transactions both try to write (the threads of the concurrency test).
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
     }
 }
 SECURE_SSL_REDIRECT = False

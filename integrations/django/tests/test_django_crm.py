@@ -204,3 +204,29 @@ def test_the_changelist_action_assigns_each_selected_deal_exactly_once(crm: Path
     assert [owner_of(d) for d in reversed(deals)] == ["anna", "bartek", "celina"]
     assert owner_of(untouched) == "jan"
     assert sorted(Memo.objects.values_list("deal__name", flat=True)) == ["Listed 0", "Listed 1", "Listed 2"]
+
+
+def test_eight_threads_saving_deals_at_once_keep_the_rotation_exact() -> None:
+    """Each thread saves its deals with the bot as owner on its own connection: 24 deals,
+    8 each for Anna, Bartek and Celina (a spread of 0), each with one Memo."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+    from tasks.models import Memo
+
+    robot = bot()
+
+    def save_three(thread: int) -> list[int]:
+        try:
+            return [deal(f"Thread {thread} deal {n}", robot).pk for n in range(3)]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        pks = [pk for saved in pool.map(save_three, range(8)) for pk in saved]
+    from crm.models import Deal
+
+    owners = Counter(Deal.objects.filter(pk__in=pks).values_list("owner__username", flat=True))
+    assert owners == {"anna": 8, "bartek": 8, "celina": 8}
+    assert Memo.objects.filter(deal__in=pks).count() == 24

@@ -1,26 +1,41 @@
-"""Where salesbot runs for the project: the embedded ``Engine``, one per process.
+"""Where salesbot runs for the project: the embedded ``Engine`` (one per process), or a
+``salesbot serve`` over HTTP. Both answer the same three calls (``handle``,
+``assign_list``, ``seen``), so the routing does not know which it talks to.
 
-The engine is opened on first use, after the ruleset files are synced from the database,
+The backend is opened on first use, after the ruleset files are synced from the database,
 and kept on the app's config (not in a module global); a change of the ``SALESBOT``
-setting (a test's ``override_settings``) closes it, and the next use opens the new store.
+setting (a test's ``override_settings``) closes it, and the next use opens the new one.
 Before each routing the files are synced again: a user added to a department is in the
-pools' account at the next save, without a restart.
+pools' account at the next save, without a restart (a ``salesbot serve`` reading the same
+folder reloads them itself, every 2 seconds).
+
+The HTTP client is the standard library's: the app depends on salesbot and Django only.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
 from django.core.signals import setting_changed
 
-from salesbot_core import Engine
+from salesbot_core import Engine, IdempotencyConflict
+from salesbot_core.errors import SalesbotError
+from salesbot_core.http.signing import SIGNATURE_HEADER, signature_header
 from salesbot_core.models import Outcome
 
 from . import sync
 from .conf import Config, config
+
+
+class Unavailable(SalesbotError):
+    """The service did not take the request (unreachable, timed out, 429 or 5xx): send it
+    again later, with the same event ids."""
 
 
 class Embedded:
@@ -57,15 +72,69 @@ class Embedded:
         self.engine.close()
 
 
+class Remote:
+    """A ``salesbot serve`` at ``URL``: events and list operations as signed ``POST``s."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        sync.sync(config)
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Sync the users and bots into the ruleset files the service reads."""
+        with self._lock:
+            sync.sync(self.config)
+
+    def _post(self, account: str, path: str, payload: Mapping[str, Any]) -> Any:
+        body = json.dumps(payload).encode()
+        headers = {"Authorization": f"Bearer {self.config.token}", "Content-Type": "application/json"}
+        if self.config.signing_secret:
+            headers[SIGNATURE_HEADER] = signature_header([self.config.signing_secret], body)
+        url = f"{self.config.url.rstrip('/')}/v1/accounts/{account}/{path}"  # type: ignore[union-attr]
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:500]
+            if exc.code == 409:
+                raise IdempotencyConflict(detail) from None
+            if exc.code == 429 or exc.code >= 500:
+                raise Unavailable(f"{url}: {exc.code} {detail}") from None
+            raise SalesbotError(f"{url}: {exc.code} {detail}") from None
+        except (OSError, TimeoutError) as exc:  # refused, reset, DNS, timeout
+            raise Unavailable(f"{url}: {exc}") from None
+
+    def handle(self, event: Mapping[str, Any]) -> Outcome:
+        """``POST /events``: the outcome."""
+        return Outcome.model_validate(self._post(event["account"], "events", event))
+
+    def assign_list(
+        self, account: str, entity: str, record_ids: list[str], bot: str, operation: str
+    ) -> list[Outcome]:
+        """``POST /assignments``: one outcome per record."""
+        payload = {"entity": entity, "record_ids": record_ids, "bot": bot, "operation": operation}
+        return [Outcome.model_validate(o) for o in self._post(account, "assignments", payload)["outcomes"]]
+
+    def seen(self, account: str, entity: str, record_id: str, event_id: str) -> bool:
+        """Unknown without a request: a repeat is told by the service (a duplicate, or a
+        409 for a payload that changed since)."""
+        return False
+
+    def close(self) -> None:
+        pass
+
+
 _opening = threading.Lock()
 
 
-def backend() -> Embedded:
+def backend() -> Embedded | Remote:
     """The process's backend, opened on first use."""
     app = apps.get_app_config("salesbot_django")
     with _opening:
         if getattr(app, "backend", None) is None:
-            app.backend = Embedded(config())  # type: ignore[attr-defined]
+            settings = config()
+            app.backend = Embedded(settings) if settings.mode == "embedded" else Remote(settings)  # type: ignore[attr-defined]
     return app.backend  # type: ignore[attr-defined]
 
 

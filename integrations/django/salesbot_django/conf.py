@@ -23,7 +23,7 @@ from django.utils.module_loading import import_string
 
 from salesbot_core.vocabulary import ENTITIES
 
-MODES = ("embedded",)
+MODES = ("embedded", "http")
 _ENTITY_KEYS = {
     "model",
     "owner",
@@ -49,6 +49,11 @@ _KEYS = {
     "NOTE",
     "NOTIFY",
     "TAG",
+    "URL",
+    "TOKEN",
+    "SIGNING_SECRET",
+    "WEBHOOK_SECRET",
+    "TIMEOUT",
 }
 
 
@@ -104,6 +109,14 @@ class Config:
     note: Callable[..., None] | None
     notify: Callable[..., None] | None
     tag: Callable[..., None] | None
+    #: HTTP mode: the ``salesbot serve`` base URL, a token that acts for every account
+    #: (``salesbot token create --admin``), the secret its requests are signed with (if
+    #: the accounts sign theirs), and the secret of the webhook endpoint it delivers to.
+    url: str | None = None
+    token: str | None = None
+    signing_secret: str | None = None
+    webhook_secret: str | None = None
+    timeout: float = 10.0
 
     def for_model(self, model: type[models.Model]) -> EntityMap | None:
         """The mapping of ``model`` (or of the model a proxy stands for), if mapped."""
@@ -177,6 +190,8 @@ def load(raw: Mapping[str, Any]) -> Config:
     if not raw.get("ENTITIES"):
         raise _problem("ENTITIES", "map at least one model")
     account_model = raw.get("ACCOUNT_MODEL")
+    if mode == "http" and not (raw.get("URL") and raw.get("TOKEN")):
+        raise _problem("URL", "the http mode needs the service's 'URL' and a 'TOKEN'")
     return Config(
         mode=mode,
         store=str(raw.get("STORE", "salesbot.db")),
@@ -189,6 +204,11 @@ def load(raw: Mapping[str, Any]) -> Config:
         note=_callable("NOTE", raw.get("NOTE")),
         notify=_callable("NOTIFY", raw.get("NOTIFY")),
         tag=_callable("TAG", raw.get("TAG")),
+        url=raw.get("URL"),
+        token=raw.get("TOKEN"),
+        signing_secret=raw.get("SIGNING_SECRET"),
+        webhook_secret=raw.get("WEBHOOK_SECRET"),
+        timeout=float(raw.get("TIMEOUT", 10.0)),
     )
 
 

@@ -23,16 +23,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models.signals import post_save
 
 from salesbot_core import IdempotencyConflict
 from salesbot_core.models import BOT_PREFIX, Outcome
 
+from . import outbox
 from .backends import backend
 from .conf import Config, EntityMap, config
-from .models import BotUser
-from .sync import account_id, user_id
+from .models import AppliedOutcome, BotUser
+from .sync import account_id, member_ids, user_id
 
 log = logging.getLogger(__name__)
 
@@ -145,28 +146,32 @@ def _linked(mapped: EntityMap, instance: models.Model) -> list[tuple[EntityMap, 
     return found
 
 
-def _known_users(account: str) -> set[str]:
-    return {str(pk) for pk in _account_users(account)}
-
-
-def _account_users(account: str) -> list[int]:
-    rules = backend().engine.rules
-    return [int(user) for (acc, user) in rules.users if acc == account]
-
-
-def _mirror(account: str, prefix: str, records: Iterable[tuple[EntityMap, models.Model]]) -> None:
-    """Send each record as it stands, as an update that changes no owner: salesbot's store
-    then knows its owners and tags, and no bot fires on it."""
-    known = _known_users(account)
-    for mapped, instance in records:
-        event = {
+def _mirrors(
+    account: str, prefix: str, records: Iterable[tuple[EntityMap, models.Model]]
+) -> list[dict[str, Any]]:
+    """Each record as it stands, as an update that changes no owner: once handled,
+    salesbot's store knows its owners and tags, and no bot fires on it."""
+    known = member_ids(config(), account)
+    return [
+        {
             "id": f"{prefix}/mirror/{mapped.entity}/{instance.pk}",
             "kind": "updated",
             "account": account,
             "changed": [],
             "record": record_of(mapped, instance, known),
         }
-        backend().handle(event)
+        for mapped, instance in records
+    ]
+
+
+def send_mirrors(events: Iterable[dict[str, Any]]) -> None:
+    """Handle mirror events; one already sent with other contents (the record changed
+    since a first delivery) is left as it was."""
+    for event in events:
+        try:
+            backend().handle(event)
+        except IdempotencyConflict:
+            continue
 
 
 def route(entity: str, pk: Any, event_id: str, kind: str) -> Outcome | None:
@@ -181,21 +186,13 @@ def route(entity: str, pk: Any, event_id: str, kind: str) -> Outcome | None:
     # write-back, so its payload differs from the first delivery's; the first stands.
     if backend().seen(account, entity, str(pk), event_id):
         return None
-    _mirror(account, event_id, _linked(mapped, instance))
     event = {
         "id": event_id,
         "kind": kind,
         "account": account,
-        "record": record_of(mapped, instance, _known_users(account)),
+        "record": record_of(mapped, instance, member_ids(config(), account)),
     }
-    try:
-        outcome = backend().handle(event)
-    except IdempotencyConflict:  # a second delivery decided in the meantime
-        log.info("salesbot: %s was routed by another delivery", event_id)
-        return None
-    if not outcome.duplicate:
-        apply(account, mapped, instance, outcome)
-    return outcome
+    return outbox.send(mapped, instance, [*_mirrors(account, event_id, _linked(mapped, instance)), event])
 
 
 def assign(mapped: EntityMap, records: Iterable[models.Model], bot: BotUser) -> list[Outcome]:
@@ -203,10 +200,9 @@ def assign(mapped: EntityMap, records: Iterable[models.Model], bot: BotUser) -> 
     backend().refresh()
     operation = uuid.uuid4().hex
     selected = [r for r in records if account_of(mapped, r) == bot.account]
-    _mirror(bot.account, f"{PREFIX}/{operation}", [(mapped, r) for r in selected])
-    _mirror(
-        bot.account, f"{PREFIX}/{operation}/linked", [pair for r in selected for pair in _linked(mapped, r)]
-    )
+    linked = [pair for r in selected for pair in _linked(mapped, r)]
+    send_mirrors(_mirrors(bot.account, f"{PREFIX}/{operation}", [(mapped, r) for r in selected]))
+    send_mirrors(_mirrors(bot.account, f"{PREFIX}/{operation}/linked", linked))
     ids = [str(r.pk) for r in selected]
     outcomes = backend().assign_list(bot.account, mapped.entity, ids, bot.bot, operation)
     by_id = {str(r.pk): r for r in selected}
@@ -247,8 +243,19 @@ def _add_tag(mapped: EntityMap, instance: models.Model, tag: str) -> None:
 
 
 def apply(account: str, mapped: EntityMap, instance: models.Model, outcome: Outcome) -> None:
-    """Write an outcome back: owners of the record and of its linked records, the tag, the
-    wall note and the notification, through the mapping's writers."""
+    """Write an outcome back, once: owners of the record and of its linked records, the
+    tag, the wall note and the notification, through the mapping's writers. An outcome
+    whose event id was written back before (the answer, then its webhook) is skipped."""
+    try:
+        with transaction.atomic():
+            _, new = AppliedOutcome.objects.get_or_create(event_id=outcome.event_id)
+            if new:
+                _write_back(account, mapped, instance, outcome)
+    except IntegrityError:  # written back by another thread meanwhile
+        return
+
+
+def _write_back(account: str, mapped: EntityMap, instance: models.Model, outcome: Outcome) -> None:
     settings = config()
     if outcome.owners_after != outcome.owners_before:
         _set_owners(mapped, instance.pk, _users(outcome.owners_after, account))

@@ -59,6 +59,12 @@ def _members(row: models.Model | None) -> Iterable[AbstractBaseUser]:
     return users.filter(groups=row)
 
 
+def member_ids(config: Config, account: str) -> set[str]:
+    """The salesbot user ids of an account's members: the owners salesbot knows there."""
+    row = _accounts(config).get(account)
+    return {user_id(user) for user in _members(row)} if account in _accounts(config) else set()
+
+
 def _name(user: AbstractBaseUser) -> str:
     full = user.get_full_name() if hasattr(user, "get_full_name") else ""
     return full or user.get_username()

@@ -146,7 +146,7 @@ def _linked(mapped: EntityMap, instance: models.Model) -> list[tuple[EntityMap, 
     return found
 
 
-def _mirrors(
+def mirrors(
     account: str, prefix: str, records: Iterable[tuple[EntityMap, models.Model]]
 ) -> list[dict[str, Any]]:
     """Each record as it stands, as an update that changes no owner: once handled,
@@ -192,7 +192,7 @@ def route(entity: str, pk: Any, event_id: str, kind: str) -> Outcome | None:
         "account": account,
         "record": record_of(mapped, instance, member_ids(config(), account)),
     }
-    return outbox.send(mapped, instance, [*_mirrors(account, event_id, _linked(mapped, instance)), event])
+    return outbox.send(mapped, instance, [*mirrors(account, event_id, _linked(mapped, instance)), event])
 
 
 def assign(mapped: EntityMap, records: Iterable[models.Model], bot: BotUser) -> list[Outcome]:
@@ -201,8 +201,8 @@ def assign(mapped: EntityMap, records: Iterable[models.Model], bot: BotUser) -> 
     operation = uuid.uuid4().hex
     selected = [r for r in records if account_of(mapped, r) == bot.account]
     linked = [pair for r in selected for pair in _linked(mapped, r)]
-    send_mirrors(_mirrors(bot.account, f"{PREFIX}/{operation}", [(mapped, r) for r in selected]))
-    send_mirrors(_mirrors(bot.account, f"{PREFIX}/{operation}/linked", linked))
+    send_mirrors(mirrors(bot.account, f"{PREFIX}/{operation}", [(mapped, r) for r in selected]))
+    send_mirrors(mirrors(bot.account, f"{PREFIX}/{operation}/linked", linked))
     ids = [str(r.pk) for r in selected]
     outcomes = backend().assign_list(bot.account, mapped.entity, ids, bot.bot, operation)
     by_id = {str(r.pk): r for r in selected}

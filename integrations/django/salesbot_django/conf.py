@@ -124,11 +124,13 @@ class Config:
         return next((m for m in self.entities.values() if m.model is concrete), None)
 
 
-def _problem(key: str, message: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(f"SALESBOT[{key!r}]: {message}")
+def _problem(key: str | tuple[str, ...], message: str) -> ImproperlyConfigured:
+    """An error naming the setting's key, ``SALESBOT['ENTITIES']['deal']``, and what is wrong."""
+    path = "".join(f"[{part!r}]" for part in ((key,) if isinstance(key, str) else key))
+    return ImproperlyConfigured(f"SALESBOT{path}: {message}")
 
 
-def _model(key: str, label: str) -> type[models.Model]:
+def _model(key: str | tuple[str, ...], label: str) -> type[models.Model]:
     try:
         return apps.get_model(label)
     except (LookupError, ValueError):
@@ -145,7 +147,7 @@ def _callable(key: str, path: str | None) -> Callable[..., None] | None:
 
 
 def _entity(entity: str, spec: Mapping[str, Any]) -> EntityMap:
-    key = f"ENTITIES'][{entity!r}"
+    key = ("ENTITIES", entity)
     if entity not in ENTITIES:
         raise _problem("ENTITIES", f"{entity!r} is not a salesbot entity ({', '.join(ENTITIES)})")
     unknown = set(spec) - _ENTITY_KEYS

@@ -13,6 +13,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from salesbot_core.models import BOT_PREFIX
+
 
 class BotUser(models.Model):
     """A Django user that stands for a salesbot bot."""
@@ -32,7 +34,7 @@ class BotUser(models.Model):
     @property
     def owner_ref(self) -> str:
         """How salesbot writes this bot in a record's owners."""
-        return f"bot:{self.bot}"
+        return BOT_PREFIX + self.bot
 
 
 class AppliedOutcome(models.Model):

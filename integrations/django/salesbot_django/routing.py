@@ -121,8 +121,9 @@ def record_of(mapped: EntityMap, instance: models.Model, known: set[str]) -> dic
     if mapped.persons:
         record["persons"] = [str(pk) for pk in persons if pk is not None]
     fields = {key: getattr(instance, name) for key, name in mapped.fields.items()}
-    if "value" in fields:
-        record["value"] = None if fields["value"] is None else float(fields.pop("value"))
+    if "value" in fields:  # a record field of salesbot's own, a number
+        value = fields.pop("value")
+        record["value"] = None if value is None else float(value)
     if fields:
         record["fields"] = {key: _plain(value) for key, value in fields.items()}
     return record

@@ -61,8 +61,8 @@ def _members(row: models.Model | None) -> Iterable[AbstractBaseUser]:
 
 def member_ids(config: Config, account: str) -> set[str]:
     """The salesbot user ids of an account's members: the owners salesbot knows there."""
-    row = _accounts(config).get(account)
-    return {user_id(user) for user in _members(row)} if account in _accounts(config) else set()
+    accounts = _accounts(config)
+    return {user_id(user) for user in _members(accounts[account])} if account in accounts else set()
 
 
 def _name(user: AbstractBaseUser) -> str:

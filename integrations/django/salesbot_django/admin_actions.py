@@ -28,14 +28,20 @@ def _action(mapped: EntityMap, bot: Mapping[str, Any]) -> Callable[..., None]:
     @admin.action(description=label)
     def assign(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
         from . import routing
-        from .backends import backend
+        from .backends import Unavailable, backend
         from .models import BotUser
         from .sync import DEFAULT_ACCOUNT, account_id
 
         backend().refresh()
         account = account_id(bot["account"]) if "account" in bot else DEFAULT_ACCOUNT
         link = BotUser.objects.get(account=account, bot=bot["id"])
-        outcomes = routing.assign(mapped, queryset, link)
+        try:
+            outcomes = routing.assign(mapped, queryset, link)
+        except Unavailable as exc:
+            model_admin.message_user(
+                request, f"salesbot did not answer, nothing was assigned: {exc}", messages.ERROR
+            )
+            return
         assigned = sum(1 for outcome in outcomes if outcome.owners_after != outcome.owners_before)
         skipped = queryset.count() - len(outcomes)
         level = messages.SUCCESS if assigned == len(outcomes) and not skipped else messages.WARNING

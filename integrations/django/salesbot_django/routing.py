@@ -215,14 +215,15 @@ def assign(mapped: EntityMap, records: Iterable[models.Model], bot: BotUser) -> 
 def _users(refs: Iterable[str], account: str) -> list[AbstractBaseUser]:
     """The Django users of salesbot owner refs (a bot ref is its bot's user)."""
     refs = list(refs)
-    users = get_user_model()._default_manager.in_bulk([int(r) for r in refs if not r.startswith(BOT_PREFIX)])
+    people = [r for r in refs if not r.startswith(BOT_PREFIX)]
+    users = {user_id(u): u for u in get_user_model()._default_manager.filter(pk__in=people)}
     bots = {
         link.owner_ref: link.user
         for link in BotUser.objects.select_related("user").filter(
             account=account, bot__in=[r[len(BOT_PREFIX) :] for r in refs if r.startswith(BOT_PREFIX)]
         )
     }
-    return [bots[r] if r.startswith(BOT_PREFIX) else users[int(r)] for r in refs]
+    return [bots[r] if r.startswith(BOT_PREFIX) else users[r] for r in refs]
 
 
 def _set_owners(mapped: EntityMap, pk: Any, owners: list[AbstractBaseUser]) -> None:

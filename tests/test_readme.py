@@ -157,3 +157,29 @@ def test_managing_md_shell_blocks_run_as_written_and_print_what_they_say(tmp_pat
         assert quoted and [line for line in quoted if line not in done.stdout.splitlines()] == []
     with Engine(None, tmp_path / "salesbot.db") as engine:
         assert [(v.version, v.restored_from) for v in engine.versions("default")] == [(2, 1), (1, None)]
+
+
+def test_django_md_quotes_the_settings_the_django_tests_run_with_and_installs_what_tox_does() -> None:
+    """docs/django.md's settings block is the one the Django CRM tests use, word for word
+    (their shell block of ``manage.py`` commands runs in ``tox -e django``); its install
+    block names the packages ``tox -e django`` installs and the Debian packages ``.ci/run``
+    installs."""
+    import configparser
+
+    page = PAGES["docs/django.md"]
+    settings = (ROOT / "integrations/django/tests/crm_settings.py").read_text(encoding="utf-8")
+    quoted = re.search(r"# --8<-- \[start:salesbot\]\n(.*?)# --8<-- \[end:salesbot\]", settings, re.DOTALL)
+    assert quoted is not None
+    assert re.findall(r"```python\n(.*?)```", page, re.DOTALL) == [quoted[1]]
+    install = re.search(r"## Install\n.*?```sh\n(.*?)```", page, re.DOTALL)
+    assert install is not None
+    apt, pip = install[1].splitlines()
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini", encoding="utf-8")
+    deps = [dep.removeprefix("-e ") for dep in tox["testenv:django"]["deps"].strip().splitlines()]
+    local = {".[server]": "{toxinidir}[server]", "./integrations/django": "{toxinidir}/integrations/django"}
+    installed = [local.get(name.strip('"'), name) for name in pip.split()[2:]]
+    assert installed == [dep for dep in deps if not dep.startswith(("pytest", "selenium"))]
+    ci = (ROOT / ".ci/run").read_text(encoding="utf-8")
+    assert apt.split()[:2] == ["apt-get", "install"]
+    assert all(f"need+=({package})" in ci for package in apt.split()[2:])

@@ -20,11 +20,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationInfo,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -662,8 +660,11 @@ class Note(Model):
     created_at: str
 
 
-#: The fields of an outcome written only when set (see ``Outcome._without_unset``).
-_SET_ONLY = ("rules_version", "leaving")
+#: Fields added to an outcome later are written only when set: every other outcome (the
+#: log, webhooks, ``--json``) reads as before they existed, so an older salesbot still
+#: reads it (a rolling upgrade, a rollback), as ``Event``'s ``ADDED_LATER`` fields.
+def _only_when_set() -> Any:
+    return Field(default=None, exclude_if=lambda value: value is None)
 
 
 class Outcome(Model):
@@ -683,21 +684,10 @@ class Outcome(Model):
     duplicate: bool = False
     #: The version of the account's rules the event was decided under, when the rules are
     #: kept in the store (``salesbot rules push``, the API); None for rules from files.
-    rules_version: int | None = None
+    rules_version: int | None = _only_when_set()
     #: The user an offboarding took the record from (the event's ``leaving``): which
     #: user a list operation offboards, read back from its outcomes.
-    leaving: str | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Written only when set, as ``Event``'s ``ADDED_LATER`` fields: every other
-        # outcome (the log, webhooks, ``--json``) reads as before they existed, so an
-        # older salesbot still reads it (a rolling upgrade, a rollback).
-        data = handler(self)
-        for name in _SET_ONLY:
-            if data.get(name, 0) is None:
-                del data[name]
-        return data
+    leaving: str | None = _only_when_set()
 
     @property
     def assigned(self) -> list[Decision]:

@@ -311,12 +311,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         with ``handle``: a transient failure retries the whole group, a store error fails
         it whole (nothing of it committed). A group of one is ``handle``.
         """
-        checked: list[Event | EventError] = []
-        for event in events:
-            try:
-                checked.append(self.validate(event))
-            except EventError as exc:
-                checked.append(exc)
+        checked = self._checked(events)
         valid = [item for item in checked if isinstance(item, Event)]
         if len(valid) <= 1:
             return [item if isinstance(item, EventError) else self._handle_or_error(item) for item in checked]
@@ -338,6 +333,16 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         results = retrying(attempt)
         self._observe([r for r in results if isinstance(r, Outcome)])
         return results
+
+    def _checked(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Event | EventError]:
+        """Each event validated, or the ``EventError`` that refuses it, in order."""
+        checked: list[Event | EventError] = []
+        for event in events:
+            try:
+                checked.append(self.validate(event))
+            except EventError as exc:
+                checked.append(exc)
+        return checked
 
     def _handle_or_error(self, event: Event) -> Outcome | EventError:
         try:
@@ -559,12 +564,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         ``EventError`` that rejects it (an invalid event changes nothing in the run).
         ``route`` may also say, per event, whether it is routed (a replay of history).
         """
-        checked: list[Event | EventError] = []
-        for event in events:
-            try:
-                checked.append(self.validate(event))
-            except EventError as exc:
-                checked.append(exc)
+        checked = self._checked(events)
 
         def attempt() -> list[Outcome | EventError]:
             decided: list[Outcome | EventError] = []

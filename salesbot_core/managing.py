@@ -16,6 +16,7 @@ published meanwhile).
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -53,8 +54,9 @@ class Managing:
     _generation: int
     _accounts: dict[str, AccountRow]
 
+    @abstractmethod
     def _swap_rules(self, rules: Rules) -> None:
-        raise NotImplementedError  # the engine's: new rules and their decider
+        """The engine's: run on ``rules`` from now on (with their decider)."""
 
     @property
     def rules_in_store(self) -> bool:
@@ -69,10 +71,8 @@ class Managing:
         accounts: dict[str, AccountRow] = {}
         for row, content in self.store.current_rules():
             accounts[row.account] = row
-            book = rulebook.loads(content)
-            name = f"account {row.account}"
-            data = {"account": row.account, **book}
-            data["settings"] = {**book.get("settings", {}), "plan": row.plan, "enabled": row.enabled}
+            name = rulebook.file_name(row.account)
+            data = rulebook.as_file(row.account, rulebook.loads(content), row.plan, row.enabled)
             found, found_problems = parse_data(name, data, self.catalog)
             problems += found_problems
             if found is not None:

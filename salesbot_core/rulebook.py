@@ -242,6 +242,19 @@ def field_path(problem: Problem, book: Mapping[str, Any]) -> str:
     return path or "(rules)"
 
 
+def file_name(account: str) -> str:
+    """What an account's rules in the store are called in problems, where a file's path is."""
+    return f"account {account}"
+
+
+def as_file(account: str, book: Mapping[str, Any], plan: str, enabled: bool) -> dict[str, Any]:
+    """A rulebook as the ruleset file it stands for: its account, and the operator's plan
+    and activation among its settings."""
+    data = dict(normalized(book))
+    data["settings"] = {**mapping(data.get("settings")), "plan": plan, "enabled": enabled}
+    return {"account": account, **data}
+
+
 def check(
     account: str,
     book: Mapping[str, Any],
@@ -255,10 +268,9 @@ def check(
 ) -> Rules:
     """The rules of a rulebook, validated and compiled as a ruleset file is, with the
     account's plan and activation; ``RulebookError`` naming each field if invalid."""
-    data = dict(normalized(book))
-    data["settings"] = {**mapping(data.get("settings")), "plan": plan, "enabled": enabled}
-    name = f"account {account}"
-    parsed, problems = parse_data(name, {"account": account, **data}, catalog)
+    data = as_file(account, book, plan, enabled)
+    name = file_name(account)
+    parsed, problems = parse_data(name, data, catalog)
     try:
         return build_rules(
             [(name, parsed)] if parsed is not None else [],

@@ -78,6 +78,11 @@ class AccountRow(NamedTuple):
     created_at: str
     changed_at: str
 
+    @property
+    def standing(self) -> dict[str, Any]:
+        """The settings the operator sets for the account, by their names in a ruleset."""
+        return {"plan": self.plan, "enabled": self.enabled}
+
 
 class RulesVersion(NamedTuple):
     """One numbered version of an account's rules (``salesbot_core.rulebook``)."""
@@ -91,6 +96,10 @@ class RulesVersion(NamedTuple):
     #: The version this one restored, when it is a restore.
     restored_from: int | None
     created_at: str
+
+    def summary(self) -> dict[str, Any]:
+        """Who made the version, when and why: what a list of versions shows of each."""
+        return {key: value for key, value in self._asdict().items() if key not in ("account", "content")}
 
 
 class Draft(NamedTuple):

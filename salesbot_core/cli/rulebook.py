@@ -137,7 +137,7 @@ def push(engine: Engine, folder: Path, account: str, message: str | None, expect
     current = row.version if row is not None else 0
     if expect_version is not None and expect_version != current:
         raise StaleVersion(account, expect_version, current)
-    standing = {"plan": row.plan, "enabled": row.enabled} if row is not None else dict(NEW_ACCOUNT)
+    standing = row.standing if row is not None else dict(NEW_ACCOUNT)
     book, given = _folder_rulebook(engine, folder, account, standing)
     if row is None:
         engine.store.create_account(account, **{**NEW_ACCOUNT, **given})
@@ -193,7 +193,7 @@ def pull(engine: Engine, folder: Path, account: str, version: int | None, force:
         "account": account,
         # The operator's settings first: they are not the version's, and a push sets them.
         "settings": _ordered(
-            {"plan": row.plan, "enabled": row.enabled, **book.get("settings", {})},
+            {**row.standing, **book.get("settings", {})},
             list(dict.fromkeys(["plan", "enabled", *AccountSettings.model_fields])),
         ),
         "users": [_ordered(user, list(User.model_fields)) for user in book["users"]],
@@ -223,16 +223,7 @@ def versions(engine: Engine, account: str, limit: int, as_json: bool) -> None:
     from rich.table import Table
 
     kept = engine.versions(account, limit)
-    rows = [
-        {
-            "version": v.version,
-            "created_at": v.created_at,
-            "author": v.author,
-            "message": v.message,
-            "restored_from": v.restored_from,
-        }
-        for v in kept
-    ]
+    rows = [v.summary() for v in kept]
     if as_json:
         echo_json({"account": account, "version": engine.account(account).version, "versions": rows})
         return

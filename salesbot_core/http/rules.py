@@ -33,7 +33,7 @@ from ..models import record_from_dict
 from ..replay import candidate_engine, read_window, replay, why
 from ..rulebook import NotFound, Rulebook, RulebookError, UserInPools
 from ..rulesets import Rules
-from ..store import Draft, RulesVersion
+from ..store import Draft
 from .auth import Api
 from .common import Problem, Service, _Body, _model, read_json
 from .replay import BUSY, ReplaySlot, window
@@ -252,16 +252,6 @@ def _object(data: Any) -> dict[str, Any]:
     return data
 
 
-def _version_info(kept: RulesVersion) -> dict[str, Any]:
-    return {
-        "version": kept.version,
-        "author": kept.author,
-        "created_at": kept.created_at,
-        "message": kept.message,
-        "restored_from": kept.restored_from,
-    }
-
-
 def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
     """Add the routes of an account's rules: reading needs ``read``, changing ``manage``."""
 
@@ -356,7 +346,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
         def run(engine: Engine) -> tuple[int, dict[str, Any]]:
             row = engine.account(account)
             version, book = engine.rulebook(account)
-            return version, {**book.get("settings", {}), "plan": row.plan, "enabled": row.enabled}
+            return version, {**book.get("settings", {}), **row.standing}
 
         version, settings = await on_rules(service, run)
         return answer(settings, version)
@@ -371,7 +361,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
 
         def run(engine: Engine) -> int:
             row = engine.account(account)
-            standing = {"plan": row.plan, "enabled": row.enabled}
+            standing = row.standing
             for key in rulebook.OPERATOR_SETTINGS:
                 if key in data and data[key] != standing[key]:
                     detail = (
@@ -401,7 +391,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
 
         def run(engine: Engine) -> tuple[int, list[dict[str, Any]]]:
             row = engine.account(account)
-            return row.version, [_version_info(v) for v in engine.versions(account, limit, before)]
+            return row.version, [v.summary() for v in engine.versions(account, limit, before)]
 
         version, versions = await on_rules(service, run)
         return answer({"account": account, "current": version, "versions": versions}, version)
@@ -415,7 +405,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
             kept = engine.store.rules_version(account, number)
             if kept is None:
                 raise NotFound(f"account {account!r} has no rules version {number}")
-            return row.version, {**_version_info(kept), "rules": rulebook.loads(kept.content)}
+            return row.version, {**kept.summary(), "rules": rulebook.loads(kept.content)}
 
         version, found = await on_rules(service, run)
         return answer(found, version)

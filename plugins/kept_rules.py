@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from salesbot_core.errors import StaleVersion
 from salesbot_core.store import AccountRow, Draft, RulesVersion
+from salesbot_core.vocabulary import DEFAULT_PLAN
 
 if TYPE_CHECKING:  # the SQL layer mixes this class in: a type only, no import cycle
     from .sql import Session
@@ -127,7 +128,7 @@ class KeptRules:
             s.execute(
                 "INSERT INTO accounts (account, enabled, plan) VALUES (?, ?, ?) "
                 "ON CONFLICT (account) DO NOTHING",
-                (account, True, "professional"),
+                (account, True, DEFAULT_PLAN),
             )
             moved = s.execute(
                 f"UPDATE accounts SET version = version + 1, changed_at = {s.dialect.now} "

@@ -87,7 +87,7 @@ def test_the_readme_test_command_is_what_ci_runs_and_needs_one_python() -> None:
     # CI runs the README's steps, then the Django integration, which needs Debian
     # packages (so it is not in tox's env_list) and which the README names.
     run = [line for line in ci if line.startswith(".venv/bin/tox")]
-    assert run == [*steps[1:], ".venv/bin/tox -e django"]
+    assert run == [*steps[1:], ".venv/bin/tox -e django,django-py313"]
     assert "CI also runs `tox -e django`" in PAGES["README.md"]
     tox = configparser.ConfigParser()
     tox.read(ROOT / "tox.ini", encoding="utf-8")
@@ -180,7 +180,7 @@ def test_django_md_quotes_the_settings_the_django_tests_run_with_and_installs_wh
     apt, pip = install[1].splitlines()
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini", encoding="utf-8")
-    deps = [dep.removeprefix("-e ") for dep in tox["testenv:django"]["deps"].strip().splitlines()]
+    deps = [dep.removeprefix("-e ") for dep in tox["testenv:django{,-py313}"]["deps"].strip().splitlines()]
     local = {".[server]": "{toxinidir}[server]", "./integrations/django": "{toxinidir}/integrations/django"}
     installed = [local.get(name.strip('"'), name) for name in pip.split()[2:]]
     assert installed == [dep for dep in deps if not dep.startswith(("pytest", "selenium"))]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import salesbot
-from store_queries import rows
+from store_queries import rows, schema_version
 from test_reliability import write_jsonl
 
 from factories import TEAM, deal_event
@@ -65,12 +65,8 @@ def migrated_by_a_newer_salesbot(url: str, rules: Path, version: int, compatible
 
 def versions(url: str) -> tuple[int, int]:
     """The version a store records, and the oldest that can run on it."""
-    if url.startswith("postgresql://"):
-        [(version,)] = rows(url, "SELECT version FROM salesbot_schema")
-    else:
-        [(version,)] = rows(url, "PRAGMA user_version")
     [(oldest,)] = rows(url, "SELECT compatible_from FROM salesbot_compatibility")
-    return version, oldest
+    return schema_version(url), oldest
 
 
 def contents(url: str) -> object:

@@ -49,10 +49,20 @@ def deal(n: int) -> dict[str, object]:
 
 
 def migrate(db: str, folder: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """This version's migration of the store, started (see docs/upgrading.md)."""
-    empty = cwd / "no-events.jsonl"
-    empty.touch()
-    command = [sys.executable, "-m", "salesbot_core", "run", str(empty), "-r", str(folder), "--db", db]
+    """This version's migration of the store, started as docs/upgrading.md does it: a run
+    of no events opens the store for writing, which migrates it."""
+    command = [
+        sys.executable,
+        "-m",
+        "salesbot_core",
+        "run",
+        "--quiet",
+        "/dev/null",
+        "-r",
+        str(folder),
+        "--db",
+        db,
+    ]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -22,7 +22,7 @@ from test_observability import Served
 from test_readme import PAGES, ROOT
 from test_service import bearer, free_port
 
-from salesbot_plugins.migrations import SCHEMA_VERSION
+from salesbot_plugins.migrations import SCHEMA_VERSION, STEPS, compatible_from
 
 
 @pytest.mark.slow
@@ -73,3 +73,14 @@ def test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves(
         pid = tmp_path / "new.pid"
         if pid.exists():
             os.kill(int(pid.read_text()), signal.SIGTERM)
+
+
+def test_upgrading_md_says_which_steps_only_expand_as_the_history_declares() -> None:
+    table = re.findall(
+        r"^\| (\d+) \| [^|]+ \| ([^|]+) \| (\d+) \|$", PAGES["docs/upgrading.md"], re.MULTILINE
+    )
+    assert [int(version) for version, _, _ in table] == list(range(1, SCHEMA_VERSION + 1))
+    for version, expands, oldest in table:
+        step = STEPS[int(version) - 1]
+        assert expands.strip() == "—" if version == "1" else expands.startswith("yes") == step.expand_only
+        assert int(oldest) == compatible_from(int(version)), version

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pg_server
+import previous_release
 import pytest
 
 from factories import NO_DURABLE, TEAM
@@ -94,3 +95,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "salesbot.db")
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def previous(tmp_path_factory: pytest.TempPathFactory) -> previous_release.Release:
+    """The previous release (``previous_release.PREVIOUS_RELEASE``), installed once per
+    session. Its commit must be in this checkout's history: under CI a missing one fails,
+    elsewhere (a shallow clone, an unpacked sdist) it skips."""
+    try:
+        return previous_release.build(previous_release.PREVIOUS_RELEASE, tmp_path_factory.mktemp("previous"))
+    except previous_release.NotInHistory as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

@@ -20,6 +20,15 @@ def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ..
         conn.close()
 
 
+def schema_version(url: str) -> int:
+    """The schema version a store records."""
+    if url.startswith("postgresql://"):
+        [(version,)] = rows(url, "SELECT version FROM salesbot_schema")
+    else:
+        [(version,)] = rows(url, "PRAGMA user_version")
+    return int(version)
+
+
 def check_exactly_once(url: str, expected_records: int, pools: dict[str, int]) -> None:
     """Every record assigned once, each bot fair to within one, one notification each, to
     the user the record went to."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_runner import salesbot
-from store_queries import rows
+from store_queries import rows, schema_version
 from test_reliability import write_jsonl
 
 from factories import TEAM, deal_event
@@ -65,12 +65,8 @@ def migrated_by_a_newer_salesbot(url: str, rules: Path, version: int, compatible
 
 def versions(url: str) -> tuple[int, int]:
     """The version a store records, and the oldest that can run on it."""
-    if url.startswith("postgresql://"):
-        [(version,)] = rows(url, "SELECT version FROM salesbot_schema")
-    else:
-        [(version,)] = rows(url, "PRAGMA user_version")
     [(oldest,)] = rows(url, "SELECT compatible_from FROM salesbot_compatibility")
-    return version, oldest
+    return schema_version(url), oldest
 
 
 def contents(url: str) -> object:
@@ -136,3 +132,34 @@ def test_a_database_a_newer_salesbot_only_expanded_is_used_as_it_is(rules: Path,
         assert engine.record("default", "deal", "d2").owners == ["bartek"]  # type: ignore[union-attr]
     # neither migrated again nor downgraded
     assert versions(store_url) == (12, SCHEMA_VERSION)
+
+
+def test_every_step_says_whether_it_only_expands_and_why() -> None:
+    """A step that does not only expand stops a rolling upgrade: the database refuses the
+    salesbots still running (docs/upgrading.md). So a new step may not take that by
+    default: it passes ``expand_only`` itself, and every step after the first says why on
+    its line of ``STEPS`` (or the comment line above it)."""
+    import ast
+    import inspect
+
+    import salesbot_plugins.migrations as migrations
+
+    source = inspect.getsource(migrations)
+    lines = source.splitlines()
+    [entries] = [
+        node.value.elts
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.AnnAssign)
+        and getattr(node.target, "id", "") == "STEPS"
+        and isinstance(node.value, ast.Tuple)
+    ]
+    assert len(entries) == len(STEPS) == SCHEMA_VERSION
+    for version, entry in enumerate(entries, start=1):
+        assert isinstance(entry, ast.Call)
+        declared = [k.value for k in entry.keywords if k.arg == "expand_only"]
+        if version > 10:  # from the first step written after compatible-from existed
+            assert declared and isinstance(declared[0], ast.Constant), f"step {version}: expand_only=?"
+        said = lines[entry.lineno - 1].partition("#")[2] or lines[entry.lineno - 2].strip().partition("#")[2]
+        assert version == 1 or said.strip(), f"step {version} does not say why it (does not) only expand"
+    # the steps that only expand today, and so the versions a rolling upgrade can start from
+    assert [v for v, step in enumerate(STEPS, start=1) if step.expand_only] == [4, 6, 7, 10]

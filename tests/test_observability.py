@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +124,25 @@ def test_list_operations_count_assignments(write_rules: Callable[..., Path], tmp
 
 
 class Served:
-    """A real ``salesbot serve`` with its stderr kept in a file."""
+    """A real ``salesbot serve`` with its stderr kept in a file: this checkout's, or the
+    one ``salesbot`` (a command and its environment) starts."""
 
-    def __init__(self, folder: Path, db: str, cwd: Path, *args: str):
+    def __init__(
+        self,
+        folder: Path,
+        db: str,
+        cwd: Path,
+        *args: str,
+        salesbot: Sequence[str] = (sys.executable, "-m", "salesbot_core"),
+        env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.log = cwd / f"serve-{self.port}.log"
         self.base = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "salesbot_core", "serve", "--port", str(self.port)]
+        command = [*salesbot, "serve", "--port", str(self.port)]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [*command, "-r", str(folder), "--db", db, *args], cwd=cwd, stdout=out, stderr=out
+                [*command, "-r", str(folder), "--db", db, *args], cwd=cwd, env=env, stdout=out, stderr=out
             )
 
     def wait_ready(self) -> None:

@@ -225,6 +225,7 @@ def test_markdown_tables_of_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ]
 
 
+@pytest.mark.slow
 def test_no_password_in_the_results(tmp_path: Path) -> None:
     """A --pg URL's password is in neither the JSON nor the Markdown of a run."""
     url = "postgresql://bench:s3cret@127.0.0.1:1/nothing"

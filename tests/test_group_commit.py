@@ -97,6 +97,7 @@ def test_a_group_of_one_is_handle(engine: Engine) -> None:
     assert again.duplicate is True
 
 
+@pytest.mark.slow
 def test_the_service_decides_concurrent_requests_together_each_exactly_once(
     deal_bot_rules: Path, tmp_path: Path
 ) -> None:

@@ -423,12 +423,14 @@ def race(api: Api, db: str) -> None:
         assert [v.created_at for v in kept] == sorted((v.created_at for v in kept), reverse=True)
 
 
+@pytest.mark.slow
 def test_publishing_while_two_workers_route_on_sqlite(tmp_path: Path) -> None:
     db = str(tmp_path / "salesbot.db")
     for api in served(db, tmp_path, "--workers", "2"):
         race(api, db)
 
 
+@pytest.mark.slow
 def test_publishing_while_two_workers_route_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
     for api in served(postgres_url, tmp_path, "--workers", "2"):
         race(api, postgres_url)

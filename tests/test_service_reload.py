@@ -43,6 +43,7 @@ def until(check: Callable[[], Any], seconds: float = 30) -> Any:
     return found
 
 
+@pytest.mark.slow
 def test_edited_rules_apply_to_the_next_event_and_broken_ones_keep_the_last_good(
     write_rules: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -54,6 +54,7 @@ def test_weighted_three_two_one_over_600_deals(write_rules, tmp_path: Path) -> N
     assert last.state_after == {"current": {"anna": 0, "bartek": 0, "celina": 0}}
 
 
+@pytest.mark.slow
 def test_weighted_restarted_engine_continues_the_sequence(write_rules, tmp_path: Path) -> None:
     rules = bot_rules(write_rules, WEIGHTED)
     with Engine(rules, tmp_path / "once.db") as engine:

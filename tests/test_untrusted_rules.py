@@ -171,6 +171,7 @@ def test_the_reproduction_is_answered_and_the_server_stays_up(
         assert workers(server) == before
 
 
+@pytest.mark.slow
 def test_a_fuzz_of_candidate_rules_over_replay_leaves_healthz_at_200(
     prepared: tuple[Path, str, str], tmp_path: Path
 ) -> None:
@@ -196,6 +197,7 @@ def test_a_fuzz_of_candidate_rules_over_replay_leaves_healthz_at_200(
     assert statuses == {200: len(patterns) - len(malformed), 422: len(malformed)}
 
 
+@pytest.mark.slow
 @durable_only  # the Python evaluator cannot crash: it compiles no child
 def test_candidate_rules_are_compiled_in_a_child_by_the_serving_worker(
     prepared: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -247,6 +249,7 @@ def _wait_for_new_worker(server: Served, old: list[int]) -> list[int]:
     pytest.fail(f"no worker came back: {server.output()}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
 def test_serve_restarts_its_one_worker_when_it_dies_and_logs_how(
     prepared: tuple[Path, str, str], tmp_path: Path, sig: signal.Signals
@@ -267,6 +270,7 @@ def test_serve_restarts_its_one_worker_when_it_dies_and_logs_how(
         assert line in server.output()
 
 
+@pytest.mark.slow
 def test_with_two_workers_the_other_keeps_serving_while_one_is_restarted(
     prepared: tuple[Path, str, str], tmp_path: Path
 ) -> None:

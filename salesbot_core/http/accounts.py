@@ -138,6 +138,7 @@ def install(api: Api, service: Service) -> None:
             engine.store.update_account(
                 account, status=wanted.status, plan=wanted.plan, enabled=wanted.enabled, limits=limits
             )
+            engine.refresh_rules()  # this worker's next request runs under the new limit
             return engine.account(account)
 
         row = await on_rules(service, run)

@@ -5,6 +5,7 @@ defaults. The fairness of a real ``salesbot serve`` under a flood is ``test_fair
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,51 @@ def test_account_set_rate_limit_on_the_command_line(tmp_path: Path) -> None:
         "error: nothing to change: give --plan, --suspend/--resume, --enable/--disable, --rate-limit or "
         "--rate-burst\n",
     )
+
+
+@pytest.mark.slow
+def test_the_rate_limit_docs_run_as_written_against_a_real_serve(tmp_path: Path) -> None:
+    """docs/operations.md's "Rate limits" blocks: the account commands print what they
+    say, and `salesbot serve` with the options shown answers acme's requests past the
+    burst with the 429 that docs/service.md shows, word for word."""
+    import os
+    import re
+    import shlex
+    import subprocess
+
+    from test_service import serve
+
+    from salesbot_core.tokens import create_token
+
+    docs = Path(__file__).parent.parent / "docs"
+    section = (docs / "operations.md").read_text(encoding="utf-8").split("## Rate limits\n")[1]
+    served, commands = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-e", "-c", commands],
+        cwd=tmp_path,
+        env={**os.environ, "PATH": path, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    quoted = re.findall(r"^# prints: (.+)$", commands, re.MULTILINE)
+    assert len(quoted) == 2 and done.stdout.splitlines()[-2:] == quoted
+    db = str(tmp_path / "salesbot.db")
+    store = open_store(make_plugin_manager(), db)
+    try:
+        auth = bearer(create_token(store, "acme", "crm"))
+    finally:
+        store.close()
+    words = shlex.split(served)
+    assert words[:2] == ["salesbot", "serve"]
+    shown = (docs / "service.md").read_text(encoding="utf-8").split("```http\n")[1].split("```")[0]
+    head, body = shown.split("\n\n")
+    for client in serve(tmp_path, db, tmp_path, *words[2:]):
+        # one keep-alive connection reaches one of the 2 workers: its half of the burst first
+        answers = [client.get("/v1/accounts/acme/versions", headers=auth) for _ in range(30)]
+        assert [a.status_code for a in answers[:20]] == [200] * 20
+        refused = next(a for a in answers if a.status_code == 429)
+        assert f"Retry-After: {refused.headers['retry-after']}" in head.splitlines()
+        assert refused.json() == json.loads(body)

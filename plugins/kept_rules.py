@@ -11,12 +11,12 @@ event to know that some account's rules changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from salesbot_core.errors import StaleVersion
-from salesbot_core.store import AccountRow, Draft, RulesVersion
+from salesbot_core.store import LIMIT_FIELDS, AccountRow, Draft, RulesVersion
 from salesbot_core.vocabulary import DEFAULT_PLAN
 
 if TYPE_CHECKING:  # the SQL layer mixes this class in: a type only, no import cycle
@@ -47,14 +47,24 @@ ACCOUNT_TABLES = (
 )
 
 SELECT_GENERATION = "SELECT generation FROM rules_generation WHERE id = 1"
-_ACCOUNT_COLUMNS = "account, status, enabled, plan, version, created_at, changed_at"
+_ACCOUNT_COLUMNS = "account, status, enabled, plan, version, created_at, changed_at, rate_limit, rate_burst"
 _VERSION_COLUMNS = "account, version, content, author, message, restored_from, created_at"
 _DRAFT_COLUMNS = "account, draft, base_version, content, author, changed_at"
 
 
 def _account(row: Any) -> AccountRow:
-    account, status, enabled, plan, version, created_at, changed_at = row
-    return AccountRow(account, status, bool(enabled), plan, int(version), created_at, changed_at)
+    account, status, enabled, plan, version, created_at, changed_at, rate, burst = row
+    return AccountRow(
+        account,
+        status,
+        bool(enabled),
+        plan,
+        int(version),
+        created_at,
+        changed_at,
+        None if rate is None else float(rate),
+        None if burst is None else int(burst),
+    )
 
 
 def _next_generation(s: Session) -> None:
@@ -95,13 +105,25 @@ class KeptRules:
         return added is not None
 
     def update_account(
-        self, account: str, *, status: str | None = None, plan: str | None = None, enabled: bool | None = None
+        self,
+        account: str,
+        *,
+        status: str | None = None,
+        plan: str | None = None,
+        enabled: bool | None = None,
+        limits: Mapping[str, float | None] | None = None,
     ) -> bool:
+        given = dict(limits or {})
+        unknown = set(given) - set(LIMIT_FIELDS)
+        if unknown:
+            raise ValueError(f"not a rate limit column: {sorted(unknown)}")
+        # Named from LIMIT_FIELDS only (checked above): the values are parameters.
+        setting = "".join(f"{column} = ?, " for column in given)
         with self._write() as s:
             changed = s.execute(
-                "UPDATE accounts SET status = COALESCE(?, status), plan = COALESCE(?, plan), "
+                f"UPDATE accounts SET {setting}status = COALESCE(?, status), plan = COALESCE(?, plan), "
                 f"enabled = COALESCE(?, enabled), changed_at = {s.dialect.now} WHERE account = ?",
-                (status, plan, enabled, account),
+                (*given.values(), status, plan, enabled, account),
             ).rowcount
             if changed:
                 _next_generation(s)
@@ -172,7 +194,7 @@ class KeptRules:
                 "ON v.account = a.account AND v.version = a.version "
                 "ORDER BY a.account"
             ).fetchall()
-        return iter([(_account(row[:7]), row[7]) for row in rows])
+        return iter([(_account(row[:-1]), row[-1]) for row in rows])
 
     def save_draft(
         self, account: str, draft: str, base_version: int, content: str, author: str | None

@@ -25,6 +25,7 @@ The versions that shipped, on this history:
  10         10                           10                             rules as data, ended
                                                                          admin sessions,
                                                                          compatible-from
+ 11         11                           11                             accounts' rate limits
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -52,7 +53,7 @@ from . import page_queries
 from .sql import CHUNK, Session
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
 #: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
@@ -363,6 +364,16 @@ CREATE TABLE IF NOT EXISTS salesbot_compatibility (compatible_from INTEGER NOT N
     )
 
 
+def step_11(s: Session) -> None:
+    """An account's own rate limit, set by the operator (``salesbot serve``'s defaults
+    when empty): requests per second (0: none) and the burst. An older salesbot reads
+    the accounts by naming its columns, so it runs on as before, without limits."""
+    have = columns(s, "accounts")
+    for column, kind in (("rate_limit", "DOUBLE PRECISION"), ("rate_burst", "INTEGER")):
+        if column not in have:
+            s.execute(f"ALTER TABLE accounts ADD COLUMN {column} {kind}")
+
+
 @dataclass(frozen=True)
 class Step:
     """One step of the history. ``expand_only``: it only adds what an older salesbot,
@@ -387,6 +398,7 @@ STEPS: tuple[Step, ...] = (
     Step(step_9),  # due items: an older salesbot would set no deadline
     # rules as data, ended sessions, compatible-from: tables an older salesbot need not fill
     Step(step_10, expand_only=True),
+    Step(step_11, expand_only=True),  # rate limits: empty columns an older salesbot never reads
 )
 assert len(STEPS) == SCHEMA_VERSION
 

@@ -114,9 +114,15 @@ class Managing:
             raise NotFound(f"no account {excerpt(account)}")
         return rows[0]
 
+    def kept_account(self, account: str) -> AccountRow | None:
+        """The account's row as of the rules the engine runs on (read with them, so this
+        reads no store, and is safe from any thread: the rows are replaced whole); None
+        for rules from a folder, or an account the store does not keep."""
+        return self._accounts.get(account) if self._in_store else None
+
     def suspended(self, account: str) -> bool:
         """Whether the account is suspended (as of the rules the engine runs on)."""
-        row = self._accounts.get(account) if self._in_store else None
+        row = self.kept_account(account)
         return row is not None and row.status == "suspended"
 
     def rulebook(self, account: str, version: int | None = None) -> tuple[int, Rulebook]:

@@ -63,6 +63,11 @@ class Activity(NamedTuple):
     deliveries_dead: int
 
 
+#: The fields of an account's rate limit (``AccountRow``), which ``update_account`` sets,
+#: or empties to serve's defaults.
+LIMIT_FIELDS = ("rate_limit", "rate_burst")
+
+
 class AccountRow(NamedTuple):
     """An account whose rules are kept in the store, as ``Store.accounts`` reads it."""
 
@@ -77,6 +82,10 @@ class AccountRow(NamedTuple):
     version: int
     created_at: str
     changed_at: str
+    #: The account's own rate limit, in requests per second (0: none), and burst, set
+    #: by the operator; None: ``salesbot serve``'s defaults (``--rate-limit``, ``--rate-burst``).
+    rate_limit: float | None = None
+    rate_burst: int | None = None
 
     @property
     def standing(self) -> dict[str, Any]:
@@ -535,9 +544,16 @@ class Store(Protocol):
         """Add an account with no rules yet (version 0); False when it exists."""
 
     def update_account(
-        self, account: str, *, status: str | None = None, plan: str | None = None, enabled: bool | None = None
+        self,
+        account: str,
+        *,
+        status: str | None = None,
+        plan: str | None = None,
+        enabled: bool | None = None,
+        limits: Mapping[str, float | None] | None = None,
     ) -> bool:
-        """Change an account's standing (the fields given); False when it does not exist."""
+        """Change an account's standing (the fields given; ``limits``: ``rate_limit`` and
+        ``rate_burst`` to set, None for serve's defaults); False when it does not exist."""
 
     def delete_account(self, account: str) -> bool:
         """Remove an account and everything the store keeps of it (rules, versions, drafts,

@@ -41,3 +41,9 @@ SCHEDULE_SETTINGS: dict[str, tuple[str, type, float, float]] = {
     "first": ("SALESBOT_WEBHOOK_FIRST_WAIT", float, 0.001, 86_400),
     "cap": ("SALESBOT_WEBHOOK_MAX_WAIT", float, 0.001, 7 * 86_400),
 }
+
+#: An account's rate limit: ``salesbot serve``'s defaults are read from these variables
+#: (``--rate-limit``, ``--rate-burst``), and both rates and bursts go up to ``MAX_RATE``.
+RATE_LIMIT_VARIABLE = "SALESBOT_RATE_LIMIT"
+RATE_BURST_VARIABLE = "SALESBOT_RATE_BURST"
+MAX_RATE = 1_000_000

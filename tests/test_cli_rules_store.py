@@ -119,6 +119,10 @@ def test_the_files_plan_sets_the_accounts_standing(folder: Path, db: str) -> Non
     )
 
 
+#: An account without a rate limit of its own: serve's defaults apply.
+NO_OWN_LIMIT = {"rate_limit": None, "rate_burst": None}
+
+
 def test_account_create_list_set_delete(db: str) -> None:
     assert ok("account", "create", "acme", "--plan", "growth", "--db", db) == (
         "account 'acme': active, growth, enabled, version 0\n"
@@ -133,8 +137,10 @@ def test_account_create_list_set_delete(db: str) -> None:
     )
     assert json.loads(ok("account", "list", "--json", "--db", db)) == {
         "accounts": [
-            {"account": "acme", "status": "suspended", "plan": "automation", "enabled": False, "version": 0},
-            {"account": "beta", "status": "active", "plan": "professional", "enabled": False, "version": 0},
+            {"account": "acme", "status": "suspended", "plan": "automation", "enabled": False, "version": 0}
+            | NO_OWN_LIMIT,
+            {"account": "beta", "status": "active", "plan": "professional", "enabled": False, "version": 0}
+            | NO_OWN_LIMIT,
         ]
     }
     lines = ok("account", "list", "--db", db).splitlines()
@@ -144,11 +150,12 @@ def test_account_create_list_set_delete(db: str) -> None:
         "plan",
         "enabled",
         "version",
+        "rate limit",
     ]
     table = [line.split("│")[1:-1] for line in lines if "│" in line]
     assert [[cell.strip() for cell in row] for row in table] == [
-        ["acme", "suspended", "automation", "no", "0"],
-        ["beta", "active", "professional", "no", "0"],
+        ["acme", "suspended", "automation", "no", "0", "default"],
+        ["beta", "active", "professional", "no", "0", "default"],
     ]
     refused = salesbot("account", "delete", "acme", "--db", db)
     assert refused.exit_code == 1 and "pass --yes" in refused.stderr

@@ -82,12 +82,16 @@ def contents(url: str) -> object:
 def test_each_step_that_only_expands_keeps_the_database_open_to_the_versions_before() -> None:
     # 10 only added the compatibility record; 9 added due items every assignment must set
     assert (STEPS[9].expand_only, STEPS[8].expand_only) == (True, False)
-    assert [compatible_from(v) for v in range(1, SCHEMA_VERSION + 1)] == [1, 2, 3, 3, 5, 5, 5, 8, 9, 9]
+    assert [compatible_from(v) for v in range(1, 11)] == [1, 2, 3, 3, 5, 5, 5, 8, 9, 9]
+    # later steps: each keeps the versions before open while it only expands
+    for version in range(11, SCHEMA_VERSION + 1):
+        before = compatible_from(version - 1) if STEPS[version - 1].expand_only else version
+        assert compatible_from(version) == before
 
 
 def test_a_new_database_records_the_oldest_version_that_can_run_on_it(rules: Path, store_url: str) -> None:
     Engine(rules, store_url).close()
-    assert versions(store_url) == (SCHEMA_VERSION, 9) == (10, 9)
+    assert versions(store_url) == (SCHEMA_VERSION, compatible_from(SCHEMA_VERSION))
 
 
 @pytest.mark.parametrize("command", ["run", "show", "outbox"])
@@ -106,7 +110,8 @@ def test_a_database_a_newer_salesbot_changed_beyond_this_one_is_refused_and_left
     assert (done.exit_code, done.stdout, done.stderr) == (
         1,
         "",
-        f"error: the database at {store_url!r} was made by a newer salesbot (schema 99, this one knows 10) "
+        f"error: the database at {store_url!r} was made by a newer salesbot (schema 99, this one knows "
+        f"{SCHEMA_VERSION}) "
         "and needs one of schema 99 or later: nothing was written\n",
     )
     assert contents(store_url) == before
@@ -119,19 +124,22 @@ def test_a_newer_database_without_a_compatibility_record_is_refused(rules: Path,
     execute(str(db), "PRAGMA user_version = 99", "DROP TABLE salesbot_compatibility")
     with pytest.raises(StoreError) as info:
         Engine(rules, db)
-    assert "(schema 99, this one knows 10) and needs one of schema 99 or later" in str(info.value)
+    assert f"(schema 99, this one knows {SCHEMA_VERSION}) and needs one of schema 99 or later" in str(
+        info.value
+    )
 
 
 def test_a_database_a_newer_salesbot_only_expanded_is_used_as_it_is(rules: Path, store_url: str) -> None:
-    # version 12's steps only expanded the schema: salesbot 10 and later can run on it
-    migrated_by_a_newer_salesbot(store_url, rules, version=12, compatible_from=SCHEMA_VERSION)
+    # two newer versions' steps only expanded the schema: this salesbot and later can run on it
+    newer = SCHEMA_VERSION + 2
+    migrated_by_a_newer_salesbot(store_url, rules, version=newer, compatible_from=SCHEMA_VERSION)
     with Engine(rules, store_url) as engine:
         assert engine.handle(deal_event(2)).owners_after == ["bartek"]
         assert engine.record("default", "deal", "d1").owners == ["anna"]  # type: ignore[union-attr]
     with Engine(rules, store_url, readonly=True) as engine:
         assert engine.record("default", "deal", "d2").owners == ["bartek"]  # type: ignore[union-attr]
     # neither migrated again nor downgraded
-    assert versions(store_url) == (12, SCHEMA_VERSION)
+    assert versions(store_url) == (newer, SCHEMA_VERSION)
 
 
 def test_every_step_says_whether_it_only_expands_and_why() -> None:
@@ -162,4 +170,4 @@ def test_every_step_says_whether_it_only_expands_and_why() -> None:
         said = lines[entry.lineno - 1].partition("#")[2] or lines[entry.lineno - 2].strip().partition("#")[2]
         assert version == 1 or said.strip(), f"step {version} does not say why it (does not) only expand"
     # the steps that only expand today, and so the versions a rolling upgrade can start from
-    assert [v for v, step in enumerate(STEPS, start=1) if step.expand_only] == [4, 6, 7, 10]
+    assert [v for v, step in enumerate(STEPS, start=1) if step.expand_only] == [4, 6, 7, 10, 11]

@@ -12,6 +12,7 @@ import click
 if TYPE_CHECKING:
     import uvicorn
 
+from ..vocabulary import MAX_RATE, RATE_BURST_VARIABLE, RATE_LIMIT_VARIABLE
 from .common import db_option, fail, rules_from_option, rulesets_option, warn
 from .delivery import schedule_options, schedule_settings
 
@@ -59,6 +60,25 @@ from .delivery import schedule_options, schedule_settings
     type=click.FloatRange(0),
     help="Seconds between SLA ticks in each worker (hands on records past their deadline); 0: none.",
 )
+@click.option(
+    "--rate-limit",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, MAX_RATE),
+    envvar=RATE_LIMIT_VARIABLE,
+    show_envvar=True,
+    help="Requests a second each account may make, unless the operator set its own "
+    "(`salesbot account set`); past it a 429. 0: no limit. Each of N workers allows 1/N "
+    "(see docs/service.md, 'Rate limits').",
+)
+@click.option(
+    "--rate-burst",
+    default=None,
+    type=click.IntRange(1, MAX_RATE),
+    envvar=RATE_BURST_VARIABLE,
+    show_envvar=True,
+    help="Requests an account may make at once, over its rate [default: the rate, rounded up].",
+)
 @schedule_options
 def serve(
     rulesets: Path,
@@ -71,6 +91,8 @@ def serve(
     deliver: bool,
     reload_interval: float,
     tick: float,
+    rate_limit: float,
+    rate_burst: int | None,
     **retries: Any,
 ) -> None:
     """Serve the engine over HTTP (see docs/service.md): events, list operations,
@@ -97,6 +119,7 @@ def serve(
             ENV_TICK,
         )
         from ..http.observability import MULTIPROC_ENV, log_config
+        from ..http.ratelimit import ENV_WORKERS
         from ..vocabulary import SCHEDULE_SETTINGS
     except ImportError:
         fail("salesbot serve needs the web server extra: pip install 'salesbot[server]'")
@@ -115,6 +138,13 @@ def serve(
     os.environ[ENV_NO_DELIVERY] = "0" if deliver else "1"
     os.environ[ENV_RELOAD] = str(reload_interval)
     os.environ[ENV_TICK] = str(tick)
+    # Each worker allows 1/workers of every limit (see http.ratelimit: no store round trip).
+    os.environ[RATE_LIMIT_VARIABLE] = str(rate_limit)
+    os.environ[ENV_WORKERS] = str(workers)
+    if rate_burst is None:
+        os.environ.pop(RATE_BURST_VARIABLE, None)
+    else:
+        os.environ[RATE_BURST_VARIABLE] = str(rate_burst)
     # The workers' delivery threads read the retry schedule from the environment.
     for name, value in schedule_settings(retries).items():
         os.environ[SCHEDULE_SETTINGS[name][0]] = str(value)

@@ -5,7 +5,8 @@ is on) is what the operator sells and switches, never what the account's own tok
 change; these routes are the only ones that need an admin token, and they act on the
 store's account rows (``Store.accounts``), not on an account's rules. A change of plan
 or activation is checked against the account's current rules first (a plan too small
-for them is a 422 naming the limit, nothing written).
+for them is a 422 naming the limit, nothing written). Its rate limit is set here too
+(``http.ratelimit`` applies it): ``null`` gives it back serve's defaults.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pydantic import BaseModel, Field, StrictBool
 from ..engine import Engine
 from ..models import PlanName
 from ..rulebook import NotFound
-from ..store import AccountRow
+from ..store import LIMIT_FIELDS, AccountRow
+from ..vocabulary import MAX_RATE
 from .auth import Api
 from .common import Problem, Service, _Body, _model, read_json
 from .rules import answer, on_rules
@@ -40,11 +42,15 @@ class AccountRequest(_Body):
 
 
 class AccountChange(_Body):
-    """The fields to change; those not given stay."""
+    """The fields to change; those not given stay. ``rate_limit`` and ``rate_burst`` given
+    as ``null`` go back to ``salesbot serve``'s defaults."""
 
     status: Literal["active", "suspended"] | None = None
     plan: PlanName | None = None
     enabled: StrictBool | None = None
+    #: Requests a second (0: no limit) and the burst of the account's own rate limit.
+    rate_limit: float | None = Field(default=None, ge=0, le=MAX_RATE, allow_inf_nan=False)
+    rate_burst: int | None = Field(default=None, ge=1, le=MAX_RATE)
 
 
 class Account(BaseModel):
@@ -56,6 +62,9 @@ class Account(BaseModel):
     version: int
     created_at: str
     changed_at: str
+    #: Its own rate limit (requests a second, 0: none) and burst; null: serve's defaults.
+    rate_limit: float | None
+    rate_burst: int | None
 
 
 class Accounts(BaseModel):
@@ -114,8 +123,10 @@ def install(api: Api, service: Service) -> None:
     )
     async def patch_account(account: str, request: Request) -> JSONResponse:
         """Suspend or reactivate the account (a suspended account's tokens get 403, its
-        events are refused), change its plan, switch the add-on on or off."""
+        events are refused), change its plan, switch the add-on on or off, set its rate
+        limit (``null``: serve's defaults again)."""
         wanted: AccountChange = _model(AccountChange, await read_json(request))
+        limits = {name: getattr(wanted, name) for name in LIMIT_FIELDS if name in wanted.model_fields_set}
 
         def run(engine: Engine) -> AccountRow:
             row = engine.account(account)
@@ -125,8 +136,9 @@ def install(api: Api, service: Service) -> None:
                 _, book = engine.rulebook(account)
                 engine.check_rulebook(account, book, plan=plan, enabled=enabled).conditions.close()
             engine.store.update_account(
-                account, status=wanted.status, plan=wanted.plan, enabled=wanted.enabled
+                account, status=wanted.status, plan=wanted.plan, enabled=wanted.enabled, limits=limits
             )
+            engine.refresh_rules()  # this worker's next request runs under the new limit
             return engine.account(account)
 
         row = await on_rules(service, run)

@@ -45,6 +45,7 @@ from .auth import Api
 from .common import Problem, Service, _retry_after, event_problem
 from .delivery import start_worker
 from .observability import install as install_observability
+from .ratelimit import Limits, RateLimits
 from .signing import ENV_PREFIX
 
 _log = logging.getLogger("salesbot.serve")
@@ -135,6 +136,8 @@ def create_app(
     )
     app.state.service = service
     observer = install_observability(app, service)
+    # Outermost: a request over its account's limit is refused before anything else runs.
+    app.add_middleware(RateLimits, service=service, observer=observer, limits=Limits.from_env(given))
     api = Api(app, service, signing_env)
     prefix = "/v1/accounts/{account}"
     events.install(api, service, prefix, observer)

@@ -224,6 +224,7 @@ ROUTE_PROBLEMS = {
     413: f"The body is over {MAX_BODY_BYTES} bytes.",
     415: "The body is not JSON.",
     422: "The body or a parameter is invalid: the problem names the fields.",
+    429: "The account is over its rate limit (nothing was done): retry after Retry-After.",
     503: "The store is unavailable or the engine is not running: retry after Retry-After.",
 }
 

@@ -112,6 +112,12 @@ class Observer:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "salesbot_rate_limited",
+            "Requests refused with 429 because their account was over its rate limit, by account.",
+            ["account"],
+            registry=self.registry,
+        )
         self._accounts: tuple[int, frozenset[str]] = (0, frozenset())
 
     # Labels -------------------------------------------------------------------------

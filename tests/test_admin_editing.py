@@ -51,10 +51,11 @@ class Site:
         for tag in re.findall(r"<input [^>]*>", html):
             name = re.search(r'name="([^"]+)"', tag)
             value = re.search(r'value="([^"]*)"', tag)
-            if name is None or ('type="checkbox"' in tag and " checked" not in tag):
+            choice = 'type="checkbox"' in tag or 'type="radio"' in tag
+            if name is None or (choice and " checked" not in tag):
                 continue
             text = unescape(value.group(1) if value else "")
-            if 'type="checkbox"' in tag:
+            if 'type="checkbox"' in tag or name.group(1).startswith("cond_"):
                 fields.setdefault(name.group(1), []).append(text)
             else:
                 fields[name.group(1)] = text
@@ -162,7 +163,9 @@ def test_a_pool_edited_shows_in_the_history_and_is_restored(site: Site) -> None:
 def test_a_validation_error_names_the_field_keeps_what_was_typed_and_writes_nothing(site: Site) -> None:
     count = len(site.versions())
     fields = site.form("/a/default/bots/inbound/edit")
-    fields.update(users=["anna", "ghost"], name="Typed <b>name</b>", where="{bad: [", do="publish")
+    fields.update(
+        users=["anna", "ghost"], name="Typed <b>name</b>", where_mode="raw", where="{bad: [", do="publish"
+    )
     refused = site.page.post("/a/default/bots/inbound/edit", data=fields)
     assert refused.status_code == 422
     assert "trigger.where: not readable YAML" in refused.text

@@ -11,6 +11,7 @@ are where they are edited: the page says so instead.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from ..rulebook import FieldProblem, NotFound, RulebookError
 from ..store import RulesVersion
 from ..templates import MAX_NOTE_BYTES
 from ..vocabulary import ENTITIES
-from . import botform
+from . import botform, conditionform
 
 #: The biggest bot form: conditions and options typed as YAML, a long pool.
 MAX_BOT_FORM_BYTES = 256 * 1024
@@ -36,6 +37,8 @@ MAX_BOT_FORM_BYTES = 256 * 1024
 MAX_BOT_FORM_FIELDS = 2000
 #: The biggest restore, switch or draft form: bytes.
 SMALL_FORM = 8 * 1024
+#: The empty rows the condition builder shows below the condition's, to add to it.
+SPARE_ROWS = 2
 #: The versions the history page shows, newest first.
 HISTORY = 50
 #: What the page says instead of a form when the rules come from files.
@@ -117,6 +120,10 @@ def install(app: FastAPI, tools: Tools) -> None:
             event_kinds=EVENT_KINDS,
             owned_choices=botform.OWNED,
             related_modes=found["modes"],
+            plugin_fields=found["fields"],
+            operators=conditionform.OPERATORS,
+            rows=[*form.cond.rows, *[conditionform.Row()] * SPARE_ROWS],
+            record_fields=sorted({key for sample in botform.SAMPLE.values() for key in sample} - {"id"}),
             previews=previews,
             problems=shown.pop("problems", {}),
             **shown,
@@ -129,6 +136,7 @@ def install(app: FastAPI, tools: Tools) -> None:
             "book": book,
             "strategies": sorted(engine.catalog.strategies),
             "modes": sorted(engine.catalog.propagation_modes),
+            "fields": botform.plugin_fields(engine.catalog),
         }
 
     @app.get("/a/{account}/bots/new", include_in_schema=False)
@@ -145,16 +153,17 @@ def install(app: FastAPI, tools: Tools) -> None:
             kept = rulebook.entry(found["book"], "bots", bot)
         except NotFound:
             raise fail(404, "not found") from None
-        return bot_form(request, account, found, botform.from_bot(kept), False)
+        return bot_form(request, account, found, botform.from_bot(kept, found["fields"]), False)
 
     async def save_bot(request: Request, account: str, bot_id: str | None) -> Response:
         seen, posted = await editable(request, account, MAX_BOT_FORM_BYTES, MAX_BOT_FORM_FIELDS)
-        form = botform.from_post(posted, bot_id)
+        found = await call(lambda engine: read_book(engine, account))
+        fields = found["fields"]
+        form = botform.from_post(posted, bot_id, fields)
         action = (posted.get("do") or ["publish"])[0]
         message = (posted.get("message") or [""])[0].strip()
         read = (posted.get("version") or [""])[0]
         expected = int(read) if read.isdigit() else -1
-        found = await call(lambda engine: read_book(engine, account))
         shown: dict[str, Any] = {"message": message}
         if expected != found["version"]:
             # Shown with the current version: saved again, it publishes over it.
@@ -166,13 +175,15 @@ def install(app: FastAPI, tools: Tools) -> None:
         kept = rulebook.entry(book, "bots", bot_id) if bot_id is not None and _has(book, bot_id) else {}
         if bot_id is not None and not kept:
             raise fail(404, "not found")
-        data, problems = botform.to_bot(form, kept)
+        data, problems = botform.to_bot(form, kept, fields)
+        if form.where_mode == "builder":  # the text the rows make, shown beside them
+            form.where = botform.text_of(botform.mapping(data.get("trigger")).get("where"))
         new_book = rulebook.put(book, "bots", form.id, data) if form.id else book
         index = next((i for i, b in enumerate(new_book["bots"]) if b.get("id") == form.id), len(book["bots"]))
         if not form.id:
             problems.append(FieldProblem("id", "a bot needs an id (letters, digits, _ . @ -)"))
         if action == "preview" or problems or "stale" in shown:
-            placed, others = botform.place(problems, index)
+            placed, others = botform.place(problems, index, fields)
             status = 409 if "stale" in shown else (422 if problems else 200)
             return bot_form(
                 request, account, found, form, bot_id is None, status, problems=placed, others=others, **shown
@@ -188,7 +199,7 @@ def install(app: FastAPI, tools: Tools) -> None:
         try:
             version = await call(save)
         except RulebookError as exc:
-            placed, others = botform.place(exc.problems, index)
+            placed, others = botform.place(exc.problems, index, fields)
             return bot_form(
                 request, account, found, form, bot_id is None, 422, problems=placed, others=others, **shown
             )
@@ -227,6 +238,31 @@ def install(app: FastAPI, tools: Tools) -> None:
         bot = {"id": one("bot"), "name": one("name"), "entity": one("entity") or "deal"}
         shown = botform.preview(one("text"), bot, owner, MAX_NOTE_BYTES)
         return Response(shown.as_json(), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    @app.post("/a/{account}/condition", include_in_schema=False)
+    async def check_condition(request: Request, account: str) -> Response:
+        """The condition the bot form says (its rows, or its text), checked as a file's is,
+        as the admin edits it: its text, its problems by path, and the rows that make it
+        (``null`` when the builder cannot show it)."""
+        await tools.account_viewer(request, account)
+        posted = await tools.form(request, MAX_BOT_FORM_BYTES, MAX_BOT_FORM_FIELDS)
+        form = botform.from_post(posted)
+        problems: list[FieldProblem] = []
+        condition = botform.where_of(form, problems)
+        if condition is not None:
+            problems += conditionform.check(condition)
+        built = conditionform.rows_of(condition) if not problems else None
+        shown = {
+            "where": botform.text_of(condition),
+            "problems": [str(p) for p in problems],
+            "join": built.join if built else None,
+            "rows": [[r.field, r.op, r.value] for r in built.rows] if built else None,
+        }
+        return Response(
+            json.dumps(shown, ensure_ascii=False),
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
 
     # -- History, restore.
 

@@ -12,6 +12,7 @@ are where they are edited: the page says so instead.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from .. import rulebook
 from ..engine import Engine
-from ..errors import StaleVersion
+from ..errors import SalesbotError, StaleVersion
 from ..managing import RulesInFolder
-from ..models import EVENT_KINDS
+from ..models import EVENT_KINDS, USER_PREFIX
 from ..rulebook import FieldProblem, NotFound, RulebookError
 from ..store import RulesVersion
 from ..templates import MAX_NOTE_BYTES
@@ -39,6 +40,9 @@ MAX_BOT_FORM_FIELDS = 2000
 SMALL_FORM = 8 * 1024
 #: The empty rows the condition builder shows below the condition's, to add to it.
 SPARE_ROWS = 2
+#: The most records one offboarding from the page moves (as the API's request): the page
+#: says how many remain, and the same button moves them.
+MAX_OFFBOARD = 1000
 #: The versions the history page shows, newest first.
 HISTORY = 50
 #: What the page says instead of a form when the rules come from files.
@@ -340,7 +344,13 @@ def install(app: FastAPI, tools: Tools) -> None:
 
         def read(engine: Engine) -> dict[str, Any]:
             version, book = engine.rulebook(account)
-            rows = [(u, rulebook.naming(book, str(u.get("id")))) for u in book["users"]]
+            engine.refresh_rules()
+            # On or off as events see them: an offboarding's switch overrides the rules.
+            states = {state.user.id: state for state in engine.users(account)}
+            rows = [
+                (u, rulebook.naming(book, str(u.get("id"))), states.get(str(u.get("id"))))
+                for u in book["users"]
+            ]
             return {"version": version, "rows": rows, "published": _published(engine, account, published)}
 
         return page(request, "users.html", account=account, **await call(read))
@@ -354,6 +364,7 @@ def install(app: FastAPI, tools: Tools) -> None:
         if not _has(book, user, "users"):
             raise fail(404, "not found")
         bots = rulebook.naming(book, user)
+        owned = await call(lambda engine: len(engine.store.open_records(account, user))) if to == "off" else 0
         return page(
             request,
             "confirm.html",
@@ -363,7 +374,14 @@ def install(app: FastAPI, tools: Tools) -> None:
                 f"A new version, after version {version}, with user {user} "
                 + ("deactivated: no bot picks them" if to == "off" else "active again")
                 + (f" (in the pools of {', '.join(bots)})." if bots else ".")
+                + (f" Their {owned} open records stay with them." if owned else "")
             ),
+            more=(
+                _url(account, "users", user, "offboard"),
+                "Offboard instead: see where each record would go",
+            )
+            if owned
+            else None,
             changes=[],
             action=_url(account, "users", user, "active"),
             fields={"expected": version, "active": to},
@@ -384,15 +402,76 @@ def install(app: FastAPI, tools: Tools) -> None:
             kept = {k: v for k, v in rulebook.entry(book, "users", user).items() if k != "active"}
             if active == "off":
                 kept["active"] = False
-            return engine.publish(
+            version = engine.publish(
                 account,
                 rulebook.put(book, "users", user, kept),
                 int(expected),
                 author=seen.who,
                 message=f"user {user} switched {active}",
             )
+            switch = engine.store.switches(account).get(USER_PREFIX + user)
+            if active == "on" and switch is not None and not switch.active:
+                # Switched off by an offboarding: on again too, or the switch keeps them off.
+                engine.set_user_active(account, user, True, by=seen.who)
+            return version
 
         return await published(account, run, "users")
+
+    # -- Offboarding: where each record would go, then the move.
+
+    def offboarding(engine: Engine, account: str, user: str, to_bot: str, operation: str) -> dict[str, Any]:
+        """What the offboarding page shows: the preview (or the answer, once done) is the
+        offboarding core's own (``Engine.preview_offboard``, ``Engine.offboard``)."""
+        engine.refresh_rules()
+        if engine.rules.user(account, user) is None:
+            raise NotFound(f"no user {user!r}")
+        if to_bot and engine.rules.bot(account, to_bot) is None:
+            raise fail(400, f"no bot {to_bot[:200]!r} in account {account!r}")
+        return {
+            "user": engine.rules.user(account, user),
+            "bots": [bot for bot, on in engine.bots(account) if on],
+            "to_bot": to_bot,
+            "operation": operation,
+        }
+
+    @app.get("/a/{account}/users/{user}/offboard", include_in_schema=False)
+    async def offboard_preview(request: Request, account: str, user: str, to_bot: str = "") -> Response:
+        await editable(request, account)
+        operation = f"page-{secrets.token_hex(8)}"
+
+        def read(engine: Engine) -> dict[str, Any]:
+            shown = offboarding(engine, account, user, to_bot, operation)
+            shown["result"] = engine.preview_offboard(account, user, operation, to_bot=to_bot or None)
+            return shown
+
+        try:
+            found = await call(read)
+        except NotFound:
+            raise fail(404, "not found") from None
+        return page(request, "offboard.html", account=account, done=False, **found)
+
+    @app.post("/a/{account}/users/{user}/offboard", include_in_schema=False)
+    async def offboard(request: Request, account: str, user: str) -> Response:
+        seen, posted = await editable(request, account, SMALL_FORM)
+        operation = (posted.get("operation") or [""])[0]
+        to_bot = (posted.get("to_bot") or [""])[0]
+        if not operation.startswith("page-"):
+            raise fail(400, "the form must carry the operation id its preview made")
+
+        def run(engine: Engine) -> dict[str, Any]:
+            shown = offboarding(engine, account, user, to_bot, operation)
+            shown["result"] = engine.offboard(
+                account, user, operation, to_bot=to_bot or None, limit=MAX_OFFBOARD, by=seen.who
+            )
+            return shown
+
+        try:
+            found = await call(run)
+        except NotFound:
+            raise fail(404, "not found") from None
+        except SalesbotError as exc:  # another user's operation id, a bad one
+            raise fail(400, str(exc)) from None
+        return page(request, "offboard.html", account=account, done=True, **found)
 
     # -- Drafts.
 

@@ -47,9 +47,12 @@ class Page:
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
     def wait(self, test: Any) -> None:
+        """Until ``test()`` is true; a page that navigates meanwhile makes elements stale."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        WebDriverWait(self.driver, 10).until(lambda d: test())
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        WebDriverWait(self.driver, 10, ignored_exceptions=ignored).until(lambda d: test())
 
     def picture(self, name: str) -> None:
         """A screenshot for the docs, taken once: on SQLite."""

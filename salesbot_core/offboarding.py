@@ -245,12 +245,7 @@ class Offboarding:
         # Read again now the user is off: a record an event gave them meanwhile moves too.
         plan, unplanned = self._plan(account, user_id, to_bot, done_before)
         multiple = self.rules.account_settings(account).multiple_owners
-        if limit is not None:  # the first ``limit`` records, bot by bot
-            budget, capped = limit, {}
-            for bot_id, ids in plan.items():
-                capped[bot_id] = ids[:budget]
-                budget -= len(capped[bot_id])
-            plan = capped
+        plan = _first(plan, limit)
         total, done = sum(map(len, plan.values())), 0
         outcomes: list[Outcome] = []
         for bot_id, ids in plan.items():
@@ -282,15 +277,24 @@ class Offboarding:
         )
 
     def preview_offboard(
-        self, account: str, user_id: str, operation: str = "preview", *, to_bot: str | None = None
+        self,
+        account: str,
+        user_id: str,
+        operation: str = "preview",
+        *,
+        to_bot: str | None = None,
+        limit: int | None = None,
     ) -> Offboarded:
         """What ``offboard`` would do now, written nowhere: every open record of the user,
         moved to whom by which bot, or left with them and why (the page shows it before
         the admin confirms). The same plan and the same decisions, made in one
         ``Store.dry_run`` in which the user is switched off, on the store's rotation
-        state: the offboarding run next, with nothing decided in between, moves the same."""
+        state: the offboarding run next, with nothing decided in between, moves the same.
+        With ``limit``, only the records a run with that limit moves are decided
+        (``remaining``: the others)."""
         self._check_offboard(account, user_id, to_bot)
-        plan, unplanned = self._plan(account, user_id, to_bot, set())
+        whole, unplanned = self._plan(account, user_id, to_bot, set())
+        plan = _first(whole, limit)
         multiple = self.rules.account_settings(account).multiple_owners
 
         def attempt() -> list[Outcome]:
@@ -309,7 +313,8 @@ class Offboarding:
         left = [fate for fate in fates.values() if isinstance(fate, Left)]
         left += [Left(*ref, why) for ref, why in unplanned.items() if ref not in fates]
         moved = sorted(fate for fate in fates.values() if isinstance(fate, Moved))
-        return Offboarded(outcomes, moved, sorted(left))
+        remaining = sum(map(len, whole.values())) - sum(map(len, plan.values()))
+        return Offboarded(outcomes, moved, sorted(left), remaining)
 
     def _check_offboard(self, account: str, user_id: str, to_bot: str | None) -> None:
         if self.rules.user(account, user_id) is None:
@@ -358,6 +363,17 @@ class Offboarding:
                 if decision.owner == user_id:
                     return decision.bot
         return None
+
+
+def _first(plan: dict[str, list[str]], limit: int | None) -> dict[str, list[str]]:
+    """The first ``limit`` records of a plan, bot by bot (all of them without a limit)."""
+    if limit is None:
+        return plan
+    budget, capped = limit, {}
+    for bot_id, ids in plan.items():
+        capped[bot_id] = ids[:budget]
+        budget -= len(capped[bot_id])
+    return capped
 
 
 class _Leaving:

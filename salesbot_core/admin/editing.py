@@ -441,7 +441,9 @@ def install(app: FastAPI, tools: Tools) -> None:
 
         def read(engine: Engine) -> dict[str, Any]:
             shown = offboarding(engine, account, user, to_bot, operation)
-            shown["result"] = engine.preview_offboard(account, user, operation, to_bot=to_bot or None)
+            shown["result"] = engine.preview_offboard(
+                account, user, operation, to_bot=to_bot or None, limit=MAX_OFFBOARD
+            )
             return shown
 
         try:

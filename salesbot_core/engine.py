@@ -646,28 +646,42 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         leaving (an offboarding): taken off the records' owners, and a record they no
         longer own (passed on from a linked record earlier in the operation, or changed by
         hand since) is left as it is."""
-        outcomes: list[Outcome] = []
         with self.store.transaction() as tx:
-            for record_id in ids:
-                # Read inside the event's transaction (and, on PostgreSQL, under its record
-                # lock): a change another worker committed since the check in assign_list
-                # is built on, never overwritten by a stale copy.
-                stored = tx.get_record(account, entity, record_id)
-                if stored is None:  # records are never deleted; a guard, not a path
-                    raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
-                if without is not None and without not in stored["owners"]:
-                    continue
-                kept = [o for o in stored["owners"] if o != without]
-                owners = [*kept, BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
-                event = {
-                    "id": list_event_id(operation, entity, record_id),
-                    "kind": "list",
-                    "account": account,
-                    "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
-                    **({"leaving": without} if without is not None else {}),
-                }
-                valid = self._validate(event, list_operation=True)
-                outcomes.append(self._handle_in(tx, valid, False, stored))
+            return self._assign_in(tx, account, entity, ids, bot_id, operation, multiple, without)
+
+    def _assign_in(
+        self,
+        tx: Transaction,
+        account: str,
+        entity: EntityType,
+        ids: list[str],
+        bot_id: str,
+        operation: str,
+        multiple: bool,
+        without: str | None = None,
+    ) -> list[Outcome]:
+        """``_assign_batch`` in ``tx``: a transaction, or a dry run (an offboarding's preview)."""
+        outcomes: list[Outcome] = []
+        for record_id in ids:
+            # Read inside the event's transaction (and, on PostgreSQL, under its record
+            # lock): a change another worker committed since the check in assign_list
+            # is built on, never overwritten by a stale copy.
+            stored = tx.get_record(account, entity, record_id)
+            if stored is None:  # records are never deleted; a guard, not a path
+                raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+            if without is not None and without not in stored["owners"]:
+                continue
+            kept = [o for o in stored["owners"] if o != without]
+            owners = [*kept, BOT_PREFIX + bot_id] if multiple else [BOT_PREFIX + bot_id]
+            event = {
+                "id": list_event_id(operation, entity, record_id),
+                "kind": "list",
+                "account": account,
+                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                **({"leaving": without} if without is not None else {}),
+            }
+            valid = self._validate(event, list_operation=True)
+            outcomes.append(self._handle_in(tx, valid, False, stored))
         return outcomes
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ without it. A mixin of ``Engine``.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from functools import partial
 from typing import Any, NamedTuple, cast
 
@@ -16,7 +16,7 @@ from .errors import IdempotencyConflict, SalesbotError
 from .models import USER_PREFIX, Bot, EntityType, Outcome, User, list_event_id
 from .retrying import retrying
 from .rulesets import Rules
-from .store import Store, Switch
+from .store import Store, Switch, Transaction
 
 
 class Moved(NamedTuple):
@@ -165,6 +165,19 @@ class Offboarding:
     ) -> list[Outcome]: ...
 
     @abstractmethod
+    def _assign_in(
+        self,
+        tx: Transaction,
+        account: str,
+        entity: EntityType,
+        ids: list[str],
+        bot_id: str,
+        operation: str,
+        multiple: bool,
+        without: str | None = None,
+    ) -> list[Outcome]: ...
+
+    @abstractmethod
     def _observe(self, outcomes: list[Outcome]) -> None: ...
 
     def set_user_active(self, account: str, user_id: str, active: bool, by: str | None = None) -> None:
@@ -217,10 +230,7 @@ class Offboarding:
         """
         # Every argument is checked before anything is written: the user is not switched
         # off by a call that fails.
-        if self.rules.user(account, user_id) is None:
-            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
-        if to_bot is not None and self.rules.bot(account, to_bot) is None:
-            raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
+        self._check_offboard(account, user_id, to_bot)
         if batch_size < 1 or (limit is not None and limit < 0):
             raise ValueError("batch_size must be at least 1 and limit at least 0")
         # A bad operation id (control characters, too long for a record's event id) is an
@@ -232,28 +242,10 @@ class Offboarding:
         _check_one_user(operation, user_id, earlier)
         self.set_user_active(account, user_id, False, by)
         done_before = {(outcome.entity, outcome.record_id) for outcome in earlier}
-        active = {bot.id: on for bot, on in self.bots(account)}
-        plan: dict[str, list[str]] = {}
-        unplanned: dict[tuple[str, str], str] = {}
         # Read again now the user is off: a record an event gave them meanwhile moves too.
-        for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
-            if (entity, record_id) in done_before:
-                continue  # its event under this operation was decided: it is not taken again
-            bot_id = self._assigned_by(account, entity, record_id, user_id)
-            for choice in (bot_id, to_bot):
-                bot = self.rules.bot(account, choice) if choice else None
-                if bot is not None and active.get(bot.id) and bot.entity == entity:
-                    plan.setdefault(bot.id, []).append(record_id)
-                    break
-            else:
-                unplanned[(entity, record_id)] = self._why_left(account, to_bot, active)
+        plan, unplanned = self._plan(account, user_id, to_bot, done_before)
         multiple = self.rules.account_settings(account).multiple_owners
-        if limit is not None:  # the first ``limit`` records, bot by bot
-            budget, capped = limit, {}
-            for bot_id, ids in plan.items():
-                capped[bot_id] = ids[:budget]
-                budget -= len(capped[bot_id])
-            plan = capped
+        plan = _first(plan, limit)
         total, done = sum(map(len, plan.values())), 0
         outcomes: list[Outcome] = []
         for bot_id, ids in plan.items():
@@ -284,6 +276,73 @@ class Offboarding:
             earlier,
         )
 
+    def preview_offboard(
+        self,
+        account: str,
+        user_id: str,
+        operation: str = "preview",
+        *,
+        to_bot: str | None = None,
+        limit: int | None = None,
+    ) -> Offboarded:
+        """What ``offboard`` would do now, written nowhere: every open record of the user,
+        moved to whom by which bot, or left with them and why (the page shows it before
+        the admin confirms). The same plan and the same decisions, made in one
+        ``Store.dry_run`` in which the user is switched off, on the store's rotation
+        state: the offboarding run next, with nothing decided in between, moves the same.
+        With ``limit``, only the records a run with that limit moves are decided
+        (``remaining``: the others)."""
+        self._check_offboard(account, user_id, to_bot)
+        whole, unplanned = self._plan(account, user_id, to_bot, set())
+        plan = _first(whole, limit)
+        multiple = self.rules.account_settings(account).multiple_owners
+
+        def attempt() -> list[Outcome]:
+            outcomes: list[Outcome] = []
+            with self.store.dry_run() as tx:
+                leaving = cast(Transaction, _Leaving(tx, account, user_id))
+                for bot_id, ids in plan.items():
+                    entity = self.rules.bots[(account, bot_id)].entity
+                    outcomes += self._assign_in(
+                        leaving, account, entity, ids, bot_id, operation, multiple, user_id
+                    )
+            return outcomes
+
+        outcomes = retrying(attempt)
+        fates = written(user_id, outcomes)
+        left = [fate for fate in fates.values() if isinstance(fate, Left)]
+        left += [Left(*ref, why) for ref, why in unplanned.items() if ref not in fates]
+        moved = sorted(fate for fate in fates.values() if isinstance(fate, Moved))
+        remaining = sum(map(len, whole.values())) - sum(map(len, plan.values()))
+        return Offboarded(outcomes, moved, sorted(left), remaining)
+
+    def _check_offboard(self, account: str, user_id: str, to_bot: str | None) -> None:
+        if self.rules.user(account, user_id) is None:
+            raise SalesbotError(f"no user {user_id!r} in account {account!r}")
+        if to_bot is not None and self.rules.bot(account, to_bot) is None:
+            raise SalesbotError(f"--to-bot: no bot {to_bot!r} in account {account!r}")
+
+    def _plan(
+        self, account: str, user_id: str, to_bot: str | None, done_before: Container[tuple[str, str]]
+    ) -> tuple[dict[str, list[str]], dict[tuple[str, str], str]]:
+        """Which bot takes each open record of the user (by bot: the record ids), and the
+        records no bot takes, with why; ``done_before``: records an earlier run decided."""
+        active = {bot.id: on for bot, on in self.bots(account)}
+        plan: dict[str, list[str]] = {}
+        unplanned: dict[tuple[str, str], str] = {}
+        for entity, record_id in retrying(lambda: self.store.open_records(account, user_id)):
+            if (entity, record_id) in done_before:
+                continue  # its event under this operation was decided: it is not taken again
+            bot_id = self._assigned_by(account, entity, record_id, user_id)
+            for choice in (bot_id, to_bot):
+                bot = self.rules.bot(account, choice) if choice else None
+                if bot is not None and active.get(bot.id) and bot.entity == entity:
+                    plan.setdefault(bot.id, []).append(record_id)
+                    break
+            else:
+                unplanned[(entity, record_id)] = self._why_left(account, to_bot, active)
+        return plan, unplanned
+
     def _why_left(self, account: str, to_bot: str | None, active: dict[str, bool]) -> str:
         """Why no bot takes a record: none of its own is active, and ``to_bot`` is not
         given, switched off or for another entity."""
@@ -304,6 +363,34 @@ class Offboarding:
                 if decision.owner == user_id:
                     return decision.bot
         return None
+
+
+def _first(plan: dict[str, list[str]], limit: int | None) -> dict[str, list[str]]:
+    """The first ``limit`` records of a plan, bot by bot (all of them without a limit)."""
+    if limit is None:
+        return plan
+    budget, capped = limit, {}
+    for bot_id, ids in plan.items():
+        capped[bot_id] = ids[:budget]
+        budget -= len(capped[bot_id])
+    return capped
+
+
+class _Leaving:
+    """A transaction in which one user is switched off: an offboarding's preview decides
+    as the offboarding will, once it has switched them off, without writing the switch."""
+
+    def __init__(self, tx: Transaction, account: str, user: str):
+        self._tx, self._account, self._user = tx, account, user
+
+    def get_switches(self, account: str) -> dict[str, bool]:
+        switches = self._tx.get_switches(account)
+        if account == self._account:
+            switches = {**switches, USER_PREFIX + self._user: False}
+        return switches
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
 
 
 def _check_one_user(operation: str, user: str, outcomes: Sequence[Outcome]) -> None:

@@ -21,6 +21,7 @@ from test_service import bearer, serve
 
 from salesbot_core import Engine
 from salesbot_core.admin.botform import BotForm, from_bot, place, preview, to_bot
+from salesbot_core.admin.conditionform import Built, Row, condition_of, rows_of
 from salesbot_core.rulebook import FieldProblem
 
 AUTHOR = "token default/page"
@@ -51,10 +52,11 @@ class Site:
         for tag in re.findall(r"<input [^>]*>", html):
             name = re.search(r'name="([^"]+)"', tag)
             value = re.search(r'value="([^"]*)"', tag)
-            if name is None or ('type="checkbox"' in tag and " checked" not in tag):
+            choice = 'type="checkbox"' in tag or 'type="radio"' in tag
+            if name is None or (choice and " checked" not in tag):
                 continue
             text = unescape(value.group(1) if value else "")
-            if 'type="checkbox"' in tag:
+            if 'type="checkbox"' in tag or name.group(1).startswith("cond_"):
                 fields.setdefault(name.group(1), []).append(text)
             else:
                 fields[name.group(1)] = text
@@ -62,7 +64,10 @@ class Site:
             fields[name] = unescape(text)
         for name, body in re.findall(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
             chosen = re.search(r'<option value="([^"]*)" selected', body)
-            fields[name] = unescape(chosen.group(1)) if chosen else ""
+            if name.startswith("cond_") and name != "cond_join":  # one per row of the builder
+                fields.setdefault(name, []).append(unescape(chosen.group(1)) if chosen else "eq")
+            else:
+                fields[name] = unescape(chosen.group(1)) if chosen else ""
         return fields
 
 
@@ -162,7 +167,9 @@ def test_a_pool_edited_shows_in_the_history_and_is_restored(site: Site) -> None:
 def test_a_validation_error_names_the_field_keeps_what_was_typed_and_writes_nothing(site: Site) -> None:
     count = len(site.versions())
     fields = site.form("/a/default/bots/inbound/edit")
-    fields.update(users=["anna", "ghost"], name="Typed <b>name</b>", where="{bad: [", do="publish")
+    fields.update(
+        users=["anna", "ghost"], name="Typed <b>name</b>", where_mode="raw", where="{bad: [", do="publish"
+    )
     refused = site.page.post("/a/default/bots/inbound/edit", data=fields)
     assert refused.status_code == 422
     assert "trigger.where: not readable YAML" in refused.text
@@ -269,6 +276,33 @@ def test_a_bot_goes_through_the_form_unchanged_and_keeps_a_plugins_fields() -> N
     assert problems == [] and again == {k: v for k, v in bot.items() if k != "id"}
 
 
+def test_the_builder_shows_exactly_the_conditions_it_writes_and_leaves_the_rest_as_text() -> None:
+    cases = [
+        ({"$gte": {"value": 50000}}, Built("all", (Row("value", "gte", "50000"),))),
+        ({"$eq": {"zip": "123"}}, Built("all", (Row("zip", "eq", '"123"'),))),
+        ({"$or": [{"$eq": {"p": "a"}}, {"$eq": {"p": 2}}]}, Built("all", (Row("p", "oneof", "a, 2"),))),
+        (
+            {"$or": [{"$mt": {"t": ".*5[.]0 [(]x[)].*"}}, {"$nex": {"e": 1}}, {"$mt": {"t": "AC.*"}}]},
+            Built("any", (Row("t", "contains", "5.0 (x)"), Row("e", "absent"), Row("t", "matches", "AC.*"))),
+        ),
+    ]
+    for condition, built in cases:
+        assert rows_of(condition) == built and condition_of(built) == (condition, [])
+    for beyond in (
+        {"value": 5},
+        {"$imt": {"t": "a"}},
+        {"$and": [{"$or": [{"$eq": {"a": 1}}, {"$gt": {"b": 1}}]}]},
+    ):
+        assert rows_of(beyond) is None
+    assert condition_of(Built("all", (Row("", "eq", "x"), Row("v", "gt", " ")))) == (
+        None,
+        [
+            FieldProblem("trigger.where", "row 1: a value needs a field"),
+            FieldProblem("trigger.where", "row 2 (v): is greater than needs a value"),
+        ],
+    )
+
+
 def test_problems_are_placed_next_to_their_fields_by_path() -> None:
     problems = [
         FieldProblem("bots[1].users[0]", "unknown user 'ghost'"),
@@ -298,6 +332,7 @@ def test_the_editing_pages_have_the_strict_csp_and_no_inline_script(site: Site) 
         "/a/default/history/1/restore",
         "/a/default/users",
         "/a/default/users/anna/active?to=off",
+        "/a/default/users/celina/offboard",
     ):
         response = site.page.get(path)
         assert response.status_code == 200, path
@@ -307,3 +342,215 @@ def test_the_editing_pages_have_the_strict_csp_and_no_inline_script(site: Site) 
         )
     hostile = site.page.get("/a/default/bots/xss/edit").text
     assert "&lt;script&gt;alert(1)" in hostile and "<script>alert(1)" not in hostile
+
+
+# --- The condition builder, the plugins' fields, offboarding with a preview -----------------
+
+
+def test_the_condition_builder_shows_a_condition_as_rows_and_publishes_the_rows_it_is_given(
+    site: Site,
+) -> None:
+    fields = site.form("/a/default/bots/dist/edit")
+    assert fields["where_mode"] == "builder" and fields["where"] == "$gt:\n  value: 0\n"
+    assert (fields["cond_field"], fields["cond_op"], fields["cond_value"]) == (
+        ["value", "", ""],
+        ["gt", "eq", "eq"],
+        ["0", "", ""],
+    )
+    fields.update(
+        cond_join="all",
+        cond_field=["value", "process", "title"],
+        cond_op=["gte", "oneof", "contains"],
+        cond_value=["1000", "sales, partners", "a.b"],
+        where="ignored in the builder's mode",
+        do="publish",
+        message="built",
+    )
+    saved = site.page.post("/a/default/bots/dist/edit", data=fields)
+    assert "Published version" in saved.text and "built" in saved.text
+    dist = next(b for b in site.book()["bots"] if b["id"] == "dist")
+    assert dist["trigger"]["where"] == {
+        "$and": [
+            {"$gte": {"value": 1000}},
+            {"$or": [{"$eq": {"process": "sales"}}, {"$eq": {"process": "partners"}}]},
+            {"$mt": {"title": ".*a[.]b.*"}},
+        ]
+    }
+    again = site.form("/a/default/bots/dist/edit")
+    assert (again["cond_field"][:3], again["cond_op"][:3], again["cond_value"][:3]) == (
+        ["value", "process", "title"],
+        ["gte", "oneof", "contains"],
+        ["1000", "sales, partners", "a.b"],
+    )
+
+    def owners(record_id: str, title: str) -> list[str]:
+        record = {"entity": "deal", "id": record_id, "title": title, "value": 5000, "process": "partners"}
+        answer = site.api.post(
+            "/v1/accounts/default/events",
+            json={"id": record_id, "kind": "created", "record": {**record, "owners": ["bot:dist"]}},
+            headers=bearer(site.secrets["events"]),
+        )
+        return list(answer.json()["owners_after"])
+
+    assert owners("built-1", "xa.bx") in (["anna"], ["celina"])  # bartek is away, jan off
+    assert owners("built-2", "xaXbx") == []  # "contains a.b": the dot is a dot; the bot does not apply
+
+
+def test_a_condition_row_without_a_value_is_named_and_nothing_is_written(site: Site) -> None:
+    count = len(site.versions())
+    fields = site.form("/a/default/bots/dist/edit")
+    fields.update(
+        cond_field=["value", "", ""], cond_op=["gt", "eq", "eq"], cond_value=["", "", ""], do="publish"
+    )
+    refused = site.page.post("/a/default/bots/dist/edit", data=fields)
+    assert refused.status_code == 422
+    assert (
+        '<span class="problem" id="where-problem">trigger.where: row 1 (value): is greater than needs a value'
+        in (refused.text)
+    )
+    assert len(site.versions()) == count
+
+
+def test_the_live_check_answers_the_text_the_rows_make_or_the_problems_of_a_text(site: Site) -> None:
+    csrf = csrf_of(site.page.get("/a/default/bots/new").text)
+
+    def check(**posted: Any) -> Any:
+        answer = site.page.post("/a/default/condition", data={"csrf": csrf, **posted})
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+        return answer.json()
+
+    built = {"where_mode": "builder", "cond_field": ["value", "zip"], "cond_op": ["gte", "eq"]}
+    assert check(**built, cond_value=["10", '"123"'], cond_join="any") == {
+        "where": "$or:\n- $gte:\n    value: 10\n- $eq:\n    zip: '123'\n",
+        "problems": [],
+        "join": "any",
+        "rows": [["value", "gte", "10"], ["zip", "eq", '"123"']],
+    }
+    assert check(where_mode="raw", where="$or: [{$eq: {process: a}}, {$eq: {process: b}}]")["rows"] == [
+        ["process", "oneof", "a, b"]
+    ]
+    nested = check(where_mode="raw", where="{$and: [{$or: [{$eq: {a: 1}}, {$gt: {b: 2}}]}, {c: 3}]}")
+    assert (nested["problems"], nested["rows"]) == ([], None)  # valid, beyond the builder
+    bad = check(where_mode="raw", where="$mt: {title: '^acme'}")
+    assert bad["rows"] is None and bad["problems"] == [
+        "trigger.where.$mt.title: pattern '^acme': '^' is not supported: a pattern always matches the whole "
+        "text (use .* for any text)"
+    ]
+    assert check(where_mode="builder", cond_field=["title"], cond_op=["contains"], cond_value=["50%"])[
+        "problems"
+    ] == [
+        "trigger.where: row 1 (title): contains cannot look for ^, \\, % or control characters: write the "
+        "pattern in the text below"
+    ]
+    assert site.page.post("/a/default/condition", data={"where": "x: 1"}).status_code == 403
+
+
+def test_the_plugins_bot_fields_are_edited_in_the_form_and_a_bad_value_is_named(site: Site) -> None:
+    html = site.page.get("/a/default/bots/switchme/edit").text
+    assert 'id="plugin-sla"' in html and "How long the picked owner has to act" in html
+    assert '<input type="checkbox" id="plugin-sticky" name="plugin-sticky" value="on">' in html
+    fields = site.form("/a/default/bots/switchme/edit")
+    fields.update(
+        {"plugin-sticky": "on", "plugin-schedule": "days: [mon, tue]\nstart: '09:00'\nend: '17:00'\n"},
+        do="publish",
+    )
+    assert "Published version" in site.page.post("/a/default/bots/switchme/edit", data=fields).text
+    switchme = next(b for b in site.book()["bots"] if b["id"] == "switchme")
+    assert (switchme["sticky"], switchme["schedule"]) == (
+        True,
+        {"days": ["mon", "tue"], "start": "09:00", "end": "17:00"},
+    )
+    again = site.form("/a/default/bots/switchme/edit")
+    assert (
+        again["plugin-sticky"] == ["on"]
+        and again["plugin-schedule"] == "days:\n- mon\n- tue\nend: '17:00'\nstart: 09:00\n"
+    )
+
+    count = len(site.versions())
+    again.update({"plugin-sla": "within: soon"}, do="publish")
+    refused = site.page.post("/a/default/bots/switchme/edit", data=again)
+    assert refused.status_code == 422
+    assert re.search(r'<span class="problem" id="plugin-sla-problem">sla\.within: [^<]*soon', refused.text)
+    assert len(site.versions()) == count
+    again.update({"plugin-sla": "", "plugin-schedule": "", "plugin-sticky": []})
+    assert "Published version" in site.page.post("/a/default/bots/switchme/edit", data=again).text
+    switchme = next(b for b in site.book()["bots"] if b["id"] == "switchme")
+    assert "sticky" not in switchme and "schedule" not in switchme and "sla" not in switchme
+
+
+def _rows(html: str, table: str) -> list[str]:
+    """The rows of a table of the offboarding page, as text."""
+    body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', html, re.S)
+    assert body, html
+    return [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+        for row in re.findall(r"<tr.*?</tr>", body[1], re.S)
+    ]
+
+
+def test_offboarding_from_the_page_shows_where_each_record_would_go_then_moves_exactly_that(
+    site: Site,
+) -> None:
+    for n in range(4):
+        record = {"entity": "deal", "id": f"leave-{n}", "owners": ["bot:inbound"]}
+        site.api.post(
+            "/v1/accounts/default/events",
+            json={"id": f"leave-{n}", "kind": "created", "record": record},
+            headers=bearer(site.secrets["events"]),
+        )
+    site.api.post(
+        "/v1/accounts/default/events",
+        json={
+            "id": "by-hand",
+            "kind": "created",
+            "record": {"entity": "deal", "id": "by-hand", "owners": ["anna"]},
+        },
+        headers=bearer(site.secrets["events"]),
+    )
+    with Engine(None, site.db) as engine:
+        annas = sorted(r for e, r in engine.store.open_records("default", "anna") if r.startswith("leave-"))
+        outcomes = len(engine.explain("default", "deal", "leave-0"))
+    assert len(annas) >= 1
+
+    users = site.page.get("/a/default/users").text
+    assert 'href="/a/default/users/anna/offboard">Offboard…' in users
+    preview = site.page.get("/a/default/users/anna/offboard")
+    assert preview.status_code == 200 and "Offboard user anna?" in preview.text
+    moved = _rows(preview.text, "moved")
+    assert [row for row in moved if row.startswith("deal leave-")] == [
+        f"deal {r} Celina Zając Inbound leads its own pick" for r in annas
+    ]
+    assert _rows(preview.text, "left") == ["deal by-hand no active bot of its own, and no to-bot"]
+    with Engine(None, site.db) as engine:  # a preview writes nothing
+        assert (
+            sorted(r for e, r in engine.store.open_records("default", "anna") if r.startswith("leave-"))
+            == annas
+        )
+        assert len(engine.explain("default", "deal", "leave-0")) == outcomes
+        assert [s.active for s in engine.users("default") if s.user.id == "anna"] == [True]
+    to_bot = site.page.get("/a/default/users/anna/offboard?to_bot=switchme").text
+    assert _rows(to_bot, "left") == ["None."]
+    assert "deal by-hand Celina Zając Switch me its own pick" in _rows(to_bot, "moved")
+
+    fields = site.form("/a/default/users/anna/offboard")
+    assert fields["operation"].startswith("page-") and fields["to_bot"] == ""
+    done = site.page.post("/a/default/users/anna/offboard", data=fields)
+    assert done.status_code == 200 and "User anna offboarded" in done.text
+    assert f"User Anna Nowak is switched off: {len(moved)} records moved, 1 stay with them." in done.text
+    assert _rows(done.text, "moved") == moved  # exactly what the preview showed
+    with Engine(None, site.db) as engine:
+        assert sorted(r for e, r in engine.store.open_records("default", "anna")) == ["by-hand"]
+        assert all(engine.record("default", "deal", r).owners == ["celina"] for r in annas)  # type: ignore[union-attr]
+    users = site.page.get("/a/default/users").text
+    assert re.search(r'id="user-anna".*?Off</span> <small>\(offboarded by token default/page\)', users, re.S)
+    # Switched on from the page, the offboarding's switch is on again too.
+    back = site.form("/a/default/users/anna/active?to=on")
+    site.page.post("/a/default/users/anna/active", data=back)
+    with Engine(None, site.db) as engine:
+        assert [s.active for s in engine.users("default") if s.user.id == "anna"] == [True]
+
+
+def test_switching_a_user_off_says_their_records_stay_and_offers_the_offboarding(site: Site) -> None:
+    confirm = site.page.get("/a/default/users/anna/active?to=off").text
+    assert re.search(r"\(in the pools of [^)]*\)\. Their 1 open records stay with them\.", confirm)
+    assert 'href="/a/default/users/anna/offboard" id="more">Offboard instead' in confirm

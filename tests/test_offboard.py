@@ -607,3 +607,24 @@ def test_only_an_offboarding_s_list_event_names_a_user_leaving(team_rules: Path,
             engine.handle({**event, "kind": "list", "leaving": "zoe"})
         assert str(raised.value) == message
         assert engine.store.get_record("default", "deal", "d1") is None
+
+
+def test_a_preview_shows_exactly_what_the_offboarding_then_does_and_writes_nothing(
+    rules: Path, store_url: str
+) -> None:
+    with Engine(rules, store_url) as engine:
+        fill(engine, 8)
+        engine.set_bot_active("default", "tasks", False)
+        before = sorted(engine.store.open_records("default", "anna"))
+        first = engine.preview_offboard("default", "anna", "op-1", limit=3)
+        assert (len(first.moved_records), first.remaining) == (3, len(before) - 3 - len(first.left))
+        preview = engine.preview_offboard("default", "anna", "op-1", to_bot="spare")
+        assert sorted(engine.store.open_records("default", "anna")) == before  # nothing written
+        assert [s.active for s in engine.users("default") if s.user.id == "anna"] == [True]
+        done = engine.offboard("default", "anna", "op-1", to_bot="spare")
+        assert preview.summary() == done.summary()
+        assert {r.bot for r in done.moved_records} == {"deals", "people"}
+        assert all("anna" not in r.owners for r in done.moved_records)
+        why = "no active bot of its own, and to-bot 'spare' handles deal records"
+        assert done.left and {left.reason for left in done.left} == {why}
+        assert {left.entity for left in done.left} == {"task"}

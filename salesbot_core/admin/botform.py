@@ -2,9 +2,12 @@
 and back, the rulebook's problems placed next to the fields, and the texts' preview.
 
 Pure functions, no HTTP, so the round trip (a bot, its form, the same bot) is tested
-without a server. The form edits the fields a person sets on a page; every other key of
-the bot (a plugin's fields) is kept as it was, and a field left at its default is not
-written, so a version's diff shows only what the admin changed.
+without a server. The form edits the core's fields and every field a loaded plugin
+declares for bots (``salesbot_ruleset_fields``), each shown by the kind of its schema: a
+switch, a choice, a line of text or a number, else YAML. A key no loaded plugin declares
+is kept as it was, and a field left at its default is not written, so a version's diff
+shows only what the admin changed. The condition is built from rows
+(``conditionform``) or written as YAML or JSON.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
+from ..catalog import Catalog
 from ..models import EVENT_KINDS, Bot, Related
 from ..rulebook import FieldProblem, mapping
 from ..rulesets import load_yaml
 from ..templates import check_template, record_values, render
+from . import conditionform
+from .conditionform import Built
 
 #: The defaults the form shows for a new bot: the models' own (the core names no plugin;
 #: which strategies and propagation modes exist is the catalog's to say).
@@ -55,6 +62,62 @@ FIELDS = {
     "actions.notify": "notify",
 }
 _BOT_PATH = re.compile(r"^bots\[(\d+)\]\.?")
+#: How the condition is edited: built from rows, or written as YAML or JSON.
+WHERE_MODES = ("builder", "raw")
+#: The kinds of plugin field the form shows, by the type of their JSON Schema.
+_KINDS = {"boolean": "switch", "integer": "integer", "number": "number", "string": "text"}
+
+
+@dataclass(frozen=True)
+class PluginField:
+    """A bot field a plugin declares, as the form shows it: ``kind`` is ``switch``,
+    ``choice`` (of ``choices``), ``text``, ``integer``, ``number`` or ``yaml``."""
+
+    key: str
+    kind: str
+    default: Any
+    description: str = ""
+    choices: tuple[str, ...] = ()
+    #: The keys of a mapping value (a model's fields), as a hint beside its YAML.
+    keys: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The form field's name and id (apart from the core's: a plugin may take any key)."""
+        return f"plugin-{self.key}"
+
+    def shown(self, value: Any) -> str:
+        """A value as the form shows it (``on`` for a switch that is on)."""
+        if self.kind == "switch":
+            return "on" if value is True else ""
+        if self.kind == "yaml":
+            return "" if value == self.default else text_of(value, always=True)
+        return "" if value is None or value == self.default else str(value)
+
+
+def plugin_fields(catalog: Catalog) -> list[PluginField]:
+    """The bot fields the loaded plugins declare, by key, each with the kind the form
+    shows it as, read from its JSON Schema."""
+    found = []
+    for key, spec in sorted(catalog.fields_of("bot").items()):
+        schema = TypeAdapter(spec.type).json_schema()
+        kind = _KINDS.get(schema.get("type", ""), "yaml")
+        choices = tuple(schema.get("enum", ()))
+        if kind == "text" and choices and all(isinstance(c, str) for c in choices):
+            kind = "choice"
+        found.append(PluginField(key, kind, spec.default, spec.description, choices, _keys(schema)))
+    return found
+
+
+def _keys(schema: Mapping[str, Any]) -> tuple[str, ...]:
+    """The properties of an object schema, or of the object a nullable one allows."""
+    defs = schema.get("$defs", {})
+    for option in [schema, *schema.get("anyOf", [])]:
+        ref = str(option.get("$ref", ""))
+        target = defs.get(ref.rsplit("/", 1)[-1], {}) if ref else option
+        if isinstance(target.get("properties"), dict):
+            return tuple(target["properties"])
+    return ()
 
 
 @dataclass
@@ -80,18 +143,24 @@ class BotForm:
     options: str = ""
     priority: str = "0"
     fallback: str = ""
+    where_mode: str = "builder"
+    cond: Built = field(default_factory=Built)
+    #: Each plugin field's value as shown, by key (see ``PluginField.shown``).
+    plugins: dict[str, str] = field(default_factory=dict)
 
 
-def _text(value: Any) -> str:
-    """A condition or options mapping as the form shows it: YAML, readable and re-readable."""
-    if not value:
+def text_of(value: Any, always: bool = False) -> str:
+    """A condition or options mapping as the form shows it: YAML, readable and re-readable
+    (``always``: an empty or false value too, which a plugin field may hold)."""
+    if not value and not always:
         return ""
     return str(yaml.safe_dump(value, allow_unicode=True, sort_keys=False, default_flow_style=False))
 
 
-def from_bot(bot: Mapping[str, Any]) -> BotForm:
-    """The form of a bot kept in the rulebook."""
+def from_bot(bot: Mapping[str, Any], fields: Sequence[PluginField] = ()) -> BotForm:
+    """The form of a bot kept in the rulebook, with the plugin ``fields``."""
     trigger = mapping(bot.get("trigger"))
+    built = conditionform.rows_of(trigger.get("where")) if isinstance(trigger.get("where"), dict) else None
     actions = mapping(bot.get("actions"))
     related = mapping(actions.get("related"))
     processes = trigger.get("processes")
@@ -104,7 +173,7 @@ def from_bot(bot: Mapping[str, Any]) -> BotForm:
         events=list(trigger.get("events", EVENT_KINDS)),
         processes=", ".join(map(str, processes)) if isinstance(processes, list) else "",
         owned=str(trigger.get("owned", "leave")),
-        where=_text(trigger.get("where")),
+        where=text_of(trigger.get("where")),
         related_persons=bool(related.get("persons")),
         related_company=bool(related.get("company")),
         related_mode=str(related.get("mode", DEFAULT_MODE)),
@@ -112,14 +181,20 @@ def from_bot(bot: Mapping[str, Any]) -> BotForm:
         note=str(actions.get("note") or ""),
         notify=str(actions.get("notify") or ""),
         strategy=str(bot.get("strategy", DEFAULT_STRATEGY)),
-        options=_text(bot.get("options")),
+        options=text_of(bot.get("options")),
         priority=str(bot.get("priority", 0)),
         fallback=str(bot.get("fallback") or ""),
+        where_mode="builder" if built is not None or not trigger.get("where") else "raw",
+        cond=built or Built(),
+        plugins={f.key: f.shown(bot.get(f.key, f.default)) for f in fields},
     )
 
 
-def from_post(posted: Mapping[str, Sequence[str]], bot_id: str | None = None) -> BotForm:
-    """The form as posted (each field's values as sent); ``bot_id``: the bot being edited."""
+def from_post(
+    posted: Mapping[str, Sequence[str]], bot_id: str | None = None, fields: Sequence[PluginField] = ()
+) -> BotForm:
+    """The form as posted (each field's values as sent); ``bot_id``: the bot being edited.
+    In the builder's mode the condition's text is the one its rows make."""
 
     def one(name: str, default: str = "") -> str:
         values = posted.get(name)
@@ -145,6 +220,9 @@ def from_post(posted: Mapping[str, Sequence[str]], bot_id: str | None = None) ->
         options=one("options"),
         priority=one("priority", "0").strip(),
         fallback=one("fallback"),
+        where_mode=one("where_mode", "builder") if one("where_mode") in WHERE_MODES else "builder",
+        cond=conditionform.from_post(posted),
+        plugins={f.key: one(f.name) for f in fields},
     )
 
 
@@ -156,8 +234,8 @@ def _set(target: dict[str, Any], key: str, value: Any, default: Any) -> None:
         del target[key]
 
 
-def _mapping(text: str, name: str, problems: list[FieldProblem]) -> dict[str, Any] | None:
-    """A YAML or JSON mapping typed in a text area; None when empty (or unreadable: the
+def _value(text: str, name: str, problems: list[FieldProblem]) -> Any:
+    """A YAML or JSON value typed in a text area; None when empty (or unreadable: the
     problem is added)."""
     if not text.strip():
         return None
@@ -165,16 +243,55 @@ def _mapping(text: str, name: str, problems: list[FieldProblem]) -> dict[str, An
     if problem is not None:
         problems.append(FieldProblem(name, f"not readable YAML or JSON: {problem.message}"))
         return None
+    return value
+
+
+def _mapping(text: str, name: str, problems: list[FieldProblem]) -> dict[str, Any] | None:
+    """A YAML or JSON mapping typed in a text area; None when empty (or unreadable: the
+    problem is added)."""
+    value = _value(text, name, problems)
+    if value is None:
+        return None
     if not isinstance(value, dict):
         problems.append(FieldProblem(name, "must be a mapping (key: value), as YAML or JSON"))
         return None
     return value
 
 
-def to_bot(form: BotForm, kept: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+def where_of(form: BotForm, problems: list[FieldProblem]) -> dict[str, Any] | None:
+    """The condition the form says: its rows' in the builder's mode, else its text."""
+    if form.where_mode == "builder":
+        condition, found = conditionform.condition_of(form.cond)
+        problems += found
+        return condition
+    return _mapping(form.where, conditionform.FIELD, problems)
+
+
+def _plugin_value(spec: PluginField, text: str, problems: list[FieldProblem]) -> Any:
+    """A plugin field's value as typed (its default when left empty)."""
+    if spec.kind == "switch":
+        return text == "on"
+    if not text.strip():
+        return spec.default
+    if spec.kind in ("integer", "number"):
+        try:
+            return int(text) if spec.kind == "integer" else float(text)
+        except ValueError:
+            problems.append(
+                FieldProblem(spec.key, f"must be a {'whole ' if spec.kind == 'integer' else ''}number")
+            )
+            return spec.default
+    if spec.kind == "yaml":
+        return _value(text, spec.key, problems)
+    return text
+
+
+def to_bot(
+    form: BotForm, kept: Mapping[str, Any], fields: Sequence[PluginField] = ()
+) -> tuple[dict[str, Any], list[FieldProblem]]:
     """The bot the form describes, over the ``kept`` one (its other keys stay), and the
-    problems the form itself finds (unreadable YAML, a priority that is no number); the
-    rest is checked with the whole rulebook."""
+    problems the form itself finds (unreadable YAML, a priority that is no number, a
+    condition row without a value); the rest is checked with the whole rulebook."""
     problems: list[FieldProblem] = []
     bot = copy.deepcopy(dict(kept))
     bot.pop("id", None)
@@ -189,12 +306,16 @@ def to_bot(form: BotForm, kept: Mapping[str, Any]) -> tuple[dict[str, Any], list
     except ValueError:
         problems.append(FieldProblem("priority", f"must be a whole number, not {form.priority!r}"))
     _set(bot, "fallback", form.fallback or None, None)
+    for spec in fields:
+        if spec.key in form.plugins:
+            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+            _set(bot, spec.key, _plugin_value(spec, form.plugins[spec.key], problems), default)
 
     trigger = dict(bot.get("trigger") or {})
     _set(trigger, "events", list(form.events), list(EVENT_KINDS))
     processes = [p.strip() for p in form.processes.split(",") if p.strip()]
     _set(trigger, "processes", processes or None, None)
-    _set(trigger, "where", _mapping(form.where, "trigger.where", problems), None)
+    _set(trigger, "where", where_of(form, problems), None)
     _set(trigger, "owned", form.owned, "leave")
     _set(bot, "trigger", trigger, {})
 
@@ -213,15 +334,18 @@ def to_bot(form: BotForm, kept: Mapping[str, Any]) -> tuple[dict[str, Any], list
     return bot, problems
 
 
-def place(problems: Sequence[FieldProblem], index: int) -> tuple[dict[str, list[str]], list[str]]:
+def place(
+    problems: Sequence[FieldProblem], index: int, fields: Sequence[PluginField] = ()
+) -> tuple[dict[str, list[str]], list[str]]:
     """The problems of the bot at ``bots[index]`` by form field, each worded with its path
     in the bot (``users[0]: unknown user 'ghost'``); the others (another bot's, the
     account's) as they are, for the top of the form."""
+    names = {**FIELDS, **{spec.key: spec.name for spec in fields}}
     by_field: dict[str, list[str]] = {}
     others: list[str] = []
     for problem in problems:
         found = _BOT_PATH.match(problem.field)
-        if found is None and problem.field in FIELDS:  # the form's own, relative already
+        if found is None and problem.field.split(".")[0] in names:  # the form's own, relative already
             rest = problem.field
         elif found is not None and int(found.group(1)) == index:
             rest = problem.field[found.end() :]
@@ -230,7 +354,7 @@ def place(problems: Sequence[FieldProblem], index: int) -> tuple[dict[str, list[
             continue
         parts = re.sub(r"\[\d+\]", "", rest).split(".")
         name = next(
-            (FIELDS[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in FIELDS),
+            (names[".".join(parts[:n])] for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in names),
             None,
         )
         if name is None:

@@ -11,6 +11,8 @@ are where they are edited: the page says so instead.
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,14 +23,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from .. import rulebook
 from ..engine import Engine
-from ..errors import StaleVersion
+from ..errors import SalesbotError, StaleVersion
 from ..managing import RulesInFolder
-from ..models import EVENT_KINDS
+from ..models import EVENT_KINDS, USER_PREFIX
 from ..rulebook import FieldProblem, NotFound, RulebookError
 from ..store import RulesVersion
 from ..templates import MAX_NOTE_BYTES
 from ..vocabulary import ENTITIES
-from . import botform
+from . import botform, conditionform
 
 #: The biggest bot form: conditions and options typed as YAML, a long pool.
 MAX_BOT_FORM_BYTES = 256 * 1024
@@ -36,6 +38,11 @@ MAX_BOT_FORM_BYTES = 256 * 1024
 MAX_BOT_FORM_FIELDS = 2000
 #: The biggest restore, switch or draft form: bytes.
 SMALL_FORM = 8 * 1024
+#: The empty rows the condition builder shows below the condition's, to add to it.
+SPARE_ROWS = 2
+#: The most records one offboarding from the page moves (as the API's request): the page
+#: says how many remain, and the same button moves them.
+MAX_OFFBOARD = 1000
 #: The versions the history page shows, newest first.
 HISTORY = 50
 #: What the page says instead of a form when the rules come from files.
@@ -117,6 +124,10 @@ def install(app: FastAPI, tools: Tools) -> None:
             event_kinds=EVENT_KINDS,
             owned_choices=botform.OWNED,
             related_modes=found["modes"],
+            plugin_fields=found["fields"],
+            operators=conditionform.OPERATORS,
+            rows=[*form.cond.rows, *[conditionform.Row()] * SPARE_ROWS],
+            record_fields=sorted({key for sample in botform.SAMPLE.values() for key in sample} - {"id"}),
             previews=previews,
             problems=shown.pop("problems", {}),
             **shown,
@@ -129,6 +140,7 @@ def install(app: FastAPI, tools: Tools) -> None:
             "book": book,
             "strategies": sorted(engine.catalog.strategies),
             "modes": sorted(engine.catalog.propagation_modes),
+            "fields": botform.plugin_fields(engine.catalog),
         }
 
     @app.get("/a/{account}/bots/new", include_in_schema=False)
@@ -145,16 +157,17 @@ def install(app: FastAPI, tools: Tools) -> None:
             kept = rulebook.entry(found["book"], "bots", bot)
         except NotFound:
             raise fail(404, "not found") from None
-        return bot_form(request, account, found, botform.from_bot(kept), False)
+        return bot_form(request, account, found, botform.from_bot(kept, found["fields"]), False)
 
     async def save_bot(request: Request, account: str, bot_id: str | None) -> Response:
         seen, posted = await editable(request, account, MAX_BOT_FORM_BYTES, MAX_BOT_FORM_FIELDS)
-        form = botform.from_post(posted, bot_id)
+        found = await call(lambda engine: read_book(engine, account))
+        fields = found["fields"]
+        form = botform.from_post(posted, bot_id, fields)
         action = (posted.get("do") or ["publish"])[0]
         message = (posted.get("message") or [""])[0].strip()
         read = (posted.get("version") or [""])[0]
         expected = int(read) if read.isdigit() else -1
-        found = await call(lambda engine: read_book(engine, account))
         shown: dict[str, Any] = {"message": message}
         if expected != found["version"]:
             # Shown with the current version: saved again, it publishes over it.
@@ -166,13 +179,15 @@ def install(app: FastAPI, tools: Tools) -> None:
         kept = rulebook.entry(book, "bots", bot_id) if bot_id is not None and _has(book, bot_id) else {}
         if bot_id is not None and not kept:
             raise fail(404, "not found")
-        data, problems = botform.to_bot(form, kept)
+        data, problems = botform.to_bot(form, kept, fields)
+        if form.where_mode == "builder":  # the text the rows make, shown beside them
+            form.where = botform.text_of(botform.mapping(data.get("trigger")).get("where"))
         new_book = rulebook.put(book, "bots", form.id, data) if form.id else book
         index = next((i for i, b in enumerate(new_book["bots"]) if b.get("id") == form.id), len(book["bots"]))
         if not form.id:
             problems.append(FieldProblem("id", "a bot needs an id (letters, digits, _ . @ -)"))
         if action == "preview" or problems or "stale" in shown:
-            placed, others = botform.place(problems, index)
+            placed, others = botform.place(problems, index, fields)
             status = 409 if "stale" in shown else (422 if problems else 200)
             return bot_form(
                 request, account, found, form, bot_id is None, status, problems=placed, others=others, **shown
@@ -188,7 +203,7 @@ def install(app: FastAPI, tools: Tools) -> None:
         try:
             version = await call(save)
         except RulebookError as exc:
-            placed, others = botform.place(exc.problems, index)
+            placed, others = botform.place(exc.problems, index, fields)
             return bot_form(
                 request, account, found, form, bot_id is None, 422, problems=placed, others=others, **shown
             )
@@ -227,6 +242,31 @@ def install(app: FastAPI, tools: Tools) -> None:
         bot = {"id": one("bot"), "name": one("name"), "entity": one("entity") or "deal"}
         shown = botform.preview(one("text"), bot, owner, MAX_NOTE_BYTES)
         return Response(shown.as_json(), media_type="application/json", headers={"Cache-Control": "no-store"})
+
+    @app.post("/a/{account}/condition", include_in_schema=False)
+    async def check_condition(request: Request, account: str) -> Response:
+        """The condition the bot form says (its rows, or its text), checked as a file's is,
+        as the admin edits it: its text, its problems by path, and the rows that make it
+        (``null`` when the builder cannot show it)."""
+        await tools.account_viewer(request, account)
+        posted = await tools.form(request, MAX_BOT_FORM_BYTES, MAX_BOT_FORM_FIELDS)
+        form = botform.from_post(posted)
+        problems: list[FieldProblem] = []
+        condition = botform.where_of(form, problems)
+        if condition is not None:
+            problems += conditionform.check(condition)
+        built = conditionform.rows_of(condition) if not problems else None
+        shown = {
+            "where": botform.text_of(condition),
+            "problems": [str(p) for p in problems],
+            "join": built.join if built else None,
+            "rows": [[r.field, r.op, r.value] for r in built.rows] if built else None,
+        }
+        return Response(
+            json.dumps(shown, ensure_ascii=False),
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
 
     # -- History, restore.
 
@@ -304,7 +344,13 @@ def install(app: FastAPI, tools: Tools) -> None:
 
         def read(engine: Engine) -> dict[str, Any]:
             version, book = engine.rulebook(account)
-            rows = [(u, rulebook.naming(book, str(u.get("id")))) for u in book["users"]]
+            engine.refresh_rules()
+            # On or off as events see them: an offboarding's switch overrides the rules.
+            states = {state.user.id: state for state in engine.users(account)}
+            rows = [
+                (u, rulebook.naming(book, str(u.get("id"))), states.get(str(u.get("id"))))
+                for u in book["users"]
+            ]
             return {"version": version, "rows": rows, "published": _published(engine, account, published)}
 
         return page(request, "users.html", account=account, **await call(read))
@@ -318,6 +364,7 @@ def install(app: FastAPI, tools: Tools) -> None:
         if not _has(book, user, "users"):
             raise fail(404, "not found")
         bots = rulebook.naming(book, user)
+        owned = await call(lambda engine: len(engine.store.open_records(account, user))) if to == "off" else 0
         return page(
             request,
             "confirm.html",
@@ -327,7 +374,14 @@ def install(app: FastAPI, tools: Tools) -> None:
                 f"A new version, after version {version}, with user {user} "
                 + ("deactivated: no bot picks them" if to == "off" else "active again")
                 + (f" (in the pools of {', '.join(bots)})." if bots else ".")
+                + (f" Their {owned} open records stay with them." if owned else "")
             ),
+            more=(
+                _url(account, "users", user, "offboard"),
+                "Offboard instead: see where each record would go",
+            )
+            if owned
+            else None,
             changes=[],
             action=_url(account, "users", user, "active"),
             fields={"expected": version, "active": to},
@@ -348,15 +402,78 @@ def install(app: FastAPI, tools: Tools) -> None:
             kept = {k: v for k, v in rulebook.entry(book, "users", user).items() if k != "active"}
             if active == "off":
                 kept["active"] = False
-            return engine.publish(
+            version = engine.publish(
                 account,
                 rulebook.put(book, "users", user, kept),
                 int(expected),
                 author=seen.who,
                 message=f"user {user} switched {active}",
             )
+            switch = engine.store.switches(account).get(USER_PREFIX + user)
+            if active == "on" and switch is not None and not switch.active:
+                # Switched off by an offboarding: on again too, or the switch keeps them off.
+                engine.set_user_active(account, user, True, by=seen.who)
+            return version
 
         return await published(account, run, "users")
+
+    # -- Offboarding: where each record would go, then the move.
+
+    def offboarding(engine: Engine, account: str, user: str, to_bot: str, operation: str) -> dict[str, Any]:
+        """What the offboarding page shows: the preview (or the answer, once done) is the
+        offboarding core's own (``Engine.preview_offboard``, ``Engine.offboard``)."""
+        engine.refresh_rules()
+        if engine.rules.user(account, user) is None:
+            raise NotFound(f"no user {user!r}")
+        if to_bot and engine.rules.bot(account, to_bot) is None:
+            raise fail(400, f"no bot {to_bot[:200]!r} in account {account!r}")
+        return {
+            "user": engine.rules.user(account, user),
+            "bots": [bot for bot, on in engine.bots(account) if on],
+            "to_bot": to_bot,
+            "operation": operation,
+        }
+
+    @app.get("/a/{account}/users/{user}/offboard", include_in_schema=False)
+    async def offboard_preview(request: Request, account: str, user: str, to_bot: str = "") -> Response:
+        await editable(request, account)
+        operation = f"page-{secrets.token_hex(8)}"
+
+        def read(engine: Engine) -> dict[str, Any]:
+            shown = offboarding(engine, account, user, to_bot, operation)
+            shown["result"] = engine.preview_offboard(
+                account, user, operation, to_bot=to_bot or None, limit=MAX_OFFBOARD
+            )
+            return shown
+
+        try:
+            found = await call(read)
+        except NotFound:
+            raise fail(404, "not found") from None
+        return page(request, "offboard.html", account=account, done=False, **found)
+
+    @app.post("/a/{account}/users/{user}/offboard", include_in_schema=False)
+    async def offboard(request: Request, account: str, user: str) -> Response:
+        seen, posted = await editable(request, account, SMALL_FORM)
+        operation = (posted.get("operation") or [""])[0]
+        to_bot = (posted.get("to_bot") or [""])[0]
+        if not operation.startswith("page-"):
+            raise fail(400, "the form must carry the operation id its preview made")
+
+        def run(engine: Engine) -> dict[str, Any]:
+            shown = offboarding(engine, account, user, to_bot, operation)
+            shown["result"] = engine.offboard(
+                account, user, operation, to_bot=to_bot or None, limit=MAX_OFFBOARD, by=seen.who
+            )
+            return shown
+
+        try:
+            found = await call(run)
+        except NotFound:
+            raise fail(404, "not found") from None
+        except SalesbotError as exc:  # another user's operation id, a bad one
+            raise fail(400, str(exc)) from None
+        return page(request, "offboard.html", account=account, done=True, **found)
 
     # -- Drafts.
 

@@ -75,3 +75,101 @@
     });
   }
 })();
+
+// The bot form's condition builder: the rows are sent to the server as they change, which
+// answers with the condition they make, as text, and its problems (the same checks as a
+// ruleset file's). In the builder's mode the text follows the rows and is read-only; in the
+// text's mode the builder is switched off. Going back to the builder fills the rows from
+// the text, when it can show it. Without JavaScript the radio buttons choose, on saving.
+(function () {
+  const box = document.querySelector("fieldset[data-check]");
+  if (!box) {
+    return;
+  }
+  const form = box.form || box.closest("form");
+  const builder = document.getElementById("builder");
+  const rows = document.getElementById("cond-rows");
+  const area = document.getElementById("where");
+  const out = document.getElementById("where-check");
+  const add = document.getElementById("cond-add");
+  let timer = null;
+  function mode() {
+    return form.querySelector("input[name=where_mode]:checked").value;
+  }
+  function addRow() {
+    const row = rows.lastElementChild.cloneNode(true);
+    for (const input of row.querySelectorAll("input")) {
+      input.value = "";
+    }
+    row.querySelector("select").value = "eq";
+    rows.appendChild(row);
+    return row;
+  }
+  function fill(found) {
+    while (rows.children.length < found.rows.length + 1) {
+      addRow();
+    }
+    Array.from(rows.children).forEach(function (row, i) {
+      const [field, op, value] = found.rows[i] || ["", "eq", ""];
+      row.querySelector("[name=cond_field]").value = field;
+      row.querySelector("[name=cond_op]").value = op;
+      row.querySelector("[name=cond_value]").value = value;
+    });
+    form.elements.cond_join.value = found.join;
+  }
+  function show(builderMode) {
+    area.readOnly = builderMode;
+    for (const control of builder.querySelectorAll("input, select, button")) {
+      control.disabled = !builderMode;
+    }
+  }
+  async function check(asked) {
+    const body = new URLSearchParams(new FormData(form));
+    body.set("where_mode", asked);
+    try {
+      const response = await fetch(box.dataset.check, { method: "POST", body, credentials: "same-origin" });
+      if (!response.ok || response.redirected) {
+        return null;
+      }
+      const found = await response.json();
+      // textContent and value: the server's answer is shown as text, never as HTML.
+      out.textContent = found.problems.length ? found.problems.join("; ") : "The conditions are valid.";
+      if (asked === "builder" && !found.problems.length) {
+        area.value = found.where;
+      }
+      return found;
+    } catch (error) {
+      return null; // the check is a help: the form is checked again when it is saved
+    }
+  }
+  function later() {
+    clearTimeout(timer);
+    timer = setTimeout(function () { check(mode()); }, 250);
+  }
+  add.hidden = false;
+  add.addEventListener("click", function () {
+    addRow().querySelector("input").focus();
+  });
+  builder.addEventListener("input", later);
+  builder.addEventListener("change", later);
+  area.addEventListener("input", later);
+  for (const radio of form.querySelectorAll("input[name=where_mode]")) {
+    radio.addEventListener("change", async function () {
+      if (radio.value === "raw") {
+        show(false);
+        return;
+      }
+      const found = await check("raw");
+      if (found && found.rows) {
+        fill(found);
+        show(true);
+        check("builder");
+      } else {
+        form.elements.where_mode.value = "raw";
+        out.textContent = (found && found.problems.length ? found.problems.join("; ") + ". " : "") +
+          "The builder cannot show these conditions: edit them as text.";
+      }
+    });
+  }
+  show(mode() === "builder");
+})();

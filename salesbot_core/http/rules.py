@@ -30,13 +30,13 @@ from ..engine import Engine
 from ..errors import EventError, SalesbotError, StaleVersion
 from ..managing import RulesInFolder
 from ..models import record_from_dict
-from ..replay import candidate_engine, read_window, replay, why
+from ..replay import RejectedEvent, candidate_engine, read_window, replay, why
 from ..rulebook import NotFound, Rulebook, RulebookError, UserInPools
 from ..rulesets import Rules
 from ..store import Draft
 from .auth import Api
 from .common import Problem, Service, _Body, _model, read_json
-from .replay import BUSY, ReplaySlot, window
+from .replay import BUSY, ReplayAnswer, ReplaySlot, window
 
 T = TypeVar("T")
 
@@ -134,6 +134,12 @@ class DraftDocument(BaseModel):
     rules: RulebookDocument
 
 
+class DraftDeleted(BaseModel):
+    account: str
+    draft: str
+    deleted: bool
+
+
 class PreviewRequest(_Body):
     """The replay's window (as ``POST .../replay``) and how many of the account's latest
     decided records the dry run decides again."""
@@ -155,7 +161,7 @@ class DryRunChange(BaseModel):
 class DryRun(BaseModel):
     records: int
     changes: list[DryRunChange]
-    rejected: list[dict[str, str]]
+    rejected: list[RejectedEvent]
 
 
 class Preview(BaseModel):
@@ -163,7 +169,7 @@ class Preview(BaseModel):
     draft: str
     base_version: int
     #: The what-if replay's answer, as ``POST .../replay`` answers it.
-    replay: dict[str, Any]
+    replay: ReplayAnswer
     dry_run: DryRun
 
 
@@ -256,7 +262,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
     """Add the routes of an account's rules: reading needs ``read``, changing ``manage``."""
 
     def write(
-        method: str, path: str, body: type[BaseModel] | bool | None = False, problems: Any = WRITES, **kw: Any
+        method: str, path: str, body: type[BaseModel] | None = None, problems: Any = WRITES, **kw: Any
     ) -> Any:
         return api(method, path, "manage", body=body, problems=problems, **kw)
 
@@ -464,7 +470,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
         )
         return answer(kept, version)
 
-    @api("DELETE", f"{prefix}/drafts/{{draft}}", "manage", problems=WRITES)
+    @api("DELETE", f"{prefix}/drafts/{{draft}}", "manage", problems=WRITES, answer=DraftDeleted)
     async def delete_draft(account: str, draft: Id) -> JSONResponse:
         """Drop the draft (no If-Match: it publishes nothing)."""
 

@@ -135,10 +135,12 @@ class Api:
         admin: bool = False,
         answer: type[BaseModel] | None = None,
         answer_status: int = 200,
+        headers: list[dict[str, Any]] | None = None,
     ) -> Any:
         """``admin``: the operator's route (an admin token only; a path without
         ``{account}`` acts on every account). ``answer``: the model of the body answered
-        with ``answer_status``, for the OpenAPI document. An unsigned route's admitted
+        with ``answer_status``, and ``headers`` the request headers the route reads
+        itself (OpenAPI parameters), for the OpenAPI document. An unsigned route's admitted
         token is ``request.state.token`` (its name is the author of the rules versions
         it publishes)."""
 
@@ -159,6 +161,8 @@ class Api:
             await check(request)
 
         extra: dict[str, Any] = {SCOPE_KEY: scope}
+        if headers:
+            extra["parameters"] = headers  # FastAPI adds them to the route's own
         if body is not None:
             extra |= _body_schema(body)
         responses = problem_responses({**ROUTE_PROBLEMS, **(problems or {})})

@@ -239,8 +239,10 @@ def _discriminator(key: str, value: Any) -> bool:
     return key == "discriminator" and isinstance(value, dict) and "propertyName" in value
 
 
-#: The JSON schema of a problem (RFC 9457), as every error is answered.
-PROBLEM_SCHEMA: dict[str, Any] = inlined(ProblemDetails.model_json_schema())
+#: The JSON schema of a problem (RFC 9457), as every error is answered: one component,
+#: which the document holds because ``events:batch`` answers it too (``Refused``); a
+#: schema repeated in every response would be one type per response to a client.
+PROBLEM_SCHEMA: dict[str, Any] = {"$ref": f"#/components/schemas/{ProblemDetails.__name__}"}
 
 
 #: The problems each account route may answer, for the OpenAPI document.

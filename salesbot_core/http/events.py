@@ -37,11 +37,25 @@ class AssignmentRequest(_Body):
     operation: str = Field(min_length=1)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class PostedEvent(Event):
+    """An event sent to an account's URL (``Event``, for the OpenAPI document): its
+    ``account`` is the URL's. A client that wrote ``Event``'s default, ``default``, into
+    every body would send another account's events."""
+
+    account: Identifier = Field(
+        "default", description="The URL's account: absent, or the same.", json_schema_extra=_no_default
+    )
+
+
 class EventBatch(_Body):
     """Events handled each on its own, in order. For the OpenAPI document: the route reads
     each event itself, so that one invalid event is its own error, not the batch's."""
 
-    events: list[Event] = Field(max_length=MAX_BATCH_EVENTS)
+    events: list[PostedEvent] = Field(max_length=MAX_BATCH_EVENTS)
 
 
 class Decided(BaseModel):
@@ -82,7 +96,7 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
     """Add the event routes; each event goes through ``observer`` (timed, counted, logged)."""
     groups = EventGroups(service, observer)
 
-    @api("POST", f"{prefix}/events", "events", body=Event, signed=True, answer=Outcome)
+    @api("POST", f"{prefix}/events", "events", body=PostedEvent, signed=True, answer=Outcome)
     async def post_event(account: str, request: Request) -> Response:
         """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
         answered with the first outcome (``duplicate: true``); the same id with another

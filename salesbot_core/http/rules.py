@@ -58,6 +58,14 @@ WRITES = {
     422: "The rules would be invalid (each field named: bots[2].users[0]) or over the plan's limits.",
     428: 'No If-Match: send the ETag of the rules you read, "v<version>".',
 }
+#: The header every write needs, for the OpenAPI document (``if_match`` reads it).
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": 'The ETag of the rules you read, "v<version>": a write publishes only on it.',
+    "schema": {"type": "string", "pattern": _ETAG.pattern},
+}
 #: Why a ``manage`` token may not set the plan or the activation.
 OPERATOR = "plan or enabled changed: they are the operator's (the problem names the field)."
 
@@ -264,7 +272,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
     def write(
         method: str, path: str, body: type[BaseModel] | None = None, problems: Any = WRITES, **kw: Any
     ) -> Any:
-        return api(method, path, "manage", body=body, problems=problems, **kw)
+        return api(method, path, "manage", body=body, problems=problems, headers=[IF_MATCH], **kw)
 
     def read(path: str, **kw: Any) -> Any:
         return api("GET", path, "read", problems=READS, **kw)
@@ -447,9 +455,11 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
     @write("PUT", f"{prefix}/drafts/{{draft}}", RulebookDocument, answer=DraftDocument)
     async def put_draft(account: str, draft: Id, request: Request) -> JSONResponse:
         """Keep the whole rules document as a draft on the version in ``If-Match``, which
-        must be the current one (412 otherwise: start from the current rules). Nothing
-        is checked before it is previewed or published."""
+        must be the current one (412 otherwise: start from the current rules). Only its
+        shape is checked (``bots`` and ``users`` lists of objects, ``settings`` an object),
+        the rest when it is previewed or published."""
         data = _object(await read_json(request))
+        _model(RulebookDocument, data)  # kept as sent: the model only checks the shape
         expected, author = if_match(request), _author(request)
 
         def run(engine: Engine) -> tuple[int, dict[str, Any]]:

@@ -581,9 +581,8 @@ class Token(Model):
     revoked_at: str | None = None
 
 
-class Webhook(Model):
-    """An endpoint a host registered to receive an account's deliveries (see
-    ``salesbot_core.http.delivery``). ``secret`` signs them: it is shown once, when added."""
+class Endpoint(Model):
+    """A webhook endpoint as it is listed: everything but its secret."""
 
     id: str
     account: str
@@ -591,8 +590,14 @@ class Webhook(Model):
     #: What it receives: ``assignment`` (an event changed a record's owners),
     #: ``notification`` (a bot's message to a user).
     events: list[str]
-    secret: str = Field(repr=False)
     created_at: str
+
+
+class Webhook(Endpoint):
+    """An endpoint a host registered to receive an account's deliveries (see
+    ``salesbot_core.http.delivery``). ``secret`` signs them: it is shown once, when added."""
+
+    secret: str = Field(repr=False)
 
 
 class Delivery(Model):

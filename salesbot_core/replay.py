@@ -81,7 +81,7 @@ class OwnerChange:
 
 
 @dataclass(frozen=True)
-class Rejected:
+class RejectedEvent:
     """A kept event the candidate rules reject (its bot is gone, say): nothing decided."""
 
     event_id: str
@@ -104,7 +104,7 @@ class ReplayResult:
     #: Pool users of the candidate bots, so a user who would get nothing is listed too.
     pools: dict[str, list[str]] = field(default_factory=dict)
     changes: list[OwnerChange] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[RejectedEvent] = field(default_factory=list)
     plugin_failures: list[str] = field(default_factory=list)
 
     def distribution(self) -> list[tuple[str, str, int, int]]:
@@ -197,7 +197,7 @@ def replay(
         actual = k.outcome
         result.actual.add(actual)
         if isinstance(outcome, EventError):
-            result.rejected.append(Rejected(actual.event_id, _named(str(outcome), actual.event_id)))
+            result.rejected.append(RejectedEvent(actual.event_id, _named(str(outcome), actual.event_id)))
             continue
         result.candidate.add(outcome)
         if outcome.owners_after != actual.owners_after:

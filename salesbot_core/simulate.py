@@ -28,7 +28,14 @@ from .rulesets import Rules
 from .tally import Tally
 from .vocabulary import DEFAULT_SIMULATE_COUNT
 
-__all__ = ["Rejected", "SimulatedRecord", "SimulationResult", "simulate", "simulate_on", "synthetic_records"]
+__all__ = [
+    "RejectedRecord",
+    "SimulatedRecord",
+    "SimulationResult",
+    "simulate",
+    "simulate_on",
+    "synthetic_records",
+]
 
 #: How many synthetic records ``simulate`` makes when given no records.
 DEFAULT_COUNT = DEFAULT_SIMULATE_COUNT
@@ -51,7 +58,7 @@ class SimulatedRecord:
 
 
 @dataclass(frozen=True)
-class Rejected:
+class RejectedRecord:
     """A record the engine would reject, with its position or line number."""
 
     number: int
@@ -67,7 +74,7 @@ class SimulationResult:
     #: The bot's decisions counted (per status, and per owner).
     tally: Tally = field(default_factory=Tally)
     records: list[SimulatedRecord] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[RejectedRecord] = field(default_factory=list)
     #: Entry-point plugins that failed to load (the simulation ran without them).
     plugin_failures: list[str] = field(default_factory=list)
 
@@ -163,10 +170,10 @@ def simulate_on(
     numbers: list[int] = []
     events: list[Any] = []
     for number, item in _numbered(bot, records):
-        if isinstance(item, Rejected):
+        if isinstance(item, RejectedRecord):
             result.rejected.append(item)
         elif not isinstance(item, Mapping):
-            result.rejected.append(Rejected(number, "a record must be a JSON object"))
+            result.rejected.append(RejectedRecord(number, "a record must be a JSON object"))
         else:
             record = {"entity": bot.entity, **item, "owners": [bot.owner_ref]}
             numbers.append(number)
@@ -175,7 +182,7 @@ def simulate_on(
             )
     for number, event, decided in zip(numbers, events, engine.simulate(events), strict=True):
         if isinstance(decided, EventError):
-            result.rejected.append(Rejected(number, str(decided)))
+            result.rejected.append(RejectedRecord(number, str(decided)))
         else:
             result.records.append(
                 _simulated(result.tally, bot, number, str(event["record"].get("id")), decided)
@@ -195,7 +202,7 @@ def _simulated(tally: Tally, bot: Bot, number: int, record_id: str, outcome: Out
 
 
 def _numbered(bot: Bot, records: int | Iterable[Mapping[str, Any]] | Path) -> Iterator[tuple[int, object]]:
-    """``(number, record)`` pairs; a line of a file that is not JSON comes as ``Rejected``."""
+    """``(number, record)`` pairs; a line of a file that is not JSON comes as ``RejectedRecord``."""
     if isinstance(records, int):
         yield from enumerate(synthetic_records(bot, records), 1)
     elif isinstance(records, Path):
@@ -207,7 +214,7 @@ def _numbered(bot: Bot, records: int | Iterable[Mapping[str, Any]] | Path) -> It
                     try:
                         yield number, json.loads(line)
                     except json.JSONDecodeError as exc:
-                        yield number, Rejected(number, f"not valid JSON: {exc}")
+                        yield number, RejectedRecord(number, f"not valid JSON: {exc}")
         except (OSError, UnicodeDecodeError) as exc:
             raise SalesbotError(f"cannot read records file {str(records)!r}: {exc}") from None
     else:

@@ -95,3 +95,78 @@ def test_every_reference_in_the_openapi_document_resolves(client: TestClient) ->
     for ref in refs:
         assert ref.startswith("#/components/schemas/"), ref
         assert ref.removeprefix("#/components/schemas/") in document["components"]["schemas"], ref
+
+
+def test_every_answer_and_body_is_typed_and_every_account_route_declares_its_token(
+    client: TestClient,
+) -> None:
+    """A CRM team generates its client from the document: each 2xx names its model, each
+    body its model (events by ``Event``'s fields), and the bearer token is declared."""
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert document["components"]["securitySchemes"] == {
+        "token": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token of the account (salesbot token create), or an admin token.",
+        }
+    }
+    public = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
+    answers = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert ("security" not in operation) == ((method, path) in public), (method, path)
+            if (method, path) not in public:
+                assert operation["security"] == [{"token": []}], (method, path)
+            [(status, answer)] = [(s, a) for s, a in operation["responses"].items() if s.startswith("2")]
+            [(media, content)] = answer["content"].items()
+            if media == "application/json":
+                ref = content["schema"]["$ref"]
+                assert ref.removeprefix("#/components/schemas/") in schemas, (method, path)
+                answers[(method, path)] = (status, ref.rsplit("/", 1)[1])
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            if body:  # a model's schema (free-form ones too, as ``Document``), never a bare object
+                assert "title" in body["schema"] and "properties" in body["schema"], (method, path)
+    prefix = "/v1/accounts/{account}"
+    assert answers[("post", f"{prefix}/events")] == ("200", "Outcome")
+    assert answers[("post", f"{prefix}/webhooks")] == ("201", "Webhook")
+    assert answers[("get", f"{prefix}/records/{{entity}}/{{record_id}}/explain")] == ("200", "Explanation")
+    assert answers[("get", "/healthz")] == ("200", "Health")
+    event = document["paths"][f"{prefix}/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(event["schema"]["required"]) == {"id", "kind", "record"}
+    assert [
+        member["properties"]["entity"]["const"] for member in event["schema"]["properties"]["record"]["oneOf"]
+    ] == [
+        "deal",
+        "person",
+        "company",
+        "task",
+    ]
+    assert "default" not in event["schema"]["properties"]["account"]  # the URL's account
+
+
+def test_registering_a_webhook_answers_201_with_its_secret_as_documented(
+    client: TestClient, tmp_path: Path
+) -> None:
+    from salesbot_core.engine import open_store
+    from salesbot_core.registry import make_plugin_manager
+    from salesbot_core.tokens import create_token
+
+    store = open_store(make_plugin_manager(), str(tmp_path / "s.db"))
+    try:
+        token = create_token(store, "default", "crm")
+    finally:
+        store.close()
+    made = client.post(
+        "/v1/accounts/default/webhooks",
+        json={"url": "https://crm.example/hook"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert made.status_code == 201
+    body = made.json()
+    assert list(body) == ["id", "account", "url", "events", "created_at", "secret"]
+    assert (body["account"], body["url"], body["events"]) == (
+        "default",
+        "https://crm.example/hook",
+        ["assignment", "notification"],
+    )

@@ -71,6 +71,11 @@ class Accounts(BaseModel):
     accounts: list[Account]
 
 
+class AccountDeleted(BaseModel):
+    account: str
+    deleted: bool
+
+
 def _account(row: AccountRow) -> dict[str, Any]:
     return row._asdict()
 
@@ -144,7 +149,7 @@ def install(api: Api, service: Service) -> None:
         row = await on_rules(service, run)
         return answer(_account(row), row.version)
 
-    @api("DELETE", "/v1/accounts/{account}", "manage", admin=True, problems=PROBLEMS)
+    @api("DELETE", "/v1/accounts/{account}", "manage", admin=True, problems=PROBLEMS, answer=AccountDeleted)
     async def delete_account(account: str) -> JSONResponse:
         """Remove the account and everything the store keeps of it (rules, versions,
         drafts, records, log, tokens, webhooks)."""

@@ -130,6 +130,9 @@ def create_app(
         summary="Picks the owner of CRM records set to a Sales Bot: fairly, exactly once, and says why.",
         version="1",
         lifespan=lifespan,
+        # An operation's id is its function's name (``post_event``), not FastAPI's name,
+        # path and method: what a generated client names its calls and their types.
+        generate_unique_id_function=lambda route: route.name,
         # Served by ``docs`` from an installed package, not FastAPI's CDN.
         docs_url=None,
         redoc_url=None,

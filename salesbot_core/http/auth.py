@@ -12,13 +12,23 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from ..engine import Engine
 from ..models import Token
 from ..tokens import authenticate, covers
 from ..vocabulary import ADMIN_ACCOUNT
-from .common import ROUTE_PROBLEMS, Problem, Service, _not_found, parse_body, problem_responses, read_body
+from .common import (
+    ROUTE_PROBLEMS,
+    Problem,
+    Service,
+    _not_found,
+    inlined,
+    parse_body,
+    problem_responses,
+    read_body,
+)
 from .signing import SIGNATURE_HEADER, SignatureError, environment_secrets, verify
 
 T = TypeVar("T")
@@ -41,6 +51,15 @@ class Caller(NamedTuple):
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
+#: The bearer token in the OpenAPI document (``securitySchemes``, and ``security`` on each
+#: route that depends on it). It never answers itself (``auto_error=False``): ``_bearer``
+#: reads the header, after a body's size is checked (413 before 401).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token of the account (salesbot token create), or an admin token.",
+)
+
 
 def _bearer(request: Request) -> str:
     """The bearer token of a request: a 401 without one."""
@@ -58,30 +77,9 @@ def _live_token(engine: Engine, secret: str) -> Token:
     return token
 
 
-def _body_schema(model: type[BaseModel] | None) -> dict[str, Any]:
-    schema = _inlined(model.model_json_schema()) if model else {"type": "object"}
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = inlined(model.model_json_schema())
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` put in place of their references: placed
-    inside the OpenAPI document, a ``#/$defs/...`` reference would point at the
-    document's root, where no such thing is (clients and ReDoc fail on it). The request
-    models nest no model in itself, so the walk ends."""
-    defs = schema.pop("$defs", {})
-
-    def place(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                rest = {key: value for key, value in node.items() if key != "$ref"}
-                return {**place(defs[ref.removeprefix("#/$defs/")]), **place(rest)}
-            return {key: place(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [place(item) for item in node]
-        return node
-
-    return place(schema)
 
 
 class Api:
@@ -130,22 +128,24 @@ class Api:
         method: str,
         path: str,
         scope: str,
-        body: type[BaseModel] | bool | None = False,
+        body: type[BaseModel] | None = None,
         signed: bool = False,
         problems: Mapping[int, str] | None = None,
         *,
         admin: bool = False,
         answer: type[BaseModel] | None = None,
         answer_status: int = 200,
+        headers: list[dict[str, Any]] | None = None,
     ) -> Any:
         """``admin``: the operator's route (an admin token only; a path without
         ``{account}`` acts on every account). ``answer``: the model of the body answered
-        with ``answer_status``, for the OpenAPI document. An unsigned route's admitted
+        with ``answer_status``, and ``headers`` the request headers the route reads
+        itself (OpenAPI parameters), for the OpenAPI document. An unsigned route's admitted
         token is ``request.state.token`` (its name is the author of the rules versions
         it publishes)."""
 
         async def check(request: Request, account: str = "") -> None:
-            if body is not False:
+            if body is not None:
                 # The size first, whoever sends it (413 before 401), as on signed routes:
                 # the body is read once, bounded, and kept for the route.
                 await read_body(request)
@@ -161,8 +161,10 @@ class Api:
             await check(request)
 
         extra: dict[str, Any] = {SCOPE_KEY: scope}
-        if body is not False:
-            extra |= _body_schema(body if isinstance(body, type) else None)
+        if headers:
+            extra["parameters"] = headers  # FastAPI adds them to the route's own
+        if body is not None:
+            extra |= _body_schema(body)
         responses = problem_responses({**ROUTE_PROBLEMS, **(problems or {})})
         if answer is not None:
             responses[answer_status] = {"model": answer, "description": "Successful Response"}
@@ -170,7 +172,7 @@ class Api:
             path,
             methods=[method],
             status_code=answer_status,
-            dependencies=[Depends(check if "{account}" in path else check_operator)],
+            dependencies=[Depends(check if "{account}" in path else check_operator), Depends(BEARER)],
             openapi_extra=extra,
             tags=["admin" if admin else scope],
             responses=responses,

@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from ..engine import Engine
-from ..simulate import DEFAULT_COUNT, simulate_on
+from ..models import EntityType
+from ..simulate import DEFAULT_COUNT, RejectedRecord, SimulatedRecord, simulate_on
 from .auth import Api
 from .common import Problem, Service, _Body, _entity, _model, _not_found, read_json
 from .rules import etag
@@ -32,10 +33,63 @@ class SimulateRequest(_Body):
     records: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_SIMULATE_RECORDS)
 
 
+class OwnerOption(BaseModel):
+    #: How the bot is written in a record's Owner field (``bot:<id>``).
+    owner: str
+    id: str
+    name: str
+
+
+class OwnerOptions(BaseModel):
+    account: str
+    entity: EntityType
+    options: list[OwnerOption]
+
+
+class BotState(BaseModel):
+    """A bot as a list shows it (``Bot.summary``), and whether it is active now."""
+
+    id: str
+    name: str
+    entity: EntityType
+    strategy: str
+    users: list[str]
+    active: bool
+
+
+class Bots(BaseModel):
+    account: str
+    #: Whether the account's add-on is on.
+    enabled: bool
+    #: The account's rules version (also the ETag) with rules kept in the store; else None.
+    version: int | None
+    bots: list[BotState]
+
+
+class BotSwitch(BaseModel):
+    account: str
+    bot: str
+    active: bool
+
+
+class Simulation(BaseModel):
+    """A dry run's answer: per decision status and per user how many records, each
+    record's decision, and the records the engine would reject."""
+
+    account: str
+    bot: str
+    #: Records simulated, rejected ones included.
+    records: int
+    statuses: dict[str, int]
+    users: dict[str, int]
+    rejected: list[RejectedRecord]
+    decisions: list[SimulatedRecord]
+
+
 def install(api: Api, service: Service, prefix: str) -> None:
     """Add the bot routes: read (``read``), switch and simulate (``manage``)."""
 
-    @api("GET", f"{prefix}/owner-options/{{entity}}", "read")
+    @api("GET", f"{prefix}/owner-options/{{entity}}", "read", answer=OwnerOptions)
     async def get_owner_options(account: str, entity: str) -> JSONResponse:
         """The bots a CRM offers in the Owner field of ``entity`` records."""
         kind = _entity(entity)
@@ -43,7 +97,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         options = [{"owner": bot.owner_ref, "id": bot.id, "name": bot.display_name} for bot in offered]
         return JSONResponse({"account": account, "entity": kind, "options": options})
 
-    @api("GET", f"{prefix}/bots", "read")
+    @api("GET", f"{prefix}/bots", "read", answer=Bots)
     async def get_bots(account: str) -> JSONResponse:
         """The account's bots, each with whether it is active now (after switches); with
         rules kept in the store, the rules ``version`` they are of (also the ETag)."""
@@ -63,7 +117,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         version = found["version"]
         return JSONResponse(found, headers=etag(version) if version is not None else None)
 
-    @api("PUT", f"{prefix}/bots/{{bot}}/active", "manage", body=ActiveRequest)
+    @api("PUT", f"{prefix}/bots/{{bot}}/active", "manage", body=ActiveRequest, answer=BotSwitch)
     async def put_bot_active(account: str, bot: str, request: Request) -> JSONResponse:
         """Switch a bot on or off (overrides its ruleset's ``active`` until switched again)."""
         wanted: ActiveRequest = _model(ActiveRequest, await read_json(request))
@@ -77,7 +131,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         await service.call(run)
         return JSONResponse({"account": account, "bot": bot, "active": wanted.active})
 
-    @api("POST", f"{prefix}/bots/{{bot}}/simulate", "manage", body=SimulateRequest)
+    @api("POST", f"{prefix}/bots/{{bot}}/simulate", "manage", body=SimulateRequest, answer=Simulation)
     async def post_simulate(account: str, bot: str, request: Request) -> JSONResponse:
         """A dry run of a bot: who would get which records; nothing is written."""
         wanted: SimulateRequest = _model(SimulateRequest, await read_json(request))

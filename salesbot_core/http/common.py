@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
@@ -192,27 +192,57 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
-#: The JSON schema of a problem (RFC 9457), as every error is answered.
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "description": "The fields that are wrong, and why.",
-            "items": {
-                "type": "object",
-                "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-            },
-        },
-    },
-}
+class FieldError(BaseModel):
+    """A field of a request that is wrong, and why."""
+
+    field: str
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """A problem (RFC 9457), as every error is answered. A problem type may add members of
+    its own (``bots``, ``current_version``)."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str
+    title: str
+    status: int
+    detail: str
+    #: Only when fields are wrong.
+    errors: list[FieldError] = Field(default_factory=list, description="The fields that are wrong, and why.")
+
+
+def inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` put in place of their references: placed
+    inside the OpenAPI document, a ``#/$defs/...`` reference would point at the
+    document's root, where no such thing is (clients and ReDoc fail on it). A
+    discriminator's mapping names such references too: it goes, and the union's members
+    still tell themselves apart by their constant (``entity``). The models inlined nest
+    no model in itself, so the walk ends."""
+    defs = schema.pop("$defs", {})
+
+    def place(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                rest = {key: value for key, value in node.items() if key != "$ref"}
+                return {**place(defs[ref.removeprefix("#/$defs/")]), **place(rest)}
+            return {key: place(value) for key, value in node.items() if not _discriminator(key, value)}
+        if isinstance(node, list):
+            return [place(item) for item in node]
+        return node
+
+    return place(schema)
+
+
+def _discriminator(key: str, value: Any) -> bool:
+    return key == "discriminator" and isinstance(value, dict) and "propertyName" in value
+
+
+#: The JSON schema of a problem (RFC 9457), as every error is answered: one component,
+#: which the document holds because ``events:batch`` answers it too (``Refused``); a
+#: schema repeated in every response would be one type per response to a client.
+PROBLEM_SCHEMA: dict[str, Any] = {"$ref": f"#/components/schemas/{ProblemDetails.__name__}"}
 
 
 #: The problems each account route may answer, for the OpenAPI document.

@@ -11,13 +11,13 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ..engine import Engine
 from ..errors import EventError
-from ..models import EntityType, Identifier, Outcome
+from ..models import EntityType, Event, Identifier, Outcome
 from .auth import Api
-from .common import Problem, Service, _Body, _json, _model, _outcome, event_problem
+from .common import Problem, ProblemDetails, Service, _Body, _json, _model, _outcome, event_problem
 from .grouping import EventGroups
 from .observability import Observer
 
@@ -37,6 +37,51 @@ class AssignmentRequest(_Body):
     operation: str = Field(min_length=1)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class PostedEvent(Event):
+    """An event sent to an account's URL (``Event``, for the OpenAPI document): its
+    ``account`` is the URL's. A client that wrote ``Event``'s default, ``default``, into
+    every body would send another account's events."""
+
+    account: Identifier = Field(
+        "default", description="The URL's account: absent, or the same.", json_schema_extra=_no_default
+    )
+
+
+class EventBatch(_Body):
+    """Events handled each on its own, in order. For the OpenAPI document: the route reads
+    each event itself, so that one invalid event is its own error, not the batch's."""
+
+    events: list[PostedEvent] = Field(max_length=MAX_BATCH_EVENTS)
+
+
+class Decided(BaseModel):
+    """An event of a batch that was decided: its outcome."""
+
+    outcome: Outcome
+
+
+class Refused(BaseModel):
+    """An event of a batch that was refused: the problem, as ``/events`` answers it."""
+
+    error: ProblemDetails
+
+
+class BatchAnswer(BaseModel):
+    """Each event's outcome or problem, in the order sent."""
+
+    results: list[Decided | Refused]
+
+
+class Outcomes(BaseModel):
+    """A list operation's outcomes, one per record."""
+
+    outcomes: list[Outcome]
+
+
 def _in_account(data: Any, account: str) -> Any:
     """An event placed in the path's account: its ``account`` must be absent or the same."""
     if not isinstance(data, Mapping):
@@ -51,7 +96,7 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
     """Add the event routes; each event goes through ``observer`` (timed, counted, logged)."""
     groups = EventGroups(service, observer)
 
-    @api("POST", f"{prefix}/events", "events", body=None, signed=True)
+    @api("POST", f"{prefix}/events", "events", body=PostedEvent, signed=True, answer=Outcome)
     async def post_event(account: str, request: Request) -> Response:
         """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
         answered with the first outcome (``duplicate: true``); the same id with another
@@ -63,7 +108,7 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
         answer = await groups.handle(lambda engine: _in_account(check(engine), account))
         return Response(answer, media_type="application/json")
 
-    @api("POST", f"{prefix}/events:batch", "events", body=None, signed=True)
+    @api("POST", f"{prefix}/events:batch", "events", body=EventBatch, signed=True, answer=BatchAnswer)
     async def post_events(account: str, request: Request) -> Response:
         """Up to 500 events, ``{"events": [...]}``, each handled on its own, in order:
         ``{"results": [{"outcome": ...} or {"error": problem}]}``."""
@@ -103,7 +148,7 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
 
         return Response(await api.admitted(request, run), media_type="application/json")
 
-    @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest, signed=True)
+    @api("POST", f"{prefix}/assignments", "events", body=AssignmentRequest, signed=True, answer=Outcomes)
     async def post_assignments(account: str, request: Request) -> JSONResponse:
         """A list operation: ``bot`` becomes the owner of each stored record, each its own
         pick; the same ``operation`` id again changes nothing."""

@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field, StrictInt
+from pydantic import BaseModel, Field, StrictInt
 
 from ..engine import Engine
 from ..limits import MAX_ROW_ID
+from ..models import EntityType, Note, Notification, Outcome, Record
 from ..vocabulary import MAX_OUTBOX_LIMIT
 from .auth import Api
 from .common import Service, _Body, _entity, _model, _not_found, _outcome, read_json
@@ -22,10 +23,42 @@ class AckRequest(_Body):
     ids: list[StrictInt] = Field(max_length=MAX_OUTBOX_LIMIT)
 
 
+class StoredRecord(BaseModel):
+    account: str
+    record: Record
+    #: The notes bots wrote on its wall, oldest first.
+    wall: list[Note]
+
+
+class Explanation(BaseModel):
+    """Every outcome that changed a record, oldest first, and the same in words (what
+    ``salesbot explain`` prints)."""
+
+    account: str
+    entity: EntityType
+    id: str
+    outcomes: list[Outcome]
+    explanation: list[str]
+
+
+class Outbox(BaseModel):
+    account: str
+    notifications: list[Notification]
+    #: ``after`` of the next page; None when the page is empty.
+    next_after: int | None
+
+
+class Acked(BaseModel):
+    """The ids marked delivered, and those not pending, each in the order given."""
+
+    marked: list[int]
+    not_pending: list[int]
+
+
 def install(api: Api, service: Service, prefix: str) -> None:
     """Add the record routes (``read``) and the outbox's (``read``, ack ``manage``)."""
 
-    @api("GET", f"{prefix}/records/{{entity}}/{{record_id}}", "read")
+    @api("GET", f"{prefix}/records/{{entity}}/{{record_id}}", "read", answer=StoredRecord)
     async def get_record(account: str, entity: str, record_id: str) -> JSONResponse:
         """A record as the engine last stored it, with its wall of notes."""
         kind = _entity(entity)
@@ -39,7 +72,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
 
         return JSONResponse(await service.call(run))
 
-    @api("GET", f"{prefix}/records/{{entity}}/{{record_id}}/explain", "read")
+    @api("GET", f"{prefix}/records/{{entity}}/{{record_id}}/explain", "read", answer=Explanation)
     async def get_explain(account: str, entity: str, record_id: str) -> JSONResponse:
         """Every outcome that changed a record, oldest first: who got it and why."""
         kind = _entity(entity)
@@ -56,7 +89,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
             }
         )
 
-    @api("GET", f"{prefix}/outbox", "read")
+    @api("GET", f"{prefix}/outbox", "read", answer=Outbox)
     async def get_outbox(
         account: str,
         limit: int = Query(100, ge=1, le=MAX_OUTBOX_LIMIT),
@@ -72,7 +105,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
             }
         )
 
-    @api("POST", f"{prefix}/outbox/ack", "manage", body=AckRequest)
+    @api("POST", f"{prefix}/outbox/ack", "manage", body=AckRequest, answer=Acked)
     async def post_outbox_ack(account: str, request: Request) -> JSONResponse:
         """Mark notifications delivered: the ids marked, and those not pending (delivered
         before, or not in the account)."""

@@ -24,11 +24,19 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import RulesetError, SalesbotError
-from ..replay import MAX_CANDIDATE_FILES, check_window, parse_moment, read_window, replay_files
+from ..replay import (
+    MAX_CANDIDATE_FILES,
+    OwnerChange,
+    RejectedEvent,
+    check_window,
+    parse_moment,
+    read_window,
+    replay_files,
+)
 from .common import Problem, Service, _Body, _model, _retry_after, read_json
 
 
@@ -40,6 +48,39 @@ class ReplayRequest(_Body):
     since: str = Field(default="30d", max_length=100)
     #: As ``since``; now when not given. Excluded.
     until: str | None = Field(default=None, max_length=100)
+
+
+class Share(BaseModel):
+    """How many records a bot gave a user in the window, as it was and as it would have been."""
+
+    bot: str
+    user: str
+    actual: int
+    candidate: int
+
+
+class Statuses(BaseModel):
+    """Decisions per status, as it was and as it would have been."""
+
+    actual: dict[str, int]
+    candidate: dict[str, int]
+
+
+class ReplayAnswer(BaseModel):
+    """A what-if replay (``ReplayResult.as_json``): the window as it was beside what it
+    would have been."""
+
+    account: str
+    since: str
+    until: str
+    #: Events replayed.
+    events: int
+    #: More events were in the window than a replay takes: the first ones were replayed.
+    truncated: bool
+    distribution: list[Share]
+    statuses: Statuses
+    changes: list[OwnerChange]
+    rejected: list[RejectedEvent]
 
 
 def _moment(text: str, now: datetime, name: str) -> datetime:
@@ -85,7 +126,7 @@ class ReplaySlot:
 def install(api: Callable[..., Any], service: Service, prefix: str, slot: ReplaySlot) -> None:
     """Add the route to the app whose ``api`` route maker (auth, scope, problems) is given."""
 
-    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest, problems=BUSY)
+    @api("POST", f"{prefix}/replay", "manage", body=ReplayRequest, problems=BUSY, answer=ReplayAnswer)
     async def post_replay(account: str, request: Request) -> JSONResponse:
         """What if: the account's kept events of a window replayed under candidate rules,
         writing nothing: each bot's users as it was and as it would have been, and the

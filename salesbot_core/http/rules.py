@@ -30,13 +30,13 @@ from ..engine import Engine
 from ..errors import EventError, SalesbotError, StaleVersion
 from ..managing import RulesInFolder
 from ..models import record_from_dict
-from ..replay import candidate_engine, read_window, replay, why
+from ..replay import RejectedEvent, candidate_engine, read_window, replay, why
 from ..rulebook import NotFound, Rulebook, RulebookError, UserInPools
 from ..rulesets import Rules
 from ..store import Draft
 from .auth import Api
 from .common import Problem, Service, _Body, _model, read_json
-from .replay import BUSY, ReplaySlot, window
+from .replay import BUSY, ReplayAnswer, ReplaySlot, window
 
 T = TypeVar("T")
 
@@ -57,6 +57,14 @@ WRITES = {
     412: "If-Match is not the current version: the problem names it (current_version).",
     422: "The rules would be invalid (each field named: bots[2].users[0]) or over the plan's limits.",
     428: 'No If-Match: send the ETag of the rules you read, "v<version>".',
+}
+#: The header every write needs, for the OpenAPI document (``if_match`` reads it).
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": 'The ETag of the rules you read, "v<version>": a write publishes only on it.',
+    "schema": {"type": "string", "pattern": _ETAG.pattern},
 }
 #: Why a ``manage`` token may not set the plan or the activation.
 OPERATOR = "plan or enabled changed: they are the operator's (the problem names the field)."
@@ -134,6 +142,12 @@ class DraftDocument(BaseModel):
     rules: RulebookDocument
 
 
+class DraftDeleted(BaseModel):
+    account: str
+    draft: str
+    deleted: bool
+
+
 class PreviewRequest(_Body):
     """The replay's window (as ``POST .../replay``) and how many of the account's latest
     decided records the dry run decides again."""
@@ -155,7 +169,7 @@ class DryRunChange(BaseModel):
 class DryRun(BaseModel):
     records: int
     changes: list[DryRunChange]
-    rejected: list[dict[str, str]]
+    rejected: list[RejectedEvent]
 
 
 class Preview(BaseModel):
@@ -163,7 +177,7 @@ class Preview(BaseModel):
     draft: str
     base_version: int
     #: The what-if replay's answer, as ``POST .../replay`` answers it.
-    replay: dict[str, Any]
+    replay: ReplayAnswer
     dry_run: DryRun
 
 
@@ -256,9 +270,9 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
     """Add the routes of an account's rules: reading needs ``read``, changing ``manage``."""
 
     def write(
-        method: str, path: str, body: type[BaseModel] | bool | None = False, problems: Any = WRITES, **kw: Any
+        method: str, path: str, body: type[BaseModel] | None = None, problems: Any = WRITES, **kw: Any
     ) -> Any:
-        return api(method, path, "manage", body=body, problems=problems, **kw)
+        return api(method, path, "manage", body=body, problems=problems, headers=[IF_MATCH], **kw)
 
     def read(path: str, **kw: Any) -> Any:
         return api("GET", path, "read", problems=READS, **kw)
@@ -441,9 +455,11 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
     @write("PUT", f"{prefix}/drafts/{{draft}}", RulebookDocument, answer=DraftDocument)
     async def put_draft(account: str, draft: Id, request: Request) -> JSONResponse:
         """Keep the whole rules document as a draft on the version in ``If-Match``, which
-        must be the current one (412 otherwise: start from the current rules). Nothing
-        is checked before it is previewed or published."""
+        must be the current one (412 otherwise: start from the current rules). Only its
+        shape is checked (``bots`` and ``users`` lists of objects, ``settings`` an object),
+        the rest when it is previewed or published."""
         data = _object(await read_json(request))
+        _model(RulebookDocument, data)  # kept as sent: the model only checks the shape
         expected, author = if_match(request), _author(request)
 
         def run(engine: Engine) -> tuple[int, dict[str, Any]]:
@@ -464,7 +480,7 @@ def install(api: Api, service: Service, prefix: str, slot: ReplaySlot) -> None:
         )
         return answer(kept, version)
 
-    @api("DELETE", f"{prefix}/drafts/{{draft}}", "manage", problems=WRITES)
+    @api("DELETE", f"{prefix}/drafts/{{draft}}", "manage", problems=WRITES, answer=DraftDeleted)
     async def delete_draft(account: str, draft: Id) -> JSONResponse:
         """Drop the draft (no If-Match: it publishes nothing)."""
 

@@ -6,16 +6,49 @@ up, does its store answer, which rules run), with the admin token or none.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from ..engine import Engine
 from ..errors import StoreError
 from ..tokens import ADMIN_ACCOUNT
-from .auth import SCOPE_KEY, _bearer, _live_token
+from .auth import BEARER, SCOPE_KEY, _bearer, _live_token
 from .common import ROUTE_PROBLEMS, Problem, Service, _retry_after, problem_responses
+
+
+class RulesProblem(BaseModel):
+    """A problem of the last reload that failed, naming the file, bot and field."""
+
+    file: str
+    bot: str | None
+    field: str | None
+    message: str
+    #: The problem in one line, as the command line prints it.
+    text: str
+
+
+class RulesRunning(BaseModel):
+    """The running rules (``RulesStatus.to_json``)."""
+
+    #: The rulesets folder; None for rules kept in the store.
+    folder: str | None
+    loaded_at: str
+    files: list[str]
+    checked_at: str
+    #: False when the folder's current files failed to load (``errors`` says why).
+    ok: bool
+    errors: list[RulesProblem]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
 
 
 def install(app: FastAPI, service: Service) -> None:
@@ -24,8 +57,12 @@ def install(app: FastAPI, service: Service) -> None:
     @app.get(
         "/v1/rulesets",
         tags=["admin"],
-        responses=problem_responses({s: ROUTE_PROBLEMS[s] for s in (401, 403, 503)}),
+        responses={
+            200: {"model": RulesRunning},
+            **problem_responses({s: ROUTE_PROBLEMS[s] for s in (401, 403, 503)}),
+        },
         openapi_extra={SCOPE_KEY: "read"},
+        dependencies=[Depends(BEARER)],
     )
     async def get_rulesets(request: Request) -> JSONResponse:
         """The running rules (admin token, ``read`` scope): when they were loaded, from
@@ -43,12 +80,16 @@ def install(app: FastAPI, service: Service) -> None:
 
         return JSONResponse(await service.call(run))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses={200: {"model": Health}})
     async def healthz() -> JSONResponse:
         """The process is up."""
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], responses=problem_responses({503: ROUTE_PROBLEMS[503]}))
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={200: {"model": Ready}, **problem_responses({503: ROUTE_PROBLEMS[503]})},
+    )
     async def readyz() -> JSONResponse:
         """Rules are loaded and the store answers: 503 otherwise."""
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ..engine import Engine
 from ..limits import MAX_EVENT_ID
@@ -30,6 +30,69 @@ class OffboardRequest(_Body):
     to_bot: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+class UserStatus(BaseModel):
+    """A user now (``UserState.summary``): on or off, and who switched them, when."""
+
+    id: str
+    name: str
+    active: bool
+    switched_by: str | None
+    switched_at: str | None
+
+
+class Users(BaseModel):
+    account: str
+    users: list[UserStatus]
+
+
+class PassedOnFrom(BaseModel):
+    entity: str
+    id: str
+
+
+class MovedRecord(BaseModel):
+    """A record the offboarding took from the user (``Moved.summary``)."""
+
+    entity: str
+    id: str
+    #: Its owners after the move.
+    owners: list[str]
+    #: The bot that gave it its new owner; None when the user was only taken off.
+    bot: str | None
+    #: The user's record whose bot passed the new owner on to this linked record.
+    passed_on_from: PassedOnFrom | None
+
+
+class LeftRecord(BaseModel):
+    """An open record that stays with the user, and why."""
+
+    entity: str
+    id: str
+    reason: str
+
+
+class Offboarding(BaseModel):
+    """The offboarding so far (``Offboarded.summary``): the same on every rerun once done."""
+
+    account: str
+    user: str
+    operation: str
+    #: Records each bot gave to whom: ``{bot: {user: count}}``.
+    moved: dict[str, dict[str, int]]
+    records_moved: int
+    moved_records: list[MovedRecord]
+    left: list[LeftRecord]
+    #: Records still to move: send the same request again.
+    remaining: int
+    done: bool
+
+
+class UserSwitch(BaseModel):
+    account: str
+    user: str
+    active: bool
+
+
 def install(api: Api, service: Service, prefix: str) -> None:
     """``/v1/accounts/{account}/users``: the users and their switches (``read``), and
     offboarding and activation (``manage``), as ``salesbot user`` does."""
@@ -39,7 +102,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         if engine.rules.user(account, user) is None:
             raise _not_found(f"no user {user[:200]!r} in account {account!r}")
 
-    @api("GET", f"{prefix}/users", "read")
+    @api("GET", f"{prefix}/users", "read", answer=Users)
     async def get_users(account: str) -> JSONResponse:
         """The account's users: each active now or not, and who switched them, when."""
 
@@ -50,7 +113,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
         states = await service.call(run)
         return JSONResponse({"account": account, "users": [state.summary() for state in states]})
 
-    @api("POST", f"{prefix}/users/{{user}}/offboard", "manage", body=OffboardRequest)
+    @api("POST", f"{prefix}/users/{{user}}/offboard", "manage", body=OffboardRequest, answer=Offboarding)
     async def post_offboard(account: str, user: str, request: Request) -> JSONResponse:
         """Switch the user off and redistribute their open records, at most 1,000 per
         request: the summary of the operation so far (moved per bot and owner, records
@@ -70,7 +133,7 @@ def install(api: Api, service: Service, prefix: str) -> None:
 
         return JSONResponse(await service.call(run))
 
-    @api("POST", f"{prefix}/users/{{user}}/activate", "manage")
+    @api("POST", f"{prefix}/users/{{user}}/activate", "manage", answer=UserSwitch)
     async def post_activate(account: str, user: str) -> JSONResponse:
         """Switch the user on again: they get new records; nothing is pulled back."""
 

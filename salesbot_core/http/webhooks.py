@@ -11,8 +11,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from ..models import Endpoint, Webhook
 from .auth import Api
 from .common import Service, _Body, _model, _not_found, read_json
 from .delivery import (
@@ -32,6 +33,17 @@ class WebhookRequest(_Body):
 
     url: str = Field(min_length=1, max_length=2000)
     events: list[str] = Field(default_factory=lambda: list(KINDS), min_length=1)
+
+
+class Endpoints(BaseModel):
+    account: str
+    #: Never their secrets.
+    webhooks: list[Endpoint]
+
+
+class Removed(BaseModel):
+    #: The id of the endpoint removed.
+    removed: str
 
 
 #: The headers of every delivery, for the OpenAPI document's ``webhooks``.
@@ -88,23 +100,23 @@ def document_deliveries(app: FastAPI) -> None:
 def install(api: Api, service: Service, prefix: str) -> None:
     """``/v1/accounts/{account}/webhooks``: register, list and remove endpoints (``manage``)."""
 
-    @api("POST", f"{prefix}/webhooks", "manage", body=WebhookRequest)
+    @api("POST", f"{prefix}/webhooks", "manage", body=WebhookRequest, answer=Webhook, answer_status=201)
     async def post_webhook(account: str, request: Request) -> JSONResponse:
-        """Register an endpoint; the answer holds its signing ``secret``, the only time
-        it is shown."""
+        """Register an endpoint: 201, and the endpoint with its signing ``secret``, the
+        only time it is shown."""
         wanted: WebhookRequest = _model(WebhookRequest, await read_json(request))
         made = await service.call(
             lambda engine: add_webhook(engine.store, account, wanted.url, wanted.events)
         )
         return JSONResponse({**public(made), "secret": made.secret}, status_code=201)
 
-    @api("GET", f"{prefix}/webhooks", "manage")
+    @api("GET", f"{prefix}/webhooks", "manage", answer=Endpoints)
     async def get_webhooks(account: str) -> JSONResponse:
         """The account's endpoints (never their secrets)."""
         found = await service.call(lambda engine: engine.store.webhooks(account))
         return JSONResponse({"account": account, "webhooks": [public(w) for w in found]})
 
-    @api("DELETE", f"{prefix}/webhooks/{{webhook_id}}", "manage")
+    @api("DELETE", f"{prefix}/webhooks/{{webhook_id}}", "manage", answer=Removed)
     async def delete_webhook(account: str, webhook_id: str) -> JSONResponse:
         """Remove an endpoint and its deliveries."""
         gone = await service.call(lambda engine: engine.store.remove_webhook(account, webhook_id))

@@ -1,0 +1,234 @@
+"""Every command and code block of the README and the docs pages is run by a test, or is
+listed here with why it cannot run on a test machine: a new block that is neither fails.
+
+Blocks are named by their page and their first line (its first ``NAME_LENGTH``
+characters), so that an edit elsewhere on the
+page keeps their entry. ``RUN_ELSEWHERE`` names the test that runs (or checks) a block;
+``SKIPPED`` says why a block does not run; ``RUN_HERE`` are run by this module, as
+written, in a folder holding the shipped rulesets and events (``bash`` for shell blocks,
+each ``$`` command of a console block; Python blocks executed), with the installed
+``salesbot`` on the PATH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+#: The languages of the blocks that are commands or code.
+LANGUAGES = ("sh", "shell", "bash", "console", "python")
+NAME_LENGTH = 72
+_BLOCK = re.compile(r"^```(" + "|".join(LANGUAGES) + r")\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def blocks() -> dict[tuple[str, str], tuple[str, str]]:
+    """Every command or code block: ``(page, first line)`` -> ``(language, text)``."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        page = str(path.relative_to(ROOT))
+        for language, text in _BLOCK.findall(path.read_text(encoding="utf-8")):
+            key = (page, text.splitlines()[0][:NAME_LENGTH])
+            assert key not in found, f"two blocks of {page} begin with {key[1]!r}: name them apart"
+            found[key] = (language, text)
+    return found
+
+
+RUN_ELSEWHERE = {
+    (
+        "README.md",
+        "from salesbot_core import Engine",
+    ): "test_readme.py::test_examples_print_what_their_comments_say",
+    ("docs/embedding.md", "from salesbot_core import Engine, IdempotencyConflict"): (
+        "test_readme.py::test_examples_print_what_their_comments_say"
+    ),
+    ("docs/plugins.md", "import zlib"): "test_readme.py::test_plugin_example_matches_the_shipped_plugin",
+    ("README.md", ".venv/bin/pip install tox && .venv/bin/tox && .venv/bin/tox -e slow"): (
+        "test_readme.py::test_the_readme_test_command_is_what_ci_runs_and_needs_one_python (CI runs it)"
+    ),
+    ("docs/quickstart.md", ".venv/bin/pip install tox && .venv/bin/tox && .venv/bin/tox -e slow"): (
+        "test_readme.py::test_the_readme_test_command_is_what_ci_runs_and_needs_one_python (CI runs it)"
+    ),
+    (
+        "docs/connect.md",
+        'auth=(-H "Authorization: Bearer $SALESBOT_TOKEN" -H "Content-Type: application/json")',
+    ): ("test_readme.py::test_connect_md_curl_walkthrough_runs_against_a_real_serve_and_assigns"),
+    ("docs/managing.md", 'salesbot rules push --account default rulesets --message "from the repository"'): (
+        "test_readme.py::test_managing_md_shell_blocks_run_as_written_and_print_what_they_say"
+    ),
+    ("docs/managing.md", "salesbot account set default --plan growth"): (
+        "test_readme.py::test_managing_md_shell_blocks_run_as_written_and_print_what_they_say"
+    ),
+    ("docs/django.md", "apt-get install default-libmysqlclient-dev pkg-config"): (
+        "test_readme.py::test_django_md_quotes_the_settings_the_django_tests_run_with_and_installs_what_tox_does"
+    ),
+    ("docs/django.md", "import os"): (
+        "test_readme.py::test_django_md_quotes_the_settings_the_django_tests_run_with_and_installs_what_tox_does"
+    ),
+    ("docs/django.md", "python manage.py migrate"): "integrations/django's tests (tox -e django)",
+}
+
+#: Why each of these blocks does not run on a test machine.
+INSTALLS = "installs into the environment: tox's own install of the package and its extras is the test"
+SERVES = "starts salesbot serve, which runs until stopped: test_service.py starts it the same way"
+SKIPPED = {
+    ("README.md", "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/salesbot run"): INSTALLS,
+    (
+        "docs/quickstart.md",
+        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/salesbot run",
+    ): INSTALLS,
+    ("docs/admin.md", "$ pip install 'salesbot[server]'"): f"{INSTALLS}; then {SERVES}",
+    ("docs/connect.md", "$ pip install 'salesbot[server]'"): f"{INSTALLS}; its token and $SB are what the "
+    "curl walkthrough's test makes",
+    ("docs/service.md", "$ pip install 'salesbot[server]'"): f"{INSTALLS}; then {SERVES}",
+    (
+        "docs/connect.md",
+        "$ export SALESBOT_SIGNING_SECRET_DEFAULT=whsec_Qm9v...           # account default",
+    ): (f"placeholder secrets; {SERVES}"),
+    ("docs/connect.md", "$ salesbot serve -r rulesets --db postgresql://salesbot@db.internal/salesbot \\"): (
+        f"a PostgreSQL host of the reader's; {SERVES}"
+    ),
+    (
+        "docs/benchmarks.md",
+        "python -m bench --pg postgresql://user@host/db --markdown bench/results/tables.md   # everything",
+    ): (
+        "the full benchmark suite on the reader's PostgreSQL: hours, not a test (test_bench.py runs "
+        "each benchmark --quick)"
+    ),
+    (
+        "docs/benchmarks.md",
+        "python -m bench --pg postgresql://postgres@127.0.0.1:55432/postgres --json bench/results/full.json",
+    ): ("how the published figures were made: hours, not a test"),
+    (
+        "docs/operations.md",
+        "engines = {",
+    ): "engines on the reader's PostgreSQL hosts (db-eu.internal, db-us.internal)",
+    ("docs/postgresql.md", "pip install -e '.[postgresql]'        # psycopg 3 and its connection pool"): (
+        f"{INSTALLS}; the runs need the reader's PostgreSQL host (test_store_contract.py runs both stores)"
+    ),
+    ("docs/postgresql.md", 'engine = Engine("rulesets", "postgresql://salesbot:secret@db.internal/crm")'): (
+        "the reader's PostgreSQL host (test_store_contract.py runs the engine on PostgreSQL)"
+    ),
+    ("docs/postgresql.md", "sudo -u postgres createuser --pwprompt salesbot"): (
+        "a system PostgreSQL administered with sudo, and a password prompt"
+    ),
+    (
+        "docs/service.md",
+        '$ curl -si $BASE/v1/accounts/acme/bots/inbound -H "Authorization: Bearer $TOKEN" | grep -i etag',
+    ): ("a session excerpt at an account's version 4; test_rules_api.py makes the same requests"),
+    ("docs/service.md", "import hashlib, hmac, time, httpx"): (
+        "SECRET, BASE and TOKEN are the reader's; test_signing.py signs and posts events the same way"
+    ),
+    (
+        "docs/service.md",
+        '$ curl -s http://127.0.0.1:8000/v1/rulesets -H "Authorization: Bearer $SALESBOT_ADMIN_TOKEN"',
+    ): ("a serve on port 8000 and the reader's admin token; test_service_reload.py reads /v1/rulesets"),
+    ("docs/sla.md", "$ curl -s -X POST http://127.0.0.1:8000/v1/accounts/default/users/anna/offboard \\"): (
+        "a serve on port 8000 and the reader's token; test_offboard_service.py posts the same request"
+    ),
+}
+
+#: Run here: a command block's text as bash runs it (a console block's ``$`` commands).
+RUN_HERE = {
+    ("docs/sla.md", "salesbot tick                                 # everything due now"): "shell",
+    # A synopsis: run without its optional part, as the line after it runs it.
+    (
+        "docs/sla.md",
+        "salesbot user offboard anna --account default --operation anna-leaves [--to-bot BOT]",
+    ): "shell",
+    (
+        "docs/sla.md",
+        "salesbot user list --account default   # anna: switched off (switched off by cli at",
+    ): "shell",
+    (
+        "docs/service.md",
+        "$ salesbot signing enable --account default     # prints a new secret, once",
+    ): "console",
+    ("docs/service.md", "import hashlib, hmac, time"): "verify",
+    ("docs/plugins.md", "from salesbot_core import hookimpl"): "python",
+}
+
+
+def named(table: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+    """A table's entries by the name ``blocks`` gives a block."""
+    return {(page, first[:NAME_LENGTH]): value for (page, first), value in table.items()}
+
+
+def test_every_block_is_run_or_listed_with_why_not() -> None:
+    found = set(blocks())
+    listed = [*named(RUN_ELSEWHERE), *named(SKIPPED), *named(RUN_HERE)]
+    assert len(listed) == len(set(listed)), "a block is listed twice"
+    assert sorted(found - set(listed)) == [], (
+        "blocks no test runs: run them, or list them in SKIPPED with why"
+    )
+    assert sorted(set(listed) - found) == [], "listed blocks no page has any more"
+
+
+def commands(language: str, text: str) -> str:
+    """What bash runs of a block: a shell block as it is; of a console block, each ``$``
+    line and its continuation lines (the rest is output)."""
+    if language != "console":
+        return text
+    lines, going_on = [], False
+    for line in text.splitlines():
+        if line.startswith("$ ") or going_on:
+            lines.append(line.removeprefix("$ "))
+            going_on = line.endswith("\\")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A folder with the shipped rulesets and events and the store they make, and the
+    environment the blocks run in."""
+    shutil.copytree(ROOT / "rulesets", tmp_path / "rulesets")
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ROOT / "examples" / "events.jsonl", tmp_path / "examples")
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "COLUMNS": "200", "SALESBOT_RULES_FROM": "folder"}
+    done = subprocess.run(
+        ["salesbot", "run", "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return tmp_path, env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(named(RUN_HERE)), ids=lambda key: f"{key[0]}:{key[1][:40]}")
+def test_the_block_runs_as_written(key: tuple[str, str], folder: tuple[Path, dict[str, str]]) -> None:
+    cwd, env = folder
+    language, text = blocks()[key]
+    how = named(RUN_HERE)[key]
+    if how in ("shell", "console"):
+        script = commands(language, text).replace(" [--to-bot BOT]", "")
+        done = subprocess.run(
+            ["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return
+    scope: dict[str, object] = {}
+    exec(compile(text, f"{key[0]} block", "exec"), scope)
+    if how == "verify":
+        # The receiver's check accepts what salesbot signs, and nothing else.
+        from salesbot_core.http.signing import signature_header
+
+        verify = scope["verify"]
+        body = b'{"id": "dlv_1"}'
+        header = signature_header(["whsec_a"], body, int(time.time()))
+        assert callable(verify)
+        assert verify("whsec_a", header, body) is True
+        assert verify("whsec_b", header, body) is False
+        assert verify("whsec_a", header, body + b" ") is False
+        stale = signature_header(["whsec_a"], body, int(time.time()) - 301)
+        assert verify("whsec_a", stale, body) is False
+        expected = hmac.new(b"whsec_a", f"{header.split(',')[0][2:]}.".encode() + body, hashlib.sha256)
+        assert f"v1={expected.hexdigest()}" in header

@@ -52,10 +52,10 @@ RUN_ELSEWHERE = {
         "test_readme.py::test_examples_print_what_their_comments_say"
     ),
     ("docs/plugins.md", "import zlib"): "test_readme.py::test_plugin_example_matches_the_shipped_plugin",
-    ("README.md", ".venv/bin/pip install tox && .venv/bin/tox && .venv/bin/tox -e slow"): (
+    ("README.md", ".venv/bin/pip install tox && .venv/bin/tox p && .venv/bin/tox -e slow"): (
         "test_readme.py::test_the_readme_test_command_is_what_ci_runs_and_needs_one_python (CI runs it)"
     ),
-    ("docs/quickstart.md", ".venv/bin/pip install tox && .venv/bin/tox && .venv/bin/tox -e slow"): (
+    ("docs/quickstart.md", ".venv/bin/pip install tox && .venv/bin/tox p && .venv/bin/tox -e slow"): (
         "test_readme.py::test_the_readme_test_command_is_what_ci_runs_and_needs_one_python (CI runs it)"
     ),
     (
@@ -75,6 +75,15 @@ RUN_ELSEWHERE = {
         "test_readme.py::test_django_md_quotes_the_settings_the_django_tests_run_with_and_installs_what_tox_does"
     ),
     ("docs/django.md", "python manage.py migrate"): "integrations/django's tests (tox -e django)",
+    ("docs/operations.md", "salesbot account create acme"): (
+        "test_rate_limits.py::test_the_rate_limit_docs_run_as_written_against_a_real_serve"
+    ),
+    ("docs/operations.md", "salesbot serve --rules-from store --workers 2 --rate-limit 20 --rate-bur"): (
+        "test_rate_limits.py::test_the_rate_limit_docs_run_as_written_against_a_real_serve"
+    ),
+    ("docs/upgrading.md", "# the database's version, as the running salesbot wrote it (SQLite's use"): (
+        "test_upgrading_docs.py::test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves"
+    ),
 }
 
 #: Why each of these blocks does not run on a test machine.

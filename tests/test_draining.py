@@ -168,19 +168,18 @@ def test_a_stopped_delivery_worker_sends_one_and_hands_back_the_rest(
 
 
 class Serve:
-    """A real ``salesbot serve`` with its log in a file, signalled by the test."""
+    """A real ``salesbot serve`` with its log in a file, signalled by the test: ``args``
+    are its options, with ``--port`` added (a free port) unless they name one."""
 
-    def __init__(self, folder: Path, db: str, cwd: Path, *options: str):
-        self.port = free_port()
+    def __init__(self, cwd: Path, *args: str):
+        named = "--port" in args
+        self.port = int(args[args.index("--port") + 1]) if named else free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = cwd / f"serve-{self.port}.log"
-        command = [sys.executable, "-m", "salesbot_core", "serve", "--port", str(self.port)]
+        self.log = cwd / f"serve-{self.port}-{time.monotonic_ns()}.log"
+        options = list(args) if named else ["--port", str(self.port), *args]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [*command, "-r", str(folder), "--db", db, "--log-format", "text", *options],
-                cwd=cwd,
-                stdout=out,
-                stderr=out,
+                [sys.executable, "-m", "salesbot_core", "serve", *options], cwd=cwd, stdout=out, stderr=out
             )
 
     def wait_ready(self, workers: int = 1, timeout: float = 120) -> None:
@@ -225,9 +224,8 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(
         pass
     auth = bearer(tokens(str(path))["all"])
     drain_timeout = 60
-    server = Serve(
-        folder, str(path), tmp_path, "--workers", "2", "--no-deliver", "--drain-timeout", str(drain_timeout)
-    )
+    options = ["-r", str(folder), "--db", str(path), "--log-format", "text", "--workers", "2"]
+    server = Serve(tmp_path, *options, "--no-deliver", "--drain-timeout", str(drain_timeout))
     holder: subprocess.Popen[str] | None = None
     try:
         server.wait_ready(workers=2)
@@ -242,8 +240,8 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(
             held = pool.submit(
                 httpx.post, f"{server.base}{EVENTS}", json=DEAL_EVENT, headers=auth, timeout=120
             )
-            # The held request has its worker's engine: that worker's readyz waits for
-            # it, past its timeout. Either worker may answer readyz: ask until one says so.
+            # The held request holds its worker's SQLite connection: that worker's readyz
+            # waits for it, past its timeout. Either worker may answer: ask until one does.
             while "did not answer" not in httpx.get(f"{server.base}/readyz", timeout=10).text:
                 assert not held.done(), held.result().text
             server.process.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import StoreError
@@ -27,7 +28,9 @@ READY_TIMEOUT = 2.0
 class _StoreCheck:
     """``Store.check`` on the worker's engine, one at a time: calls of ``/readyz`` while
     one runs wait for it, so health checks against a store that hangs hold one thread,
-    not one each."""
+    not one each. Not in turn with the engine's calls (a store is safe to share between
+    threads): a worker busy with requests is still ready, and a health check must not
+    wait behind them."""
 
     def __init__(self, service: Service):
         self._service = service
@@ -36,7 +39,8 @@ class _StoreCheck:
     async def __call__(self, timeout: float) -> None:
         """Return when the store answered; ``StoreError`` or ``TimeoutError`` if not."""
         if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._service.call(lambda engine: engine.store.check()))
+            store = self._service.running().store
+            self._running = asyncio.ensure_future(run_in_threadpool(store.check))
             # Read its outcome even when every waiter timed out, so that it is never
             # logged as an exception nobody retrieved.
             self._running.add_done_callback(lambda done: done.cancelled() or done.exception())

@@ -267,3 +267,47 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(
         server.kill()
     assert rows(str(path), "SELECT event_id FROM outcomes") == [("e1",)]
     assert "did not drain" not in server.output() and "died" not in server.output()
+
+
+@pytest.mark.slow
+def test_a_worker_still_busy_after_the_drain_timeout_is_killed_and_serve_exits_1(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The held request outlasts ``--drain-timeout 1`` (the lock stays): it is answered
+    503 (send it again), and the supervisor kills its worker (stuck in the store) after
+    the timeout and ``EXIT_GRACE``, says so, and exits with 1."""
+    folder = rules(write_rules)
+    path = tmp_path / "salesbot.db"
+    with Engine(folder, str(path)):
+        pass
+    auth = bearer(tokens(str(path))["all"])
+    options = ["-r", str(folder), "--db", str(path), "--log-format", "text", "--no-deliver"]
+    server = Serve(tmp_path, *options, "--drain-timeout", "1")
+    holder: subprocess.Popen[str] | None = None
+    try:
+        server.wait_ready()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(
+                httpx.post, f"{server.base}{EVENTS}", json=DEAL_EVENT, headers=auth, timeout=120
+            )
+            while "did not answer" not in httpx.get(f"{server.base}/readyz", timeout=10).text:
+                assert not held.done(), held.result().text
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(60) == 1
+            cut = not_ready(held.result(timeout=60), "draining")
+            assert cut == "this worker stopped before the request ended (--drain-timeout 1 s); send it again"
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.communicate("", timeout=30)
+        server.kill()
+    output = server.output()
+    assert "did not drain within 1 s; killing it" in output
+    assert "error: 1 worker process(es) did not drain within --drain-timeout 1 s: killed" in output
+    assert rows(str(path), "SELECT COUNT(*) FROM outcomes") == [(0,)]  # nothing half-written

@@ -59,7 +59,7 @@ class Drain:
             return
         self._deadline = time.monotonic() + self.timeout
         self.begun.set()
-        _log.info("draining: new requests and /readyz answer 503; exiting within %s s", self.timeout)
+        _log.info("draining: new requests and /readyz answer 503; exiting within %g s", self.timeout)
         for action in self._on_begin:
             action()
 
@@ -97,20 +97,38 @@ class Drain:
 class RefuseWhileDraining:
     """ASGI middleware: once ``drain`` began, a new request is refused with a 503 problem
     (``/readyz`` included), except on ``SERVED_WHILE_DRAINING``. A request that began
-    before runs to its end."""
+    before runs to its end; if the drain's timeout cancels it first, it is answered 503
+    too, not with uvicorn's bare 500: the client may send it again, and an event sent
+    again is decided once (or answers the outcome it got meanwhile)."""
 
     def __init__(self, app: Any, drain: Drain):
         self.app, self.drain = app, drain
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and self.drain.begun.is_set()
-            and scope["path"] not in SERVED_WHILE_DRAINING
-        ):
-            # Connection: close, so the client's next request finds a worker that serves.
-            headers = {**_retry_after(), "Connection": "close"}
-            detail = "this worker is shutting down; send the request again"
-            await Problem(503, detail, "draining", None, headers).response()(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if self.drain.begun.is_set() and scope["path"] not in SERVED_WHILE_DRAINING:
+            await _refuse("this worker is shutting down; send the request again", scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except asyncio.CancelledError:
+            if started or not self.drain.begun.is_set():
+                raise
+            detail = f"this worker stopped before the request ended (--drain-timeout {self.drain.timeout:g} s)"
+            # The task ends here either way; its answer is the one thing left to do.
+            await _refuse(f"{detail}; send it again", scope, receive, send)
+
+
+async def _refuse(detail: str, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # Connection: close, so the client's next request finds a worker that serves.
+    headers = {**_retry_after(), "Connection": "close"}
+    await Problem(503, detail, "draining", None, headers).response()(scope, receive, send)

@@ -534,6 +534,10 @@ class SqlStore(KeptRules):
     def _write(self) -> AbstractContextManager[Session]:
         raise NotImplementedError
 
+    def check(self) -> None:
+        with self._read() as s:
+            s.execute("SELECT 1")
+
     def kept_events(
         self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
     ) -> list[KeptEvent]:

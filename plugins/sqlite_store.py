@@ -74,6 +74,14 @@ def __getattr__(name: str) -> Any:
     )
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file a path names, as (device, inode); None in memory."""
+    if path == ":memory:":
+        return None
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
+
+
 #: SQLite's result codes of a lock held too long by another process: waiting longer may do.
 TRANSIENT_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED")
 
@@ -135,6 +143,9 @@ class SQLiteStore(SqlStore):
         self._dry_run_only = dry_run
         self._writable = not (readonly or dry_run)
         self._retention_days = retention_days()
+        # Which file the connection holds, to tell when the path names another one (see
+        # ``check``); None in memory.
+        self._opened: tuple[int, int] | None = None
         if readonly:
             self._conn = self._open_readonly()
             return
@@ -149,6 +160,7 @@ class SQLiteStore(SqlStore):
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             try:
                 self._set_up(synchronous)
+                self._opened = _identity(str(path))
             except BaseException:
                 self._conn.close()  # a refused file keeps no connection (nor -wal file)
                 raise
@@ -214,10 +226,29 @@ class SQLiteStore(SqlStore):
             )
         try:
             check_compatible(Session(conn, DIALECT), version, self.path)
-        except StoreError:
+            self._opened = _identity(self.path)
+        except (StoreError, OSError):
             conn.close()
             raise
         return conn
+
+    def check(self) -> None:
+        """``Store.check``: the file answers, and its path still names the file opened.
+        Why the path: an open connection keeps reading and writing a file that was moved
+        or deleted (or whose folder became unreadable), where no other process and no
+        restart will ever find what it commits."""
+        super().check()
+        if self._opened is None:
+            return
+        try:
+            now = _identity(self.path)
+        except OSError as exc:
+            raise StoreError(f"SQLite store {self.path!r}: the file cannot be reached: {exc}") from None
+        if now != self._opened:
+            raise StoreError(
+                f"SQLite store {self.path!r}: the path names another file than the one opened "
+                "(moved, deleted or replaced): restart salesbot on the right file"
+            )
 
     @contextmanager
     def _mapped(self) -> Iterator[None]:

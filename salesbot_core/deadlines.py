@@ -8,7 +8,7 @@ decides the record again through the event path. A mixin of ``Engine``.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -45,7 +45,13 @@ class Deadlines:
     @abstractmethod
     def _observe(self, outcomes: list[Outcome]) -> None: ...
 
-    def tick(self, now: datetime | None = None, *, batch_size: int = 100) -> list[Outcome]:
+    def tick(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = 100,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[Outcome]:
         """Hand on every record whose deadline has passed at ``now`` (default: the clock).
 
         Each due item is taken, decided (``salesbot_sla_missed``: a new pick through the
@@ -54,6 +60,9 @@ class Deadlines:
         ticking at once handle each item once, and a tick killed midway leaves the items
         of its open batch due for the next. Returns the outcomes of records that had one
         (an item whose record is closed, gone, or already with someone else is dropped).
+
+        When ``stop()`` turns true (a draining ``salesbot serve``), the tick ends after
+        the batch it is running; the items left stay due for the next tick, of any worker.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -63,7 +72,7 @@ class Deadlines:
             taken, batch = retrying(partial(self._tick_batch, moment, batch_size))
             self._observe(batch)
             outcomes += batch
-            if taken < batch_size:
+            if taken < batch_size or (stop is not None and stop()):
                 return outcomes
 
     def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .background import every
+from .background import Background, every
 from .errors import Problem, SalesbotError
 from .models import utc_iso
 from .safetext import escape
@@ -68,7 +68,7 @@ class RulesStatus:
         }
 
 
-def start_watcher(reload: Callable[[], bool], interval: float = RELOAD_INTERVAL) -> Callable[[], None]:
+def start_watcher(reload: Callable[[], bool], interval: float = RELOAD_INTERVAL) -> Background:
     """Call ``reload`` (the engine's, under the service's lock) every ``interval`` seconds
     in a daemon thread, logging what each reload did; returns what stops it."""
 

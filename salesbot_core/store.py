@@ -593,5 +593,10 @@ class Store(Protocol):
     def delete_draft(self, account: str, draft: str) -> bool:
         """Remove a draft; False when it does not exist."""
 
+    def check(self) -> None:
+        """Raise ``StoreError`` when the store cannot serve now: its server does not
+        answer, or its file is gone from its path. One cheap round trip: ``/readyz``
+        calls it for a load balancer's health checks."""
+
     def close(self) -> None:
         """Release connections."""

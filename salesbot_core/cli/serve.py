@@ -79,6 +79,15 @@ from .delivery import schedule_options, schedule_settings
     show_envvar=True,
     help="Requests an account may make at once, over its rate [default: the rate, rounded up].",
 )
+@click.option(
+    "--drain-timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=0, max=3600),
+    help="Seconds from SIGTERM to exit: each worker answers 503 to new requests (and to "
+    "/readyz) at once, finishes those in flight and its tick or delivery batch, and exits "
+    "(see docs/operations.md); a worker still running after this is killed.",
+)
 @schedule_options
 def serve(
     rulesets: Path,
@@ -93,6 +102,7 @@ def serve(
     tick: float,
     rate_limit: float,
     rate_burst: int | None,
+    drain_timeout: int,
     **retries: Any,
 ) -> None:
     """Serve the engine over HTTP (see docs/service.md): events, list operations,
@@ -111,6 +121,7 @@ def serve(
 
         from ..http.app import (
             ENV_DB,
+            ENV_DRAIN_TIMEOUT,
             ENV_NO_DELIVERY,
             ENV_RELOAD,
             ENV_RULES_FROM,
@@ -145,6 +156,7 @@ def serve(
         os.environ.pop(RATE_BURST_VARIABLE, None)
     else:
         os.environ[RATE_BURST_VARIABLE] = str(rate_burst)
+    os.environ[ENV_DRAIN_TIMEOUT] = str(drain_timeout)
     # The workers' delivery threads read the retry schedule from the environment.
     for name, value in schedule_settings(retries).items():
         os.environ[SCHEDULE_SETTINGS[name][0]] = str(value)
@@ -163,13 +175,27 @@ def serve(
             port=port,
             workers=workers,
             log_config=log_config(log_format),
+            # uvicorn's own wait for the requests in flight after SIGTERM; the app's
+            # drain (http.draining) keeps to the same deadline.
+            timeout_graceful_shutdown=drain_timeout,
         )
-        supervise(config)
+        killed = supervise(config, drain_timeout)
+    if killed:
+        fail(f"{killed} worker process(es) did not drain within --drain-timeout {drain_timeout} s: killed")
 
 
-def supervise(config: uvicorn.Config) -> None:
+#: Seconds past ``--drain-timeout`` the supervisor waits for a draining worker to close
+#: its store and exit, before it kills it.
+EXIT_GRACE = 5.0
+
+
+def supervise(config: uvicorn.Config, drain_timeout: float) -> int:
     """Run ``config.workers`` worker processes under this one, which restarts a worker
-    that dies and logs why, while the others keep serving.
+    that dies and logs why, while the others keep serving. On SIGTERM (or SIGINT) it
+    passes SIGTERM on to every worker, which drains (``http.draining``), closes its own
+    copy of the listening socket, so that new connections are refused as soon as the
+    workers have closed theirs, and waits ``drain_timeout`` (plus ``EXIT_GRACE``)
+    seconds for the workers to exit; it kills the ones left and returns how many.
 
     Why always, even for one worker (where uvicorn would serve in this process): a worker
     can die of something no Python code catches (a C extension's crash, the kernel's OOM
@@ -179,12 +205,15 @@ def supervise(config: uvicorn.Config) -> None:
     """
     import logging
     import signal
+    import time
 
     from uvicorn.supervisors import Multiprocess
 
     log = logging.getLogger("uvicorn.error")
 
     class Supervisor(Multiprocess):
+        killed = 0  # workers killed after the drain timeout
+
         def keep_subprocess_alive(self) -> None:
             for process in self.processes:
                 code = process.exitcode
@@ -193,4 +222,25 @@ def supervise(config: uvicorn.Config) -> None:
                     log.error("worker process [%s] died (%s); starting another", process.pid, how)
             super().keep_subprocess_alive()
 
-    Supervisor(config, sockets=[config.bind_socket()]).run()
+        def terminate_all(self) -> None:
+            super().terminate_all()
+            for sock in self.sockets:
+                sock.close()
+
+        def join_all(self) -> None:
+            deadline = time.monotonic() + drain_timeout + EXIT_GRACE
+            for process in self.processes:
+                process.process.join(max(0.0, deadline - time.monotonic()))
+                if process.process.exitcode is None:
+                    log.error(
+                        "worker process [%s] did not drain within %s s; killing it",
+                        process.pid,
+                        drain_timeout,
+                    )
+                    process.kill()
+                    process.process.join()
+                    self.killed += 1
+
+    supervisor = Supervisor(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return supervisor.killed

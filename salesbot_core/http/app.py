@@ -35,7 +35,7 @@ from starlette.routing import Match
 
 from .. import admin
 from ..admin import sessions
-from ..background import every
+from ..background import Background, every
 from ..engine import DEFAULT_RULESETS, DEFAULT_STORE, Engine, open_store
 from ..errors import EventError, SalesbotError, StoreError, TransientStoreError
 from ..registry import make_plugin_manager
@@ -44,6 +44,7 @@ from . import accounts, bots, docs, events, records, replay, rules, status, user
 from .auth import Api
 from .common import Problem, Service, _retry_after, event_problem
 from .delivery import start_worker
+from .draining import DRAIN_TIMEOUT, Drain, RefuseWhileDraining
 from .observability import install as install_observability
 from .ratelimit import Limits, RateLimits
 from .signing import ENV_PREFIX
@@ -64,6 +65,8 @@ ENV_RELOAD = "SALESBOT_SERVE_RELOAD_INTERVAL"
 ENV_SESSION_KEY = "SALESBOT_SESSION_KEY"
 #: Seconds between SLA ticks (``Engine.tick``) in each worker; 0 or unset runs none.
 ENV_TICK = "SALESBOT_SERVE_TICK"
+#: Seconds a worker may take from SIGTERM to exit (``--drain-timeout``, see ``draining``).
+ENV_DRAIN_TIMEOUT = "SALESBOT_SERVE_DRAIN_TIMEOUT"
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -86,6 +89,7 @@ def create_app(
     reload_interval: float | None = None,
     session_key: bytes | None = None,
     tick: float = 0,
+    drain_timeout: float = DRAIN_TIMEOUT,
 ) -> FastAPI:
     """The ASGI app. ``engine_factory`` makes the worker's engine at startup; without it,
     an engine on ``rulesets`` (None: the rules kept in the store) and ``db``. With
@@ -96,7 +100,9 @@ def create_app(
     from ``environ`` (``os.environ`` by default, read now:
     ``SALESBOT_SIGNING_SECRET_<ACCOUNT>``, see ``signing.environment_secrets``).
     ``session_key`` signs the admin page's sessions (a fresh one when None: sessions then
-    last as long as the process)."""
+    last as long as the process). On SIGTERM the worker drains (``draining``): within
+    ``drain_timeout`` seconds it finishes what it is doing and stops; ``app.state.drain``
+    starts the same drain without the signal."""
     service = Service(engine_factory or (lambda: Engine(rulesets, db)))
     given = os.environ if environ is None else environ
     signing_env = {name: value for name, value in given.items() if name.startswith(ENV_PREFIX)}
@@ -104,25 +110,27 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
-        stop_delivering = _start_delivery(deliver)
-        stop_watching = (
-            start_watcher(lambda: service.run(lambda engine: engine.reload()), reload_interval)
-            if reload_interval and service.engine is not None
-            else lambda: None
-        )
-        # The SLA scheduler: Engine.tick taking turns with requests on the engine. Workers
-        # ticking at once take different items.
-        stop_ticking = (
-            every("salesbot-tick", tick, lambda: service.run(lambda engine: engine.tick()), _log)
-            if tick > 0 and service.engine is not None
-            else lambda: None
-        )
+        delivering = _start_delivery(deliver)
+        running: list[Background] = [delivering] if delivering is not None else []
+        if reload_interval and service.engine is not None:
+            running.append(
+                start_watcher(lambda: service.run(lambda engine: engine.reload()), reload_interval)
+            )
+        if tick > 0 and service.engine is not None:
+            # The SLA scheduler: Engine.tick taking turns with requests on the engine.
+            # Workers ticking at once take different items; a drain ends a tick's batches.
+            def tick_once() -> object:
+                return service.run(lambda engine: engine.tick(stop=drain.begun.is_set))
+
+            running.append(every("salesbot-tick", tick, tick_once, _log))
+        for work in running:
+            drain.on_begin(work.ask_to_stop)
         try:
-            yield
+            with drain.on_sigterm():
+                yield
         finally:
-            stop_ticking()
-            stop_watching()
-            stop_delivering()
+            for work in reversed(running):  # what a drain did not stop yet, or all
+                work(drain.left())
             service.stop()
 
     app = FastAPI(
@@ -138,6 +146,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = service
+    drain = app.state.drain = Drain(drain_timeout)
+    # Before the metrics' middleware, so inside it: refused requests are counted too.
+    app.add_middleware(RefuseWhileDraining, drain=drain)
     observer = install_observability(app, service)
     # Outermost: a request over its account's limit is refused before anything else runs.
     app.add_middleware(RateLimits, service=service, observer=observer, limits=Limits.from_env(given))
@@ -160,10 +171,10 @@ def create_app(
     return app
 
 
-def _start_delivery(db: str | None) -> Callable[[], None]:
+def _start_delivery(db: str | None) -> Background | None:
     """Start a delivery worker on a store of its own (``db``); returns what stops it."""
     if db is None:
-        return lambda: None
+        return None
     return start_worker(lambda: open_store(make_plugin_manager(), db))
 
 
@@ -229,4 +240,5 @@ def app_from_env() -> FastAPI:
         reload_interval=float(os.environ.get(ENV_RELOAD) or RELOAD_INTERVAL),
         session_key=bytes.fromhex(key) if key else None,
         tick=float(os.environ.get(ENV_TICK) or 0),
+        drain_timeout=float(os.environ.get(ENV_DRAIN_TIMEOUT) or DRAIN_TIMEOUT),
     )

@@ -101,11 +101,16 @@ class Service:
             self.engine.close()
             self.engine = None
 
-    def run(self, fn: Callable[[Engine], T]) -> T:
-        """Run ``fn`` on the engine in this thread, once the engine's previous call ended."""
+    def running(self) -> Engine:
+        """The engine: a 503 problem when it did not start."""
         engine = self.engine
         if engine is None:
             raise Problem(503, f"the engine is not running: {self.error}", "not-ready", None, _retry_after())
+        return engine
+
+    def run(self, fn: Callable[[Engine], T]) -> T:
+        """Run ``fn`` on the engine in this thread, once the engine's previous call ended."""
+        engine = self.running()
         with self._lock:
             return fn(engine)
 

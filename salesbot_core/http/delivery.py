@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from ..background import in_background
+from ..background import Background, in_background
 from ..errors import SalesbotError
 from ..models import EntityType, Model, Outcome, Webhook, utc_iso
 from ..safetext import excerpt
@@ -62,6 +62,8 @@ SEND_TIMEOUT = 10.0
 LEASE_SECONDS = 60.0
 #: Deliveries one worker claims at a time.
 CLAIM_BATCH = 20
+#: The last error of a claimed delivery handed back unsent by a stopping worker.
+NOT_SENT = "not sent: the delivery worker stopped (salesbot serve drained); sent again at once"
 #: Seconds a worker sleeps when nothing is due.
 POLL_SECONDS = 1.0
 
@@ -216,13 +218,23 @@ class Deliverer:
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
         self._httpx = httpx
 
-    def run_once(self) -> int:
-        """Claim what is due now and send each once; returns how many attempts were made."""
+    def run_once(self, stop: threading.Event | None = None) -> int:
+        """Claim what is due now and send each once; returns how many were claimed.
+
+        Once ``stop`` is set (a draining ``salesbot serve``) the send under way ends and
+        the batch's unsent deliveries are handed back, due at once for any worker, rather
+        than left to their lease (a minute): a drain waits for one send, not a batch of
+        them. Their claim still counts as an attempt, named so in their last error."""
         now = self.clock()
         claimed = self.store.claim_deliveries(
             utc_iso(now), utc_iso(now + timedelta(seconds=self.lease)), self.batch
         )
         for delivery in claimed:
+            if stop is not None and stop.is_set():
+                self.store.finish_delivery(
+                    delivery.id, delivery.attempts, "pending", utc_iso(self.clock()), NOT_SENT
+                )
+                continue
             error = self._send(
                 delivery.url or "", delivery.secret or "", delivery.id, delivery.kind, delivery.payload
             )
@@ -256,7 +268,7 @@ class Deliverer:
         failed round (the store away) is logged and waited out, not fatal."""
         while not stop.is_set():
             try:
-                made = self.run_once()
+                made = self.run_once(stop)
             except Exception:  # a worker in a server must outlive a bad moment
                 _log.exception("webhook delivery round failed; trying again in %s s", poll)
                 made = 0
@@ -285,7 +297,7 @@ class Deliverer:
         self._client.close()
 
 
-def start_worker(store_factory: Callable[[], Store], poll: float = POLL_SECONDS) -> Callable[[], None]:
+def start_worker(store_factory: Callable[[], Store], poll: float = POLL_SECONDS) -> Background:
     """Run a ``Deliverer`` on its own store in a daemon thread; returns what stops it."""
 
     def work(stop: threading.Event) -> None:

@@ -6,17 +6,46 @@ up, does its store answer, which rules run), with the admin token or none.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import StoreError
 from ..tokens import ADMIN_ACCOUNT
 from .auth import BEARER, SCOPE_KEY, _bearer, _live_token
 from .common import ROUTE_PROBLEMS, Problem, Service, _retry_after, problem_responses
+
+#: Seconds ``/readyz`` waits for the store before it answers 503: a load balancer's
+#: health check gives up after a few seconds, and a store that takes longer (a PostgreSQL
+#: server gone: the pool waits 30 s for a connection) is not ready either.
+READY_TIMEOUT = 2.0
+
+
+class _StoreCheck:
+    """``Store.check`` on the worker's engine, one at a time: calls of ``/readyz`` while
+    one runs wait for it, so health checks against a store that hangs hold one thread,
+    not one each. Not in turn with the engine's calls (a store is safe to share between
+    threads): a worker busy with requests is still ready, and a health check must not
+    wait behind them."""
+
+    def __init__(self, service: Service):
+        self._service = service
+        self._running: asyncio.Future[None] | None = None
+
+    async def __call__(self, timeout: float) -> None:
+        """Return when the store answered; ``StoreError`` or ``TimeoutError`` if not."""
+        if self._running is None or self._running.done():
+            store = self._service.running().store
+            self._running = asyncio.ensure_future(run_in_threadpool(store.check))
+            # Read its outcome even when every waiter timed out, so that it is never
+            # logged as an exception nobody retrieved.
+            self._running.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.wait_for(asyncio.shield(self._running), timeout)
 
 
 class RulesProblem(BaseModel):
@@ -53,6 +82,7 @@ class Ready(BaseModel):
 
 def install(app: FastAPI, service: Service) -> None:
     """Add the health routes and the running rules' status."""
+    check_store = _StoreCheck(service)
 
     @app.get(
         "/v1/rulesets",
@@ -91,11 +121,16 @@ def install(app: FastAPI, service: Service) -> None:
         responses={200: {"model": Ready}, **problem_responses({503: ROUTE_PROBLEMS[503]})},
     )
     async def readyz() -> JSONResponse:
-        """Rules are loaded and the store answers: 503 otherwise."""
+        """Rules are loaded and the store answers (``Store.check``) within
+        ``READY_TIMEOUT`` seconds: 503 with ``Retry-After`` otherwise, and from the moment
+        the worker drains (SIGTERM: ``draining`` answers before this route is reached)."""
         try:
-            await service.call(lambda engine: engine.store.get_switches(""))
+            await check_store(READY_TIMEOUT)
         except StoreError as exc:
             raise Problem(
                 503, f"the store does not answer: {exc}", "not-ready", None, _retry_after()
             ) from None
+        except TimeoutError:
+            detail = f"the store did not answer within {READY_TIMEOUT:g} s"
+            raise Problem(503, detail, "not-ready", None, _retry_after()) from None
         return JSONResponse({"status": "ready"})

@@ -81,6 +81,9 @@ RUN_ELSEWHERE = {
     ("docs/operations.md", "salesbot serve --rules-from store --workers 2 --rate-limit 20 --rate-bur"): (
         "test_rate_limits.py::test_the_rate_limit_docs_run_as_written_against_a_real_serve"
     ),
+    ("docs/operations.md", 'salesbot serve --rulesets rulesets --db "$SALESBOT_DB" --host 127.0.0.1 '): (
+        "test_rolling_restart.py::test_a_rolling_restart_behind_haproxy_fails_no_request_and_decides_each_event_once"
+    ),
     ("docs/upgrading.md", "# the database's version, as the running salesbot wrote it (SQLite's use"): (
         "test_upgrading_docs.py::test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves"
     ),

@@ -298,7 +298,7 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_worker(tmp
 
 def admin_routes(client: TestClient) -> list[APIRoute]:
     found = [r for r in client.app.routes if isinstance(r, APIRoute) and r.path.startswith("/a/{account}")]  # type: ignore[attr-defined]
-    assert len(found) == 30
+    assert len(found) == 34
     return found
 
 
@@ -332,7 +332,7 @@ def test_every_form_post_without_its_csrf_token_is_refused(
     client, made, db = site
     sign_in(client, made["page"])
     posts = [r for r in admin_routes(client) if "POST" in r.methods]
-    assert len(posts) == 13
+    assert len(posts) == 15
     for route in posts:
         for form in ({"active": "off", "count": "1"}, {"active": "off", "count": "1", "csrf": "0" * 64}):
             refused = client.post(sample_path(route, "default"), data=form)

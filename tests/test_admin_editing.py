@@ -554,3 +554,115 @@ def test_switching_a_user_off_says_their_records_stay_and_offers_the_offboarding
     confirm = site.page.get("/a/default/users/anna/active?to=off").text
     assert re.search(r"\(in the pools of [^)]*\)\. Their 1 open records stay with them\.", confirm)
     assert 'href="/a/default/users/anna/offboard" id="more">Offboard instead' in confirm
+
+
+# --- The user form ---------------------------------------------------------------------------
+
+
+def test_a_user_added_then_edited_in_the_form_is_one_version_each_and_the_users_page_shows_it(
+    site: Site,
+) -> None:
+    fields = site.form("/a/default/users/new")
+    assert {"plugin-working_hours", "plugin-out_of_office", "plugin-caps"} <= set(fields)
+    assert fields["timezone"] == "UTC" and fields["version"] == str(site.versions()[0].version)
+    fields.update(id="dora", name="Dora Lis", timezone="Europe/Warsaw", message="dora joins")
+    added = site.page.post("/a/default/users/new", data=fields)
+    assert added.status_code == 200 and "/a/default/users?published=" in str(added.url)
+    assert "dora joins" in added.text
+    assert site.book()["users"][-1] == {"id": "dora", "name": "Dora Lis", "timezone": "Europe/Warsaw"}
+    count = len(site.versions())
+
+    fields = site.form("/a/default/users/dora/edit")
+    assert (fields["name"], fields["timezone"], fields["plugin-working_hours"]) == (
+        "Dora Lis",
+        "Europe/Warsaw",
+        "",
+    )
+    fields.update(
+        {
+            "plugin-working_hours": "{days: [mon, fri], start: '08:00', end: '16:00'}",
+            "plugin-out_of_office": "- {start: '2030-07-01T00:00:00', end: '2030-07-15T00:00:00', "
+            "reason: sailing}",
+            "plugin-caps": "day: 5",
+        }
+    )
+    saved = site.page.post("/a/default/users/dora/edit", data=fields)
+    assert saved.status_code == 200 and "user dora saved in the page" in saved.text
+    latest = site.versions()[0]
+    assert (len(site.versions()), latest.author) == (count + 1, AUTHOR)
+    assert site.book()["users"][-1] == {
+        "id": "dora",
+        "name": "Dora Lis",
+        "timezone": "Europe/Warsaw",
+        "working_hours": {"days": ["mon", "fri"], "start": "08:00", "end": "16:00"},
+        "out_of_office": [
+            {"start": "2030-07-01T00:00:00", "end": "2030-07-15T00:00:00", "reason": "sailing"}
+        ],
+        "caps": {"day": 5},
+    }
+    users = site.page.get("/a/default/users").text
+    row = re.search(r'<tr id="user-dora">(.*?)</tr>', users, re.S)
+    assert row is not None
+    cells = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", c)).strip()
+        for c in re.findall(r"<t[dh].*?</t[dh]>", row[1], re.S)
+    ]
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', users)
+    assert headers == [
+        "User",
+        "Time zone",
+        "Caps",
+        "Out of office",
+        "Working hours",
+        "In the pools of",
+        "Active",
+    ]
+    assert cells[:6] == [
+        "Dora Lis dora Edit",
+        "Europe/Warsaw",
+        "day 5",
+        "start 2030-07-01T00:00:00; end 2030-07-15T00:00:00; reason sailing",
+        "days mon, fri; start 08:00; end 16:00",
+        "—",
+    ]
+    assert 'href="/a/default/users/dora/edit"' in users and 'href="/a/default/users/new"' in users
+
+
+def test_a_bad_time_zone_or_working_hours_in_the_user_form_is_named_and_nothing_is_written(
+    site: Site,
+) -> None:
+    fields = site.form("/a/default/users/jan/edit")
+    count = len(site.versions())
+    index = [u["id"] for u in site.book()["users"]].index("jan")
+    fields.update({"timezone": "Mars/Olympus", "plugin-working_hours": "{start: '18:00', end: '09:00'}"})
+    refused = site.page.post("/a/default/users/jan/edit", data=fields)
+    assert refused.status_code == 422
+    assert re.findall(r'<span class="problem" id="([^"]+)">([^<]*)</span>', refused.text) == [
+        (
+            "timezone-problem",
+            f"users[{index}].timezone: Value error, unknown time zone &#39;Mars/Olympus&#39;",
+        ),
+        (
+            "plugin-working_hours-problem",
+            f"users[{index}].working_hours: Value error, start must be before end",
+        ),
+    ]
+    assert 'value="Mars/Olympus"' in refused.text  # what was typed is kept
+    fields.update({"timezone": "UTC", "plugin-working_hours": "[unclosed"})
+    unreadable = site.page.post("/a/default/users/jan/edit", data=fields)
+    assert unreadable.status_code == 422
+    assert f"users[{index}].working_hours: not readable YAML or JSON" in unreadable.text
+    assert len(site.versions()) == count
+
+
+def test_the_user_form_refuses_a_stale_version_a_taken_id_and_a_post_without_csrf(site: Site) -> None:
+    fields = site.form("/a/default/users/anna/edit")
+    count = len(site.versions())
+    stale = site.page.post("/a/default/users/anna/edit", data={**fields, "version": "1", "name": "Anna N."})
+    assert stale.status_code == 409 and 'id="stale"' in stale.text and 'value="Anna N."' in stale.text
+    taken = site.page.post("/a/default/users/new", data={**site.form("/a/default/users/new"), "id": "anna"})
+    assert taken.status_code == 422 and "id: a user &#39;anna&#39; exists already" in taken.text
+    without = {k: v for k, v in fields.items() if k != "csrf"}
+    assert site.page.post("/a/default/users/anna/edit", data=without).status_code == 403
+    assert site.page.get("/a/default/users/ghost/edit").status_code == 404
+    assert len(site.versions()) == count

@@ -1,9 +1,10 @@
 """The bot form and the users page in Chromium, on SQLite and on PostgreSQL: the live
 preview of a wall note rendered by the server as it is typed, the condition builder whose
-text follows its rows (the page's own script, under the strict CSP), and an offboarding
-shown before it moves anything. On SQLite it takes the screenshots that docs/managing.md
+text follows its rows (the page's own script, under the strict CSP), an offboarding
+shown before it moves anything, and working hours and out-of-office edited in the user
+form deciding the next event. On SQLite it takes the screenshots that docs/managing.md
 shows (``docs/img/bot-form.png``, ``condition-builder.png``, ``history.png``,
-``offboard.png``)."""
+``offboard.png``, ``user-form.png``)."""
 
 from __future__ import annotations
 
@@ -185,3 +186,68 @@ def test_an_offboarding_shows_where_each_record_would_go_before_it_moves_them(pa
     with Engine(None, page.db) as engine:
         assert [engine.record("default", "deal", r).owners for r in annas] == [["celina"], ["celina"]]  # type: ignore[union-attr]
         assert engine.store.open_records("default", "anna") == []
+
+
+def test_working_hours_and_out_of_office_edited_in_the_user_form_decide_the_next_event(page: Page) -> None:
+    from datetime import UTC, datetime
+
+    from selenium.webdriver.common.by import By
+
+    # A day three days off today's (in UTC, anna's zone): not today, whatever the hour.
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    today = datetime.now(UTC).weekday()
+    day = days[(today + 3) % 7]
+    edits = [
+        ("anna", "#plugin-working_hours", f"{{days: [{day}], start: '09:00', end: '17:00'}}"),
+        (
+            "celina",
+            "#plugin-out_of_office",
+            "- {start: '2020-01-01T00:00:00Z', end: '2099-01-01T00:00:00Z', reason: at a fair}",
+        ),
+        ("bartek", "#plugin-out_of_office", ""),  # back from his holiday
+    ]
+    for number, (user, field, text) in enumerate(edits, start=2):
+        page.open("/a/default/users")
+        page.driver.find_element(By.CSS_SELECTOR, f"#user-{user} a[href$='/edit']").click()
+        heading = f"Edit user {user}"
+        page.wait(lambda: page.driver.find_element(By.TAG_NAME, "h1").text == heading)  # noqa: B023
+        area = page.find(field)
+        area.clear()
+        area.send_keys(text)
+        if user == "anna":
+            timezone = page.find("#timezone")
+            timezone.clear()
+            timezone.send_keys("Europe/Warsaw")
+            page.picture("user-form.png")
+            timezone.clear()
+            timezone.send_keys("UTC")
+        page.find("button[value=publish]").click()
+        notice = f"Published version {number}: user {user} saved in the page"
+        page.wait(lambda: notice in page.find("#notice").text)  # noqa: B023
+    row = page.find("#user-anna").text
+    assert f"days {day}; start 09:00; end 17:00" in row
+    assert (
+        "start 2020-01-01T00:00:00Z; end 2099-01-01T00:00:00Z; reason at a fair"
+        in page.find("#user-celina").text
+    )
+    users = {u["id"]: u for u in page.book()["users"]}
+    assert users["anna"]["working_hours"] == {"days": [day], "start": "09:00", "end": "17:00"}
+    assert (
+        "out_of_office" not in users["bartek"]
+        and users["celina"]["out_of_office"][0]["reason"] == "at a fair"
+    )
+
+    answer = page.api.post(
+        "/v1/accounts/default/events",
+        json={
+            "id": "after-edit",
+            "kind": "created",
+            "record": {"entity": "deal", "id": "after-edit", "owners": ["bot:inbound"]},
+        },
+        headers=bearer(page.secrets["events"]),
+    ).json()
+    assert (answer["owners_after"], answer["rules_version"]) == (["bartek"], 4)
+    page.open("/a/default/records/deal/after-edit")
+    shown = page.driver.find_element(By.TAG_NAME, "main").text
+    assert f"Anna Nowak: does not work on {days[today]} (UTC)" in shown
+    assert "Celina Zając: at a fair until 2099-01-01T00:00:00+00:00" in shown

@@ -23,6 +23,7 @@ import yaml
 from pydantic import TypeAdapter
 
 from ..catalog import Catalog
+from ..fields import Place
 from ..models import EVENT_KINDS, Bot, Related
 from ..rulebook import FieldProblem, mapping
 from ..rulesets import load_yaml
@@ -61,7 +62,6 @@ FIELDS = {
     "actions.note": "note",
     "actions.notify": "notify",
 }
-_BOT_PATH = re.compile(r"^bots\[(\d+)\]\.?")
 #: How the condition is edited: built from rows, or written as YAML or JSON.
 WHERE_MODES = ("builder", "raw")
 #: The kinds of plugin field the form shows, by the type of their JSON Schema.
@@ -95,11 +95,11 @@ class PluginField:
         return "" if value is None or value == self.default else str(value)
 
 
-def plugin_fields(catalog: Catalog) -> list[PluginField]:
-    """The bot fields the loaded plugins declare, by key, each with the kind the form
-    shows it as, read from its JSON Schema."""
+def plugin_fields(catalog: Catalog, place: Place = "bot") -> list[PluginField]:
+    """The bot (or user) fields the loaded plugins declare, by key, each with the kind
+    the form shows it as, read from its JSON Schema."""
     found = []
-    for key, spec in sorted(catalog.fields_of("bot").items()):
+    for key, spec in sorted(catalog.fields_of(place).items()):
         schema = TypeAdapter(spec.type).json_schema()
         kind = _KINDS.get(schema.get("type", ""), "yaml")
         choices = tuple(schema.get("enum", ()))
@@ -110,9 +110,11 @@ def plugin_fields(catalog: Catalog) -> list[PluginField]:
 
 
 def _keys(schema: Mapping[str, Any]) -> tuple[str, ...]:
-    """The properties of an object schema, or of the object a nullable one allows."""
+    """The properties of an object schema, of the object a nullable one allows, or of a
+    list's items."""
     defs = schema.get("$defs", {})
-    for option in [schema, *schema.get("anyOf", [])]:
+    items = schema.get("items")
+    for option in [schema, *schema.get("anyOf", []), *([items] if isinstance(items, dict) else [])]:
         ref = str(option.get("$ref", ""))
         target = defs.get(ref.rsplit("/", 1)[-1], {}) if ref else option
         if isinstance(target.get("properties"), dict):
@@ -226,7 +228,7 @@ def from_post(
     )
 
 
-def _set(target: dict[str, Any], key: str, value: Any, default: Any) -> None:
+def set_field(target: dict[str, Any], key: str, value: Any, default: Any) -> None:
     """Write ``value``; a default is not written (but kept where the bot said it already)."""
     if value != default:
         target[key] = value
@@ -267,7 +269,7 @@ def where_of(form: BotForm, problems: list[FieldProblem]) -> dict[str, Any] | No
     return _mapping(form.where, conditionform.FIELD, problems)
 
 
-def _plugin_value(spec: PluginField, text: str, problems: list[FieldProblem]) -> Any:
+def plugin_value(spec: PluginField, text: str, problems: list[FieldProblem]) -> Any:
     """A plugin field's value as typed (its default when left empty)."""
     if spec.kind == "switch":
         return text == "on"
@@ -286,6 +288,17 @@ def _plugin_value(spec: PluginField, text: str, problems: list[FieldProblem]) ->
     return text
 
 
+def set_plugin_field(
+    target: dict[str, Any], spec: PluginField, text: str, problems: list[FieldProblem]
+) -> None:
+    """Write a plugin field's value as typed into a bot or user (its default: left out)."""
+    # A tuple default (an empty list a plugin cannot share) is the list a rulebook keeps.
+    value, default = (
+        list(v) if isinstance(v, tuple) else v for v in (plugin_value(spec, text, problems), spec.default)
+    )
+    set_field(target, spec.key, value, default)
+
+
 def to_bot(
     form: BotForm, kept: Mapping[str, Any], fields: Sequence[PluginField] = ()
 ) -> tuple[dict[str, Any], list[FieldProblem]]:
@@ -295,39 +308,38 @@ def to_bot(
     problems: list[FieldProblem] = []
     bot = copy.deepcopy(dict(kept))
     bot.pop("id", None)
-    _set(bot, "name", form.name, "")
+    set_field(bot, "name", form.name, "")
     bot["entity"] = form.entity
-    _set(bot, "active", form.active, True)
+    set_field(bot, "active", form.active, True)
     bot["users"] = list(form.users)
-    _set(bot, "strategy", form.strategy, DEFAULT_STRATEGY)
-    _set(bot, "options", _mapping(form.options, "options", problems) or {}, {})
+    set_field(bot, "strategy", form.strategy, DEFAULT_STRATEGY)
+    set_field(bot, "options", _mapping(form.options, "options", problems) or {}, {})
     try:
-        _set(bot, "priority", int(form.priority or "0"), 0)
+        set_field(bot, "priority", int(form.priority or "0"), 0)
     except ValueError:
         problems.append(FieldProblem("priority", f"must be a whole number, not {form.priority!r}"))
-    _set(bot, "fallback", form.fallback or None, None)
+    set_field(bot, "fallback", form.fallback or None, None)
     for spec in fields:
         if spec.key in form.plugins:
-            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
-            _set(bot, spec.key, _plugin_value(spec, form.plugins[spec.key], problems), default)
+            set_plugin_field(bot, spec, form.plugins[spec.key], problems)
 
     trigger = dict(bot.get("trigger") or {})
-    _set(trigger, "events", list(form.events), list(EVENT_KINDS))
+    set_field(trigger, "events", list(form.events), list(EVENT_KINDS))
     processes = [p.strip() for p in form.processes.split(",") if p.strip()]
-    _set(trigger, "processes", processes or None, None)
-    _set(trigger, "where", where_of(form, problems), None)
-    _set(trigger, "owned", form.owned, "leave")
-    _set(bot, "trigger", trigger, {})
+    set_field(trigger, "processes", processes or None, None)
+    set_field(trigger, "where", where_of(form, problems), None)
+    set_field(trigger, "owned", form.owned, "leave")
+    set_field(bot, "trigger", trigger, {})
 
     actions = dict(bot.get("actions") or {})
     related = dict(actions.get("related") or {})
-    _set(related, "persons", form.related_persons, False)
-    _set(related, "company", form.related_company, False)
-    _set(related, "mode", form.related_mode, DEFAULT_MODE)
-    _set(actions, "related", related, {})
+    set_field(related, "persons", form.related_persons, False)
+    set_field(related, "company", form.related_company, False)
+    set_field(related, "mode", form.related_mode, DEFAULT_MODE)
+    set_field(actions, "related", related, {})
     for name, path in TEXTS.items():
-        _set(actions, path.split(".")[1], getattr(form, name) or None, None)
-    _set(bot, "actions", actions, {})
+        set_field(actions, path.split(".")[1], getattr(form, name) or None, None)
+    set_field(bot, "actions", actions, {})
     for key in ("trigger", "actions"):
         if bot.get(key) == {} or bot.get(key) is None:
             bot.pop(key, None)
@@ -335,16 +347,24 @@ def to_bot(
 
 
 def place(
-    problems: Sequence[FieldProblem], index: int, fields: Sequence[PluginField] = ()
+    problems: Sequence[FieldProblem],
+    index: int,
+    fields: Sequence[PluginField] = (),
+    section: str = "bots",
+    form_fields: Mapping[str, str] = FIELDS,
+    whole_path: bool = False,
 ) -> tuple[dict[str, list[str]], list[str]]:
-    """The problems of the bot at ``bots[index]`` by form field, each worded with its path
-    in the bot (``users[0]: unknown user 'ghost'``); the others (another bot's, the
-    account's) as they are, for the top of the form."""
-    names = {**FIELDS, **{spec.key: spec.name for spec in fields}}
+    """The problems of the bot (or the ``section``'s entry) at ``bots[index]`` by form
+    field (``form_fields``, and the plugin ``fields``), each worded with its path in the
+    bot (``users[0]: unknown user 'ghost'``); the others (another bot's, the account's)
+    as they are, for the top of the form. ``whole_path``: each worded with its path in the
+    rulebook instead (``users[1].timezone: ...``)."""
+    names = {**form_fields, **{spec.key: spec.name for spec in fields}}
+    entry_path = re.compile(rf"^{re.escape(section)}\[(\d+)\]\.?")
     by_field: dict[str, list[str]] = {}
     others: list[str] = []
     for problem in problems:
-        found = _BOT_PATH.match(problem.field)
+        found = entry_path.match(problem.field)
         if found is None and problem.field.split(".")[0] in names:  # the form's own, relative already
             rest = problem.field
         elif found is not None and int(found.group(1)) == index:
@@ -360,7 +380,8 @@ def place(
         if name is None:
             others.append(str(problem))
             continue
-        by_field.setdefault(name, []).append(f"{rest}: {problem.message}" if rest else problem.message)
+        shown = str(problem) if whole_path else f"{rest}: {problem.message}" if rest else problem.message
+        by_field.setdefault(name, []).append(shown)
     return by_field, others
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import zoneinfo
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,16 @@ from ..rulebook import FieldProblem, NotFound, RulebookError
 from ..store import RulesVersion
 from ..templates import MAX_NOTE_BYTES
 from ..vocabulary import ENTITIES
-from . import botform, conditionform
+from . import botform, conditionform, userform
 
 #: The biggest bot form: conditions and options typed as YAML, a long pool.
 MAX_BOT_FORM_BYTES = 256 * 1024
 #: The most fields of a bot form (a checkbox per pool user).
 MAX_BOT_FORM_FIELDS = 2000
+#: The biggest user form: a long list of absences typed as YAML.
+MAX_USER_FORM_BYTES = 64 * 1024
+#: The most fields of a user form (its own and the plugins').
+MAX_USER_FORM_FIELDS = 100
 #: The biggest restore, switch or draft form: bytes.
 SMALL_FORM = 8 * 1024
 #: The empty rows the condition builder shows below the condition's, to add to it.
@@ -43,6 +48,8 @@ SPARE_ROWS = 2
 #: The most records one offboarding from the page moves (as the API's request): the page
 #: says how many remain, and the same button moves them.
 MAX_OFFBOARD = 1000
+#: The time zones the user form suggests (any zone ``zoneinfo`` knows is taken).
+ZONES = sorted(zoneinfo.available_timezones())
 #: The versions the history page shows, newest first.
 HISTORY = 50
 #: What the page says instead of a form when the rules come from files.
@@ -141,6 +148,7 @@ def install(app: FastAPI, tools: Tools) -> None:
             "strategies": sorted(engine.catalog.strategies),
             "modes": sorted(engine.catalog.propagation_modes),
             "fields": botform.plugin_fields(engine.catalog),
+            "user_fields": botform.plugin_fields(engine.catalog, "user"),
         }
 
     @app.get("/a/{account}/bots/new", include_in_schema=False)
@@ -347,13 +355,115 @@ def install(app: FastAPI, tools: Tools) -> None:
             engine.refresh_rules()
             # On or off as events see them: an offboarding's switch overrides the rules.
             states = {state.user.id: state for state in engine.users(account)}
+            fields = botform.plugin_fields(engine.catalog, "user")
             rows = [
-                (u, rulebook.naming(book, str(u.get("id"))), states.get(str(u.get("id"))))
+                (
+                    u,
+                    rulebook.naming(book, str(u.get("id"))),
+                    states.get(str(u.get("id"))),
+                    [userform.summary(u.get(f.key), f.keys) for f in fields],
+                )
                 for u in book["users"]
             ]
-            return {"version": version, "rows": rows, "published": _published(engine, account, published)}
+            return {
+                "version": version,
+                "rows": rows,
+                "fields": fields,
+                "published": _published(engine, account, published),
+            }
 
         return page(request, "users.html", account=account, **await call(read))
+
+    # -- The user form.
+
+    def user_form(
+        request: Request,
+        account: str,
+        found: Mapping[str, Any],
+        form: userform.UserForm,
+        new: bool,
+        status: int = 200,
+        **shown: Any,
+    ) -> Response:
+        return page(
+            request,
+            "user_form.html",
+            status,
+            account=account,
+            f=form,
+            new=new,
+            version=found["version"],
+            plugin_fields=found["user_fields"],
+            zones=ZONES,
+            problems=shown.pop("problems", {}),
+            **shown,
+        )
+
+    @app.get("/a/{account}/users/new", include_in_schema=False)
+    async def new_user(request: Request, account: str) -> Response:
+        await editable(request, account)
+        found = await call(lambda engine: read_book(engine, account))
+        return user_form(request, account, found, userform.UserForm(), True)
+
+    @app.get("/a/{account}/users/{user}/edit", include_in_schema=False)
+    async def edit_user(request: Request, account: str, user: str) -> Response:
+        await editable(request, account)
+        found = await call(lambda engine: read_book(engine, account))
+        if not _has(found["book"], user, "users"):
+            raise fail(404, "not found")
+        kept = rulebook.entry(found["book"], "users", user)
+        return user_form(request, account, found, userform.from_user(kept, found["user_fields"]), False)
+
+    async def save_user(request: Request, account: str, user_id: str | None) -> Response:
+        seen, posted = await editable(request, account, MAX_USER_FORM_BYTES, MAX_USER_FORM_FIELDS)
+        found = await call(lambda engine: read_book(engine, account))
+        fields, book, new = found["user_fields"], found["book"], user_id is None
+        form = userform.from_post(posted, user_id, fields)
+        message = (posted.get("message") or [""])[0].strip()
+        read = (posted.get("version") or [""])[0]
+        expected = int(read) if read.isdigit() else -1
+        shown: dict[str, Any] = {"message": message}
+        if expected != found["version"]:
+            shown["stale"] = StaleVersion(account, expected, found["version"])
+            return user_form(request, account, found, form, new, 409, **shown)
+        if new and _has(book, form.id, "users"):
+            taken = {"id": [f"id: a user {form.id!r} exists already: edit it instead"]}
+            return user_form(request, account, found, form, True, 422, problems=taken, **shown)
+        if not new and not _has(book, form.id, "users"):
+            raise fail(404, "not found")
+        kept = {} if new else rulebook.entry(book, "users", form.id)
+        data, problems = userform.to_user(form, kept, fields)
+        if not form.id:
+            problems.append(FieldProblem("id", "a user needs an id (letters, digits, _ . @ -)"))
+        new_book = rulebook.put(book, "users", form.id, data) if form.id else book
+        ids = [u.get("id") for u in new_book["users"]]
+        index = ids.index(form.id) if form.id in ids else len(ids)
+
+        def refused(found_problems: list[FieldProblem]) -> Response:
+            placed, others = botform.place(found_problems, index, fields, "users", userform.FIELDS, True)
+            return user_form(request, account, found, form, new, 422, problems=placed, others=others, **shown)
+
+        if problems:  # the form's own, at their path in the rulebook as the rest are
+            return refused([FieldProblem(f"users[{index}].{p.field}", p.message) for p in problems])
+        said = message or f"user {form.id} {'added' if new else 'saved'} in the page"
+        try:
+            version = await call(
+                lambda engine: engine.publish(account, new_book, expected, author=seen.who, message=said)
+            )
+        except RulebookError as exc:
+            return refused(exc.problems)
+        except StaleVersion as exc:
+            found["version"] = exc.current
+            return user_form(request, account, found, form, new, 409, stale=exc, **shown)
+        return RedirectResponse(_url(account, "users") + f"?published={version}", status_code=303)
+
+    @app.post("/a/{account}/users/new", include_in_schema=False)
+    async def post_new_user(request: Request, account: str) -> Response:
+        return await save_user(request, account, None)
+
+    @app.post("/a/{account}/users/{user}/edit", include_in_schema=False)
+    async def post_edit_user(request: Request, account: str, user: str) -> Response:
+        return await save_user(request, account, user)
 
     @app.get("/a/{account}/users/{user}/active", include_in_schema=False)
     async def user_confirm(request: Request, account: str, user: str, to: str = "off") -> Response:

@@ -318,3 +318,53 @@ def test_hidden_files_such_as_editor_lock_files_are_not_rules(write_rules) -> No
     (folder / ".#team.yaml").symlink_to("root@host.1234:1700000000")  # Emacs' lock file
     rules = load_rulesets(folder, make_plugin_manager().catalog())
     assert sorted(user for _, user in rules.users) == ["anna", "bartek", "celina", "jan", "olga"]
+
+
+@pytest.mark.parametrize("upper", ["\\u1061", "\\uffff"])
+def test_validate_and_run_in_a_real_process_survive_the_class_ranges_that_crashed_durable_rules(
+    tmp_path: Path, upper: str
+) -> None:
+    """`[a-\\u1061]` (4,097 characters) made `salesbot validate` abort (134) and
+    `[a-\\uffff]` segfault (139) inside durable-rules; run in a process of their own, both
+    commands now exit 0, and the pattern matches as a regular expression does."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "default.yaml").write_text(
+        "users: [{id: anna}, {id: bartek}]\n"
+        "bots:\n"
+        f'  - {{id: hot, users: [anna, bartek], trigger: {{where: {{$mt: {{title: "[a-{upper}]+"}}}}}}}}\n',
+        encoding="utf-8",
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"e{n}",
+                    "kind": "created",
+                    "record": {"entity": "deal", "id": f"d{n}", "owners": ["bot:hot"], "title": title},
+                }
+            )
+            + "\n"
+            for n, title in enumerate(["hot", "HOT", "h\u1000t"])
+        ),
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "salesbot_core"]
+    validated = subprocess.run(
+        [*command, "validate", "-r", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert validated.returncode == 0, validated.stderr
+    ran = subprocess.run(
+        [*command, "run", "-r", str(folder), "--db", str(tmp_path / "s.db"), "--json", str(events)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    # "HOT" is below 'a'; U+1000 is inside both ranges.
+    assert json.loads(ran.stdout)["statuses"] == {"assigned": 2, "not_applied": 1}

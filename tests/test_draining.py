@@ -249,8 +249,10 @@ def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0(
             server.wait_for_log("draining: new requests and /readyz answer 503", count=2)
             try:
                 late = httpx.get(f"{server.base}/readyz", timeout=10)
-            except httpx.ConnectError:
-                pass  # refused: nothing listens any more
+            except (httpx.ConnectError, httpx.ReadError):
+                # Refused, or reset: a connection the kernel queued on the listening socket
+                # the supervisor then closed is reset before any worker read a byte of it.
+                pass
             else:
                 not_ready(late, "draining")
             assert not held.done()

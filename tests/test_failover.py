@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +151,15 @@ def serve_through_a_failover(
 
 
 def figures(mode: str, load: Load, lost: int, doubled: int) -> str:
+    """The run's figures, as docs/postgresql.md quotes them. "answered from the log":
+    events acknowledged as already decided although their client sent them once (the
+    commit's answer was lost with the server, or the client's with the service)."""
+    errors = ", ".join(f"{n} x {kind}" for kind, n in sorted(Counter(load.errors).items())) or "none"
+    resolved = sum(ack.duplicate for ack in load.acknowledged.values())
     return (
         f"failover, {mode} replication: {EVENTS} events, {load.requests} requests, lost {lost}, "
-        f"doubled {doubled}, failed {len(load.failed)}, retried errors {len(load.errors)}, "
-        f"p99 {load.p99():.2f} s"
+        f"doubled {doubled}, failed {len(load.failed)}, p99 {load.p99():.2f} s; "
+        f"answered from the log {resolved}; errors the clients retried: {errors}"
     )
 
 
@@ -278,3 +286,85 @@ def test_the_errors_of_a_failover_are_transient_and_the_others_are_not(
     with pytest.raises(TransientStoreError, match="session is read-only") as no_primary:
         PostgresStore(multi_host(standby, primary))
     assert "Connection refused" in str(no_primary.value)
+
+
+#: The server's answer that a COMMIT is done (a CommandComplete message tagged COMMIT).
+COMMITTED = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+
+class CutAfterCommit:
+    """A TCP proxy on loopback in front of a PostgreSQL server that, once ``armed``, lets
+    the next COMMIT reach the server, waits until the server has done it, then cuts the
+    connection instead of passing the answer on: the client cannot know the outcome."""
+
+    def __init__(self, port: int):
+        self._target = ("127.0.0.1", port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"postgresql://postgres@127.0.0.1:{self._listener.getsockname()[1]}/postgres"
+        self.armed = threading.Event()
+        self.cut = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            committing = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, committing), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, committing), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, committing: threading.Event) -> None:
+        with suppress(OSError):
+            while data := client.recv(65536):
+                if self.armed.is_set() and b"COMMIT" in data:
+                    self.armed.clear()
+                    committing.set()
+                server.sendall(data)
+        _close(client, server)
+
+    def _down(self, server: socket.socket, client: socket.socket, committing: threading.Event) -> None:
+        answer = b""
+        with suppress(OSError):
+            while data := server.recv(65536):
+                if committing.is_set():
+                    answer += data  # held back, until the COMMIT is answered
+                    if COMMITTED in answer:
+                        self.cut += 1
+                        break
+                    continue
+                client.sendall(data)
+        _close(client, server)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def _close(*socks: socket.socket) -> None:
+    for sock in socks:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_commit_whose_answer_is_lost_is_found_by_its_event_id_not_decided_again(
+    rulesets: Path, postgres_url: str
+) -> None:
+    """The server commits an event and the connection breaks before the answer arrives
+    (a primary killed at that instant): the engine runs the event again, finds it by its
+    id and answers its first outcome; the rotation moved once."""
+    port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
+    name = postgres_url.rsplit("/", 1)[1]
+    proxy = CutAfterCommit(port)
+    url = proxy.url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with Engine(rulesets, url) as engine:
+            assert engine.handle(deal(0)).owners_after == ["anna"]
+            proxy.armed.set()
+            again = engine.handle(deal(1))
+            assert (proxy.cut, again.owners_after, again.duplicate) == (1, ["bartek"], True)
+            assert engine.handle(deal(2)).owners_after == ["celina"]
+    finally:
+        proxy.close()
+    assert stored_owners(postgres_url) == {"e0": "anna", "e1": "bartek", "e2": "celina"}

@@ -72,14 +72,18 @@ class Cluster:
     def pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.pg_ctl_args(*args), capture_output=True, text=True)
 
-    def run(self, program: str, *args: str) -> None:
-        """Run one of the server's programs (``pg_basebackup``, ``pg_dump``...) as the
-        cluster's owner; raise with its output when it fails."""
+    def shell(self, script: str, **env: str) -> None:
+        """Run ``script`` with bash as the cluster's owner, the server's programs on the
+        PATH and ``env`` in the environment: a command as docs/postgresql.md shows it."""
         done = subprocess.run(
-            [*self.as_postgres, str(self.bindir / program), *args], capture_output=True, text=True
+            [*self.as_postgres, "env", f"PATH={self.bindir}:{os.environ['PATH']}"]
+            + [f"{name}={value}" for name, value in env.items()]
+            + ["bash", "-e", "-c", script],
+            capture_output=True,
+            text=True,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"{program} failed: {done.stderr.strip() or done.stdout.strip()}")
+            raise RuntimeError(f"{script.split()[0]} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def configure(self, settings: str) -> None:
         """Append ``settings`` to the cluster's own configuration (a restart keeps them;
@@ -106,8 +110,9 @@ class Cluster:
         self._run("-m", "fast", "restart")
 
     def promote(self) -> None:
-        """Promote a standby to primary (``pg_ctl promote``); returns once it is one."""
-        self._run("promote")
+        """Promote a standby to primary as docs/postgresql.md says (``PROMOTE``); returns
+        once it is one."""
+        self.shell(PROMOTE, STANDBY_DATA=str(self.data))
 
     def postmaster(self) -> int:
         """The process id of the running server's postmaster."""
@@ -195,20 +200,8 @@ def standby_of(primary: Cluster, settings: str = "") -> Iterator[Cluster]:
     its configuration; started, and stopped and removed at the end as ``private_cluster``
     is."""
     with _throwaway() as standby:
-        where = {
-            "STANDBY_DATA": str(standby.data),
-            "PRIMARY_HOST": "127.0.0.1",
-            "PRIMARY_PORT": str(primary.port),
-        }
-        copy = subprocess.run(
-            [*standby.as_postgres, "env", f"PATH={standby.bindir}:{os.environ['PATH']}"]
-            + [f"{name}={value}" for name, value in where.items()]
-            + ["bash", "-e", "-c", BASEBACKUP],
-            capture_output=True,
-            text=True,
-        )
-        if copy.returncode != 0:
-            raise RuntimeError(f"pg_basebackup failed: {copy.stderr.strip()}")
+        where = {"PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": str(primary.port)}
+        standby.shell(BASEBACKUP, STANDBY_DATA=str(standby.data), **where)
         # The copy brings the primary's own settings (its port among them): ours follow.
         standby.configure(_listen(standby) + settings)
         _start(standby)
@@ -222,6 +215,9 @@ BASEBACKUP = (
     'pg_basebackup --pgdata="$STANDBY_DATA" --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" \\\n'
     "    --username=postgres --wal-method=stream --write-recovery-conf --checkpoint=fast\n"
 )
+#: How the standby becomes the primary (docs/postgresql.md quotes it): it replays what
+#: WAL it has, then takes writes; ``--wait`` returns once it does.
+PROMOTE = 'pg_ctl promote --pgdata="$STANDBY_DATA" --wait\n'
 #: The primary's settings for synchronous replication (docs/postgresql.md quotes them):
 #: a commit is acknowledged once the standby named ``standby1`` has it on disk.
 SYNCHRONOUS = "synchronous_standby_names = 'standby1'\nsynchronous_commit = on\n"

@@ -368,3 +368,12 @@ def test_a_commit_whose_answer_is_lost_is_found_by_its_event_id_not_decided_agai
     finally:
         proxy.close()
     assert stored_owners(postgres_url) == {"e0": "anna", "e1": "bartek", "e2": "celina"}
+
+
+def test_docs_set_replication_up_with_the_very_commands_and_settings_the_tests_run() -> None:
+    page = (ROOT / "docs/postgresql.md").read_text(encoding="utf-8")
+    section = page[
+        page.index("## Failover: a primary and a standby") : page.index("## Backup and restore drill")
+    ]
+    blocks = re.findall(r"```(?:sh|ini)\n(.*?)```", section, re.DOTALL)
+    assert blocks == [pg_server.BASEBACKUP, pg_server.STANDBY, pg_server.SYNCHRONOUS, pg_server.PROMOTE]

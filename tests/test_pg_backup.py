@@ -1,0 +1,150 @@
+"""Backups of a PostgreSQL store, restored for real: docs/postgresql.md's drill (a
+``pg_dump`` of a database that ``salesbot serve`` is writing to, restored into a new
+server) and its point-in-time recovery (a base backup and the WAL archive, recovered to a
+named restore point). Each restored database continues exactly: ``explain`` says what it
+said before, and the next event goes to the exact next user."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pg_server
+import pytest
+from cli_runner import salesbot
+from retrying_clients import Load, run_clients
+from store_queries import rows
+from test_failover import USERS, deal
+from test_observability import Served
+from test_service import bearer
+
+from factories import TEAM
+from salesbot_core import Engine
+from salesbot_core.tokens import create_token
+
+ROOT = Path(__file__).parent.parent
+PAGE = (ROOT / "docs/postgresql.md").read_text(encoding="utf-8")
+RULES = """
+bots:
+  - id: inbound
+    entity: deal
+    users: [anna, bartek, celina]
+    strategy: round_robin
+"""
+#: Events posted while the dump is taken, and how many are in before it starts.
+EVENTS = 600
+DUMP_AFTER = 100
+
+
+def block(heading: str) -> str:
+    """The first shell block under ``heading`` in docs/postgresql.md."""
+    found = re.search(rf"\n{re.escape(heading)}\n.*?```sh\n(.*?)```", PAGE, re.DOTALL)
+    assert found is not None, f"no shell block under {heading!r} in docs/postgresql.md"
+    return found[1]
+
+
+def own_cluster(settings: str = "") -> Iterator[pg_server.Cluster]:
+    try:
+        with pg_server.private_cluster(settings) as cluster:
+            yield cluster
+    except pg_server.NoServer as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
+        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
+
+
+@pytest.fixture
+def old_server() -> Iterator[pg_server.Cluster]:
+    yield from own_cluster()
+
+
+@pytest.fixture
+def new_server() -> Iterator[pg_server.Cluster]:
+    yield from own_cluster()
+
+
+@pytest.fixture
+def rulesets(write_rules: Callable[..., Path]) -> Path:
+    return write_rules(**{"team.yaml": TEAM, "bots.yaml": RULES})
+
+
+def database(cluster: pg_server.Cluster, name: str) -> str:
+    """A new database ``name`` on ``cluster``; its URL."""
+    import psycopg
+
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def shell(script: str, cwd: Path, cluster: pg_server.Cluster, **env: str) -> str:
+    """Run ``script`` with bash as the docs page shows it: PostgreSQL's client programs
+    and ``salesbot`` on the PATH; its output."""
+    path = os.pathsep.join([str(cluster.bindir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=cwd,
+        env={**os.environ, "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def continues_exactly(restored: str, rulesets: Path) -> None:
+    """The restored database is one moment of the old one, and goes on from it: its
+    rotation state names the user of its last assignment, and the next event goes to the
+    user after that one."""
+    ((decided,),) = rows(restored, "SELECT COUNT(*) FROM outcomes")
+    ((last,),) = rows(restored, 'SELECT "user" FROM assignments ORDER BY seq DESC LIMIT 1')
+    ((state,),) = rows(restored, "SELECT state FROM strategy_state WHERE bot = 'inbound'")
+    assert (last, f'"last": "{last}"' in state) == (USERS[(decided - 1) % 3], True), state
+    with Engine(rulesets, restored) as engine:
+        assert engine.handle(deal(10_000)).owners_after == [USERS[decided % 3]]
+
+
+@pytest.mark.slow
+def test_a_dump_of_a_running_database_restored_into_a_new_server_continues_exactly(
+    rulesets: Path, tmp_path: Path, old_server: pg_server.Cluster, new_server: pg_server.Cluster
+) -> None:
+    """docs/postgresql.md's drill, run as written while 8 clients post events through
+    ``salesbot serve``: the dump is one moment of the database, ``explain`` of a record on
+    the new server prints what it printed on the old one, and the next event goes to the
+    exact next user."""
+    old = database(old_server, "crm")
+    new = new_server.url.rsplit("/", 1)[0] + "/crm"
+    with Engine(rulesets, old) as engine:
+        auth = bearer(create_token(engine.store, "default", "crm", ["events"]))
+    drill = block("## Backup and restore drill")
+    printed: list[str] = []
+
+    def dump_meanwhile(load: Load) -> None:
+        while load.count() < DUMP_AFTER:
+            time.sleep(0.01)
+        env = {"SALESBOT_DB": old, "NEW_SERVER": new_server.url, "NEW_DB": new}
+        printed.append(shell(drill, tmp_path, new_server, **env))
+
+    server = Served(rulesets, old, tmp_path, "--workers", "2")
+    try:
+        server.wait_ready()
+        events = [deal(n) for n in range(EVENTS)]
+        load = run_clients(server.base, auth, events, meanwhile=dump_meanwhile)
+    finally:
+        server.stop()
+    assert len(load.acknowledged) == EVENTS and load.failed == []
+    before = salesbot("explain", "deal", "d42", "-r", str(rulesets), "--db", old)
+    ((owner,),) = rows(
+        old, "SELECT a.\"user\" FROM assignments a JOIN outcomes o ON o.seq = a.seq WHERE o.event_id = 'e42'"
+    )
+    assert before.exit_code == 0 and owner in before.stdout, before.stderr
+    assert printed == [before.stdout]
+    ((dumped,),) = rows(new, "SELECT COUNT(*) FROM outcomes")
+    print(f"restore drill: {dumped} of {EVENTS} events were in the dump")
+    continues_exactly(new, rulesets)

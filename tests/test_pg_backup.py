@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -148,3 +149,55 @@ def test_a_dump_of_a_running_database_restored_into_a_new_server_continues_exact
     ((dumped,),) = rows(new, "SELECT COUNT(*) FROM outcomes")
     print(f"restore drill: {dumped} of {EVENTS} events were in the dump")
     continues_exactly(new, rulesets)
+
+
+#: Where docs/postgresql.md keeps the WAL archive; the test keeps it in a folder of its own.
+DOCS_ARCHIVE = "/var/lib/postgresql/wal-archive"
+
+
+def after(marker: str, kind: str) -> str:
+    """The first ``kind`` block after ``marker`` in docs/postgresql.md."""
+    found = re.search(rf"```{kind}\n(.*?)```", PAGE[PAGE.index(marker) :], re.DOTALL)
+    assert found is not None, f"no {kind} block after {marker!r} in docs/postgresql.md"
+    return found[1]
+
+
+@pytest.mark.slow
+def test_point_in_time_recovery_to_a_restore_point_holds_what_came_before_it_and_continues(
+    rulesets: Path, tmp_path: Path
+) -> None:
+    """docs/postgresql.md's point-in-time recovery, as written: archiving on, a base
+    backup, 100 events, a restore point, 50 more; recovered from the base backup and the
+    archive, the database holds exactly the first 100, and goes on from the 100th."""
+    marker = "**Point-in-time recovery.**"
+    with pg_server._throwaway() as restored_into:  # the recovered server's work directory
+        archive = restored_into.workdir / "wal-archive"
+        archive.mkdir()
+        if restored_into.as_postgres:  # the server archives as its owner
+            shutil.chown(archive, "postgres")
+        settings = after(marker, "ini").replace(DOCS_ARCHIVE, str(archive))
+        for server in own_cluster(settings):
+            base = server.workdir / "base"
+            env = {"PGHOST": "127.0.0.1", "PGPORT": str(server.port), "PGUSER": "postgres"}
+            server.shell(
+                'pg_basebackup --pgdata="$BASE" --wal-method=stream --checkpoint=fast', BASE=str(base), **env
+            )
+            crm = database(server, "crm")
+            with Engine(rulesets, crm) as engine:
+                for n in range(100):
+                    engine.handle(deal(n))
+                rows(crm, "SELECT pg_create_restore_point('before-import')")
+                for n in range(100, 150):
+                    engine.handle(deal(n))
+            server.stop()  # archives what WAL is left: the restore point's segment and after
+            recovery = after(marker, "sh").replace(DOCS_ARCHIVE, str(archive))
+            restored_into.shell(recovery, BASE=str(base), RESTORED=str(restored_into.data))
+            # The copy keeps the old server's port: the old server is gone, as the page says.
+            recovered = crm
+            deadline = time.monotonic() + 60
+            while rows(server.url, "SELECT pg_is_in_recovery()") != [(False,)]:
+                assert time.monotonic() < deadline, "not recovered in 60 s"
+                time.sleep(0.1)
+            decided = {event_id for (event_id,) in rows(recovered, "SELECT event_id FROM outcomes")}
+            assert decided == {f"e{n}" for n in range(100)}
+            continues_exactly(recovered, rulesets)

@@ -38,7 +38,8 @@ class Load:
     acknowledged: dict[str, Acknowledged] = field(default_factory=dict)
     #: Events given up on (``GIVE_UP_AFTER``), and answers that may not be retried.
     failed: list[str] = field(default_factory=list)
-    #: Every retryable error: "503 Retry-After: 5", or the connection error's class.
+    #: Every retryable error: "503 Retry-After: 5 (store-unavailable)" (the problem's
+    #: type), or the connection error's class.
     errors: list[str] = field(default_factory=list)
     requests: int = 0
     #: Set when the run is called off (what ran meanwhile failed): clients stop at once.
@@ -96,7 +97,8 @@ def post_until_acknowledged(
                     break
                 retry_after = answer.headers.get("retry-after")
                 if answer.status_code == 503 and retry_after is not None:
-                    load._add(event["id"], error=f"503 Retry-After: {retry_after}")
+                    kind = str(answer.json().get("type", "")).rpartition(":")[2]
+                    load._add(event["id"], error=f"503 Retry-After: {retry_after} ({kind})")
                     time.sleep(float(retry_after))
                     continue
                 load._add(event["id"], failed=f"{answer.status_code} {answer.text}")

@@ -175,7 +175,7 @@ def doubled(load: Load, stored: dict[str, str]) -> list[str]:
 def only_retryable(errors: list[str]) -> list[str]:
     """The errors that a client may not simply retry (not a 503 with Retry-After, nor a
     connection error)."""
-    return [e for e in errors if not re.fullmatch(r"503 Retry-After: \d+|\w*(Error|Timeout)", e)]
+    return [e for e in errors if not re.fullmatch(r"503 Retry-After: \d+ \(.*\)|\w*(Error|Timeout)", e)]
 
 
 @pytest.mark.slow

@@ -6,6 +6,10 @@ user when run as root, since ``initdb`` refuses root), on a free loopback port, 
 it at the end of the session, or as soon as the test process is gone (a watchdog process
 does: a killed test run leaves no server running). Only when neither is possible do
 PostgreSQL tests skip, and they say why; under CI they fail instead.
+
+The failover and backup tests start clusters of their own the same way: a primary and a
+streaming standby (``replicated``), made with the very commands and settings that
+docs/postgresql.md shows (``BASEBACKUP``, ``STANDBY``, ``SYNCHRONOUS``, ``PROMOTE``).
 """
 
 from __future__ import annotations

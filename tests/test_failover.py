@@ -292,13 +292,15 @@ def test_the_errors_of_a_failover_are_transient_and_the_others_are_not(
 COMMITTED = b"C\x00\x00\x00\x0bCOMMIT\x00"
 
 
-class CutAfterCommit:
-    """A TCP proxy on loopback in front of a PostgreSQL server that, once ``armed``, lets
-    the next COMMIT reach the server, waits until the server has done it, then cuts the
-    connection instead of passing the answer on: the client cannot know the outcome."""
+class Relay:
+    """A TCP proxy on loopback in front of a PostgreSQL server, as a service address (a
+    virtual IP, a DNS name, a connection pooler) is. ``port``: the server new connections
+    go to; it may be changed, as an address moves to another server. Once ``armed``, it
+    lets the next COMMIT reach the server, waits until the server has done it, then cuts
+    the connection instead of passing the answer on: the client cannot know the outcome."""
 
     def __init__(self, port: int):
-        self._target = ("127.0.0.1", port)
+        self.port = port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"postgresql://postgres@127.0.0.1:{self._listener.getsockname()[1]}/postgres"
         self.armed = threading.Event()
@@ -311,7 +313,7 @@ class CutAfterCommit:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self._target)
+            server = socket.create_connection(("127.0.0.1", self.port))
             committing = threading.Event()
             threading.Thread(target=self._up, args=(client, server, committing), daemon=True).start()
             threading.Thread(target=self._down, args=(server, client, committing), daemon=True).start()
@@ -356,7 +358,7 @@ def test_a_commit_whose_answer_is_lost_is_found_by_its_event_id_not_decided_agai
     id and answers its first outcome; the rotation moved once."""
     port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
     name = postgres_url.rsplit("/", 1)[1]
-    proxy = CutAfterCommit(port)
+    proxy = Relay(port)
     url = proxy.url.rsplit("/", 1)[0] + f"/{name}"
     try:
         with Engine(rulesets, url) as engine:
@@ -377,3 +379,24 @@ def test_docs_set_replication_up_with_the_very_commands_and_settings_the_tests_r
     ]
     blocks = re.findall(r"```(?:sh|ini)\n(.*?)```", section, re.DOTALL)
     assert blocks == [pg_server.BASEBACKUP, pg_server.STANDBY, pg_server.SYNCHRONOUS, pg_server.PROMOTE]
+
+
+@pytest.mark.slow
+def test_a_pool_on_a_standby_is_replaced_when_a_write_finds_it_read_only(
+    rulesets: Path, asynchronous_pair: tuple[pg_server.Cluster, pg_server.Cluster]
+) -> None:
+    """The store's address led to the standby, then moves to the primary (a URL without
+    ``target_session_attrs``, behind an address that moves): the first write fails as
+    read-only, every pooled session is replaced, and the retry runs on the primary."""
+    primary, standby = asynchronous_pair
+    Engine(rulesets, primary.url).close()
+    replayed(primary, standby)
+    address = Relay(standby.port)
+    try:
+        with Engine(rulesets, address.url) as engine:  # opens on the standby: reading is enough
+            assert engine.store.get_record("default", "deal", "d0") is None  # a pooled session there
+            address.port = primary.port
+            assert engine.handle(deal(0)).owners_after == ["anna"]
+    finally:
+        address.close()
+    assert stored_owners(primary.url) == {"e0": "anna"}

@@ -60,8 +60,12 @@ DIALECT = Dialect(
 )
 
 #: Seconds to wait for a pooled connection, and to keep trying to reconnect after the
-#: server went away, before giving up (then the engine's retries take over).
-POOL_TIMEOUT = 30
+#: server went away, before giving up (then the engine's retries take over). Short: the
+#: wait is per attempt, and an event tries 12 times (``salesbot_core.retrying``). With
+#: 30 s, an event went on for 340 s while no primary was there, and a client waited all
+#: that time for its 503; with 2 s it is about 40 s. A worker's engine runs one call at
+#: a time, so a pooled connection is never long awaited while the server is up.
+POOL_TIMEOUT = 2
 RECONNECT_TIMEOUT = 300
 #: SQLSTATE read_only_sql_transaction: a write reached a standby (or a read-only session).
 READ_ONLY = "25006"

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pg_server
 import pytest
@@ -299,10 +300,14 @@ class Relay:
     lets the next COMMIT reach the server, waits until the server has done it, then cuts
     the connection instead of passing the answer on: the client cannot know the outcome."""
 
-    def __init__(self, port: int):
-        self.port = port
+    def __init__(self, url: str):
+        """In front of the server of ``url``; ``self.url`` is ``url`` through the relay."""
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 5432
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"postgresql://postgres@127.0.0.1:{self._listener.getsockname()[1]}/postgres"
+        credentials = parts.netloc.rpartition("@")[0]
+        here = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.url = urlunsplit(parts._replace(netloc=f"{credentials}@{here}" if credentials else here))
         self.armed = threading.Event()
         self.cut = 0
         threading.Thread(target=self._accept, daemon=True).start()
@@ -313,7 +318,7 @@ class Relay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(("127.0.0.1", self.port))
+            server = socket.create_connection((self.host, self.port))
             committing = threading.Event()
             threading.Thread(target=self._up, args=(client, server, committing), daemon=True).start()
             threading.Thread(target=self._down, args=(server, client, committing), daemon=True).start()
@@ -356,12 +361,9 @@ def test_a_commit_whose_answer_is_lost_is_found_by_its_event_id_not_decided_agai
     """The server commits an event and the connection breaks before the answer arrives
     (a primary killed at that instant): the engine runs the event again, finds it by its
     id and answers its first outcome; the rotation moved once."""
-    port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
-    name = postgres_url.rsplit("/", 1)[1]
-    proxy = Relay(port)
-    url = proxy.url.rsplit("/", 1)[0] + f"/{name}"
+    proxy = Relay(postgres_url)
     try:
-        with Engine(rulesets, url) as engine:
+        with Engine(rulesets, proxy.url) as engine:
             assert engine.handle(deal(0)).owners_after == ["anna"]
             proxy.armed.set()
             again = engine.handle(deal(1))
@@ -391,7 +393,7 @@ def test_a_pool_on_a_standby_is_replaced_when_a_write_finds_it_read_only(
     primary, standby = asynchronous_pair
     Engine(rulesets, primary.url).close()
     replayed(primary, standby)
-    address = Relay(standby.port)
+    address = Relay(standby.url)
     try:
         with Engine(rulesets, address.url) as engine:  # opens on the standby: reading is enough
             assert engine.store.get_record("default", "deal", "d0") is None  # a pooled session there

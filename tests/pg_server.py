@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -122,9 +123,27 @@ class Cluster:
         """The process id of the running server's postmaster."""
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
+    def kill(self) -> None:
+        """Kill the server's postmaster (SIGKILL: no shutdown, nothing more sent to a
+        standby); returns once it is gone, its port closed. Its backends end on their own
+        a moment later."""
+        pid = self.postmaster()
+        os.kill(pid, signal.SIGKILL)
+        while running(pid):
+            time.sleep(0.01)
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie no longer does)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
 
 @contextmanager
-def _throwaway() -> Iterator[Cluster]:
+def throwaway() -> Iterator[Cluster]:
     """A cluster-to-be: a work directory the server's owner can reach, a free port, and a
     watchdog that stops whatever server runs there and removes the directory at the end,
     also when the test process is killed (see ``watch``). The data directory is the
@@ -179,7 +198,7 @@ def private_cluster(settings: str = "") -> Iterator[Cluster]:
     restarts the server must not restart everyone's), stopped and removed at the end, also
     when the test process is killed (see ``watch``). ``settings``: more lines of its
     configuration."""
-    with _throwaway() as cluster:
+    with throwaway() as cluster:
         init = subprocess.run(
             [*cluster.as_postgres, str(cluster.bindir / "initdb"), "-D", str(cluster.data), *INITDB],
             capture_output=True,
@@ -203,7 +222,7 @@ def standby_of(primary: Cluster, settings: str = "") -> Iterator[Cluster]:
     docs/postgresql.md shows (``BASEBACKUP``, run as written), then ``settings`` added to
     its configuration; started, and stopped and removed at the end as ``private_cluster``
     is."""
-    with _throwaway() as standby:
+    with throwaway() as standby:
         where = {"PRIMARY_HOST": "127.0.0.1", "PRIMARY_PORT": str(primary.port)}
         standby.shell(BASEBACKUP, STANDBY_DATA=str(standby.data), **where)
         # The copy brings the primary's own settings (its port among them): ours follow.

@@ -20,7 +20,7 @@ import pytest
 from cli_runner import salesbot
 from retrying_clients import Load, run_clients
 from store_queries import rows
-from test_failover import USERS, deal
+from test_failover import RULES, USERS, deal, owned
 from test_observability import Served
 from test_service import bearer
 
@@ -30,43 +30,19 @@ from salesbot_core.tokens import create_token
 
 ROOT = Path(__file__).parent.parent
 PAGE = (ROOT / "docs/postgresql.md").read_text(encoding="utf-8")
-RULES = """
-bots:
-  - id: inbound
-    entity: deal
-    users: [anna, bartek, celina]
-    strategy: round_robin
-"""
 #: Events posted while the dump is taken, and how many are in before it starts.
 EVENTS = 600
 DUMP_AFTER = 100
 
 
-def block(heading: str) -> str:
-    """The first shell block under ``heading`` in docs/postgresql.md."""
-    found = re.search(rf"\n{re.escape(heading)}\n.*?```sh\n(.*?)```", PAGE, re.DOTALL)
-    assert found is not None, f"no shell block under {heading!r} in docs/postgresql.md"
-    return found[1]
-
-
-def own_cluster(settings: str = "") -> Iterator[pg_server.Cluster]:
-    try:
-        with pg_server.private_cluster(settings) as cluster:
-            yield cluster
-    except pg_server.NoServer as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
-        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
-
-
 @pytest.fixture
 def old_server() -> Iterator[pg_server.Cluster]:
-    yield from own_cluster()
+    yield from owned(pg_server.private_cluster())
 
 
 @pytest.fixture
 def new_server() -> Iterator[pg_server.Cluster]:
-    yield from own_cluster()
+    yield from owned(pg_server.private_cluster())
 
 
 @pytest.fixture
@@ -123,7 +99,7 @@ def test_a_dump_of_a_running_database_restored_into_a_new_server_continues_exact
     new = new_server.url.rsplit("/", 1)[0] + "/crm"
     with Engine(rulesets, old) as engine:
         auth = bearer(create_token(engine.store, "default", "crm", ["events"]))
-    drill = block("## Backup and restore drill")
+    drill = after("## Backup and restore drill", "sh")
     printed: list[str] = []
 
     def dump_meanwhile(load: Load) -> None:
@@ -170,13 +146,13 @@ def test_point_in_time_recovery_to_a_restore_point_holds_what_came_before_it_and
     backup, 100 events, a restore point, 50 more; recovered from the base backup and the
     archive, the database holds exactly the first 100, and goes on from the 100th."""
     marker = "**Point-in-time recovery.**"
-    with pg_server._throwaway() as restored_into:  # the recovered server's work directory
+    with pg_server.throwaway() as restored_into:  # the recovered server's work directory
         archive = restored_into.workdir / "wal-archive"
         archive.mkdir()
         if restored_into.as_postgres:  # the server archives as its owner
             shutil.chown(archive, "postgres")
         settings = after(marker, "ini").replace(DOCS_ARCHIVE, str(archive))
-        for server in own_cluster(settings):
+        for server in owned(pg_server.private_cluster(settings)):
             base = server.workdir / "base"
             env = {"PGHOST": "127.0.0.1", "PGPORT": str(server.port), "PGUSER": "postgres"}
             server.shell(

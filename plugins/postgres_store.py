@@ -19,9 +19,18 @@ What makes concurrent workers exact:
   rotation states in bot-id order, then the usage of each capped pool user in user-id
   order. Two events thus rarely wait for each other in a cycle;
 - every driver error becomes a ``StoreError``; a deadlock, a serialization failure, a lost
-  connection or a server shutting down or starting up becomes a ``TransientStoreError``,
-  and the engine runs the event again (with backoff, see ``salesbot_core.engine``); the
-  pool checks each connection it hands out, so the dead ones of a restart are replaced.
+  connection, a server shutting down or starting up, or a write that reached a standby
+  becomes a ``TransientStoreError``, and the engine runs the event again (with backoff,
+  see ``salesbot_core.retrying``); the pool is checked then, so the dead connections of
+  a restart are replaced, and those on a standby dropped.
+
+Failover: the URL may name several hosts, libpq's way
+(``postgresql://h1:5432,h2:5432/crm?target_session_attrs=read-write``); each new
+connection tries them in turn and keeps the first that is a primary. After the primary is
+lost and a standby promoted, the retries above reconnect to it. A commit whose answer was
+lost with the server is retried like any other transaction: if it did commit (and
+reached the promoted standby) the event is found by its id and its first outcome
+answered; if not, it is decided then, once.
 """
 
 from __future__ import annotations
@@ -51,9 +60,15 @@ DIALECT = Dialect(
 )
 
 #: Seconds to wait for a pooled connection, and to keep trying to reconnect after the
-#: server went away, before giving up (then the engine's retries take over).
-POOL_TIMEOUT = 30
+#: server went away, before giving up (then the engine's retries take over). Short: the
+#: wait is per attempt, and an event tries 12 times (``salesbot_core.retrying``). With
+#: 30 s, an event went on for 340 s while no primary was there, and a client waited all
+#: that time for its 503; with 2 s it is about 40 s. A worker's engine runs one call at
+#: a time, so a pooled connection is never long awaited while the server is up.
+POOL_TIMEOUT = 2
 RECONNECT_TIMEOUT = 300
+#: SQLSTATE read_only_sql_transaction: a write reached a standby (or a read-only session).
+READ_ONLY = "25006"
 #: Any constant: the advisory lock that serialises schema creation between workers.
 SCHEMA_LOCK = 7_264_011
 #: The last version PostgreSQL numbered on its own history, one behind the shared one
@@ -137,6 +152,7 @@ class PostgresStore(SqlStore):
             ) from None
         self._psycopg = psycopg
         self.url = url
+        self._writable = not (readonly or dry_run)
         self._retention_days = retention_days()
         self._dry_run_schema = False
         try:
@@ -178,10 +194,17 @@ class PostgresStore(SqlStore):
             with self._pool.connection() as conn:
                 yield conn
         except self._psycopg.Error as exc:
-            kind = TransientStoreError if _transient(exc, self._psycopg) else StoreError
-            if kind is TransientStoreError and (getattr(exc, "sqlstate", None) or "08")[:2] != "40":
-                # The connection broke (a restart, a network cut): the idle ones in the
-                # pool likely did too; drop them now rather than fail one retry on each.
+            kind = TransientStoreError if _transient(exc, self._psycopg, self._writable) else StoreError
+            state = getattr(exc, "sqlstate", None) or "08"
+            if kind is TransientStoreError and state == READ_ONLY:
+                # Connected to a standby (a host name that now points at one, a URL without
+                # target_session_attrs): every pooled session likely is; replace them all,
+                # and new ones look for the primary again.
+                self._pool.drain()
+            elif kind is TransientStoreError and state[:2] != "40":
+                # The connection broke (a restart, a failover, a network cut): the idle
+                # ones in the pool likely did too; drop them now rather than fail one
+                # retry on each.
                 self._pool.check()
             message = str(exc).strip() or type(exc).__name__
             raise kind(f"PostgreSQL store {_safe(self.url)!r}: {message}") from exc
@@ -228,14 +251,19 @@ class PostgresStore(SqlStore):
         self._pool.close()
 
 
-def _transient(exc: Exception, psycopg: Any) -> bool:
+def _transient(exc: Exception, psycopg: Any, writable: bool = True) -> bool:
     """Whether running the transaction again may succeed: the server aborted it to resolve
     a race (class 40: deadlock, serialization failure), the connection broke (class 08,
-    or no SQLSTATE at all: the client lost the server, the pool timed out waiting), or
-    the server is shutting down or starting up (57P01-57P03)."""
+    or no SQLSTATE at all: the client lost the server, no host of a multi-host URL is a
+    primary yet, the pool timed out waiting), the server is shutting down or starting up
+    (57P01-57P03), or a writing store reached a standby (25006: a write in a read-only
+    transaction; during a failover, until the standby is promoted or the connection
+    finds the new primary). A read-only store never writes: there, 25006 is a bug."""
     state = getattr(exc, "sqlstate", None)
     if state is None:
         return isinstance(exc, psycopg.OperationalError)
+    if state == READ_ONLY:
+        return writable
     return state[:2] in ("08", "40") or state in ("57P01", "57P02", "57P03")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pg_server
 import pytest
+from pg_server import running
 
 HOLDS_A_CLUSTER = """
 import time
@@ -25,15 +26,6 @@ def test_holds_a_cluster():
         print("data:", cluster.data, flush=True)
         time.sleep(600)
 """
-
-
-def running(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie no longer does)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 @pytest.mark.slow

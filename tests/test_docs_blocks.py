@@ -84,6 +84,18 @@ RUN_ELSEWHERE = {
     ("docs/operations.md", 'salesbot serve --rulesets rulesets --db "$SALESBOT_DB" --host 127.0.0.1 '): (
         "test_rolling_restart.py::test_a_rolling_restart_behind_haproxy_fails_no_request_and_decides_each_event_once"
     ),
+    ("docs/postgresql.md", 'pg_basebackup --pgdata="$STANDBY_DATA" --host="$PRIMARY_HOST" --port="$P'): (
+        "test_failover.py::test_docs_set_replication_up_with_the_very_commands_and_settings_the_tests_run"
+    ),
+    ("docs/postgresql.md", 'pg_ctl promote --pgdata="$STANDBY_DATA" --wait'): (
+        "test_failover.py::test_docs_set_replication_up_with_the_very_commands_and_settings_the_tests_run"
+    ),
+    ("docs/postgresql.md", 'pg_dump --format=custom --file=crm.dump "$SALESBOT_DB"'): (
+        "test_pg_backup.py::test_a_dump_of_a_running_database_restored_into_a_new_server_continues_exactly"
+    ),
+    ("docs/postgresql.md", 'cp -a "$BASE" "$RESTORED"'): (
+        "test_pg_backup.py::test_point_in_time_recovery_to_a_restore_point_holds_what_came_before_it_and_continues"
+    ),
     ("docs/upgrading.md", "# the database's version, as the running salesbot wrote it (SQLite's use"): (
         "test_upgrading_docs.py::test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves"
     ),

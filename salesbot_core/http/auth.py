@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ..engine import Engine
 from ..models import Token
+from ..retrying import retrying
 from ..tokens import authenticate, covers
 from ..vocabulary import ADMIN_ACCOUNT
 from .common import (
@@ -71,7 +72,9 @@ def _bearer(request: Request) -> str:
 
 def _live_token(engine: Engine, secret: str) -> Token:
     """The live token whose secret is ``secret``: a 401 if it is unknown or revoked."""
-    token = authenticate(engine.store, secret)
+    # Retried as the event's own transaction is: a read that meets a failover or a server
+    # restart would otherwise turn a request that would ride it out into a 503.
+    token = retrying(lambda: authenticate(engine.store, secret))
     if token is None:
         raise Problem(401, "the token is unknown or revoked", "unauthorized", None, _CHALLENGE)
     return token
@@ -120,7 +123,7 @@ class Api:
         self.token(engine, caller)
         if not caller.signed:
             return []
-        stored = engine.store.signing_secrets(caller.account)
+        stored = retrying(lambda: engine.store.signing_secrets(caller.account))
         return [*stored, *environment_secrets(self._signing_env, caller.account)]
 
     def __call__(

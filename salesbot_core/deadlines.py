@@ -14,11 +14,12 @@ from functools import partial
 from typing import Any
 
 from .decision import Reassign
+from .errors import EventError
 from .models import BOT_PREFIX, LIST_PREFIX, DueItem, Event, Outcome, record_from_dict, utc_iso
 from .registry import Registry
 from .retrying import retrying
 from .rulesets import Rules
-from .store import Store, Transaction
+from .store import Store, Transaction, each_in
 
 
 class Deadlines:
@@ -51,7 +52,7 @@ class Deadlines:
         *,
         batch_size: int = 100,
         stop: Callable[[], bool] | None = None,
-    ) -> list[Outcome]:
+    ) -> list[Outcome | EventError]:
         """Hand on every record whose deadline has passed at ``now`` (default: the clock).
 
         Each due item is taken, decided (``salesbot_sla_missed``: a new pick through the
@@ -61,31 +62,35 @@ class Deadlines:
         of its open batch due for the next. Returns the outcomes of records that had one
         (an item whose record is closed, gone, or already with someone else is dropped).
 
+        The items of a transaction are group committed (``store.each_in``): each is
+        decided under a savepoint of its own, so an item the event path refuses (its
+        record's owners no longer in the rules published since, say) undoes only its own
+        hand-on, is cleared all the same (never retried for ever), and its
+        ``EventError`` is its result in the list; the others are handed on.
+
         When ``stop()`` turns true (a draining ``salesbot serve``), the tick ends after
         the batch it is running; the items left stay due for the next tick, of any worker.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         moment = _aware_utc(now or datetime.now(UTC))
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome | EventError] = []
         while True:
             taken, batch = retrying(partial(self._tick_batch, moment, batch_size))
-            self._observe(batch)
+            self._observe([r for r in batch if isinstance(r, Outcome)])
             outcomes += batch
             if taken < batch_size or (stop is not None and stop()):
                 return outcomes
 
-    def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome]]:
-        """One transaction of ``tick``: how many items it took, and the outcomes."""
-        outcomes: list[Outcome] = []
+    def _tick_batch(self, now: datetime, batch_size: int) -> tuple[int, list[Outcome | EventError]]:
+        """One transaction of ``tick``: how many items it took, and the results."""
         with self.store.transaction() as tx:
             items = tx.claim_due(utc_iso(now), batch_size)
             for due in items:
+                # Outside the item's savepoint: a refused item is not taken again.
                 tx.clear_due(due.account, due.entity, due.record_id)
-                outcome = self._missed(tx, due, now)
-                if outcome is not None:
-                    outcomes.append(outcome)
-        return len(items), outcomes
+            results = each_in(tx, items, lambda due: self._missed(tx, due, now))
+        return len(items), [r for r in results if r is not None]
 
     def _missed(self, tx: Transaction, due: DueItem, now: datetime) -> Outcome | None:
         """Hand on one record whose deadline passed, inside ``tick``'s transaction."""

@@ -64,7 +64,7 @@ from .reloading import RulesStatus
 from .retrying import retrying
 from .rulesets import Rules, folder_fingerprint, folder_stats, load_rulesets, scan_folder
 from .safetext import excerpt
-from .store import Store, Transaction, kept_payload, queue_deliveries
+from .store import Store, Transaction, each_in, kept_payload, queue_deliveries
 from .strategy import Context, RecordT
 from .vocabulary import DEFAULT_RULESETS as DEFAULT_RULESETS
 from .vocabulary import DEFAULT_STORE as DEFAULT_STORE
@@ -316,21 +316,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         if len(valid) <= 1:
             return [item if isinstance(item, EventError) else self._handle_or_error(item) for item in checked]
 
-        def attempt() -> list[Outcome | EventError]:
-            decided: list[Outcome | EventError] = []
-            with self.store.transaction() as tx:
-                for item in checked:
-                    if isinstance(item, EventError):
-                        decided.append(item)
-                        continue
-                    try:
-                        with tx.savepoint():
-                            decided.append(self._handle_in(tx, item, False))
-                    except EventError as exc:
-                        decided.append(exc)
-            return decided
-
-        results = retrying(attempt)
+        results = retrying(partial(self._handle_batch, checked))
         self._observe([r for r in results if isinstance(r, Outcome)])
         return results
 
@@ -523,15 +509,19 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
 
     def handle_many(
         self, events: Iterable[Event | Mapping[str, Any]], *, batch_size: int = 1
-    ) -> list[Outcome]:
+    ) -> list[Outcome | EventError]:
         """Process several events (a list operation, a batch of webhooks) in one call.
 
         All events are validated first: if any is invalid, ``EventError`` lists every bad
         one and nothing is processed. Each record still gets its own pick, in order.
-        ``batch_size`` events share one transaction: 1 (the default) commits each event
-        on its own, so a crash loses at most the event in flight; a larger batch (a list
-        operation over 100,000 records) commits far less often, and a crash or an error
-        then rolls back the whole batch in flight, never part of an event.
+        ``batch_size`` events share one transaction (group commit): 1 (the default)
+        commits each event on its own, so a crash loses at most the event in flight; a
+        larger batch (a list operation over 100,000 records) commits far less often, and a
+        crash or a store error then rolls back the whole batch in flight, never part of an
+        event. Each event of a batch runs under a savepoint of its own: one refused inside
+        the transaction (an ``IdempotencyConflict``, an owner gone from rules published
+        since) undoes only itself. Returns, for each event in order, its outcome or the
+        ``EventError`` that refused it.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -544,12 +534,12 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                 errors.append(str(exc))
         if errors:
             raise EventError("\n".join(errors))
-        outcomes: list[Outcome] = []
+        results: list[Outcome | EventError] = []
         for start in range(0, len(valid), batch_size):
             batch = retrying(partial(self._handle_batch, valid[start : start + batch_size]))
-            self._observe(batch)
-            outcomes += batch
-        return outcomes
+            self._observe([r for r in batch if isinstance(r, Outcome)])
+            results += batch
+        return results
 
     def simulate(
         self, events: Iterable[Event | Mapping[str, Any]], *, route: bool | Sequence[bool] = False
@@ -582,10 +572,15 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
 
         return retrying(attempt)
 
-    def _handle_batch(self, events: list[Event]) -> list[Outcome]:
-        """Valid events in one transaction: all committed, or none."""
+    def _handle_batch(self, events: Sequence[Event | EventError]) -> list[Outcome | EventError]:
+        """Events in one transaction, each under its savepoint (``each_in``); an
+        ``EventError`` given in place of an event (refused when validated) is its result."""
         with self.store.transaction() as tx:
-            return [self._handle_in(tx, event, False) for event in events]
+            return each_in(
+                tx,
+                events,
+                lambda event: event if isinstance(event, EventError) else self._handle_in(tx, event, False),
+            )
 
     def _observe(self, outcomes: list[Outcome]) -> None:
         """Tell the observers about committed outcomes (not about duplicates)."""

@@ -17,11 +17,11 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from pydantic import TypeAdapter
 
-from .errors import StoreError
+from .errors import EventError, StoreError
 from .limits import canonical_json
 from .models import Delivery, DueItem, Event, Note, Notification, Outcome, Token, Webhook, utc_iso
 
@@ -141,6 +141,10 @@ class KeptEvent(NamedTuple):
     outcome: Outcome
     #: Bytes of the payload's JSON (UTF-8), for bounding what a replay holds.
     size: int
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def last_within(sizes: Iterable[tuple[int, int]], max_bytes: int) -> tuple[int, int] | None:
@@ -327,6 +331,26 @@ class Transaction(Protocol):
         this transaction: workers claiming at once never take the same item (``FOR UPDATE
         SKIP LOCKED``, SQLite's write lock). The caller clears each one it handles, in this
         transaction: a worker that dies leaves them due."""
+
+
+def each_in(tx: Transaction, items: Iterable[T], decide: Callable[[T], R]) -> list[R | EventError]:
+    """Group commit: ``decide(item)`` for each of ``items`` in the one transaction ``tx``,
+    each under a savepoint of its own, in order. An item its ``decide`` refuses with an
+    ``EventError`` undoes only its own writes, and the error is its result; the others
+    keep theirs, committed together with one commit (one fsync) when ``tx`` ends. Any
+    other exception (a store error, a crashed plugin) fails the whole transaction.
+
+    The one mechanism behind every path that decides several events together: the
+    service's concurrent requests and ``events:batch`` (``Engine.handle_group``),
+    ``handle_many``'s batches and ``tick``'s."""
+    results: list[R | EventError] = []
+    for item in items:
+        try:
+            with tx.savepoint():
+                results.append(decide(item))
+        except EventError as exc:
+            results.append(exc)
+    return results
 
 
 def new_delivery_id() -> str:

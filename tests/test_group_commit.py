@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,13 @@ import httpx
 import pytest
 from test_observability import served
 from test_service import bearer
+from test_sla import DEFAULT_SLA, T0, sla_bot
+from test_sla import TEAM as SLA_TEAM
+from test_sla import created as sla_created
 
 from salesbot_core import Engine
 from salesbot_core.errors import EventError, IdempotencyConflict
+from salesbot_core.hookspecs import hookimpl
 from salesbot_core.tokens import create_token
 
 
@@ -145,3 +150,64 @@ def _post_each(base: str, token: str, share: list[dict[str, Any]]) -> list[tuple
             answer = http.post("/v1/accounts/default/events", json=event, headers=bearer(token))
             answers.append((event["id"], answer.status_code, answer.json()))
     return answers
+
+
+# The other paths that decide several events together: the same mechanism (``each_in``).
+
+
+def test_handle_many_commits_a_batch_together_and_a_refused_event_undoes_only_itself(engine: Engine) -> None:
+    engine.handle(created("e0"))
+    results = engine.handle_many(
+        [created("e1"), created("e0", title="another payload"), created("e2"), created("e3")], batch_size=4
+    )
+    assert [type(r).__name__ for r in results] == ["Outcome", "IdempotencyConflict", "Outcome", "Outcome"]
+    assert str(results[1]) == (
+        "event 'e0': field 'id': already processed with a different payload; "
+        "the first delivery's outcome stands (a new event needs a new id)"
+    )
+    assert [r.owners_after for r in results if not isinstance(r, EventError)] == [
+        ["bartek"],
+        ["celina"],
+        ["anna"],
+    ]
+    for record in ("d-e0", "d-e1", "d-e2", "d-e3"):
+        assert len(list(engine.store.outcomes("default", "deal", record))) == 1
+    assert engine.store.get_record("default", "deal", "d-e0")["title"] == ""
+    # A batch of one: the same results, one transaction each.
+    assert [type(r).__name__ for r in engine.handle_many([created("e0", title="again")])] == [
+        "IdempotencyConflict"
+    ]
+
+
+class RefusesD2:
+    """An SLA plugin that refuses to hand on deal d2 (as the event path refuses an event)."""
+
+    @hookimpl
+    def salesbot_sla_missed(self, bot: Any, due: Any) -> None:
+        if due.record_id == "d2":
+            raise EventError("deal d2: refused by the test")
+
+
+def test_a_tick_hands_on_its_items_together_and_a_refused_one_undoes_only_itself(
+    write_rules: Callable[..., Path], store_url: str
+) -> None:
+    rules = write_rules(**{"team.yaml": SLA_TEAM, "inbound.yaml": sla_bot(DEFAULT_SLA)})
+    with Engine(rules, store_url, plugins=[RefusesD2()]) as engine:
+        engine.handle_many([sla_created(n, at=T0) for n in (1, 2, 3)], batch_size=3)
+        results = engine.tick(T0 + timedelta(hours=3), batch_size=10)
+        assert [str(r) if isinstance(r, EventError) else r.record_id for r in results] == [
+            "d1",
+            "deal d2: refused by the test",
+            "d3",
+        ]
+        assert [r.owners_after for r in results if not isinstance(r, EventError)] == [["bartek"], ["anna"]]
+        owners = {n: engine.record("default", "deal", f"d{n}").owners for n in (1, 2, 3)}  # type: ignore[union-attr]
+        assert owners == {1: ["bartek"], 2: ["bartek"], 3: ["anna"]}
+        assert [n.text for n in engine.wall("default", "deal", "d2")] == []
+        assert [n.text for n in engine.wall("default", "deal", "d3")] == ["reassigned: no contact within 2h"]
+        # The refused item is cleared (not retried for ever); the others have their next clock.
+        assert sorted((d.record_id, d.owner) for d in engine.store.due_items("default")) == [
+            ("d1", "bartek"),
+            ("d3", "anna"),
+        ]
+        assert engine.tick(T0 + timedelta(hours=3), batch_size=10) == []

@@ -40,12 +40,24 @@ def tick(engine: Engine, now: str | None, batch: int, as_json: bool) -> None:
 
     Safe to run from cron on several hosts at once: workers take different items.
     """
-    outcomes = engine.tick(_instant(now), batch_size=batch)
+    from ..models import Outcome
+
+    results = engine.tick(_instant(now), batch_size=batch)
+    outcomes = [r for r in results if isinstance(r, Outcome)]
+    # An item the event path refused undid only itself (group commit): said, not fatal.
+    refused = [str(r) for r in results if not isinstance(r, Outcome)]
     if as_json:
-        echo_json({"outcomes": [outcome.model_dump(mode="json") for outcome in outcomes]})
+        echo_json(
+            {
+                "outcomes": [outcome.model_dump(mode="json") for outcome in outcomes],
+                **({"refused": refused} if refused else {}),
+            }
+        )
         return
     for outcome in outcomes:
         reason = "; ".join(d.reason for d in outcome.decisions if d.reason)
         owners = ", ".join(outcome.owners_after) or "nobody"
         click.echo(escape(f"{outcome.entity} {outcome.record_id}: owners now {owners} ({reason})"))
+    for message in refused:
+        click.echo(escape(f"refused: {message}"), err=True)
     click.echo(f"{len(outcomes)} record{'' if len(outcomes) == 1 else 's'} handed on or kept")

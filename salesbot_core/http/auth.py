@@ -8,12 +8,15 @@ the app (no cycle).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
+from starlette.routing import request_response
 
 from ..engine import Engine
 from ..models import Token
@@ -139,13 +142,15 @@ class Api:
         answer: type[BaseModel] | None = None,
         answer_status: int = 200,
         headers: list[dict[str, Any]] | None = None,
+        direct: bool = False,
     ) -> Any:
         """``admin``: the operator's route (an admin token only; a path without
         ``{account}`` acts on every account). ``answer``: the model of the body answered
         with ``answer_status``, and ``headers`` the request headers the route reads
         itself (OpenAPI parameters), for the OpenAPI document. An unsigned route's admitted
         token is ``request.state.token`` (its name is the author of the rules versions
-        it publishes)."""
+        it publishes). ``direct``: the route, an ``endpoint(account, request)`` of the
+        event path, is served without FastAPI's dependency resolution (see ``_direct``)."""
 
         async def check(request: Request, account: str = "") -> None:
             if body is not None:
@@ -171,7 +176,7 @@ class Api:
         responses = problem_responses({**ROUTE_PROBLEMS, **(problems or {})})
         if answer is not None:
             responses[answer_status] = {"model": answer, "description": "Successful Response"}
-        return self.app.api_route(
+        declare = self.app.api_route(
             path,
             methods=[method],
             status_code=answer_status,
@@ -180,6 +185,7 @@ class Api:
             tags=["admin" if admin else scope],
             responses=responses,
         )
+        return _direct(self.app, declare, check) if direct else declare
 
     async def admitted(self, request: Request, fn: Callable[[Engine, Any], T]) -> T:
         """For a signed route: read the body, then in ONE engine call admit the caller
@@ -208,3 +214,29 @@ class Api:
             return parse_body(content_type, raw)
 
         return check
+
+
+def _direct(app: FastAPI, declare: Callable[[Any], Any], check: Callable[..., Any]) -> Callable[[Any], Any]:
+    """``declare`` (FastAPI's route decorator), then the route served by a plain Starlette
+    endpoint that runs ``check`` (413, then 401) and the route's ``endpoint(account,
+    request)``, as FastAPI would.
+
+    Why: on the event path, FastAPI's per-request dependency resolution (the bearer
+    scheme, the path parameter, an exit stack) cost as much as the rest of the HTTP
+    layer. The route stays FastAPI's for everything else (its OpenAPI description, its
+    match and 405), and its errors go to the app's handlers as any route's."""
+
+    def install(endpoint: Callable[[str, Request], Awaitable[Response]]) -> Any:
+        declared = declare(endpoint)
+        route = app.router.routes[-1]
+        assert isinstance(route, APIRoute) and route.endpoint is endpoint
+
+        async def serve(request: Request) -> Response:
+            account: str = request.path_params["account"]
+            await check(request, account)
+            return await endpoint(account, request)
+
+        route.app = request_response(serve)
+        return declared
+
+    return install

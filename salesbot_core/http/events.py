@@ -96,7 +96,7 @@ def install(api: Api, service: Service, prefix: str, observer: Observer) -> None
     """Add the event routes; each event goes through ``observer`` (timed, counted, logged)."""
     groups = EventGroups(service, observer)
 
-    @api("POST", f"{prefix}/events", "events", body=PostedEvent, signed=True, answer=Outcome)
+    @api("POST", f"{prefix}/events", "events", body=PostedEvent, signed=True, answer=Outcome, direct=True)
     async def post_event(account: str, request: Request) -> Response:
         """Route one event (as ``salesbot run`` reads one): its outcome. A redelivery is
         answered with the first outcome (``duplicate: true``); the same id with another

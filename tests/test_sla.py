@@ -19,6 +19,7 @@ from cli_runner import salesbot
 from factories import PYDANTIC, Message
 from salesbot_core import Engine
 from salesbot_core.errors import RulesetError
+from salesbot_plugins.migrations import SCHEMA_VERSION
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -332,7 +333,7 @@ def test_a_version_8_sqlite_file_gets_the_due_items_table(sla_rules: Path, tmp_p
         engine.handle(created(2))
         assert [d.record_id for d in engine.store.due_items("default")] == ["d2"]
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (10,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
 
 

@@ -28,7 +28,9 @@ ROOT = Path(__file__).parent.parent
 #: The languages of the blocks that are commands or code.
 LANGUAGES = ("sh", "shell", "bash", "console", "python")
 NAME_LENGTH = 72
-_BLOCK = re.compile(r"^```(" + "|".join(LANGUAGES) + r")\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# A fence may be indented (a block inside a list item): its closing fence has the same
+# indent, and the block's text is read without it.
+_BLOCK = re.compile(r"^( *)```(" + "|".join(LANGUAGES) + r")\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 
 
 def blocks() -> dict[tuple[str, str], tuple[str, str]]:
@@ -36,11 +38,17 @@ def blocks() -> dict[tuple[str, str], tuple[str, str]]:
     found: dict[tuple[str, str], tuple[str, str]] = {}
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         page = str(path.relative_to(ROOT))
-        for language, text in _BLOCK.findall(path.read_text(encoding="utf-8")):
+        for indent, language, indented in _BLOCK.findall(path.read_text(encoding="utf-8")):
+            text = re.sub(f"^{indent}", "", indented, flags=re.MULTILINE)
             key = (page, text.splitlines()[0][:NAME_LENGTH])
             assert key not in found, f"two blocks of {page} begin with {key[1]!r}: name them apart"
             found[key] = (language, text)
     return found
+
+
+def page_blocks(page: str, language: str) -> list[str]:
+    """The text of each block of ``page`` in ``language``, in the page's order."""
+    return [text for (on, _), (lang, text) in blocks().items() if on == page and lang == language]
 
 
 RUN_ELSEWHERE = {
@@ -84,9 +92,18 @@ RUN_ELSEWHERE = {
     ("docs/operations.md", 'salesbot serve --rulesets rulesets --db "$SALESBOT_DB" --host 127.0.0.1 '): (
         "test_rolling_restart.py::test_a_rolling_restart_behind_haproxy_fails_no_request_and_decides_each_event_once"
     ),
-    ("docs/upgrading.md", "# the database's version, as the running salesbot wrote it (SQLite's use"): (
-        "test_upgrading_docs.py::test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves"
-    ),
+    **{
+        ("docs/upgrading.md", first): (
+            "test_upgrading_docs.py::test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves"
+        )
+        for first in (
+            "# the database's version, as the running salesbot wrote it (SQLite's use",
+            # the three below are in list items
+            "salesbot run --quiet /dev/null -r rulesets --db salesbot.db",
+            "salesbot serve -r rulesets --db salesbot.db --port 8001 >>new.log 2>&1 &",
+            'kill -TERM "$(cat old.pid)"   # old.pid: the old serve\'s process id',
+        )
+    },
 }
 
 #: Why each of these blocks does not run on a test machine.

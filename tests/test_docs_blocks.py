@@ -7,22 +7,35 @@ page keeps their entry. ``RUN_ELSEWHERE`` names the test that runs (or checks) a
 ``SKIPPED`` says why a block does not run; ``RUN_HERE`` are run by this module, as
 written, in a folder holding the shipped rulesets and events (``bash`` for shell blocks,
 each ``$`` command of a console block; Python blocks executed), with the installed
-``salesbot`` on the PATH.
+``salesbot`` on the PATH; ``SERVED`` are run so against a real ``salesbot serve``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import httpx
 import pytest
+import test_offboard as offboard
+import test_rules_api as rules_api
+from test_service import bearer, serve, tokens
+
+from factories import TEAM
+from salesbot_core import Engine
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).parent.parent
 #: The languages of the blocks that are commands or code.
@@ -150,20 +163,6 @@ SKIPPED = {
     ("docs/postgresql.md", "sudo -u postgres createuser --pwprompt salesbot"): (
         "a system PostgreSQL administered with sudo, and a password prompt"
     ),
-    (
-        "docs/service.md",
-        '$ curl -si $BASE/v1/accounts/acme/bots/inbound -H "Authorization: Bearer $TOKEN" | grep -i etag',
-    ): ("a session excerpt at an account's version 4; test_rules_api.py makes the same requests"),
-    ("docs/service.md", "import hashlib, hmac, time, httpx"): (
-        "SECRET, BASE and TOKEN are the reader's; test_signing.py signs and posts events the same way"
-    ),
-    (
-        "docs/service.md",
-        '$ curl -s http://127.0.0.1:8000/v1/rulesets -H "Authorization: Bearer $SALESBOT_ADMIN_TOKEN"',
-    ): ("a serve on port 8000 and the reader's admin token; test_service_reload.py reads /v1/rulesets"),
-    ("docs/sla.md", "$ curl -s -X POST http://127.0.0.1:8000/v1/accounts/default/users/anna/offboard \\"): (
-        "a serve on port 8000 and the reader's token; test_offboard_service.py posts the same request"
-    ),
 }
 
 #: Run here: a command block's text as bash runs it (a console block's ``$`` commands).
@@ -187,14 +186,14 @@ RUN_HERE = {
 }
 
 
-def named(table: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+def named(table: dict[tuple[str, str], T]) -> dict[tuple[str, str], T]:
     """A table's entries by the name ``blocks`` gives a block."""
     return {(page, first[:NAME_LENGTH]): value for (page, first), value in table.items()}
 
 
 def test_every_block_is_run_or_listed_with_why_not() -> None:
     found = set(blocks())
-    listed = [*named(RUN_ELSEWHERE), *named(SKIPPED), *named(RUN_HERE)]
+    listed = [*named(RUN_ELSEWHERE), *named(SKIPPED), *named(RUN_HERE), *named(SERVED)]
     assert len(listed) == len(set(listed)), "a block is listed twice"
     assert sorted(found - set(listed)) == [], (
         "blocks no test runs: run them, or list them in SKIPPED with why"
@@ -231,8 +230,12 @@ def folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return tmp_path, env
 
 
+def block_id(key: tuple[str, str]) -> str:
+    return f"{key[0]}:{key[1][:40]}"
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("key", sorted(named(RUN_HERE)), ids=lambda key: f"{key[0]}:{key[1][:40]}")
+@pytest.mark.parametrize("key", sorted(named(RUN_HERE)), ids=block_id)
 def test_the_block_runs_as_written(key: tuple[str, str], folder: tuple[Path, dict[str, str]]) -> None:
     cwd, env = folder
     language, text = blocks()[key]
@@ -261,3 +264,191 @@ def test_the_block_runs_as_written(key: tuple[str, str], folder: tuple[Path, dic
         assert verify("whsec_a", stale, body) is False
         expected = hmac.new(b"whsec_a", f"{header.split(',')[0][2:]}.".encode() + body, hashlib.sha256)
         assert f"v1={expected.hexdigest()}" in header
+
+
+# Blocks run against a real ``salesbot serve`` on a free loopback port. Each setup starts
+# the server in the state the block's page describes and yields it with the environment
+# variables the block uses; it is then sent what each command printed, and checks the
+# block's effect where its page shows no output.
+
+
+@dataclass
+class Server:
+    client: httpx.Client
+    #: The variables the block reads (``$TOKEN``, or names a Python block uses).
+    env: dict[str, str]
+
+
+Setup = Generator[Server, list[str], None]
+
+
+def acme_at_version_4(tmp_path: Path) -> Setup:
+    """docs/service.md's ETag excerpt: account acme's rules, served from the store, at
+    version 4 with a bot ``inbound``."""
+    for api in rules_api.served(str(tmp_path / "salesbot.db"), tmp_path):
+        rules_api.publish_team(api)
+        base = str(api.client.base_url).rstrip("/")
+        yield Server(api.client, {"BASE": base, "TOKEN": api.tokens["acme"]})
+        bot = api("read", "GET", "/v1/accounts/acme/bots/inbound")
+        assert (bot.json(), bot.headers["etag"]) == (
+            {"id": "inbound", "entity": "deal", "users": ["anna"]},
+            '"v5"',
+        )
+
+
+def signing_on(tmp_path: Path) -> Setup:
+    """docs/service.md's signed post: account default needs a signature."""
+    folder = tmp_path / "rulesets"
+    folder.mkdir()
+    (folder / "team.yaml").write_text(TEAM, encoding="utf-8")
+    (folder / "bots.yaml").write_text("bots:\n  - {id: inbound, users: [anna, bartek]}\n", encoding="utf-8")
+    db = str(tmp_path / "salesbot.db")
+    secret = subprocess.run(
+        [sys.executable, "-m", "salesbot_core", "signing", "enable", "--account", "default", "--db", db],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.strip()
+    made = tokens(db)
+    for client in serve(folder, db, tmp_path):
+        base = str(client.base_url).rstrip("/")
+        yield Server(client, {"SECRET": secret, "BASE": base, "TOKEN": made["events"]})
+        # The block's event was decided, which it would not have been unsigned.
+        record = client.get("/v1/accounts/default/records/deal/d1", headers=bearer(made["read"]))
+        assert record.json()["record"]["owners"] == ["anna"], record.text
+        unsigned = client.post("/v1/accounts/default/events", json={}, headers=bearer(made["events"]))
+        assert unsigned.status_code == 401
+
+
+def invalid_rules_in_the_folder(tmp_path: Path) -> Setup:
+    """docs/service.md's ``/v1/rulesets``: a serve whose folder became invalid, its bot given
+    an unknown strategy; the block prints the JSON block after it."""
+    folder = tmp_path / "rulesets"
+    folder.mkdir()
+    (folder / "team.yaml").write_text(TEAM, encoding="utf-8")
+    (folder / "bots.yaml").write_text("bots:\n  - {id: inbound, users: [anna]}\n", encoding="utf-8")
+    db = str(tmp_path / "salesbot.db")
+    made = tokens(db)
+    for client in serve(Path("rulesets"), db, tmp_path, "--reload-interval", "0.1"):
+        (folder / "bots.yaml").write_text("bots:\n  - {id: inbound, users: [anna], strategy: nope}\n")
+        admin = bearer(made["admin"])
+        deadline = time.monotonic() + 30
+        while client.get("/v1/rulesets", headers=admin).json()["ok"]:
+            assert time.monotonic() < deadline, "the serve did not check its folder again"
+            time.sleep(0.05)
+        printed = yield Server(client, {"SALESBOT_ADMIN_TOKEN": made["admin"]})
+        shown = json.loads(json_block_after("docs/service.md", "/v1/rulesets -H"))
+        answer = json.loads(printed[0])
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+        assert re.fullmatch(stamp, answer.pop("loaded_at")) and re.fullmatch(stamp, answer.pop("checked_at"))
+        del shown["loaded_at"], shown["checked_at"]
+        # The page cuts the error's text short with "...".
+        cut = shown["errors"][0].pop("text").removesuffix("...")
+        assert answer["errors"][0].pop("text").startswith(cut)
+        assert answer == shown
+
+
+def anna_owns_two_deals_and_two_people(tmp_path: Path) -> Setup:
+    """docs/sla.md's offboarding over HTTP: test_offboard.py's team and bots, six deals and
+    six people made through them."""
+    folder = tmp_path / "rulesets"
+    folder.mkdir()
+    (folder / "team.yaml").write_text(offboard.TEAM, encoding="utf-8")
+    (folder / "bots.yaml").write_text(offboard.BOTS, encoding="utf-8")
+    db = str(tmp_path / "salesbot.db")
+    with Engine(folder, db) as engine:
+        engine.handle_many(
+            [
+                offboard.event(n, entity, bot)
+                for entity, bot in (("deal", "deals"), ("person", "people"))
+                for n in range(6)
+            ]
+        )
+    made = tokens(db)
+    for client in serve(folder, db, tmp_path):
+        yield Server(client, {"SALESBOT_TOKEN": made["manage"]})
+
+
+#: Run here against a real serve, which the setup starts for the block.
+SERVED: dict[tuple[str, str], Callable[[Path], Setup]] = {
+    (
+        "docs/service.md",
+        '$ curl -si $BASE/v1/accounts/acme/bots/inbound -H "Authorization: Bearer $TOKEN" | grep -i etag',
+    ): acme_at_version_4,
+    ("docs/service.md", "import hashlib, hmac, time, httpx"): signing_on,
+    (
+        "docs/service.md",
+        '$ curl -s http://127.0.0.1:8000/v1/rulesets -H "Authorization: Bearer $SALESBOT_ADMIN_TOKEN"',
+    ): invalid_rules_in_the_folder,
+    (
+        "docs/sla.md",
+        "$ curl -s -X POST http://127.0.0.1:8000/v1/accounts/default/users/anna/offboard \\",
+    ): anna_owns_two_deals_and_two_people,
+}
+
+
+def json_block_after(page: str, marker: str) -> str:
+    """The ``json`` block after the first ``marker`` of ``page``: the output a block shows."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    shown = re.search(r"```json\n(.*?)```", text[text.index(marker) :], re.DOTALL)
+    assert shown is not None
+    return shown[1]
+
+
+def same_output(printed: str, shown: list[str]) -> None:
+    """What a command printed is what its block shows after it: the same JSON, or the
+    same lines. A comment (`` # ...``) in the shown output is the page's, not printed."""
+    lines = [re.sub(r"\s+# .*$", "", line) for line in shown]
+    try:
+        expected = json.loads("\n".join(lines))
+    except ValueError:
+        assert [line.rstrip() for line in printed.splitlines()] == lines
+    else:
+        assert json.loads(printed) == expected
+
+
+def session(text: str) -> list[tuple[str, list[str]]]:
+    """A console block's commands (each ``$`` line and its continuation lines), each with
+    the output lines shown after it."""
+    steps: list[tuple[str, list[str]]] = []
+    going_on = False
+    for line in text.splitlines():
+        if going_on:
+            steps[-1] = (f"{steps[-1][0]}\n{line}", [])
+        elif line.startswith("$ "):
+            steps.append((line.removeprefix("$ "), []))
+        else:
+            steps[-1][1].append(line)
+        going_on = line.endswith("\\")
+    return steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(named(SERVED)), ids=block_id)
+def test_the_block_runs_as_written_against_a_real_serve(key: tuple[str, str], tmp_path: Path) -> None:
+    language, text = blocks()[key]
+    steps = named(SERVED)[key](tmp_path)
+    server = next(steps)
+    try:
+        base = str(server.client.base_url).rstrip("/")
+        printed = []
+        if language == "python":
+            exec(compile(text, f"{key[0]} block", "exec"), dict(server.env))
+        else:
+            for command, shown in session(text):
+                done = subprocess.run(
+                    ["bash", "-e", "-o", "pipefail", "-c", command.replace("http://127.0.0.1:8000", base)],
+                    env={"PATH": os.environ["PATH"], **server.env},
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert done.returncode == 0, done.stderr
+                if shown:
+                    same_output(done.stdout, shown)
+                printed.append(done.stdout)
+        with pytest.raises(StopIteration):
+            steps.send(printed)
+    finally:
+        steps.close()

@@ -12,6 +12,7 @@ each ``$`` command of a console block; Python blocks executed), with the install
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pg_server
 import pytest
 import test_offboard as offboard
 import test_rules_api as rules_api
@@ -142,16 +144,6 @@ SKIPPED = {
         "docs/benchmarks.md",
         "python -m bench --pg postgresql://postgres@127.0.0.1:55432/postgres --json bench/results/full.json",
     ): ("how the published figures were made: hours, not a test"),
-    (
-        "docs/operations.md",
-        "engines = {",
-    ): "engines on the reader's PostgreSQL hosts (db-eu.internal, db-us.internal)",
-    ("docs/postgresql.md", "pip install -e '.[postgresql]'        # psycopg 3 and its connection pool"): (
-        f"{INSTALLS}; the runs need the reader's PostgreSQL host (test_store_contract.py runs both stores)"
-    ),
-    ("docs/postgresql.md", 'engine = Engine("rulesets", "postgresql://salesbot:secret@db.internal/crm")'): (
-        "the reader's PostgreSQL host (test_store_contract.py runs the engine on PostgreSQL)"
-    ),
     ("docs/postgresql.md", "sudo -u postgres createuser --pwprompt salesbot"): (
         "a system PostgreSQL administered with sudo, and a password prompt"
     ),
@@ -185,7 +177,14 @@ def named(table: dict[tuple[str, str], T]) -> dict[tuple[str, str], T]:
 
 def test_every_block_is_run_or_listed_with_why_not() -> None:
     found = set(blocks())
-    listed = [*named(RUN_ELSEWHERE), *named(SKIPPED), *named(RUN_HERE), *named(SERVED), *named(INSTALLED)]
+    listed = [
+        *named(RUN_ELSEWHERE),
+        *named(SKIPPED),
+        *named(RUN_HERE),
+        *named(SERVED),
+        *named(INSTALLED),
+        *named(ON_POSTGRESQL),
+    ]
     assert len(listed) == len(set(listed)), "a block is listed twice"
     assert sorted(found - set(listed)) == [], (
         "blocks no test runs: run them, or list them in SKIPPED with why"
@@ -572,3 +571,74 @@ def wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
             pass
         assert server.poll() is None and time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+# The blocks that name the reader's PostgreSQL hosts, run on databases of the test server,
+# their URLs in place of the page's, in a folder holding the shipped rulesets and events.
+#: Each block, and the page's URLs in it.
+ON_POSTGRESQL: dict[tuple[str, str], tuple[str, ...]] = {
+    ("docs/postgresql.md", "pip install -e '.[postgresql]'        # psycopg 3 and its connection pool"): (
+        "postgresql://salesbot:secret@db.internal/crm",
+    ),
+    ("docs/postgresql.md", 'engine = Engine("rulesets", "postgresql://salesbot:secret@db.internal/crm")'): (
+        "postgresql://salesbot:secret@db.internal/crm",
+    ),
+    ("docs/operations.md", "engines = {"): (
+        "postgresql://salesbot@db-eu.internal/crm",
+        "postgresql://salesbot@db-us.internal/crm",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(named(ON_POSTGRESQL)), ids=block_id)
+def test_the_block_runs_on_the_test_postgresql(
+    key: tuple[str, str],
+    folder: tuple[Path, dict[str, str]],
+    installed: Path,
+    postgres_admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cwd, env = folder
+    language, text = blocks()[key]
+    fresh = pg_server.database_factory(postgres_admin_url)
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(contextlib.contextmanager(fresh)()) for _ in named(ON_POSTGRESQL)[key]]
+        for theirs, ours in zip(named(ON_POSTGRESQL)[key], urls, strict=True):
+            text = text.replace(theirs, ours)
+        events = (cwd / "examples" / "events.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+        if language == "sh":
+            # The install is the ``installed`` fixture's; the reader's two files of events
+            # are the shipped events' halves. The runs go on in the background: wait for
+            # each, and fail if one failed.
+            install, runs = text.split("\n", 1)
+            assert install.startswith("pip install -e '.[postgresql]'")
+            (cwd / "events-part-1.jsonl").write_text("".join(events[:136]), encoding="utf-8")
+            (cwd / "events-part-2.jsonl").write_text("".join(events[136:]), encoding="utf-8")
+            env = {**env, "PATH": f"{installed / 'bin'}{os.pathsep}{env['PATH']}"}
+            script = runs + 'for job in $(jobs -p); do wait "$job"; done\n'
+            done = subprocess.run(
+                ["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            # Between them the two workers decided every event once.
+            again = subprocess.run(
+                ["salesbot", "run", "--db", urls[0]], cwd=cwd, env=env, capture_output=True, text=True
+            )
+            assert again.stdout.splitlines()[-1].startswith("271 events: 271 duplicate"), again.stdout
+            return
+        monkeypatch.chdir(cwd)
+        # A Sales deal for the inbound bot, naming its account as a multi-account CRM does.
+        event = {**json.loads(events[0]), "account": "default"}
+        scope: dict[str, object] = {"Engine": Engine, "event": event, "group_of": lambda account: "eu"}
+        exec(compile(text, f"{key[0]} block", "exec"), scope)
+        made = scope["engines"] if "engines" in scope else {"": scope["engine"]}
+        assert isinstance(made, dict)
+        for engine in made.values():
+            engine.close()
+        # Each URL is a working store: the event is decided on it, on the group's alone.
+        for url in urls:
+            with Engine("rulesets", url) as engine:
+                outcome = engine.handle(event)
+                assert outcome.owners_after == ["anna"]
+                assert outcome.duplicate is (url == urls[0] and "engines" in scope)

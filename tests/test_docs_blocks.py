@@ -23,7 +23,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +37,9 @@ from test_service import bearer, free_port, serve, tokens
 
 from factories import TEAM
 from salesbot_core import Engine
+from salesbot_core.engine import open_store
+from salesbot_core.registry import make_plugin_manager
+from salesbot_core.tokens import create_token
 
 T = TypeVar("T")
 
@@ -127,13 +130,6 @@ INSTALLS = "installs into the environment: tox's own install of the package and 
 SERVES = "starts salesbot serve, which runs until stopped: test_service.py starts it the same way"
 SKIPPED = {
     (
-        "docs/connect.md",
-        "$ export SALESBOT_SIGNING_SECRET_DEFAULT=whsec_Qm9v...           # account default",
-    ): (f"placeholder secrets; {SERVES}"),
-    ("docs/connect.md", "$ salesbot serve -r rulesets --db postgresql://salesbot@db.internal/salesbot \\"): (
-        f"a PostgreSQL host of the reader's; {SERVES}"
-    ),
-    (
         "docs/benchmarks.md",
         "python -m bench --pg postgresql://user@host/db --markdown bench/results/tables.md   # everything",
     ): (
@@ -184,6 +180,7 @@ def test_every_block_is_run_or_listed_with_why_not() -> None:
         *named(SERVED),
         *named(INSTALLED),
         *named(ON_POSTGRESQL),
+        *named(WITH_THE_READERS_VALUES),
     ]
     assert len(listed) == len(set(listed)), "a block is listed twice"
     assert sorted(found - set(listed)) == [], (
@@ -513,26 +510,52 @@ def test_the_install_block_runs_with_the_checkout_installed(
             printed.splitlines()[-1]
         ]
         return
+    with console_with_serve(text, tmp_path, env, {}) as (base, env):
+        url = INSTALLED[key]
+        assert url is not None
+        url = url.replace("$SB", env["SB"]) if url.startswith("$SB") else f"{base}{url}"
+        answer = httpx.get(url, headers=bearer(env["SALESBOT_TOKEN"]), timeout=30, follow_redirects=True)
+        assert answer.status_code == 200, answer.text
+
+
+@contextlib.contextmanager
+def console_with_serve(
+    text: str, cwd: Path, env: dict[str, str], placeholders: dict[str, str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A console block's commands run with bash in ``cwd``, each of ``placeholders`` replaced
+    by its value, and the ``salesbot serve`` among them in the background on a free port.
+    Yields its URL and the block's environment (with the token the block made, as
+    ``$SALESBOT_TOKEN``) while it serves; then stops it with SIGTERM: it exits 0."""
+    env = dict(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server: subprocess.Popen[bytes] | None = None
-    token = ""
+
+    def run(command: str) -> str:
+        done = subprocess.run(
+            ["bash", "-e", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
     try:
         for command, shown in session(text):
             command = command.replace("http://127.0.0.1:8000", base)
+            for placeholder, value in placeholders.items():
+                command = command.replace(placeholder, value)
             if command == INSTALL_COMMANDS[1]:
-                continue  # the fixture installed it
+                continue  # the ``installed`` fixture installed it
             if command.startswith("salesbot serve "):
                 command = command.replace("--port 8000", f"--port {port}")
                 if f"--port {port}" not in command:
                     command += f" --port {port}"  # the default port, 8000, replaced
-                with (tmp_path / "serve.log").open("wb") as log:
+                with (cwd / "serve.log").open("wb") as log:
                     server = subprocess.Popen(
-                        ["bash", "-c", f"exec {command}"], cwd=tmp_path, env=env, stdout=log, stderr=log
+                        ["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=log, stderr=log
                     )
-                wait_healthy(base, server, tmp_path / "serve.log")
+                wait_healthy(base, server, cwd / "serve.log")
             elif command.startswith("export "):
-                command = command.replace("sb_3kX...", token)
+                command = command.replace("sb_3kX...", env.get("SALESBOT_TOKEN", ""))
                 exported = run(f"{command}\nenv -0").split("\0")
                 env.update(line.split("=", 1) for line in exported if "=" in line)
             else:
@@ -542,19 +565,15 @@ def test_the_install_block_runs_with_the_checkout_installed(
                     # others send it as $SALESBOT_TOKEN).
                     assert [re.sub(r"\s+# .*$", "", line) for line in shown] == ["sb_3kX..."]
                     assert re.fullmatch(r"sb_\S+\n", printed), printed
-                    token = env["SALESBOT_TOKEN"] = printed.strip()
+                    env["SALESBOT_TOKEN"] = printed.strip()
                 elif shown:
                     same_output(printed, shown)
                 else:
                     assert json.loads(printed)["duplicate"] is False, printed
-        assert server is not None
-        url = INSTALLED[key]
-        assert url is not None
-        url = url.replace("$SB", env.get("SB", "")) if url.startswith("$SB") else f"{base}{url}"
-        answer = httpx.get(url, headers=bearer(token), timeout=30, follow_redirects=True)
-        assert answer.status_code == 200, answer.text
+        assert server is not None, "the block starts no serve"
+        yield base, env
         server.terminate()
-        assert server.wait(30) == 0, (tmp_path / "serve.log").read_text()
+        assert server.wait(30) == 0, (cwd / "serve.log").read_text()
     finally:
         if server is not None and server.poll() is None:
             server.kill()
@@ -642,3 +661,79 @@ def test_the_block_runs_on_the_test_postgresql(
                 outcome = engine.handle(event)
                 assert outcome.owners_after == ["anna"]
                 assert outcome.duplicate is (url == urls[0] and "engines" in scope)
+
+
+# Serves started with the reader's values: what stands in for them here.
+SIGNING_SECRETS = {"whsec_Qm9v...": "whsec_default", "whsec_new...": "whsec_new", "whsec_old...": "whsec_old"}
+#: Run by the test named.
+WITH_THE_READERS_VALUES = {
+    (
+        "docs/connect.md",
+        "$ export SALESBOT_SIGNING_SECRET_DEFAULT=whsec_Qm9v...           # account default",
+    ): ("test_connect_md_signing_secrets_are_read_from_the_environment"),
+    ("docs/connect.md", "$ salesbot serve -r rulesets --db postgresql://salesbot@db.internal/salesbot \\"): (
+        "test_connect_md_serve_on_postgresql_runs_on_the_test_server"
+    ),
+}
+
+
+def block_run_by(test: str) -> str:
+    """The text of the one block of ``WITH_THE_READERS_VALUES`` that ``test`` runs."""
+    [key] = [key for key, name in named(WITH_THE_READERS_VALUES).items() if name == test]
+    return blocks()[key][1]
+
+
+def post_signed(base: str, account: str, token: str, secrets: list[str]) -> httpx.Response:
+    """The first shipped event, to ``account``, signed with ``secrets`` (none: unsigned)."""
+    from salesbot_core.http.signing import signature_header
+
+    body = (ROOT / "examples" / "events.jsonl").read_bytes().splitlines()[0]
+    headers = {**bearer(token), "Content-Type": "application/json"}
+    if secrets:
+        headers["Salesbot-Signature"] = signature_header(secrets, body, int(time.time()))
+    return httpx.post(f"{base}/v1/accounts/{account}/events", content=body, headers=headers, timeout=30)
+
+
+@pytest.mark.slow
+def test_connect_md_signing_secrets_are_read_from_the_environment(
+    folder: tuple[Path, dict[str, str]],
+) -> None:
+    """The block run with real secrets in place of its placeholders: each account needs
+    a signature by its own secret, and acme-eu, mid-rotation, takes either of its two."""
+    cwd, env = folder
+    made = tokens(str(cwd / "salesbot.db"))
+    store = open_store(make_plugin_manager(), str(cwd / "salesbot.db"))
+    try:
+        acme = create_token(store, "acme-eu", "crm")
+    finally:
+        store.close()
+    text = block_run_by("test_connect_md_signing_secrets_are_read_from_the_environment")
+    with console_with_serve(text, cwd, env, SIGNING_SECRETS) as (base, _):
+        assert post_signed(base, "default", made["events"], []).status_code == 401
+        assert post_signed(base, "default", made["events"], ["whsec_new"]).status_code == 401
+        done = post_signed(base, "default", made["events"], ["whsec_default"])
+        assert (done.status_code, done.json()["duplicate"]) == (200, True), done.text  # run by ``folder``
+        assert post_signed(base, "acme-eu", acme, []).status_code == 401
+        for secret in ("whsec_new", "whsec_old"):
+            # Signed right: the body is looked at, and acme-eu has no bot "inbound".
+            answer = post_signed(base, "acme-eu", acme, [secret])
+            assert (answer.status_code, answer.json()["errors"]) == (
+                422,
+                [{"field": "record.owners.0", "message": "'bot:inbound' is not a bot of account 'acme-eu'"}],
+            )
+
+
+@pytest.mark.slow
+def test_connect_md_serve_on_postgresql_runs_on_the_test_server(
+    folder: tuple[Path, dict[str, str]], postgres_url: str
+) -> None:
+    """The block with the test server's database in place of the reader's, and loopback in
+    place of every interface: its four workers decide events on PostgreSQL."""
+    cwd, env = folder
+    text = block_run_by("test_connect_md_serve_on_postgresql_runs_on_the_test_server")
+    assert "--host 0.0.0.0" in text and "--workers 4" in text
+    placeholders = {"postgresql://salesbot@db.internal/salesbot": postgres_url, "0.0.0.0": "127.0.0.1"}
+    made = tokens(postgres_url)
+    with console_with_serve(text, cwd, env, placeholders) as (base, _):
+        done = post_signed(base, "default", made["events"], [])
+        assert (done.status_code, done.json()["owners_after"]) == (200, ["anna"]), done.text

@@ -2,12 +2,23 @@
 listed here with why it cannot run on a test machine: a new block that is neither fails.
 
 Blocks are named by their page and their first line (its first ``NAME_LENGTH``
-characters), so that an edit elsewhere on the
-page keeps their entry. ``RUN_ELSEWHERE`` names the test that runs (or checks) a block;
-``SKIPPED`` says why a block does not run; ``RUN_HERE`` are run by this module, as
-written, in a folder holding the shipped rulesets and events (``bash`` for shell blocks,
-each ``$`` command of a console block; Python blocks executed), with the installed
-``salesbot`` on the PATH; ``SERVED`` are run so against a real ``salesbot serve``.
+characters), so that an edit elsewhere on the page keeps their entry; a block indented in
+a list item is read without its indent. The tables:
+
+- ``RUN_ELSEWHERE``: the test that runs (or checks) a block;
+- ``SKIPPED``: why a block does not run;
+- ``RUN_HERE``: run by this module as written, in a folder holding the shipped rulesets and
+  events (``bash`` for shell blocks, each ``$`` command of a console block; Python blocks
+  executed), with the installed ``salesbot`` on the PATH;
+- ``SERVED``: run so against a real ``salesbot serve`` on a free loopback port (for the
+  page's 8000) that a setup starts in the state the page describes, real tokens and
+  secrets in the variables the block reads; what each command prints is what the page shows;
+- ``INSTALLED``: the blocks that install salesbot, then run it: the checkout is
+  pip-installed once into a fresh venv, and the rest runs as written;
+- ``ON_POSTGRESQL``: the blocks naming the reader's PostgreSQL hosts, run on databases of
+  the test server;
+- ``WITH_THE_READERS_VALUES``: blocks with other values of the reader's (secrets, a role's
+  password), each run by the test named with real ones in their place.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +138,6 @@ RUN_ELSEWHERE = {
 }
 
 #: Why each of these blocks does not run on a test machine.
-INSTALLS = "installs into the environment: tox's own install of the package and its extras is the test"
-SERVES = "starts salesbot serve, which runs until stopped: test_service.py starts it the same way"
 SKIPPED = {
     (
         "docs/benchmarks.md",
@@ -140,9 +150,6 @@ SKIPPED = {
         "docs/benchmarks.md",
         "python -m bench --pg postgresql://postgres@127.0.0.1:55432/postgres --json bench/results/full.json",
     ): ("how the published figures were made: hours, not a test"),
-    ("docs/postgresql.md", "sudo -u postgres createuser --pwprompt salesbot"): (
-        "a system PostgreSQL administered with sudo, and a password prompt"
-    ),
 }
 
 #: Run here: a command block's text as bash runs it (a console block's ``$`` commands).
@@ -674,6 +681,9 @@ WITH_THE_READERS_VALUES = {
     ("docs/connect.md", "$ salesbot serve -r rulesets --db postgresql://salesbot@db.internal/salesbot \\"): (
         "test_connect_md_serve_on_postgresql_runs_on_the_test_server"
     ),
+    ("docs/postgresql.md", "sudo -u postgres createuser --pwprompt salesbot"): (
+        "test_postgresql_md_makes_a_role_and_database_salesbot_creates_its_tables_in"
+    ),
 }
 
 
@@ -737,3 +747,51 @@ def test_connect_md_serve_on_postgresql_runs_on_the_test_server(
     with console_with_serve(text, cwd, env, placeholders) as (base, _):
         done = post_signed(base, "default", made["events"], [])
         assert (done.status_code, done.json()["owners_after"]) == (200, ["anna"]), done.text
+
+
+@pytest.mark.slow
+def test_postgresql_md_makes_a_role_and_database_salesbot_creates_its_tables_in(
+    postgres_admin_url: str, tmp_path: Path
+) -> None:
+    """The block on the test server, as its superuser ``postgres`` (what ``sudo -u
+    postgres`` is for on a system's own server), the password typed at the prompt, the role
+    and database named apart from any other run's: salesbot then makes its store in it as
+    the new role."""
+    import psycopg
+
+    text = block_run_by("test_postgresql_md_makes_a_role_and_database_salesbot_creates_its_tables_in")
+    apart = uuid.uuid4().hex[:8]
+    name, database = f"salesbot_{apart}", f"crm_{apart}"
+    script = text.replace("sudo -u postgres ", "").replace(" crm\n", f" {database}\n")
+    script = script.replace(" salesbot", f" {name}")
+    server = psycopg.conninfo.conninfo_to_dict(postgres_admin_url)
+    env = {**os.environ, "PGHOST": str(server["host"]), "PGPORT": str(server["port"]), "PGUSER": "postgres"}
+    try:
+        # With no terminal the password prompt reads stdin.
+        done = subprocess.run(
+            ["bash", "-e", "-c", script],
+            input="secret\nsecret\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+        )
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(postgres_admin_url) as conn:
+            role = conn.execute(
+                "SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s", (name,)
+            ).fetchall()
+            owner = conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (database,)
+            ).fetchall()
+        assert (role, owner) == ([(True,)], [(name,)])
+        url = f"postgresql://{name}:secret@{server['host']}:{server['port']}/{database}"
+        with Engine(ROOT / "rulesets", url) as engine:
+            assert engine.handle(
+                json.loads((ROOT / "examples/events.jsonl").read_text().splitlines()[0])
+            ).owners_after == ["anna"]
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{name}"')

@@ -564,7 +564,7 @@ def console_with_serve(
             elif command.startswith("export "):
                 command = command.replace("sb_3kX...", env.get("SALESBOT_TOKEN", ""))
                 exported = run(f"{command}\nenv -0").split("\0")
-                env.update(line.split("=", 1) for line in exported if "=" in line)
+                env.update(line.partition("=")[::2] for line in exported if "=" in line)
             else:
                 printed = run(command)
                 if command.startswith("salesbot token create"):

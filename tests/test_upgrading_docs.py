@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from previous_release import PREVIOUS_SCHEMA, Release
+from test_docs_blocks import page_blocks
 from test_newer_schema import versions
 from test_observability import Served
 from test_readme import PAGES, ROOT
@@ -29,9 +30,8 @@ from salesbot_plugins.migrations import SCHEMA_VERSION, STEPS, compatible_from
 def test_upgrading_md_blocks_upgrade_a_store_the_previous_release_serves(
     previous: Release, tmp_path: Path
 ) -> None:
-    blocks = re.findall(r"```sh\n(.*?)```", PAGES["docs/upgrading.md"], re.DOTALL)
+    blocks = page_blocks("docs/upgrading.md", "sh")  # three of them in list items, indented
     assert len(blocks) == 4
-    blocks = [re.sub(r"^    ", "", block, flags=re.MULTILINE) for block in blocks]  # in a list item
     folder = shutil.copytree(ROOT / "rulesets", tmp_path / "rulesets")
     secret = previous.run(
         "token", "create", "--account", "default", "--name", "crm", cwd=tmp_path

@@ -25,12 +25,10 @@ from .models import (
     USER_PREFIX,
     AccountSettings,
     Bot,
-    Change,
     Decision,
     Event,
     Outcome,
     Release,
-    Skip,
     User,
     record_from_dict,
 )
@@ -210,7 +208,8 @@ class Decider:
         handler = self.catalog.entities[record.entity]
         owners = list(record.owners)
         tags = list(record.tags)
-        decisions: list[Decision] = []
+        #: Each bot's decision as the fields of a ``Decision``: the outcome is validated once.
+        decisions: list[dict[str, Any]] = []
         new_states: dict[str, dict[str, Any]] = {}
         changed: dict[LinkRef, RecordT] = {}
         notes: list[WallNote] = []
@@ -237,7 +236,7 @@ class Decider:
                 trigger_event, bot, handler, reads.context.now, owned, reads.reassign is not None
             )
             if routing and reasons:
-                decisions.append(_decision(bot=bot.id, status="not_applied", reason="; ".join(reasons)))
+                decisions.append({"bot": bot.id, "status": "not_applied", "reason": "; ".join(reasons)})
                 continue
             if routing:  # the first bot that applies takes the record, as if set as owner
                 single = not self.rules.account_settings(event.account).multiple_owners
@@ -274,17 +273,16 @@ class Decider:
                 fields |= self._act(
                     event, plan, handler, owner, reads.context.linked, changed, notes, notifications
                 )
-            decision = _decision(**fields)
             further = (
-                self.hook.salesbot_keep_routing(bot=bot, event=event, decision=decision)
-                if routing and decision.status == "no_candidate"
+                self.hook.salesbot_keep_routing(
+                    bot=bot, event=event, decision=Decision.model_validate(fields)
+                )
+                if routing and fields["status"] == "no_candidate"
                 else None
             )
             if further:
-                decision = decision.model_copy(
-                    update={"reason": f"{decision.reason}; routing goes on: {further}"}
-                )
-            decisions.append(decision)
+                fields["reason"] = f"{fields.get('reason', '')}; routing goes on: {further}"
+            decisions.append(fields)
             if routing and not further:
                 break
         restored: list[str] = []
@@ -296,21 +294,23 @@ class Decider:
         # dropped and set again was set by hand. This event's picks are the bots' own.
         kept = {*record.owners, *restored}
         given = {user: bot_id for user, bot_id in reads.given.get(ref, {}).items() if user in kept}
-        given |= {d.owner: d.bot for d in decisions if d.owner is not None}
-        # Built of values the core made itself, from a validated event and rules: checked
-        # by its type here, not validated again.
-        outcome = Outcome.model_construct(
-            event_id=event.id,
-            account=event.account,
-            entity=record.entity,
-            record_id=record.id,
-            kind=event.kind,
-            at=reads.context.now,
-            owners_before=list(record.owners),
-            owners_after=owners,
-            decisions=decisions,
-            rules_version=self.rules.versions.get(event.account),
-            leaving=event.leaving,
+        given |= {d["owner"]: d["bot"] for d in decisions if d.get("owner") is not None}
+        # The decider worked on plain values; the outcome, what leaves the core, is
+        # validated here, once, its decisions with it.
+        outcome = Outcome.model_validate(
+            {
+                "event_id": event.id,
+                "account": event.account,
+                "entity": record.entity,
+                "record_id": record.id,
+                "kind": event.kind,
+                "at": reads.context.now,
+                "owners_before": list(record.owners),
+                "owners_after": owners,
+                "decisions": decisions,
+                "rules_version": self.rules.versions.get(event.account),
+                "leaving": event.leaving,
+            }
         )
         written = {ref: owners, **{key: linked.owners for key, linked in changed.items()}}
         return Decided(
@@ -336,7 +336,7 @@ class Decider:
         context = replace(reads.context, matches=self.field_matcher(event))
         handler = self.catalog.entities[event.record.entity]
         plan = self.plan(event.account, bot)
-        return _decision(**self._pick(event, plan, bot, handler, reads, context, []))
+        return Decision.model_validate(self._pick(event, plan, bot, handler, reads, context, []))
 
     def _released(self, event: Event, reads: Reads, context: Context) -> list[tuple[Bot, str, Release]]:
         """The owners bots gave the record that it stopped matching, ``(bot, user, release)``
@@ -371,8 +371,9 @@ class Decider:
         release: Release,
         notes: list[WallNote],
         notifications: list[tuple[str, str]],
-    ) -> Decision:
-        """The decision of a bot taking back ``user``, with its wall note and notification."""
+    ) -> dict[str, Any]:
+        """The decision of a bot taking back ``user`` (a ``Decision``'s fields), with its
+        wall note and notification."""
         values = self._values(event, self.plan(event.account, bot), handler, user)
         note = render(release.note, values, limit=MAX_NOTE_BYTES) if release.note else None
         if note is not None:
@@ -382,14 +383,14 @@ class Decider:
         )
         if notification is not None:
             notifications.append((user, notification))
-        return _decision(
-            bot=bot.id,
-            status="unassigned",
-            removed=user,
-            reason=release.reason,
-            note=note,
-            notification=notification,
-        )
+        return {
+            "bot": bot.id,
+            "status": "unassigned",
+            "removed": user,
+            "reason": release.reason,
+            "note": note,
+            "notification": notification,
+        }
 
     def _why_not(
         self,
@@ -448,7 +449,7 @@ class Decider:
         record, switches = event.record, reads.switches
         state = dict(reads.states.get(bot.id, {}))
         pool = [both[switches.get(key, declared)] for key, declared, both in plan.pool]
-        skipped: dict[str, Skip] = {
+        skipped: dict[str, dict[str, str]] = {
             user: _skip(user, "already an owner of the record") for user in owners if user in plan.in_pool
         }
         if reads.reassign is not None and reads.reassign.previous in plan.in_pool:
@@ -556,7 +557,7 @@ class Decider:
         notification: the fields they add to its ``Decision``."""
         record, actions = event.record, plan.bot.actions
         multiple = self.rules.account_settings(event.account).multiple_owners
-        changes: list[Change] = []
+        changes: list[dict[str, Any]] = []
         for ref in handler.links(record, plan.related):
             current = (
                 changed.get(ref) or linked.get(ref) or record_from_dict({"entity": ref[0], "id": ref[1]})
@@ -572,9 +573,12 @@ class Decider:
             else:
                 owners = [picked]
             changes.append(
-                Change.model_construct(
-                    entity=ref[0], record_id=ref[1], owners_before=list(current.owners), owners_after=owners
-                )
+                {
+                    "entity": ref[0],
+                    "record_id": ref[1],
+                    "owners_before": list(current.owners),
+                    "owners_after": owners,
+                }
             )
             changed[ref] = current.model_copy(
                 update={"owners": owners, "tags": _with(current.tags, actions.tag)}
@@ -584,7 +588,7 @@ class Decider:
         note = render(actions.note, values, limit=MAX_NOTE_BYTES) if actions.note else None
         if note is not None:
             notes += [WallNote((record.entity, record.id), note, plan.bot.id)]
-            notes += [WallNote((c.entity, c.record_id), note, plan.bot.id) for c in changes]
+            notes += [WallNote((c["entity"], c["record_id"]), note, plan.bot.id) for c in changes]
         notification = (
             render(actions.notify, values, limit=MAX_NOTIFICATION_BYTES) if actions.notify else None
         )
@@ -625,17 +629,9 @@ def _final(bot: Bot, reassign: Reassign) -> dict[str, Any]:
     }
 
 
-def _decision(**fields: Any) -> Decision:
-    """A ``Decision`` of the fields the decider worked out. Not validated again: they are
-    made of a validated event, loaded rules and checked plugin answers (a pick among the
-    candidates, a ``Release`` model), and pydantic's checks per bot and candidate were
-    most of the decision's cost."""
-    return Decision.model_construct(**fields)
-
-
-def _skip(user: str, reason: str) -> Skip:
-    """A pool member left out, and why (see ``_decision``: not validated again)."""
-    return Skip.model_construct(user=user, reason=reason)
+def _skip(user: str, reason: str) -> dict[str, str]:
+    """A pool member left out, and why: a ``Skip``'s fields."""
+    return {"user": user, "reason": reason}
 
 
 def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:

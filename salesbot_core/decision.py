@@ -123,11 +123,18 @@ class BotPlan:
     related: Mapping[str, bool]
     #: What the bot's templates may show of the bot.
     values: Mapping[str, Any]
+    #: Its strategy reads the pool's open records (``Strategy.needs_load``).
+    loads: bool
+    #: The pool's users with a field that counts their usage (``FieldSpec.counts_usage``)
+    #: set: the engine reads their counts for each event.
+    capped: tuple[User, ...]
 
     @classmethod
-    def of(cls, bot: Bot, account: str, rules: Rules) -> BotPlan:
+    def of(cls, bot: Bot, account: str, rules: Rules, catalog: Catalog) -> BotPlan:
         """The plan of ``bot``, a bot of ``account`` in ``rules``."""
         users = [user for user in map(lambda u: rules.user(account, u), bot.users) if user is not None]
+        counted = [spec for spec in catalog.fields_of("user").values() if spec.counts_usage]
+        strategy = catalog.strategies.get(bot.strategy)
         where = bot.trigger.where
         return cls(
             bot=bot,
@@ -139,6 +146,12 @@ class BotPlan:
             where_met=None if where is None else f"trigger.where {json.dumps(where, sort_keys=True)} matched",
             related=bot.actions.related.model_dump(include={"persons", "company"}),
             values={"id": bot.id, "name": bot.display_name, "entity": bot.entity},
+            loads=strategy is not None and strategy.needs_load,
+            capped=tuple(
+                user
+                for user in users
+                if any(user.plugin_fields.get(spec.key) is not None for spec in counted)
+            ),
         )
 
 
@@ -177,7 +190,9 @@ class Decider:
         key = (account, bot.id)
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = BotPlan.of(self.rules.bot(account, bot.id) or bot, account, self.rules)
+            plan = self._plans[key] = BotPlan.of(
+                self.rules.bot(account, bot.id) or bot, account, self.rules, self.catalog
+            )
         return plan
 
     def has_deadlines(self, account: str) -> bool:

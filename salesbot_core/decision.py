@@ -223,7 +223,7 @@ class Decider:
         handler = self.catalog.entities[record.entity]
         owners = list(record.owners)
         tags = list(record.tags)
-        #: Each bot's decision as the fields of a ``Decision``: the outcome is validated once.
+        # Each bot's decision as the fields of a ``Decision``: the outcome is validated once.
         decisions: list[dict[str, Any]] = []
         new_states: dict[str, dict[str, Any]] = {}
         changed: dict[LinkRef, RecordT] = {}

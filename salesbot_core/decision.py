@@ -25,12 +25,10 @@ from .models import (
     USER_PREFIX,
     AccountSettings,
     Bot,
-    Change,
     Decision,
     Event,
     Outcome,
     Release,
-    Skip,
     User,
     record_from_dict,
 )
@@ -100,6 +98,69 @@ class Reads:
     reassign: Reassign | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BotPlan:
+    """What a bot's rules say once, at load, for every event it sees: the decision core
+    reads these plain values per event instead of working them out of the ruleset's
+    models again (its pool, its texts, its switched copies...)."""
+
+    bot: Bot
+    #: The bot as a switch in the store may have it: ``{active: bot}`` (the ruleset's own
+    #: model for its own ``active``, a copy made once for the other).
+    switched: Mapping[bool, Bot]
+    #: The pool's users the rules declare, in pool order: each user's switch key in the
+    #: store, ``active`` as the rules declare it, and ``{active: user}`` as ``switched``.
+    pool: tuple[tuple[str, bool, Mapping[bool, User]], ...]
+    #: The ids of the pool, for membership tests.
+    in_pool: frozenset[str]
+    #: The key the bot's ``trigger.where`` is compiled under.
+    condition: str
+    #: The trigger conditions a firing bot meets, in words, that do not depend on the
+    #: event: what follows ``event 'created'``, and the ``trigger.where`` line (or None).
+    events_met: str
+    where_met: str | None
+    #: ``actions.related``'s options as ``EntityHandler.links`` reads them.
+    related: Mapping[str, bool]
+    #: What the bot's templates may show of the bot.
+    values: Mapping[str, Any]
+    #: Its strategy reads the pool's open records (``Strategy.needs_load``).
+    loads: bool
+    #: The pool's users with a field that counts their usage (``FieldSpec.counts_usage``)
+    #: set: the engine reads their counts for each event.
+    capped: tuple[User, ...]
+
+    @classmethod
+    def of(cls, bot: Bot, account: str, rules: Rules, catalog: Catalog) -> BotPlan:
+        """The plan of ``bot``, a bot of ``account`` in ``rules``."""
+        users = [user for user in map(lambda u: rules.user(account, u), bot.users) if user is not None]
+        counted = [spec for spec in catalog.fields_of("user").values() if spec.counts_usage]
+        strategy = catalog.strategies.get(bot.strategy)
+        where = bot.trigger.where
+        return cls(
+            bot=bot,
+            switched=_both(bot),
+            pool=tuple((USER_PREFIX + user.id, user.active, _both(user)) for user in users),
+            in_pool=frozenset(bot.users),
+            condition=condition_key(account, bot.id),
+            events_met=f"is one of {bot.trigger.events}",
+            where_met=None if where is None else f"trigger.where {json.dumps(where, sort_keys=True)} matched",
+            related=bot.actions.related.model_dump(include={"persons", "company"}),
+            values={"id": bot.id, "name": bot.display_name, "entity": bot.entity},
+            loads=strategy is not None and strategy.needs_load,
+            capped=tuple(
+                user
+                for user in users
+                if any(user.plugin_fields.get(spec.key) is not None for spec in counted)
+            ),
+        )
+
+
+def _both(model: Any) -> dict[bool, Any]:
+    """``{active: model}`` for both values of ``active``: the model itself for its own."""
+    other = model.model_copy(update={"active": not model.active})
+    return {model.active: model, other.active: other}
+
+
 @dataclass(frozen=True)
 class Decider:
     """Decides what the bots set on a record do: triggers, conditions, candidates, strategy.
@@ -111,6 +172,9 @@ class Decider:
     hook: pluggy.HookRelay
     #: The accounts with a bot that may get due items (``FieldSpec.sets_deadlines``).
     _deadlines: frozenset[str] = field(init=False, repr=False)
+    #: Each bot's plan, by ``(account, bot id)``, made the first time the bot is decided
+    #: (loading 10,000 bots makes none).
+    _plans: dict[tuple[str, str], BotPlan] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         specs = [spec for spec in self.catalog.fields_of("bot").values() if spec.sets_deadlines]
@@ -120,6 +184,16 @@ class Decider:
             if any(bot.plugin_fields.get(spec.key) is not None for spec in specs)
         }
         object.__setattr__(self, "_deadlines", frozenset(accounts))
+
+    def plan(self, account: str, bot: Bot) -> BotPlan:
+        """The plan of ``bot``, a bot of ``account`` in these rules."""
+        key = (account, bot.id)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = BotPlan.of(
+                self.rules.bot(account, bot.id) or bot, account, self.rules, self.catalog
+            )
+        return plan
 
     def has_deadlines(self, account: str) -> bool:
         """Whether a bot of ``account`` may have given a record a deadline to keep."""
@@ -149,13 +223,16 @@ class Decider:
         handler = self.catalog.entities[record.entity]
         owners = list(record.owners)
         tags = list(record.tags)
-        decisions: list[Decision] = []
+        # Each bot's decision as the fields of a ``Decision``: the outcome is validated once.
+        decisions: list[dict[str, Any]] = []
         new_states: dict[str, dict[str, Any]] = {}
         changed: dict[LinkRef, RecordT] = {}
         notes: list[WallNote] = []
         notifications: list[tuple[str, str]] = []
         ref: LinkRef = (record.entity, record.id)
-        released = self._released(event, reads)
+        # The hooks' context, bound to this record's plugin-field conditions: one per event.
+        context = replace(reads.context, matches=self.field_matcher(event))
+        released = self._released(event, reads, context)
         for bot, user, release in released:
             owners.remove(user)
             decisions.append(self._release(event, bot, handler, user, release, notes, notifications))
@@ -167,51 +244,60 @@ class Decider:
         # Routing bots were read for a routed event; they stay idle when a bot only took
         # its owner back.
         for bot in reads.bots if routing or record.bot_ids() else []:
-            if bot.id in reads.switches:
-                bot = bot.model_copy(update={"active": reads.switches[bot.id]})
+            plan = self.plan(event.account, bot)
+            bot = plan.switched[reads.switches.get(bot.id, bot.active)]
             owned = [o for o in owners if not o.startswith(BOT_PREFIX)] if routing else []
             reasons = self._why_not(
                 trigger_event, bot, handler, reads.context.now, owned, reads.reassign is not None
             )
             if routing and reasons:
-                decisions.append(Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons)))
+                decisions.append({"bot": bot.id, "status": "not_applied", "reason": "; ".join(reasons)})
                 continue
             if routing:  # the first bot that applies takes the record, as if set as owner
                 single = not self.rules.account_settings(event.account).multiple_owners
                 owners = [bot.owner_ref] if single else [*owners, bot.owner_ref]
             if reasons:
-                decision = Decision(bot=bot.id, status="not_applied", reason="; ".join(reasons))
+                fields: dict[str, Any] = {
+                    "bot": bot.id,
+                    "status": "not_applied",
+                    "reason": "; ".join(reasons),
+                }
             elif reads.reassign is not None and reads.reassign.final is not None:
-                decision = _final(bot, reads.reassign)
+                fields = _final(bot, reads.reassign)
             else:
-                decision = self._pick(
-                    event, bot, handler, reads, [o for o in owners if not o.startswith(BOT_PREFIX)]
+                fields = self._pick(
+                    event,
+                    plan,
+                    bot,
+                    handler,
+                    reads,
+                    context,
+                    [o for o in owners if not o.startswith(BOT_PREFIX)],
                 )
                 if reads.reassign is not None:
-                    decision = decision.model_copy(
-                        update={"reason": "; ".join(filter(None, [reads.reassign.note, decision.reason]))}
-                    )
+                    fields["reason"] = "; ".join(filter(None, [reads.reassign.note, fields.get("reason")]))
             at = owners.index(bot.owner_ref)
-            if decision.owner is None or decision.owner in owners:
+            owner = fields.get("owner")
+            if owner is None or owner in owners:
                 del owners[at]
             else:
-                owners[at] = decision.owner
-            if decision.owner is not None:
-                new_states[bot.id] = decision.state_after
+                owners[at] = owner
+            if owner is not None:
+                new_states[bot.id] = fields.get("state_after", {})
                 tags = _with(tags, bot.actions.tag)
-                decision = self._act(
-                    event, bot, handler, decision, reads.context.linked, changed, notes, notifications
+                fields |= self._act(
+                    event, plan, handler, owner, reads.context.linked, changed, notes, notifications
                 )
             further = (
-                self.hook.salesbot_keep_routing(bot=bot, event=event, decision=decision)
-                if routing and decision.status == "no_candidate"
+                self.hook.salesbot_keep_routing(
+                    bot=bot, event=event, decision=Decision.model_validate(fields)
+                )
+                if routing and fields["status"] == "no_candidate"
                 else None
             )
             if further:
-                decision = decision.model_copy(
-                    update={"reason": f"{decision.reason}; routing goes on: {further}"}
-                )
-            decisions.append(decision)
+                fields["reason"] = f"{fields.get('reason', '')}; routing goes on: {further}"
+            decisions.append(fields)
             if routing and not further:
                 break
         restored: list[str] = []
@@ -223,19 +309,23 @@ class Decider:
         # dropped and set again was set by hand. This event's picks are the bots' own.
         kept = {*record.owners, *restored}
         given = {user: bot_id for user, bot_id in reads.given.get(ref, {}).items() if user in kept}
-        given |= {d.owner: d.bot for d in decisions if d.owner is not None}
-        outcome = Outcome(
-            event_id=event.id,
-            account=event.account,
-            entity=record.entity,
-            record_id=record.id,
-            kind=event.kind,
-            at=reads.context.now,
-            owners_before=list(record.owners),
-            owners_after=owners,
-            decisions=decisions,
-            rules_version=self.rules.versions.get(event.account),
-            leaving=event.leaving,
+        given |= {d["owner"]: d["bot"] for d in decisions if d.get("owner") is not None}
+        # The decider worked on plain values; the outcome, what leaves the core, is
+        # validated here, once, its decisions with it.
+        outcome = Outcome.model_validate(
+            {
+                "event_id": event.id,
+                "account": event.account,
+                "entity": record.entity,
+                "record_id": record.id,
+                "kind": event.kind,
+                "at": reads.context.now,
+                "owners_before": list(record.owners),
+                "owners_after": owners,
+                "decisions": decisions,
+                "rules_version": self.rules.versions.get(event.account),
+                "leaving": event.leaving,
+            }
         )
         written = {ref: owners, **{key: linked.owners for key, linked in changed.items()}}
         return Decided(
@@ -258,9 +348,12 @@ class Decider:
         """Whom ``bot`` would pick for ``event``'s record if it fired, whatever its switch and
         trigger say: its candidates, each skipped user with the engine's reason, and the
         strategy's pick (the admin page's "pool now" and "next in rotation")."""
-        return self._pick(event, bot, self.catalog.entities[event.record.entity], reads, [])
+        context = replace(reads.context, matches=self.field_matcher(event))
+        handler = self.catalog.entities[event.record.entity]
+        plan = self.plan(event.account, bot)
+        return Decision.model_validate(self._pick(event, plan, bot, handler, reads, context, []))
 
-    def _released(self, event: Event, reads: Reads) -> list[tuple[Bot, str, Release]]:
+    def _released(self, event: Event, reads: Reads, context: Context) -> list[tuple[Bot, str, Release]]:
         """The owners bots gave the record that it stopped matching, ``(bot, user, release)``
         each, as ``salesbot_stopped_matching`` says: only on an event that sets no bot (a
         bot in the Owner field decides afresh), for owners the host still lists."""
@@ -278,7 +371,7 @@ class Decider:
                 record=record,
                 owner=user,
                 matches=self._matches(event, bot),
-                context=replace(reads.context, matches=self.field_matcher(event)),
+                context=context,
             )
             if release is not None:
                 found.append((bot, user, release))
@@ -293,9 +386,10 @@ class Decider:
         release: Release,
         notes: list[WallNote],
         notifications: list[tuple[str, str]],
-    ) -> Decision:
-        """The decision of a bot taking back ``user``, with its wall note and notification."""
-        values = self._values(event, bot, handler, user)
+    ) -> dict[str, Any]:
+        """The decision of a bot taking back ``user`` (a ``Decision``'s fields), with its
+        wall note and notification."""
+        values = self._values(event, self.plan(event.account, bot), handler, user)
         note = render(release.note, values, limit=MAX_NOTE_BYTES) if release.note else None
         if note is not None:
             notes.append(WallNote((event.record.entity, event.record.id), note, bot.id))
@@ -304,14 +398,14 @@ class Decider:
         )
         if notification is not None:
             notifications.append((user, notification))
-        return Decision(
-            bot=bot.id,
-            status="unassigned",
-            removed=user,
-            reason=release.reason,
-            note=note,
-            notification=notification,
-        )
+        return {
+            "bot": bot.id,
+            "status": "unassigned",
+            "removed": user,
+            "reason": release.reason,
+            "note": note,
+            "notification": notification,
+        }
 
     def _why_not(
         self,
@@ -342,7 +436,7 @@ class Decider:
         """Whether the record matches the bot's ``trigger.where`` (true without one)."""
         try:
             return self.rules.conditions.matches(
-                condition_key(event.account, bot.id), event.record.condition_fields()
+                self.plan(event.account, bot).condition, event.record.condition_fields()
             )
         except ConditionError as exc:
             raise EventError(
@@ -351,30 +445,31 @@ class Decider:
             ) from None
 
     def _pick(
-        self, event: Event, bot: Bot, handler: EntityHandler, reads: Reads, owners: list[str]
-    ) -> Decision:
-        """Who the candidates of a firing bot are, and whom it picks.
+        self,
+        event: Event,
+        plan: BotPlan,
+        bot: Bot,
+        handler: EntityHandler,
+        reads: Reads,
+        context: Context,
+        owners: list[str],
+    ) -> dict[str, Any]:
+        """Who the candidates of a firing bot are, and whom it picks: the fields of its
+        ``Decision``.
 
         ``owners`` are the record's users beside the bot (multiple-owner accounts): they
         already have the record, so picking one would waste a turn of the rotation, add
         nobody and notify them of a record they own.
         """
-        account, record = event.account, event.record
+        record, switches = event.record, reads.switches
         state = dict(reads.states.get(bot.id, {}))
-        context = replace(reads.context, matches=self.field_matcher(event))
-        pool = [
-            _switched(user, reads.switches)
-            for user in map(lambda u: self.rules.user(account, u), bot.users)
-            if user
-        ]
-        skipped: dict[str, Skip] = {
-            user: Skip(user=user, reason="already an owner of the record")
-            for user in owners
-            if user in bot.users
+        pool = [both[switches.get(key, declared)] for key, declared, both in plan.pool]
+        skipped: dict[str, dict[str, str]] = {
+            user: _skip(user, "already an owner of the record") for user in owners if user in plan.in_pool
         }
-        if reads.reassign is not None and reads.reassign.previous in bot.users:
-            skipped[reads.reassign.previous] = Skip(
-                user=reads.reassign.previous, reason="the owner it is taken from (deadline missed)"
+        if reads.reassign is not None and reads.reassign.previous in plan.in_pool:
+            skipped[reads.reassign.previous] = _skip(
+                reads.reassign.previous, "the owner it is taken from (deadline missed)"
             )
         skip_candidate = _first_result(self.hook.salesbot_skip_candidate)
         user_available = _first_result(self.hook.salesbot_user_available)
@@ -385,7 +480,7 @@ class Decider:
                 user=user, at=context.now
             )
             if reason:
-                skipped[user.id] = Skip(user=user.id, reason=reason)
+                skipped[user.id] = _skip(user.id, reason)
         candidates = [user.id for user in pool if user.id not in skipped]
         if len(candidates) > 1:
             aside = self.hook.salesbot_prefer_candidates(
@@ -396,35 +491,31 @@ class Decider:
                     f"a prefer plugin set aside {sorted(aside)} for bot {bot.id!r}: it may set "
                     f"aside only some of its candidates {candidates}, never all"
                 )
-            skipped |= {user: Skip(user=user, reason=reason) for user, reason in (aside or {}).items()}
+            skipped |= {user: _skip(user, reason) for user, reason in (aside or {}).items()}
             candidates = [user for user in candidates if user not in skipped]
-        base = Decision(
-            bot=bot.id,
-            status="no_candidate",
-            strategy=bot.strategy,
-            conditions=_conditions(event, bot, handler),
-            candidates=candidates,
-            skipped=[skipped[u] for u in bot.users if u in skipped],
-            state_before=state,
-            state_after=state,
-        )
+        fields: dict[str, Any] = {
+            "bot": bot.id,
+            "status": "no_candidate",
+            "strategy": bot.strategy,
+            "conditions": _conditions(event, plan, handler),
+            "candidates": candidates,
+            "skipped": [skipped[u] for u in bot.users if u in skipped],
+            "state_before": state,
+            "state_after": state,
+        }
         if not candidates:
             if bot.fallback is not None and bot.fallback in owners:
-                return base.model_copy(
-                    update={
-                        "reason": f"no user in the pool is eligible, and the fallback owner "
-                        f"{bot.fallback!r} already owns the record"
-                    }
+                fields["reason"] = (
+                    f"no user in the pool is eligible, and the fallback owner "
+                    f"{bot.fallback!r} already owns the record"
                 )
-            if bot.fallback is not None:
-                return base.model_copy(
-                    update={
-                        "status": "fallback",
-                        "owner": bot.fallback,
-                        "reason": "no user in the pool is eligible: the bot's fallback owner",
-                    }
-                )
-            return base.model_copy(update={"reason": "no user in the pool is eligible"})
+            elif bot.fallback is not None:
+                fields["status"] = "fallback"
+                fields["owner"] = bot.fallback
+                fields["reason"] = "no user in the pool is eligible: the bot's fallback owner"
+            else:
+                fields["reason"] = "no user in the pool is eligible"
+            return fields
 
         pick = self.hook.salesbot_preselect(bot=bot, record=record, candidates=candidates, context=context)
         chooser = "a preselect plugin"
@@ -438,25 +529,26 @@ class Decider:
                 f"{chooser} picked {pick.user!r} for bot {bot.id!r}, "
                 f"who is not one of its candidates {candidates}"
             )
-        return base.model_copy(
-            update={
-                "status": "assigned",
-                "owner": pick.user,
-                "reason": pick.reason,
-                "state_after": dict(pick.state) if chooser != "a preselect plugin" else state,
-            }
-        )
+        fields["status"] = "assigned"
+        fields["owner"] = pick.user
+        fields["reason"] = pick.reason
+        if chooser != "a preselect plugin":
+            fields["state_after"] = dict(pick.state)
+        return fields
 
     def field_matcher(self, event: Event) -> Callable[[Bot, str, str], bool]:
         """``Context.matches`` for ``event``'s record: the conditions of plugin fields."""
-        fields = event.record.condition_fields()
+        # The record's flat fields are made on the first test only: most events test none.
+        fields: list[dict[str, Any]] = []
 
         def matches(bot: Bot, key: str, path: str) -> bool:
             compiled = field_condition_key(event.account, bot.id, key, path)
             if compiled not in self.rules.conditions:
                 raise LookupError(f"bot {bot.id!r} has no condition {key}.{path}")
+            if not fields:
+                fields.append(event.record.condition_fields())
             try:
-                return self.rules.conditions.matches(compiled, fields)
+                return self.rules.conditions.matches(compiled, fields[0])
             except ConditionError as exc:
                 raise EventError(
                     f"event {event.id!r}: field 'record': bot {bot.id!r} cannot test its "
@@ -468,19 +560,20 @@ class Decider:
     def _act(
         self,
         event: Event,
-        bot: Bot,
+        plan: BotPlan,
         handler: EntityHandler,
-        decision: Decision,
+        picked: str,
         linked: Mapping[LinkRef, RecordT],
         changed: dict[LinkRef, RecordT],
         notes: list[WallNote],
         notifications: list[tuple[str, str]],
-    ) -> Decision:
-        """The bot's actions for its pick: linked records, tag, wall note, notification."""
-        record, picked, actions = event.record, str(decision.owner), bot.actions
+    ) -> dict[str, Any]:
+        """The bot's actions for its pick, linked records, tag, wall note and
+        notification: the fields they add to its ``Decision``."""
+        record, actions = event.record, plan.bot.actions
         multiple = self.rules.account_settings(event.account).multiple_owners
-        changes: list[Change] = []
-        for ref in handler.links(record, actions.related.model_dump(include={"persons", "company"})):
+        changes: list[dict[str, Any]] = []
+        for ref in handler.links(record, plan.related):
             current = (
                 changed.get(ref) or linked.get(ref) or record_from_dict({"entity": ref[0], "id": ref[1]})
             )
@@ -495,35 +588,36 @@ class Decider:
             else:
                 owners = [picked]
             changes.append(
-                Change(
-                    entity=ref[0], record_id=ref[1], owners_before=list(current.owners), owners_after=owners
-                )
+                {
+                    "entity": ref[0],
+                    "record_id": ref[1],
+                    "owners_before": list(current.owners),
+                    "owners_after": owners,
+                }
             )
             changed[ref] = current.model_copy(
                 update={"owners": owners, "tags": _with(current.tags, actions.tag)}
             )
 
-        values = self._values(event, bot, handler, picked)
+        values = self._values(event, plan, handler, picked) if actions.note or actions.notify else {}
         note = render(actions.note, values, limit=MAX_NOTE_BYTES) if actions.note else None
         if note is not None:
-            notes += [WallNote((record.entity, record.id), note, bot.id)]
-            notes += [WallNote((c.entity, c.record_id), note, bot.id) for c in changes]
+            notes += [WallNote((record.entity, record.id), note, plan.bot.id)]
+            notes += [WallNote((c["entity"], c["record_id"]), note, plan.bot.id) for c in changes]
         notification = (
             render(actions.notify, values, limit=MAX_NOTIFICATION_BYTES) if actions.notify else None
         )
         if notification is not None:
             notifications.append((picked, notification))
-        return decision.model_copy(
-            update={"related": changes, "tag": actions.tag, "note": note, "notification": notification}
-        )
+        return {"related": changes, "tag": actions.tag, "note": note, "notification": notification}
 
     def _values(
-        self, event: Event, bot: Bot, handler: EntityHandler, owner: str
-    ) -> dict[str, dict[str, Any]]:
+        self, event: Event, plan: BotPlan, handler: EntityHandler, owner: str
+    ) -> dict[str, Mapping[str, Any]]:
         """What a bot's note and notification templates may show about ``owner``."""
         record, user = event.record, self.rules.user(event.account, owner)
         return {
-            "bot": {"id": bot.id, "name": bot.display_name, "entity": bot.entity},
+            "bot": plan.values,
             "owner": {
                 "id": owner,
                 "name": user.display_name if user else owner,
@@ -533,26 +627,26 @@ class Decider:
         }
 
 
-def _switched(user: User, switches: Mapping[str, bool]) -> User:
-    """The user as their store switch (offboard, activate) has them, over the ruleset."""
-    active = switches.get(USER_PREFIX + user.id)
-    return user if active is None or active == user.active else user.model_copy(update={"active": active})
-
-
-def _final(bot: Bot, reassign: Reassign) -> Decision:
-    """The last step of a missed deadline: the bot's fallback owner, or nothing moves."""
+def _final(bot: Bot, reassign: Reassign) -> dict[str, Any]:
+    """The last step of a missed deadline, as a ``Decision``'s fields: the bot's fallback
+    owner, or nothing moves."""
     if reassign.final == "fallback" and bot.fallback is not None and bot.fallback != reassign.previous:
-        return Decision(
-            bot=bot.id,
-            status="fallback",
-            owner=bot.fallback,
-            reason=f"{reassign.note}; no reassignment left: the bot's fallback owner",
-        )
-    return Decision(
-        bot=bot.id,
-        status="not_applied",
-        reason=f"{reassign.note}; no reassignment left: stays with {reassign.previous}",
-    )
+        return {
+            "bot": bot.id,
+            "status": "fallback",
+            "owner": bot.fallback,
+            "reason": f"{reassign.note}; no reassignment left: the bot's fallback owner",
+        }
+    return {
+        "bot": bot.id,
+        "status": "not_applied",
+        "reason": f"{reassign.note}; no reassignment left: stays with {reassign.previous}",
+    }
+
+
+def _skip(user: str, reason: str) -> dict[str, str]:
+    """A pool member left out, and why: a ``Skip``'s fields."""
+    return {"user": user, "reason": reason}
 
 
 def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:
@@ -611,13 +705,14 @@ def _owned_reason(bot: Bot, owned: list[str]) -> str | None:
     return None
 
 
-def _conditions(event: Event, bot: Bot, handler: EntityHandler) -> list[str]:
+def _conditions(event: Event, plan: BotPlan, handler: EntityHandler) -> list[str]:
     """The trigger conditions a firing bot met, in words, for the audit trail."""
-    met = [f"event {event.kind!r} is one of {bot.trigger.events}"]
-    if bot.trigger.processes is not None:
-        met.append(f"process {handler.process(event.record)!r} is one of {bot.trigger.processes}")
-    if bot.trigger.where is not None:
-        met.append(f"trigger.where {json.dumps(bot.trigger.where, sort_keys=True)} matched")
+    met = [f"event {event.kind!r} {plan.events_met}"]
+    processes = plan.bot.trigger.processes
+    if processes is not None:
+        met.append(f"process {handler.process(event.record)!r} is one of {processes}")
+    if plan.where_met is not None:
+        met.append(plan.where_met)
     return met
 
 

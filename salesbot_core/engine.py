@@ -482,21 +482,18 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         # Rotation states are locked (on PostgreSQL) in one order, bot id, then each capped
         # user's usage in user-id order, so two events never wait for each other in a cycle.
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
-        pool = {user for bot in bots for user in bot.users}
-        loaded = [u for bot in bots if self.catalog.strategies[bot.strategy].needs_load for u in bot.users]
+        # What depends on the rules alone is in each bot's plan, made once.
+        plans = [self._decider.plan(account, bot) for bot in bots]
+        loaded = [u for plan in plans if plan.loads for u in plan.bot.users]
         counted = [spec for spec in self.catalog.fields_of("user").values() if spec.counts_usage]
-        capped = [
-            user
-            for user in map(lambda u: self.rules.user(account, u), sorted(pool))
-            if user and any(user.plugin_fields.get(spec.key) is not None for spec in counted)
-        ]
+        capped = sorted({user.id: user for plan in plans for user in plan.capped}.items())
         context = Context(
             now=now,
             linked=linked,
             load=_without(tx.open_load(account, record.entity, sorted(set(loaded))), stored)
             if loaded
             else {},
-            usage={user.id: _usage(tx, account, user, counted, now, stored) for user in capped},
+            usage={uid: _usage(tx, account, user, counted, now, stored) for uid, user in capped},
         )
         return Reads(
             context,

@@ -104,6 +104,15 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Deferred(Model):
+    """Base of the models an event's path does not use (the outbox, tokens, webhooks, due
+    items, notes): pydantic builds their validators the first time one is used, not when
+    ``salesbot_core.models`` is imported, so ``salesbot run`` of one event does not pay
+    for them."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class Configurable(Model):
     """A ruleset entry that plugins may add fields to (see ``salesbot_core.fields``).
 
@@ -554,7 +563,7 @@ class Change(Model):
     owners_after: list[str]
 
 
-class Notification(Model):
+class Notification(Deferred):
     """A message to a user, waiting in the outbox until the host delivers it."""
 
     id: int
@@ -568,7 +577,7 @@ class Notification(Model):
     delivered_at: str | None = None
 
 
-class Token(Model):
+class Token(Deferred):
     """An API token of ``salesbot serve`` as a store keeps it: never its secret, only the
     SHA-256 of it (see ``salesbot_core.tokens``)."""
 
@@ -581,7 +590,7 @@ class Token(Model):
     revoked_at: str | None = None
 
 
-class Endpoint(Model):
+class Endpoint(Deferred):
     """A webhook endpoint as it is listed: everything but its secret."""
 
     id: str
@@ -600,7 +609,7 @@ class Webhook(Endpoint):
     secret: str = Field(repr=False)
 
 
-class Delivery(Model):
+class Delivery(Deferred):
     """One message to one endpoint, queued with the event that caused it (the outbox
     pattern) and tried until the endpoint takes it or the retries run out."""
 
@@ -624,7 +633,7 @@ class Delivery(Model):
     secret: str | None = Field(default=None, repr=False)
 
 
-class DueItem(Model):
+class DueItem(Deferred):
     """An assignment waiting for its owner to act (an SLA): if nothing meets it before
     ``due_at``, ``salesbot tick`` hands the record on. One per record; a new assignment
     replaces it (see ``salesbot_due``)."""
@@ -644,7 +653,7 @@ class DueItem(Model):
     reassignments: int = 0
 
 
-class Escalation(Model):
+class Escalation(Deferred):
     """What to do with a record whose SLA ran out (``salesbot_sla_missed``)."""
 
     #: ``next``: a new pick through the same bot, the owner excluded; ``bot:<id>``: a
@@ -656,7 +665,7 @@ class Escalation(Model):
     notify_previous: bool = False
 
 
-class Note(Model):
+class Note(Deferred):
     """A note on a record's wall."""
 
     text: str

@@ -29,6 +29,7 @@ from salesbot_core.registry import make_plugin_manager
 from salesbot_core.replay import ReplayResult, replay_store
 from salesbot_core.store import RETENTION_VARIABLE, kept_payload
 from salesbot_core.tokens import create_token
+from salesbot_plugins.migrations import SCHEMA_VERSION
 from salesbot_plugins.postgres_store import SCHEMA_VERSION as POSTGRES_VERSION
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
@@ -422,7 +423,7 @@ def test_a_version_5_sqlite_file_gets_the_payload_table(tmp_path: Path) -> None:
             "e4"
         ]
         assert [o.event_id for o in engine.explain("default", "deal", "d3")] == ["e3"]  # older data stays
-    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(10,)]
+    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(SCHEMA_VERSION,)]
 
 
 def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, postgres_url: str) -> None:
@@ -439,7 +440,11 @@ def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, 
         assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
             "e4"
         ]
-    assert rows(postgres_url, "SELECT version FROM salesbot_schema") == [(POSTGRES_VERSION,)] == [(10,)]
+    assert (
+        rows(postgres_url, "SELECT version FROM salesbot_schema")
+        == [(POSTGRES_VERSION,)]
+        == [(SCHEMA_VERSION,)]
+    )
 
 
 # --- The command and the service ------------------------------------------------------

@@ -25,6 +25,9 @@ The versions that shipped, on this history:
  10         10                           10                             rules as data, ended
                                                                          admin sessions,
                                                                          compatible-from
+ 11         11                           11                             payloads in the
+                                                                         outcome row, fewer
+                                                                         page indexes
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -48,11 +51,10 @@ from typing import Any
 
 from salesbot_core import StoreError
 
-from . import page_queries
-from .sql import CHUNK, Session
+from .sql import CHUNK, Session, columns
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
 #: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
@@ -66,19 +68,6 @@ def ddl(s: Session, script: str) -> None:
     for statement in text.split(";"):
         if statement.strip():
             s.execute(statement)
-
-
-def columns(s: Session, table: str) -> list[str]:
-    if s.dialect.name == "SQLite":
-        return [name for (name,) in s.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()]
-    return [
-        name
-        for (name,) in s.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        ).fetchall()
-    ]
 
 
 def batches(s: Session, sql: str, size: int = 1000) -> Iterator[list[Any]]:
@@ -261,7 +250,17 @@ def step_6(s: Session) -> None:
         if column not in switch_columns:
             # Switches set before show neither who nor when.
             s.execute(f"ALTER TABLE bot_switches ADD COLUMN {column} TEXT")
-    ddl(s, page_queries.INDEXES)
+    # As version 6 made them; version 11 replaced all but ``assignments_bot_seq``.
+    ddl(
+        s,
+        """
+CREATE INDEX IF NOT EXISTS outcomes_account ON outcomes (account, seq);
+CREATE INDEX IF NOT EXISTS outcomes_account_created ON outcomes (account, created_at);
+CREATE INDEX IF NOT EXISTS assignments_bot_at ON assignments (account, bot, at);
+CREATE INDEX IF NOT EXISTS assignments_bot_seq ON assignments (account, bot, seq);
+CREATE INDEX IF NOT EXISTS assignments_account_at ON assignments (account, at)
+""",
+    )
 
 
 def step_7(s: Session) -> None:
@@ -363,6 +362,59 @@ CREATE TABLE IF NOT EXISTS salesbot_compatibility (compatible_from INTEGER NOT N
     )
 
 
+#: The columns version 11 adds to ``outcomes``: the kept payload of the event (NULL when
+#: none is kept, or once pruned), whether it was routed, when it was decided, its bytes.
+KEPT_COLUMNS = (("payload", "TEXT"), ("routed", "INTEGER"), ("kept_at", "TEXT"), ("size", "INTEGER"))
+
+
+def step_11(s: Session) -> None:
+    """Only what a result needs is written with each event (issue 25): every b-tree an
+    event writes costs at least one page of the WAL.
+
+    - The payload of a processed event is kept in its outcome row, found through one
+      partial index (``outcomes_kept``: only the rows whose payload is kept, by the time
+      it was decided, for pruning and replay windows), not as a row of ``event_payloads``
+      with two indexes of its own. The payloads kept before are copied into their outcome
+      rows.
+    - The admin page reads the outcomes through one index, ``(account, created_at, seq)``
+      (the latest outcomes, newest first, and the events of a day), in place of its two;
+      the assignments through the caps' index, which now also holds the bot (a bot's
+      distribution, the assignments of a day: one range per user of the account, read
+      from the index alone), and ``assignments_bot_seq`` (a bot's latest assignments),
+      in place of their four.
+
+    Expand, then contract later: an older salesbot (version 10) still running on the
+    database keeps working, so the step only expands (compatible-from stays). It writes
+    its payloads into ``event_payloads``, which stays, and which this salesbot reads too
+    (``kept_events``) and prunes; the outcome rows it writes leave the new columns empty.
+    The payloads copied stay in ``event_payloads`` as well, for its own replays (which do
+    not see the payloads this salesbot keeps in the outcome rows). The indexes dropped
+    change none of its answers: its page's queries read the same rows, without an index
+    of their own. A later step drops ``event_payloads`` once no version 10 runs."""
+    have = columns(s, "outcomes")
+    for name, kind in KEPT_COLUMNS:
+        if name not in have:
+            s.execute(f"ALTER TABLE outcomes ADD COLUMN {name} {kind}")
+    s.execute(
+        "UPDATE outcomes SET payload = e.payload, routed = e.routed, kept_at = e.at, size = e.size "
+        "FROM event_payloads e WHERE e.account = outcomes.account AND e.event_id = outcomes.event_id "
+        "AND outcomes.payload IS NULL"
+    )
+    ddl(
+        s,
+        """
+DROP INDEX IF EXISTS outcomes_account;
+DROP INDEX IF EXISTS outcomes_account_created;
+CREATE INDEX IF NOT EXISTS outcomes_account_time ON outcomes (account, created_at, seq);
+CREATE INDEX IF NOT EXISTS outcomes_kept ON outcomes (kept_at) WHERE payload IS NOT NULL;
+DROP INDEX IF EXISTS assignments_bot_at;
+DROP INDEX IF EXISTS assignments_account_at;
+DROP INDEX IF EXISTS assignments_user;
+CREATE INDEX IF NOT EXISTS assignments_user_bot ON assignments (account, "user", at, bot)
+""",
+    )
+
+
 @dataclass(frozen=True)
 class Step:
     """One step of the history. ``expand_only``: it only adds what an older salesbot,
@@ -387,6 +439,9 @@ STEPS: tuple[Step, ...] = (
     Step(step_9),  # due items: an older salesbot would set no deadline
     # rules as data, ended sessions, compatible-from: tables an older salesbot need not fill
     Step(step_10, expand_only=True),
+    # payloads in the outcome row, fewer indexes: a version-10 salesbot keeps writing and
+    # reading event_payloads (kept until a later step); every query of its has its rows
+    Step(step_11, expand_only=True),
 )
 assert len(STEPS) == SCHEMA_VERSION
 

@@ -420,8 +420,9 @@ class Step:
     """One step of the history. ``expand_only``: it only adds what an older salesbot,
     writing as it did, leaves consistent (a table or index it need not fill, a column it
     may leave empty), so that salesbot can keep running on the database. A step that
-    removes or changes anything, or adds what every write must keep up to date (an index
-    table filled from the records, a due item per assignment), is not."""
+    removes or changes anything the older salesbot reads or writes, or adds what every
+    write must keep up to date (an index table filled from the records, a due item per
+    assignment), is not. Dropping an index changes none of its answers (version 11)."""
 
     run: Callable[[Session], None]
     expand_only: bool = False

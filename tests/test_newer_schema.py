@@ -84,14 +84,16 @@ def contents(url: str) -> object:
 
 
 def test_each_step_that_only_expands_keeps_the_database_open_to_the_versions_before() -> None:
-    # 10 only added the compatibility record; 9 added due items every assignment must set
-    assert (STEPS[9].expand_only, STEPS[8].expand_only) == (True, False)
-    assert [compatible_from(v) for v in range(1, SCHEMA_VERSION + 1)] == [1, 2, 3, 3, 5, 5, 5, 8, 9, 9]
+    # 11 moved payloads into the outcome rows, keeping event_payloads for version 10, and
+    # dropped indexes; 10 only added the compatibility record; 9 added due items every
+    # assignment must set
+    assert [step.expand_only for step in STEPS[8:]] == [False, True, True]
+    assert [compatible_from(v) for v in range(1, SCHEMA_VERSION + 1)] == [1, 2, 3, 3, 5, 5, 5, 8, 9, 9, 9]
 
 
 def test_a_new_database_records_the_oldest_version_that_can_run_on_it(rules: Path, store_url: str) -> None:
     Engine(rules, store_url).close()
-    assert versions(store_url) == (SCHEMA_VERSION, 9) == (10, 9)
+    assert versions(store_url) == (SCHEMA_VERSION, 9) == (11, 9)
 
 
 @pytest.mark.parametrize("command", ["run", "show", "outbox"])
@@ -110,7 +112,7 @@ def test_a_database_a_newer_salesbot_changed_beyond_this_one_is_refused_and_left
     assert (done.exit_code, done.stdout, done.stderr) == (
         1,
         "",
-        f"error: the database at {store_url!r} was made by a newer salesbot (schema 99, this one knows 10) "
+        f"error: the database at {store_url!r} was made by a newer salesbot (schema 99, this one knows 11) "
         "and needs one of schema 99 or later: nothing was written\n",
     )
     assert contents(store_url) == before
@@ -123,7 +125,7 @@ def test_a_newer_database_without_a_compatibility_record_is_refused(rules: Path,
     execute(str(db), "PRAGMA user_version = 99", "DROP TABLE salesbot_compatibility")
     with pytest.raises(StoreError) as info:
         Engine(rules, db)
-    assert "(schema 99, this one knows 10) and needs one of schema 99 or later" in str(info.value)
+    assert "(schema 99, this one knows 11) and needs one of schema 99 or later" in str(info.value)
 
 
 def test_a_database_a_newer_salesbot_only_expanded_is_used_as_it_is(rules: Path, store_url: str) -> None:

@@ -332,7 +332,7 @@ def test_a_version_8_sqlite_file_gets_the_due_items_table(sla_rules: Path, tmp_p
         engine.handle(created(2))
         assert [d.record_id for d in engine.store.due_items("default")] == ["d2"]
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (10,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (11,)
     conn.close()
 
 

@@ -419,9 +419,11 @@ class Store(Protocol):
     def recent_outcomes(
         self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
     ) -> list[tuple[int, Outcome]]:
-        """``(seq, outcome)`` of the account's latest outcomes, newest first, at most
-        ``limit``; with ``before``, only those logged before that seq (a cursor: the last
-        seq of a page); with ``bot``, only outcomes in which ``bot`` assigned the record."""
+        """``(seq, outcome)`` of the account's latest outcomes, newest first (by the time
+        each was logged, then by seq), at most ``limit``; with ``before``, only those
+        logged before the outcome of that seq (a cursor: the last seq of a page; an
+        unknown one ends the list); with ``bot``, only outcomes in which ``bot`` assigned
+        the record, by seq."""
 
     def activity(self, account: str, since: str) -> Activity:
         """The account's events and assignments since ``since`` (UTC ISO 8601), its

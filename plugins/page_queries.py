@@ -4,25 +4,25 @@ Portable SQL with ``?`` placeholders (SQLite's); the PostgreSQL store turns them
 ``%s`` with ``postgres``. Every event writes each index, so the page reads through as few
 as serve it (version 11 of the schema, ``salesbot_plugins.migrations``): the outcomes
 through ``outcomes_account_time (account, created_at, seq)``, the assignments through the
-caps' ``assignments_user_bot (account, user, at, bot)`` and ``assignments_bot_seq``.
+caps' ``assignments_user (account, user, at)``, ``assignments_bot_at`` and
+``assignments_bot_seq``.
 """
 
 from __future__ import annotations
 
 #: The users who were ever assigned a record of the account, one index seek each (a
-#: "loose index scan" of ``assignments_user_bot``): the page's counts then read one range
-#: of that index per user, from the index alone.
+#: "loose index scan" of the caps' ``assignments_user``): the day's assignments are then
+#: counted as one range of that index per user, from the index alone.
 ASSIGNED_USERS = (
     "WITH RECURSIVE assigned(u) AS ("
     'SELECT MIN("user") FROM assignments WHERE account = ? '
     'UNION ALL SELECT (SELECT MIN("user") FROM assignments WHERE account = ? AND "user" > u) '
     "FROM assigned WHERE u IS NOT NULL) "
 )
-#: ``(user, count)`` of a bot's assignments since a moment. ``CROSS JOIN``: SQLite keeps
-#: the users outside (else it may walk the account's whole index to save a sort).
+#: ``(user, count)`` of a bot's assignments since a moment (index ``assignments_bot_at``).
 DISTRIBUTION = (
-    ASSIGNED_USERS + "SELECT u, COUNT(*) FROM assigned CROSS JOIN assignments a WHERE a.account = ? "
-    'AND a."user" = u AND a.at >= ? AND a.bot = ? GROUP BY u ORDER BY u'
+    'SELECT "user", COUNT(*) FROM assignments WHERE account = ? AND bot = ? AND at >= ? '
+    'GROUP BY "user" ORDER BY "user"'
 )
 #: An account's latest outcomes, newest first (the time each was logged, then its seq).
 RECENT_OUTCOMES = (
@@ -39,7 +39,8 @@ RECENT_BOT_OUTCOMES = (
     "WHERE a.account = ? AND a.bot = ? AND a.seq < ? ORDER BY a.seq DESC LIMIT ?) ORDER BY o.seq DESC"
 )
 #: Events and assignments since a moment, the outbox and the delivery backlogs
-#: (``outcomes_account_time``, ``assignments_user_bot``, ``deliveries_account``).
+#: (``outcomes_account_time``, ``assignments_user``, ``deliveries_account``). ``CROSS
+#: JOIN``: SQLite keeps the users outside (else it may walk the account's whole index).
 ACTIVITY = ASSIGNED_USERS + (
     "SELECT (SELECT COUNT(*) FROM outcomes WHERE account = ? AND created_at >= ?), "
     '(SELECT COUNT(*) FROM assigned CROSS JOIN assignments a WHERE a.account = ? AND a."user" = u '
@@ -50,11 +51,6 @@ ACTIVITY = ASSIGNED_USERS + (
 )
 #: Larger than any seq: the cursor of a bot's first page.
 MAX_SEQ = 2**63 - 1
-
-
-def distribution_params(account: str, bot: str, since: str) -> tuple[str, ...]:
-    """The parameters of ``DISTRIBUTION``."""
-    return (account, account, account, since, bot)
 
 
 def recent_params(

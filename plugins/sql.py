@@ -696,9 +696,7 @@ class SqlStore(KeptRules):
 
     def distribution(self, account: str, bot: str, since: str | None = None) -> dict[str, int]:
         with self._read() as s:
-            rows = s.execute(
-                page_queries.DISTRIBUTION, page_queries.distribution_params(account, bot, since or "")
-            ).fetchall()
+            rows = s.execute(page_queries.DISTRIBUTION, (account, bot, since or "")).fetchall()
         return {user: int(n) for user, n in rows}
 
     def recent_outcomes(

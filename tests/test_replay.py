@@ -447,13 +447,10 @@ AS_VERSION_10 = [
     "ORDER BY seq",
     "DROP INDEX outcomes_kept",
     "DROP INDEX outcomes_account_time",
-    "DROP INDEX assignments_user_bot",
     *(f"ALTER TABLE outcomes DROP COLUMN {name}" for name in ("payload", "routed", "kept_at", "size")),
     "CREATE INDEX outcomes_account ON outcomes (account, seq)",
     "CREATE INDEX outcomes_account_created ON outcomes (account, created_at)",
-    "CREATE INDEX assignments_bot_at ON assignments (account, bot, at)",
     "CREATE INDEX assignments_account_at ON assignments (account, at)",
-    'CREATE INDEX assignments_user ON assignments (account, "user", at)',
 ]
 
 

@@ -240,14 +240,15 @@ def test_due_items_are_read_only_in_accounts_whose_bots_set_deadlines(
 def test_an_event_writes_only_the_indexes_a_query_reads(
     store_url: str, table: str, deal_bot_rules: Path
 ) -> None:
-    """assignments: the caps' count by (account, user, at), which holds the bot too for
-    the admin page's counts, and the page's latest assignments of a bot; outcomes: its
-    unique (account, event_id) key, the page's one (account, created_at, seq), and the
-    payloads kept for replays, by the time they were decided (a partial index: only the
-    rows that keep one). Neither keeps an index of before: explain reads outcome_records."""
+    """assignments: the caps' count by (account, user, at), which the page's count of a
+    day's assignments reads too, and the page's two of a bot (its distribution since a
+    moment, its latest assignments); outcomes: its unique (account, event_id) key, the
+    page's one (account, created_at, seq), and the payloads kept for replays, by the time
+    they were decided (a partial index: only the rows that keep one). Neither keeps an
+    index of before: explain reads outcome_records."""
     Engine(deal_bot_rules, store_url).close()
     page = {
-        "assignments": ["assignments_bot_seq", "assignments_user_bot"],
+        "assignments": ["assignments_bot_at", "assignments_bot_seq", "assignments_user"],
         "outcomes": ["outcomes_account_time", "outcomes_kept"],
     }
     if store_url.startswith("postgresql://"):
@@ -267,15 +268,15 @@ def test_an_event_writes_only_the_indexes_a_query_reads(
             ("a", "u", "x", "y"),
         )
         assert [detail for *_, detail in plan] == [
-            "SEARCH assignments USING COVERING INDEX assignments_user_bot "
+            "SEARCH assignments USING COVERING INDEX assignments_user "
             "(account=? AND user=? AND at>? AND at<?)"
         ]
 
 
 def test_the_admin_pages_counts_read_the_indexes_alone(tmp_path: Path, deal_bot_rules: Path) -> None:
-    """A bot's distribution and the day's activity seek each user of the account in the
-    caps' index and count a range of it, never reading a row of the tables; the latest
-    outcomes walk the page's index of outcomes."""
+    """The day's activity seeks each user of the account in the caps' index and counts a
+    range of it, never reading a row of the tables; the latest outcomes walk the page's
+    index of outcomes."""
     from salesbot_plugins import page_queries
 
     db = str(tmp_path / "s.db")
@@ -284,16 +285,14 @@ def test_the_admin_pages_counts_read_the_indexes_alone(tmp_path: Path, deal_bot_
     def plan(sql: str, params: tuple[object, ...]) -> list[str]:
         return [detail for *_, detail in rows(db, "EXPLAIN QUERY PLAN " + sql, params)]
 
-    seen = plan(page_queries.DISTRIBUTION, page_queries.distribution_params("a", "b", "x"))
-    assert [line for line in seen if "assignments" in line] == [
-        "SEARCH assignments USING COVERING INDEX assignments_user_bot (account=?)",
-        "SEARCH assignments USING COVERING INDEX assignments_user_bot (account=? AND user>?)",
-        "SEARCH a USING COVERING INDEX assignments_user_bot (account=? AND user=? AND at>?)",
-    ]
     seen = plan(page_queries.ACTIVITY, page_queries.activity_params("a", "x"))
-    assert [line for line in seen if "outcomes" in line or "SEARCH a " in line] == [
+    assert [
+        line for line in seen if "SEARCH outcomes" in line or "assignments" in line or "SEARCH a " in line
+    ] == [
         "SEARCH outcomes USING COVERING INDEX outcomes_account_time (account=? AND created_at>?)",
-        "SEARCH a USING COVERING INDEX assignments_user_bot (account=? AND user=? AND at>?)",
+        "SEARCH assignments USING COVERING INDEX assignments_user (account=?)",
+        "SEARCH assignments USING COVERING INDEX assignments_user (account=? AND user>?)",
+        "SEARCH a USING COVERING INDEX assignments_user (account=? AND user=? AND at>?)",
     ]
     assert plan(*page_queries.recent_params("a", 5, None, None)) == [
         "SEARCH outcomes USING INDEX outcomes_account_time (account=?)"

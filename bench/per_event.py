@@ -18,7 +18,8 @@ are compared with salesbot on the files (the goal: within 5%).
 After each run the observable results of the three sides are compared (``bench.observe``:
 owners, tags, links, walls, outbox, rotation, ``explain`` of every record, a redelivery's
 answer), and the benchmark fails if they differ. A separate untimed run counts the
-statements and WAL pages each side spends per event. Run for ``synchronous=FULL`` (the
+statements and WAL pages each side spends per event, in all and by table (pages by the
+b-tree they belong to: a table or one of its indexes). Run for ``synchronous=FULL`` (the
 default) and ``NORMAL``.
 
 The sides run on store files side by side, taking turns every 250 events, so a slow

@@ -362,11 +362,10 @@ class SqlTransaction:
             fingerprint,
             *kept,
         )
-        before = utc_iso(datetime.now(UTC) - timedelta(days=self._retention_days))
         if self._d.last_seq is None:  # SQLite: the new seq is known at once
             seq_sql, seq = "?", (self._s.write(insert, values).lastrowid,)
             if self._retention_days and seq[0] % PRUNE_EVERY == 0:
-                prune(self._s, before, PRUNE_BATCH)
+                prune(self._s, self._expired(), PRUNE_BATCH)
         else:
             seq_sql, seq = self._d.last_seq, ()
             if self._retention_days:
@@ -378,7 +377,7 @@ class SqlTransaction:
                     f"WITH new AS ({insert} RETURNING seq), "
                     f"kept AS ({PRUNE_KEPT.format(when=when, limit=PRUNE_BATCH, skip=SKIP)}) "
                     + PRUNE_LEGACY.format(when=when, limit=PRUNE_BATCH, skip=SKIP),
-                    (*values, before, before),
+                    (*values, self._expired(), self._expired()),
                 )
             else:
                 self._s.write(insert, values)
@@ -394,6 +393,10 @@ class SqlTransaction:
                 + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(outcome.assigned)),
                 [value for d in outcome.assigned for value in (*seq, account, d.bot, d.owner, at_text)],
             )
+
+    def _expired(self) -> str:
+        """Payloads kept for events decided before this moment are pruned."""
+        return utc_iso(datetime.now(UTC) - timedelta(days=self._retention_days))
 
     def get_switches(self, account: str) -> dict[str, bool]:
         # Read once per transaction: a switch set meanwhile commits before or after it.

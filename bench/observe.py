@@ -10,9 +10,11 @@ and the answer to a redelivered event. The baselines store these their own way.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from salesbot_core import Engine, Outcome
@@ -111,26 +113,68 @@ def sqlite_connection(obj: object) -> sqlite3.Connection:
 
 @dataclass
 class Cost:
-    """Statements and WAL pages per event, measured on one side."""
+    """Statements and WAL pages per event, measured on one side, in all and by table."""
 
     statements: float
     wal_pages: float
+    #: Statements per event by the table each names first (``INSERT INTO x``, ``FROM x``).
+    statements_by_table: dict[str, float] = field(default_factory=dict)
+    #: WAL pages per event by the b-tree each page belongs to now (a table or an index,
+    #: SQLite's ``dbstat``); ``(free)`` for pages on the free list or past the end.
+    pages_by_tree: dict[str, float] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, float]:
-        return {"statements": self.statements, "wal_pages": self.wal_pages}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "statements": self.statements,
+            "wal_pages": self.wal_pages,
+            "statements_by_table": self.statements_by_table,
+            "pages_by_tree": self.pages_by_tree,
+        }
+
+
+#: The table a statement names first: what it writes, or what it reads from.
+_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM)\s+\"?(\w+)", re.IGNORECASE)
+#: A WAL file: a 32-byte header, then frames of a 24-byte header (the page number first,
+#: 4 bytes big-endian) and one page.
+WAL_HEADER, FRAME_HEADER = 32, 24
+
+
+def statement_table(sql: str) -> str:
+    """The table a statement is counted under: the first it names, else its first word
+    (``BEGIN``, ``COMMIT``, ``SAVEPOINT``)."""
+    found = _TABLE.search(sql)
+    return found.group(1) if found else (sql.split() or ["(empty)"])[0].upper()
+
+
+def _per_event(counts: Counter[str], events: int) -> dict[str, float]:
+    return {name: n / events for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))}
+
+
+def wal_pages_by_tree(conn: sqlite3.Connection, wal: str, start: int, page_size: int) -> Counter[str]:
+    """The frames of the WAL file from byte ``start`` on, counted by the b-tree (table or
+    index) their page belongs to as the database stands now."""
+    if not os.path.exists(wal):
+        return Counter()
+    with open(wal, "rb") as file:
+        file.seek(start)
+        data = file.read()
+    size = FRAME_HEADER + page_size
+    pages = [int.from_bytes(data[at : at + 4], "big") for at in range(0, len(data) - size + 1, size)]
+    owner = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
+    return Counter(owner.get(page, "(free)") for page in pages)
 
 
 def meter(conn: sqlite3.Connection, path: str, run: Callable[[], Any], events: int) -> Cost:
     """Run ``run`` (``events`` events) on ``conn`` and count the statements it executes
-    (each row of an ``executemany`` is one) and the pages it appends to the WAL.
+    (each row of an ``executemany`` is one) and the pages it appends to the WAL, in all
+    and by table.
 
     Checkpoints are held off meanwhile, so the WAL only grows: each frame is one page
     written by a commit."""
-    statements = 0
+    statements: Counter[str] = Counter()
 
-    def count(_sql: str) -> None:
-        nonlocal statements
-        statements += 1
+    def count(sql: str) -> None:
+        statements[statement_table(sql)] += 1
 
     (page_size,) = conn.execute("PRAGMA page_size").fetchone()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -142,8 +186,14 @@ def meter(conn: sqlite3.Connection, path: str, run: Callable[[], Any], events: i
         run()
     finally:
         conn.set_trace_callback(None)
+    start = max(before, WAL_HEADER)
+    try:
+        trees = wal_pages_by_tree(conn, wal, start, page_size)
+    finally:
         conn.execute("PRAGMA wal_autocheckpoint = 1000")
-    after = os.path.getsize(wal)
-    # A WAL file: a 32-byte header, then frames of a 24-byte header and one page.
-    frames = (after - max(before, 32 if after else 0)) / (24 + page_size)
-    return Cost(statements / events, frames / events)
+    return Cost(
+        sum(statements.values()) / events,
+        sum(trees.values()) / events,
+        _per_event(statements, events),
+        _per_event(trees, events),
+    )

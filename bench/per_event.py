@@ -18,7 +18,8 @@ are compared with salesbot on the files (the goal: within 5%).
 After each run the observable results of the three sides are compared (``bench.observe``:
 owners, tags, links, walls, outbox, rotation, ``explain`` of every record, a redelivery's
 answer), and the benchmark fails if they differ. A separate untimed run counts the
-statements and WAL pages each side spends per event. Run for ``synchronous=FULL`` (the
+statements and WAL pages each side spends per event, in all and by table (pages by the
+b-tree they belong to: a table or one of its indexes). Run for ``synchronous=FULL`` (the
 default) and ``NORMAL``.
 
 The sides run on store files side by side, taking turns every 250 events, so a slow
@@ -256,6 +257,26 @@ def costs(rules: Path, workdir: Path, batch: list[dict[str, Any]]) -> dict[str, 
         sides.close()
 
 
+def print_costs(console: Console, spent: dict[str, Cost]) -> None:
+    """Each side's statements and WAL pages per event by table (pages by b-tree: a table
+    or one of its indexes), and salesbot's over the result-defined baseline's."""
+    for side in ("salesbot", "result"):
+        cost = spent[side]
+        for what, total, parts in (
+            ("statements", cost.statements, cost.statements_by_table),
+            ("WAL pages", cost.wal_pages, cost.pages_by_tree),
+        ):
+            listed = ", ".join(f"{name} {n:.2f}" for name, n in parts.items())
+            console.print(f"per_event {side}: {what} per event {total:.2f}: {listed}", markup=False)
+    for what in ("statements", "wal_pages"):
+        mine, theirs = getattr(spent["salesbot"], what), getattr(spent["result"], what)
+        console.print(
+            f"per_event: {what} per event, salesbot / {LABELS['result']}: "
+            f"{mine:.2f} / {theirs:.2f} = {mine / theirs:.2f}x",
+            markup=False,
+        )
+
+
 def profile(
     rules: Path, db: Path, synchronous: str, batch: list[dict[str, Any]], out: Path, top: int = 10
 ) -> str:
@@ -327,6 +348,7 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
     console.log(f"per_event: counting statements and WAL pages over up to {METERED} events")
     spent = costs(rules, workdir, batch)
     report.details["per_event_costs"] = {side: cost.to_json() for side, cost in spent.items()}
+    print_costs(console, spent)
     for baseline in ("result", "same"):
         report.rows += [
             Row("per event", "statements", "statements", spent["salesbot"].statements,

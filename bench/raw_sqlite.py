@@ -290,14 +290,22 @@ class RawRouter(Router):
             "decisions": [decision],
             "duplicate": False,
         }
+        # The kept payload rides in the outcome row, as salesbot keeps it (schema 11).
+        payload = json.dumps(
+            {**event, "account": account, "at": outcome["at"]}, sort_keys=True, separators=(",", ":")
+        )
         seq = self.conn.execute(
-            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome, payload, routed, "
+            "kept_at, size) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
             (
                 account,
                 event["id"],
                 "deal",
                 record["id"],
                 json.dumps(outcome, separators=(",", ":"), ensure_ascii=False),
+                payload,
+                _iso(now),
+                len(payload.encode("utf-8")),
             ),
         ).lastrowid
         touched = [("deal", record["id"])]
@@ -311,12 +319,4 @@ class RawRouter(Router):
                 "INSERT INTO assignments (seq, account, bot, user, at) VALUES (?, ?, ?, ?, ?)",
                 (seq, account, self.bot.id, picked, _iso(now)),
             )
-        payload = json.dumps(
-            {**event, "account": account, "at": outcome["at"]}, sort_keys=True, separators=(",", ":")
-        )
-        self.conn.execute(
-            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
-            "VALUES (?, ?, ?, 0, ?, ?)",
-            (account, event["id"], _iso(now), len(payload.encode("utf-8")), payload),
-        )
         return outcome

@@ -26,6 +26,9 @@ The versions that shipped, on this history:
                                                                          admin sessions,
                                                                          compatible-from
  11         11                           11                             accounts' rate limits
+ 12         12                           12                             payloads in the
+                                                                         outcome row, fewer
+                                                                         page indexes
 =========  ===========================  ==============================  =====================
 
 PostgreSQL numbered its own history until version 7 of this one, one behind: a recorded
@@ -49,11 +52,10 @@ from typing import Any
 
 from salesbot_core import StoreError
 
-from . import page_queries
-from .sql import CHUNK, Session
+from .sql import CHUNK, Session, columns
 
 #: The version this salesbot writes; ``STEPS[v - 1]`` brings a database to version ``v``.
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 #: The oldest version whose tables hold everything this salesbot reads: a read-only
 #: opening (which must not upgrade) takes a database from it on (version 8 only dropped
 #: indexes).
@@ -67,19 +69,6 @@ def ddl(s: Session, script: str) -> None:
     for statement in text.split(";"):
         if statement.strip():
             s.execute(statement)
-
-
-def columns(s: Session, table: str) -> list[str]:
-    if s.dialect.name == "SQLite":
-        return [name for (name,) in s.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()]
-    return [
-        name
-        for (name,) in s.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = ?",
-            (table,),
-        ).fetchall()
-    ]
 
 
 def batches(s: Session, sql: str, size: int = 1000) -> Iterator[list[Any]]:
@@ -262,7 +251,17 @@ def step_6(s: Session) -> None:
         if column not in switch_columns:
             # Switches set before show neither who nor when.
             s.execute(f"ALTER TABLE bot_switches ADD COLUMN {column} TEXT")
-    ddl(s, page_queries.INDEXES)
+    # As version 6 made them; version 11 replaced all but ``assignments_bot_seq``.
+    ddl(
+        s,
+        """
+CREATE INDEX IF NOT EXISTS outcomes_account ON outcomes (account, seq);
+CREATE INDEX IF NOT EXISTS outcomes_account_created ON outcomes (account, created_at);
+CREATE INDEX IF NOT EXISTS assignments_bot_at ON assignments (account, bot, at);
+CREATE INDEX IF NOT EXISTS assignments_bot_seq ON assignments (account, bot, seq);
+CREATE INDEX IF NOT EXISTS assignments_account_at ON assignments (account, at)
+""",
+    )
 
 
 def step_7(s: Session) -> None:
@@ -374,13 +373,65 @@ def step_11(s: Session) -> None:
             s.execute(f"ALTER TABLE accounts ADD COLUMN {column} {kind}")
 
 
+#: The columns version 12 adds to ``outcomes``: the kept payload of the event (NULL when
+#: none is kept, or once pruned), whether it was routed, when it was decided, its bytes.
+KEPT_COLUMNS = (("payload", "TEXT"), ("routed", "INTEGER"), ("kept_at", "TEXT"), ("size", "INTEGER"))
+
+
+def step_12(s: Session) -> None:
+    """Only what a result needs is written with each event (issue 25): every b-tree an
+    event writes costs at least one page of the WAL.
+
+    - The payload of a processed event is kept in its outcome row, found through one
+      partial index (``outcomes_kept``: only the rows whose payload is kept, by the time
+      it was decided, for pruning and replay windows), not as a row of ``event_payloads``
+      with two indexes of its own. The payloads kept before are copied into their outcome
+      rows.
+    - The admin page reads the outcomes through one index, ``(account, created_at, seq)``
+      (the latest outcomes, newest first, and the events of a day), in place of its two.
+      The assignments of a day are counted through the caps' index (one range per user
+      of the account), not an index of their own. A bot's distribution keeps
+      ``assignments_bot_at``: through the caps' index it read every bot's assignments,
+      and the bots page asks it for each bot, user and period (8 times slower with 100
+      bots); a bot's latest assignments keep ``assignments_bot_seq``.
+
+    Expand, then contract later: an older salesbot (version 10 or 11) still running on the
+    database keeps working, so the step only expands (compatible-from stays). It writes
+    its payloads into ``event_payloads``, which stays, and which this salesbot reads too
+    (``kept_events``) and prunes; the outcome rows it writes leave the new columns empty.
+    The payloads copied stay in ``event_payloads`` as well, for its own replays (which do
+    not see the payloads this salesbot keeps in the outcome rows). The indexes dropped
+    change none of its answers: its page's queries read the same rows, without an index
+    of their own. A later step drops ``event_payloads`` once no version 10 or 11 runs."""
+    have = columns(s, "outcomes")
+    for name, kind in KEPT_COLUMNS:
+        if name not in have:
+            s.execute(f"ALTER TABLE outcomes ADD COLUMN {name} {kind}")
+    s.execute(
+        "UPDATE outcomes SET payload = e.payload, routed = e.routed, kept_at = e.at, size = e.size "
+        "FROM event_payloads e WHERE e.account = outcomes.account AND e.event_id = outcomes.event_id "
+        "AND outcomes.payload IS NULL"
+    )
+    ddl(
+        s,
+        """
+DROP INDEX IF EXISTS outcomes_account;
+DROP INDEX IF EXISTS outcomes_account_created;
+CREATE INDEX IF NOT EXISTS outcomes_account_time ON outcomes (account, created_at, seq);
+CREATE INDEX IF NOT EXISTS outcomes_kept ON outcomes (kept_at) WHERE payload IS NOT NULL;
+DROP INDEX IF EXISTS assignments_account_at
+""",
+    )
+
+
 @dataclass(frozen=True)
 class Step:
     """One step of the history. ``expand_only``: it only adds what an older salesbot,
     writing as it did, leaves consistent (a table or index it need not fill, a column it
     may leave empty), so that salesbot can keep running on the database. A step that
-    removes or changes anything, or adds what every write must keep up to date (an index
-    table filled from the records, a due item per assignment), is not."""
+    removes or changes anything the older salesbot reads or writes, or adds what every
+    write must keep up to date (an index table filled from the records, a due item per
+    assignment), is not. Dropping an index changes none of its answers (version 11)."""
 
     run: Callable[[Session], None]
     expand_only: bool = False
@@ -399,6 +450,9 @@ STEPS: tuple[Step, ...] = (
     # rules as data, ended sessions, compatible-from: tables an older salesbot need not fill
     Step(step_10, expand_only=True),
     Step(step_11, expand_only=True),  # rate limits: empty columns an older salesbot never reads
+    # payloads in the outcome row, fewer indexes: a version-10 or 11 salesbot keeps writing and
+    # reading event_payloads (kept until a later step); every query of its has its rows
+    Step(step_12, expand_only=True),
 )
 assert len(STEPS) == SCHEMA_VERSION
 

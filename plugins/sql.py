@@ -90,6 +90,20 @@ def marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
+def columns(s: Session, table: str) -> list[str]:
+    """The column names of ``table`` (none when it does not exist)."""
+    if s.dialect.name == "SQLite":
+        return [name for (name,) in s.execute("SELECT name FROM pragma_table_info(?)", (table,)).fetchall()]
+    return [
+        name
+        for (name,) in s.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        ).fetchall()
+    ]
+
+
 class Session:
     """One connection, with statements written once (``?``) and rendered per dialect."""
 
@@ -323,22 +337,50 @@ class SqlTransaction:
             (account, bot, data),
         )
 
-    def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
+    def put_outcome(
+        self, outcome: Outcome, fingerprint: str | None, at: datetime, payload: str, routed: bool
+    ) -> None:
         account = outcome.account
-        cursor = self._s.write(
-            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome, fingerprint) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                account,
-                outcome.event_id,
-                outcome.entity,
-                outcome.record_id,
-                outcome.model_dump_json(),
-                fingerprint,
-            ),
+        at_text = utc_iso(at)
+        # The payload rides in the outcome row: one b-tree written, not a row and two
+        # indexes of its own (schema version 11).
+        kept = (
+            (payload, int(routed), at_text, len(payload.encode("utf-8")))
+            if self._retention_days
+            else (None, None, None, None)
         )
-        # The new seq without waiting for it: SQLite's rowid, PostgreSQL's sequence value.
-        seq_sql, seq = (self._d.last_seq, ()) if self._d.last_seq else ("?", (cursor.lastrowid,))
+        insert = (
+            "INSERT INTO outcomes (account, event_id, entity, record_id, outcome, fingerprint, "
+            "payload, routed, kept_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        values = (
+            account,
+            outcome.event_id,
+            outcome.entity,
+            outcome.record_id,
+            outcome.model_dump_json(),
+            fingerprint,
+            *kept,
+        )
+        if self._d.last_seq is None:  # SQLite: the new seq is known at once
+            seq_sql, seq = "?", (self._s.write(insert, values).lastrowid,)
+            if self._retention_days and seq[0] % PRUNE_EVERY == 0:
+                prune(self._s, self._expired(), PRUNE_BATCH)
+        else:
+            seq_sql, seq = self._d.last_seq, ()
+            if self._retention_days:
+                # PostgreSQL: the seq is not waited for (a round trip); the server decides
+                # whether this is about the PRUNE_EVERY-th event and prunes in the same
+                # statement (a data-modifying WITH: the pruning sees the table as it was).
+                when = WHEN_PRUNING.format(every=PRUNE_EVERY)
+                self._s.write(
+                    f"WITH new AS ({insert} RETURNING seq), "
+                    f"kept AS ({PRUNE_KEPT.format(when=when, limit=PRUNE_BATCH, skip=SKIP)}) "
+                    + PRUNE_LEGACY.format(when=when, limit=PRUNE_BATCH, skip=SKIP),
+                    (*values, self._expired(), self._expired()),
+                )
+            else:
+                self._s.write(insert, values)
         refs = touched(outcome)
         self._s.write(
             "INSERT INTO outcome_records (account, entity, record_id, seq) VALUES "
@@ -346,12 +388,15 @@ class SqlTransaction:
             [value for entity, record_id in refs for value in (account, entity, record_id, *seq)],
         )
         if outcome.assigned:
-            at = utc_iso(outcome.at or datetime.now(UTC))
             self._s.write(
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES '
                 + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(outcome.assigned)),
-                [value for d in outcome.assigned for value in (*seq, account, d.bot, d.owner, at)],
+                [value for d in outcome.assigned for value in (*seq, account, d.bot, d.owner, at_text)],
             )
+
+    def _expired(self) -> str:
+        """Payloads kept for events decided before this moment are pruned."""
+        return utc_iso(datetime.now(UTC) - timedelta(days=self._retention_days))
 
     def get_switches(self, account: str) -> dict[str, bool]:
         # Read once per transaction: a switch set meanwhile commits before or after it.
@@ -418,28 +463,6 @@ class SqlTransaction:
             found = self._endpoints[account] = [(id, json.loads(events)) for id, events in found.fetchall()]
         return list(found)
 
-    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
-        if not self._retention_days:
-            return
-        before = utc_iso(datetime.now(UTC) - timedelta(days=self._retention_days))
-        values = (account, event_id, utc_iso(at), int(routed), len(payload.encode("utf-8")), payload)
-        insert = (
-            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?)"
-        )
-        if self._d.last_seq is None:  # SQLite: the new seq is known at once
-            if self._s.write(insert, values).lastrowid % PRUNE_EVERY == 0:
-                prune(self._s, before, PRUNE_BATCH)
-            return
-        # PostgreSQL: the seq is not waited for (a round trip); the server decides whether
-        # this is about the PRUNE_EVERY-th payload and prunes in the same statement.
-        self._s.write(
-            f"WITH new AS ({insert} RETURNING seq) DELETE FROM event_payloads WHERE seq IN "
-            f"(SELECT seq FROM event_payloads WHERE at < ? AND mod((SELECT seq FROM new), {PRUNE_EVERY}) = 0 "
-            f"ORDER BY at LIMIT {PRUNE_BATCH} FOR UPDATE SKIP LOCKED)",
-            (*values, before),
-        )
-
     def put_delivery(
         self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str
     ) -> None:
@@ -480,18 +503,63 @@ class SqlTransaction:
         return [_due_item(row) for row in rows]
 
 
-def prune(s: Session, before: str, limit: int) -> int:
-    """Remove up to ``limit`` kept payloads older than ``before``, oldest first; workers
-    pruning at once take different rows (SKIP LOCKED) instead of waiting."""
-    skip = " FOR UPDATE SKIP LOCKED" if s.dialect.locks else ""
-    return int(
-        s.execute(
-            "DELETE FROM event_payloads WHERE seq IN "
-            f"(SELECT seq FROM event_payloads WHERE at < ? ORDER BY at LIMIT ?{skip})",
-            (before, limit),
-        ).rowcount
-    )
+#: Pruning, in two statements: the payloads kept in outcome rows (their columns emptied,
+#: the outcomes stay) and those of ``event_payloads`` (kept before version 11, or by a
+#: version-10 salesbot since), oldest first. ``when`` is an extra condition; workers
+#: pruning at once take different rows (``skip``: SKIP LOCKED) instead of waiting.
+PRUNE_KEPT = (
+    "UPDATE outcomes SET payload = NULL, routed = NULL, kept_at = NULL, size = NULL WHERE seq IN "
+    "(SELECT seq FROM outcomes WHERE payload IS NOT NULL AND kept_at < ?{when} "
+    "ORDER BY kept_at LIMIT {limit}{skip})"
+)
+PRUNE_LEGACY = (
+    "DELETE FROM event_payloads WHERE seq IN "
+    "(SELECT seq FROM event_payloads WHERE at < ?{when} ORDER BY at LIMIT {limit}{skip})"
+)
+#: PostgreSQL's pruning inside the outcome's insert: only when its seq is a multiple of
+#: ``PRUNE_EVERY``, about every ``PRUNE_EVERY``-th event.
+WHEN_PRUNING = " AND mod((SELECT seq FROM new), {every}) = 0"
+SKIP = " FOR UPDATE SKIP LOCKED"
 
+
+def prune(s: Session, before: str, limit: int) -> int:
+    """Remove up to ``limit`` kept payloads older than ``before``, oldest first: those in
+    outcome rows, then those of ``event_payloads``."""
+    skip = SKIP if s.dialect.locks else ""
+    done = int(s.execute(PRUNE_KEPT.format(when="", limit="?", skip=skip), (before, limit)).rowcount)
+    if done < limit:
+        sql = PRUNE_LEGACY.format(when="", limit="?", skip=skip)
+        done += int(s.execute(sql, (before, limit - done)).rowcount)
+    return done
+
+
+#: The reads of ``Store.kept_events`` (``read_kept``): the kept payloads of an account
+#: whose events were decided in a window, by outcome seq, as ``(seq, size)`` rows and as
+#: ``(seq, payload, routed, outcome, size)`` rows. Those in outcome rows (version 11 on)
+#: and those of ``event_payloads`` (before, or kept by a version-10 salesbot since) alike.
+KEPT_IN_OUTCOMES = (
+    "SELECT seq, payload, routed, outcome, size FROM outcomes "
+    "WHERE account = ? AND kept_at >= ? AND kept_at < ? AND payload IS NOT NULL"
+)
+#: ``o.payload IS NULL``: a payload copied into its outcome row by version 11 is read once.
+KEPT_IN_TABLE = (
+    "SELECT o.seq, e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
+    "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
+    "WHERE e.account = ? AND e.at >= ? AND e.at < ?"
+)
+KEPT_SIZES = (
+    f"SELECT seq, size FROM ({KEPT_IN_OUTCOMES} UNION ALL {KEPT_IN_TABLE} AND o.payload IS NULL) "
+    "AS kept ORDER BY seq LIMIT ?"
+)
+KEPT_EVENTS = (
+    f"SELECT payload, routed, outcome, size FROM ({KEPT_IN_OUTCOMES} AND seq <= ? UNION ALL "
+    f"{KEPT_IN_TABLE} AND o.payload IS NULL AND o.seq <= ?) AS kept ORDER BY seq LIMIT ?"
+)
+LEGACY_SIZES = f"SELECT seq, size FROM ({KEPT_IN_TABLE}) AS kept ORDER BY seq LIMIT ?"
+LEGACY_EVENTS = (
+    f"SELECT payload, routed, outcome, size FROM ({KEPT_IN_TABLE} AND o.seq <= ?) AS kept "
+    "ORDER BY seq LIMIT ?"
+)
 
 WEBHOOK_COLUMNS = "id, account, url, events, secret, created_at"
 TOKEN_COLUMNS = "account, name, hash, scopes, created_at, revoked_at"
@@ -542,8 +610,12 @@ class SqlStore(KeptRules):
         self, account: str, since: datetime, until: datetime, limit: int, max_bytes: int
     ) -> list[KeptEvent]:
         with self._read() as s:
+            # A database a read-only command opens as it is (before version 11) keeps
+            # its payloads in event_payloads only.
+            current = "payload" in columns(s, "outcomes")
             return read_kept(
                 lambda sql, params: list(s.execute(sql, params).fetchall()),
+                (KEPT_SIZES, KEPT_EVENTS) if current else (LEGACY_SIZES, LEGACY_EVENTS),
                 account,
                 since,
                 until,

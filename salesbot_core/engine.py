@@ -389,11 +389,10 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
             tx.put_notification(account, user, text, event.id, record.entity, record.id)
-        tx.put_outcome(decided.outcome, event.fingerprint or None)
         # The time the event was decided at: a replay decides it again then, and deadlines
         # are counted from it.
         at = decided.outcome.at or datetime.now(UTC)
-        tx.put_event(account, event.id, at, kept_payload(event, at), route)
+        tx.put_outcome(decided.outcome, event.fingerprint or None, at, kept_payload(event, at), route)
         # The outbox of webhooks: deliveries are committed with the event or not at all.
         queue_deliveries(tx, decided.outcome, decided.notifications)
         if reassign is None:

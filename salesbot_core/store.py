@@ -160,35 +160,31 @@ def last_within(sizes: Iterable[tuple[int, int]], max_bytes: int) -> tuple[int, 
     return last
 
 
-#: The reads of ``Store.kept_events``, the same on every store (``?`` placeholders): the
-#: sizes first, to find where the byte budget ends, then the events up to there.
-KEPT_SIZES = (
-    "SELECT seq, size FROM event_payloads WHERE account = ? AND at >= ? AND at < ? ORDER BY seq LIMIT ?"
-)
-KEPT_EVENTS = (
-    "SELECT e.payload, e.routed, o.outcome, e.size FROM event_payloads e "
-    "JOIN outcomes o ON o.account = e.account AND o.event_id = e.event_id "
-    "WHERE e.account = ? AND e.at >= ? AND e.at < ? AND e.seq <= ? ORDER BY e.seq LIMIT ?"
-)
-
-
 def read_kept(
     query: Callable[[str, tuple[Any, ...]], list[Any]],
+    reads: tuple[str, str],
     account: str,
     since: datetime,
     until: datetime,
     limit: int,
     max_bytes: int,
 ) -> list[KeptEvent]:
-    """``Store.kept_events`` through ``query(sql, params)``, which runs one read (with
-    ``?`` placeholders) on the store's connection and returns its rows."""
+    """``Store.kept_events`` through ``query(sql, params)``, which runs one read on the
+    store's connection and returns its rows. ``reads`` are the store's two queries: the
+    ``(seq, size)`` of the kept events in a window, in order, then ``(payload, routed,
+    outcome, size)`` of those up to a seq. Each names the window (account, since, until)
+    once per part of a ``UNION ALL``, the second one the last seq after each window; both
+    end with the ``LIMIT``."""
+    sizes_sql, events_sql = reads
     window = (account, utc_iso(since), utc_iso(until))
-    last = last_within(query(KEPT_SIZES, (*window, limit)), max_bytes)
+    parts = sizes_sql.count("UNION ALL") + 1
+    last = last_within(query(sizes_sql, (*window * parts, limit)), max_bytes)
     if last is None:
         return []
+    seq, count = last
     return [
         KeptEvent(json.loads(payload), bool(routed), Outcome.model_validate_json(outcome), size)
-        for payload, routed, outcome, size in query(KEPT_EVENTS, (*window, *last))
+        for payload, routed, outcome, size in query(events_sql, (*(*window, seq) * parts, count))
     ]
 
 
@@ -270,13 +266,14 @@ class Transaction(Protocol):
     def put_state(self, account: str, bot: str, state: dict[str, Any]) -> None:
         """Replace a bot's strategy state."""
 
-    def put_outcome(self, outcome: Outcome, fingerprint: str | None) -> None:
+    def put_outcome(
+        self, outcome: Outcome, fingerprint: str | None, at: datetime, payload: str, routed: bool
+    ) -> None:
         """Log an outcome with the fingerprint of its event's payload, mark its event id
-        processed, and index it under every record it changed (``touched``)."""
-
-    def put_event(self, account: str, event_id: str, at: datetime, payload: str, routed: bool) -> None:
-        """Keep the payload of a processed event (``kept_payload``) for replays, unless the
-        store keeps none (a retention of 0 days). About every ``PRUNE_EVERY``-th call
+        processed, index it under every record it changed (``touched``), and log its
+        assignments at ``at``, the time the event was decided at. Keep ``payload``
+        (``kept_payload``), and whether the event was ``routed``, for replays, unless the
+        store keeps none (a retention of 0 days); about every ``PRUNE_EVERY``-th call
         also prunes up to ``PRUNE_BATCH`` payloads older than the retention."""
 
     def get_switches(self, account: str) -> dict[str, bool]:
@@ -455,9 +452,11 @@ class Store(Protocol):
     def recent_outcomes(
         self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
     ) -> list[tuple[int, Outcome]]:
-        """``(seq, outcome)`` of the account's latest outcomes, newest first, at most
-        ``limit``; with ``before``, only those logged before that seq (a cursor: the last
-        seq of a page); with ``bot``, only outcomes in which ``bot`` assigned the record."""
+        """``(seq, outcome)`` of the account's latest outcomes, newest first (by the time
+        each was logged, then by seq), at most ``limit``; with ``before``, only those
+        logged before the outcome of that seq (a cursor: the last seq of a page; an
+        unknown one ends the list); with ``bot``, only outcomes in which ``bot`` assigned
+        the record, by seq."""
 
     def activity(self, account: str, since: str) -> Activity:
         """The account's events and assignments since ``since`` (UTC ISO 8601), its

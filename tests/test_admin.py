@@ -78,6 +78,30 @@ def test_distribution_recent_outcomes_and_activity(engine_on: Engine) -> None:
     assert store.activity("default", "2000-01-01T00:00:00.000000Z") == Activity(8, 7, 0, 0, 0)
     assert store.activity("default", "2999-01-01T00:00:00.000000Z") == Activity(0, 0, 0, 0, 0)
     assert store.activity("beta", "2000-01-01T00:00:00.000000Z") == Activity(0, 0, 0, 0, 0)
+    # Assignments by the time of their events, events by the time they were logged (now).
+    assert store.activity("default", "2025-01-05T00:00:00.000000Z") == Activity(8, 4, 0, 0, 0)
+
+
+def test_recent_outcomes_page_through_outcomes_logged_in_one_instant(
+    deal_bot_rules: Path, store_url: str
+) -> None:
+    """The page's list is ordered by the time each outcome was logged, then by seq: a
+    cursor skips none and repeats none when many share one instant (SQLite keeps
+    milliseconds)."""
+    from test_replay import execute
+
+    with Engine(deal_bot_rules, store_url) as engine:
+        for n in range(1, 6):
+            engine.handle(deal_event(n))
+        execute(store_url, ["UPDATE outcomes SET created_at = '2026-01-01T00:00:00.000Z'"])
+        pages, before = [], None
+        while page := engine.store.recent_outcomes("default", 2, before=before):
+            pages.append([o.event_id for _, o in page])
+            before = page[-1][0]
+        assert pages == [["e5", "e4"], ["e3", "e2"], ["e1"]]
+        assert engine.store.recent_outcomes("default", 2, before=10**6) == []  # no such outcome
+        assert engine.store.activity("default", "2026-01-01T00:00:00.000Z").events == 5
+        assert engine.store.activity("default", "2026-01-01T00:00:00.001Z").events == 0
 
 
 def test_an_older_sqlite_file_gains_who_and_when_of_its_switches(

@@ -7,7 +7,8 @@ notification delivered, a bot switch (``data.json``; each table gets the columns
 Opened by this salesbot, it must come out with the schema of a new database and with
 every fact kept: processed ids answered as before, rotation going on where it stood, the
 outbox, explain (the index of version 3, filled from the log), the owners index and
-assignment times (version 2, filled from records and the log).
+assignment times (version 2, filled from records and the log), the kept payloads of
+replays (version 7, in the outcome rows from version 12 on).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ SQLITE_SHIPPED = [
     "sqlite-3",
     "sqlite-4",
     "sqlite-5",
+    "sqlite-6",
+    "sqlite-7",
 ]
 POSTGRESQL_SHIPPED = [
     "postgresql-1",
@@ -181,6 +184,14 @@ def check_upgraded(url: str, rules: Path, fresh: str, shipped_tables: set[str]) 
             assert [(n.id, n.user) for n in engine.outbox("default")] == [(2, "bartek")]
         if "bot_switches" in shipped_tables:
             assert engine.store.get_switches("default") == {"inbound": True}
+        # Payloads kept before version 12 are replayed from where they are now.
+        kept = engine.store.kept_events("default", since, until, 10, 10**6)
+        if "event_payloads" in shipped_tables:
+            assert [(k.outcome.event_id, k.payload, k.routed, k.size) for k in kept] == [
+                (p["event_id"], json.loads(p["payload"]), False, p["size"]) for p in DATA["event_payloads"]
+            ]
+        else:  # kept by no release before
+            assert kept == []
         # Rotation goes on where it stood: anna, bartek, then celina.
         assert engine.handle(deal(3)).owners_after == ["celina"]
         assert engine.record("default", "company", "c1").owners == ["celina"]  # type: ignore[union-attr]

@@ -45,7 +45,11 @@ def event(n: int, account: str = "default") -> dict[str, Any]:
 def decided(db: str, account: str) -> list[str]:
     """The event ids of the account that have an outcome (and those with a kept payload)."""
     ids = rows(db, "SELECT event_id FROM outcomes WHERE account = ? ORDER BY event_id", (account,))
-    kept = rows(db, "SELECT event_id FROM event_payloads WHERE account = ? ORDER BY event_id", (account,))
+    kept = rows(
+        db,
+        "SELECT event_id FROM outcomes WHERE account = ? AND payload IS NOT NULL ORDER BY event_id",
+        (account,),
+    )
     assert kept == ids
     return [event_id for (event_id,) in ids]
 

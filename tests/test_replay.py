@@ -59,6 +59,10 @@ def created(n: int, at: str, **fields: Any) -> dict[str, Any]:
     return {"id": f"e{n}", "kind": "created", "at": at, "record": record}
 
 
+#: The events whose payloads are kept in outcome rows, in order.
+KEPT_IDS = "SELECT event_id FROM outcomes WHERE payload IS NOT NULL ORDER BY seq"
+
+
 def counts(url: str) -> dict[str, int]:
     return {table: rows(url, f"SELECT COUNT(*) FROM {table}")[0][0] for table in TABLES}
 
@@ -283,7 +287,7 @@ def test_a_replay_takes_at_most_max_replay_events(tmp_path: Path, monkeypatch: p
         ("inbound", "celina", 1, 1),
     ]
     assert run_replay(db, actual, until=datetime(2026, 11, 6, tzinfo=UTC)).truncated is False  # e3 to e5
-    sizes = [n for (n,) in rows(db, "SELECT size FROM event_payloads ORDER BY seq")]
+    sizes = [n for (n,) in rows(db, "SELECT size FROM outcomes WHERE payload IS NOT NULL ORDER BY seq")]
     monkeypatch.setattr("salesbot_core.replay.MAX_REPLAY_EVENTS", 10)
     monkeypatch.setattr("salesbot_core.replay.MAX_REPLAY_BYTES", sum(sizes[:2]))  # room for two
     result = run_replay(db, actual)
@@ -339,7 +343,9 @@ def test_each_processed_event_is_kept_as_decided(tmp_path: Path, store_url: str)
     # An event that gave no time is kept with the engine's: a replay decides it then.
     assert kept[1].payload["at"] == kept[1].outcome.at.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
     assert kept[1].outcome.at is not None and kept[1].outcome.at <= before
-    stored, size = rows(store_url, "SELECT payload, size FROM event_payloads ORDER BY seq")[0]
+    # In the outcome row (schema 12): no row of event_payloads is written.
+    stored, size = rows(store_url, "SELECT payload, size FROM outcomes WHERE event_id = 'e3'")[0]
+    assert rows(store_url, "SELECT COUNT(*) FROM event_payloads") == [(0,)]
     assert stored == json.dumps(kept[0].payload, sort_keys=True, separators=(",", ":"))  # compact, canonical
     assert size == kept[0].size == len(stored)  # all ASCII here
 
@@ -374,10 +380,10 @@ def test_pruning_removes_the_oldest_payloads_in_batches_and_keeps_the_outcomes(
         for n in range(1, 10):  # 7 from 2020, then 2 of yesterday
             engine.handle(created(n, f"2020-01-0{n}T10:00:00Z" if n <= 7 else recent))
         assert engine.store.prune_events(datetime(2020, 1, 5, tzinfo=UTC), limit=2) == 2
-        assert rows(store_url, "SELECT MIN(event_id) FROM event_payloads") == [("e3",)]  # the oldest went
+        assert rows(store_url, KEPT_IDS)[0] == ("e3",)  # the oldest went
         # The 10th kept event prunes, in the event's transaction, the 4 oldest of those over 30 days.
         engine.handle(created(10, recent))
-    assert rows(store_url, "SELECT event_id FROM event_payloads ORDER BY seq") == [
+    assert rows(store_url, KEPT_IDS) == [
         ("e7",),
         ("e8",),
         ("e9",),
@@ -392,6 +398,7 @@ def test_a_retention_of_zero_keeps_no_payloads(tmp_path: Path, monkeypatch: pyte
     with Engine(folder(tmp_path, "actual", BOT), db) as engine:
         assert engine.handle(created(3, day(3))).owners_after == ["anna"]
     assert rows(db, "SELECT COUNT(*) FROM event_payloads") == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM outcomes WHERE payload IS NOT NULL") == [(0,)]
 
 
 @pytest.mark.parametrize("value", ["-1", "3661", "ninety", "1e3"])
@@ -407,44 +414,135 @@ def test_a_bad_retention_is_a_clear_error(
     )
 
 
-def test_a_version_5_sqlite_file_gets_the_payload_table(tmp_path: Path) -> None:
+def execute(url: str, statements: list[str]) -> None:
+    """Run statements, in one transaction, on a SQLite path or a PostgreSQL URL."""
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    conn = sqlite3.connect(url)
+    try:
+        with conn:
+            for statement in statements:
+                conn.execute(statement)
+    finally:
+        conn.close()
+
+
+def set_version(url: str, version: int) -> str:
+    """The statement recording a database's version on its store: PostgreSQL numbered
+    its own history one behind until version 7 (``salesbot_plugins.migrations``)."""
+    if url.startswith("postgresql://"):
+        return f"UPDATE salesbot_schema SET version = {version - 1 if version <= 7 else version}"
+    return f"PRAGMA user_version = {version}"
+
+
+#: What version 12 changed, undone: a database this salesbot wrote, put back as version
+#: 10 left it, its payloads in ``event_payloads`` (as a version-10 salesbot kept them).
+AS_VERSION_10 = [
+    "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+    "SELECT account, event_id, kept_at, routed, size, payload FROM outcomes WHERE payload IS NOT NULL "
+    "ORDER BY seq",
+    "DROP INDEX outcomes_kept",
+    "DROP INDEX outcomes_account_time",
+    *(f"ALTER TABLE outcomes DROP COLUMN {name}" for name in ("payload", "routed", "kept_at", "size")),
+    "CREATE INDEX outcomes_account ON outcomes (account, seq)",
+    "CREATE INDEX outcomes_account_created ON outcomes (account, created_at)",
+    "CREATE INDEX assignments_account_at ON assignments (account, at)",
+]
+
+
+def kept_ids(engine: Engine) -> list[str]:
+    return [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)]
+
+
+def test_an_older_database_without_the_payload_table_gets_it(tmp_path: Path, store_url: str) -> None:
+    """Version 5 (PostgreSQL's 4) kept no payloads: its events are not replayed, those
+    after the upgrade are."""
     actual = folder(tmp_path, "actual", BOT)
-    db = str(tmp_path / "v5.db")
-    with Engine(actual, db) as engine:
+    with Engine(actual, store_url) as engine:
         engine.handle(created(3, day(3)))
-    conn = sqlite3.connect(db)
-    conn.execute("DROP TABLE event_payloads")
-    conn.execute("PRAGMA user_version = 5")
-    conn.commit()
-    conn.close()
-    with Engine(actual, db) as engine:
+    execute(store_url, [*AS_VERSION_10, "DROP TABLE event_payloads", set_version(store_url, 5)])
+    with Engine(actual, store_url) as engine:
         engine.handle(created(4, day(4)))
-        assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
-            "e4"
-        ]
+        assert kept_ids(engine) == ["e4"]
         assert [o.event_id for o in engine.explain("default", "deal", "d3")] == ["e3"]  # older data stays
-    assert rows(db, "PRAGMA user_version") == [(SQLITE_VERSION,)] == [(SCHEMA_VERSION,)]
+    version = "SELECT version FROM salesbot_schema" if "://" in store_url else "PRAGMA user_version"
+    assert rows(store_url, version) == [(SQLITE_VERSION,)] == [(POSTGRES_VERSION,)] == [(SCHEMA_VERSION,)]
 
 
-def test_a_version_4_postgresql_database_gets_the_payload_table(tmp_path: Path, postgres_url: str) -> None:
-    import psycopg
+def test_payloads_kept_before_version_11_are_replayed_after_the_upgrade(
+    tmp_path: Path, store_url: str, request: pytest.FixtureRequest
+) -> None:
+    from test_migrations import schema
 
     actual = folder(tmp_path, "actual", BOT)
-    with Engine(actual, postgres_url) as engine:
+    with Engine(actual, store_url) as engine:
+        for n in (3, 4):
+            engine.handle(created(n, day(n)))
+        engine.route({"id": "r5", "kind": "created", "at": day(5), "record": {"entity": "deal", "id": "d5"}})
+        kept = engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)
+    assert [(k.outcome.event_id, k.routed) for k in kept] == [("e3", False), ("e4", False), ("r5", True)]
+    execute(store_url, [*AS_VERSION_10, set_version(store_url, 10)])
+    assert rows(store_url, "SELECT COUNT(*) FROM event_payloads") == [(3,)]
+    # A read-only command reads version 10 as it is, payloads and all.
+    with Engine(actual, store_url, readonly=True) as engine:
+        assert engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6) == kept
+    with Engine(actual, store_url) as engine:
+        assert engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6) == kept
+        # Every bound as before: two events reach these bytes, one stays below them.
+        assert engine.store.kept_events("default", SINCE, UNTIL, 10, kept[0].size + 1) == kept[:2]
+        assert engine.store.kept_events("default", SINCE, UNTIL, 1, 10**6) == kept[:1]
+    # Copied into their outcome rows, and kept where a version-10 salesbot reads them.
+    assert rows(store_url, KEPT_IDS) == [("e3",), ("e4",), ("r5",)]
+    assert rows(store_url, "SELECT COUNT(*) FROM event_payloads") == [(3,)]
+    assert run_replay(store_url, actual).events == 3
+    # The schema of a new database, up to column order.
+    if store_url.startswith("postgresql://"):
+        import pg_server
+
+        for fresh in pg_server.database_factory(request.getfixturevalue("postgres_admin_url"))():
+            Engine(actual, fresh).close()
+            assert schema(store_url) == schema(fresh)
+    else:
+        Engine(actual, tmp_path / "fresh.db").close()
+        assert schema(store_url) == schema(str(tmp_path / "fresh.db"))
+
+
+def test_a_version_10_salesbot_still_running_keeps_its_payloads_where_it_did(
+    tmp_path: Path, store_url: str
+) -> None:
+    """During a rolling upgrade a version-10 salesbot on the upgraded database logs its
+    outcomes without a payload and keeps the payload in event_payloads: a replay takes
+    those too, in the order the events were logged, and pruning removes them."""
+    actual = folder(tmp_path, "actual", BOT)
+    with Engine(actual, store_url) as engine:
         engine.handle(created(3, day(3)))
-    with psycopg.connect(postgres_url) as conn:
-        conn.execute("DROP TABLE event_payloads")
-        conn.execute("UPDATE salesbot_schema SET version = 4")
-    with Engine(actual, postgres_url) as engine:
-        engine.handle(created(4, day(4)))
-        assert [k.outcome.event_id for k in engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)] == [
-            "e4"
-        ]
-    assert (
-        rows(postgres_url, "SELECT version FROM salesbot_schema")
-        == [(POSTGRES_VERSION,)]
-        == [(SCHEMA_VERSION,)]
+        engine.handle(created(4, day(4)))  # stands for the version-10 salesbot's event, below
+        engine.handle(created(5, day(5)))
+        kept = engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6)
+    # e4 as the version-10 salesbot wrote it: its outcome row without, the payload beside.
+    execute(
+        store_url,
+        [
+            "INSERT INTO event_payloads (account, event_id, at, routed, size, payload) "
+            "SELECT account, event_id, kept_at, routed, size, payload FROM outcomes WHERE event_id = 'e4'",
+            "UPDATE outcomes SET payload = NULL, routed = NULL, kept_at = NULL, size = NULL "
+            "WHERE event_id = 'e4'",
+        ],
     )
+    with Engine(actual, store_url) as engine:
+        assert engine.store.kept_events("default", SINCE, UNTIL, 10, 10**6) == kept
+        assert engine.store.kept_events("default", SINCE, UNTIL, 2, 10**6) == kept[:2]
+        assert run_replay(store_url, actual).events == 3
+        # The two oldest: e3 from its outcome row, e4 from the table.
+        assert engine.store.prune_events(datetime(2026, 11, 5, tzinfo=UTC)) == 2
+        assert kept_ids(engine) == ["e5"]
+    assert rows(store_url, "SELECT COUNT(*) FROM event_payloads") == [(0,)]
+    assert rows(store_url, "SELECT COUNT(*) FROM outcomes") == [(3,)]
 
 
 # --- The command and the service ------------------------------------------------------

@@ -240,18 +240,16 @@ def test_due_items_are_read_only_in_accounts_whose_bots_set_deadlines(
 def test_an_event_writes_only_the_indexes_a_query_reads(
     store_url: str, table: str, deal_bot_rules: Path
 ) -> None:
-    """assignments: the caps' count by (account, user, at) and the admin page's three
-    (salesbot_plugins.page_queries); outcomes: its unique (account, event_id) key and the
-    admin page's two. Neither keeps an index of before: explain reads outcome_records."""
+    """assignments: the caps' count by (account, user, at), which the page's count of a
+    day's assignments reads too, and the page's two of a bot (its distribution since a
+    moment, its latest assignments); outcomes: its unique (account, event_id) key, the
+    page's one (account, created_at, seq), and the payloads kept for replays, by the time
+    they were decided (a partial index: only the rows that keep one). Neither keeps an
+    index of before: explain reads outcome_records."""
     Engine(deal_bot_rules, store_url).close()
     page = {
-        "assignments": [
-            "assignments_account_at",
-            "assignments_bot_at",
-            "assignments_bot_seq",
-            "assignments_user",
-        ],
-        "outcomes": ["outcomes_account", "outcomes_account_created"],
+        "assignments": ["assignments_bot_at", "assignments_bot_seq", "assignments_user"],
+        "outcomes": ["outcomes_account_time", "outcomes_kept"],
     }
     if store_url.startswith("postgresql://"):
         names = rows(store_url, "SELECT indexname FROM pg_indexes WHERE tablename = ?", (table,))
@@ -273,6 +271,35 @@ def test_an_event_writes_only_the_indexes_a_query_reads(
             "SEARCH assignments USING COVERING INDEX assignments_user "
             "(account=? AND user=? AND at>? AND at<?)"
         ]
+
+
+def test_the_admin_pages_counts_read_the_indexes_alone(tmp_path: Path, deal_bot_rules: Path) -> None:
+    """The day's activity seeks each user of the account in the caps' index and counts a
+    range of it, never reading a row of the tables; the latest outcomes walk the page's
+    index of outcomes."""
+    from salesbot_plugins import page_queries
+
+    db = str(tmp_path / "s.db")
+    Engine(deal_bot_rules, db).close()
+
+    def plan(sql: str, params: tuple[object, ...]) -> list[str]:
+        return [detail for *_, detail in rows(db, "EXPLAIN QUERY PLAN " + sql, params)]
+
+    seen = plan(page_queries.ACTIVITY, page_queries.activity_params("a", "x"))
+    assert [
+        line for line in seen if "SEARCH outcomes" in line or "assignments" in line or "SEARCH a " in line
+    ] == [
+        "SEARCH outcomes USING COVERING INDEX outcomes_account_time (account=? AND created_at>?)",
+        "SEARCH assignments USING COVERING INDEX assignments_user (account=?)",
+        "SEARCH assignments USING COVERING INDEX assignments_user (account=? AND user>?)",
+        "SEARCH a USING COVERING INDEX assignments_user (account=? AND user=? AND at>?)",
+    ]
+    assert plan(*page_queries.recent_params("a", 5, None, None)) == [
+        "SEARCH outcomes USING INDEX outcomes_account_time (account=?)"
+    ]
+    assert plan(*page_queries.recent_params("a", 5, 7, None))[0] == (
+        "SEARCH outcomes USING INDEX outcomes_account_time (account=? AND created_at<?)"
+    )
 
 
 def test_every_statement_of_an_event_stays_in_its_account(

@@ -26,14 +26,18 @@ def test_an_event_takes_4_round_trips_and_a_redelivery_2(
     from bench.postgres_workers import RoundTrips, event, rules
 
     proxy = RoundTrips(postgres_url)
-    counts = []
+    runs = []
     try:
         with Engine(write_rules(tmp_path / "rules", rules("t")), proxy.url, autoload=False) as engine:
             engine.handle(event("t", "warm", 0))  # the pool's connection is made here
-            for n in [*range(4), 1]:  # inbound, partners, inbound, partners, then a redelivery
-                proxy.reset()
-                engine.handle(event("t", "e", n))
-                counts.append(proxy.count)
+            for run in range(3):
+                counts = []
+                # inbound, partners, inbound, partners, then a redelivery
+                for n in [*range(4), 1]:
+                    proxy.reset()
+                    engine.handle(event("t", f"e{run}", n))
+                    counts.append(proxy.count)
+                runs.append(counts)
     finally:
         proxy.close()
     # Each: the event's lookup with the record, the linked company, the rotation state,
@@ -41,7 +45,10 @@ def test_an_event_takes_4_round_trips_and_a_redelivery_2(
     # (each trip waits for the one before), so the total pins each: 4 + 4 + 4 + 4 + 2. The
     # total is what is compared, since where the proxy's threads see one event end and the
     # next begin can move a trip across the boundary (CI once counted [4, 5, 4, 3, 2]).
-    assert sum(counts) == 4 * 4 + 2, counts
+    # The least of three runs: on a loaded machine the server may answer a pipeline's first
+    # statements before the client has sent its last, which the proxy sees as one more
+    # trip (CI under `tox p` once counted [4, 4, 4, 4, 3]); a run never counts fewer.
+    assert min(sum(counts) for counts in runs) == 4 * 4 + 2, runs
 
 
 @pytest.mark.slow

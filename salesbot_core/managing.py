@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import rulebook
 from .errors import Problem, RulesetError, SalesbotError, StaleVersion
+from .limits import MAX_ROW_ID
 from .reloading import RulesStatus
 from .rulebook import NotFound, Rulebook
 from .rulesets import Rules, build_rules, parse_data
@@ -132,7 +133,8 @@ class Managing:
         number = row.version if version is None else version
         if number == 0:
             return 0, rulebook.empty()
-        kept = self.store.rules_version(account, number)
+        # A number no store could hold (SQLite's integers end at 2**63 - 1) names no version.
+        kept = self.store.rules_version(account, number) if 0 < number <= MAX_ROW_ID else None
         if kept is None:
             raise NotFound(f"account {excerpt(account)} has no rules version {number}")
         return number, rulebook.loads(kept.content)
@@ -220,6 +222,8 @@ class Managing:
     def versions(self, account: str, limit: int = 50, before: int | None = None) -> list[RulesVersion]:
         """The account's versions, newest first (``NotFound`` for no such account)."""
         self.account(account)
+        if before is not None and before > MAX_ROW_ID:
+            before = None  # every version is before a number past any a store holds
         return self.store.rules_versions(account, limit, before)
 
     def version_diff(self, account: str, version: int, against: int | None = None) -> list[dict[str, Any]]:

@@ -305,8 +305,6 @@ def test_6_a_form_post_without_the_csrf_token_is_refused(site: Site) -> None:
 
 def test_7_a_failed_delivery_shows_its_error_and_is_retried_from_the_page(site: Site) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     store = open_store(make_plugin_manager(), site.db)
     try:
@@ -329,8 +327,7 @@ def test_7_a_failed_delivery_shows_its_error_and_is_retried_from_the_page(site: 
         row = site.driver.find_element(By.XPATH, f"//tr[td/code[text()='{dead.id}']]")
         assert dead.last_error[:40] in row.text
         site.screenshot("deliveries")
-        row.find_element(By.XPATH, ".//button[normalize-space()='Retry']").click()
-        WebDriverWait(site.driver, 10).until(expected_conditions.staleness_of(row))
+        site.click_through(row.find_element(By.XPATH, ".//button[normalize-space()='Retry']"))
         assert site.h1() == "Webhook deliveries"
         assert store.deliveries("default", "dead") == []
         assert [d.id for d in store.deliveries("default", "pending")] == [dead.id]

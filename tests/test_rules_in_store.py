@@ -15,7 +15,7 @@ import pytest
 from salesbot_core import Engine
 from salesbot_core.errors import EventError, StaleVersion
 from salesbot_core.managing import RulesInFolder
-from salesbot_core.rulebook import RulebookError, UserInPools, sync_users
+from salesbot_core.rulebook import NotFound, RulebookError, UserInPools, sync_users
 from salesbot_core.rulebook import remove_user as rulebook_remove_user
 from salesbot_plugins.kept_rules import ACCOUNT_TABLES
 
@@ -147,6 +147,20 @@ def test_restore_is_a_new_version_with_the_old_content_and_diffs_say_what_change
     assert worker.handle(deal("e1", "inbound")).owners_after == ["anna"]
     # Publishing what is already current makes no version.
     assert editor.publish("acme", TEAM, 3) == 3
+
+
+def test_a_version_number_past_any_a_store_holds_is_no_version(engines: tuple[Engine, Engine]) -> None:
+    """2**63 reached SQLite as an integer and overflowed (schemathesis found it on
+    ``GET .../versions/{number}/diff``): it names no version, and every version is before it."""
+    editor, _ = engines
+    editor.publish("acme", TEAM, 0, author="ops")
+    for number in (2**63, -1):
+        with pytest.raises(NotFound) as raised:
+            editor.rulebook("acme", number)
+        assert str(raised.value) == f"account 'acme' has no rules version {number}"
+        with pytest.raises(NotFound):
+            editor.version_diff("acme", number)
+    assert [v.version for v in editor.versions("acme", before=2**63)] == [1]
 
 
 def test_a_user_in_pools_is_removed_only_with_them(engines: tuple[Engine, Engine]) -> None:

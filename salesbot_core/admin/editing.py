@@ -151,16 +151,19 @@ def install(app: FastAPI, tools: Tools) -> None:
             "user_fields": botform.plugin_fields(engine.catalog, "user"),
         }
 
+    async def opened(request: Request, account: str) -> dict[str, Any]:
+        """For a form's page: the account's rules, once the viewer may edit them."""
+        await editable(request, account)
+        return await call(lambda engine: read_book(engine, account))
+
     @app.get("/a/{account}/bots/new", include_in_schema=False)
     async def new_bot(request: Request, account: str) -> Response:
-        await editable(request, account)
-        found = await call(lambda engine: read_book(engine, account))
+        found = await opened(request, account)
         return bot_form(request, account, found, botform.BotForm(), True)
 
     @app.get("/a/{account}/bots/{bot}/edit", include_in_schema=False)
     async def edit_bot(request: Request, account: str, bot: str) -> Response:
-        await editable(request, account)
-        found = await call(lambda engine: read_book(engine, account))
+        found = await opened(request, account)
         try:
             kept = rulebook.entry(found["book"], "bots", bot)
         except NotFound:
@@ -401,14 +404,12 @@ def install(app: FastAPI, tools: Tools) -> None:
 
     @app.get("/a/{account}/users/new", include_in_schema=False)
     async def new_user(request: Request, account: str) -> Response:
-        await editable(request, account)
-        found = await call(lambda engine: read_book(engine, account))
+        found = await opened(request, account)
         return user_form(request, account, found, userform.UserForm(), True)
 
     @app.get("/a/{account}/users/{user}/edit", include_in_schema=False)
     async def edit_user(request: Request, account: str, user: str) -> Response:
-        await editable(request, account)
-        found = await call(lambda engine: read_book(engine, account))
+        found = await opened(request, account)
         if not _has(found["book"], user, "users"):
             raise fail(404, "not found")
         kept = rulebook.entry(found["book"], "users", user)

@@ -271,6 +271,20 @@ ASGIApp = Callable[
 ]
 
 
+class ResponseStatus:
+    """An ASGI ``send`` that passes every message on and notes the status the response
+    started with (``value``; ``default`` while none has started, or if the app failed
+    before): what the middlewares that count or judge a request by its answer read."""
+
+    def __init__(self, send: Callable[[Message], Awaitable[None]], default: int):
+        self._send, self.value = send, default
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.value = int(message["status"])
+        await self._send(message)
+
+
 class HttpMetrics:
     """ASGI middleware counting HTTP requests by method, route template and status class."""
 
@@ -286,20 +300,13 @@ class HttpMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        status = ResponseStatus(send, 500)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, status)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
-            self.observer.requests.labels(scope.get("method", ""), template, f"{status // 100}xx").inc()
+            self.observer.requests.labels(scope.get("method", ""), template, f"{status.value // 100}xx").inc()
 
 
 def install(app: FastAPI, service: Service) -> Observer:

@@ -38,7 +38,7 @@ from ..store import AccountRow
 from ..token_bucket import Buckets, Rate
 from ..vocabulary import MAX_RATE, RATE_BURST_VARIABLE, RATE_LIMIT_VARIABLE
 from .common import Problem, Service
-from .observability import OTHER, Observer
+from .observability import OTHER, Observer, ResponseStatus
 
 #: How many workers share each limit (``--workers``); set by ``salesbot serve``, which
 #: also hands its workers its defaults in ``RATE_LIMIT_VARIABLE`` and ``RATE_BURST_VARIABLE``.
@@ -142,16 +142,9 @@ class RateLimits:
             self.observer.requests.labels(scope.get("method", ""), RATE_LIMITED, "4xx").inc()
             await too_many(account, limit, wait).response()(scope, receive, send)
             return
-        status = 0
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        status = ResponseStatus(send, 0)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, status)
         finally:
-            if status == 401:  # not the account's request: its token is given back
+            if status.value == 401:  # not the account's request: its token is given back
                 self.buckets.give_back(account, self.clock())

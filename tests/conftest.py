@@ -84,6 +84,18 @@ def postgres_admin_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def own_cluster() -> Iterator[pg_server.Cluster]:
+    """A PostgreSQL cluster of the test's own, which it may stop or restart."""
+    try:
+        with pg_server.private_cluster() as cluster:
+            yield cluster
+    except pg_server.NoServer as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
+        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
+
+
+@pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """The URL of a fresh, empty database on the test server."""
     yield from pg_server.database_factory(postgres_admin_url)()

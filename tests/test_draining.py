@@ -4,14 +4,13 @@ requests, finishes the one in flight, its tick batch and its webhook send, and e
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -34,18 +33,6 @@ from salesbot_core.http.delivery import NOT_SENT, Deliverer, add_webhook
 from salesbot_core.http.status import READY_TIMEOUT
 
 EVENTS = "/v1/accounts/default/events"
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[pg_server.Cluster]:
-    """A PostgreSQL cluster of this test's own, which it may stop."""
-    try:
-        with pg_server.private_cluster() as cluster:
-            yield cluster
-    except pg_server.NoServer as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
-        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
 
 
 def not_ready(response: httpx.Response, kind: str = "not-ready") -> str:

@@ -3,11 +3,9 @@ PostgreSQL restart in the middle of a run is ridden out: real files, a real serv
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pg_server
@@ -22,18 +20,6 @@ from salesbot_core import Engine, StoreError, TransientStoreError
 @pytest.fixture
 def two_bots(write_rules) -> Path:
     return write_rules(**{"bots.yaml": TWO_BOTS})
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[pg_server.Cluster]:
-    """A PostgreSQL cluster of this test's own, which it may restart."""
-    try:
-        with pg_server.private_cluster() as cluster:
-            yield cluster
-    except pg_server.NoServer as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
-        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
 
 
 @pytest.mark.slow

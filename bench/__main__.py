@@ -157,6 +157,11 @@ def table(reports: list[Report], title: str) -> Table:
     return grid
 
 
+def missed(reports: list[Report]) -> list[tuple[str, Row]]:
+    """The rows whose goal was missed and that say where the gap is."""
+    return [(r.name, row) for r in reports for row in r.rows if row.status == "missed" and row.gap]
+
+
 def _status(row: Row) -> str:
     if row.status is None:
         return ""
@@ -266,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         table(reports, f"salesbot benchmarks ({'quick, ' if options.quick else ''}repeat {options.repeat})")
     )
+    for name, row in missed(reports):
+        console.print(
+            f"[bold red]missed:[/] {name}, {row.case}: {row.metric} {row.goal_text}", highlight=False
+        )
+        console.print(f"  {row.gap}", markup=False, highlight=False)
     console.print(f"wall time {wall:,.0f} s; results in {args.json}")
     results = {"meta": info, "benchmarks": {r.name: r.to_json() for r in reports}}
     args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -7,8 +7,10 @@ Each figure is a ``Row`` holding salesbot's value and a baseline measured in the
 
 from __future__ import annotations
 
+import cProfile
 import multiprocessing
 import os
+import pstats
 import resource
 import statistics
 import textwrap
@@ -64,6 +66,8 @@ class Row:
     #: What the goal is checked against: ``ratio``, ``value`` or ``growth`` (value - baseline).
     goal_on: str = "ratio"
     goal_text: str = ""
+    #: Where the gap is (a profile) and the next step: shown when the goal is missed.
+    gap: str = ""
 
     @property
     def ratio(self) -> float | None:
@@ -179,3 +183,45 @@ def in_child(function: Callable[..., T], *args: Any) -> T:
 def console_for_child() -> Console:
     """A console for a spawned child: it writes to the inherited stdout."""
     return Console(force_terminal=None if os.isatty(1) else False, highlight=False)
+
+
+#: Where a profiled function's own time is counted: the first area one of whose words is in
+#: its file name or its name (C functions have no file: ``<method 'execute' of
+#: 'sqlite3.Cursor' objects>``).
+AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("SQL (the driver and the database)", ("sqlite3", "psycopg")),
+    ("pydantic", ("pydantic",)),
+    ("JSON", ("json",)),
+    ("pluggy", ("pluggy",)),
+    ("the store", ("salesbot_plugins/sql", "salesbot_plugins/sqlite", "salesbot_plugins/postgres",
+                   "plugins/sql", "plugins/sqlite", "plugins/postgres", "salesbot_core/store")),
+    ("deciding", ("salesbot_core/decision", "salesbot_core/strategy", "salesbot_core/conditions",
+                  "salesbot_core/templates", "salesbot_core/propagation", "salesbot_core/limits",
+                  "salesbot_plugins", "plugins/")),
+    ("the engine's other Python", ("salesbot_core",)),
+)  # fmt: skip
+
+
+def profiled(call: Callable[[], T]) -> tuple[T, dict[str, float]]:
+    """``call()`` under cProfile, and the share of its time spent in each of ``AREAS`` (own
+    time, the rest under "other": the standard library, datetime, bench code)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        result = call()
+    finally:
+        profiler.disable()
+    spent: dict[str, float] = {}
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _, name), (_, _, own, _, _) in stats.items():
+        where = f"{filename}:{name}".replace("\\", "/")
+        area = next((area for area, words in AREAS if any(word in where for word in words)), "other")
+        spent[area] = spent.get(area, 0.0) + own
+    total = sum(spent.values()) or 1.0
+    return result, {area: share / total for area, share in sorted(spent.items(), key=lambda kv: -kv[1])}
+
+
+def split_text(split: dict[str, float]) -> str:
+    """``cProfile ...: deciding 31%, SQL (the driver and the database) 22%, ...`` (areas of 2% or more)."""
+    shown = [f"{area} {share:.0%}" for area, share in split.items() if share >= 0.02]
+    return "cProfile of salesbot's side, own time: " + ", ".join(shown)

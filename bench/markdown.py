@@ -112,6 +112,16 @@ def short_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def gaps(results: dict[str, Any]) -> list[str]:
+    """Each missed goal, where its gap is and the next step, as the run printed them."""
+    return [
+        f"- **{cell(name)}, {cell(row['case'])}** ({cell(row['goal_text'])}, ratio {_ratio(row)}): "
+        + cell(row["gap"])
+        for name, row in _rows(results)
+        if row.get("status") == "missed" and row.get("gap")
+    ]
+
+
 def full_table(results: dict[str, Any]) -> list[str]:
     """The benchmarks page's table: every row of every benchmark, and what did not run."""
     lines = [
@@ -162,6 +172,10 @@ def render(results: dict[str, Any]) -> str:
             "### Goals (README)",
             "",
             *short_table(results),
+            "",
+            "### Missed goals: where the gap is, and the next step",
+            "",
+            *(gaps(results) or ["Every goal was met."]),
             "",
             "### Every figure (docs/benchmarks.md)",
             "",

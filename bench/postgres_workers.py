@@ -190,6 +190,8 @@ CREATE TABLE IF NOT EXISTS raw_audit (
     account TEXT, event_id TEXT, entity TEXT, record_id TEXT, bot TEXT, owner TEXT,
     PRIMARY KEY (account, entity, record_id, event_id))
 """
+#: Each bot's tag, as the rulesets above give it.
+TAGS = {"inbound": "inbound-bot", "partners": "partner-bot"}
 NAMES = {"anna": "Anna Nowak", "bartek": "Bartek Wiśniewski", "celina": "Celina Zając"}
 
 
@@ -260,7 +262,7 @@ def atomic_event(conn: Any, item: dict[str, Any]) -> str | None:
             "names": [NAMES[user] for user in USERS[bot]],
             "entities": [entity for entity, _ in changed],
             "ids": [id for _, id in changed],
-            "tag": f"{bot}-bot",
+            "tag": TAGS[bot],
             "note": "Assigned by Inbound leads to " if inbound else "Assigned to ",
             "notify": f"New deal {deal['title']}" if inbound else None,
         },

@@ -11,5 +11,6 @@ written as JSON to ``bench/results/latest.json`` (git-ignored).
   against raw sqlite3 in the same batches.
 - ``bots_scale``: load time and per-event cost with 1 to 10,000 bots, against 1 bot.
 - ``memory``: RSS over 1,000,000 events through one engine (long: about 15 minutes).
-- ``postgres_workers``: 1 and 4 worker processes on one PostgreSQL (``--pg URL``).
+- ``postgres_workers``: 1 and 2 worker processes on one PostgreSQL (``--pg URL``), against
+  an atomic raw psycopg router (one statement, one round trip an event).
 """

@@ -116,6 +116,76 @@ def test_postgres_workers_skipped_without_url(tmp_path: Path) -> None:
     assert "--pg" in report["reason"] and "skipped" in done.stdout
 
 
+def test_the_atomic_raw_router_writes_an_events_result_once_in_one_round_trip(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """postgres_workers' baseline: one statement an event, in autocommit, with the result
+    salesbot gives (owner by rotation, records, tags, notes, notification, audit)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import psycopg
+
+    from bench.postgres_workers import RoundTrips, atomic_event, event, raw_setup
+
+    with psycopg.connect(postgres_url) as conn:
+        raw_setup(conn, "t")
+    proxy = RoundTrips(postgres_url)
+    owners, trips = [], []
+    try:
+        with psycopg.connect(proxy.url, autocommit=True) as conn:
+            # inbound, partners, a redelivery of the first, inbound again (all account a0)
+            for item in [event("t", "e", 0), event("t", "e", 1), event("t", "e", 0), event("t", "e", 8)]:
+                proxy.reset()
+                owners.append(atomic_event(conn, item))
+                trips.append(proxy.count)
+    finally:
+        proxy.close()
+    assert owners == ["anna", "celina", None, "bartek"]
+    # The first event also prepares the statement (one trip more); then each is one trip.
+    assert trips == [2, 1, 1, 1]
+    with psycopg.connect(postgres_url) as conn:
+
+        def rows(query: str) -> list[tuple]:
+            return sorted(conn.execute(query).fetchall())
+
+        assert rows("SELECT event_id FROM raw_events") == [("t-e-0",), ("t-e-1",), ("t-e-8",)]
+        assert rows("SELECT bot, n FROM raw_rotation WHERE account = 'pbta0'") == [
+            ("inbound", 2),
+            ("partners", 1),
+        ]
+        assert rows("SELECT entity, id, owner FROM raw_records") == [
+            ("company", "c0", "anna"),
+            ("company", "c8", "bartek"),
+            ("deal", "e-0", "anna"),
+            ("deal", "e-1", "celina"),
+            ("deal", "e-8", "bartek"),
+        ]
+        assert rows("SELECT entity, id, tag FROM raw_tags") == [
+            ("company", "c0", "inbound-bot"),
+            ("company", "c8", "inbound-bot"),
+            ("deal", "e-0", "inbound-bot"),
+            ("deal", "e-1", "partner-bot"),
+            ("deal", "e-8", "inbound-bot"),
+        ]
+        assert rows("SELECT entity, record_id, text FROM raw_notes") == [
+            ("company", "c0", "Assigned by Inbound leads to Anna Nowak"),
+            ("company", "c8", "Assigned by Inbound leads to Bartek Wiśniewski"),
+            ("deal", "e-0", "Assigned by Inbound leads to Anna Nowak"),
+            ("deal", "e-1", "Assigned to Celina Zając"),
+            ("deal", "e-8", "Assigned by Inbound leads to Bartek Wiśniewski"),
+        ]
+        assert rows('SELECT "user", text, delivered FROM raw_outbox') == [
+            ("anna", "New deal Deal 0", False),
+            ("bartek", "New deal Deal 8", False),
+        ]
+        assert rows("SELECT event_id, entity, record_id, bot, owner FROM raw_audit") == [
+            ("t-e-0", "company", "c0", "inbound", "anna"),
+            ("t-e-0", "deal", "e-0", "inbound", "anna"),
+            ("t-e-1", "deal", "e-1", "partners", "celina"),
+            ("t-e-8", "company", "c8", "inbound", "bartek"),
+            ("t-e-8", "deal", "e-8", "inbound", "bartek"),
+        ]
+
+
 # Compiles 1,000 conditions on each evaluator: a few seconds.
 @pytest.mark.slow
 def test_conditions_smoke(tmp_path: Path) -> None:

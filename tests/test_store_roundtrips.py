@@ -52,7 +52,9 @@ def test_an_event_takes_4_round_trips_and_a_redelivery_2(
 
 
 @pytest.mark.slow
-def test_the_postgres_bench_counts_round_trips_beside_raw_psycopg(postgres_url: str, tmp_path: Path) -> None:
+def test_the_postgres_bench_counts_round_trips_beside_the_atomic_router(
+    postgres_url: str, tmp_path: Path
+) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
         [
@@ -80,11 +82,24 @@ def test_the_postgres_bench_counts_round_trips_beside_raw_psycopg(postgres_url: 
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text(encoding="utf-8"))["benchmarks"]["postgres_workers"]
     assert report["status"] == "ok", report["reason"]
-    assert report["details"]["round_trips"]["salesbot"] == 4.0
-    assert report["details"]["round_trips"]["raw"] > 4.0
+    assert report["details"]["round_trips"] == {"salesbot": 4.0, "atomic": 1.0}
     assert report["details"]["same_owners"] == 40  # every deal went to the same user on both sides
-    assert [(r["case"], r["metric"]) for r in report["rows"]] == [
-        ("1 worker", "throughput"),
-        ("4 workers", "throughput"),
-        ("1 worker", "round trips"),
+    assert [(r["case"], r["metric"], r["baseline_label"], r["goal_text"]) for r in report["rows"]] == [
+        ("1 worker", "throughput", "atomic raw psycopg, 1 worker", "≥ 0.5× atomic raw"),
+        ("2 workers", "throughput", "salesbot, 1 worker", "≥ 1.4× 1 worker"),
+        ("atomic raw psycopg, 2 workers", "throughput", "atomic raw psycopg, 1 worker", ""),
+        ("1 worker", "round trips", "atomic raw psycopg", "≤ 4"),
     ]
+    one, two, atomic_two, trips = report["rows"]
+    runs = {
+        key: report["details"][f"runs_{key}"][0]
+        for key in ("salesbot_1", "salesbot_2", "atomic_1", "atomic_2")
+    }
+    # Each throughput row beside the baseline the goal names, from the same run.
+    assert (one["value"], one["baseline"]) == (runs["salesbot_1"], runs["atomic_1"])
+    assert (two["value"], two["baseline"]) == (runs["salesbot_2"], runs["salesbot_1"])
+    assert (atomic_two["value"], atomic_two["baseline"]) == (runs["atomic_2"], runs["atomic_1"])
+    assert (one["goal"], two["goal"], atomic_two["goal"]) == (2.0, 1 / 1.4, None)
+    # A speed-up of s is a ratio of 1/s.
+    assert two["ratio"] == pytest.approx(1 / report["details"]["speedup"]["salesbot"])
+    assert (trips["value"], trips["baseline"], trips["status"]) == (4.0, 1.0, "met")

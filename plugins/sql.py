@@ -32,8 +32,11 @@ from salesbot_core.models import (
     DueItem,
     Note,
     Notification,
+    Ownership,
+    RecordT,
     Token,
     Webhook,
+    ownership,
     utc_iso,
 )
 from salesbot_core.store import (
@@ -251,7 +254,7 @@ class SqlTransaction:
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
+    def get_record(self, account: str, entity: str, record_id: str) -> str | None:
         key = (account, entity, record_id)
         if key not in self._records:
             self._queue_record(account, entity, record_id)
@@ -259,11 +262,10 @@ class SqlTransaction:
         if data is not None and not isinstance(data, str):
             row = data.fetchone()
             data = self._records[key] = row[0] if row else None
-        return json.loads(data) if data is not None else None
+        return data
 
-    def put_record(self, account: str, record: dict[str, Any]) -> None:
-        key = (account, record["entity"], record["id"])
-        data = json.dumps(record)
+    def put_record(self, account: str, record: RecordT, data: str) -> None:
+        key = (account, record.entity, record.id)
         before = self._records.get(key, False)
         if before is not False and not isinstance(before, str | None):
             self.get_record(*key)  # a prefetched read never taken: take it now
@@ -276,17 +278,17 @@ class SqlTransaction:
             "ON CONFLICT (account, entity, id) DO UPDATE SET data = excluded.data",
             (*key, data),
         )
-        owners = list(dict.fromkeys(record["owners"]))
-        is_open = bool(record.get("open", True))
+        owners = list(dict.fromkeys(record.owners))
+        is_open = record.open
         if before is False:  # not read in this transaction: replace the owners wholesale
             self._s.write("DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key)
             gone, added = [], owners
         else:
-            old = json.loads(before) if before is not None else {"owners": []}
+            old = ownership(before) if before is not None else Ownership(owners=[])
             old_owners = list(dict.fromkeys(old["owners"]))
             gone = [u for u in old_owners if u not in owners]
             added = [u for u in owners if u not in old_owners]
-            if before is not None and bool(old.get("open", True)) != is_open:
+            if before is not None and old.get("open", True) != is_open:
                 self._s.write(
                     "UPDATE record_owners SET open = ? WHERE account = ? AND entity = ? AND record_id = ?",
                     (is_open, *key),

@@ -15,7 +15,17 @@ from typing import Any
 
 from .decision import Reassign
 from .errors import EventError
-from .models import BOT_PREFIX, LIST_PREFIX, DueItem, Event, Outcome, record_from_dict, utc_iso
+from .models import (
+    BOT_PREFIX,
+    LIST_PREFIX,
+    DueItem,
+    Event,
+    Outcome,
+    Ownership,
+    ownership,
+    record_from_json,
+    utc_iso,
+)
 from .registry import Registry
 from .retrying import retrying
 from .rulesets import Rules
@@ -38,7 +48,7 @@ class Deadlines:
         tx: Transaction,
         event: Event,
         route: bool,
-        stored: dict[str, Any] | None = None,
+        stored: Ownership | None = None,
         reassign: Reassign | None = None,
         reassignments: int = 0,
     ) -> Outcome: ...
@@ -95,9 +105,10 @@ class Deadlines:
     def _missed(self, tx: Transaction, due: DueItem, now: datetime) -> Outcome | None:
         """Hand on one record whose deadline passed, inside ``tick``'s transaction."""
         account = due.account
-        stored = tx.get_record(account, due.entity, due.record_id)
+        text = tx.get_record(account, due.entity, due.record_id)
         bot = self.rules.bot(account, due.bot)
-        if stored is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
+        stored = ownership(text) if text is not None else Ownership(owners=[])
+        if text is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
             return None  # closed, or moved on by hand: nothing left to hand on
         escalation = self.registry.pm.hook.salesbot_sla_missed(bot=bot, due=due)
         if escalation is None:
@@ -117,7 +128,7 @@ class Deadlines:
                 "kind": "list",
                 "account": account,
                 "at": now,
-                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                "record": {**record_from_json(text).model_dump(mode="json"), "owners": owners},
             },
             list_operation=True,
         )

@@ -38,17 +38,19 @@ from .managing import IN_STORE, Managing
 from .models import (
     BOT_PREFIX,
     FROM_STORE,
-    GIVEN_BY,
     LIST_PREFIX,
     Bot,
     DueItem,
     EntityType,
     Event,
     Outcome,
+    Ownership,
     User,
     given_by,
     list_event_id,
-    record_from_dict,
+    ownership,
+    record_from_json,
+    stored_json,
     utc_iso,
 )
 from .offboarding import Offboarded as Offboarded
@@ -341,7 +343,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         tx: Transaction,
         event: Event,
         route: bool,
-        stored: dict[str, Any] | None = None,
+        stored: Ownership | None = None,
         reassign: Reassign | None = None,
         reassignments: int = 0,
     ) -> Outcome:
@@ -382,9 +384,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
             given = decided.given.get((changed.entity, changed.id))
-            tx.put_record(
-                account, {**changed.model_dump(mode="json"), **({GIVEN_BY: given} if given else {})}
-            )
+            tx.put_record(account, changed, stored_json(changed, given))
         for note in decided.notes:
             tx.put_note(account, *note.ref, note.text, note.bot, event.id)
         for user, text in decided.notifications:
@@ -456,15 +456,14 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         owner, as CRM assignment rules do. Exactly once, like ``handle``."""
         return self.handle(event, route=True)
 
-    def _read(
-        self, tx: Transaction, event: Event, bots: list[Bot], stored: dict[str, Any] | None = None
-    ) -> Reads:
+    def _read(self, tx: Transaction, event: Event, bots: list[Bot], stored: Ownership | None = None) -> Reads:
         """Everything the decision needs from the store, read inside the transaction."""
         account, record = event.account, event.record
         now = event.at or datetime.now(UTC)
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
         if stored is None:
-            stored = tx.get_record(account, record.entity, record.id)
+            text = tx.get_record(account, record.entity, record.id)
+            stored = ownership(text) if text is not None else None
         previous = stored["owners"] if stored else None
         given = {(record.entity, record.id): given_by(stored)}
         if not bots:
@@ -476,8 +475,8 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
             data = tx.get_record(account, entity, record_id)
             if data is not None:
-                linked[(entity, record_id)] = record_from_dict(data)
-                given[(entity, record_id)] = given_by(data)
+                linked[(entity, record_id)] = record_from_json(data)
+                given[(entity, record_id)] = given_by(ownership(data))
         # Rotation states are locked (on PostgreSQL) in one order, bot id, then each capped
         # user's usage in user-id order, so two events never wait for each other in a cycle.
         states = {bot.id: tx.get_state(account, bot.id) for bot in sorted(bots, key=lambda b: b.id)}
@@ -657,9 +656,10 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
             # Read inside the event's transaction (and, on PostgreSQL, under its record
             # lock): a change another worker committed since the check in assign_list
             # is built on, never overwritten by a stale copy.
-            stored = tx.get_record(account, entity, record_id)
-            if stored is None:  # records are never deleted; a guard, not a path
+            text = tx.get_record(account, entity, record_id)
+            if text is None:  # records are never deleted; a guard, not a path
                 raise EventError(f"list operation {operation!r}: {entity} {record_id!r} vanished")
+            stored = ownership(text)
             if without is not None and without not in stored["owners"]:
                 continue
             kept = [o for o in stored["owners"] if o != without]
@@ -668,7 +668,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                 "id": list_event_id(operation, entity, record_id),
                 "kind": "list",
                 "account": account,
-                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                "record": {**record_from_json(text).model_dump(mode="json"), "owners": owners},
                 **({"leaving": without} if without is not None else {}),
             }
             valid = self._validate(event, list_operation=True)
@@ -700,7 +700,7 @@ def _usage(
     user: User,
     counted: list[FieldSpec[Any]],
     now: datetime,
-    stored: dict[str, Any] | None,
+    stored: Ownership | None,
 ) -> dict[str, int]:
     """The counts the user's ``counts_usage`` fields ask for: assignments per period and
     window, and the open records they own (the record being routed left out, as in the
@@ -719,7 +719,7 @@ def _usage(
     return usage
 
 
-def _without(load: dict[str, int], stored: dict[str, Any] | None) -> dict[str, int]:
+def _without(load: dict[str, int], stored: Ownership | None) -> dict[str, int]:
     """The load not counting the record being decided, which its stored owners still hold."""
     if stored is None or not stored.get("open", True):
         return load

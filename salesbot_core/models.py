@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, NotRequired, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import TypedDict
 
 from .errors import EventError
 from .limits import (
@@ -239,8 +240,10 @@ class Task(_Record):
     link: Link | None = None
 
 
-Record = Annotated[Deal | Person | Company | Task, Field(discriminator="entity")]
-_RECORD: TypeAdapter[Deal | Person | Company | Task] = TypeAdapter(Record)
+#: A CRM record of any entity.
+RecordT = Deal | Person | Company | Task
+Record = Annotated[RecordT, Field(discriminator="entity")]
+_RECORD: TypeAdapter[RecordT] = TypeAdapter(Record)
 
 
 #: The key of a stored record (beside the record model's fields) under which the engine
@@ -248,13 +251,55 @@ _RECORD: TypeAdapter[Deal | Person | Company | Task] = TypeAdapter(Record)
 GIVEN_BY = "given_by"
 
 
-def record_from_dict(data: dict[str, Any]) -> Deal | Person | Company | Task:
-    """A record from its stored form (``entity`` says which model)."""
+def record_from_dict(data: dict[str, Any]) -> RecordT:
+    """A record from its stored form as a dict (``entity`` says which model)."""
     return _RECORD.validate_python({key: value for key, value in data.items() if key != GIVEN_BY})
 
 
+def record_from_json(text: str | bytes) -> RecordT:
+    """A record from its stored JSON (``Transaction.get_record``), decoded and validated
+    at once in pydantic-core; ``GIVEN_BY`` is left out (see ``ownership``)."""
+    # Ignoring unknown keys also lets a store shared with a newer salesbot (a rolling
+    # upgrade) be read if that one writes a field more.
+    return _RECORD.validate_json(text, extra="ignore")
+
+
+class Ownership(TypedDict):
+    """What the engine reads of a stored record beside its model: its owners, whether it
+    is open (absent in rows written before ``open`` existed: open), and which owners a
+    bot gave (``GIVEN_BY``, absent when none)."""
+
+    owners: list[str]
+    open: NotRequired[bool]
+    given_by: NotRequired[dict[str, str] | None]
+
+
+_OWNERSHIP: TypeAdapter[Ownership] = TypeAdapter(Ownership)
+_GIVEN: TypeAdapter[Mapping[str, str]] = TypeAdapter(Mapping[str, str])
+
+
+def ownership(text: str | bytes) -> Ownership:
+    """The ``Ownership`` of a stored record's JSON: decoded in pydantic-core, its other
+    keys skipped, so reading a record's owners builds no model."""
+    return _OWNERSHIP.validate_json(text)
+
+
+def stored_json(record: RecordT, given: Mapping[str, str] | None = None) -> str:
+    """A record's stored form (``Transaction.put_record``): its JSON, encoded once by
+    pydantic, with the owners a bot gave under ``GIVEN_BY`` when there are any.
+
+    Older salesbots wrote ``json.dumps`` of the same keys in the same order (spaces after
+    separators, non-ASCII escaped); both read back as the same record, so either reads
+    the other's rows."""
+    text = record.model_dump_json()
+    if not given:
+        return text
+    # The record's JSON is an object: the key goes in before its closing brace.
+    return f'{text[:-1]},"{GIVEN_BY}":{_GIVEN.dump_json(given).decode()}}}'
+
+
 def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:
-    """Which owners of a stored record a bot gave, ``{user: bot id}``."""
+    """Which owners of a stored record (its dict or ``Ownership``) a bot gave, ``{user: bot id}``."""
     return dict(data.get(GIVEN_BY) or {}) if data is not None else {}
 
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from .decision import Decider, Reads
 from .errors import SalesbotError
 from .limits import MAX_ROW_ID
-from .models import Bot, Decision, EntityType, Event, Note, Notification, Outcome, record_from_dict
+from .models import Bot, Decision, EntityType, Event, Note, Notification, Outcome, Ownership, record_from_dict
 from .retrying import retrying
 from .rulesets import Rules
 from .store import Store, Transaction
@@ -60,7 +60,7 @@ class Reading:
 
     @abstractmethod
     def _read(
-        self, tx: Transaction, event: Event, bots: list[Bot], stored: dict[str, Any] | None = None
+        self, tx: Transaction, event: Event, bots: list[Bot], stored: Ownership | None = None
     ) -> Reads: ...
 
     def owner_options(self, account: str, entity: EntityType) -> list[Bot]:

@@ -23,7 +23,18 @@ from pydantic import TypeAdapter
 
 from .errors import EventError, StoreError
 from .limits import canonical_json
-from .models import Delivery, DueItem, Event, Note, Notification, Outcome, Token, Webhook, utc_iso
+from .models import (
+    Delivery,
+    DueItem,
+    Event,
+    Note,
+    Notification,
+    Outcome,
+    RecordT,
+    Token,
+    Webhook,
+    utc_iso,
+)
 
 #: Days the payload of each processed event is kept, for ``salesbot replay``: the
 #: environment variable, its default, and its largest value (0 keeps no payloads).
@@ -253,12 +264,15 @@ class Transaction(Protocol):
         commit): leaving its block with an exception undoes that event's writes only, and
         the transaction goes on; leaving it normally keeps them."""
 
-    def get_record(self, account: str, entity: str, record_id: str) -> dict[str, Any] | None:
-        """The stored record (as a dict), or None."""
+    def get_record(self, account: str, entity: str, record_id: str) -> str | None:
+        """The stored record's JSON text as it was written, or None. The engine decodes
+        it (``models.record_from_json``, ``models.ownership``): a store neither parses
+        nor re-encodes it."""
 
-    def put_record(self, account: str, record: dict[str, Any]) -> None:
-        """Insert or replace a record; ``record`` has ``entity`` and ``id`` keys. A record
-        as this transaction read it may be left unwritten."""
+    def put_record(self, account: str, record: RecordT, data: str) -> None:
+        """Insert or replace ``record``, keeping ``data`` (its JSON, ``models.stored_json``)
+        as it is; its key, owners and open state are read from ``record``. A record as
+        this transaction read it, unchanged (the same text), may be left unwritten."""
 
     def get_state(self, account: str, bot: str) -> dict[str, Any]:
         """A bot's strategy state, ``{}`` when it has none yet."""

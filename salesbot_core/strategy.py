@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .models import Bot, Company, Deal, LinkRef, Person, Task
+from .models import Bot, LinkRef, RecordT
 from .safetext import excerpt
 
 if TYPE_CHECKING:  # for type checkers only: the catalog is made of strategies
     from .catalog import Catalog
-
-RecordT = Deal | Person | Company | Task
 
 
 def _no_conditions(bot: Bot, key: str, path: str) -> bool:

@@ -25,6 +25,7 @@ from test_sla import created as sla_created
 from salesbot_core import Engine
 from salesbot_core.errors import EventError, IdempotencyConflict
 from salesbot_core.hookspecs import hookimpl
+from salesbot_core.models import record_from_json, stored_json
 from salesbot_core.tokens import create_token
 
 
@@ -82,13 +83,16 @@ def test_a_savepoint_rolled_back_undoes_its_writes_and_the_transaction_reads_aga
     with engine.store.transaction() as tx:
         before = tx.get_record("default", "deal", "d-e0")
         assert before is not None
+        deal = record_from_json(before)
         with pytest.raises(RuntimeError), tx.savepoint():
-            tx.put_record("default", {**before, "title": "changed", "owners": ["bartek"]})
+            changed = deal.model_copy(update={"title": "changed", "owners": ["bartek"]})
+            tx.put_record("default", changed, stored_json(changed))
             tx.put_state("default", "inbound", {"last": "bartek"})
             raise RuntimeError("undo")
         assert tx.get_record("default", "deal", "d-e0") == before
         with tx.savepoint():
-            tx.put_record("default", {**before, "title": "kept"})
+            kept = deal.model_copy(update={"title": "kept"})
+            tx.put_record("default", kept, stored_json(kept))
     assert engine.store.get_record("default", "deal", "d-e0")["title"] == "kept"
     assert engine.handle(created("e1")).owners_after == ["bartek"]  # the rotation was not moved
 

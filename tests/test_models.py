@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
-from salesbot_core.models import Bot, Deal, Event, Task, User
+from salesbot_core.models import (
+    Bot,
+    Deal,
+    Event,
+    Person,
+    Task,
+    User,
+    ownership,
+    record_from_json,
+    stored_json,
+)
 
 
 def fields_in_error(exc: ValidationError) -> list[str]:
@@ -90,3 +102,35 @@ def test_an_event_fingerprint_keeps_its_form_across_new_optional_fields() -> Non
     by_anna = Event.model_validate({**payload, "by": "anna"})
     assert json.loads(by_anna.canonical)["by"] == "anna"
     assert by_anna.fingerprint != plain.fingerprint
+
+
+STORED = [
+    Deal(
+        id="d1",
+        title='Żółta łódź \u2028 "cytat" \\ \x00',
+        owners=["anna", "bot:inbound"],
+        value=1e16,
+        persons=["p1"],
+        fields={"big": 10**30, "small": 1e-7, "zero": -0.0, "nested": {"a": [1, 2.5, None, True]}},
+    ),
+    Task(id="t1", link={"entity": "company", "id": "c1"}, open=False),
+    Person(id="p1", name="Ola", company="c1"),
+]
+
+
+@pytest.mark.parametrize("record", STORED, ids=lambda record: record.entity)
+@pytest.mark.parametrize("given", [{}, {"anna": "inbound"}])
+def test_a_stored_record_reads_the_same_in_the_old_and_the_new_form(record, given) -> None:
+    # Up to schema 12 a record was stored as json.dumps of its dict; now as pydantic's
+    # JSON. During a rolling upgrade each salesbot reads the other's rows.
+    older = json.dumps({**record.model_dump(mode="json"), **({"given_by": given} if given else {})})
+    newer = stored_json(record, given)
+    assert json.loads(newer) == json.loads(older)  # an older salesbot reads the new row
+    assert newer != older and list(json.loads(newer)) == list(json.loads(older))  # same key order
+    for text in (older, newer):
+        assert record_from_json(text) == record
+        assert ownership(text) == {
+            "owners": record.owners,
+            "open": record.open,
+            **({"given_by": given} if given else {}),
+        }

@@ -6,6 +6,7 @@ fresh PostgreSQL database.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from salesbot_core import (
     TransientStoreError,
     hookimpl,
 )
+from salesbot_core.models import Company
 
 RULES = (
     TEAM
@@ -102,6 +104,41 @@ def test_records_links_tags_notes_and_outbox(rules: Path, store_url: str) -> Non
         ("default", "anna", "New deal Lift is yours", "e1", "deal", "d1")
     ]
     assert pending[0].created_at.endswith("Z") and pending[0].delivered_at is None
+
+
+def test_a_record_row_an_older_salesbot_wrote_is_read_and_written_back_as_pydantics_json(
+    rules: Path, store_url: str
+) -> None:
+    # Up to schema 12 a record was stored as json.dumps of its dict (spaces, non-ASCII
+    # escaped, the owners a bot gave last); such a row is put here as it was, text as is.
+    company = Company(id="warsztat", name="Warsztat Żółw", owners=["jan"], fields={"nip": 1e16})
+    older = json.dumps({**company.model_dump(mode="json"), "given_by": {"jan": "inbound"}})
+    with Engine(rules, store_url) as engine:
+        with engine.store.transaction() as tx:
+            tx.put_record("default", company, older)
+        assert rows(store_url, "SELECT data FROM records") == [(older,)]
+        engine.handle(deal_event(1, title="Lift ą", company="warsztat"))
+        stored = engine.store.get_record("default", "company", "warsztat")
+    # Read: the company got the pick beside jan, and the owner a bot gave kept.
+    assert stored == {
+        **company.model_dump(mode="json"),
+        "owners": ["jan", "anna"],
+        "tags": ["routed"],
+        "given_by": {"jan": "inbound"},
+    }
+    assert sorted(rows(store_url, "SELECT id, data FROM records")) == [
+        (
+            "d1",
+            '{"id":"d1","owners":["anna"],"tags":["routed"],"open":true,"fields":{},"entity":"deal",'
+            '"title":"Lift ą","process":null,"value":null,"persons":[],"company":"warsztat",'
+            '"given_by":{"anna":"inbound"}}',
+        ),
+        (
+            "warsztat",
+            '{"id":"warsztat","owners":["jan","anna"],"tags":["routed"],"open":true,"fields":{"nip":1e+16},'
+            '"entity":"company","name":"Warsztat Żółw","given_by":{"jan":"inbound"}}',
+        ),
+    ]
 
 
 @pytest.mark.parametrize("limit", [0, -1, 10_001, True])

@@ -30,7 +30,7 @@ from pathlib import Path
 from rich.console import Console
 
 from salesbot_core import Engine
-from salesbot_core.models import Company, Deal, list_event_id
+from salesbot_core.models import Company, Deal, list_event_id, stored_json
 from salesbot_plugins.sqlite_store import SQLiteStore
 
 from . import raw_result, raw_sqlite
@@ -135,10 +135,8 @@ def seed(path: Path, deals: int) -> list[str]:
     try:
         with store.transaction() as tx:
             for n in range(COMPANIES):
-                tx.put_record(
-                    "default",
-                    Company(id=f"c{n}", name=f"Company {n}", owners=["jan"]).model_dump(mode="json"),
-                )
+                company = Company(id=f"c{n}", name=f"Company {n}", owners=["jan"])
+                tx.put_record("default", company, stored_json(company))
         for start in range(0, deals, 5_000):
             with store.transaction() as tx:
                 for n in range(start, min(deals, start + 5_000)):
@@ -150,7 +148,7 @@ def seed(path: Path, deals: int) -> list[str]:
                         company=f"c{n % COMPANIES}",
                         owners=["jan"],
                     )
-                    tx.put_record("default", deal.model_dump(mode="json"))
+                    tx.put_record("default", deal, stored_json(deal))
     finally:
         store.close()
     conn = sqlite3.connect(path)

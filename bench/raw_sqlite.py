@@ -127,7 +127,7 @@ class RawRouter(Router):
         execute = self.conn.execute
         execute(
             "INSERT OR REPLACE INTO records (account, entity, id, data) VALUES (?, ?, ?, ?)",
-            (*key, json.dumps(record)),
+            (*key, json.dumps(record, separators=(",", ":"), ensure_ascii=False)),
         )
         execute("DELETE FROM record_owners WHERE account = ? AND entity = ? AND record_id = ?", key)
         for owner in record["owners"]:

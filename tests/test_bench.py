@@ -63,6 +63,13 @@ def test_per_event_smoke(tmp_path: Path) -> None:
     throughput = [r for r in rows if r["metric"] == "throughput" and r["goal"] is not None]
     assert [r["goal"] for r in throughput] == [1.5, 2.5]
     assert all(r["status"] in ("met", "missed") for r in throughput)
+    # Each goal says where its gap is, from a profile of this run, and the next step.
+    split = report["details"]["cpu_split"]
+    assert sum(split.values()) == pytest.approx(1.0)
+    assert "SQL (the driver and the database)" in split and "deciding" in split
+    for row in throughput:
+        assert row["gap"].startswith("cProfile of salesbot's side, own time: ")
+        assert "Next: one owners table keyed by user" in row["gap"]
     # Over events 15-29, each with a new company: BEGIN, the audit row looked up, the
     # rotation read, the deal and its tag written, the company read, written and tagged,
     # 2 notes, 1 outbox row, the rotation and the audit row written, COMMIT.
@@ -70,6 +77,21 @@ def test_per_event_smoke(tmp_path: Path) -> None:
     assert costs["result"]["statements"] == 14
     assert costs["salesbot"]["statements"] > costs["result"]["statements"]
     assert all(cost["wal_pages"] > 0 for cost in costs.values())
+
+
+def test_list_operation_smoke(tmp_path: Path) -> None:
+    _, results = bench(tmp_path, "--quick", "--only", "list_operation", "--events", "300")
+    report = results["benchmarks"]["list_operation"]
+    assert report["status"] == "ok", report["reason"]
+    assert [(row["case"], row["metric"], row["baseline_label"]) for row in report["rows"]] == [
+        ("300 deals, batches of 1,000", "time", "raw sqlite3, by result"),
+        ("300 deals, batches of 1,000", "throughput", "raw sqlite3, by result"),
+        ("300 deals, batches of 1,000", "time", "raw sqlite3, same statements"),
+    ]
+    goal = report["rows"][0]
+    assert goal["goal"] == 3 and goal["status"] in ("met", "missed")
+    assert goal["gap"].startswith("cProfile of salesbot's side, own time: ")
+    assert sum(report["details"]["cpu_split"].values()) == pytest.approx(1.0)
 
 
 def test_equality_check_sees_what_a_baseline_got_wrong(

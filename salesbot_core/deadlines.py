@@ -15,7 +15,7 @@ from typing import Any
 
 from .decision import Reassign
 from .errors import EventError
-from .models import BOT_PREFIX, LIST_PREFIX, DueItem, Event, Outcome, record_from_dict, utc_iso
+from .models import BOT_PREFIX, LIST_PREFIX, DueItem, Event, Outcome, record_data, utc_iso
 from .registry import Registry
 from .retrying import retrying
 from .rulesets import Rules
@@ -117,7 +117,7 @@ class Deadlines:
                 "kind": "list",
                 "account": account,
                 "at": now,
-                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                "record": {**record_data(stored), "owners": owners},
             },
             list_operation=True,
         )

@@ -48,6 +48,7 @@ from .models import (
     User,
     given_by,
     list_event_id,
+    record_data,
     record_from_dict,
     utc_iso,
 )
@@ -371,13 +372,13 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                     "the first delivery's outcome stands (a new event needs a new id)"
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
-        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored)
-        decided = self._decider.decide(event, replace(reads, reassign=reassign), route)
+        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored, reassign)
+        decided = self._decider.decide(event, reads, route)
         if decided.reroute and not route:
             # A bot took back the owner it gave and sends the record back to the pool: it
             # is routed, so the routing bots' state is read (and locked) too.
-            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True), stored)
-            decided = self._decider.decide(event, replace(reads, reassign=reassign), True)
+            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True), stored, reassign)
+            decided = self._decider.decide(event, reads, True)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
@@ -457,9 +458,15 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         return self.handle(event, route=True)
 
     def _read(
-        self, tx: Transaction, event: Event, bots: list[Bot], stored: dict[str, Any] | None = None
+        self,
+        tx: Transaction,
+        event: Event,
+        bots: list[Bot],
+        stored: dict[str, Any] | None = None,
+        reassign: Reassign | None = None,
     ) -> Reads:
-        """Everything the decision needs from the store, read inside the transaction."""
+        """Everything the decision needs from the store, read inside the transaction
+        (``reassign``: what ``tick`` hands on, passed through to the decision)."""
         account, record = event.account, event.record
         now = event.at or datetime.now(UTC)
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
@@ -470,7 +477,14 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         if not bots:
             # Owners a bot gave may be taken back: whether the bot is switched on counts.
             switches = tx.get_switches(account) if given_by(stored) else {}
-            return Reads(Context(now=now), bots, previous_owners=previous, switches=switches, given=given)
+            return Reads(
+                Context(now=now),
+                bots,
+                previous_owners=previous,
+                switches=switches,
+                given=given,
+                reassign=reassign,
+            )
         handler = self.catalog.entities[record.entity]
         linked: dict[LinkRef, RecordT] = {}
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
@@ -501,6 +515,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
             states=states,
             switches=tx.get_switches(account),
             given=given,
+            reassign=reassign,
         )
 
     def handle_many(
@@ -668,7 +683,9 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                 "id": list_event_id(operation, entity, record_id),
                 "kind": "list",
                 "account": account,
-                "record": {**record_from_dict(stored).model_dump(mode="json"), "owners": owners},
+                # The stored fields as they are: the event's validation makes the record
+                # model of them (a model made first, dumped and validated again, is the same).
+                "record": {**record_data(stored), "owners": owners},
                 **({"leaving": without} if without is not None else {}),
             }
             valid = self._validate(event, list_operation=True)

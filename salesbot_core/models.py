@@ -248,9 +248,15 @@ _RECORD: TypeAdapter[Deal | Person | Company | Task] = TypeAdapter(Record)
 GIVEN_BY = "given_by"
 
 
+def record_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record's own fields, without what the engine keeps beside them
+    (``GIVEN_BY``): what its model is validated from."""
+    return {key: value for key, value in data.items() if key != GIVEN_BY}
+
+
 def record_from_dict(data: dict[str, Any]) -> Deal | Person | Company | Task:
     """A record from its stored form (``entity`` says which model)."""
-    return _RECORD.validate_python({key: value for key, value in data.items() if key != GIVEN_BY})
+    return _RECORD.validate_python(record_data(data))
 
 
 def given_by(data: Mapping[str, Any] | None) -> dict[str, str]:

@@ -476,9 +476,8 @@ class Decider:
         for user in pool:
             if user.id in skipped:
                 continue
-            reason = skip_candidate(bot=bot, record=record, user=user, context=context) or user_available(
-                user=user, at=context.now
-            )
+            # Positional, in the hookspecs' order: (bot, record, user, context), (user, at).
+            reason = skip_candidate(bot, record, user, context) or user_available(user, context.now)
             if reason:
                 skipped[user.id] = _skip(user.id, reason)
         candidates = [user.id for user in pool if user.id not in skipped]
@@ -650,19 +649,29 @@ def _skip(user: str, reason: str) -> dict[str, str]:
 
 
 def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:
-    """A ``firstresult`` hook, to call once per candidate of one decision: its
-    implementations as registered now, called in pluggy's order (the last registered
-    first) until one answers. Pluggy's own call costs several times a plain call, paid per
-    candidate; with no implementation nothing is called at all. An implementation that
-    wraps the others (``hookwrapper``/``wrapper``) gets pluggy's own call."""
+    """A ``firstresult`` hook, to call once per candidate of one decision with its
+    arguments in the hookspec's order: its implementations as registered now, called in
+    pluggy's order (the last registered first) until one answers. Pluggy's own call costs
+    several times a plain call, paid per candidate; with no implementation nothing is
+    called at all. An implementation that wraps the others (``hookwrapper``/``wrapper``)
+    gets pluggy's own call."""
+    names = tuple(caller.spec.argnames) if caller.spec is not None else ()
     impls = caller.get_hookimpls()
     if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
-        return caller
-    plain = [(impl.function, impl.argnames) for impl in reversed(impls)]
+        return lambda *args: caller(**dict(zip(names, args, strict=True)))
+    # Each implementation's arguments as positions in the spec's: ``None`` when it takes
+    # them all in that order (the call passes them on as they came, no list per call).
+    plain = [
+        (
+            impl.function,
+            None if tuple(impl.argnames) == names else tuple(names.index(n) for n in impl.argnames),
+        )
+        for impl in reversed(impls)
+    ]
 
-    def call(**kwargs: Any) -> Any:
-        for function, argnames in plain:
-            answer = function(*[kwargs[name] for name in argnames])
+    def call(*args: Any) -> Any:
+        for function, positions in plain:
+            answer = function(*args) if positions is None else function(*[args[i] for i in positions])
             if answer is not None:
                 return answer
         return None

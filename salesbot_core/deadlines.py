@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from .decision import Reassign
+from .decision import Decider, Reassign
 from .errors import EventError
 from .models import (
     BOT_PREFIX,
@@ -38,6 +38,7 @@ class Deadlines:
     rules: Rules
     store: Store
     registry: Registry
+    _decider: Decider
 
     @abstractmethod
     def _validate(self, event: Event | Mapping[str, Any], list_operation: bool) -> Event: ...
@@ -110,7 +111,7 @@ class Deadlines:
         stored = ownership(text) if text is not None else Ownership(owners=[])
         if text is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
             return None  # closed, or moved on by hand: nothing left to hand on
-        escalation = self.registry.pm.hook.salesbot_sla_missed(bot=bot, due=due)
+        escalation = self._decider.first("salesbot_sla_missed", "bot", "due")(bot, due)
         if escalation is None:
             return None
         target = bot

@@ -175,6 +175,11 @@ class Decider:
     #: Each bot's plan, by ``(account, bot id)``, made the first time the bot is decided
     #: (loading 10,000 bots makes none).
     _plans: dict[tuple[str, str], BotPlan] = field(init=False, repr=False, default_factory=dict)
+    #: The ``firstresult`` hooks called without pluggy's machinery (``first``), each with
+    #: the implementations it was made of, by hook name and argument names.
+    _firsts: dict[tuple[str, tuple[str, ...]], tuple[list[Any], Callable[..., Any]]] = field(
+        init=False, repr=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         specs = [spec for spec in self.catalog.fields_of("bot").values() if spec.sets_deadlines]
@@ -198,6 +203,17 @@ class Decider:
     def has_deadlines(self, account: str) -> bool:
         """Whether a bot of ``account`` may have given a record a deadline to keep."""
         return account in self._deadlines
+
+    def first(self, name: str, *names: str) -> Callable[..., Any]:
+        """The ``firstresult`` hook ``name``, to call with the values of ``names`` in that
+        order (see ``_first_result``): made once, and again when its implementations
+        change (a plugin registered or unregistered since)."""
+        caller = getattr(self.hook, name)
+        impls = caller.get_hookimpls()
+        known = self._firsts.get((name, names))
+        if known is None or known[0] != impls:
+            known = self._firsts[(name, names)] = (impls, _first_result(caller, impls, names))
+        return known[1]
 
     def bots_that_may_fire(self, event: Event, route: bool) -> list[Bot]:
         """The bots ``decide`` may run: those in the Owner field or, when routing a record
@@ -424,8 +440,8 @@ class Decider:
         reason = (
             _trigger_reason(event, bot, settings, handler, reassigning)
             or _owned_reason(bot, owned)
-            or self.hook.salesbot_bot_applies(
-                bot=bot, event=event, record=record, settings=settings, handler=handler, at=at
+            or self.first("salesbot_bot_applies", "bot", "event", "record", "settings", "handler", "at")(
+                bot, event, record, settings, handler, at
             )
         )
         if reason:
@@ -471,20 +487,18 @@ class Decider:
             skipped[reads.reassign.previous] = _skip(
                 reads.reassign.previous, "the owner it is taken from (deadline missed)"
             )
-        skip_candidate = _first_result(self.hook.salesbot_skip_candidate)
-        user_available = _first_result(self.hook.salesbot_user_available)
+        skip_candidate = self.first("salesbot_skip_candidate", "bot", "record", "user", "context")
+        user_available = self.first("salesbot_user_available", "user", "at")
         for user in pool:
             if user.id in skipped:
                 continue
-            reason = skip_candidate(bot=bot, record=record, user=user, context=context) or user_available(
-                user=user, at=context.now
-            )
+            reason = skip_candidate(bot, record, user, context) or user_available(user, context.now)
             if reason:
                 skipped[user.id] = _skip(user.id, reason)
         candidates = [user.id for user in pool if user.id not in skipped]
         if len(candidates) > 1:
-            aside = self.hook.salesbot_prefer_candidates(
-                bot=bot, record=record, candidates=tuple(candidates), context=context
+            aside = self.first("salesbot_prefer_candidates", "bot", "record", "candidates", "context")(
+                bot, record, tuple(candidates), context
             )
             if aside and (set(aside) - set(candidates) or set(aside) >= set(candidates)):
                 raise PluginError(
@@ -517,7 +531,9 @@ class Decider:
                 fields["reason"] = "no user in the pool is eligible"
             return fields
 
-        pick = self.hook.salesbot_preselect(bot=bot, record=record, candidates=candidates, context=context)
+        pick = self.first("salesbot_preselect", "bot", "record", "candidates", "context")(
+            bot, record, candidates, context
+        )
         chooser = "a preselect plugin"
         if pick is None:
             chooser = f"strategy {bot.strategy!r}"
@@ -649,20 +665,28 @@ def _skip(user: str, reason: str) -> dict[str, str]:
     return {"user": user, "reason": reason}
 
 
-def _first_result(caller: pluggy.HookCaller) -> Callable[..., Any]:
-    """A ``firstresult`` hook, to call once per candidate of one decision: its
-    implementations as registered now, called in pluggy's order (the last registered
-    first) until one answers. Pluggy's own call costs several times a plain call, paid per
-    candidate; with no implementation nothing is called at all. An implementation that
-    wraps the others (``hookwrapper``/``wrapper``) gets pluggy's own call."""
-    impls = caller.get_hookimpls()
+def _first_result(caller: pluggy.HookCaller, impls: list[Any], names: tuple[str, ...]) -> Callable[..., Any]:
+    """A ``firstresult`` hook with implementations ``impls``, to call with the values of
+    ``names`` in that order, as pluggy would: each implementation given the arguments it
+    takes, in pluggy's order (the last registered first) until one answers. Pluggy's own
+    call costs several times a plain call, paid per candidate and per event; with no
+    implementation nothing is called at all. An implementation that wraps the others
+    (``hookwrapper``/``wrapper``) gets pluggy's own call."""
     if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
-        return caller
-    plain = [(impl.function, impl.argnames) for impl in reversed(impls)]
+        return lambda *args: caller(**dict(zip(names, args, strict=True)))
+    # Each implementation's arguments as positions in ``names``; ``None`` when it takes
+    # them all in that order (they are passed on as they came, no list per call).
+    plain = [
+        (
+            impl.function,
+            None if tuple(impl.argnames) == names else tuple(names.index(n) for n in impl.argnames),
+        )
+        for impl in reversed(impls)
+    ]
 
-    def call(**kwargs: Any) -> Any:
-        for function, argnames in plain:
-            answer = function(*[kwargs[name] for name in argnames])
+    def call(*args: Any) -> Any:
+        for function, positions in plain:
+            answer = function(*args) if positions is None else function(*[args[i] for i in positions])
             if answer is not None:
                 return answer
         return None

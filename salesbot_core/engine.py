@@ -373,13 +373,13 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
                     "the first delivery's outcome stands (a new event needs a new id)"
                 )
             return seen.outcome.model_copy(update={"duplicate": True})
-        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored)
-        decided = self._decider.decide(event, replace(reads, reassign=reassign), route)
+        reads = self._read(tx, event, self._decider.bots_that_may_fire(event, route), stored, reassign)
+        decided = self._decider.decide(event, reads, route)
         if decided.reroute and not route:
             # A bot took back the owner it gave and sends the record back to the pool: it
             # is routed, so the routing bots' state is read (and locked) too.
-            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True), stored)
-            decided = self._decider.decide(event, replace(reads, reassign=reassign), True)
+            reads = self._read(tx, event, self._decider.bots_that_may_fire(event, True), stored, reassign)
+            decided = self._decider.decide(event, reads, True)
         for bot_id, state in decided.states.items():
             tx.put_state(account, bot_id, state)
         for changed in (decided.record, *decided.linked):
@@ -423,17 +423,15 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
     ) -> None:
         """Write a due item for each owner a bot gave the record at ``at``, if a plugin sets
         a deadline (``salesbot_due``); the last one wins (one item per record)."""
-        hook = self.registry.pm.hook
-        if not hook.salesbot_due.get_hookimpls():
+        if not self.registry.pm.hook.salesbot_due.get_hookimpls():
             return
+        due = self._decider.first("salesbot_due", "bot", "record", "owner", "at", "reassignments")
         for decision in outcome.assigned:
             bot = self.rules.bot(outcome.account, decision.bot)
             owner = self.rules.user(outcome.account, str(decision.owner))
             if bot is None or owner is None:
                 continue
-            due_at = hook.salesbot_due(
-                bot=bot, record=record, owner=owner, at=at, reassignments=reassignments
-            )
+            due_at = due(bot, record, owner, at, reassignments)
             if due_at is None:
                 continue
             tx.put_due(
@@ -456,8 +454,16 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         owner, as CRM assignment rules do. Exactly once, like ``handle``."""
         return self.handle(event, route=True)
 
-    def _read(self, tx: Transaction, event: Event, bots: list[Bot], stored: Ownership | None = None) -> Reads:
-        """Everything the decision needs from the store, read inside the transaction."""
+    def _read(
+        self,
+        tx: Transaction,
+        event: Event,
+        bots: list[Bot],
+        stored: Ownership | None = None,
+        reassign: Reassign | None = None,
+    ) -> Reads:
+        """Everything the decision needs from the store, read inside the transaction
+        (``reassign``: what ``tick`` hands on, passed through to the decision)."""
         account, record = event.account, event.record
         now = event.at or datetime.now(UTC)
         now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
@@ -469,7 +475,14 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
         if not bots:
             # Owners a bot gave may be taken back: whether the bot is switched on counts.
             switches = tx.get_switches(account) if given_by(stored) else {}
-            return Reads(Context(now=now), bots, previous_owners=previous, switches=switches, given=given)
+            return Reads(
+                Context(now=now),
+                bots,
+                previous_owners=previous,
+                switches=switches,
+                given=given,
+                reassign=reassign,
+            )
         handler = self.catalog.entities[record.entity]
         linked: dict[LinkRef, RecordT] = {}
         for entity, record_id in handler.links(record, dict.fromkeys(handler.related, True)):
@@ -500,6 +513,7 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
             states=states,
             switches=tx.get_switches(account),
             given=given,
+            reassign=reassign,
         )
 
     def handle_many(

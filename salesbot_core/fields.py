@@ -80,5 +80,6 @@ class FieldSpec(Generic[T]):
         """This field of a loaded bot or user: its validated value, or ``default``."""
         # The private dict itself, not the read-only view ``plugin_fields`` makes per call:
         # plugins ask once per candidate per event.
-        values = owner.__pydantic_private__["_plugin_fields"]  # type: ignore[index]
-        return cast(T, values.get(self.key, self.default))
+        # No ``typing.cast`` either: a function call of its own, per candidate.
+        values: dict[str, T] = owner.__pydantic_private__["_plugin_fields"]  # type: ignore[index]
+        return values.get(self.key, self.default)

@@ -23,6 +23,14 @@ def test_deadlines_smoke(tmp_path: Path) -> None:
         (leave, "throughput", "records/s"),
     ]
     assert all(row["value"] > 0 and row["baseline"] > 0 for row in report["rows"])
+    # Issue 25's goals, one row per case: the time at most 3 times the baseline's.
+    assert [(row["goal"], row["goal_text"]) for row in report["rows"]] == [
+        (None, ""),
+        (3.0, "ratio ≤ 3"),
+        (3.0, "ratio ≤ 3"),
+        (None, ""),
+    ]
+    assert {row["status"] for row in report["rows"] if row["goal"]} <= {"met", "missed"}
     assert (report["details"]["due_items"], report["details"]["offboarded"]) == (40, 40)
 
 

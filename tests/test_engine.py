@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from factories import PYDANTIC, TEAM, Message, deal_event
-from salesbot_core import Engine, EventError, Outcome, Skip, StoreError, hookimpl
+from salesbot_core import Engine, EventError, Outcome, Pick, Skip, StoreError, hookimpl
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
 TRIGGERED = (
@@ -213,6 +213,30 @@ def test_per_candidate_hooks_keep_pluggys_order_wrappers_and_late_plugins(
         engine.registry.pm.register(Overrules())
         (decision,) = engine.handle(deal_event(3)).decisions
         assert (decision.owner, [s.reason for s in decision.skipped]) == ("anna", ["at lunch"])
+
+
+class PicksLast:
+    """A preselect plugin taking some of the hook's arguments, in an order of its own."""
+
+    @hookimpl
+    def salesbot_preselect(self, candidates, bot):
+        return Pick(candidates[-1], reason=f"{bot.id} picks the last")
+
+
+def test_per_decision_hooks_pass_each_plugin_its_arguments_and_see_late_plugins(
+    deal_bot_rules: Path, tmp_path: Path
+) -> None:
+    # The engine calls firstresult hooks without pluggy's call machinery, each plugin
+    # given the arguments it names, and notices a plugin registered or unregistered since.
+    with Engine(deal_bot_rules, tmp_path / "s.db") as engine:
+        assert engine.handle(deal_event(1)).owners_after == ["anna"]
+        late = PicksLast()
+        engine.registry.pm.register(late)
+        (decision,) = engine.handle(deal_event(2)).decisions
+        assert (decision.owner, decision.reason) == ("celina", "inbound picks the last")
+        engine.registry.pm.unregister(late)
+        # A preselect plugin leaves the rotation where it was: bartek follows anna.
+        assert engine.handle(deal_event(3)).owners_after == ["bartek"]
 
 
 def test_blocking_a_builtin_plugin_by_name(deal_bot_rules: Path, tmp_path: Path) -> None:

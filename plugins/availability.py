@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from salesbot_core import User, hookimpl
-from salesbot_core.fields import FieldSpec
+from salesbot_core.fields import FieldSpec, answers_for
 from salesbot_core.models import Model
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -82,6 +82,7 @@ def _local(moment: datetime, user: User) -> datetime:
 
 
 @hookimpl
+@answers_for(OUT_OF_OFFICE, WORKING_HOURS)
 def salesbot_user_available(user: User, at: datetime) -> str | None:
     absences, hours = OUT_OF_OFFICE.get(user), WORKING_HOURS.get(user)
     if not absences and hours is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from salesbot_core import Bot, Context, User, hookimpl
-from salesbot_core.fields import FieldSpec
+from salesbot_core.fields import FieldSpec, answers_for
 from salesbot_core.models import Model
 from salesbot_core.strategy import RecordT
 
@@ -67,6 +67,7 @@ def salesbot_ruleset_fields() -> list[FieldSpec[Caps | None]]:
 
 
 @hookimpl
+@answers_for(CAPS)
 def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Context) -> str | None:
     caps = CAPS.get(user)
     if caps is None:

@@ -23,7 +23,7 @@ from typing import Any
 from salesbot_core import Bot, Context, User, hookimpl
 from salesbot_core.catalog import Catalog
 from salesbot_core.conditions import quoted
-from salesbot_core.fields import FieldSpec
+from salesbot_core.fields import FieldSpec, answers_for
 from salesbot_core.models import Identifier, Model
 from salesbot_core.safetext import excerpt
 from salesbot_core.strategy import RecordT
@@ -90,6 +90,7 @@ def salesbot_ruleset_fields() -> list[FieldSpec[Members]]:
 
 
 @hookimpl
+@answers_for(MEMBERS)
 def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Context) -> str | None:
     member = MEMBERS.get(bot).get(user.id)
     if member is None or member.where is None or context.matches(bot, "members", f"{user.id}.where"):
@@ -98,6 +99,7 @@ def salesbot_skip_candidate(bot: Bot, record: RecordT, user: User, context: Cont
 
 
 @hookimpl
+@answers_for(MEMBERS)
 def salesbot_prefer_candidates(
     bot: Bot, record: RecordT, candidates: Sequence[str], context: Context
 ) -> dict[str, str] | None:

@@ -14,7 +14,7 @@ from datetime import datetime, time
 from pydantic import Field, model_validator
 
 from salesbot_core import Bot, hookimpl
-from salesbot_core.fields import FieldSpec
+from salesbot_core.fields import FieldSpec, answers_for
 from salesbot_core.models import AccountSettings, Model
 from salesbot_plugins.availability import WEEKDAYS, Weekday
 
@@ -63,6 +63,7 @@ def salesbot_ruleset_fields() -> list[FieldSpec[Schedule | None]]:
 
 
 @hookimpl
+@answers_for(SCHEDULE)
 def salesbot_bot_applies(bot: Bot, settings: AccountSettings, at: datetime) -> str | None:
     schedule = SCHEDULE.get(bot)
     return None if schedule is None else schedule.why_not(at.astimezone(settings.zone))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from salesbot_core import Bot, Context, Pick, hookimpl
 from salesbot_core.catalog import Catalog
-from salesbot_core.fields import FieldSpec
+from salesbot_core.fields import FieldSpec, answers_for
 from salesbot_core.strategy import RecordT
 
 
@@ -35,6 +35,7 @@ def salesbot_ruleset_fields() -> list[FieldSpec[bool]]:
 
 
 @hookimpl
+@answers_for(STICKY)
 def salesbot_preselect(bot: Bot, record: RecordT, candidates: Sequence[str], context: Context) -> Pick | None:
     company_id = getattr(record, "company", None)
     if not STICKY.get(bot) or company_id is None:

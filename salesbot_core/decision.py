@@ -20,6 +20,7 @@ from .catalog import Catalog
 from .conditions import ConditionError
 from .entities import EntityHandler, LinkRef
 from .errors import EventError, PluginError
+from .fields import ANSWERS_FOR, fields_set
 from .models import (
     BOT_PREFIX,
     USER_PREFIX,
@@ -109,8 +110,10 @@ class BotPlan:
     #: model for its own ``active``, a copy made once for the other).
     switched: Mapping[bool, Bot]
     #: The pool's users the rules declare, in pool order: each user's switch key in the
-    #: store, ``active`` as the rules declare it, and ``{active: user}`` as ``switched``.
-    pool: tuple[tuple[str, bool, Mapping[bool, User]], ...]
+    #: store, ``active`` as the rules declare it, ``{active: user}`` as ``switched``, and
+    #: the plugin fields the bot and the user set (``fields.fields_set``): which hook
+    #: implementations may answer about the user as a candidate (``fields.answers_for``).
+    pool: tuple[tuple[str, bool, Mapping[bool, User], frozenset[tuple[str, str]]], ...]
     #: The ids of the pool, for membership tests.
     in_pool: frozenset[str]
     #: The key the bot's ``trigger.where`` is compiled under.
@@ -128,6 +131,9 @@ class BotPlan:
     #: The pool's users with a field that counts their usage (``FieldSpec.counts_usage``)
     #: set: the engine reads their counts for each event.
     capped: tuple[User, ...]
+    #: The plugin fields the bot and its pool's users set: which implementations of the
+    #: hooks asked once per bot may answer for it.
+    fields: frozenset[tuple[str, str]]
 
     @classmethod
     def of(cls, bot: Bot, account: str, rules: Rules, catalog: Catalog) -> BotPlan:
@@ -136,10 +142,12 @@ class BotPlan:
         counted = [spec for spec in catalog.fields_of("user").values() if spec.counts_usage]
         strategy = catalog.strategies.get(bot.strategy)
         where = bot.trigger.where
+        sets = fields_set("bot", bot)
+        pool = tuple((USER_PREFIX + u.id, u.active, _both(u), sets | fields_set("user", u)) for u in users)
         return cls(
             bot=bot,
             switched=_both(bot),
-            pool=tuple((USER_PREFIX + user.id, user.active, _both(user)) for user in users),
+            pool=pool,
             in_pool=frozenset(bot.users),
             condition=condition_key(account, bot.id),
             events_met=f"is one of {bot.trigger.events}",
@@ -152,6 +160,7 @@ class BotPlan:
                 for user in users
                 if any(user.plugin_fields.get(spec.key) is not None for spec in counted)
             ),
+            fields=sets.union(*(fields for *_, fields in pool)),
         )
 
 
@@ -175,9 +184,9 @@ class Decider:
     #: Each bot's plan, by ``(account, bot id)``, made the first time the bot is decided
     #: (loading 10,000 bots makes none).
     _plans: dict[tuple[str, str], BotPlan] = field(init=False, repr=False, default_factory=dict)
-    #: The ``firstresult`` hooks called without pluggy's machinery (``first``), each with
-    #: the implementations it was made of, by hook name and argument names.
-    _firsts: dict[tuple[str, tuple[str, ...]], tuple[list[Any], Callable[..., Any]]] = field(
+    #: The ``firstresult`` hooks called without pluggy's machinery (``firsts``), by hook
+    #: name and argument names.
+    _firsts: dict[tuple[str, tuple[str, ...]], FirstResult] = field(
         init=False, repr=False, default_factory=dict
     )
 
@@ -206,14 +215,18 @@ class Decider:
 
     def first(self, name: str, *names: str) -> Callable[..., Any]:
         """The ``firstresult`` hook ``name``, to call with the values of ``names`` in that
-        order (see ``_first_result``): made once, and again when its implementations
-        change (a plugin registered or unregistered since)."""
+        order (see ``_first_result``), every implementation of it."""
+        return self.firsts(name, *names).call
+
+    def firsts(self, name: str, *names: str) -> FirstResult:
+        """The ``firstresult`` hook ``name`` as ``FirstResult``: made once, and again when
+        its implementations change (a plugin registered or unregistered since)."""
         caller = getattr(self.hook, name)
         impls = caller.get_hookimpls()
         known = self._firsts.get((name, names))
-        if known is None or known[0] != impls:
-            known = self._firsts[(name, names)] = (impls, _first_result(caller, impls, names))
-        return known[1]
+        if known is None or known.impls != impls:
+            known = self._firsts[(name, names)] = FirstResult(caller, impls, names)
+        return known
 
     def bots_that_may_fire(self, event: Event, route: bool) -> list[Bot]:
         """The bots ``decide`` may run: those in the Owner field or, when routing a record
@@ -440,13 +453,16 @@ class Decider:
         reason = (
             _trigger_reason(event, bot, settings, handler, reassigning)
             or _owned_reason(bot, owned)
-            or self.first("salesbot_bot_applies", "bot", "event", "record", "settings", "handler", "at")(
-                bot, event, record, settings, handler, at
-            )
+            or self._applies(self.plan(account, bot).fields)(bot, event, record, settings, handler, at)
         )
         if reason:
             return [reason]
         return [] if self._matches(event, bot) else ["the record does not match trigger.where"]
+
+    def _applies(self, fields: frozenset[tuple[str, str]]) -> Callable[..., str | None]:
+        """``salesbot_bot_applies`` for a bot and pool that set ``fields``."""
+        applies = self.firsts("salesbot_bot_applies", "bot", "event", "record", "settings", "handler", "at")
+        return applies.given(fields) or _none
 
     def _matches(self, event: Event, bot: Bot) -> bool:
         """Whether the record matches the bot's ``trigger.where`` (true without one)."""
@@ -479,7 +495,7 @@ class Decider:
         """
         record, switches = event.record, reads.switches
         state = dict(reads.states.get(bot.id, {}))
-        pool = [both[switches.get(key, declared)] for key, declared, both in plan.pool]
+        pool = [(both[switches.get(key, declared)], fields) for key, declared, both, fields in plan.pool]
         skipped: dict[str, dict[str, str]] = {
             user: _skip(user, "already an owner of the record") for user in owners if user in plan.in_pool
         }
@@ -487,19 +503,22 @@ class Decider:
             skipped[reads.reassign.previous] = _skip(
                 reads.reassign.previous, "the owner it is taken from (deadline missed)"
             )
-        skip_candidate = self.first("salesbot_skip_candidate", "bot", "record", "user", "context")
-        user_available = self.first("salesbot_user_available", "user", "at")
-        for user in pool:
+        # Each candidate is asked of only the implementations that may answer about it.
+        skips = self.firsts("salesbot_skip_candidate", "bot", "record", "user", "context")
+        availables = self.firsts("salesbot_user_available", "user", "at")
+        for user, sets in pool:
             if user.id in skipped:
                 continue
-            reason = skip_candidate(bot, record, user, context) or user_available(user, context.now)
+            skip, available = skips.given(sets), availables.given(sets)
+            reason = (None if skip is None else skip(bot, record, user, context)) or (
+                None if available is None else available(user, context.now)
+            )
             if reason:
                 skipped[user.id] = _skip(user.id, reason)
-        candidates = [user.id for user in pool if user.id not in skipped]
-        if len(candidates) > 1:
-            aside = self.first("salesbot_prefer_candidates", "bot", "record", "candidates", "context")(
-                bot, record, tuple(candidates), context
-            )
+        candidates = [user.id for user, _ in pool if user.id not in skipped]
+        prefer = self.firsts("salesbot_prefer_candidates", "bot", "record", "candidates", "context")
+        if len(candidates) > 1 and (aside_of := prefer.given(plan.fields)) is not None:
+            aside = aside_of(bot, record, tuple(candidates), context)
             if aside and (set(aside) - set(candidates) or set(aside) >= set(candidates)):
                 raise PluginError(
                     f"a prefer plugin set aside {sorted(aside)} for bot {bot.id!r}: it may set "
@@ -531,9 +550,8 @@ class Decider:
                 fields["reason"] = "no user in the pool is eligible"
             return fields
 
-        pick = self.first("salesbot_preselect", "bot", "record", "candidates", "context")(
-            bot, record, candidates, context
-        )
+        preselect = self.firsts("salesbot_preselect", "bot", "record", "candidates", "context")
+        pick = (preselect.given(plan.fields) or _none)(bot, record, candidates, context)
         chooser = "a preselect plugin"
         if pick is None:
             chooser = f"strategy {bot.strategy!r}"
@@ -663,6 +681,44 @@ def _final(bot: Bot, reassign: Reassign) -> dict[str, Any]:
 def _skip(user: str, reason: str) -> dict[str, str]:
     """A pool member left out, and why: a ``Skip``'s fields."""
     return {"user": user, "reason": reason}
+
+
+class FirstResult:
+    """A ``firstresult`` hook called without pluggy's machinery (see ``_first_result``),
+    with the implementations it was made of."""
+
+    __slots__ = ("_by_fields", "call", "caller", "impls", "names")
+
+    def __init__(self, caller: pluggy.HookCaller, impls: list[Any], names: tuple[str, ...]) -> None:
+        self.caller, self.impls, self.names = caller, impls, names
+        #: The hook, every implementation of it.
+        self.call = _first_result(caller, impls, names)
+        self._by_fields: dict[frozenset[tuple[str, str]], Callable[..., Any] | None] = {}
+
+    def given(self, fields: frozenset[tuple[str, str]]) -> Callable[..., Any] | None:
+        """The hook for a bot and users that set the plugin fields ``fields``: only the
+        implementations that may answer for them (``fields.answers_for``), or ``None``
+        when none may. Made once per set of fields."""
+        try:
+            return self._by_fields[fields]
+        except KeyError:
+            pass
+        # A wrapper wraps every implementation, and one with default arguments gets
+        # pluggy's own call (``_first_result``): then they are all called.
+        wrapped = any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in self.impls)
+        kept = [
+            impl
+            for impl in self.impls
+            if wrapped or (read := getattr(impl.function, ANSWERS_FOR, None)) is None or read & fields
+        ]
+        made = _first_result(self.caller, kept, self.names) if kept != self.impls else self.call
+        self._by_fields[fields] = made if kept else None
+        return self._by_fields[fields]
+
+
+def _none(*args: Any) -> None:
+    """A ``firstresult`` hook with no implementation that may answer."""
+    return None
 
 
 def _first_result(caller: pluggy.HookCaller, impls: list[Any], names: tuple[str, ...]) -> Callable[..., Any]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # for type checkers only: the catalog is made of these specs
     from .models import Bot, User
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Where a field is written: in a ``users`` entry or in a ``bots`` entry.
 Place = Literal["user", "bot"]
@@ -83,3 +84,37 @@ class FieldSpec(Generic[T]):
         # No ``typing.cast`` either: a function call of its own, per candidate.
         values: dict[str, T] = owner.__pydantic_private__["_plugin_fields"]  # type: ignore[index]
         return values.get(self.key, self.default)
+
+
+#: The attribute ``answers_for`` sets on a hook implementation: the ``(place, key)`` of
+#: each field it reads.
+ANSWERS_FOR = "salesbot_answers_for"
+
+
+def answers_for(*specs: FieldSpec[Any]) -> Callable[[F], F]:
+    """Declare that a hook implementation answers (returns anything but ``None``) only for
+    a bot, or a user, that sets one of ``specs`` in its ruleset (to a value other than
+    ``None``). The decision then leaves it out for the bots and pool members that set none
+    of them: a plugin of caps is not asked about each candidate of each event when no
+    user has caps. Per bot and user hooks only (``salesbot_bot_applies``,
+    ``salesbot_skip_candidate``, ``salesbot_user_available``,
+    ``salesbot_prefer_candidates``, ``salesbot_preselect``); an implementation that
+    declares nothing is always called. Stack it with ``hookimpl``, in either order::
+
+        @hookimpl
+        @answers_for(CAPS)
+        def salesbot_skip_candidate(bot, record, user, context): ...
+    """
+    fields = frozenset((spec.place, spec.key) for spec in specs)
+
+    def mark(function: F) -> F:
+        setattr(function, ANSWERS_FOR, fields)
+        return function
+
+    return mark
+
+
+def fields_set(place: Place, owner: Bot | User) -> frozenset[tuple[str, str]]:
+    """The ``(place, key)`` of each plugin field ``owner`` sets to a value other than
+    ``None``: what ``answers_for`` is matched against."""
+    return frozenset((place, key) for key, value in owner.plugin_fields.items() if value is not None)

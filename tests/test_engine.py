@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from factories import PYDANTIC, TEAM, Message, deal_event
 from salesbot_core import Engine, EventError, Outcome, Pick, Skip, StoreError, hookimpl
+from salesbot_core.fields import FieldSpec, answers_for
 from salesbot_plugins.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
 
 TRIGGERED = (
@@ -237,6 +239,64 @@ def test_per_decision_hooks_pass_each_plugin_its_arguments_and_see_late_plugins(
         engine.registry.pm.unregister(late)
         # A preselect plugin leaves the rotation where it was: bartek follows anna.
         assert engine.handle(deal_event(3)).owners_after == ["bartek"]
+
+
+ON_CALL: FieldSpec[str | None] = FieldSpec("user", "on_call", str | None, default=None)
+LATE_SHIFT: FieldSpec[bool] = FieldSpec("bot", "late_shift", bool, default=False)
+
+
+class OnCall:
+    """A host plugin answering only about users with ``on_call`` set, or for a bot with a
+    ``late_shift``, and saying so (``answers_for``); it notes whom it was asked about."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @hookimpl
+    def salesbot_ruleset_fields(self):
+        return [ON_CALL, LATE_SHIFT]
+
+    @hookimpl
+    @answers_for(ON_CALL, LATE_SHIFT)
+    def salesbot_skip_candidate(self, bot, user):
+        self.asked.append(user.id)
+        return f"on call: {ON_CALL.get(user)}" if ON_CALL.get(user) else None
+
+
+class Asked:
+    """A host plugin that declares nothing: asked about every candidate."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @hookimpl
+    def salesbot_user_available(self, user):
+        self.asked.append(user.id)
+
+
+def test_a_hook_implementation_declaring_its_fields_is_asked_only_where_they_are_set(
+    write_rules: Callable[..., Path], tmp_path: Path
+) -> None:
+    team = TEAM.replace("{id: bartek, name: Bartek Wiśniewski}", "{id: bartek, on_call: support}")
+    bot = "bots:\n  - {id: inbound, entity: deal, users: [anna, bartek, celina], strategy: round_robin%s}\n"
+    rules = write_rules(**{"team.yaml": team, "inbound.yaml": bot % ""})
+    on_call, asked = OnCall(), Asked()
+    with Engine(rules, tmp_path / "s.db", plugins=[on_call, asked]) as engine:
+        (decision,) = engine.handle(deal_event(1)).decisions
+        skip = Skip(user="bartek", reason="on call: support")
+        assert (decision.owner, decision.skipped) == ("anna", [skip])
+        assert (on_call.asked, asked.asked) == (["bartek"], ["anna", "celina"])
+    # A bot that sets a field it declares has it asked about every candidate.
+    (rules / "inbound.yaml").write_text(bot % ", late_shift: true")
+    on_call.asked.clear()
+    with Engine(rules, tmp_path / "s2.db", plugins=[on_call, asked]) as engine:
+        assert engine.handle(deal_event(1)).owners_after == ["anna"]
+        assert on_call.asked == ["anna", "bartek", "celina"]
+        # A wrapper wraps every implementation: all of them are called again.
+        on_call.asked.clear()
+        engine.registry.pm.register(Overrules())
+        assert engine.handle(deal_event(2)).owners_after == ["celina"]
+        assert on_call.asked == ["anna", "bartek", "celina"]
 
 
 def test_blocking_a_builtin_plugin_by_name(deal_bot_rules: Path, tmp_path: Path) -> None:

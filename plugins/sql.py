@@ -114,16 +114,18 @@ class Session:
         self.conn = conn
         self.dialect = dialect
         self._writer: Cursor = None
+        # The driver's own marker is ``?`` (SQLite): statements go as written.
+        self._as_written = dialect.param == "?"
 
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Cursor:
-        return self.conn.execute(self.dialect.sql(sql), params)
+        return self.conn.execute(sql if self._as_written else self.dialect.sql(sql), params)
 
     def write(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Cursor:
         """A statement whose rows nobody reads: one cursor serves them all, as a cursor
         per statement costs the driver more than the statement (psycopg, pipelined)."""
         if self._writer is None:
             self._writer = self.conn.cursor()
-        return self._writer.execute(self.dialect.sql(sql), params)
+        return self._writer.execute(sql if self._as_written else self.dialect.sql(sql), params)
 
     def one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         """The first column of the first row, or None."""

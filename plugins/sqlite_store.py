@@ -279,17 +279,21 @@ class SQLiteStore(SqlStore):
     def _begin(self, rollback: bool) -> Iterator[None]:
         if self._dry_run_only and not rollback:
             raise StoreError(f"SQLite store {self.path!r} is opened for dry runs only: it takes no writes")
-        with self._lock, self._mapped():
-            self._conn.execute("BEGIN IMMEDIATE")
+        # ``_mapped`` written out: one context manager less per event.
+        with self._lock:
             try:
-                yield
-            except BaseException:
-                # SQLite has already rolled back on some errors (a full disk): only roll
-                # back what is still open, so the original error is the one reported.
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("ROLLBACK" if rollback else "COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    # SQLite has already rolled back on some errors (a full disk): only roll
+                    # back what is still open, so the original error is the one reported.
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("ROLLBACK" if rollback else "COMMIT")
+            except sqlite3.Error as exc:
+                raise _store_error(self.path, exc) from exc
 
     def dry_run(self) -> AbstractContextManager[SqlTransaction]:
         return self.transaction(rollback=True)

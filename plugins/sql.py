@@ -269,7 +269,7 @@ class SqlTransaction:
     def put_record(self, account: str, record: RecordT, data: str) -> None:
         key = (account, record.entity, record.id)
         before = self._records.get(key, False)
-        if before is not False and not isinstance(before, str | None):
+        if before is not False and before is not None and not isinstance(before, str):
             self.get_record(*key)  # a prefetched read never taken: take it now
             before = self._records[key]
         if before == data:
@@ -391,11 +391,12 @@ class SqlTransaction:
             + ", ".join([f"(?, ?, ?, {seq_sql})"] * len(refs)),
             [value for entity, record_id in refs for value in (account, entity, record_id, *seq)],
         )
-        if outcome.assigned:
+        assigned = outcome.assigned
+        if assigned:
             self._s.write(
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES '
-                + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(outcome.assigned)),
-                [value for d in outcome.assigned for value in (*seq, account, d.bot, d.owner, at_text)],
+                + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(assigned)),
+                [value for d in assigned for value in (*seq, account, d.bot, d.owner, at_text)],
             )
 
     def _expired(self) -> str:

@@ -114,16 +114,18 @@ class Session:
         self.conn = conn
         self.dialect = dialect
         self._writer: Cursor = None
+        # The driver's own marker is ``?`` (SQLite): statements go as written.
+        self._as_written = dialect.param == "?"
 
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Cursor:
-        return self.conn.execute(self.dialect.sql(sql), params)
+        return self.conn.execute(sql if self._as_written else self.dialect.sql(sql), params)
 
     def write(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Cursor:
         """A statement whose rows nobody reads: one cursor serves them all, as a cursor
         per statement costs the driver more than the statement (psycopg, pipelined)."""
         if self._writer is None:
             self._writer = self.conn.cursor()
-        return self._writer.execute(self.dialect.sql(sql), params)
+        return self._writer.execute(sql if self._as_written else self.dialect.sql(sql), params)
 
     def one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -145,7 +147,12 @@ LOCK_KEY = "SELECT pg_advisory_xact_lock(?, hashtext(?))"
 
 SELECT_RECORD = "SELECT data FROM records WHERE account = ? AND entity = ? AND id = ?"
 SELECT_SWITCHES = "SELECT bot, active FROM bot_switches WHERE account = ?"
-SELECT_ENDPOINTS = "SELECT id, events FROM webhooks WHERE account = ? ORDER BY seq"
+#: An event's switches and webhook endpoints in one statement (a statement less per
+#: event): switch rows have no ``events``, endpoint rows come after them by ``seq`` (from 1).
+SELECT_SWITCHES_ENDPOINTS = (
+    "SELECT bot, active, NULL, 0 FROM bot_switches WHERE account = ? "
+    "UNION ALL SELECT id, NULL, events, seq FROM webhooks WHERE account = ? ORDER BY 4"
+)
 
 #: The columns of a due item of an SLA, in ``DueItem``'s names.
 DUE_COLUMNS = "key, account, entity, record_id, bot, owner, assigned_at, due_at, reassignments"
@@ -175,8 +182,11 @@ class SqlTransaction:
         # database is (SQLite), so nothing else changes them meanwhile.
         self._records: dict[tuple[str, str, str], str | Cursor | None] = {}
         self._states: dict[tuple[str, str], str] = {}
-        self._switches: dict[str, dict[str, bool] | Cursor] = {}
-        self._endpoints: dict[str, list[tuple[str, list[str]]] | Cursor] = {}
+        # The switches and webhook endpoints of an account, read together
+        # (``_account_reads``): the cursor until its rows are taken.
+        self._switches: dict[str, dict[str, bool]] = {}
+        self._endpoints: dict[str, list[tuple[str, list[str]]]] = {}
+        self._account_cursors: dict[str, Cursor] = {}
         # The due item of the event's record, read in the first round trip (PostgreSQL).
         self._dues: dict[tuple[str, str, str], Cursor] = {}
         # The rules generation, when the engine asked for it with the event id's lookup.
@@ -200,6 +210,7 @@ class SqlTransaction:
             self._states.clear()
             self._switches.clear()
             self._endpoints.clear()
+            self._account_cursors.clear()
             self._dues.clear()
             self._generation = None
             raise
@@ -232,10 +243,10 @@ class SqlTransaction:
         )
         if self._d.pipelined:
             # Sent with the lookup, answered in its round trip: every event reads these.
-            if account not in self._switches:
-                self._switches[account] = self._s.execute(SELECT_SWITCHES, (account,))
-            if account not in self._endpoints:
-                self._endpoints[account] = self._s.execute(SELECT_ENDPOINTS, (account,))
+            if account not in self._switches and account not in self._account_cursors:
+                self._account_cursors[account] = self._s.execute(
+                    SELECT_SWITCHES_ENDPOINTS, (account, account)
+                )
             if record is not None and (account, *record) not in self._records:
                 # Locked after the event id: the lock order stays event, record, links, states.
                 self._queue_record(account, *record)
@@ -267,7 +278,7 @@ class SqlTransaction:
     def put_record(self, account: str, record: RecordT, data: str) -> None:
         key = (account, record.entity, record.id)
         before = self._records.get(key, False)
-        if before is not False and not isinstance(before, str | None):
+        if before is not False and before is not None and not isinstance(before, str):
             self.get_record(*key)  # a prefetched read never taken: take it now
             before = self._records[key]
         if before == data:
@@ -389,25 +400,39 @@ class SqlTransaction:
             + ", ".join([f"(?, ?, ?, {seq_sql})"] * len(refs)),
             [value for entity, record_id in refs for value in (account, entity, record_id, *seq)],
         )
-        if outcome.assigned:
+        assigned = outcome.assigned
+        if assigned:
             self._s.write(
                 'INSERT INTO assignments (seq, account, bot, "user", at) VALUES '
-                + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(outcome.assigned)),
-                [value for d in outcome.assigned for value in (*seq, account, d.bot, d.owner, at_text)],
+                + ", ".join([f"({seq_sql}, ?, ?, ?, ?)"] * len(assigned)),
+                [value for d in assigned for value in (*seq, account, d.bot, d.owner, at_text)],
             )
 
     def _expired(self) -> str:
         """Payloads kept for events decided before this moment are pruned."""
         return utc_iso(datetime.now(UTC) - timedelta(days=self._retention_days))
 
+    def _account_reads(self, account: str) -> None:
+        """Read the switches and webhook endpoints of ``account`` in one statement, once
+        per transaction: a switch or endpoint set meanwhile commits before or after it
+        (the rows are read inside the transaction, so a switch another process turned
+        off before it is honoured at once)."""
+        cursor = self._account_cursors.pop(account, None)
+        if cursor is None:
+            cursor = self._s.execute(SELECT_SWITCHES_ENDPOINTS, (account, account))
+        switches, endpoints = {}, []
+        for name, active, events, _ in cursor.fetchall():
+            if events is None:
+                switches[name] = bool(active)
+            else:
+                endpoints.append((name, json.loads(events)))
+        self._switches[account] = switches
+        self._endpoints[account] = endpoints
+
     def get_switches(self, account: str) -> dict[str, bool]:
-        # Read once per transaction: a switch set meanwhile commits before or after it.
-        found = self._switches.get(account)
-        if found is None:
-            found = self._s.execute(SELECT_SWITCHES, (account,))
-        if not isinstance(found, dict):
-            found = self._switches[account] = {bot: bool(active) for bot, active in found.fetchall()}
-        return dict(found)
+        if account not in self._switches:
+            self._account_reads(account)
+        return dict(self._switches[account])
 
     def open_load(self, account: str, entity: str, users: list[str]) -> dict[str, int]:
         if not users:
@@ -458,12 +483,9 @@ class SqlTransaction:
         )
 
     def webhook_endpoints(self, account: str) -> list[tuple[str, list[str]]]:
-        found = self._endpoints.get(account)
-        if found is None:
-            found = self._s.execute(SELECT_ENDPOINTS, (account,))
-        if not isinstance(found, list):
-            found = self._endpoints[account] = [(id, json.loads(events)) for id, events in found.fetchall()]
-        return list(found)
+        if account not in self._endpoints:
+            self._account_reads(account)
+        return list(self._endpoints[account])
 
     def put_delivery(
         self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str

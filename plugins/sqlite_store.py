@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
 from salesbot_core import StoreError, hookimpl
@@ -108,6 +108,51 @@ WAL_CHECKPOINT_PAGES = 1000
 #: SQLite reuses the file from its start, and left alone it keeps the size of its largest
 #: transaction (a migration, a long batch) for as long as the store is open.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+
+T = TypeVar("T")
+
+
+class _Begun(Generic[T]):
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` for a dry run or on an error)
+    under the store's lock, driver errors mapped (``_store_error``). A class, not a
+    generator-based context manager: entered once per event, it costs less."""
+
+    __slots__ = ("_rollback", "_store", "_value")
+
+    def __init__(self, store: SQLiteStore, rollback: bool, value: T):
+        self._store = store
+        self._rollback = rollback
+        self._value = value
+
+    def __enter__(self) -> T:
+        store = self._store
+        store._lock.acquire()
+        try:
+            store._conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            store._lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise _store_error(store.path, exc) from exc
+            raise
+        return self._value
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        store = self._store
+        conn = store._conn
+        try:
+            if kind is None:
+                conn.execute("ROLLBACK" if self._rollback else "COMMIT")
+            elif conn.in_transaction:
+                # SQLite has already rolled back on some errors (a full disk): only roll
+                # back what is still open, so the original error is the one reported.
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as failed:
+            raise _store_error(store.path, failed) from failed
+        finally:
+            store._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(store.path, exc) from exc
 
 
 class SQLiteStore(SqlStore):
@@ -264,32 +309,17 @@ class SQLiteStore(SqlStore):
         with self._lock, self._mapped():
             yield Session(self._conn, DIALECT)
 
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with self._begin(rollback=False):
-            yield Session(self._conn, DIALECT)
+    def _write(self) -> AbstractContextManager[Session]:
+        return self._begin(False, Session(self._conn, DIALECT))
 
-    @contextmanager
-    def transaction(self, rollback: bool = False) -> Iterator[SqlTransaction]:
+    def transaction(self, rollback: bool = False) -> AbstractContextManager[SqlTransaction]:
         """``Store.transaction``; with ``rollback``, ``Store.dry_run``."""
-        with self._begin(rollback):
-            yield SqlTransaction(Session(self._conn, DIALECT), self._retention_days)
+        return self._begin(rollback, SqlTransaction(Session(self._conn, DIALECT), self._retention_days))
 
-    @contextmanager
-    def _begin(self, rollback: bool) -> Iterator[None]:
+    def _begin(self, rollback: bool, value: T) -> _Begun[T]:
         if self._dry_run_only and not rollback:
             raise StoreError(f"SQLite store {self.path!r} is opened for dry runs only: it takes no writes")
-        with self._lock, self._mapped():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                # SQLite has already rolled back on some errors (a full disk): only roll
-                # back what is still open, so the original error is the one reported.
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("ROLLBACK" if rollback else "COMMIT")
+        return _Begun(self, rollback, value)
 
     def dry_run(self) -> AbstractContextManager[SqlTransaction]:
         return self.transaction(rollback=True)

@@ -317,8 +317,9 @@ class Transaction(Protocol):
         """Queue a notification in the outbox."""
 
     def webhook_endpoints(self, account: str) -> list[tuple[str, list[str]]]:
-        """``(id, events)`` of each webhook endpoint of ``account``: one indexed read, made
-        only for an event that has something to deliver."""
+        """``(id, events)`` of each webhook endpoint of ``account``: asked for only for an
+        event that has something to deliver; a store may read them with the switches
+        (``get_switches``), in the same statement, once per transaction."""
 
     def put_delivery(
         self, id: str, account: str, webhook_id: str, kind: str, payload: str, next_at: str

@@ -113,12 +113,17 @@ def short_table(results: dict[str, Any]) -> list[str]:
 
 
 def gaps(results: dict[str, Any]) -> list[str]:
-    """Each missed goal, where its gap is and the next step, as the run printed them."""
+    """Each missed goal, where its gap is and the next step, as the run printed them (rows
+    of one case under one goal, wall and CPU time, by their worst)."""
+    worst: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for name, row in _rows(results):
+        if row.get("status") == "missed" and row.get("gap"):
+            key = (name, row["case"], row["goal_text"])
+            if key not in worst or _checked(row) > _checked(worst[key]):
+                worst[key] = row
     return [
-        f"- **{cell(name)}, {cell(row['case'])}** ({cell(row['goal_text'])}, ratio {_ratio(row)}): "
-        + cell(row["gap"])
-        for name, row in _rows(results)
-        if row.get("status") == "missed" and row.get("gap")
+        f"- **{cell(name)}, {cell(case)}** ({cell(goal)}, ratio {_ratio(row)}): {cell(row['gap'])}"
+        for (name, case, goal), row in worst.items()
     ]
 
 

@@ -24,6 +24,8 @@ DISTRIBUTION = (
     'SELECT "user", COUNT(*) FROM assignments WHERE account = ? AND bot = ? AND at >= ? '
     'GROUP BY "user" ORDER BY "user"'
 )
+#: A user's assignments since a moment, by any bot (the caps' count; ``assignments_user``).
+ASSIGNED_SINCE = 'SELECT COUNT(*) FROM assignments WHERE account = ? AND "user" = ? AND at >= ?'
 #: An account's latest outcomes, newest first (the time each was logged, then its seq).
 RECENT_OUTCOMES = (
     "SELECT seq, outcome FROM outcomes WHERE account = ? ORDER BY created_at DESC, seq DESC LIMIT ?"

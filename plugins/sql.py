@@ -730,6 +730,10 @@ class SqlStore(KeptRules):
             rows = s.execute(page_queries.DISTRIBUTION, (account, bot, since or "")).fetchall()
         return {user: int(n) for user, n in rows}
 
+    def assigned_since(self, account: str, user: str, since: str) -> int:
+        with self._read() as s:
+            return int(s.one(page_queries.ASSIGNED_SINCE, (account, user, since)))
+
     def recent_outcomes(
         self, account: str, limit: int = 50, before: int | None = None, bot: str | None = None
     ) -> list[tuple[int, Outcome]]:

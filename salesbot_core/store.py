@@ -457,6 +457,11 @@ class Store(Protocol):
     def assignment_counts(self) -> list[tuple[str, str, str, int]]:
         """``(account, bot, user, count)`` of every assignment ever logged."""
 
+    def assigned_since(self, account: str, user: str, since: str) -> int:
+        """How many records of ``account`` any bot gave ``user`` at or after ``since``
+        (ISO UTC): what the caps count (``Transaction.count_assigned``), read without
+        their lock."""
+
     def notes(self, account: str, entity: str, record_id: str) -> list[Note]:
         """A record's wall, oldest first."""
 

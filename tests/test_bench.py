@@ -355,3 +355,20 @@ def test_a_profile_counts_each_function_s_own_time_in_its_area() -> None:
     assert split_text({"deciding": 0.5, "JSON": 0.49, "pluggy": 0.01}) == (
         "cProfile of salesbot's side, own time: deciding 50%, JSON 49%"
     )
+
+
+def test_a_missed_goal_of_two_rows_is_listed_once_by_its_worst() -> None:
+    """Wall and CPU time of one case under one goal: one line, the worse of the two."""
+    from bench.common import Report, Row
+    from bench.markdown import gaps
+
+    rows = [
+        Row("run", metric, "ms", value, 30.0, "python", goal=150, goal_on="value", goal_text="≤ 150 ms",
+            gap="pydantic. Next: serve.")
+        for metric, value in (("wall", 400.0), ("CPU", 420.0))
+    ]  # fmt: skip
+    met = Row(
+        "help", "wall", "ms", 50.0, 30.0, "python", goal=80, goal_on="value", goal_text="≤ 80 ms", gap="x"
+    )
+    results = {"benchmarks": {"startup": Report("startup", rows=[*rows, met]).to_json()}}
+    assert gaps(results) == ["- **startup, run** (≤ 150 ms, ratio 14.00): pydantic. Next: serve."]

@@ -108,8 +108,9 @@ class UserTotal:
 
 def user_totals(engine: Engine, account: str, now: datetime) -> list[UserTotal]:
     """Each user of the account, in file order: assignments today, this week and this
-    month of their own time zone, summed over the bots, beside their limits."""
-    bots = [bot.id for bot in engine.rules.account_bots(account)]
+    month of their own time zone, by any bot, beside their limits. Counted per user as
+    the caps count them (one range of the by-user index each), not per bot: with 2,000
+    bots a count per bot, user and period took 2 seconds a page."""
     limited = [spec for spec in engine.catalog.fields_of("user").values() if spec.usage_limits]
     totals = []
     for (acc, user_id), user in engine.rules.users.items():
@@ -118,9 +119,7 @@ def user_totals(engine: Engine, account: str, now: datetime) -> list[UserTotal]:
         counts = {}
         for period, (start, _) in period_bounds(now, user.zone).items():
             since = utc_iso(start)
-            counts[period] = sum(
-                engine.store.distribution(account, bot, since).get(user_id, 0) for bot in bots
-            )
+            counts[period] = engine.store.assigned_since(account, user_id, since)
         limits: dict[str, int] = {}
         for spec in limited:
             value = user.plugin_fields.get(spec.key)

@@ -342,9 +342,10 @@ def test_no_password_in_the_results(tmp_path: Path) -> None:
     assert "s3cret" not in text and "bench:***@127.0.0.1:1" in text
 
 
-def test_a_profile_counts_each_function_s_own_time_in_its_area() -> None:
+def test_a_profile_counts_each_function_s_own_time_in_its_area(monkeypatch: pytest.MonkeyPatch) -> None:
     """``profiled`` returns the call's result and its own time by area, the shares adding
     up to 1; a loop of SQLite statements spends most of it in the driver."""
+    monkeypatch.syspath_prepend(str(ROOT))
     from bench.common import profiled, split_text
 
     conn = sqlite3.connect(":memory:")
@@ -357,8 +358,9 @@ def test_a_profile_counts_each_function_s_own_time_in_its_area() -> None:
     )
 
 
-def test_a_missed_goal_of_two_rows_is_listed_once_by_its_worst() -> None:
+def test_a_missed_goal_of_two_rows_is_listed_once_by_its_worst(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wall and CPU time of one case under one goal: one line, the worse of the two."""
+    monkeypatch.syspath_prepend(str(ROOT))
     from bench.common import Report, Row
     from bench.markdown import gaps
 

@@ -57,7 +57,7 @@ GAP = (
     "about half of its CPU is the store (its 11 to 16 statements and the WAL pages of the "
     "b-trees they write), then deciding (16 to 21%) and the engine's writes. Next: fewer "
     "b-trees written per record (the outcome's index rows, the assignment and its indexes: "
-    "a schema step), and offboarding's plan reading each record's last outcome, not all"
+    "a schema step), and offboarding's plan reading each record's last outcome, not all."
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

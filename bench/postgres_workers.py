@@ -440,7 +440,7 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
             gap="salesbot sends about 24 statements an event in 4 round trips where the atomic "
             "router sends one prepared statement: the driver's client CPU per statement and the "
             "engine's CPU are the gap (docs/benchmarks.md, where one worker's time goes). Next: "
-            "an event's writes as multi-row INSERTs (wall notes, owners), then as one statement",
+            "an event's writes as multi-row INSERTs (wall notes, owners), then as one statement.",
         ),
         Row(
             "2 workers",
@@ -455,7 +455,7 @@ def run(options: Options, workdir: Path, console: Console, results: Path) -> Rep
             gap="A salesbot worker keeps about a core busy with client CPU (the atomic router's "
             "workers a fraction of one) and the server shares the same 2 cores, so a second "
             "worker finds no idle core; rotation-row waits were 2-3% of samples. Next: less "
-            "client CPU per event (as for 1 worker), and a run with the server on its own host",
+            "client CPU per event (as for 1 worker), and a run with the server on its own host.",
         ),
         # No goal: whether the machine let a router scale at all (the server and the
         # workers share its cores), read beside salesbot's row above.

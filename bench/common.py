@@ -193,11 +193,11 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pydantic", ("pydantic",)),
     ("JSON", ("json",)),
     ("pluggy", ("pluggy",)),
-    ("the store", ("salesbot_plugins/sql", "salesbot_plugins/sqlite", "salesbot_plugins/postgres",
-                   "plugins/sql", "plugins/sqlite", "plugins/postgres", "salesbot_core/store")),
+    # "plugins/sql" also names plugins/sqlite_store.py, and salesbot_plugins/ when installed.
+    ("the store", ("plugins/sql", "plugins/postgres", "salesbot_core/store")),
     ("deciding", ("salesbot_core/decision", "salesbot_core/strategy", "salesbot_core/conditions",
                   "salesbot_core/templates", "salesbot_core/propagation", "salesbot_core/limits",
-                  "salesbot_plugins", "plugins/")),
+                  "plugins/")),
     ("the engine's other Python", ("salesbot_core",)),
 )  # fmt: skip
 

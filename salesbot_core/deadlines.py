@@ -108,8 +108,10 @@ class Deadlines:
         account = due.account
         text = tx.get_record(account, due.entity, due.record_id)
         bot = self.rules.bot(account, due.bot)
-        stored = ownership(text) if text is not None else Ownership(owners=[])
-        if text is None or bot is None or not stored.get("open", True) or due.owner not in stored["owners"]:
+        if text is None or bot is None:
+            return None
+        stored = ownership(text)
+        if not stored.get("open", True) or due.owner not in stored["owners"]:
             return None  # closed, or moved on by hand: nothing left to hand on
         escalation = self._decider.first("salesbot_sla_missed", "bot", "due")(bot, due)
         if escalation is None:

@@ -705,7 +705,7 @@ class FirstResult:
             pass
         # A wrapper wraps every implementation, and one with default arguments gets
         # pluggy's own call (``_first_result``): then they are all called.
-        wrapped = any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in self.impls)
+        wrapped = _needs_pluggy(self.impls)
         kept = [
             impl
             for impl in self.impls
@@ -721,6 +721,12 @@ def _none(*args: Any) -> None:
     return None
 
 
+def _needs_pluggy(impls: list[Any]) -> bool:
+    """Whether an implementation wraps the others or has default arguments: then the hook
+    gets pluggy's own call."""
+    return any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls)
+
+
 def _first_result(caller: pluggy.HookCaller, impls: list[Any], names: tuple[str, ...]) -> Callable[..., Any]:
     """A ``firstresult`` hook with implementations ``impls``, to call with the values of
     ``names`` in that order, as pluggy would: each implementation given the arguments it
@@ -728,7 +734,7 @@ def _first_result(caller: pluggy.HookCaller, impls: list[Any], names: tuple[str,
     call costs several times a plain call, paid per candidate and per event; with no
     implementation nothing is called at all. An implementation that wraps the others
     (``hookwrapper``/``wrapper``) gets pluggy's own call."""
-    if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+    if _needs_pluggy(impls):
         return lambda *args: caller(**dict(zip(names, args, strict=True)))
     # Each implementation's arguments as positions in ``names``; ``None`` when it takes
     # them all in that order (they are passed on as they came, no list per call).

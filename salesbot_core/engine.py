@@ -423,15 +423,15 @@ class Engine(Reading, Offboarding, Deadlines, Managing):
     ) -> None:
         """Write a due item for each owner a bot gave the record at ``at``, if a plugin sets
         a deadline (``salesbot_due``); the last one wins (one item per record)."""
-        if not self.registry.pm.hook.salesbot_due.get_hookimpls():
+        due = self._decider.firsts("salesbot_due", "bot", "record", "owner", "at", "reassignments")
+        if not due.impls:
             return
-        due = self._decider.first("salesbot_due", "bot", "record", "owner", "at", "reassignments")
         for decision in outcome.assigned:
             bot = self.rules.bot(outcome.account, decision.bot)
             owner = self.rules.user(outcome.account, str(decision.owner))
             if bot is None or owner is None:
                 continue
-            due_at = due(bot, record, owner, at, reassignments)
+            due_at = due.call(bot, record, owner, at, reassignments)
             if due_at is None:
                 continue
             tx.put_due(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pg_server
@@ -71,28 +72,31 @@ def engine(deal_bot_rules: Path, tmp_path: Path) -> Iterator[Engine]:
         yield engine
 
 
+@contextmanager
+def _server_or_skip(under_ci: str, elsewhere: str) -> Iterator[None]:
+    """No PostgreSQL to be had: a failure under CI, which must have one, else a skip."""
+    try:
+        yield
+    except pg_server.NoServer as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{under_ci}: {exc}")
+        pytest.skip(f"{elsewhere}: {exc}")
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A running PostgreSQL server (see tests/pg_server.py)."""
-    try:
+    with _server_or_skip("CI must provide PostgreSQL", "PostgreSQL tests need a server"):
         with pg_server.server() as url:
             yield url
-    except pg_server.NoServer as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide PostgreSQL: {exc}")
-        pytest.skip(f"PostgreSQL tests need a server: {exc}")
 
 
 @pytest.fixture
 def own_cluster() -> Iterator[pg_server.Cluster]:
     """A PostgreSQL cluster of the test's own, which it may stop or restart."""
-    try:
+    with _server_or_skip("CI must be able to start PostgreSQL", "needs PostgreSQL server binaries"):
         with pg_server.private_cluster() as cluster:
             yield cluster
-    except pg_server.NoServer as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must be able to start PostgreSQL: {exc}")
-        pytest.skip(f"needs PostgreSQL server binaries: {exc}")
 
 
 @pytest.fixture
